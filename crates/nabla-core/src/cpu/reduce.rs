@@ -1,0 +1,117 @@
+//! Row reductions over a contiguous `[rows, len]` buffer.
+//!
+//! Sums accumulate in 8 independent lanes (vectorizable, and more accurate
+//! than one running sum). A single long row is cut into fixed blocks whose
+//! partial sums are added in order, so the result never depends on the
+//! number of threads.
+
+use rayon::prelude::*;
+
+/// What a reduction computes per row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReduceOp {
+    Sum,
+    Max,
+    Min,
+}
+
+const BLOCK: usize = 1 << 14;
+
+fn sum_lanes(x: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let chunks = x.chunks_exact(8);
+    let rest = chunks.remainder();
+    for c in chunks {
+        for k in 0..8 {
+            acc[k] += c[k];
+        }
+    }
+    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for &v in rest {
+        s += v;
+    }
+    s
+}
+
+fn reduce_slice(x: &[f32], op: ReduceOp) -> f32 {
+    match op {
+        ReduceOp::Sum => sum_lanes(x),
+        // NaN propagates, as in PyTorch.
+        ReduceOp::Max => x.iter().fold(f32::NEG_INFINITY, |m, &v| {
+            if v > m || v.is_nan() || m.is_nan() {
+                if m.is_nan() {
+                    m
+                } else {
+                    v
+                }
+            } else {
+                m
+            }
+        }),
+        ReduceOp::Min => x.iter().fold(f32::INFINITY, |m, &v| {
+            if v < m || v.is_nan() || m.is_nan() {
+                if m.is_nan() {
+                    m
+                } else {
+                    v
+                }
+            } else {
+                m
+            }
+        }),
+    }
+}
+
+fn combine(a: f32, b: f32, op: ReduceOp) -> f32 {
+    reduce_slice(&[a, b], op)
+}
+
+/// Reduces each row of `data` (`rows × len`, contiguous) to one value.
+pub fn reduce_rows(data: &[f32], rows: usize, len: usize, op: ReduceOp) -> Vec<f32> {
+    debug_assert_eq!(data.len(), rows * len);
+    if len == 0 {
+        let empty = match op {
+            ReduceOp::Sum => 0.0,
+            ReduceOp::Max => f32::NEG_INFINITY,
+            ReduceOp::Min => f32::INFINITY,
+        };
+        return vec![empty; rows];
+    }
+    if rows == 1 && len > BLOCK {
+        // One long row: fixed blocks in parallel, then combine in order.
+        let partials: Vec<f32> = crate::threads::install(|| {
+            data.par_chunks(BLOCK)
+                .map(|b| reduce_slice(b, op))
+                .collect()
+        });
+        let mut acc = partials[0];
+        for &p in &partials[1..] {
+            acc = combine(acc, p, op);
+        }
+        return vec![acc];
+    }
+    if rows * len >= super::PAR_MIN_ELEMS && rows > 1 {
+        crate::threads::install(|| data.par_chunks(len).map(|r| reduce_slice(r, op)).collect())
+    } else {
+        data.chunks(len).map(|r| reduce_slice(r, op)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rows_and_long_rows() {
+        let x: Vec<f32> = (0..12).map(|v| v as f32).collect();
+        assert_eq!(reduce_rows(&x, 3, 4, ReduceOp::Sum), vec![6.0, 22.0, 38.0]);
+        assert_eq!(reduce_rows(&x, 2, 6, ReduceOp::Max), vec![5.0, 11.0]);
+        assert_eq!(reduce_rows(&x, 2, 6, ReduceOp::Min), vec![0.0, 6.0]);
+        let long = vec![0.5f32; 100_000];
+        assert_eq!(
+            reduce_rows(&long, 1, 100_000, ReduceOp::Sum),
+            vec![50_000.0]
+        );
+        assert!(reduce_rows(&[1.0, f32::NAN, 3.0], 1, 3, ReduceOp::Max)[0].is_nan());
+    }
+}

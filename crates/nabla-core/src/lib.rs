@@ -1,0 +1,36 @@
+//! nabla-core: f32 tensors on a device, define-by-run reverse-mode autograd,
+//! and fast CPU kernels.
+//!
+//! ```
+//! use nabla_core::Tensor;
+//! let x = Tensor::from_vec(vec![1.0, 2.0, 3.0], [3]).unwrap().requires_grad_(true);
+//! let y = x.mul(&x).unwrap().sum_all().unwrap(); // Σ x²
+//! y.backward().unwrap();
+//! assert_eq!(x.grad().unwrap().to_vec(), vec![2.0, 4.0, 6.0]);
+//! ```
+
+mod autograd;
+pub mod cpu;
+mod device;
+mod display;
+mod error;
+pub mod gradcheck;
+pub mod layout;
+mod ops;
+mod rng;
+mod storage;
+mod tensor;
+mod threads;
+
+pub use autograd::{is_grad_enabled, no_grad, Backward, NoGradGuard};
+pub use device::Device;
+pub use error::{Error, Result};
+pub use layout::Layout;
+pub use ops::{Conv2dParams, Pool2d};
+pub use rng::{
+    global_generator_state, manual_seed, set_global_generator_state, with_global_generator,
+    Generator, GeneratorState,
+};
+pub use storage::{live_buffers, live_bytes};
+pub use tensor::{ShapeArg, Tensor};
+pub use threads::{num_threads, set_num_threads};

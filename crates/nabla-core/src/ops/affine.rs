@@ -1,0 +1,55 @@
+//! Scalar arithmetic: `y = mul · x + add`, and the shortcuts built on it
+//! (`add_scalar`, `sub_scalar`, `mul_scalar`, `div_scalar`, `neg`).
+//! Backward: `dx = mul · dy`.
+
+use super::unary_map;
+use crate::{Result, Tensor};
+
+impl Tensor {
+    pub fn affine(&self, mul: f32, add: f32) -> Result<Tensor> {
+        let y = unary_map(self, move |x| x * mul + add);
+        Ok(y.attach("AffineBackward", &[self], move |g, _| {
+            Ok(vec![Some(unary_map(g, move |v| v * mul))])
+        }))
+    }
+
+    pub fn add_scalar(&self, v: f32) -> Result<Tensor> {
+        self.affine(1.0, v)
+    }
+
+    pub fn sub_scalar(&self, v: f32) -> Result<Tensor> {
+        self.affine(1.0, -v)
+    }
+
+    pub fn mul_scalar(&self, v: f32) -> Result<Tensor> {
+        self.affine(v, 0.0)
+    }
+
+    /// `x / v`, divided (not multiplied by 1/v) so results match PyTorch bit for bit.
+    pub fn div_scalar(&self, v: f32) -> Result<Tensor> {
+        let y = unary_map(self, move |x| x / v);
+        Ok(y.attach("DivBackward", &[self], move |g, _| {
+            Ok(vec![Some(unary_map(g, move |d| d / v))])
+        }))
+    }
+
+    pub fn neg(&self) -> Result<Tensor> {
+        self.affine(-1.0, 0.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::gradcheck::{gradcheck, rand_input};
+
+    #[test]
+    fn gradcheck_affine() {
+        gradcheck(
+            |x| x[0].affine(-2.5, 0.3),
+            &[rand_input(&[2, 3], 1)],
+            Default::default(),
+        )
+        .unwrap();
+        gradcheck(|x| x[0].neg(), &[rand_input(&[4], 2)], Default::default()).unwrap();
+    }
+}

@@ -1,0 +1,69 @@
+//! Index of the largest (smallest) value along a dim, as f32 integers
+//! (the first one on ties, as PyTorch). Not differentiable.
+
+use super::softmax::along_dim;
+use crate::{Result, Tensor};
+
+fn arg_extreme(
+    x: &Tensor,
+    name: &'static str,
+    dim: isize,
+    keepdim: bool,
+    better: fn(f32, f32) -> bool,
+) -> Result<Tensor> {
+    let x = x.detach();
+    let keep = along_dim(&x, name, dim, |t| {
+        let len = t.shape().last().copied().unwrap_or(1).max(1);
+        let data = t.to_vec();
+        let idx: Vec<f32> = data
+            .chunks(len)
+            .map(|row| {
+                let mut best = 0;
+                for (i, &v) in row.iter().enumerate() {
+                    if better(v, row[best]) {
+                        best = i;
+                    }
+                }
+                best as f32
+            })
+            .collect();
+        let mut shape = t.shape().to_vec();
+        if let Some(l) = shape.last_mut() {
+            *l = 1;
+        }
+        Ok(Tensor::from_cpu(idx, &shape))
+    })?;
+    if keepdim {
+        Ok(keep)
+    } else {
+        keep.squeeze(dim)
+    }
+}
+
+impl Tensor {
+    pub fn argmax(&self, dim: isize, keepdim: bool) -> Result<Tensor> {
+        arg_extreme(self, "argmax", dim, keepdim, |v, b| {
+            v > b || (v.is_nan() && !b.is_nan())
+        })
+    }
+
+    pub fn argmin(&self, dim: isize, keepdim: bool) -> Result<Tensor> {
+        arg_extreme(self, "argmin", dim, keepdim, |v, b| {
+            v < b || (v.is_nan() && !b.is_nan())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::Tensor;
+
+    #[test]
+    fn argmax_rows_and_columns() {
+        let x = Tensor::from_vec(vec![1., 9., 3., 7., 2., 8.], [2, 3]).unwrap();
+        assert_eq!(x.argmax(1, false).unwrap().to_vec(), vec![1., 2.]);
+        assert_eq!(x.argmax(0, true).unwrap().shape(), &[1, 3]);
+        assert_eq!(x.argmax(0, false).unwrap().to_vec(), vec![1., 0., 1.]);
+        assert_eq!(x.argmin(-1, false).unwrap().to_vec(), vec![0., 1.]);
+    }
+}

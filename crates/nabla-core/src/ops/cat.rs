@@ -1,0 +1,118 @@
+//! Concatenation and stacking.
+//!
+//! `cat(xs, dim)`: inputs of equal shape except along `dim`, joined along
+//! it. `stack(xs, dim)`: equal shapes, joined along a new dim.
+//! Backward: each input gets its slice of `dy` (`narrow`).
+
+use super::narrow::{narrowed, scatter_into_view};
+use crate::layout::normalize_dim;
+use crate::{Error, Result, Tensor};
+
+impl Tensor {
+    pub fn cat(xs: &[Tensor], dim: isize) -> Result<Tensor> {
+        let first = xs
+            .first()
+            .ok_or_else(|| Error::arg("cat", "expected at least one tensor"))?;
+        let d = normalize_dim("cat", dim, first.shape())?;
+        let mut total = 0;
+        for x in xs {
+            let same_rank = x.rank() == first.rank();
+            let same_other =
+                same_rank && (0..first.rank()).all(|k| k == d || x.shape()[k] == first.shape()[k]);
+            if !same_other {
+                return Err(Error::shape(
+                    "cat",
+                    format!(
+                        "shapes must match except in dim {d}: {:?} and {:?}",
+                        first.shape(),
+                        x.shape()
+                    ),
+                ));
+            }
+            total += x.shape()[d];
+        }
+        let mut shape = first.shape().to_vec();
+        shape[d] = total;
+        let mut out = vec![0f32; shape.iter().product()];
+        let mut start = 0;
+        let mut starts = Vec::with_capacity(xs.len());
+        for x in xs {
+            let len = x.shape()[d];
+            scatter_into_view(&mut out, &narrowed(&shape, d, start, len), &x.to_vec());
+            starts.push((start, len));
+            start += len;
+        }
+        let y = Tensor::from_cpu(out, &shape);
+        let refs: Vec<&Tensor> = xs.iter().collect();
+        Ok(y.attach("CatBackward", &refs, move |g, inputs| {
+            inputs
+                .iter()
+                .zip(&starts)
+                .map(|(x, &(s, l))| {
+                    Ok(if x.requires_grad() {
+                        Some(g.narrow(d as isize, s, l)?.contiguous()?)
+                    } else {
+                        None
+                    })
+                })
+                .collect()
+        }))
+    }
+
+    pub fn stack(xs: &[Tensor], dim: isize) -> Result<Tensor> {
+        let first = xs
+            .first()
+            .ok_or_else(|| Error::arg("stack", "expected at least one tensor"))?;
+        if let Some(x) = xs.iter().find(|x| x.shape() != first.shape()) {
+            return Err(Error::shape(
+                "stack",
+                format!(
+                    "all tensors must have the same shape: {:?} and {:?}",
+                    first.shape(),
+                    x.shape()
+                ),
+            ));
+        }
+        let parts = xs
+            .iter()
+            .map(|x| x.unsqueeze(dim))
+            .collect::<Result<Vec<_>>>()?;
+        Tensor::cat(&parts, dim)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::gradcheck::{gradcheck, rand_input};
+    use crate::Tensor;
+
+    #[test]
+    fn cat_and_stack_values() {
+        let a = Tensor::from_vec(vec![1., 2., 3., 4.], [2, 2]).unwrap();
+        let b = Tensor::from_vec(vec![5., 6.], [2, 1]).unwrap();
+        assert_eq!(
+            Tensor::cat(&[a.clone(), b.clone()], 1).unwrap().to_vec(),
+            vec![1., 2., 5., 3., 4., 6.]
+        );
+        assert!(Tensor::cat(&[a.clone(), b], 0).is_err());
+        let s = Tensor::stack(&[a.clone(), a], 0).unwrap();
+        assert_eq!(s.shape(), &[2, 2, 2]);
+    }
+
+    #[test]
+    fn gradcheck_cat_stack() {
+        let (a, b) = (rand_input(&[2, 3], 1), rand_input(&[2, 2], 2));
+        gradcheck(
+            |x| Tensor::cat(&[x[0].clone(), x[1].clone()], 1),
+            &[a.clone(), b],
+            Default::default(),
+        )
+        .unwrap();
+        gradcheck(
+            |x| Tensor::stack(&[x[0].clone(), x[1].clone()], 1),
+            &[a.clone(), a],
+            Default::default(),
+        )
+        .unwrap();
+    }
+}

@@ -1,0 +1,384 @@
+//! 2-d convolution (cross-correlation, as PyTorch's `conv2d`).
+//!
+//! Shapes: x `[N, C, H, W]`, weight `[O, C/G, KH, KW]`, bias `[O]`,
+//! y `[N, O, OH, OW]` with `OH = (H + 2·ph − dh·(KH−1) − 1) / sh + 1`.
+//! `y[n,o,i,j] = b[o] + Σ_{c∈group(o),ki,kj} w[o,c,ki,kj] · x[n, c, i·sh + ki·dh − ph, j·sw + kj·dw − pw]`.
+//!
+//! Lowered to GEMMs over the whole batch (see `cpu::conv`), per group g:
+//! forward `Y_g[O/G, N·P] = W_g[O/G, C/G·KK] · cols_g[C/G·KK, N·P]`;
+//! backward `dW_g = dY_g · cols_gᵀ`, `dcols_g = W_gᵀ · dY_g` then col2im,
+//! `db = Σ_{n,i,j} dY`. Each gradient is computed only if its input needs it
+//! (the images of a CNN never do).
+
+use std::sync::Arc;
+
+use crate::cpu::conv::{col2im, im2col, ConvGeom};
+use crate::cpu::matmul::{gemm_into, MatRef};
+use crate::cpu::{for_each_chunk, reduce};
+use crate::{Error, Result, Tensor};
+
+/// Stride, padding, dilation and groups of a convolution; PyTorch's defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Conv2dParams {
+    pub stride: (usize, usize),
+    pub padding: (usize, usize),
+    pub dilation: (usize, usize),
+    pub groups: usize,
+}
+
+impl Default for Conv2dParams {
+    fn default() -> Self {
+        Conv2dParams {
+            stride: (1, 1),
+            padding: (0, 0),
+            dilation: (1, 1),
+            groups: 1,
+        }
+    }
+}
+
+impl Conv2dParams {
+    pub fn stride(self, s: usize) -> Self {
+        Conv2dParams {
+            stride: (s, s),
+            ..self
+        }
+    }
+    pub fn padding(self, p: usize) -> Self {
+        Conv2dParams {
+            padding: (p, p),
+            ..self
+        }
+    }
+    pub fn dilation(self, d: usize) -> Self {
+        Conv2dParams {
+            dilation: (d, d),
+            ..self
+        }
+    }
+    pub fn groups(self, g: usize) -> Self {
+        Conv2dParams { groups: g, ..self }
+    }
+}
+
+fn check(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -> Result<ConvGeom> {
+    let (n, c, h, wd) = x.dims4().map_err(|_| {
+        Error::shape(
+            "conv2d",
+            format!("expected input of shape [N, C, H, W], got {:?}", x.shape()),
+        )
+    })?;
+    let (o, cg, kh, kw) = w.dims4().map_err(|_| {
+        Error::shape(
+            "conv2d",
+            format!(
+                "expected weight of shape [out, in/groups, kh, kw], got {:?}",
+                w.shape()
+            ),
+        )
+    })?;
+    let g = p.groups;
+    if g == 0 || p.stride.0 == 0 || p.stride.1 == 0 || p.dilation.0 == 0 || p.dilation.1 == 0 {
+        return Err(Error::arg(
+            "conv2d",
+            format!("stride, dilation and groups must be positive: {p:?}"),
+        ));
+    }
+    if c % g != 0 || o % g != 0 || cg * g != c {
+        return Err(Error::shape(
+            "conv2d",
+            format!(
+                "weight {:?} expects {} input channels ({cg} per group × {g} groups), input {:?} has {c}",
+                w.shape(),
+                cg * g,
+                x.shape()
+            ),
+        ));
+    }
+    if let Some(b) = bias {
+        if b.shape() != [o] {
+            return Err(Error::shape(
+                "conv2d",
+                format!("bias must have shape [{o}], got {:?}", b.shape()),
+            ));
+        }
+    }
+    let oh = ConvGeom::out_size(h, kh, p.stride.0, p.padding.0, p.dilation.0);
+    let ow = ConvGeom::out_size(wd, kw, p.stride.1, p.padding.1, p.dilation.1);
+    let (Some(oh), Some(ow)) = (oh, ow) else {
+        return Err(Error::shape(
+            "conv2d",
+            format!(
+                "kernel {kh}x{kw} (dilation {:?}) is larger than the padded input {}x{} (input {:?}, padding {:?})",
+                p.dilation,
+                h + 2 * p.padding.0,
+                wd + 2 * p.padding.1,
+                x.shape(),
+                p.padding
+            ),
+        ));
+    };
+    Ok(ConvGeom {
+        n,
+        c,
+        h,
+        w: wd,
+        kh,
+        kw,
+        sh: p.stride.0,
+        sw: p.stride.1,
+        ph: p.padding.0,
+        pw: p.padding.1,
+        dh: p.dilation.0,
+        dw: p.dilation.1,
+        oh,
+        ow,
+    })
+}
+
+/// Per-group GEMMs `dst_g = lhs_g · rhs_g` over row blocks of each operand.
+fn grouped_gemm<'a>(
+    dst: &mut [f32],
+    groups: usize,
+    lhs: impl Fn(usize) -> MatRef<'a>,
+    rhs: impl Fn(usize) -> MatRef<'a>,
+) {
+    let per = dst.len() / groups;
+    let threads = crate::threads::num_threads();
+    for (gi, d) in dst.chunks_mut(per).enumerate() {
+        gemm_into(d, false, lhs(gi), rhs(gi), threads);
+    }
+}
+
+impl Tensor {
+    /// Convolution of `self` `[N, C, H, W]` with `weight` `[O, C/groups, KH, KW]`.
+    pub fn conv2d(
+        &self,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        p: Conv2dParams,
+    ) -> Result<Tensor> {
+        let g = check(self, weight, bias, &p)?;
+        let groups = p.groups;
+        let (o, np, pp) = (weight.shape()[0], g.n * g.p(), g.p());
+        let (og, ckk) = (o / groups, g.c / groups * g.kh * g.kw);
+        let x = self.contiguous()?;
+        let w = weight.contiguous()?.detach();
+        let cols = Arc::new(x.with_cpu(|d, l| im2col(&d[l.offset()..], &g)));
+        let mut yt = vec![0f32; o * np];
+        w.with_cpu(|wd, wl| {
+            let wd = &wd[wl.offset()..];
+            grouped_gemm(
+                &mut yt,
+                groups,
+                |gi| MatRef::row_major(&wd[gi * og * ckk..(gi + 1) * og * ckk], og, ckk),
+                |gi| MatRef::row_major(&cols[gi * ckk * np..(gi + 1) * ckk * np], ckk, np),
+            );
+        });
+        // [O, N·P] → [N, O, P], adding the bias on the way.
+        let b = bias.map(|b| b.to_vec());
+        let mut out = vec![0f32; np * o];
+        for_each_chunk(&mut out, pp, |plane, dst| {
+            let (n, oc) = (plane / o, plane % o);
+            let src = &yt[oc * np + n * pp..][..pp];
+            let bv = b.as_ref().map_or(0.0, |b| b[oc]);
+            dst.iter_mut().zip(src).for_each(|(d, s)| *d = s + bv);
+        });
+        let y = Tensor::from_cpu(out, &[g.n, o, g.oh, g.ow]);
+        let inputs: Vec<&Tensor> = match bias {
+            Some(b) => vec![self, weight, b],
+            None => vec![self, weight],
+        };
+        let saved_cols = if weight.requires_grad() {
+            Some(cols)
+        } else {
+            None
+        };
+        Ok(y.attach("ConvolutionBackward", &inputs, move |dy, inputs| {
+            // dY as [O, N·P]
+            let dyv = dy.to_vec();
+            let mut dyt = vec![0f32; o * np];
+            for_each_chunk(&mut dyt, np, |oc, row| {
+                for n in 0..g.n {
+                    row[n * pp..(n + 1) * pp].copy_from_slice(&dyv[(n * o + oc) * pp..][..pp]);
+                }
+            });
+            let dx = if inputs[0].requires_grad() {
+                let mut dcols = vec![0f32; groups * ckk * np];
+                w.with_cpu(|wd, wl| {
+                    let wd = &wd[wl.offset()..];
+                    grouped_gemm(
+                        &mut dcols,
+                        groups,
+                        |gi| {
+                            MatRef::row_major(&wd[gi * og * ckk..(gi + 1) * og * ckk], og, ckk).t()
+                        },
+                        |gi| MatRef::row_major(&dyt[gi * og * np..(gi + 1) * og * np], og, np),
+                    );
+                });
+                Some(Tensor::from_cpu(col2im(&dcols, &g), &[g.n, g.c, g.h, g.w]))
+            } else {
+                None
+            };
+            let dw = match (&saved_cols, inputs[1].requires_grad()) {
+                (Some(cols), true) => {
+                    let mut dw = vec![0f32; o * ckk];
+                    grouped_gemm(
+                        &mut dw,
+                        groups,
+                        |gi| MatRef::row_major(&dyt[gi * og * np..(gi + 1) * og * np], og, np),
+                        |gi| {
+                            MatRef::row_major(&cols[gi * ckk * np..(gi + 1) * ckk * np], ckk, np)
+                                .t()
+                        },
+                    );
+                    Some(Tensor::from_cpu(dw, inputs[1].shape()))
+                }
+                _ => None,
+            };
+            let mut grads = vec![dx, dw];
+            if inputs.len() == 3 {
+                grads.push(if inputs[2].requires_grad() {
+                    Some(Tensor::from_cpu(
+                        reduce::reduce_rows(&dyt, o, np, reduce::ReduceOp::Sum),
+                        &[o],
+                    ))
+                } else {
+                    None
+                });
+            }
+            Ok(grads)
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Conv2dParams;
+    use crate::gradcheck::{gradcheck, rand_input};
+    use crate::Tensor;
+
+    /// Direct definition of the convolution, as the reference.
+    fn naive(x: &Tensor, w: &Tensor, b: &Tensor, p: Conv2dParams) -> Vec<f32> {
+        let (n, c, h, wd) = x.dims4().unwrap();
+        let (o, cg, kh, kw) = w.dims4().unwrap();
+        let (xv, wv, bv) = (x.to_vec(), w.to_vec(), b.to_vec());
+        let oh = (h + 2 * p.padding.0 - p.dilation.0 * (kh - 1) - 1) / p.stride.0 + 1;
+        let ow = (wd + 2 * p.padding.1 - p.dilation.1 * (kw - 1) - 1) / p.stride.1 + 1;
+        let og = o / p.groups;
+        let mut out = vec![];
+        for ni in 0..n {
+            for oc in 0..o {
+                for i in 0..oh {
+                    for j in 0..ow {
+                        let mut s = bv[oc];
+                        for ci in 0..cg {
+                            let cin = (oc / og) * cg + ci;
+                            for ki in 0..kh {
+                                for kj in 0..kw {
+                                    let y = (i * p.stride.0 + ki * p.dilation.0) as isize
+                                        - p.padding.0 as isize;
+                                    let xx = (j * p.stride.1 + kj * p.dilation.1) as isize
+                                        - p.padding.1 as isize;
+                                    if y >= 0 && xx >= 0 && (y as usize) < h && (xx as usize) < wd {
+                                        s += wv[((oc * cg + ci) * kh + ki) * kw + kj]
+                                            * xv[((ni * c + cin) * h + y as usize) * wd
+                                                + xx as usize];
+                                    }
+                                }
+                            }
+                        }
+                        out.push(s);
+                    }
+                }
+            }
+        }
+        let _ = c;
+        out
+    }
+
+    #[test]
+    fn matches_the_definition() {
+        let cases = [
+            Conv2dParams::default(),
+            Conv2dParams::default().stride(2).padding(1),
+            Conv2dParams::default().dilation(2).padding(2),
+            Conv2dParams::default().groups(2).padding(1),
+        ];
+        for (i, p) in cases.into_iter().enumerate() {
+            let x = rand_input(&[2, 4, 7, 6], 10 + i as u64);
+            let w = rand_input(&[6, 4 / p.groups, 3, 3], 20 + i as u64);
+            let b = rand_input(&[6], 30 + i as u64);
+            let y = x.conv2d(&w, Some(&b), p).unwrap().to_vec();
+            for (a, e) in y.iter().zip(naive(&x, &w, &b, p)) {
+                assert!((a - e).abs() < 1e-4, "{p:?}: {a} vs {e}");
+            }
+        }
+    }
+
+    #[test]
+    fn gradcheck_conv2d_stride_padding_dilation_groups() {
+        let f = |p: Conv2dParams| move |x: &[Tensor]| x[0].conv2d(&x[1], Some(&x[2]), p);
+        let p = Conv2dParams::default().stride(2).padding(1).dilation(2);
+        gradcheck(
+            f(p),
+            &[
+                rand_input(&[2, 2, 6, 5], 1),
+                rand_input(&[3, 2, 2, 3], 2),
+                rand_input(&[3], 3),
+            ],
+            Default::default(),
+        )
+        .unwrap();
+        let p = Conv2dParams::default().groups(2).padding(1);
+        gradcheck(
+            f(p),
+            &[
+                rand_input(&[1, 4, 4, 4], 4),
+                rand_input(&[2, 2, 3, 3], 5),
+                rand_input(&[2], 6),
+            ],
+            Default::default(),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn shape_errors_name_both_shapes() {
+        let x = Tensor::zeros([64, 3, 28, 28]);
+        let e = x
+            .conv2d(&Tensor::zeros([6, 1, 5, 5]), None, Conv2dParams::default())
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "conv2d: weight [6, 1, 5, 5] expects 1 input channels (1 per group × 1 groups), input [64, 3, 28, 28] has 3"
+        );
+        let e = Tensor::zeros([1, 1, 3, 3]).conv2d(
+            &Tensor::zeros([1, 1, 5, 5]),
+            None,
+            Conv2dParams::default(),
+        );
+        assert!(e
+            .unwrap_err()
+            .to_string()
+            .contains("larger than the padded input 3x3"));
+        assert!(Tensor::zeros([3, 28, 28])
+            .conv2d(&Tensor::zeros([6, 3, 5, 5]), None, Conv2dParams::default())
+            .is_err());
+    }
+
+    #[test]
+    fn no_input_gradient_when_the_input_needs_none() {
+        let x = rand_input(&[2, 1, 6, 6], 1);
+        let w = rand_input(&[2, 1, 3, 3], 2).requires_grad_(true);
+        x.conv2d(&w, None, Conv2dParams::default())
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        assert!(x.grad().is_none());
+        assert_eq!(w.grad().unwrap().shape(), &[2, 1, 3, 3]);
+    }
+}

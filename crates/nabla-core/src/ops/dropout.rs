@@ -1,0 +1,68 @@
+//! Dropout (inverted): in training each element is zeroed with probability
+//! `p` and the survivors are scaled by `1/(1−p)`, so the expected value is
+//! unchanged and evaluation needs no rescaling. `y = x · m`,
+//! `m_i ∈ {0, 1/(1−p)}` drawn from the seeded generator; `dx = dy · m`.
+
+use crate::rng::with_global_generator;
+use crate::{Error, Result, Tensor};
+
+impl Tensor {
+    /// The dropout mask alone: `1/(1−p)` with probability `1−p`, else 0.
+    pub fn dropout_mask(shape: &[usize], p: f32) -> Result<Tensor> {
+        if !(0.0..=1.0).contains(&p) {
+            return Err(Error::arg(
+                "dropout",
+                format!("probability has to be between 0 and 1, got {p}"),
+            ));
+        }
+        let n = shape.iter().product();
+        let scale = if p < 1.0 { 1.0 / (1.0 - p) } else { 0.0 };
+        let mask = with_global_generator(|g| {
+            (0..n)
+                .map(|_| if g.uniform() < p { 0.0 } else { scale })
+                .collect()
+        });
+        Ok(Tensor::from_cpu(mask, shape))
+    }
+
+    /// Applies dropout with probability `p` when `training`; identity otherwise.
+    pub fn dropout(&self, p: f32, training: bool) -> Result<Tensor> {
+        let mask = Tensor::dropout_mask(self.shape(), p)?;
+        if !training || p == 0.0 {
+            return Ok(self.clone());
+        }
+        self.mul(&mask)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::gradcheck::{gradcheck, rand_input};
+    use crate::Tensor;
+
+    #[test]
+    fn keeps_the_expected_value() {
+        crate::manual_seed(3);
+        let y = Tensor::ones([100_000]).dropout(0.3, true).unwrap();
+        let v = y.to_vec();
+        let zeros = v.iter().filter(|&&x| x == 0.0).count() as f32 / v.len() as f32;
+        assert!((zeros - 0.3).abs() < 0.01, "{zeros}");
+        assert!((y.mean_all().unwrap().item().unwrap() - 1.0).abs() < 0.02);
+        assert_eq!(
+            Tensor::ones([3]).dropout(0.5, false).unwrap().to_vec(),
+            vec![1.0; 3]
+        );
+        assert!(Tensor::ones([3]).dropout(1.5, true).is_err());
+    }
+
+    #[test]
+    fn gradcheck_dropout_with_a_fixed_mask() {
+        let mask = Tensor::dropout_mask(&[3, 4], 0.5).unwrap();
+        gradcheck(
+            move |x| x[0].mul(&mask),
+            &[rand_input(&[3, 4], 1)],
+            Default::default(),
+        )
+        .unwrap();
+    }
+}

@@ -1,0 +1,28 @@
+//! Natural logarithm `y = ln x`. Backward: `dx = dy / x`.
+
+use super::unary_op;
+use crate::{Result, Tensor};
+
+impl Tensor {
+    pub fn log(&self) -> Result<Tensor> {
+        unary_op(self, "LogBackward", f32::ln, |x, _| 1.0 / x)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[allow(unused_imports)]
+    use crate::gradcheck::{distinct_input, gradcheck, rand_input};
+    #[allow(unused_imports)]
+    use crate::Tensor;
+
+    #[test]
+    fn gradcheck_log() {
+        let x = rand_input(&[3, 4], 1)
+            .abs()
+            .unwrap()
+            .add_scalar(0.2)
+            .unwrap();
+        gradcheck(|x| x[0].log(), &[x], Default::default()).unwrap();
+    }
+}

@@ -1,0 +1,236 @@
+//! Matrix product, with PyTorch's `matmul` rules.
+//!
+//! `a [.., m, k] · b [.., k, n] → [.., m, n]`; the batch dims (`..`)
+//! broadcast. A 1-d `a` is a row vector `[1, k]`, a 1-d `b` a column
+//! `[k, 1]`, and the added dim is removed from the result.
+//! Backward: `da = sum_to(dy · bᵀ, a.shape)`, `db = sum_to(aᵀ · dy, b.shape)`.
+//! Transposed views go to gemm as strides: no copies.
+
+use rayon::prelude::*;
+
+use crate::cpu::matmul::{gemm_into, MatRef};
+use crate::layout::{broadcast_shapes, broadcast_strides, Layout};
+use crate::{Error, Result, Tensor};
+
+/// Storage offset of the `flat`-th element (row-major order) of `layout`.
+fn offset_of(layout: &Layout, mut flat: usize) -> usize {
+    let mut off = layout.offset();
+    for k in (0..layout.rank()).rev() {
+        off += (flat % layout.shape()[k]) * layout.strides()[k];
+        flat /= layout.shape()[k];
+    }
+    off
+}
+
+/// The batch part (all but the last two dims) of `l`, broadcast to `batch`.
+fn batch_layout(l: &Layout, batch: &[usize]) -> Layout {
+    let r = l.rank() - 2;
+    let own = Layout::new(
+        l.shape()[..r].to_vec(),
+        l.strides()[..r].to_vec(),
+        l.offset(),
+    );
+    Layout::new(batch.to_vec(), broadcast_strides(&own, batch), l.offset())
+}
+
+fn mat<'a>(data: &'a [f32], l: &Layout, offset: usize) -> MatRef<'a> {
+    let r = l.rank();
+    MatRef {
+        data,
+        offset,
+        rows: l.shape()[r - 2],
+        cols: l.shape()[r - 1],
+        rs: l.strides()[r - 2],
+        cs: l.strides()[r - 1],
+    }
+}
+
+fn forward(a: &Tensor, b: &Tensor, batch: &[usize], m: usize, n: usize) -> Vec<f32> {
+    let count: usize = batch.iter().product();
+    let mut out = vec![0f32; count * m * n];
+    a.with_cpu(|da, la| {
+        b.with_cpu(|db, lb| {
+            let (ba, bb) = (batch_layout(la, batch), batch_layout(lb, batch));
+            let one = |i: usize, dst: &mut [f32], threads: usize| {
+                let lhs = mat(da, la, offset_of(&ba, i));
+                let rhs = mat(db, lb, offset_of(&bb, i));
+                gemm_into(dst, false, lhs, rhs, threads);
+            };
+            let threads = crate::threads::num_threads();
+            let k = la.shape()[la.rank() - 1];
+            if count > 1 && m * n * k < (1 << 21) && m * n > 0 {
+                // Many small products: one per thread beats threading each.
+                crate::threads::install(|| {
+                    out.par_chunks_mut(m * n)
+                        .enumerate()
+                        .for_each(|(i, d)| one(i, d, 1))
+                });
+            } else if m * n > 0 {
+                for (i, d) in out.chunks_mut(m * n).enumerate() {
+                    one(i, d, threads);
+                }
+            }
+        })
+    });
+    out
+}
+
+impl Tensor {
+    pub fn matmul(&self, rhs: &Tensor) -> Result<Tensor> {
+        if self.rank() == 0 || rhs.rank() == 0 {
+            return Err(Error::shape(
+                "matmul",
+                format!(
+                    "both arguments need at least one dim: lhs {:?}, rhs {:?}",
+                    self.shape(),
+                    rhs.shape()
+                ),
+            ));
+        }
+        if self.rank() == 1 {
+            return self.unsqueeze(0)?.matmul(rhs)?.squeeze(-2);
+        }
+        if rhs.rank() == 1 {
+            return self.matmul(&rhs.unsqueeze(-1)?)?.squeeze(-1);
+        }
+        super::same_device("matmul", self, rhs)?;
+        let (ra, rb) = (self.rank(), rhs.rank());
+        let (m, k) = (self.shape()[ra - 2], self.shape()[ra - 1]);
+        let (k2, n) = (rhs.shape()[rb - 2], rhs.shape()[rb - 1]);
+        if k != k2 {
+            return Err(Error::shape(
+                "matmul",
+                format!(
+                    "inner dimensions differ: lhs {:?}, rhs {:?}",
+                    self.shape(),
+                    rhs.shape()
+                ),
+            ));
+        }
+        let batch = broadcast_shapes("matmul", &self.shape()[..ra - 2], &rhs.shape()[..rb - 2])
+            .map_err(|_| {
+                Error::shape(
+                    "matmul",
+                    format!(
+                        "batch dimensions cannot be broadcast: lhs {:?}, rhs {:?}",
+                        self.shape(),
+                        rhs.shape()
+                    ),
+                )
+            })?;
+        let out = forward(self, rhs, &batch, m, n);
+        let mut shape = batch.clone();
+        shape.extend([m, n]);
+        let y = Tensor::from_cpu(out, &shape);
+        Ok(y.attach("MmBackward", &[self, rhs], |g, inputs| {
+            let (a, b) = (&inputs[0], &inputs[1]);
+            let da = match a.requires_grad() {
+                true => Some(g.matmul(&b.transpose(-1, -2)?)?.sum_to_shape(a.shape())?),
+                false => None,
+            };
+            let db = match b.requires_grad() {
+                true => Some(a.transpose(-1, -2)?.matmul(g)?.sum_to_shape(b.shape())?),
+                false => None,
+            };
+            Ok(vec![da, db])
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::gradcheck::{gradcheck, rand_input};
+    use crate::Tensor;
+
+    fn naive(a: &[f32], b: &[f32], m: usize, k: usize, n: usize) -> Vec<f32> {
+        let mut c = vec![0f32; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = (0..k).map(|p| a[i * k + p] * b[p * n + j]).sum();
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn matches_a_naive_product_including_transposed_views() {
+        let (a, b) = (rand_input(&[5, 7], 1), rand_input(&[7, 3], 2));
+        let c = a.matmul(&b).unwrap().to_vec();
+        let want = naive(&a.to_vec(), &b.to_vec(), 5, 7, 3);
+        c.iter()
+            .zip(&want)
+            .for_each(|(x, y)| assert!((x - y).abs() < 1e-5));
+        let bt = rand_input(&[3, 7], 3);
+        let c = a.matmul(&bt.t().unwrap()).unwrap().to_vec();
+        let want = naive(&a.to_vec(), &bt.t().unwrap().to_vec(), 5, 7, 3);
+        c.iter()
+            .zip(&want)
+            .for_each(|(x, y)| assert!((x - y).abs() < 1e-5));
+    }
+
+    #[test]
+    fn shapes_and_errors() {
+        let a = Tensor::zeros([64, 1600]);
+        let e = a
+            .matmul(&Tensor::zeros([400, 120]))
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "matmul: inner dimensions differ: lhs [64, 1600], rhs [400, 120]"
+        );
+        assert_eq!(
+            Tensor::zeros([2, 1, 3, 4])
+                .matmul(&Tensor::zeros([5, 4, 6]))
+                .unwrap()
+                .shape(),
+            &[2, 5, 3, 6]
+        );
+        assert_eq!(
+            Tensor::zeros([4])
+                .matmul(&Tensor::zeros([4, 6]))
+                .unwrap()
+                .shape(),
+            &[6]
+        );
+        assert_eq!(
+            Tensor::zeros([3, 4])
+                .matmul(&Tensor::zeros([4]))
+                .unwrap()
+                .shape(),
+            &[3]
+        );
+        assert!(Tensor::zeros([2, 3, 4])
+            .matmul(&Tensor::zeros([3, 4, 2]))
+            .is_err());
+    }
+
+    #[test]
+    fn gradcheck_matmul_2d_batched_and_broadcast() {
+        let f = |x: &[Tensor]| x[0].matmul(&x[1]);
+        gradcheck(
+            f,
+            &[rand_input(&[3, 4], 1), rand_input(&[4, 2], 2)],
+            Default::default(),
+        )
+        .unwrap();
+        gradcheck(
+            f,
+            &[rand_input(&[2, 3, 4], 3), rand_input(&[4, 2], 4)],
+            Default::default(),
+        )
+        .unwrap();
+        gradcheck(
+            f,
+            &[rand_input(&[2, 1, 3, 4], 5), rand_input(&[3, 4, 2], 6)],
+            Default::default(),
+        )
+        .unwrap();
+        gradcheck(
+            f,
+            &[rand_input(&[4], 7), rand_input(&[4, 3], 8)],
+            Default::default(),
+        )
+        .unwrap();
+    }
+}

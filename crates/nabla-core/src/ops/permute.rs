@@ -1,0 +1,81 @@
+//! Dimension reordering views: `permute`, `transpose`, `t`.
+//!
+//! `y = x.permute(p)` has `y.shape[i] = x.shape[p[i]]`, no copy (strides
+//! are permuted). Backward: `dx = dy.permute(p⁻¹)`.
+
+use crate::layout::{normalize_dim, Layout};
+use crate::{Error, Result, Tensor};
+
+impl Tensor {
+    pub fn permute(&self, perm: &[usize]) -> Result<Tensor> {
+        let rank = self.rank();
+        let mut seen = vec![false; rank];
+        if perm.len() != rank
+            || perm
+                .iter()
+                .any(|&p| p >= rank || std::mem::replace(&mut seen[p], true))
+        {
+            return Err(Error::shape(
+                "permute",
+                format!(
+                    "{perm:?} is not a permutation of the dims of shape {:?}",
+                    self.shape()
+                ),
+            ));
+        }
+        let l = self.layout();
+        let shape = perm.iter().map(|&p| l.shape()[p]).collect();
+        let strides = perm.iter().map(|&p| l.strides()[p]).collect();
+        let y = self.view_with(Layout::new(shape, strides, l.offset()));
+        let mut inverse = vec![0; rank];
+        for (i, &p) in perm.iter().enumerate() {
+            inverse[p] = i;
+        }
+        Ok(y.attach("PermuteBackward", &[self], move |g, _| {
+            Ok(vec![Some(g.permute(&inverse)?)])
+        }))
+    }
+
+    /// Swaps two dims.
+    pub fn transpose(&self, d0: isize, d1: isize) -> Result<Tensor> {
+        let a = normalize_dim("transpose", d0, self.shape())?;
+        let b = normalize_dim("transpose", d1, self.shape())?;
+        let mut perm: Vec<usize> = (0..self.rank()).collect();
+        perm.swap(a, b);
+        self.permute(&perm)
+    }
+
+    /// Transpose of a 2-d tensor.
+    pub fn t(&self) -> Result<Tensor> {
+        self.dims2()?;
+        self.transpose(0, 1)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::gradcheck::{gradcheck, rand_input};
+    use crate::Tensor;
+
+    #[test]
+    fn permute_values() {
+        let x = Tensor::arange(0.0, 6.0, 1.0)
+            .unwrap()
+            .reshape([2, 3])
+            .unwrap();
+        assert_eq!(x.t().unwrap().to_vec(), vec![0., 3., 1., 4., 2., 5.]);
+        assert!(x.permute(&[0, 0]).is_err());
+        let e = Tensor::zeros([2, 3, 4]).t().unwrap_err().to_string();
+        assert_eq!(e, "dims2: expected a 2-d tensor, got shape [2, 3, 4]");
+    }
+
+    #[test]
+    fn gradcheck_permute() {
+        gradcheck(
+            |x| x[0].permute(&[2, 0, 1]),
+            &[rand_input(&[2, 3, 4], 1)],
+            Default::default(),
+        )
+        .unwrap();
+    }
+}

@@ -1,0 +1,58 @@
+//! Rectifiers.
+//!
+//! `relu`: `y = max(x, 0)`; `dx = dy · [x > 0]`.
+//! `leaky_relu`: `y = x` for x > 0, `slope · x` otherwise; `dx = dy · (1 or slope)`.
+
+use super::unary_op;
+use crate::{Result, Tensor};
+
+impl Tensor {
+    pub fn relu(&self) -> Result<Tensor> {
+        unary_op(
+            self,
+            "ReluBackward",
+            |x| x.max(0.0),
+            |x, _| if x > 0.0 { 1.0 } else { 0.0 },
+        )
+    }
+
+    pub fn leaky_relu(&self, slope: f32) -> Result<Tensor> {
+        unary_op(
+            self,
+            "LeakyReluBackward",
+            move |x| if x > 0.0 { x } else { x * slope },
+            move |x, _| if x > 0.0 { 1.0 } else { slope },
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[allow(unused_imports)]
+    use crate::gradcheck::{distinct_input, gradcheck, rand_input};
+    #[allow(unused_imports)]
+    use crate::Tensor;
+
+    #[test]
+    fn gradcheck_relu() {
+        gradcheck(
+            |x| x[0].relu(),
+            &[rand_input(&[3, 4], 1)],
+            Default::default(),
+        )
+        .unwrap();
+        gradcheck(
+            |x| x[0].leaky_relu(0.1),
+            &[rand_input(&[3, 4], 2)],
+            Default::default(),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn relu_values() {
+        let x = Tensor::from_vec(vec![-1.0, 0.0, 2.0], [3]).unwrap();
+        assert_eq!(x.relu().unwrap().to_vec(), vec![0.0, 0.0, 2.0]);
+        assert_eq!(x.leaky_relu(0.01).unwrap().to_vec(), vec![-0.01, 0.0, 2.0]);
+    }
+}

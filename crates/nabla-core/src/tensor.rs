@@ -1,0 +1,465 @@
+//! The [`Tensor`]: an f32 n-d array on a device, cheap to clone (a reference
+//! count), with shared storage between views and the autograd bookkeeping.
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
+
+use crate::autograd::{Node, NodeSlot};
+use crate::layout::{contiguous_strides, Layout};
+use crate::rng::{with_global_generator, Generator};
+use crate::storage::{CpuStorage, Storage};
+use crate::{cpu, Device, Error, Result};
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+struct Inner {
+    id: u64,
+    storage: Arc<RwLock<Storage>>,
+    layout: Layout,
+    requires_grad: AtomicBool,
+    node: Mutex<NodeSlot>,
+    grad: Mutex<Option<Tensor>>,
+}
+
+/// An n-dimensional array of f32 with reverse-mode autograd.
+///
+/// Cloning a `Tensor` is cheap and gives the same tensor (same storage, same
+/// graph node), as assigning a tensor in Python does.
+#[derive(Clone)]
+pub struct Tensor(Arc<Inner>);
+
+/// A shape argument: `[2, 3]`, `&[2usize, 3]`, `vec![2, 3]`, and for
+/// [`Tensor::reshape`] also `[64, -1]` with one inferred dimension.
+pub trait ShapeArg {
+    fn to_dims(&self) -> Vec<isize>;
+}
+
+impl<const N: usize> ShapeArg for [usize; N] {
+    fn to_dims(&self) -> Vec<isize> {
+        self.iter().map(|&d| d as isize).collect()
+    }
+}
+impl<const N: usize> ShapeArg for [i32; N] {
+    fn to_dims(&self) -> Vec<isize> {
+        self.iter().map(|&d| d as isize).collect()
+    }
+}
+impl ShapeArg for &[usize] {
+    fn to_dims(&self) -> Vec<isize> {
+        self.iter().map(|&d| d as isize).collect()
+    }
+}
+impl ShapeArg for Vec<usize> {
+    fn to_dims(&self) -> Vec<isize> {
+        self.iter().map(|&d| d as isize).collect()
+    }
+}
+impl ShapeArg for &Vec<usize> {
+    fn to_dims(&self) -> Vec<isize> {
+        self.iter().map(|&d| d as isize).collect()
+    }
+}
+impl ShapeArg for &[isize] {
+    fn to_dims(&self) -> Vec<isize> {
+        self.to_vec()
+    }
+}
+
+/// Resolves a shape argument against `numel` elements (one -1 allowed).
+pub(crate) fn resolve_shape(op: &'static str, spec: &[isize], numel: usize) -> Result<Vec<usize>> {
+    let holes = spec.iter().filter(|&&d| d == -1).count();
+    if holes > 1 || spec.iter().any(|&d| d < -1) {
+        return Err(Error::shape(op, format!("invalid shape {spec:?}")));
+    }
+    let known: usize = spec
+        .iter()
+        .filter(|&&d| d >= 0)
+        .map(|&d| d as usize)
+        .product();
+    let dims: Vec<usize> = if holes == 1 {
+        if known == 0 || numel % known != 0 {
+            return Err(Error::shape(
+                op,
+                format!("shape {spec:?} is invalid for input of size {numel}"),
+            ));
+        }
+        spec.iter()
+            .map(|&d| if d == -1 { numel / known } else { d as usize })
+            .collect()
+    } else {
+        spec.iter().map(|&d| d as usize).collect()
+    };
+    Ok(dims)
+}
+
+fn plain_shape(op: &'static str, shape: impl ShapeArg) -> Result<Vec<usize>> {
+    let spec = shape.to_dims();
+    if spec.iter().any(|&d| d < 0) {
+        return Err(Error::shape(op, format!("negative size in shape {spec:?}")));
+    }
+    Ok(spec.iter().map(|&d| d as usize).collect())
+}
+
+impl Tensor {
+    // ---- construction -------------------------------------------------
+
+    fn from_parts(storage: Arc<RwLock<Storage>>, layout: Layout) -> Tensor {
+        Tensor(Arc::new(Inner {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
+            storage,
+            layout,
+            requires_grad: AtomicBool::new(false),
+            node: Mutex::new(NodeSlot::Leaf),
+            grad: Mutex::new(None),
+        }))
+    }
+
+    /// A contiguous CPU tensor owning `data` (`data.len()` must equal the
+    /// product of `shape`; internal callers guarantee it).
+    pub(crate) fn from_cpu(data: Vec<f32>, shape: &[usize]) -> Tensor {
+        debug_assert_eq!(data.len(), shape.iter().product::<usize>());
+        let storage = Storage::Cpu(CpuStorage::new(data));
+        Tensor::from_parts(Arc::new(RwLock::new(storage)), Layout::contiguous(shape))
+    }
+
+    /// A view of this tensor's storage with another layout (no copy).
+    pub(crate) fn view_with(&self, layout: Layout) -> Tensor {
+        Tensor::from_parts(self.0.storage.clone(), layout)
+    }
+
+    /// A tensor from a vector and a shape: `Tensor::from_vec(v, [2, 3])`.
+    pub fn from_vec(data: Vec<f32>, shape: impl ShapeArg) -> Result<Tensor> {
+        let shape = plain_shape("from_vec", shape)?;
+        let n: usize = shape.iter().product();
+        if n != data.len() {
+            return Err(Error::shape(
+                "from_vec",
+                format!(
+                    "{} values cannot fill shape {shape:?} ({n} elements)",
+                    data.len()
+                ),
+            ));
+        }
+        Ok(Tensor::from_cpu(data, &shape))
+    }
+
+    /// A tensor copied from a slice.
+    pub fn from_slice(data: &[f32], shape: impl ShapeArg) -> Result<Tensor> {
+        Tensor::from_vec(data.to_vec(), shape)
+    }
+
+    /// A 0-d tensor holding one value.
+    pub fn scalar(v: f32) -> Tensor {
+        Tensor::from_cpu(vec![v], &[])
+    }
+
+    /// A tensor filled with `value`.
+    pub fn full(shape: impl ShapeArg, value: f32) -> Tensor {
+        let shape = plain_shape("full", shape).unwrap_or_else(|e| panic!("{e}"));
+        let n = shape.iter().product();
+        Tensor::from_cpu(vec![value; n], &shape)
+    }
+
+    pub fn zeros(shape: impl ShapeArg) -> Tensor {
+        Tensor::full(shape, 0.0)
+    }
+
+    pub fn ones(shape: impl ShapeArg) -> Tensor {
+        Tensor::full(shape, 1.0)
+    }
+
+    pub fn zeros_like(&self) -> Tensor {
+        Tensor::zeros(self.shape())
+    }
+
+    pub fn ones_like(&self) -> Tensor {
+        Tensor::ones(self.shape())
+    }
+
+    /// `[start, start + step, ...]` up to but excluding `end` (1-d).
+    pub fn arange(start: f32, end: f32, step: f32) -> Result<Tensor> {
+        if step == 0.0 || !step.is_finite() || (end - start) / step < 0.0 {
+            return Err(Error::arg(
+                "arange",
+                format!("cannot go from {start} to {end} in steps of {step}"),
+            ));
+        }
+        let n = ((end - start) / step).ceil() as usize;
+        let data: Vec<f32> = (0..n).map(|i| start + i as f32 * step).collect();
+        Ok(Tensor::from_cpu(data, &[n]))
+    }
+
+    fn random(shape: impl ShapeArg, mut f: impl FnMut(&mut Generator) -> f32) -> Tensor {
+        let shape = plain_shape("random", shape).unwrap_or_else(|e| panic!("{e}"));
+        let n: usize = shape.iter().product();
+        let data = with_global_generator(|g| (0..n).map(|_| f(g)).collect());
+        Tensor::from_cpu(data, &shape)
+    }
+
+    /// Uniform in [0, 1) from the global generator (`torch.rand`).
+    pub fn rand(shape: impl ShapeArg) -> Tensor {
+        Tensor::random(shape, |g| g.uniform())
+    }
+
+    /// Standard normal from the global generator (`torch.randn`).
+    pub fn randn(shape: impl ShapeArg) -> Tensor {
+        Tensor::random(shape, |g| g.normal())
+    }
+
+    /// Uniform in [low, high) from the global generator.
+    pub fn uniform(shape: impl ShapeArg, low: f32, high: f32) -> Tensor {
+        Tensor::random(shape, |g| low + (high - low) * g.uniform())
+    }
+
+    /// Standard normal values from an explicit generator.
+    pub fn randn_with(shape: impl ShapeArg, gen: &mut Generator) -> Tensor {
+        let shape = plain_shape("randn", shape).unwrap_or_else(|e| panic!("{e}"));
+        let n: usize = shape.iter().product();
+        Tensor::from_cpu((0..n).map(|_| gen.normal()).collect(), &shape)
+    }
+
+    /// Uniform values in [low, high) from an explicit generator.
+    pub fn uniform_with(shape: impl ShapeArg, low: f32, high: f32, gen: &mut Generator) -> Tensor {
+        let shape = plain_shape("uniform", shape).unwrap_or_else(|e| panic!("{e}"));
+        let n: usize = shape.iter().product();
+        let data = (0..n).map(|_| low + (high - low) * gen.uniform()).collect();
+        Tensor::from_cpu(data, &shape)
+    }
+
+    // ---- metadata -----------------------------------------------------
+
+    /// A process-unique id (graph bookkeeping).
+    pub fn id(&self) -> u64 {
+        self.0.id
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.0.layout
+    }
+
+    pub fn shape(&self) -> &[usize] {
+        self.0.layout.shape()
+    }
+
+    /// Same as [`shape`](Self::shape) (PyTorch's `size()`).
+    pub fn dims(&self) -> &[usize] {
+        self.shape()
+    }
+
+    pub fn rank(&self) -> usize {
+        self.0.layout.rank()
+    }
+
+    pub fn numel(&self) -> usize {
+        self.0.layout.numel()
+    }
+
+    pub fn device(&self) -> Device {
+        self.storage().device()
+    }
+
+    pub fn is_contiguous(&self) -> bool {
+        self.0.layout.is_contiguous()
+    }
+
+    /// Size of dimension `dim` (negative counts from the end).
+    pub fn size(&self, dim: isize) -> Result<usize> {
+        let d = crate::layout::normalize_dim("size", dim, self.shape())?;
+        Ok(self.shape()[d])
+    }
+
+    fn expect_rank<const N: usize>(&self, op: &'static str) -> Result<[usize; N]> {
+        self.shape().try_into().map_err(|_| {
+            Error::shape(
+                op,
+                format!("expected a {N}-d tensor, got shape {:?}", self.shape()),
+            )
+        })
+    }
+
+    /// `(rows, cols)` of a 2-d tensor, or a shape error.
+    pub fn dims2(&self) -> Result<(usize, usize)> {
+        let [a, b] = self.expect_rank::<2>("dims2")?;
+        Ok((a, b))
+    }
+
+    pub fn dims3(&self) -> Result<(usize, usize, usize)> {
+        let [a, b, c] = self.expect_rank::<3>("dims3")?;
+        Ok((a, b, c))
+    }
+
+    /// `(n, c, h, w)` of a 4-d tensor, or a shape error.
+    pub fn dims4(&self) -> Result<(usize, usize, usize, usize)> {
+        let [a, b, c, d] = self.expect_rank::<4>("dims4")?;
+        Ok((a, b, c, d))
+    }
+
+    // ---- data access ----------------------------------------------------
+
+    pub(crate) fn storage(&self) -> RwLockReadGuard<'_, Storage> {
+        self.0.storage.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Runs `f` on the CPU buffer and this tensor's layout.
+    pub(crate) fn with_cpu<R>(&self, f: impl FnOnce(&[f32], &Layout) -> R) -> R {
+        let storage = self.storage();
+        match &*storage {
+            Storage::Cpu(s) => f(s.as_slice(), self.layout()),
+        }
+    }
+
+    /// The elements in row-major order, copied to a new vector.
+    pub fn to_vec(&self) -> Vec<f32> {
+        self.with_cpu(cpu::copy::contiguous)
+    }
+
+    /// The value of a one-element tensor.
+    pub fn item(&self) -> Result<f32> {
+        if self.numel() != 1 {
+            return Err(Error::shape(
+                "item",
+                format!(
+                    "only one-element tensors have an item, got shape {:?}",
+                    self.shape()
+                ),
+            ));
+        }
+        Ok(self.with_cpu(|d, l| d[l.offset()]))
+    }
+
+    /// Rows of a 2-d tensor as nested vectors.
+    pub fn to_vec2(&self) -> Result<Vec<Vec<f32>>> {
+        let (_, c) = self.dims2()?;
+        Ok(self.to_vec().chunks(c.max(1)).map(|r| r.to_vec()).collect())
+    }
+
+    /// The same data on another device.
+    pub fn to_device(&self, device: Device) -> Result<Tensor> {
+        device.ensure_available()?;
+        Ok(self.clone())
+    }
+
+    /// Writes into this tensor's elements in place, without recording a
+    /// graph (optimizer updates, loading weights). The tensor must be
+    /// contiguous; views of it see the change.
+    pub fn update_data<R>(&self, f: impl FnOnce(&mut [f32]) -> R) -> Result<R> {
+        if !self.is_contiguous() {
+            return Err(Error::arg("update_data", "tensor is not contiguous"));
+        }
+        let (off, n) = (self.layout().offset(), self.numel());
+        let mut storage = self.0.storage.write().unwrap_or_else(|e| e.into_inner());
+        match &mut *storage {
+            Storage::Cpu(s) => Ok(f(&mut s.as_mut_slice()[off..off + n])),
+        }
+    }
+
+    /// Copies `src`'s values into this tensor in place (shapes must match).
+    pub fn copy_from(&self, src: &Tensor) -> Result<()> {
+        if src.shape() != self.shape() {
+            return Err(Error::shape(
+                "copy_from",
+                format!(
+                    "source shape {:?} differs from destination {:?}",
+                    src.shape(),
+                    self.shape()
+                ),
+            ));
+        }
+        let values = src.to_vec();
+        self.update_data(|d| d.copy_from_slice(&values))
+    }
+
+    // ---- autograd state -------------------------------------------------
+
+    pub fn requires_grad(&self) -> bool {
+        self.0.requires_grad.load(Ordering::Relaxed)
+    }
+
+    /// Marks a leaf as needing gradients (`x.requires_grad_(True)`). Tensors
+    /// made by ops get the flag from their inputs; on them this does nothing.
+    pub fn requires_grad_(self, on: bool) -> Tensor {
+        if self.is_leaf() {
+            self.0.requires_grad.store(on, Ordering::Relaxed);
+        }
+        self
+    }
+
+    pub(crate) fn node_slot(&self) -> MutexGuard<'_, NodeSlot> {
+        self.0.node.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn set_node(&self, node: Node) {
+        *self.node_slot() = NodeSlot::Op(node);
+        self.0.requires_grad.store(true, Ordering::Relaxed);
+    }
+
+    /// True for tensors not made by an op that records gradients.
+    pub fn is_leaf(&self) -> bool {
+        matches!(*self.node_slot(), NodeSlot::Leaf)
+    }
+
+    /// Name of the backward rule that made this tensor (`grad_fn`), if any.
+    pub fn grad_fn_name(&self) -> Option<&'static str> {
+        match &*self.node_slot() {
+            NodeSlot::Leaf => None,
+            NodeSlot::Op(n) => Some(n.backward.name()),
+            NodeSlot::Freed(name) => Some(name),
+        }
+    }
+
+    /// The accumulated gradient of a leaf, after `backward()`.
+    pub fn grad(&self) -> Option<Tensor> {
+        self.0
+            .grad
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    /// Replaces the gradient (used by gradient clipping and tests).
+    pub fn set_grad(&self, grad: Option<Tensor>) {
+        *self.0.grad.lock().unwrap_or_else(|e| e.into_inner()) = grad;
+    }
+
+    /// Drops the gradient (PyTorch's `zero_grad(set_to_none=True)`).
+    pub fn zero_grad(&self) {
+        self.set_grad(None);
+    }
+
+    pub(crate) fn accumulate_grad(&self, g: &Tensor) -> Result<()> {
+        let mut slot = self.0.grad.lock().unwrap_or_else(|e| e.into_inner());
+        let sum = match slot.take() {
+            Some(prev) => prev.add(g)?,
+            None => g.contiguous()?.detach(),
+        };
+        *slot = Some(sum);
+        Ok(())
+    }
+
+    /// The same data, cut off from the graph: a leaf that needs no grad.
+    pub fn detach(&self) -> Tensor {
+        self.view_with(self.layout().clone())
+    }
+
+    /// A copy in its own contiguous buffer (no-op view when already contiguous).
+    pub fn contiguous(&self) -> Result<Tensor> {
+        if self.is_contiguous() && self.layout().offset() == 0 {
+            return Ok(self.clone());
+        }
+        let out = Tensor::from_cpu(self.to_vec(), self.shape());
+        Ok(out.attach("ContiguousBackward", &[self], |g, _| {
+            Ok(vec![Some(g.clone())])
+        }))
+    }
+
+    /// Strides of a contiguous tensor of this shape.
+    pub fn contiguous_strides(&self) -> Vec<usize> {
+        contiguous_strides(self.shape())
+    }
+}
+
+impl std::fmt::Debug for Tensor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Display::fmt(self, f)
+    }
+}

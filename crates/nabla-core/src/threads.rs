@@ -1,0 +1,57 @@
+//! The thread pool every parallel kernel runs in.
+//!
+//! Its size comes from [`set_num_threads`], else the `NABLA_NUM_THREADS`
+//! environment variable, else the number of cores. Kernels call [`install`]
+//! so their rayon work (and gemm's) runs in this pool, not rayon's global one.
+
+use std::sync::{Arc, RwLock};
+
+use rayon::ThreadPool;
+
+static POOL: RwLock<Option<Arc<ThreadPool>>> = RwLock::new(None);
+
+fn default_threads() -> usize {
+    std::env::var("NABLA_NUM_THREADS")
+        .ok()
+        .and_then(|s| s.trim().parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
+}
+
+fn build(n: usize) -> Arc<ThreadPool> {
+    Arc::new(
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .thread_name(|i| format!("nabla-{i}"))
+            .build()
+            .expect("failed to start the nabla thread pool"),
+    )
+}
+
+fn pool() -> Arc<ThreadPool> {
+    if let Some(p) = POOL.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        return p.clone();
+    }
+    let mut slot = POOL.write().unwrap_or_else(|e| e.into_inner());
+    slot.get_or_insert_with(|| build(default_threads())).clone()
+}
+
+/// Sets the number of threads kernels use (`torch.set_num_threads`).
+pub fn set_num_threads(n: usize) {
+    let n = n.max(1);
+    *POOL.write().unwrap_or_else(|e| e.into_inner()) = Some(build(n));
+}
+
+/// Number of threads kernels use.
+pub fn num_threads() -> usize {
+    pool().current_num_threads()
+}
+
+/// Runs `f` inside the nabla pool.
+pub fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
+    if rayon::current_thread_index().is_some() {
+        // Already on a pool thread: nested work stays where it is.
+        return f();
+    }
+    pool().install(f)
+}
