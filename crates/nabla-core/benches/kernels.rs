@@ -1,1 +1,112 @@
-fn main() {}
+//! Kernel benchmarks: matmul GFLOP/s at 256³, 512³, 1024³ and conv2d
+//! forward+backward at the reference CNN's shapes (batch 64).
+//!
+//!     NABLA_NUM_THREADS=1 cargo bench -p nabla-core --bench kernels
+//!
+//! Prints one `name value unit` line per case (best of several timed
+//! repetitions after a warm-up), the format `bench/compare_kernels.sh` reads.
+//! `bench/pytorch_kernels.py` times the same cases in PyTorch.
+
+use std::time::Instant;
+
+use nabla_core::cpu::conv::{conv_backward_input, conv_backward_params, conv_forward, ConvGeom};
+use nabla_core::{manual_seed, num_threads, Conv2dParams, Tensor};
+
+/// Best seconds per call of `f` over repetitions filling about `budget` seconds.
+fn best_time(budget: f64, mut f: impl FnMut()) -> f64 {
+    f(); // warm-up: page in buffers, pack weights once
+    let mut best = f64::INFINITY;
+    let start = Instant::now();
+    let mut reps = 0;
+    while reps < 5 || start.elapsed().as_secs_f64() < budget {
+        let t = Instant::now();
+        f();
+        best = best.min(t.elapsed().as_secs_f64());
+        reps += 1;
+    }
+    best
+}
+
+fn main() {
+    // `cargo bench` passes --bench; any other argument filters by name.
+    let filter: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
+    let wanted = |name: &str| filter.is_empty() || filter.iter().any(|f| name.contains(f.as_str()));
+    manual_seed(0);
+    println!("# nabla kernels, {} threads", num_threads());
+    for n in [256usize, 512, 1024] {
+        let name = format!("matmul_{n}");
+        if !wanted(&name) {
+            continue;
+        }
+        let (a, b) = (Tensor::randn([n, n]), Tensor::randn([n, n]));
+        let t = best_time(1.0, || {
+            a.matmul(&b).unwrap();
+        });
+        println!("{name} {:.1} GFLOP/s", 2.0 * (n * n * n) as f64 / t / 1e9);
+    }
+    if wanted("conv2d_lenet") {
+        // conv1: [64,1,28,28] * [6,1,5,5] pad 2 (images need no gradient);
+        // conv2: [64,6,14,14] * [16,6,5,5] (an activation: its gradient is needed).
+        let x1 = Tensor::randn([64, 1, 28, 28]);
+        let w1 = Tensor::randn([6, 1, 5, 5]).requires_grad_(true);
+        let b1 = Tensor::randn([6]).requires_grad_(true);
+        let x2 = Tensor::randn([64, 6, 14, 14]).requires_grad_(true);
+        let w2 = Tensor::randn([16, 6, 5, 5]).requires_grad_(true);
+        let b2 = Tensor::randn([16]).requires_grad_(true);
+        let (g1, g2) = (
+            Tensor::randn([64, 6, 28, 28]),
+            Tensor::randn([64, 16, 10, 10]),
+        );
+        let t = best_time(1.0, || {
+            let y1 = x1
+                .conv2d(&w1, Some(&b1), Conv2dParams::default().padding(2))
+                .unwrap();
+            y1.backward_with_grad(&g1).unwrap();
+            let y2 = x2.conv2d(&w2, Some(&b2), Conv2dParams::default()).unwrap();
+            y2.backward_with_grad(&g2).unwrap();
+            for p in [&w1, &b1, &x2, &w2, &b2] {
+                p.zero_grad();
+            }
+        });
+        println!("conv2d_lenet_fwd_bwd {:.3} ms", t * 1e3);
+    }
+    if wanted("conv_parts") {
+        // The passes of the two LeNet convolutions, timed one by one.
+        let geom = |c, h, w, k, p| ConvGeom {
+            n: 64,
+            c,
+            h,
+            w,
+            kh: k,
+            kw: k,
+            sh: 1,
+            sw: 1,
+            ph: p,
+            pw: p,
+            dh: 1,
+            dw: 1,
+            oh: h + 2 * p - k + 1,
+            ow: w + 2 * p - k + 1,
+        };
+        for (name, g, o) in [
+            ("conv1", geom(1, 28, 28, 5, 2), 6),
+            ("conv2", geom(6, 14, 14, 5, 0), 16),
+        ] {
+            let x = Tensor::randn([64, g.c, g.h, g.w]).to_vec();
+            let w = Tensor::randn([o, g.c, g.kh, g.kw]).to_vec();
+            let dy = Tensor::randn([64, o, g.oh, g.ow]).to_vec();
+            let (_, cols) = conv_forward(&x, &w, None, &g, o, 1, true);
+            let t = best_time(0.5, || drop(conv_forward(&x, &w, None, &g, o, 1, true)));
+            println!("{name}_forward {:.3} ms", t * 1e3);
+            let t = best_time(0.5, || {
+                drop(conv_backward_params(&dy, cols.as_deref(), &g, o, 1))
+            });
+            println!("{name}_weight_grad {:.3} ms", t * 1e3);
+            let t = best_time(0.5, || drop(conv_backward_input(&dy, &w, &g, o, 1)));
+            println!("{name}_input_grad {:.3} ms", t * 1e3);
+        }
+    }
+}

@@ -1,11 +1,25 @@
-//! im2col / col2im for 2-d convolution over a whole batch.
+//! 2-d convolution on the CPU, lowered to GEMMs one image at a time.
 //!
-//! N = batch, C = input channels, H, W = input height, width,
-//! KH, KW = kernel size, OH, OW = output size, P = OH·OW.
-//! `cols` is `[C·KH·KW, N·P]`, row-major: row `(c·KH + ki)·KW + kj` holds
+//! N = batch, C = input channels, H, W = input size, O = output channels,
+//! G = groups, KH, KW = kernel, OH, OW = output size, P = OH·OW, K = C/G·KH·KW.
+//!
+//! For image n, `cols_n` is `[C·KH·KW, P]`: row `(c·KH + ki)·KW + kj` holds
 //! input pixel `(c, oy·sh + ki·dh − ph, ox·sw + kj·dw − pw)` for every output
-//! position `(n, oy, ox)`, or 0 where that falls in the padding. A
-//! convolution is then one GEMM per group: `W[O, C·KH·KW] · cols`.
+//! position `(oy, ox)`, or 0 in the padding (im2col). Then per group g:
+//!
+//! - forward   `y_n[g] = W[g] · cols_n[g]`, `[O/G, K]·[K, P]`, written straight
+//!   into the NCHW output (no transpose);
+//! - input grad `dcols_n[g] = W[g]ᵀ · dy_n[g]`, then col2im (the adjoint of im2col);
+//! - weight grad `dW[g] = Σ_n dy_n[g] · cols_n[g]ᵀ`.
+//!
+//! Images are spread over threads; a per-image `cols_n` (tens of KB for
+//! LeNet) stays in cache between im2col and the GEMM that reads it. Weight
+//! and bias gradients are summed per fixed block of images and the blocks
+//! are added in order, so results do not depend on the thread count.
+
+use rayon::prelude::*;
+
+use super::matmul::{gemm_into, MatRef};
 
 /// Sizes of one convolution (or pooling) window sweep.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -26,19 +40,25 @@ pub struct ConvGeom {
     pub ow: usize,
 }
 
+/// Images per block of the weight-gradient sum (fixed, for determinism).
+const IMAGES_PER_BLOCK: usize = 4;
+
 impl ConvGeom {
     /// Output size along one axis, or None if the window does not fit.
     pub fn out_size(input: usize, k: usize, s: usize, p: usize, d: usize) -> Option<usize> {
+        if k == 0 || s == 0 {
+            return None;
+        }
         let span = d * (k - 1) + 1;
         let padded = input + 2 * p;
-        if k == 0 || s == 0 || padded < span {
+        if padded < span {
             return None;
         }
         Some((padded - span) / s + 1)
     }
 
     /// Output positions `o` along one axis whose input index
-    /// `o·s + k·d − p` lies in `0..input`: the range `lo..hi`.
+    /// `o·s + k_off − p` lies in `0..input`: the range `lo..hi`.
     fn valid(out: usize, input: usize, k_off: usize, s: usize, p: usize) -> (usize, usize) {
         // o·s + k_off − p ≥ 0  ⇔  o ≥ ceil((p − k_off) / s)
         let lo = if p > k_off {
@@ -55,62 +75,211 @@ impl ConvGeom {
         (lo.min(hi), hi)
     }
 
+    /// Output positions per image.
     pub fn p(&self) -> usize {
         self.oh * self.ow
     }
+
+    /// Rows of `cols_n`: C·KH·KW.
+    pub fn k_all(&self) -> usize {
+        self.c * self.kh * self.kw
+    }
 }
 
-/// Builds `cols [C·KH·KW, N·P]` from a contiguous input `[N, C, H, W]`.
-pub fn im2col(x: &[f32], g: &ConvGeom) -> Vec<f32> {
-    let (p, np) = (g.p(), g.n * g.p());
-    let rows = g.c * g.kh * g.kw;
-    let mut cols = vec![0f32; rows * np];
-    super::for_each_chunk(&mut cols, np, |r, row| {
+/// Fills `cols [C·KH·KW, P]` from one image `x [C, H, W]`.
+pub fn im2col_image(x: &[f32], g: &ConvGeom, cols: &mut [f32]) {
+    let p = g.p();
+    for (r, row) in cols.chunks_mut(p).enumerate() {
         let (c, ki, kj) = (r / (g.kh * g.kw), (r / g.kw) % g.kh, r % g.kw);
         let (ox_lo, ox_hi) = ConvGeom::valid(g.ow, g.w, kj * g.dw, g.sw, g.pw);
         let (oy_lo, oy_hi) = ConvGeom::valid(g.oh, g.h, ki * g.dh, g.sh, g.ph);
-        for n in 0..g.n {
-            let plane = &x[(n * g.c + c) * g.h * g.w..][..g.h * g.w];
-            let out = &mut row[n * p..(n + 1) * p];
-            for oy in oy_lo..oy_hi {
-                let iy = oy * g.sh + ki * g.dh - g.ph;
-                let src = &plane[iy * g.w..(iy + 1) * g.w];
-                let dst = &mut out[oy * g.ow..(oy + 1) * g.ow];
-                for ox in ox_lo..ox_hi {
-                    dst[ox] = src[ox * g.sw + kj * g.dw - g.pw];
+        let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
+        row[..oy_lo * g.ow].fill(0.0);
+        row[oy_hi * g.ow..].fill(0.0);
+        for oy in oy_lo..oy_hi {
+            let src = &plane[(oy * g.sh + ki * g.dh - g.ph) * g.w..][..g.w];
+            let dst = &mut row[oy * g.ow..(oy + 1) * g.ow];
+            dst[..ox_lo].fill(0.0);
+            dst[ox_hi..].fill(0.0);
+            let first = ox_lo * g.sw + kj * g.dw - g.pw;
+            if g.sw == 1 {
+                dst[ox_lo..ox_hi].copy_from_slice(&src[first..first + (ox_hi - ox_lo)]);
+            } else {
+                for (k, d) in dst[ox_lo..ox_hi].iter_mut().enumerate() {
+                    *d = src[first + k * g.sw];
                 }
             }
         }
-    });
-    cols
+    }
 }
 
-/// Adds `cols [C·KH·KW, N·P]` back onto an input-shaped gradient
-/// `[N, C, H, W]` (the adjoint of [`im2col`]).
-pub fn col2im(cols: &[f32], g: &ConvGeom) -> Vec<f32> {
-    let (p, np) = (g.p(), g.n * g.p());
-    let hw = g.h * g.w;
-    let mut dx = vec![0f32; g.n * g.c * hw];
-    super::for_each_chunk(&mut dx, hw, |plane_idx, plane| {
-        let (n, c) = (plane_idx / g.c, plane_idx % g.c);
-        for ki in 0..g.kh {
-            let (oy_lo, oy_hi) = ConvGeom::valid(g.oh, g.h, ki * g.dh, g.sh, g.ph);
-            for kj in 0..g.kw {
-                let (ox_lo, ox_hi) = ConvGeom::valid(g.ow, g.w, kj * g.dw, g.sw, g.pw);
-                let r = (c * g.kh + ki) * g.kw + kj;
-                let src = &cols[r * np + n * p..][..p];
-                for oy in oy_lo..oy_hi {
-                    let iy = oy * g.sh + ki * g.dh - g.ph;
-                    let dst = &mut plane[iy * g.w..(iy + 1) * g.w];
-                    let s = &src[oy * g.ow..(oy + 1) * g.ow];
-                    for ox in ox_lo..ox_hi {
-                        dst[ox * g.sw + kj * g.dw - g.pw] += s[ox];
-                    }
+/// Adds `cols [C·KH·KW, P]` onto one image's gradient `dx [C, H, W]`.
+pub fn col2im_image(cols: &[f32], g: &ConvGeom, dx: &mut [f32]) {
+    let p = g.p();
+    for (r, row) in cols.chunks(p).enumerate() {
+        let (c, ki, kj) = (r / (g.kh * g.kw), (r / g.kw) % g.kh, r % g.kw);
+        let (ox_lo, ox_hi) = ConvGeom::valid(g.ow, g.w, kj * g.dw, g.sw, g.pw);
+        let (oy_lo, oy_hi) = ConvGeom::valid(g.oh, g.h, ki * g.dh, g.sh, g.ph);
+        let plane = &mut dx[c * g.h * g.w..(c + 1) * g.h * g.w];
+        for oy in oy_lo..oy_hi {
+            let dst = &mut plane[(oy * g.sh + ki * g.dh - g.ph) * g.w..][..g.w];
+            let src = &row[oy * g.ow..(oy + 1) * g.ow];
+            let first = ox_lo * g.sw + kj * g.dw - g.pw;
+            if g.sw == 1 {
+                let d = &mut dst[first..first + (ox_hi - ox_lo)];
+                d.iter_mut()
+                    .zip(&src[ox_lo..ox_hi])
+                    .for_each(|(d, s)| *d += s);
+            } else {
+                for (k, s) in src[ox_lo..ox_hi].iter().enumerate() {
+                    dst[first + k * g.sw] += s;
                 }
             }
         }
+    }
+}
+
+/// Runs `f(index, item, scratch)` over `items`, in parallel when there are
+/// threads; each task reuses one scratch buffer instead of allocating per item.
+fn run_parallel<T: Send>(items: &mut [T], f: impl Fn(usize, &mut T, &mut Vec<f32>) + Sync + Send) {
+    if items.len() > 1 && crate::threads::num_threads() > 1 {
+        crate::threads::install(|| {
+            items
+                .par_iter_mut()
+                .enumerate()
+                .for_each_init(Vec::new, |scratch, (i, t)| f(i, t, scratch))
+        });
+    } else {
+        let mut scratch = Vec::new();
+        items
+            .iter_mut()
+            .enumerate()
+            .for_each(|(i, t)| f(i, t, &mut scratch));
+    }
+}
+
+/// Convolution forward over the batch. `x [N, C, H, W]`, `w [O, C/G, KH, KW]`
+/// (contiguous). Returns `y [N, O, OH, OW]` and, when `keep_cols`, every
+/// image's `cols_n` (for the weight gradient).
+pub fn conv_forward(
+    x: &[f32],
+    w: &[f32],
+    bias: Option<&[f32]>,
+    g: &ConvGeom,
+    o: usize,
+    groups: usize,
+    keep_cols: bool,
+) -> (Vec<f32>, Option<Vec<f32>>) {
+    let (p, kc, chw) = (g.p(), g.k_all(), g.c * g.h * g.w);
+    let (og, kg) = (o / groups, kc / groups);
+    let mut y = vec![0f32; g.n * o * p];
+    let mut cols = vec![0f32; if keep_cols { g.n * kc * p } else { 0 }];
+    let mut work: Vec<(&mut [f32], Option<&mut [f32]>)> = if keep_cols {
+        y.chunks_mut(o * p)
+            .zip(cols.chunks_mut(kc * p).map(Some))
+            .collect()
+    } else {
+        y.chunks_mut(o * p).map(|c| (c, None)).collect()
+    };
+    run_parallel(&mut work, |n, (yn, saved), scratch| {
+        let cn: &mut [f32] = match saved {
+            Some(c) => c,
+            None => {
+                scratch.resize(kc * p, 0.0);
+                scratch
+            }
+        };
+        im2col_image(&x[n * chw..(n + 1) * chw], g, cn);
+        for gi in 0..groups {
+            let lhs = MatRef::row_major(&w[gi * og * kg..(gi + 1) * og * kg], og, kg);
+            let rhs = MatRef::row_major(&cn[gi * kg * p..(gi + 1) * kg * p], kg, p);
+            gemm_into(&mut yn[gi * og * p..(gi + 1) * og * p], false, lhs, rhs, 1);
+        }
+        if let Some(b) = bias {
+            for (oc, plane) in yn.chunks_mut(p).enumerate() {
+                plane.iter_mut().for_each(|v| *v += b[oc]);
+            }
+        }
+    });
+    (y, keep_cols.then_some(cols))
+}
+
+/// Gradient of the input: `dx [N, C, H, W]` from `dy [N, O, OH, OW]`.
+pub fn conv_backward_input(
+    dy: &[f32],
+    w: &[f32],
+    g: &ConvGeom,
+    o: usize,
+    groups: usize,
+) -> Vec<f32> {
+    let (p, kc, chw) = (g.p(), g.k_all(), g.c * g.h * g.w);
+    let (og, kg) = (o / groups, kc / groups);
+    let mut dx = vec![0f32; g.n * chw];
+    let mut work: Vec<&mut [f32]> = dx.chunks_mut(chw).collect();
+    run_parallel(&mut work, |n, dxn, dcols| {
+        dcols.resize(kc * p, 0.0);
+        let dyn_ = &dy[n * o * p..(n + 1) * o * p];
+        for gi in 0..groups {
+            let lhs = MatRef::row_major(&w[gi * og * kg..(gi + 1) * og * kg], og, kg).t();
+            let rhs = MatRef::row_major(&dyn_[gi * og * p..(gi + 1) * og * p], og, p);
+            gemm_into(
+                &mut dcols[gi * kg * p..(gi + 1) * kg * p],
+                false,
+                lhs,
+                rhs,
+                1,
+            );
+        }
+        col2im_image(dcols, g, dxn);
     });
     dx
+}
+
+/// Gradients of the weight `[O, C/G·KH·KW]` and of the bias `[O]`, from
+/// `dy [N, O, P]` and the saved `cols [N, C·KH·KW, P]`.
+pub fn conv_backward_params(
+    dy: &[f32],
+    cols: Option<&[f32]>,
+    g: &ConvGeom,
+    o: usize,
+    groups: usize,
+) -> (Option<Vec<f32>>, Vec<f32>) {
+    let (p, kc) = (g.p(), g.k_all());
+    let (og, kg) = (o / groups, kc / groups);
+    let blocks = g.n.div_ceil(IMAGES_PER_BLOCK);
+    // Per block: weight gradient partial (if wanted) and bias partial.
+    let mut partials: Vec<(Vec<f32>, Vec<f32>)> = (0..blocks)
+        .map(|_| {
+            (
+                vec![0f32; if cols.is_some() { o * kg } else { 0 }],
+                vec![0f32; o],
+            )
+        })
+        .collect();
+    run_parallel(&mut partials, |b, (dw, db), _| {
+        for n in b * IMAGES_PER_BLOCK..((b + 1) * IMAGES_PER_BLOCK).min(g.n) {
+            let dyn_ = &dy[n * o * p..(n + 1) * o * p];
+            for (oc, plane) in dyn_.chunks(p).enumerate() {
+                db[oc] += super::reduce::sum_lanes(plane);
+            }
+            let Some(cols) = cols else { continue };
+            let cn = &cols[n * kc * p..(n + 1) * kc * p];
+            for gi in 0..groups {
+                let lhs = MatRef::row_major(&dyn_[gi * og * p..(gi + 1) * og * p], og, p);
+                let rhs = MatRef::row_major(&cn[gi * kg * p..(gi + 1) * kg * p], kg, p).t();
+                gemm_into(&mut dw[gi * og * kg..(gi + 1) * og * kg], true, lhs, rhs, 1);
+            }
+        }
+    });
+    let mut dw = cols.map(|_| vec![0f32; o * kg]);
+    let mut db = vec![0f32; o];
+    for (pw, pb) in &partials {
+        if let Some(dw) = dw.as_mut() {
+            dw.iter_mut().zip(pw).for_each(|(a, b)| *a += b);
+        }
+        db.iter_mut().zip(pb).for_each(|(a, b)| *a += b);
+    }
+    (dw, db)
 }
 
 #[cfg(test)]
@@ -129,7 +298,7 @@ mod tests {
     fn col2im_is_the_adjoint_of_im2col() {
         // <im2col(x), y> == <x, col2im(y)> for any x, y.
         let g = ConvGeom {
-            n: 2,
+            n: 1,
             c: 2,
             h: 5,
             w: 4,
@@ -144,15 +313,18 @@ mod tests {
             oh: ConvGeom::out_size(5, 3, 2, 1, 1).unwrap(),
             ow: ConvGeom::out_size(4, 2, 1, 1, 2).unwrap(),
         };
-        let x: Vec<f32> = (0..2 * 2 * 5 * 4)
+        let x: Vec<f32> = (0..2 * 5 * 4)
             .map(|i| ((i * 7) % 11) as f32 - 5.0)
             .collect();
-        let cols = im2col(&x, &g);
+        let mut cols = vec![1f32; g.k_all() * g.p()];
+        im2col_image(&x, &g, &mut cols);
         let y: Vec<f32> = (0..cols.len())
             .map(|i| ((i * 5) % 13) as f32 - 6.0)
             .collect();
         let lhs: f32 = cols.iter().zip(&y).map(|(a, b)| a * b).sum();
-        let rhs: f32 = x.iter().zip(col2im(&y, &g)).map(|(a, b)| a * b).sum();
+        let mut dx = vec![0f32; x.len()];
+        col2im_image(&y, &g, &mut dx);
+        let rhs: f32 = x.iter().zip(&dx).map(|(a, b)| a * b).sum();
         assert_eq!(lhs, rhs);
     }
 }

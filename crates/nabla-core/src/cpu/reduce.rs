@@ -17,7 +17,8 @@ pub enum ReduceOp {
 
 const BLOCK: usize = 1 << 14;
 
-fn sum_lanes(x: &[f32]) -> f32 {
+/// Sum in 8 independent lanes (vectorizes; fixed order, so deterministic).
+pub fn sum_lanes(x: &[f32]) -> f32 {
     let mut acc = [0f32; 8];
     let chunks = x.chunks_exact(8);
     let rest = chunks.remainder();

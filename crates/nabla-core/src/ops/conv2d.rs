@@ -4,17 +4,12 @@
 //! y `[N, O, OH, OW]` with `OH = (H + 2·ph − dh·(KH−1) − 1) / sh + 1`.
 //! `y[n,o,i,j] = b[o] + Σ_{c∈group(o),ki,kj} w[o,c,ki,kj] · x[n, c, i·sh + ki·dh − ph, j·sw + kj·dw − pw]`.
 //!
-//! Lowered to GEMMs over the whole batch (see `cpu::conv`), per group g:
-//! forward `Y_g[O/G, N·P] = W_g[O/G, C/G·KK] · cols_g[C/G·KK, N·P]`;
-//! backward `dW_g = dY_g · cols_gᵀ`, `dcols_g = W_gᵀ · dY_g` then col2im,
-//! `db = Σ_{n,i,j} dY`. Each gradient is computed only if its input needs it
-//! (the images of a CNN never do).
+//! Lowered to GEMMs (im2col, see `cpu::conv`), per image n and group g:
+//! forward `y_n = W · cols_n`; backward `dW = Σ_n dy_n · cols_nᵀ`,
+//! `dcols_n = Wᵀ · dy_n` then col2im, `db = Σ_{n,i,j} dy`. Each gradient is
+//! computed only if its input needs it (the images of a CNN never do).
 
-use std::sync::Arc;
-
-use crate::cpu::conv::{col2im, im2col, ConvGeom};
-use crate::cpu::matmul::{gemm_into, MatRef};
-use crate::cpu::{for_each_chunk, reduce};
+use crate::cpu::conv::{self, ConvGeom};
 use crate::{Error, Result, Tensor};
 
 /// Stride, padding, dilation and groups of a convolution; PyTorch's defaults.
@@ -136,20 +131,6 @@ fn check(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -> Res
     })
 }
 
-/// Per-group GEMMs `dst_g = lhs_g · rhs_g` over row blocks of each operand.
-fn grouped_gemm<'a>(
-    dst: &mut [f32],
-    groups: usize,
-    lhs: impl Fn(usize) -> MatRef<'a>,
-    rhs: impl Fn(usize) -> MatRef<'a>,
-) {
-    let per = dst.len() / groups;
-    let threads = crate::threads::num_threads();
-    for (gi, d) in dst.chunks_mut(per).enumerate() {
-        gemm_into(d, false, lhs(gi), rhs(gi), threads);
-    }
-}
-
 impl Tensor {
     /// Convolution of `self` `[N, C, H, W]` with `weight` `[O, C/groups, KH, KW]`.
     pub fn conv2d(
@@ -159,93 +140,61 @@ impl Tensor {
         p: Conv2dParams,
     ) -> Result<Tensor> {
         let g = check(self, weight, bias, &p)?;
-        let groups = p.groups;
-        let (o, np, pp) = (weight.shape()[0], g.n * g.p(), g.p());
-        let (og, ckk) = (o / groups, g.c / groups * g.kh * g.kw);
+        let (groups, o) = (p.groups, weight.shape()[0]);
         let x = self.contiguous()?;
         let w = weight.contiguous()?.detach();
-        let cols = Arc::new(x.with_cpu(|d, l| im2col(&d[l.offset()..], &g)));
-        let mut yt = vec![0f32; o * np];
-        w.with_cpu(|wd, wl| {
-            let wd = &wd[wl.offset()..];
-            grouped_gemm(
-                &mut yt,
-                groups,
-                |gi| MatRef::row_major(&wd[gi * og * ckk..(gi + 1) * og * ckk], og, ckk),
-                |gi| MatRef::row_major(&cols[gi * ckk * np..(gi + 1) * ckk * np], ckk, np),
-            );
-        });
-        // [O, N·P] → [N, O, P], adding the bias on the way.
         let b = bias.map(|b| b.to_vec());
-        let mut out = vec![0f32; np * o];
-        for_each_chunk(&mut out, pp, |plane, dst| {
-            let (n, oc) = (plane / o, plane % o);
-            let src = &yt[oc * np + n * pp..][..pp];
-            let bv = b.as_ref().map_or(0.0, |b| b[oc]);
-            dst.iter_mut().zip(src).for_each(|(d, s)| *d = s + bv);
+        // The images are saved (as cols) only when the weight gradient needs them.
+        let keep_cols = crate::is_grad_enabled() && weight.requires_grad();
+        let (out, cols) = x.with_cpu(|xd, xl| {
+            w.with_cpu(|wd, wl| {
+                conv::conv_forward(
+                    &xd[xl.offset()..],
+                    &wd[wl.offset()..],
+                    b.as_deref(),
+                    &g,
+                    o,
+                    groups,
+                    keep_cols,
+                )
+            })
         });
         let y = Tensor::from_cpu(out, &[g.n, o, g.oh, g.ow]);
         let inputs: Vec<&Tensor> = match bias {
             Some(b) => vec![self, weight, b],
             None => vec![self, weight],
         };
-        let saved_cols = if weight.requires_grad() {
-            Some(cols)
-        } else {
-            None
-        };
         Ok(y.attach("ConvolutionBackward", &inputs, move |dy, inputs| {
-            // dY as [O, N·P]
-            let dyv = dy.to_vec();
-            let mut dyt = vec![0f32; o * np];
-            for_each_chunk(&mut dyt, np, |oc, row| {
-                for n in 0..g.n {
-                    row[n * pp..(n + 1) * pp].copy_from_slice(&dyv[(n * o + oc) * pp..][..pp]);
-                }
-            });
+            let dy = dy.contiguous()?;
             let dx = if inputs[0].requires_grad() {
-                let mut dcols = vec![0f32; groups * ckk * np];
-                w.with_cpu(|wd, wl| {
-                    let wd = &wd[wl.offset()..];
-                    grouped_gemm(
-                        &mut dcols,
-                        groups,
-                        |gi| {
-                            MatRef::row_major(&wd[gi * og * ckk..(gi + 1) * og * ckk], og, ckk).t()
-                        },
-                        |gi| MatRef::row_major(&dyt[gi * og * np..(gi + 1) * og * np], og, np),
-                    );
+                let dx = dy.with_cpu(|d, l| {
+                    w.with_cpu(|wd, wl| {
+                        conv::conv_backward_input(
+                            &d[l.offset()..],
+                            &wd[wl.offset()..],
+                            &g,
+                            o,
+                            groups,
+                        )
+                    })
                 });
-                Some(Tensor::from_cpu(col2im(&dcols, &g), &[g.n, g.c, g.h, g.w]))
+                Some(Tensor::from_cpu(dx, &[g.n, g.c, g.h, g.w]))
             } else {
                 None
             };
-            let dw = match (&saved_cols, inputs[1].requires_grad()) {
-                (Some(cols), true) => {
-                    let mut dw = vec![0f32; o * ckk];
-                    grouped_gemm(
-                        &mut dw,
-                        groups,
-                        |gi| MatRef::row_major(&dyt[gi * og * np..(gi + 1) * og * np], og, np),
-                        |gi| {
-                            MatRef::row_major(&cols[gi * ckk * np..(gi + 1) * ckk * np], ckk, np)
-                                .t()
-                        },
-                    );
-                    Some(Tensor::from_cpu(dw, inputs[1].shape()))
-                }
-                _ => None,
+            let want_dw = inputs[1].requires_grad() && cols.is_some();
+            let want_db = inputs.len() == 3 && inputs[2].requires_grad();
+            let (dw, db) = if want_dw || want_db {
+                let cols = if want_dw { cols.as_deref() } else { None };
+                dy.with_cpu(|d, l| {
+                    conv::conv_backward_params(&d[l.offset()..], cols, &g, o, groups)
+                })
+            } else {
+                (None, vec![])
             };
-            let mut grads = vec![dx, dw];
+            let mut grads = vec![dx, dw.map(|dw| Tensor::from_cpu(dw, inputs[1].shape()))];
             if inputs.len() == 3 {
-                grads.push(if inputs[2].requires_grad() {
-                    Some(Tensor::from_cpu(
-                        reduce::reduce_rows(&dyt, o, np, reduce::ReduceOp::Sum),
-                        &[o],
-                    ))
-                } else {
-                    None
-                });
+                grads.push(want_db.then(|| Tensor::from_cpu(db, &[o])));
             }
             Ok(grads)
         }))

@@ -1,0 +1,209 @@
+//! MNIST and Fashion-MNIST: four IDX files, found in the common layouts.
+//!
+//! Looked for, in order, under a root folder: the files directly
+//! (`ROOT/train-images-idx3-ubyte[.gz]`), torchvision's
+//! `ROOT/MNIST/raw/…` and `ROOT/FashionMNIST/raw/…`.
+
+use std::path::{Path, PathBuf};
+
+use nabla_core::Tensor;
+
+use crate::error::{DataError, Result};
+use crate::idx::read_idx;
+
+/// Where Debian's `dataset-fashion-mnist` package puts Fashion-MNIST.
+pub const DEBIAN_FASHION_MNIST: &str = "/usr/share/datasets/fashion-mnist";
+
+/// Labelled grayscale images, as bytes.
+#[derive(Clone, Debug)]
+pub struct ImageSet {
+    /// `len × height × width` pixels, row-major.
+    pub images: Vec<u8>,
+    pub labels: Vec<u8>,
+    pub height: usize,
+    pub width: usize,
+    pub classes: usize,
+}
+
+impl ImageSet {
+    pub fn len(&self) -> usize {
+        self.labels.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.labels.is_empty()
+    }
+
+    /// Images as `[N, 1, H, W]` in [0, 1] normalized by `(x − mean) / std`
+    /// (ToTensor then Normalize), and labels as `[N]` class indices.
+    pub fn to_tensors(&self, mean: f32, std: f32) -> Result<(Tensor, Tensor)> {
+        let (inv, shift) = (1.0 / (255.0 * std), mean / std);
+        let x: Vec<f32> = self
+            .images
+            .iter()
+            .map(|&b| b as f32 * inv - shift)
+            .collect();
+        let x = Tensor::from_vec(x, [self.len(), 1, self.height, self.width])?;
+        let y = Tensor::from_vec(
+            self.labels.iter().map(|&l| l as f32).collect(),
+            [self.len()],
+        )?;
+        Ok((x, y))
+    }
+}
+
+/// The training and test splits of an MNIST-style data set.
+#[derive(Clone, Debug)]
+pub struct Mnist {
+    pub train: ImageSet,
+    pub test: ImageSet,
+}
+
+fn find(root: &Path, name: &str) -> Option<PathBuf> {
+    let dirs = [
+        root.to_path_buf(),
+        root.join("MNIST/raw"),
+        root.join("FashionMNIST/raw"),
+    ];
+    for dir in &dirs {
+        for file in [name.to_string(), format!("{name}.gz")] {
+            let p = dir.join(file);
+            if p.is_file() {
+                return Some(p);
+            }
+        }
+    }
+    None
+}
+
+fn load_split(root: &Path, prefix: &str) -> Result<ImageSet> {
+    let missing = |name: &str| {
+        DataError::invalid(
+            root,
+            format!("{name}[.gz] not found (looked in the folder itself, MNIST/raw and FashionMNIST/raw)"),
+        )
+    };
+    let img_name = format!("{prefix}-images-idx3-ubyte");
+    let lbl_name = format!("{prefix}-labels-idx1-ubyte");
+    let img_path = find(root, &img_name).ok_or_else(|| missing(&img_name))?;
+    let lbl_path = find(root, &lbl_name).ok_or_else(|| missing(&lbl_name))?;
+    let images = read_idx(&img_path)?;
+    let labels = read_idx(&lbl_path)?;
+    if images.dims.len() != 3 {
+        return Err(DataError::invalid(
+            &img_path,
+            format!(
+                "expected images [N, H, W], found dimensions {:?}",
+                images.dims
+            ),
+        ));
+    }
+    if labels.dims.len() != 1 {
+        return Err(DataError::invalid(
+            &lbl_path,
+            format!("expected labels [N], found dimensions {:?}", labels.dims),
+        ));
+    }
+    if images.dims[0] != labels.dims[0] {
+        return Err(DataError::invalid(
+            &lbl_path,
+            format!(
+                "{} labels for {} images in {}",
+                labels.dims[0],
+                images.dims[0],
+                img_path.display()
+            ),
+        ));
+    }
+    if let Some((i, l)) = labels.data.iter().enumerate().find(|(_, &l)| l >= 10) {
+        return Err(DataError::invalid(
+            &lbl_path,
+            format!("label {l} of item {i} is out of range 0..10"),
+        ));
+    }
+    Ok(ImageSet {
+        images: images.data,
+        labels: labels.data,
+        height: images.dims[1],
+        width: images.dims[2],
+        classes: 10,
+    })
+}
+
+impl Mnist {
+    /// Loads `train-*` and `t10k-*` from `root` (see the module docs for layouts).
+    pub fn load(root: impl AsRef<Path>) -> Result<Mnist> {
+        let root = root.as_ref();
+        if !root.is_dir() {
+            return Err(DataError::invalid(root, "data folder not found"));
+        }
+        Ok(Mnist {
+            train: load_split(root, "train")?,
+            test: load_split(root, "t10k")?,
+        })
+    }
+
+    /// The 10,000 real digits shipped in the repository's `data/mnist`.
+    pub fn shipped_dir() -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::idx::write_idx;
+
+    fn tmpdir(name: &str) -> PathBuf {
+        let d = std::env::temp_dir().join(format!("nabla-mnist-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn loads_the_shipped_digits() {
+        let m = Mnist::load(Mnist::shipped_dir()).unwrap();
+        assert_eq!((m.train.len(), m.test.len()), (7996, 2004));
+        assert_eq!((m.train.height, m.train.width), (28, 28));
+        let (x, y) = m.test.to_tensors(0.1307, 0.3081).unwrap();
+        assert_eq!(x.shape(), &[2004, 1, 28, 28]);
+        assert_eq!(y.to_vec()[0], 0.0);
+    }
+
+    #[test]
+    fn finds_torchvision_layout_and_reports_problems() {
+        let root = tmpdir("layout");
+        let raw = root.join("MNIST/raw");
+        std::fs::create_dir_all(&raw).unwrap();
+        for p in ["train", "t10k"] {
+            write_idx(
+                raw.join(format!("{p}-images-idx3-ubyte")),
+                &[2, 2, 2],
+                &[0; 8],
+            )
+            .unwrap();
+            write_idx(raw.join(format!("{p}-labels-idx1-ubyte")), &[2], &[1, 9]).unwrap();
+        }
+        assert_eq!(Mnist::load(&root).unwrap().train.len(), 2);
+
+        write_idx(raw.join("t10k-labels-idx1-ubyte"), &[3], &[1, 2, 3]).unwrap();
+        let e = Mnist::load(&root).unwrap_err().to_string();
+        assert!(e.contains("3 labels for 2 images"), "{e}");
+
+        write_idx(raw.join("t10k-labels-idx1-ubyte"), &[2], &[1, 12]).unwrap();
+        let e = Mnist::load(&root).unwrap_err().to_string();
+        assert!(
+            e.ends_with("label 12 of item 1 is out of range 0..10"),
+            "{e}"
+        );
+
+        std::fs::remove_file(raw.join("t10k-labels-idx1-ubyte")).unwrap();
+        let e = Mnist::load(&root).unwrap_err().to_string();
+        assert!(e.contains("t10k-labels-idx1-ubyte[.gz] not found"), "{e}");
+
+        let e = Mnist::load(root.join("nope")).unwrap_err().to_string();
+        assert!(e.ends_with("nope: data folder not found"), "{e}");
+        std::fs::remove_dir_all(&root).unwrap();
+    }
+}
