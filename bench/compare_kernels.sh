@@ -11,7 +11,7 @@ BIN=$(ls -t target/release/deps/kernels-* | grep -v '\.d$' | head -1)
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 for threads in 1 2; do
   for r in $(seq "$ROUNDS"); do
-    NABLA_NUM_THREADS=$threads "$BIN" >>"$tmp/nabla_$threads"
+    NABLA_NUM_THREADS=$threads "$BIN" matmul conv2d_lenet >>"$tmp/nabla_$threads"
     OMP_NUM_THREADS=$threads "$PYTHON" bench/pytorch_kernels.py "$threads" >>"$tmp/torch_$threads"
   done
 done

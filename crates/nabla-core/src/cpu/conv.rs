@@ -19,7 +19,7 @@
 
 use rayon::prelude::*;
 
-use super::matmul::{gemm_into, MatRef};
+use super::small_gemm::{gemm_bcast, gemm_dot, Strided};
 
 /// Sizes of one convolution (or pooling) window sweep.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -86,27 +86,55 @@ impl ConvGeom {
     }
 }
 
+/// Valid output ranges per kernel row and column, computed once per call
+/// (they hold divisions, too slow to redo for every row of `cols`).
+type Ranges = Vec<(usize, usize)>;
+
+fn valid_ranges(g: &ConvGeom) -> (Ranges, Ranges) {
+    let rows = (0..g.kh)
+        .map(|ki| ConvGeom::valid(g.oh, g.h, ki * g.dh, g.sh, g.ph))
+        .collect();
+    let cols = (0..g.kw)
+        .map(|kj| ConvGeom::valid(g.ow, g.w, kj * g.dw, g.sw, g.pw))
+        .collect();
+    (rows, cols)
+}
+
 /// Fills `cols [C·KH·KW, P]` from one image `x [C, H, W]`.
 pub fn im2col_image(x: &[f32], g: &ConvGeom, cols: &mut [f32]) {
     let p = g.p();
-    for (r, row) in cols.chunks_mut(p).enumerate() {
-        let (c, ki, kj) = (r / (g.kh * g.kw), (r / g.kw) % g.kh, r % g.kw);
-        let (ox_lo, ox_hi) = ConvGeom::valid(g.ow, g.w, kj * g.dw, g.sw, g.pw);
-        let (oy_lo, oy_hi) = ConvGeom::valid(g.oh, g.h, ki * g.dh, g.sh, g.ph);
+    let (vy, vx) = valid_ranges(g);
+    let mut rows = cols.chunks_exact_mut(p);
+    for c in 0..g.c {
         let plane = &x[c * g.h * g.w..(c + 1) * g.h * g.w];
-        row[..oy_lo * g.ow].fill(0.0);
-        row[oy_hi * g.ow..].fill(0.0);
-        for oy in oy_lo..oy_hi {
-            let src = &plane[(oy * g.sh + ki * g.dh - g.ph) * g.w..][..g.w];
-            let dst = &mut row[oy * g.ow..(oy + 1) * g.ow];
-            dst[..ox_lo].fill(0.0);
-            dst[ox_hi..].fill(0.0);
-            let first = ox_lo * g.sw + kj * g.dw - g.pw;
-            if g.sw == 1 {
-                dst[ox_lo..ox_hi].copy_from_slice(&src[first..first + (ox_hi - ox_lo)]);
-            } else {
-                for (k, d) in dst[ox_lo..ox_hi].iter_mut().enumerate() {
-                    *d = src[first + k * g.sw];
+        for ki in 0..g.kh {
+            let (oy_lo, oy_hi) = vy[ki];
+            for kj in 0..g.kw {
+                let (ox_lo, ox_hi) = vx[kj];
+                let row = rows.next().expect("cols has C·KH·KW rows");
+                row[..oy_lo * g.ow].fill(0.0);
+                row[oy_hi * g.ow..].fill(0.0);
+                for oy in oy_lo..oy_hi {
+                    let src = &plane[(oy * g.sh + ki * g.dh - g.ph) * g.w..][..g.w];
+                    let dst = &mut row[oy * g.ow..(oy + 1) * g.ow];
+                    for d in &mut dst[..ox_lo] {
+                        *d = 0.0;
+                    }
+                    for d in &mut dst[ox_hi..] {
+                        *d = 0.0;
+                    }
+                    let first = ox_lo * g.sw + kj * g.dw - g.pw;
+                    let dst = &mut dst[ox_lo..ox_hi];
+                    if g.sw == 1 {
+                        // an inline loop: a memcpy call costs more than these few floats
+                        for (d, s) in dst.iter_mut().zip(&src[first..]) {
+                            *d = *s;
+                        }
+                    } else {
+                        for (k, d) in dst.iter_mut().enumerate() {
+                            *d = src[first + k * g.sw];
+                        }
+                    }
                 }
             }
         }
@@ -116,23 +144,26 @@ pub fn im2col_image(x: &[f32], g: &ConvGeom, cols: &mut [f32]) {
 /// Adds `cols [C·KH·KW, P]` onto one image's gradient `dx [C, H, W]`.
 pub fn col2im_image(cols: &[f32], g: &ConvGeom, dx: &mut [f32]) {
     let p = g.p();
-    for (r, row) in cols.chunks(p).enumerate() {
-        let (c, ki, kj) = (r / (g.kh * g.kw), (r / g.kw) % g.kh, r % g.kw);
-        let (ox_lo, ox_hi) = ConvGeom::valid(g.ow, g.w, kj * g.dw, g.sw, g.pw);
-        let (oy_lo, oy_hi) = ConvGeom::valid(g.oh, g.h, ki * g.dh, g.sh, g.ph);
+    let (vy, vx) = valid_ranges(g);
+    let mut rows = cols.chunks_exact(p);
+    for c in 0..g.c {
         let plane = &mut dx[c * g.h * g.w..(c + 1) * g.h * g.w];
-        for oy in oy_lo..oy_hi {
-            let dst = &mut plane[(oy * g.sh + ki * g.dh - g.ph) * g.w..][..g.w];
-            let src = &row[oy * g.ow..(oy + 1) * g.ow];
-            let first = ox_lo * g.sw + kj * g.dw - g.pw;
-            if g.sw == 1 {
-                let d = &mut dst[first..first + (ox_hi - ox_lo)];
-                d.iter_mut()
-                    .zip(&src[ox_lo..ox_hi])
-                    .for_each(|(d, s)| *d += s);
-            } else {
-                for (k, s) in src[ox_lo..ox_hi].iter().enumerate() {
-                    dst[first + k * g.sw] += s;
+        for ki in 0..g.kh {
+            let (oy_lo, oy_hi) = vy[ki];
+            for kj in 0..g.kw {
+                let (ox_lo, ox_hi) = vx[kj];
+                let row = rows.next().expect("cols has C·KH·KW rows");
+                for oy in oy_lo..oy_hi {
+                    let dst = &mut plane[(oy * g.sh + ki * g.dh - g.ph) * g.w..][..g.w];
+                    let src = &row[oy * g.ow + ox_lo..oy * g.ow + ox_hi];
+                    let first = ox_lo * g.sw + kj * g.dw - g.pw;
+                    if g.sw == 1 {
+                        dst[first..].iter_mut().zip(src).for_each(|(d, s)| *d += s);
+                    } else {
+                        for (k, s) in src.iter().enumerate() {
+                            dst[first + k * g.sw] += s;
+                        }
+                    }
                 }
             }
         }
@@ -191,9 +222,23 @@ pub fn conv_forward(
         };
         im2col_image(&x[n * chw..(n + 1) * chw], g, cn);
         for gi in 0..groups {
-            let lhs = MatRef::row_major(&w[gi * og * kg..(gi + 1) * og * kg], og, kg);
-            let rhs = MatRef::row_major(&cn[gi * kg * p..(gi + 1) * kg * p], kg, p);
-            gemm_into(&mut yn[gi * og * p..(gi + 1) * og * p], false, lhs, rhs, 1);
+            let wg = Strided {
+                data: &w[gi * og * kg..(gi + 1) * og * kg],
+                rs: kg,
+                cs: 1,
+            };
+            let cg = &cn[gi * kg * p..(gi + 1) * kg * p];
+            gemm_bcast(
+                og,
+                p,
+                kg,
+                wg,
+                cg,
+                p,
+                &mut yn[gi * og * p..(gi + 1) * og * p],
+                p,
+                false,
+            );
         }
         if let Some(b) = bias {
             for (oc, plane) in yn.chunks_mut(p).enumerate() {
@@ -220,14 +265,23 @@ pub fn conv_backward_input(
         dcols.resize(kc * p, 0.0);
         let dyn_ = &dy[n * o * p..(n + 1) * o * p];
         for gi in 0..groups {
-            let lhs = MatRef::row_major(&w[gi * og * kg..(gi + 1) * og * kg], og, kg).t();
-            let rhs = MatRef::row_major(&dyn_[gi * og * p..(gi + 1) * og * p], og, p);
-            gemm_into(
+            // Wᵀ: element (k, o) of [K, O/G] is w[o·K + k]
+            let wt = Strided {
+                data: &w[gi * og * kg..(gi + 1) * og * kg],
+                rs: 1,
+                cs: kg,
+            };
+            let dyg = &dyn_[gi * og * p..(gi + 1) * og * p];
+            gemm_bcast(
+                kg,
+                p,
+                og,
+                wt,
+                dyg,
+                p,
                 &mut dcols[gi * kg * p..(gi + 1) * kg * p],
+                p,
                 false,
-                lhs,
-                rhs,
-                1,
             );
         }
         col2im_image(dcols, g, dxn);
@@ -265,9 +319,20 @@ pub fn conv_backward_params(
             let Some(cols) = cols else { continue };
             let cn = &cols[n * kc * p..(n + 1) * kc * p];
             for gi in 0..groups {
-                let lhs = MatRef::row_major(&dyn_[gi * og * p..(gi + 1) * og * p], og, p);
-                let rhs = MatRef::row_major(&cn[gi * kg * p..(gi + 1) * kg * p], kg, p).t();
-                gemm_into(&mut dw[gi * og * kg..(gi + 1) * og * kg], true, lhs, rhs, 1);
+                let dyg = &dyn_[gi * og * p..(gi + 1) * og * p];
+                let cg = &cn[gi * kg * p..(gi + 1) * kg * p];
+                gemm_dot(
+                    og,
+                    kg,
+                    p,
+                    dyg,
+                    p,
+                    cg,
+                    p,
+                    &mut dw[gi * og * kg..(gi + 1) * og * kg],
+                    kg,
+                    true,
+                );
             }
         }
     });

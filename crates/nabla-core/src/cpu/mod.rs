@@ -8,6 +8,7 @@ pub mod elementwise;
 pub mod matmul;
 pub mod pool;
 pub mod reduce;
+pub mod small_gemm;
 
 use rayon::prelude::*;
 

@@ -34,6 +34,23 @@ pub fn sum_lanes(x: &[f32]) -> f32 {
     s
 }
 
+/// Dot product in 8 independent lanes (vectorizes; fixed order).
+pub fn dot_lanes(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0f32; 8];
+    let (ca, cb) = (a.chunks_exact(8), b.chunks_exact(8));
+    let (ra, rb) = (ca.remainder(), cb.remainder());
+    for (x, y) in ca.zip(cb) {
+        for k in 0..8 {
+            acc[k] += x[k] * y[k];
+        }
+    }
+    let mut s = ((acc[0] + acc[4]) + (acc[1] + acc[5])) + ((acc[2] + acc[6]) + (acc[3] + acc[7]));
+    for (x, y) in ra.iter().zip(rb) {
+        s += x * y;
+    }
+    s
+}
+
 fn reduce_slice(x: &[f32], op: ReduceOp) -> f32 {
     match op {
         ReduceOp::Sum => sum_lanes(x),

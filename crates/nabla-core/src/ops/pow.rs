@@ -43,7 +43,6 @@ impl Tensor {
 #[cfg(test)]
 mod tests {
     use crate::gradcheck::{gradcheck, rand_input};
-    use crate::Tensor;
 
     #[test]
     fn gradcheck_powers() {

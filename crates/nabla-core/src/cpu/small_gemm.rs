@@ -1,0 +1,425 @@
+//! Matrix products for the small, cache-resident shapes of a convolution
+//! (one image at a time: `[16, 150]·[150, 100]` and the like), where a
+//! general GEMM's packing and dispatch cost more than the arithmetic.
+//!
+//! - [`gemm_bcast`]: `C[M,N] (+)= A[M,K]·B[K,N]`, B row-major, A with any
+//!   strides (so Wᵀ needs no copy). On AVX2+FMA a tile of 6 rows × 16
+//!   columns of C lives in 12 registers; each step broadcasts 6 values of A
+//!   and multiplies one 16-wide piece of a row of B. No packing.
+//! - [`gemm_dot`]: `C[M,N] (+)= A[M,K]·B[N,K]ᵀ`, rows of A and B contiguous
+//!   along K (long dot products, as in a weight gradient). On AVX2+FMA a
+//!   4×2 tile of C accumulates 8-lane partial sums, added up at the end.
+//!
+//! The AVX2 kernels are chosen at run time (`is_x86_feature_detected!`);
+//! elsewhere plain loops compute the same products.
+
+/// A read-only matrix with arbitrary strides: element (i, k) at `i·rs + k·cs`.
+#[derive(Clone, Copy)]
+pub struct Strided<'a> {
+    pub data: &'a [f32],
+    pub rs: usize,
+    pub cs: usize,
+}
+
+fn has_avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// `C[M,N] = A[M,K]·B[K,N]` (or `+=` when `accumulate`); B and C row-major
+/// with leading dimensions `ldb`, `ldc`.
+pub fn gemm_bcast(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Strided,
+    b: &[f32],
+    ldb: usize,
+    c: &mut [f32],
+    ldc: usize,
+    accumulate: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    // These bounds make every access of the kernels below in range.
+    assert!(k == 0 || a.data.len() > (m - 1) * a.rs + (k - 1) * a.cs);
+    assert!(k == 0 || b.len() >= (k - 1) * ldb + n);
+    assert!(c.len() >= (m - 1) * ldc + n);
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() {
+        // SAFETY: AVX2 and FMA are present; bounds were checked above.
+        unsafe { avx::gemm_bcast(m, n, k, a, b, ldb, c, ldc, accumulate) };
+        return;
+    }
+    for i in 0..m {
+        let row = &mut c[i * ldc..i * ldc + n];
+        if !accumulate {
+            row.fill(0.0);
+        }
+        for kk in 0..k {
+            let av = a.data[i * a.rs + kk * a.cs];
+            row.iter_mut()
+                .zip(&b[kk * ldb..kk * ldb + n])
+                .for_each(|(c, b)| *c += av * b);
+        }
+    }
+}
+
+/// `C[M,N] = A[M,K]·B[N,K]ᵀ` (or `+=`): rows of A and of B are contiguous.
+pub fn gemm_dot(
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    lda: usize,
+    b: &[f32],
+    ldb: usize,
+    c: &mut [f32],
+    ldc: usize,
+    accumulate: bool,
+) {
+    if m == 0 || n == 0 {
+        return;
+    }
+    assert!(a.len() >= (m - 1) * lda + k && b.len() >= (n - 1) * ldb + k);
+    assert!(c.len() >= (m - 1) * ldc + n);
+    #[cfg(target_arch = "x86_64")]
+    if has_avx2_fma() {
+        // SAFETY: AVX2 and FMA are present; bounds were checked above.
+        unsafe { avx::gemm_dot(m, n, k, a, lda, b, ldb, c, ldc, accumulate) };
+        return;
+    }
+    for i in 0..m {
+        for j in 0..n {
+            let s = super::reduce::dot_lanes(&a[i * lda..i * lda + k], &b[j * ldb..j * ldb + k]);
+            let d = &mut c[i * ldc + j];
+            *d = if accumulate { *d + s } else { s };
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_op_in_unsafe_fn)] // the whole module is intrinsics on checked bounds
+mod avx {
+    use std::arch::x86_64::*;
+
+    use super::Strided;
+
+    const NB: usize = 16;
+
+    /// One MR×16 tile of C: `C[i0.., j0..] (+)= A[i0.., :]·B[:, j0..]`.
+    /// With `MASKED`, only the lanes of `masks` are read and written (the
+    /// right edge of C).
+    #[inline(always)]
+    unsafe fn bcast_tile<const MR: usize, const MASKED: bool>(
+        k: usize,
+        a: Strided,
+        i0: usize,
+        b: *const f32,
+        ldb: usize,
+        c: *mut f32,
+        ldc: usize,
+        accumulate: bool,
+        masks: (__m256i, __m256i),
+    ) {
+        let load = |p: *const f32, m: __m256i| {
+            if MASKED {
+                _mm256_maskload_ps(p, m)
+            } else {
+                _mm256_loadu_ps(p)
+            }
+        };
+        let mut acc0 = [_mm256_setzero_ps(); MR];
+        let mut acc1 = [_mm256_setzero_ps(); MR];
+        let ap = a.data.as_ptr();
+        for kk in 0..k {
+            let b0 = load(b.add(kk * ldb), masks.0);
+            let b1 = load(b.add(kk * ldb + 8), masks.1);
+            for r in 0..MR {
+                let av = _mm256_broadcast_ss(&*ap.add((i0 + r) * a.rs + kk * a.cs));
+                acc0[r] = _mm256_fmadd_ps(av, b0, acc0[r]);
+                acc1[r] = _mm256_fmadd_ps(av, b1, acc1[r]);
+            }
+        }
+        for r in 0..MR {
+            let p = c.add((i0 + r) * ldc);
+            if accumulate {
+                acc0[r] = _mm256_add_ps(acc0[r], load(p, masks.0));
+                acc1[r] = _mm256_add_ps(acc1[r], load(p.add(8), masks.1));
+            }
+            if MASKED {
+                _mm256_maskstore_ps(p, masks.0, acc0[r]);
+                _mm256_maskstore_ps(p.add(8), masks.1, acc1[r]);
+            } else {
+                _mm256_storeu_ps(p, acc0[r]);
+                _mm256_storeu_ps(p.add(8), acc1[r]);
+            }
+        }
+    }
+
+    /// All rows of one 16-column strip, tallest tiles first.
+    #[inline(always)]
+    unsafe fn bcast_strip<const MASKED: bool>(
+        m: usize,
+        k: usize,
+        a: Strided,
+        b: *const f32,
+        ldb: usize,
+        c: *mut f32,
+        ldc: usize,
+        acc: bool,
+        masks: (__m256i, __m256i),
+    ) {
+        let mut i0 = 0;
+        while i0 + 6 <= m {
+            bcast_tile::<6, MASKED>(k, a, i0, b, ldb, c, ldc, acc, masks);
+            i0 += 6;
+        }
+        if i0 + 4 <= m {
+            bcast_tile::<4, MASKED>(k, a, i0, b, ldb, c, ldc, acc, masks);
+            i0 += 4;
+        }
+        if i0 + 2 <= m {
+            bcast_tile::<2, MASKED>(k, a, i0, b, ldb, c, ldc, acc, masks);
+            i0 += 2;
+        }
+        if i0 < m {
+            bcast_tile::<1, MASKED>(k, a, i0, b, ldb, c, ldc, acc, masks);
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn gemm_bcast(
+        m: usize,
+        n: usize,
+        k: usize,
+        a: Strided,
+        b: &[f32],
+        ldb: usize,
+        c: &mut [f32],
+        ldc: usize,
+        accumulate: bool,
+    ) {
+        let n_full = n / NB * NB;
+        let all = (lane_mask(8), lane_mask(8));
+        for j0 in (0..n_full).step_by(NB) {
+            let (bp, cp) = (b.as_ptr().add(j0), c.as_mut_ptr().add(j0));
+            bcast_strip::<false>(m, k, a, bp, ldb, cp, ldc, accumulate, all);
+        }
+        // Right edge, narrower than a strip: masked loads and stores.
+        let rest = n - n_full;
+        if rest > 0 {
+            let masks = (lane_mask(rest), lane_mask(rest.saturating_sub(8)));
+            let (bp, cp) = (b.as_ptr().add(n_full), c.as_mut_ptr().add(n_full));
+            bcast_strip::<true>(m, k, a, bp, ldb, cp, ldc, accumulate, masks);
+        }
+    }
+
+    /// A mask selecting the first `n` (≤ 8) of 8 lanes.
+    #[inline(always)]
+    unsafe fn lane_mask(n: usize) -> __m256i {
+        let idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(n.min(8) as i32), idx)
+    }
+
+    #[inline(always)]
+    unsafe fn hsum(v: __m256) -> f32 {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        let s = _mm_add_ss(s, _mm_shuffle_ps(s, s, 1));
+        _mm_cvtss_f32(s)
+    }
+
+    /// One MR×NR tile of `C = A·Bᵀ`.
+    #[inline(always)]
+    unsafe fn dot_tile<const MR: usize, const NR: usize>(
+        k: usize,
+        a: *const f32,
+        lda: usize,
+        b: *const f32,
+        ldb: usize,
+        c: *mut f32,
+        ldc: usize,
+        accumulate: bool,
+    ) {
+        let mut acc = [[_mm256_setzero_ps(); NR]; MR];
+        let k_full = k / 8 * 8;
+        let mut kk = 0;
+        while kk < k_full {
+            let mut bv = [_mm256_setzero_ps(); NR];
+            for s in 0..NR {
+                bv[s] = _mm256_loadu_ps(b.add(s * ldb + kk));
+            }
+            for r in 0..MR {
+                let av = _mm256_loadu_ps(a.add(r * lda + kk));
+                for s in 0..NR {
+                    acc[r][s] = _mm256_fmadd_ps(av, bv[s], acc[r][s]);
+                }
+            }
+            kk += 8;
+        }
+        if k_full < k {
+            // the last k % 8 terms, as one masked step
+            let mask = lane_mask(k - k_full);
+            let mut bv = [_mm256_setzero_ps(); NR];
+            for s in 0..NR {
+                bv[s] = _mm256_maskload_ps(b.add(s * ldb + k_full), mask);
+            }
+            for r in 0..MR {
+                let av = _mm256_maskload_ps(a.add(r * lda + k_full), mask);
+                for s in 0..NR {
+                    acc[r][s] = _mm256_fmadd_ps(av, bv[s], acc[r][s]);
+                }
+            }
+        }
+        for r in 0..MR {
+            for s in 0..NR {
+                let sum = hsum(acc[r][s]);
+                let d = c.add(r * ldc + s);
+                *d = if accumulate { *d + sum } else { sum };
+            }
+        }
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn gemm_dot(
+        m: usize,
+        n: usize,
+        k: usize,
+        a: &[f32],
+        lda: usize,
+        b: &[f32],
+        ldb: usize,
+        c: &mut [f32],
+        ldc: usize,
+        accumulate: bool,
+    ) {
+        let (a, b, c) = (a.as_ptr(), b.as_ptr(), c.as_mut_ptr());
+        // Row tiles of 4, then 2, then 1; column tiles of 2, then 1.
+        let mut i0 = 0;
+        while i0 < m {
+            let mr = if i0 + 4 <= m {
+                4
+            } else if i0 + 2 <= m {
+                2
+            } else {
+                1
+            };
+            let mut j0 = 0;
+            while j0 < n {
+                let nr = if j0 + 2 <= n { 2 } else { 1 };
+                let (ap, bp, cp) = (a.add(i0 * lda), b.add(j0 * ldb), c.add(i0 * ldc + j0));
+                match (mr, nr) {
+                    (4, 2) => dot_tile::<4, 2>(k, ap, lda, bp, ldb, cp, ldc, accumulate),
+                    (4, _) => dot_tile::<4, 1>(k, ap, lda, bp, ldb, cp, ldc, accumulate),
+                    (2, 2) => dot_tile::<2, 2>(k, ap, lda, bp, ldb, cp, ldc, accumulate),
+                    (2, _) => dot_tile::<2, 1>(k, ap, lda, bp, ldb, cp, ldc, accumulate),
+                    (_, 2) => dot_tile::<1, 2>(k, ap, lda, bp, ldb, cp, ldc, accumulate),
+                    _ => dot_tile::<1, 1>(k, ap, lda, bp, ldb, cp, ldc, accumulate),
+                }
+                j0 += nr;
+            }
+            i0 += mr;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn naive(
+        m: usize,
+        n: usize,
+        k: usize,
+        a: impl Fn(usize, usize) -> f32,
+        b: impl Fn(usize, usize) -> f32,
+    ) -> Vec<f32> {
+        let mut c = vec![0f32; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = (0..k).map(|p| a(i, p) * b(p, j)).sum();
+            }
+        }
+        c
+    }
+
+    fn vals(n: usize, seed: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| (((i * 7919 + seed * 104729) % 97) as f32 - 48.0) / 16.0)
+            .collect()
+    }
+
+    #[test]
+    fn both_kernels_match_a_naive_product_on_ragged_shapes() {
+        for (m, n, k) in [
+            (6, 25, 784),
+            (16, 100, 150),
+            (150, 100, 16),
+            (5, 17, 3),
+            (1, 1, 1),
+            (7, 33, 9),
+        ] {
+            let (a, b) = (vals(m * k, 1), vals(k * n, 2));
+            let want = naive(m, n, k, |i, p| a[i * k + p], |p, j| b[p * n + j]);
+            let close = |x: f32, y: f32| (x - y).abs() <= 1e-3 * (1.0 + y.abs());
+            let mut c = vec![1f32; m * n];
+            gemm_bcast(
+                m,
+                n,
+                k,
+                Strided {
+                    data: &a,
+                    rs: k,
+                    cs: 1,
+                },
+                &b,
+                n,
+                &mut c,
+                n,
+                false,
+            );
+            assert!(
+                c.iter().zip(&want).all(|(x, y)| close(*x, *y)),
+                "bcast {m}x{n}x{k}"
+            );
+            // A given transposed (column-major), accumulating onto ones
+            let at: Vec<f32> = (0..k * m).map(|t| a[(t % m) * k + t / m]).collect();
+            let mut c = vec![1f32; m * n];
+            gemm_bcast(
+                m,
+                n,
+                k,
+                Strided {
+                    data: &at,
+                    rs: 1,
+                    cs: m,
+                },
+                &b,
+                n,
+                &mut c,
+                n,
+                true,
+            );
+            assert!(
+                c.iter().zip(&want).all(|(x, y)| close(*x - 1.0, *y)),
+                "bcast T {m}x{n}x{k}"
+            );
+            // dot form: B given as [N, K]
+            let bt: Vec<f32> = (0..n * k).map(|t| b[(t % k) * n + t / k]).collect();
+            let mut c = vec![0f32; m * n];
+            gemm_dot(m, n, k, &a, k, &bt, k, &mut c, n, false);
+            assert!(
+                c.iter().zip(&want).all(|(x, y)| close(*x, *y)),
+                "dot {m}x{n}x{k}"
+            );
+        }
+    }
+}
