@@ -2,6 +2,25 @@
 //!
 //! This facade re-exports the crates of the workspace: the tensor engine
 //! ([`nabla_core`], at the top level) and data loading ([`data`]).
+//!
+//! ```
+//! use nabla::{Conv2dParams, Tensor};
+//! # fn main() -> nabla::Result<()> {
+//! nabla::manual_seed(1);
+//! let x = Tensor::randn([64, 1, 28, 28]);
+//! let w = Tensor::randn([6, 1, 5, 5]).requires_grad_(true);
+//! let y = x
+//!     .conv2d(&w, None, Conv2dParams::default().padding(2))? // [64, 6, 28, 28]
+//!     .relu()?
+//!     .max_pool2d(2)?; // [64, 6, 14, 14]
+//! assert_eq!(y.shape(), &[64, 6, 14, 14]);
+//! let loss = y.mean_all()?;
+//! loss.backward()?;
+//! assert_eq!(w.grad().unwrap().shape(), &[6, 1, 5, 5]);
+//! println!("{}", w.grad().unwrap().narrow(0, 0, 1)?);
+//! # Ok(())
+//! # }
+//! ```
 
 pub use nabla_core::*;
 
