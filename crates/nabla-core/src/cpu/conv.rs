@@ -1,25 +1,33 @@
-//! 2-d convolution on the CPU, lowered to GEMMs one image at a time.
+//! 2-d convolution on the CPU, lowered to small matrix products one image
+//! at a time.
 //!
 //! N = batch, C = input channels, H, W = input size, O = output channels,
-//! G = groups, KH, KW = kernel, OH, OW = output size, P = OH·OW, K = C/G·KH·KW.
+//! G = groups, KH, KW = kernel, OH, OW = output size, P = OH·OW,
+//! K = C/G·KH·KW per group.
 //!
-//! For image n, `cols_n` is `[C·KH·KW, P]`: row `(c·KH + ki)·KW + kj` holds
-//! input pixel `(c, oy·sh + ki·dh − ph, ox·sw + kj·dw − pw)` for every output
-//! position `(oy, ox)`, or 0 in the padding (im2col). Then per group g:
+//! The products need, for each image, a matrix `B` with one row per kernel
+//! tap `(c, ki, kj)` holding the input pixels that tap meets at every output
+//! position. Two ways to get it:
 //!
-//! - forward   `y_n[g] = W[g] · cols_n[g]`, `[O/G, K]·[K, P]`, written straight
-//!   into the NCHW output (no transpose);
-//! - input grad `dcols_n[g] = W[g]ᵀ · dy_n[g]`, then col2im (the adjoint of im2col);
-//! - weight grad `dW[g] = Σ_n dy_n[g] · cols_n[g]ᵀ`.
+//! - **wide** (stride 1, no dilation): pad the image once to `[C, Hp, Wp]`;
+//!   the row of tap `(c, ki, kj)` is then simply the slice of the padded
+//!   image starting at `(c, ki, kj)`, `OH·Wp` long: the output computed at
+//!   "wide" positions `oy·Wp + ox`, of which the `ox ≥ OW` are dropped. No
+//!   copy per tap, at the price of `Wp/OW` more columns (1.14× for LeNet's
+//!   conv1, 1.4× for conv2);
+//! - **im2col** (any stride and dilation): copy each tap's pixels into
+//!   `cols [C·KH·KW, P]`, 0 in the padding.
 //!
-//! Images are spread over threads; a per-image `cols_n` (tens of KB for
-//! LeNet) stays in cache between im2col and the GEMM that reads it. Weight
-//! and bias gradients are summed per fixed block of images and the blocks
-//! are added in order, so results do not depend on the thread count.
+//! Then per group g: forward `y_n[g] = W[g]·B_n[g]`; weight gradient
+//! `dW[g] += dy_n[g]·B_n[g]ᵀ`; input gradient `dcols_n = W[g]ᵀ·dy_n[g]`
+//! followed by col2im (the adjoint of im2col). Images are spread over
+//! threads; one image's `B` (tens of KB for LeNet) stays in cache. Weight and
+//! bias gradients are summed per fixed block of images and the blocks added
+//! in order, so results do not depend on the thread count.
 
 use rayon::prelude::*;
 
-use super::small_gemm::{gemm_bcast, gemm_dot, Strided};
+use super::small_gemm::{gemm_bcast, gemm_dot, row_offsets, Rows, Strided};
 
 /// Sizes of one convolution (or pooling) window sweep.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -80,9 +88,72 @@ impl ConvGeom {
         self.oh * self.ow
     }
 
-    /// Rows of `cols_n`: C·KH·KW.
+    /// Kernel taps over all channels: C·KH·KW.
     pub fn k_all(&self) -> usize {
         self.c * self.kh * self.kw
+    }
+}
+
+/// How `B` is laid out for this geometry (see the module docs).
+struct Plan {
+    wide: bool,
+    /// padded width (wide) or OW (im2col): the row pitch of the outputs
+    pitch: usize,
+    /// length of a row of B: OH·pitch
+    q: usize,
+    /// floats of B per image
+    per_image: usize,
+    /// start of each tap's row in an image's B
+    offsets: Vec<usize>,
+}
+
+impl Plan {
+    fn new(g: &ConvGeom) -> Plan {
+        let (hp, wp) = (g.h + 2 * g.ph, g.w + 2 * g.pw);
+        let unit = g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1;
+        // Wide only when the wasted columns stay few.
+        if unit && 2 * wp <= 3 * g.ow {
+            let mut offsets = Vec::with_capacity(g.k_all());
+            for c in 0..g.c {
+                for ki in 0..g.kh {
+                    for kj in 0..g.kw {
+                        offsets.push(c * hp * wp + ki * wp + kj);
+                    }
+                }
+            }
+            // the last tap's row ends KW − 1 floats past the padded image
+            Plan {
+                wide: true,
+                pitch: wp,
+                q: g.oh * wp,
+                per_image: g.c * hp * wp + g.kw - 1,
+                offsets,
+            }
+        } else {
+            let p = g.p();
+            Plan {
+                wide: false,
+                pitch: g.ow,
+                q: p,
+                per_image: g.k_all() * p,
+                offsets: row_offsets(g.k_all(), p),
+            }
+        }
+    }
+
+    /// Builds image `x [C, H, W]`'s B into `buf` (`per_image` floats).
+    fn fill(&self, x: &[f32], g: &ConvGeom, buf: &mut [f32]) {
+        if !self.wide {
+            return im2col_image(x, g, buf);
+        }
+        let (hp, wp) = (g.h + 2 * g.ph, g.w + 2 * g.pw);
+        buf.fill(0.0);
+        for c in 0..g.c {
+            for y in 0..g.h {
+                let dst = &mut buf[c * hp * wp + (y + g.ph) * wp + g.pw..][..g.w];
+                dst.copy_from_slice(&x[(c * g.h + y) * g.w..][..g.w]);
+            }
+        }
     }
 }
 
@@ -143,6 +214,23 @@ pub fn im2col_image(x: &[f32], g: &ConvGeom, cols: &mut [f32]) {
 
 /// Adds `cols [C·KH·KW, P]` onto one image's gradient `dx [C, H, W]`.
 pub fn col2im_image(cols: &[f32], g: &ConvGeom, dx: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2; the function only adds slices.
+        return unsafe { col2im_avx2(cols, g, dx) };
+    }
+    col2im_body(cols, g, dx)
+}
+
+/// [`col2im_body`] compiled for AVX2: 8-wide adds for the short rows.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn col2im_avx2(cols: &[f32], g: &ConvGeom, dx: &mut [f32]) {
+    col2im_body(cols, g, dx)
+}
+
+#[inline(always)]
+fn col2im_body(cols: &[f32], g: &ConvGeom, dx: &mut [f32]) {
     let p = g.p();
     let (vy, vx) = valid_ranges(g);
     let mut rows = cols.chunks_exact(p);
@@ -153,15 +241,23 @@ pub fn col2im_image(cols: &[f32], g: &ConvGeom, dx: &mut [f32]) {
             for kj in 0..g.kw {
                 let (ox_lo, ox_hi) = vx[kj];
                 let row = rows.next().expect("cols has C·KH·KW rows");
-                for oy in oy_lo..oy_hi {
-                    let dst = &mut plane[(oy * g.sh + ki * g.dh - g.ph) * g.w..][..g.w];
-                    let src = &row[oy * g.ow + ox_lo..oy * g.ow + ox_hi];
-                    let first = ox_lo * g.sw + kj * g.dw - g.pw;
+                if oy_lo >= oy_hi || ox_lo >= ox_hi {
+                    continue;
+                }
+                let first = ox_lo * g.sw + kj * g.dw - g.pw;
+                let len = ox_hi - ox_lo;
+                let iy0 = oy_lo * g.sh + ki * g.dh - g.ph;
+                // input rows iy0, iy0 + sh, … meet output rows oy_lo..oy_hi
+                let dst_rows = plane[iy0 * g.w..].chunks_mut(g.w * g.sh);
+                let src_rows = row[oy_lo * g.ow..oy_hi * g.ow].chunks_exact(g.ow);
+                for (d, s) in dst_rows.zip(src_rows) {
+                    let s = &s[ox_lo..ox_hi];
                     if g.sw == 1 {
-                        dst[first..].iter_mut().zip(src).for_each(|(d, s)| *d += s);
+                        let d = &mut d[first..first + len];
+                        d.iter_mut().zip(s).for_each(|(d, s)| *d += s);
                     } else {
-                        for (k, s) in src.iter().enumerate() {
-                            dst[first + k * g.sw] += s;
+                        for (k, s) in s.iter().enumerate() {
+                            d[first + k * g.sw] += s;
                         }
                     }
                 }
@@ -190,8 +286,8 @@ fn run_parallel<T: Send>(items: &mut [T], f: impl Fn(usize, &mut T, &mut Vec<f32
 }
 
 /// Convolution forward over the batch. `x [N, C, H, W]`, `w [O, C/G, KH, KW]`
-/// (contiguous). Returns `y [N, O, OH, OW]` and, when `keep_cols`, every
-/// image's `cols_n` (for the weight gradient).
+/// (contiguous). Returns `y [N, O, OH, OW]` and, when `keep`, what the
+/// weight gradient needs (every image's B).
 pub fn conv_forward(
     x: &[f32],
     w: &[f32],
@@ -199,46 +295,54 @@ pub fn conv_forward(
     g: &ConvGeom,
     o: usize,
     groups: usize,
-    keep_cols: bool,
+    keep: bool,
 ) -> (Vec<f32>, Option<Vec<f32>>) {
+    let plan = Plan::new(g);
     let (p, kc, chw) = (g.p(), g.k_all(), g.c * g.h * g.w);
-    let (og, kg) = (o / groups, kc / groups);
+    let (og, kg, q) = (o / groups, kc / groups, plan.q);
+    let out_rows = row_offsets(og, q);
     let mut y = vec![0f32; g.n * o * p];
-    let mut cols = vec![0f32; if keep_cols { g.n * kc * p } else { 0 }];
-    let mut work: Vec<(&mut [f32], Option<&mut [f32]>)> = if keep_cols {
+    let mut saved = vec![0f32; if keep { g.n * plan.per_image } else { 0 }];
+    let mut work: Vec<(&mut [f32], Option<&mut [f32]>)> = if keep {
         y.chunks_mut(o * p)
-            .zip(cols.chunks_mut(kc * p).map(Some))
+            .zip(saved.chunks_mut(plan.per_image).map(Some))
             .collect()
     } else {
         y.chunks_mut(o * p).map(|c| (c, None)).collect()
     };
-    run_parallel(&mut work, |n, (yn, saved), scratch| {
-        let cn: &mut [f32] = match saved {
-            Some(c) => c,
-            None => {
-                scratch.resize(kc * p, 0.0);
-                scratch
+    run_parallel(&mut work, |n, (yn, kept), scratch| {
+        // scratch: [B if not kept][wide output O × q]
+        let own_b = if kept.is_some() { 0 } else { plan.per_image };
+        scratch.resize(own_b + if plan.wide { o * q } else { 0 }, 0.0);
+        let (sb, wide_out) = scratch.split_at_mut(own_b);
+        let b: &mut [f32] = match kept {
+            Some(k) => k,
+            None => sb,
+        };
+        plan.fill(&x[n * chw..(n + 1) * chw], g, b);
+        let products = |out: &mut [f32]| {
+            for gi in 0..groups {
+                let wg = Strided {
+                    data: &w[gi * og * kg..(gi + 1) * og * kg],
+                    rs: kg,
+                    cs: 1,
+                };
+                let rows = Rows {
+                    data: b,
+                    offsets: &plan.offsets[gi * kg..(gi + 1) * kg],
+                };
+                let out_g = &mut out[gi * og * q..(gi + 1) * og * q];
+                gemm_bcast(og, q, kg, wg, rows, out_g, &out_rows, false);
             }
         };
-        im2col_image(&x[n * chw..(n + 1) * chw], g, cn);
-        for gi in 0..groups {
-            let wg = Strided {
-                data: &w[gi * og * kg..(gi + 1) * og * kg],
-                rs: kg,
-                cs: 1,
-            };
-            let cg = &cn[gi * kg * p..(gi + 1) * kg * p];
-            gemm_bcast(
-                og,
-                p,
-                kg,
-                wg,
-                cg,
-                p,
-                &mut yn[gi * og * p..(gi + 1) * og * p],
-                p,
-                false,
-            );
+        if plan.wide {
+            products(wide_out);
+            // keep the first OW of every pitch-long output row
+            for (dst, src) in yn.chunks_mut(g.ow).zip(wide_out.chunks(plan.pitch)) {
+                dst.copy_from_slice(&src[..g.ow]);
+            }
+        } else {
+            products(yn);
         }
         if let Some(b) = bias {
             for (oc, plane) in yn.chunks_mut(p).enumerate() {
@@ -246,10 +350,14 @@ pub fn conv_forward(
             }
         }
     });
-    (y, keep_cols.then_some(cols))
+    (y, keep.then_some(saved))
 }
 
-/// Gradient of the input: `dx [N, C, H, W]` from `dy [N, O, OH, OW]`.
+/// Gradient of the input: `dx [N, C, H, W]` from `dy [N, O, OH, OW]`:
+/// `dcols = Wᵀ·dy_n`, one row per tap, then col2im adds each row back at
+/// its tap's place. (Adding the rows straight from the product into a
+/// padded gradient, which the wide layout allows, was measured slower: the
+/// overlapping read-modify-writes stall on store forwarding.)
 pub fn conv_backward_input(
     dy: &[f32],
     w: &[f32],
@@ -259,6 +367,7 @@ pub fn conv_backward_input(
 ) -> Vec<f32> {
     let (p, kc, chw) = (g.p(), g.k_all(), g.c * g.h * g.w);
     let (og, kg) = (o / groups, kc / groups);
+    let (dy_rows, dcols_rows) = (row_offsets(og, p), row_offsets(kg, p));
     let mut dx = vec![0f32; g.n * chw];
     let mut work: Vec<&mut [f32]> = dx.chunks_mut(chw).collect();
     run_parallel(&mut work, |n, dxn, dcols| {
@@ -271,64 +380,73 @@ pub fn conv_backward_input(
                 rs: 1,
                 cs: kg,
             };
-            let dyg = &dyn_[gi * og * p..(gi + 1) * og * p];
-            gemm_bcast(
-                kg,
-                p,
-                og,
-                wt,
-                dyg,
-                p,
-                &mut dcols[gi * kg * p..(gi + 1) * kg * p],
-                p,
-                false,
-            );
+            let rows = Rows {
+                data: &dyn_[gi * og * p..(gi + 1) * og * p],
+                offsets: &dy_rows,
+            };
+            let dcols_g = &mut dcols[gi * kg * p..(gi + 1) * kg * p];
+            gemm_bcast(kg, p, og, wt, rows, dcols_g, &dcols_rows, false);
         }
         col2im_image(dcols, g, dxn);
     });
     dx
 }
 
-/// Gradients of the weight `[O, C/G·KH·KW]` and of the bias `[O]`, from
-/// `dy [N, O, P]` and the saved `cols [N, C·KH·KW, P]`.
+/// Gradients of the weight `[O, C/G·KH·KW]` (when the forward kept its
+/// `saved` B's) and of the bias `[O]`, from `dy [N, O, OH, OW]`.
 pub fn conv_backward_params(
     dy: &[f32],
-    cols: Option<&[f32]>,
+    saved: Option<&[f32]>,
     g: &ConvGeom,
     o: usize,
     groups: usize,
 ) -> (Option<Vec<f32>>, Vec<f32>) {
-    let (p, kc) = (g.p(), g.k_all());
+    let plan = Plan::new(g);
+    let (p, kc, q) = (g.p(), g.k_all(), plan.q);
     let (og, kg) = (o / groups, kc / groups);
     let blocks = g.n.div_ceil(IMAGES_PER_BLOCK);
     // Per block: weight gradient partial (if wanted) and bias partial.
     let mut partials: Vec<(Vec<f32>, Vec<f32>)> = (0..blocks)
         .map(|_| {
             (
-                vec![0f32; if cols.is_some() { o * kg } else { 0 }],
+                vec![0f32; if saved.is_some() { o * kg } else { 0 }],
                 vec![0f32; o],
             )
         })
         .collect();
-    run_parallel(&mut partials, |b, (dw, db), _| {
-        for n in b * IMAGES_PER_BLOCK..((b + 1) * IMAGES_PER_BLOCK).min(g.n) {
+    run_parallel(&mut partials, |blk, (dw, db), scratch| {
+        for n in blk * IMAGES_PER_BLOCK..((blk + 1) * IMAGES_PER_BLOCK).min(g.n) {
             let dyn_ = &dy[n * o * p..(n + 1) * o * p];
             for (oc, plane) in dyn_.chunks(p).enumerate() {
                 db[oc] += super::reduce::sum_lanes(plane);
             }
-            let Some(cols) = cols else { continue };
-            let cn = &cols[n * kc * p..(n + 1) * kc * p];
+            let Some(saved) = saved else { continue };
+            let b = &saved[n * plan.per_image..(n + 1) * plan.per_image];
+            // In the wide layout dy is spread to the output pitch, zeros at
+            // the dropped positions, so they add nothing.
+            let a: &[f32] = if plan.wide {
+                scratch.clear();
+                scratch.resize(o * q, 0.0);
+                for (dst, src) in scratch.chunks_mut(plan.pitch).zip(dyn_.chunks(g.ow)) {
+                    dst[..g.ow].copy_from_slice(src);
+                }
+                scratch
+            } else {
+                dyn_
+            };
             for gi in 0..groups {
-                let dyg = &dyn_[gi * og * p..(gi + 1) * og * p];
-                let cg = &cn[gi * kg * p..(gi + 1) * kg * p];
+                let ag = &a[gi * og * q..(gi + 1) * og * q];
+                let rows = Rows {
+                    data: b,
+                    offsets: &plan.offsets[gi * kg..(gi + 1) * kg],
+                };
                 gemm_dot(
                     og,
                     kg,
-                    p,
-                    dyg,
-                    p,
-                    cg,
-                    p,
+                    q,
+                    ag,
+                    q,
+                    rows,
                     &mut dw[gi * og * kg..(gi + 1) * og * kg],
                     kg,
                     true,
@@ -336,7 +454,7 @@ pub fn conv_backward_params(
             }
         }
     });
-    let mut dw = cols.map(|_| vec![0f32; o * kg]);
+    let mut dw = saved.map(|_| vec![0f32; o * kg]);
     let mut db = vec![0f32; o];
     for (pw, pb) in &partials {
         if let Some(dw) = dw.as_mut() {

@@ -32,17 +32,39 @@ fn has_avx2_fma() -> bool {
     }
 }
 
-/// `C[M,N] = A[M,K]·B[K,N]` (or `+=` when `accumulate`); B and C row-major
-/// with leading dimensions `ldb`, `ldc`.
+/// Rows of a matrix that live anywhere in one buffer: row r is
+/// `data[offsets[r]..]` (contiguous along the row). Regular row-major
+/// storage has `offsets[r] = r·ld`; a stride-1 convolution reads its input
+/// image this way without copying it into columns.
+#[derive(Clone, Copy)]
+pub struct Rows<'a> {
+    pub data: &'a [f32],
+    pub offsets: &'a [usize],
+}
+
+/// Offsets `0, ld, 2·ld, …` of `rows` rows of a row-major matrix.
+pub fn row_offsets(rows: usize, ld: usize) -> Vec<usize> {
+    (0..rows).map(|r| r * ld).collect()
+}
+
+fn check_rows(b: &Rows, rows: usize, len: usize) {
+    assert!(b.offsets.len() >= rows, "small_gemm: too few row offsets");
+    assert!(
+        b.offsets[..rows].iter().all(|&o| o + len <= b.data.len()),
+        "small_gemm: row out of bounds"
+    );
+}
+
+/// `C[M,N] = A[M,K]·B[K,N]` (or `+=` when `accumulate`); B given by rows
+/// (each N long), and C's row i starting at `c[c_rows[i]]`.
 pub fn gemm_bcast(
     m: usize,
     n: usize,
     k: usize,
     a: Strided,
-    b: &[f32],
-    ldb: usize,
+    b: Rows,
     c: &mut [f32],
-    ldc: usize,
+    c_rows: &[usize],
     accumulate: bool,
 ) {
     if m == 0 || n == 0 {
@@ -50,37 +72,37 @@ pub fn gemm_bcast(
     }
     // These bounds make every access of the kernels below in range.
     assert!(k == 0 || a.data.len() > (m - 1) * a.rs + (k - 1) * a.cs);
-    assert!(k == 0 || b.len() >= (k - 1) * ldb + n);
-    assert!(c.len() >= (m - 1) * ldc + n);
+    check_rows(&b, k, n);
+    assert!(c_rows.len() >= m && c_rows[..m].iter().all(|&o| o + n <= c.len()));
     #[cfg(target_arch = "x86_64")]
     if has_avx2_fma() {
         // SAFETY: AVX2 and FMA are present; bounds were checked above.
-        unsafe { avx::gemm_bcast(m, n, k, a, b, ldb, c, ldc, accumulate) };
+        unsafe { avx::gemm_bcast(m, n, k, a, b, c, c_rows, accumulate) };
         return;
     }
     for i in 0..m {
-        let row = &mut c[i * ldc..i * ldc + n];
-        if !accumulate {
-            row.fill(0.0);
-        }
+        let row = &mut c[c_rows[i]..c_rows[i] + n];
+        let mut acc = vec![0f32; n];
         for kk in 0..k {
             let av = a.data[i * a.rs + kk * a.cs];
-            row.iter_mut()
-                .zip(&b[kk * ldb..kk * ldb + n])
-                .for_each(|(c, b)| *c += av * b);
+            let brow = &b.data[b.offsets[kk]..b.offsets[kk] + n];
+            acc.iter_mut().zip(brow).for_each(|(c, b)| *c += av * b);
+        }
+        for (r, v) in row.iter_mut().zip(acc) {
+            *r = if accumulate { *r + v } else { v };
         }
     }
 }
 
-/// `C[M,N] = A[M,K]·B[N,K]ᵀ` (or `+=`): rows of A and of B are contiguous.
+/// `C[M,N] = A[M,K]·B[N,K]ᵀ` (or `+=`): A row-major, B given by rows
+/// (each K long).
 pub fn gemm_dot(
     m: usize,
     n: usize,
     k: usize,
     a: &[f32],
     lda: usize,
-    b: &[f32],
-    ldb: usize,
+    b: Rows,
     c: &mut [f32],
     ldc: usize,
     accumulate: bool,
@@ -88,17 +110,19 @@ pub fn gemm_dot(
     if m == 0 || n == 0 {
         return;
     }
-    assert!(a.len() >= (m - 1) * lda + k && b.len() >= (n - 1) * ldb + k);
+    assert!(a.len() >= (m - 1) * lda + k);
+    check_rows(&b, n, k);
     assert!(c.len() >= (m - 1) * ldc + n);
     #[cfg(target_arch = "x86_64")]
     if has_avx2_fma() {
         // SAFETY: AVX2 and FMA are present; bounds were checked above.
-        unsafe { avx::gemm_dot(m, n, k, a, lda, b, ldb, c, ldc, accumulate) };
+        unsafe { avx::gemm_dot(m, n, k, a, lda, b, c, ldc, accumulate) };
         return;
     }
     for i in 0..m {
         for j in 0..n {
-            let s = super::reduce::dot_lanes(&a[i * lda..i * lda + k], &b[j * ldb..j * ldb + k]);
+            let brow = &b.data[b.offsets[j]..b.offsets[j] + k];
+            let s = super::reduce::dot_lanes(&a[i * lda..i * lda + k], brow);
             let d = &mut c[i * ldc + j];
             *d = if accumulate { *d + s } else { s };
         }
@@ -110,22 +134,22 @@ pub fn gemm_dot(
 mod avx {
     use std::arch::x86_64::*;
 
-    use super::Strided;
+    use super::{Rows, Strided};
 
     const NB: usize = 16;
 
-    /// One MR×16 tile of C: `C[i0.., j0..] (+)= A[i0.., :]·B[:, j0..]`.
-    /// With `MASKED`, only the lanes of `masks` are read and written (the
-    /// right edge of C).
+    /// One MR×16 tile of C: `C[i0.., 0..16] (+)= A[i0.., :]·B[:, 0..16]`,
+    /// B's row kk starting at `b + off[kk]`. With `MASKED`, only the lanes
+    /// of `masks` are read and written (the right edge of C).
     #[inline(always)]
     unsafe fn bcast_tile<const MR: usize, const MASKED: bool>(
         k: usize,
         a: Strided,
         i0: usize,
         b: *const f32,
-        ldb: usize,
+        off: *const usize,
         c: *mut f32,
-        ldc: usize,
+        c_off: *const usize,
         accumulate: bool,
         masks: (__m256i, __m256i),
     ) {
@@ -140,8 +164,9 @@ mod avx {
         let mut acc1 = [_mm256_setzero_ps(); MR];
         let ap = a.data.as_ptr();
         for kk in 0..k {
-            let b0 = load(b.add(kk * ldb), masks.0);
-            let b1 = load(b.add(kk * ldb + 8), masks.1);
+            let row = b.add(*off.add(kk));
+            let b0 = load(row, masks.0);
+            let b1 = load(row.add(8), masks.1);
             for r in 0..MR {
                 let av = _mm256_broadcast_ss(&*ap.add((i0 + r) * a.rs + kk * a.cs));
                 acc0[r] = _mm256_fmadd_ps(av, b0, acc0[r]);
@@ -149,7 +174,7 @@ mod avx {
             }
         }
         for r in 0..MR {
-            let p = c.add((i0 + r) * ldc);
+            let p = c.add(*c_off.add(i0 + r));
             if accumulate {
                 acc0[r] = _mm256_add_ps(acc0[r], load(p, masks.0));
                 acc1[r] = _mm256_add_ps(acc1[r], load(p.add(8), masks.1));
@@ -171,27 +196,27 @@ mod avx {
         k: usize,
         a: Strided,
         b: *const f32,
-        ldb: usize,
+        off: *const usize,
         c: *mut f32,
-        ldc: usize,
+        c_off: *const usize,
         acc: bool,
         masks: (__m256i, __m256i),
     ) {
         let mut i0 = 0;
         while i0 + 6 <= m {
-            bcast_tile::<6, MASKED>(k, a, i0, b, ldb, c, ldc, acc, masks);
+            bcast_tile::<6, MASKED>(k, a, i0, b, off, c, c_off, acc, masks);
             i0 += 6;
         }
         if i0 + 4 <= m {
-            bcast_tile::<4, MASKED>(k, a, i0, b, ldb, c, ldc, acc, masks);
+            bcast_tile::<4, MASKED>(k, a, i0, b, off, c, c_off, acc, masks);
             i0 += 4;
         }
         if i0 + 2 <= m {
-            bcast_tile::<2, MASKED>(k, a, i0, b, ldb, c, ldc, acc, masks);
+            bcast_tile::<2, MASKED>(k, a, i0, b, off, c, c_off, acc, masks);
             i0 += 2;
         }
         if i0 < m {
-            bcast_tile::<1, MASKED>(k, a, i0, b, ldb, c, ldc, acc, masks);
+            bcast_tile::<1, MASKED>(k, a, i0, b, off, c, c_off, acc, masks);
         }
     }
 
@@ -201,24 +226,24 @@ mod avx {
         n: usize,
         k: usize,
         a: Strided,
-        b: &[f32],
-        ldb: usize,
+        b: Rows,
         c: &mut [f32],
-        ldc: usize,
+        c_rows: &[usize],
         accumulate: bool,
     ) {
         let n_full = n / NB * NB;
         let all = (lane_mask(8), lane_mask(8));
+        let (off, c_off) = (b.offsets.as_ptr(), c_rows.as_ptr());
         for j0 in (0..n_full).step_by(NB) {
-            let (bp, cp) = (b.as_ptr().add(j0), c.as_mut_ptr().add(j0));
-            bcast_strip::<false>(m, k, a, bp, ldb, cp, ldc, accumulate, all);
+            let (bp, cp) = (b.data.as_ptr().add(j0), c.as_mut_ptr().add(j0));
+            bcast_strip::<false>(m, k, a, bp, off, cp, c_off, accumulate, all);
         }
         // Right edge, narrower than a strip: masked loads and stores.
         let rest = n - n_full;
         if rest > 0 {
             let masks = (lane_mask(rest), lane_mask(rest.saturating_sub(8)));
-            let (bp, cp) = (b.as_ptr().add(n_full), c.as_mut_ptr().add(n_full));
-            bcast_strip::<true>(m, k, a, bp, ldb, cp, ldc, accumulate, masks);
+            let (bp, cp) = (b.data.as_ptr().add(n_full), c.as_mut_ptr().add(n_full));
+            bcast_strip::<true>(m, k, a, bp, off, cp, c_off, accumulate, masks);
         }
     }
 
@@ -237,25 +262,29 @@ mod avx {
         _mm_cvtss_f32(s)
     }
 
-    /// One MR×NR tile of `C = A·Bᵀ`.
+    /// One MR×NR tile of `C = A·Bᵀ`; B's row s starts at `b + off[s]`.
     #[inline(always)]
     unsafe fn dot_tile<const MR: usize, const NR: usize>(
         k: usize,
         a: *const f32,
         lda: usize,
         b: *const f32,
-        ldb: usize,
+        off: *const usize,
         c: *mut f32,
         ldc: usize,
         accumulate: bool,
     ) {
         let mut acc = [[_mm256_setzero_ps(); NR]; MR];
+        let mut brow = [b; NR];
+        for s in 0..NR {
+            brow[s] = b.add(*off.add(s));
+        }
         let k_full = k / 8 * 8;
         let mut kk = 0;
         while kk < k_full {
             let mut bv = [_mm256_setzero_ps(); NR];
             for s in 0..NR {
-                bv[s] = _mm256_loadu_ps(b.add(s * ldb + kk));
+                bv[s] = _mm256_loadu_ps(brow[s].add(kk));
             }
             for r in 0..MR {
                 let av = _mm256_loadu_ps(a.add(r * lda + kk));
@@ -270,7 +299,7 @@ mod avx {
             let mask = lane_mask(k - k_full);
             let mut bv = [_mm256_setzero_ps(); NR];
             for s in 0..NR {
-                bv[s] = _mm256_maskload_ps(b.add(s * ldb + k_full), mask);
+                bv[s] = _mm256_maskload_ps(brow[s].add(k_full), mask);
             }
             for r in 0..MR {
                 let av = _mm256_maskload_ps(a.add(r * lda + k_full), mask);
@@ -278,6 +307,23 @@ mod avx {
                     acc[r][s] = _mm256_fmadd_ps(av, bv[s], acc[r][s]);
                 }
             }
+        }
+        if MR * NR == 8 {
+            // Eight horizontal sums at once: hadd pairs, then fold the halves.
+            let v = |i: usize| acc[i / NR][i % NR];
+            let t0 = _mm256_hadd_ps(_mm256_hadd_ps(v(0), v(1)), _mm256_hadd_ps(v(2), v(3)));
+            let t1 = _mm256_hadd_ps(_mm256_hadd_ps(v(4), v(5)), _mm256_hadd_ps(v(6), v(7)));
+            let sums = _mm256_add_ps(
+                _mm256_permute2f128_ps(t0, t1, 0x20),
+                _mm256_permute2f128_ps(t0, t1, 0x31),
+            );
+            let mut out = [0f32; 8];
+            _mm256_storeu_ps(out.as_mut_ptr(), sums);
+            for (i, &sum) in out.iter().enumerate() {
+                let d = c.add((i / NR) * ldc + i % NR);
+                *d = if accumulate { *d + sum } else { sum };
+            }
+            return;
         }
         for r in 0..MR {
             for s in 0..NR {
@@ -295,13 +341,17 @@ mod avx {
         k: usize,
         a: &[f32],
         lda: usize,
-        b: &[f32],
-        ldb: usize,
+        b: Rows,
         c: &mut [f32],
         ldc: usize,
         accumulate: bool,
     ) {
-        let (a, b, c) = (a.as_ptr(), b.as_ptr(), c.as_mut_ptr());
+        let (a, bd, off, c) = (
+            a.as_ptr(),
+            b.data.as_ptr(),
+            b.offsets.as_ptr(),
+            c.as_mut_ptr(),
+        );
         // Row tiles of 4, then 2, then 1; column tiles of 2, then 1.
         let mut i0 = 0;
         while i0 < m {
@@ -315,14 +365,14 @@ mod avx {
             let mut j0 = 0;
             while j0 < n {
                 let nr = if j0 + 2 <= n { 2 } else { 1 };
-                let (ap, bp, cp) = (a.add(i0 * lda), b.add(j0 * ldb), c.add(i0 * ldc + j0));
+                let (ap, op, cp) = (a.add(i0 * lda), off.add(j0), c.add(i0 * ldc + j0));
                 match (mr, nr) {
-                    (4, 2) => dot_tile::<4, 2>(k, ap, lda, bp, ldb, cp, ldc, accumulate),
-                    (4, _) => dot_tile::<4, 1>(k, ap, lda, bp, ldb, cp, ldc, accumulate),
-                    (2, 2) => dot_tile::<2, 2>(k, ap, lda, bp, ldb, cp, ldc, accumulate),
-                    (2, _) => dot_tile::<2, 1>(k, ap, lda, bp, ldb, cp, ldc, accumulate),
-                    (_, 2) => dot_tile::<1, 2>(k, ap, lda, bp, ldb, cp, ldc, accumulate),
-                    _ => dot_tile::<1, 1>(k, ap, lda, bp, ldb, cp, ldc, accumulate),
+                    (4, 2) => dot_tile::<4, 2>(k, ap, lda, bd, op, cp, ldc, accumulate),
+                    (4, _) => dot_tile::<4, 1>(k, ap, lda, bd, op, cp, ldc, accumulate),
+                    (2, 2) => dot_tile::<2, 2>(k, ap, lda, bd, op, cp, ldc, accumulate),
+                    (2, _) => dot_tile::<2, 1>(k, ap, lda, bd, op, cp, ldc, accumulate),
+                    (_, 2) => dot_tile::<1, 2>(k, ap, lda, bd, op, cp, ldc, accumulate),
+                    _ => dot_tile::<1, 1>(k, ap, lda, bd, op, cp, ldc, accumulate),
                 }
                 j0 += nr;
             }
@@ -370,52 +420,50 @@ mod tests {
             let (a, b) = (vals(m * k, 1), vals(k * n, 2));
             let want = naive(m, n, k, |i, p| a[i * k + p], |p, j| b[p * n + j]);
             let close = |x: f32, y: f32| (x - y).abs() <= 1e-3 * (1.0 + y.abs());
+            let offs = row_offsets(k, n);
+            let rows = Rows {
+                data: &b,
+                offsets: &offs,
+            };
+            let a_rows = Strided {
+                data: &a,
+                rs: k,
+                cs: 1,
+            };
             let mut c = vec![1f32; m * n];
-            gemm_bcast(
+            let c_rows = row_offsets(m, n);
+            gemm_bcast(m, n, k, a_rows, rows, &mut c, &c_rows, false);
+            let ok = c.iter().zip(&want).all(|(x, y)| close(*x, *y));
+            assert!(ok, "bcast {m}x{n}x{k}");
+            // A given transposed (column-major), accumulating onto ones
+            let at: Vec<f32> = (0..k * m).map(|t| a[(t % m) * k + t / m]).collect();
+            let a_cols = Strided {
+                data: &at,
+                rs: 1,
+                cs: m,
+            };
+            let mut c = vec![1f32; m * n];
+            gemm_bcast(m, n, k, a_cols, rows, &mut c, &c_rows, true);
+            let ok = c.iter().zip(&want).all(|(x, y)| close(*x - 1.0, *y));
+            assert!(ok, "bcast T {m}x{n}x{k}");
+            // dot form: B given as [N, K]
+            let bt: Vec<f32> = (0..n * k).map(|t| b[(t % k) * n + t / k]).collect();
+            let mut c = vec![0f32; m * n];
+            let offs = row_offsets(n, k);
+            gemm_dot(
                 m,
                 n,
                 k,
-                Strided {
-                    data: &a,
-                    rs: k,
-                    cs: 1,
+                &a,
+                k,
+                Rows {
+                    data: &bt,
+                    offsets: &offs,
                 },
-                &b,
-                n,
                 &mut c,
                 n,
                 false,
             );
-            assert!(
-                c.iter().zip(&want).all(|(x, y)| close(*x, *y)),
-                "bcast {m}x{n}x{k}"
-            );
-            // A given transposed (column-major), accumulating onto ones
-            let at: Vec<f32> = (0..k * m).map(|t| a[(t % m) * k + t / m]).collect();
-            let mut c = vec![1f32; m * n];
-            gemm_bcast(
-                m,
-                n,
-                k,
-                Strided {
-                    data: &at,
-                    rs: 1,
-                    cs: m,
-                },
-                &b,
-                n,
-                &mut c,
-                n,
-                true,
-            );
-            assert!(
-                c.iter().zip(&want).all(|(x, y)| close(*x - 1.0, *y)),
-                "bcast T {m}x{n}x{k}"
-            );
-            // dot form: B given as [N, K]
-            let bt: Vec<f32> = (0..n * k).map(|t| b[(t % k) * n + t / k]).collect();
-            let mut c = vec![0f32; m * n];
-            gemm_dot(m, n, k, &a, k, &bt, k, &mut c, n, false);
             assert!(
                 c.iter().zip(&want).all(|(x, y)| close(*x, *y)),
                 "dot {m}x{n}x{k}"
