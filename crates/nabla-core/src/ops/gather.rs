@@ -37,8 +37,9 @@ impl Tensor {
                     .sum()
             })
             .collect();
-        let x = self.to_vec();
-        let y = Tensor::from_cpu(offsets.iter().map(|&o| x[o]).collect(), is);
+        let src = self.contiguous()?;
+        let picked = src.with_cpu(|x, l| offsets.iter().map(|&o| x[l.offset() + o]).collect());
+        let y = Tensor::from_cpu(picked, is);
         Ok(y.attach("GatherBackward", &[self], move |g, inputs| {
             let mut dx = vec![0f32; inputs[0].numel()];
             for (&o, gv) in offsets.iter().zip(g.to_vec()) {

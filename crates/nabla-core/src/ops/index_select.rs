@@ -34,14 +34,19 @@ impl Tensor {
         let ids = indices("index_select", idx, shape[d])?;
         let outer: usize = shape[..d].iter().product();
         let inner: usize = shape[d + 1..].iter().product();
-        let x = self.to_vec();
+        // Read the selected rows straight from storage: copying the whole
+        // source first would cost a full data set per batch.
+        let src = self.contiguous()?;
         let mut out = Vec::with_capacity(outer * ids.len() * inner);
-        for o in 0..outer {
-            for &i in &ids {
-                let s = (o * shape[d] + i) * inner;
-                out.extend_from_slice(&x[s..s + inner]);
+        src.with_cpu(|x, l| {
+            let x = &x[l.offset()..];
+            for o in 0..outer {
+                for &i in &ids {
+                    let s = (o * shape[d] + i) * inner;
+                    out.extend_from_slice(&x[s..s + inner]);
+                }
             }
-        }
+        });
         let mut out_shape = shape.to_vec();
         out_shape[d] = ids.len();
         let y = Tensor::from_cpu(out, &out_shape);

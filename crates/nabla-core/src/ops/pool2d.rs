@@ -165,6 +165,18 @@ mod tests {
     }
 
     #[test]
+    fn nan_propagates_through_max_pooling() {
+        let mut v: Vec<f32> = (0..16).map(|i| i as f32).collect();
+        v[4] = f32::NAN; // in the first 2×2 window, not its first element
+        let x = Tensor::from_vec(v, [1, 1, 4, 4]).unwrap();
+        let y = x.max_pool2d(2).unwrap().to_vec();
+        assert!(y[0].is_nan());
+        assert_eq!(&y[1..], &[7., 13., 15.]);
+        let y = x.max_pool2d(Pool2d::new(3).stride(1)).unwrap().to_vec();
+        assert!(y[0].is_nan() && y[2].is_nan() && !y[1].is_nan());
+    }
+
+    #[test]
     fn gradcheck_pools() {
         let x = distinct_input(&[2, 2, 5, 6], 1, 0.05);
         gradcheck(|x| x[0].max_pool2d(2), &[x.clone()], Default::default()).unwrap();
