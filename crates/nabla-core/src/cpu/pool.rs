@@ -32,6 +32,7 @@ fn taps(
 /// times the work. NaN is not sticky here; callers apply [`nan_wins`].
 #[inline(always)]
 fn pick(best: f32, best_i: u32, v: f32, i: u32) -> (f32, u32) {
+    #[allow(clippy::neg_cmp_op_on_partial_ord)] // true when either is NaN, on purpose
     let better = !(v <= best);
     (
         if better { v } else { best },
