@@ -1,0 +1,202 @@
+//! Layers without parameters: pooling, flattening, dropout and the
+//! activations as modules (`nn.ReLU()`, …). Each forwards to its tensor op,
+//! where the formula and the gradient are documented.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use nabla_core::{Error, Pool2d, Result, Tensor};
+
+use crate::Module;
+
+/// `nn.MaxPool2d(kernel, stride, padding)`.
+pub struct MaxPool2d(pub Pool2d);
+/// `nn.AvgPool2d(kernel, stride, padding)`.
+pub struct AvgPool2d(pub Pool2d);
+
+impl Module for MaxPool2d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        x.max_pool2d(self.0)
+    }
+    fn describe(&self) -> String {
+        format!(
+            "MaxPool2d(kernel={:?}, stride={:?})",
+            self.0.kernel, self.0.stride
+        )
+    }
+}
+
+impl Module for AvgPool2d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        x.avg_pool2d(self.0)
+    }
+    fn describe(&self) -> String {
+        format!(
+            "AvgPool2d(kernel={:?}, stride={:?})",
+            self.0.kernel, self.0.stride
+        )
+    }
+}
+
+/// `nn.AdaptiveAvgPool2d((oh, ow))`: averages over the windows PyTorch
+/// uses, `[⌊i·H/oh⌋, ⌈(i+1)·H/oh⌉)`, so any input size maps to `[oh, ow]`.
+pub struct AdaptiveAvgPool2d(pub usize, pub usize);
+
+impl Module for AdaptiveAvgPool2d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let (_, _, h, w) = x.dims4()?;
+        let (oh, ow) = (self.0, self.1);
+        if oh == 0 || ow == 0 {
+            return Err(Error::Arg {
+                op: "adaptive_avg_pool2d",
+                msg: "output size must be positive".into(),
+            });
+        }
+        let mut rows = Vec::with_capacity(oh);
+        for i in 0..oh {
+            let (y0, y1) = (i * h / oh, ((i + 1) * h).div_ceil(oh));
+            let mut cols = Vec::with_capacity(ow);
+            for j in 0..ow {
+                let (x0, x1) = (j * w / ow, ((j + 1) * w).div_ceil(ow));
+                cols.push(
+                    x.narrow(2, y0, y1 - y0)?
+                        .narrow(3, x0, x1 - x0)?
+                        .mean(&[2, 3], false)?,
+                );
+            }
+            rows.push(Tensor::stack(&cols, -1)?);
+        }
+        Tensor::stack(&rows, -2)
+    }
+    fn describe(&self) -> String {
+        format!("AdaptiveAvgPool2d({}, {})", self.0, self.1)
+    }
+}
+
+/// `nn.Flatten()`: `[N, …] → [N, ∏…]` (dims 1 to the last).
+pub struct Flatten;
+
+impl Module for Flatten {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        if x.rank() < 2 {
+            return Ok(x.clone());
+        }
+        x.flatten(1, -1)
+    }
+    fn describe(&self) -> String {
+        "Flatten()".into()
+    }
+}
+
+/// `nn.Dropout(p)`: zeroes elements with probability p while training.
+pub struct Dropout {
+    pub p: f32,
+    training: AtomicBool,
+}
+
+impl Dropout {
+    pub fn new(p: f32) -> Dropout {
+        Dropout {
+            p,
+            training: AtomicBool::new(true),
+        }
+    }
+}
+
+impl Module for Dropout {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        x.dropout(self.p, self.training.load(Ordering::Relaxed))
+    }
+    fn set_training(&self, on: bool) {
+        self.training.store(on, Ordering::Relaxed);
+    }
+    fn describe(&self) -> String {
+        format!("Dropout(p={})", self.p)
+    }
+}
+
+macro_rules! activation {
+    ($(#[$doc:meta])* $name:ident, |$x:ident| $body:expr) => {
+        $(#[$doc])*
+        pub struct $name;
+        impl Module for $name {
+            fn forward(&self, $x: &Tensor) -> Result<Tensor> {
+                $body
+            }
+            fn describe(&self) -> String {
+                concat!(stringify!($name), "()").into()
+            }
+        }
+    };
+}
+
+activation!(/// `nn.ReLU()`
+    ReLU, |x| x.relu());
+activation!(/// `nn.Sigmoid()`
+    Sigmoid, |x| x.sigmoid());
+activation!(/// `nn.Tanh()`
+    Tanh, |x| x.tanh());
+activation!(/// `nn.GELU()` (exact form)
+    GELU, |x| x.gelu());
+
+/// `nn.LeakyReLU(negative_slope)` (PyTorch's default slope is 0.01).
+pub struct LeakyReLU(pub f32);
+
+impl Module for LeakyReLU {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        x.leaky_relu(self.0)
+    }
+    fn describe(&self) -> String {
+        format!("LeakyReLU({})", self.0)
+    }
+}
+
+/// `nn.Softmax(dim)`.
+pub struct Softmax(pub isize);
+/// `nn.LogSoftmax(dim)`.
+pub struct LogSoftmax(pub isize);
+
+impl Module for Softmax {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        x.softmax(self.0)
+    }
+    fn describe(&self) -> String {
+        format!("Softmax(dim={})", self.0)
+    }
+}
+
+impl Module for LogSoftmax {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        x.log_softmax(self.0)
+    }
+    fn describe(&self) -> String {
+        format!("LogSoftmax(dim={})", self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dropout_obeys_training_mode() {
+        let d = Dropout::new(0.5);
+        let x = Tensor::ones([1000]);
+        assert!(d.forward(&x).unwrap().to_vec().contains(&0.0));
+        d.eval();
+        assert_eq!(d.forward(&x).unwrap().to_vec(), vec![1.0; 1000]);
+    }
+
+    #[test]
+    fn adaptive_pool_to_one_is_the_mean() {
+        let x = Tensor::arange(0.0, 32.0, 1.0)
+            .unwrap()
+            .reshape([1, 2, 4, 4])
+            .unwrap();
+        let y = AdaptiveAvgPool2d(1, 1).forward(&x).unwrap();
+        assert_eq!(y.shape(), &[1, 2, 1, 1]);
+        assert_eq!(y.to_vec(), vec![7.5, 23.5]);
+        let y = AdaptiveAvgPool2d(2, 2).forward(&x).unwrap();
+        assert_eq!(y.to_vec()[..4], [2.5, 4.5, 10.5, 12.5]);
+        assert_eq!(Flatten.forward(&y).unwrap().shape(), &[1, 8]);
+    }
+}

@@ -1,0 +1,23 @@
+//! nabla-nn: layers, losses, optimizers and state dicts with PyTorch's
+//! semantics (names, layouts, initializations, update formulas), so a
+//! PyTorch training program ports line by line.
+
+pub mod init;
+pub mod loss;
+pub mod optim;
+pub mod state_dict;
+
+mod conv;
+mod layers;
+mod linear;
+mod module;
+mod sequential;
+
+pub use conv::Conv2d;
+pub use layers::{
+    AdaptiveAvgPool2d, AvgPool2d, Dropout, Flatten, LeakyReLU, LogSoftmax, MaxPool2d, ReLU,
+    Sigmoid, Softmax, Tanh, GELU,
+};
+pub use linear::Linear;
+pub use module::{prefixed, Module};
+pub use sequential::Sequential;

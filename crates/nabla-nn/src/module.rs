@@ -1,0 +1,72 @@
+//! The [`Module`] trait: a layer or a model with named parameters, as
+//! PyTorch's `nn.Module`.
+//!
+//! Parameter names follow PyTorch, so state dicts interchange: a layer
+//! names its own tensors (`weight`, `bias`), a container prefixes its
+//! children's names with theirs (`conv1.weight`, `0.bias` in a
+//! [`Sequential`](crate::Sequential)).
+
+use nabla_core::{Result, Tensor};
+
+pub trait Module: Send + Sync {
+    /// Applies the module to a batch.
+    fn forward(&self, x: &Tensor) -> Result<Tensor>;
+
+    /// Trainable tensors with their names, in definition order.
+    fn named_parameters(&self) -> Vec<(String, Tensor)> {
+        vec![]
+    }
+
+    /// Non-trainable state saved in the state dict (BatchNorm's running
+    /// statistics), in definition order.
+    fn named_buffers(&self) -> Vec<(String, Tensor)> {
+        vec![]
+    }
+
+    /// Switches training behaviour (dropout, batch statistics) on or off.
+    fn set_training(&self, _on: bool) {}
+
+    /// The parameters alone, for an optimizer.
+    fn parameters(&self) -> Vec<Tensor> {
+        self.named_parameters()
+            .into_iter()
+            .map(|(_, t)| t)
+            .collect()
+    }
+
+    /// Number of trainable values: the model's scale.
+    fn num_parameters(&self) -> usize {
+        self.named_parameters().iter().map(|(_, t)| t.numel()).sum()
+    }
+
+    /// Forgets the gradients of all parameters.
+    fn zero_grad(&self) {
+        for (_, p) in self.named_parameters() {
+            p.zero_grad();
+        }
+    }
+
+    /// Training mode on (`model.train()`).
+    fn train(&self) {
+        self.set_training(true)
+    }
+
+    /// Training mode off (`model.eval()`).
+    fn eval(&self) {
+        self.set_training(false)
+    }
+
+    /// A short description for summaries, e.g. `Linear(400, 120)`.
+    fn describe(&self) -> String {
+        "Module".into()
+    }
+}
+
+/// Prefixes child names: `prefixed("conv1", [("weight", w)])` gives
+/// `[("conv1.weight", w)]`. For models that hold layers as fields.
+pub fn prefixed(prefix: &str, named: Vec<(String, Tensor)>) -> Vec<(String, Tensor)> {
+    named
+        .into_iter()
+        .map(|(n, t)| (format!("{prefix}.{n}"), t))
+        .collect()
+}

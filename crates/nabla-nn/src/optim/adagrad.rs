@@ -1,0 +1,108 @@
+//! Adagrad, PyTorch's formula (t = step count, from 1):
+//!
+//! ```text
+//! g = ∇ (negated if maximize) + weight_decay·p
+//! clr = lr / (1 + (t − 1)·lr_decay)
+//! s = s + g²
+//! p = p − clr · g / (√s + eps)
+//! ```
+//! Defaults: lr 1e-2, lr_decay 0, eps 1e-10, initial accumulator 0.
+
+use nabla_core::{Result, Tensor};
+
+use super::{grad_of, Optimizer, Slots};
+
+pub struct Adagrad {
+    params: Vec<Tensor>,
+    pub lr: f32,
+    pub lr_decay: f32,
+    pub eps: f32,
+    pub weight_decay: f32,
+    pub initial_accumulator_value: f32,
+    pub maximize: bool,
+    slots: Slots,
+}
+
+impl Adagrad {
+    pub fn new(params: Vec<Tensor>, lr: f32) -> Adagrad {
+        let n = params.len();
+        Adagrad {
+            params,
+            lr,
+            lr_decay: 0.0,
+            eps: 1e-10,
+            weight_decay: 0.0,
+            initial_accumulator_value: 0.0,
+            maximize: false,
+            slots: Slots::new(n),
+        }
+    }
+    pub fn lr_decay(mut self, d: f32) -> Self {
+        self.lr_decay = d;
+        self
+    }
+    pub fn weight_decay(mut self, wd: f32) -> Self {
+        self.weight_decay = wd;
+        self
+    }
+    pub fn initial_accumulator_value(mut self, v: f32) -> Self {
+        self.initial_accumulator_value = v;
+        self
+    }
+    pub fn eps(mut self, e: f32) -> Self {
+        self.eps = e;
+        self
+    }
+    pub fn maximize(mut self, on: bool) -> Self {
+        self.maximize = on;
+        self
+    }
+}
+
+impl Optimizer for Adagrad {
+    fn step(&mut self) -> Result<()> {
+        let (lr, decay, eps, wd, init) = (
+            self.lr,
+            self.lr_decay,
+            self.eps,
+            self.weight_decay,
+            self.initial_accumulator_value,
+        );
+        for (i, p) in self.params.iter().enumerate() {
+            let Some(mut g) = grad_of(p, self.maximize) else {
+                continue;
+            };
+            let slots = &mut self.slots;
+            slots.step[i] += 1;
+            let clr = (lr as f64 / (1.0 + (slots.step[i] - 1) as f64 * decay as f64)) as f32;
+            let n = g.len();
+            p.update_data(|w| {
+                if wd != 0.0 {
+                    g.iter_mut().zip(w.iter()).for_each(|(g, &w)| *g += wd * w);
+                }
+                let (s, _) = slots.get(i, "sum", || vec![init; n]);
+                for k in 0..n {
+                    s[k] += g[k] * g[k];
+                    w[k] += -clr * (g[k] / (s[k].sqrt() + eps));
+                }
+            })?;
+        }
+        Ok(())
+    }
+
+    fn params(&self) -> &[Tensor] {
+        &self.params
+    }
+    fn lr(&self) -> f32 {
+        self.lr
+    }
+    fn set_lr(&mut self, lr: f32) {
+        self.lr = lr;
+    }
+    fn state(&self) -> Vec<(String, Tensor)> {
+        self.slots.to_tensors(&self.params)
+    }
+    fn load_state(&mut self, state: &[(String, Tensor)]) -> Result<()> {
+        self.slots.load(&self.params, state)
+    }
+}

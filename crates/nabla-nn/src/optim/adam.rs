@@ -1,0 +1,144 @@
+//! Adam and AdamW, PyTorch's formulas (t = step count, from 1):
+//!
+//! ```text
+//! g = ∇ (negated if maximize)
+//! Adam:  g = g + weight_decay·p          AdamW: p = p·(1 − lr·weight_decay)
+//! m = m + (1 − β1)·(g − m)
+//! v = β2·v + (1 − β2)·g²
+//! v̂ = max(v̂, v) if amsgrad, else v
+//! p = p − (lr / (1 − β1ᵗ)) · m / (√v̂ / √(1 − β2ᵗ) + eps)
+//! ```
+//! Defaults: lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight_decay 0 (Adam)
+//! or 1e-2 (AdamW).
+
+use nabla_core::{Result, Tensor};
+
+use super::{grad_of, Optimizer, Slots};
+
+pub struct Adam {
+    params: Vec<Tensor>,
+    pub lr: f32,
+    pub betas: (f32, f32),
+    pub eps: f32,
+    pub weight_decay: f32,
+    pub amsgrad: bool,
+    pub maximize: bool,
+    /// Decoupled weight decay (AdamW).
+    decoupled: bool,
+    slots: Slots,
+}
+
+/// AdamW is Adam with decoupled weight decay.
+pub type AdamW = Adam;
+
+impl Adam {
+    /// `torch.optim.Adam(params, lr)`.
+    pub fn new(params: Vec<Tensor>, lr: f32) -> Adam {
+        let n = params.len();
+        Adam {
+            params,
+            lr,
+            betas: (0.9, 0.999),
+            eps: 1e-8,
+            weight_decay: 0.0,
+            amsgrad: false,
+            maximize: false,
+            decoupled: false,
+            slots: Slots::new(n),
+        }
+    }
+    /// `torch.optim.AdamW(params, lr)` (weight decay 1e-2).
+    pub fn adamw(params: Vec<Tensor>, lr: f32) -> Adam {
+        Adam {
+            weight_decay: 1e-2,
+            decoupled: true,
+            ..Adam::new(params, lr)
+        }
+    }
+    pub fn betas(mut self, b1: f32, b2: f32) -> Self {
+        self.betas = (b1, b2);
+        self
+    }
+    pub fn eps(mut self, eps: f32) -> Self {
+        self.eps = eps;
+        self
+    }
+    pub fn weight_decay(mut self, wd: f32) -> Self {
+        self.weight_decay = wd;
+        self
+    }
+    pub fn amsgrad(mut self, on: bool) -> Self {
+        self.amsgrad = on;
+        self
+    }
+    pub fn maximize(mut self, on: bool) -> Self {
+        self.maximize = on;
+        self
+    }
+}
+
+impl Optimizer for Adam {
+    fn step(&mut self) -> Result<()> {
+        let (lr, (b1, b2), eps, wd) = (self.lr, self.betas, self.eps, self.weight_decay);
+        for (i, p) in self.params.iter().enumerate() {
+            let Some(mut g) = grad_of(p, self.maximize) else {
+                continue;
+            };
+            let slots = &mut self.slots;
+            slots.step[i] += 1;
+            let t = slots.step[i] as i32;
+            // Scalars in f64 as Python computes them, used as f32.
+            let bc1 = 1.0 - (b1 as f64).powi(t);
+            let bc2_sqrt = (1.0 - (b2 as f64).powi(t)).sqrt() as f32;
+            let step_size = (lr as f64 / bc1) as f32;
+            let n = g.len();
+            p.update_data(|w| {
+                if wd != 0.0 {
+                    if self.decoupled {
+                        w.iter_mut().for_each(|w| *w *= 1.0 - lr * wd);
+                    } else {
+                        g.iter_mut().zip(w.iter()).for_each(|(g, &w)| *g += wd * w);
+                    }
+                }
+                let (m, _) = slots.get(i, "exp_avg", || vec![0.0; n]);
+                m.iter_mut()
+                    .zip(&g)
+                    .for_each(|(m, &g)| *m += (1.0 - b1) * (g - *m));
+                let m = m.clone();
+                let (v, _) = slots.get(i, "exp_avg_sq", || vec![0.0; n]);
+                v.iter_mut()
+                    .zip(&g)
+                    .for_each(|(v, &g)| *v = *v * b2 + (1.0 - b2) * g * g);
+                let mut v_hat = v.clone();
+                if self.amsgrad {
+                    let (vmax, _) = slots.get(i, "max_exp_avg_sq", || vec![0.0; n]);
+                    vmax.iter_mut()
+                        .zip(&v_hat)
+                        .for_each(|(a, &b)| *a = a.max(b));
+                    v_hat.copy_from_slice(vmax);
+                }
+                for k in 0..n {
+                    let denom = v_hat[k].sqrt() / bc2_sqrt + eps;
+                    w[k] += -step_size * (m[k] / denom);
+                }
+            })?;
+        }
+        Ok(())
+    }
+
+    fn params(&self) -> &[Tensor] {
+        &self.params
+    }
+    fn lr(&self) -> f32 {
+        self.lr
+    }
+    fn set_lr(&mut self, lr: f32) {
+        self.lr = lr;
+    }
+    fn state(&self) -> Vec<(String, Tensor)> {
+        self.slots.to_tensors(&self.params)
+    }
+    fn load_state(&mut self, state: &[(String, Tensor)]) -> Result<()> {
+        self.slots.load(&self.params, state)
+    }
+}

@@ -1,0 +1,117 @@
+//! Stochastic gradient descent, PyTorch's formula:
+//!
+//! ```text
+//! g = ∇ (negated if maximize) + weight_decay·p
+//! b = g                          on the first step (momentum > 0)
+//! b = momentum·b + (1 − dampening)·g   afterwards
+//! g = g + momentum·b  if nesterov, else g = b
+//! p = p − lr·g
+//! ```
+
+use nabla_core::{Error, Result, Tensor};
+
+use super::{grad_of, Optimizer, Slots};
+
+pub struct Sgd {
+    params: Vec<Tensor>,
+    pub lr: f32,
+    pub momentum: f32,
+    pub dampening: f32,
+    pub weight_decay: f32,
+    pub nesterov: bool,
+    pub maximize: bool,
+    slots: Slots,
+}
+
+impl Sgd {
+    /// `torch.optim.SGD(params, lr)`; set the other fields (or use the
+    /// builder methods) for momentum and the rest.
+    pub fn new(params: Vec<Tensor>, lr: f32) -> Sgd {
+        let n = params.len();
+        Sgd {
+            params,
+            lr,
+            momentum: 0.0,
+            dampening: 0.0,
+            weight_decay: 0.0,
+            nesterov: false,
+            maximize: false,
+            slots: Slots::new(n),
+        }
+    }
+    pub fn momentum(mut self, m: f32) -> Self {
+        self.momentum = m;
+        self
+    }
+    pub fn dampening(mut self, d: f32) -> Self {
+        self.dampening = d;
+        self
+    }
+    pub fn weight_decay(mut self, wd: f32) -> Self {
+        self.weight_decay = wd;
+        self
+    }
+    pub fn nesterov(mut self, on: bool) -> Self {
+        self.nesterov = on;
+        self
+    }
+    pub fn maximize(mut self, on: bool) -> Self {
+        self.maximize = on;
+        self
+    }
+}
+
+impl Optimizer for Sgd {
+    fn step(&mut self) -> Result<()> {
+        if self.nesterov && (self.momentum <= 0.0 || self.dampening != 0.0) {
+            return Err(Error::Arg {
+                op: "SGD",
+                msg: "Nesterov momentum requires a momentum and zero dampening".into(),
+            });
+        }
+        let (lr, mu, damp, wd) = (self.lr, self.momentum, self.dampening, self.weight_decay);
+        for (i, p) in self.params.iter().enumerate() {
+            let Some(mut g) = grad_of(p, self.maximize) else {
+                continue;
+            };
+            let slots = &mut self.slots;
+            slots.step[i] += 1;
+            p.update_data(|w| {
+                if wd != 0.0 {
+                    g.iter_mut().zip(w.iter()).for_each(|(g, &w)| *g += wd * w);
+                }
+                if mu != 0.0 {
+                    let (b, fresh) = slots.get(i, "momentum_buffer", || g.clone());
+                    if !fresh {
+                        b.iter_mut()
+                            .zip(&g)
+                            .for_each(|(b, &g)| *b = *b * mu + (1.0 - damp) * g);
+                    }
+                    if self.nesterov {
+                        g.iter_mut().zip(b.iter()).for_each(|(g, &b)| *g += mu * b);
+                    } else {
+                        g.copy_from_slice(b);
+                    }
+                }
+                w.iter_mut().zip(&g).for_each(|(w, &g)| *w += -lr * g);
+            })?;
+        }
+        Ok(())
+    }
+
+    fn params(&self) -> &[Tensor] {
+        &self.params
+    }
+    fn lr(&self) -> f32 {
+        self.lr
+    }
+    fn set_lr(&mut self, lr: f32) {
+        self.lr = lr;
+    }
+    fn state(&self) -> Vec<(String, Tensor)> {
+        self.slots.to_tensors(&self.params)
+    }
+    fn load_state(&mut self, state: &[(String, Tensor)]) -> Result<()> {
+        self.slots.load(&self.params, state)
+    }
+}
