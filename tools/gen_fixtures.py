@@ -26,13 +26,15 @@ def rand(*shape):
     return torch.randn(shape, dtype=torch.float32)
 
 
-def save(name, inputs, fn, meta=None):
-    """Runs fn(**inputs), backprops a random upstream gradient, saves all."""
+def save(name, inputs, fn, meta=None, consts=None):
+    """Runs fn(**inputs), backprops a random upstream gradient, saves all.
+    `consts` (targets, weights) are saved too but take no gradient."""
     leaves = {k: v.clone().requires_grad_(True) for k, v in inputs.items()}
     out = fn(**leaves)
     grad_out = rand(*out.shape)
     out.backward(grad_out)
     tensors = {k: v.detach().contiguous() for k, v in inputs.items()}
+    tensors.update({k: v.contiguous() for k, v in (consts or {}).items()})
     tensors["out"] = out.detach().contiguous()
     tensors["grad_out"] = grad_out.contiguous()
     for k, v in leaves.items():
@@ -102,5 +104,118 @@ def main():
     save_file({"labels": labels}, os.path.join(OUT, "mlp_cross_entropy_labels.safetensors"))
 
 
+def optimizers():
+    """Parameters after 5 steps of each optimizer configuration on a fixed
+    problem: the gradient at each step is a*p + b (elementwise, fixed a, b)."""
+    configs = [
+        ("sgd", "SGD", dict(lr=0.1)),
+        ("sgd_momentum", "SGD", dict(lr=0.1, momentum=0.9)),
+        ("sgd_dampening", "SGD", dict(lr=0.1, momentum=0.9, dampening=0.5)),
+        ("sgd_nesterov", "SGD", dict(lr=0.1, momentum=0.9, nesterov=True)),
+        ("sgd_weight_decay", "SGD", dict(lr=0.1, momentum=0.9, weight_decay=0.01)),
+        ("sgd_maximize", "SGD", dict(lr=0.1, maximize=True)),
+        ("adam", "Adam", dict(lr=0.01)),
+        ("adam_weight_decay", "Adam", dict(lr=0.01, weight_decay=0.1)),
+        ("adam_amsgrad", "Adam", dict(lr=0.01, amsgrad=True)),
+        ("adam_betas_eps", "Adam", dict(lr=0.01, betas=(0.8, 0.99), eps=1e-6)),
+        ("adam_maximize", "Adam", dict(lr=0.01, maximize=True)),
+        ("adamw", "AdamW", dict(lr=0.01)),
+        ("adamw_amsgrad", "AdamW", dict(lr=0.01, weight_decay=0.1, amsgrad=True)),
+        ("rmsprop", "RMSprop", dict(lr=0.01)),
+        ("rmsprop_centered", "RMSprop", dict(lr=0.01, centered=True)),
+        ("rmsprop_momentum", "RMSprop", dict(lr=0.01, momentum=0.9, weight_decay=0.01)),
+        ("rmsprop_centered_momentum", "RMSprop", dict(lr=0.01, centered=True, momentum=0.5, alpha=0.9)),
+        ("adagrad", "Adagrad", dict(lr=0.1)),
+        ("adagrad_decay", "Adagrad", dict(lr=0.1, lr_decay=0.01, weight_decay=0.1, initial_accumulator_value=0.1)),
+    ]
+    for name, kind, kw in configs:
+        p0, a, b = rand(3, 4), rand(3, 4), rand(3, 4)
+        p = p0.clone().requires_grad_(True)
+        opt = getattr(torch.optim, kind)([p], **kw)
+        for _ in range(5):
+            with torch.no_grad():
+                p.grad = a * p + b
+            opt.step()
+        meta = {"kind": kind}
+        for k, v in kw.items():
+            meta[k] = ",".join(map(str, v)) if isinstance(v, tuple) else str(int(v) if isinstance(v, bool) else v)
+        save_file({"p0": p0, "a": a, "b": b, "p5": p.detach().clone()},
+                  os.path.join(OUT, f"optim_{name}.safetensors"), metadata=meta)
+
+
+def losses():
+    x, t = rand(4, 5), rand(4, 5)
+    save("loss_mse", {"x": x}, lambda x: F.mse_loss(x, t), consts={"target": t})
+    save("loss_l1_sum", {"x": x}, lambda x: F.l1_loss(x, t, reduction="sum"), consts={"target": t})
+    save("loss_huber", {"x": x}, lambda x: F.huber_loss(x, t, delta=0.5), consts={"target": t})
+    probs = torch.rand(4, 5) * 0.98 + 0.01
+    y = (torch.rand(4, 5) > 0.5).float()
+    save("loss_bce", {"x": probs}, lambda x: F.binary_cross_entropy(x, y), consts={"target": y})
+    save("loss_bce_logits", {"x": x * 3}, lambda x: F.binary_cross_entropy_with_logits(x, y), consts={"target": y})
+    logits = rand(6, 5) * 2
+    labels = torch.tensor([0, 4, 2, 2, 1, 3])
+    w = torch.rand(5) + 0.5
+    lf = labels.float()
+    save("loss_ce", {"x": logits}, lambda x: F.cross_entropy(x, labels), consts={"target": lf})
+    save("loss_ce_weight_smoothing", {"x": logits},
+         lambda x: F.cross_entropy(x, labels, weight=w, label_smoothing=0.1), consts={"target": lf, "weight": w})
+    save("loss_ce_none", {"x": logits}, lambda x: F.cross_entropy(x, labels, reduction="none"), consts={"target": lf})
+    save("loss_nll_weight", {"x": logits}, lambda x: F.nll_loss(F.log_softmax(x, 1), labels, weight=w),
+         consts={"target": lf, "weight": w})
+
+
+def read_idx(path):
+    import gzip
+    import struct
+    b = gzip.open(path).read()
+    nd = b[3]
+    dims = struct.unpack(">" + "I" * nd, b[4:4 + 4 * nd])
+    return torch.frombuffer(bytearray(b[4 + 4 * nd:]), dtype=torch.uint8).reshape(dims)
+
+
+class LeNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv1 = torch.nn.Conv2d(1, 6, 5, padding=2)
+        self.conv2 = torch.nn.Conv2d(6, 16, 5)
+        self.fc1 = torch.nn.Linear(400, 120)
+        self.fc2 = torch.nn.Linear(120, 84)
+        self.fc3 = torch.nn.Linear(84, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv1(x)), 2)
+        x = F.max_pool2d(F.relu(self.conv2(x)), 2)
+        x = x.view(-1, 400)
+        return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
+
+
+def lenet():
+    """A LeNet state_dict, its logits on 100 shipped test images, and its
+    weights after one SGD step (lr 0.001, momentum 0.9) on 64 training images."""
+    data = os.path.join(os.path.dirname(__file__), "..", "data", "mnist")
+    norm = lambda u8: ((u8.float() / 255 - 0.1307) / 0.3081).unsqueeze(1)
+    test_x = norm(read_idx(os.path.join(data, "t10k-images-idx3-ubyte.gz"))[::20][:100])
+    train_x = norm(read_idx(os.path.join(data, "train-images-idx3-ubyte.gz"))[::125][:64])
+    train_y = read_idx(os.path.join(data, "train-labels-idx1-ubyte.gz"))[::125][:64].long()
+    torch.manual_seed(7)
+    model = LeNet()
+    sd = {k: v.contiguous() for k, v in model.state_dict().items()}
+    save_file(sd, os.path.join(OUT, "lenet_state_dict.safetensors"))
+    with torch.no_grad():
+        logits = model(test_x)
+    opt = torch.optim.SGD(model.parameters(), lr=0.001, momentum=0.9)
+    opt.zero_grad()
+    loss = F.cross_entropy(model(train_x), train_y)
+    loss.backward()
+    opt.step()
+    after = {"after." + k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    save_file({"test_x": test_x.contiguous(), "logits": logits, "train_x": train_x.contiguous(),
+               "train_y": train_y.float(), "loss": loss.detach().reshape(1), **after},
+              os.path.join(OUT, "lenet_step.safetensors"))
+
+
 if __name__ == "__main__":
     main()
+    optimizers()
+    losses()
+    lenet()

@@ -12,6 +12,7 @@ mod layers;
 mod linear;
 mod module;
 mod sequential;
+pub mod zoo;
 
 pub use conv::Conv2d;
 pub use layers::{

@@ -1,0 +1,60 @@
+//! Reference models.
+
+use nabla_core::{Conv2dParams, Result, Tensor};
+
+use crate::module::prefixed;
+use crate::{Conv2d, Linear, Module};
+
+/// The reference CNN, in the working form of the classic PyTorch program:
+/// conv1 (5×5, padding 2) → ReLU → max-pool 2 → conv2 (5×5) → ReLU →
+/// max-pool 2 → flatten (16·5·5 = 400) → fc1 120 → ReLU → fc2 84 → ReLU →
+/// fc3 10. Parameter names as PyTorch's (`conv1.weight`, …, `fc3.bias`).
+pub struct LeNet {
+    pub conv1: Conv2d,
+    pub conv2: Conv2d,
+    pub fc1: Linear,
+    pub fc2: Linear,
+    pub fc3: Linear,
+}
+
+impl LeNet {
+    pub fn new() -> LeNet {
+        LeNet {
+            conv1: Conv2d::with(1, 6, 5, Conv2dParams::default().padding(2), true),
+            conv2: Conv2d::new(6, 16, 5),
+            fc1: Linear::new(400, 120),
+            fc2: Linear::new(120, 84),
+            fc3: Linear::new(84, 10),
+        }
+    }
+}
+
+impl Default for LeNet {
+    fn default() -> Self {
+        LeNet::new()
+    }
+}
+
+impl Module for LeNet {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let x = self.conv1.forward(x)?.relu()?.max_pool2d(2)?;
+        let x = self.conv2.forward(&x)?.relu()?.max_pool2d(2)?;
+        let x = x.reshape([-1, 400])?;
+        let x = self.fc1.forward(&x)?.relu()?;
+        let x = self.fc2.forward(&x)?.relu()?;
+        self.fc3.forward(&x)
+    }
+
+    fn named_parameters(&self) -> Vec<(String, Tensor)> {
+        let mut p = prefixed("conv1", self.conv1.named_parameters());
+        p.extend(prefixed("conv2", self.conv2.named_parameters()));
+        p.extend(prefixed("fc1", self.fc1.named_parameters()));
+        p.extend(prefixed("fc2", self.fc2.named_parameters()));
+        p.extend(prefixed("fc3", self.fc3.named_parameters()));
+        p
+    }
+
+    fn describe(&self) -> String {
+        "LeNet".into()
+    }
+}

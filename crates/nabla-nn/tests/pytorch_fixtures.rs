@@ -1,0 +1,253 @@
+//! Optimizers, losses and the reference CNN against PyTorch (fixtures from
+//! `tools/gen_fixtures.py`).
+//!
+//! Tolerances: optimizers 1e-6 relative to the parameters' scale
+//! (|ours − torch| ≤ 1e-6·max(1, max|torch|)) after 5 steps — an element
+//! that passes near zero carries the rounding of its larger neighbours;
+//! losses and their gradients 1e-5 relative + 1e-6 absolute; the LeNet SGD
+//! step 1e-5 absolute on every updated weight, and the logits 1e-4 relative.
+
+use std::collections::HashMap;
+
+use nabla_core::Tensor;
+use nabla_nn::loss::{self, CrossEntropyOptions, Reduction};
+use nabla_nn::optim::{Adagrad, Adam, Optimizer, RMSprop, Sgd};
+use nabla_nn::state_dict::{load_safetensors, load_state_dict, state_dict};
+use nabla_nn::zoo::LeNet;
+use nabla_nn::Module;
+
+fn path(name: &str) -> String {
+    format!(
+        "{}/../../tests/fixtures/{name}.safetensors",
+        env!("CARGO_MANIFEST_DIR")
+    )
+}
+
+fn load(name: &str) -> (HashMap<String, Tensor>, HashMap<String, String>) {
+    let tensors = load_safetensors(path(name)).unwrap().into_iter().collect();
+    let bytes = std::fs::read(path(name)).unwrap();
+    let (_, header) = safetensors::SafeTensors::read_metadata(&bytes).unwrap();
+    (tensors, header.metadata().clone().unwrap_or_default())
+}
+
+fn assert_close(what: &str, ours: &[f32], want: &[f32], rtol: f32, atol: f32) {
+    assert_eq!(ours.len(), want.len(), "{what}: length");
+    for (i, (a, b)) in ours.iter().zip(want).enumerate() {
+        assert!(
+            (a - b).abs() <= atol + rtol * b.abs(),
+            "{what}[{i}]: ours {a} vs torch {b}"
+        );
+    }
+}
+
+fn optimizer(meta: &HashMap<String, String>, p: Tensor) -> Box<dyn Optimizer> {
+    let f = |k: &str| meta.get(k).map(|v| v.parse::<f32>().unwrap());
+    let on = |k: &str| meta.get(k).is_some_and(|v| v == "1");
+    let lr = f("lr").unwrap();
+    match meta["kind"].as_str() {
+        "SGD" => Box::new(
+            Sgd::new(vec![p], lr)
+                .momentum(f("momentum").unwrap_or(0.0))
+                .dampening(f("dampening").unwrap_or(0.0))
+                .weight_decay(f("weight_decay").unwrap_or(0.0))
+                .nesterov(on("nesterov"))
+                .maximize(on("maximize")),
+        ),
+        kind @ ("Adam" | "AdamW") => {
+            let mut o = if kind == "Adam" {
+                Adam::new(vec![p], lr)
+            } else {
+                Adam::adamw(vec![p], lr)
+            };
+            if let Some(wd) = f("weight_decay") {
+                o = o.weight_decay(wd);
+            }
+            if let Some(b) = meta.get("betas") {
+                let b: Vec<f32> = b.split(',').map(|v| v.parse().unwrap()).collect();
+                o = o.betas(b[0], b[1]);
+            }
+            if let Some(e) = f("eps") {
+                o = o.eps(e);
+            }
+            Box::new(o.amsgrad(on("amsgrad")).maximize(on("maximize")))
+        }
+        "RMSprop" => {
+            let mut o = RMSprop::new(vec![p], lr)
+                .momentum(f("momentum").unwrap_or(0.0))
+                .weight_decay(f("weight_decay").unwrap_or(0.0))
+                .centered(on("centered"));
+            if let Some(a) = f("alpha") {
+                o = o.alpha(a);
+            }
+            Box::new(o)
+        }
+        "Adagrad" => Box::new(
+            Adagrad::new(vec![p], lr)
+                .lr_decay(f("lr_decay").unwrap_or(0.0))
+                .weight_decay(f("weight_decay").unwrap_or(0.0))
+                .initial_accumulator_value(f("initial_accumulator_value").unwrap_or(0.0)),
+        ),
+        other => panic!("unknown optimizer {other}"),
+    }
+}
+
+#[test]
+fn optimizers_match_pytorch_after_five_steps() {
+    let dir = format!("{}/../../tests/fixtures", env!("CARGO_MANIFEST_DIR"));
+    let mut names: Vec<String> = std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("optim_"))
+        .map(|n| n.trim_end_matches(".safetensors").to_string())
+        .collect();
+    names.sort();
+    assert!(names.len() >= 19, "optimizer fixtures missing: {names:?}");
+    for name in names {
+        let (t, meta) = load(&name);
+        let p = t["p0"].detach().requires_grad_(true);
+        let mut opt = optimizer(&meta, p.clone());
+        for _ in 0..5 {
+            let g = t["a"].mul(&p.detach()).unwrap().add(&t["b"]).unwrap();
+            p.set_grad(Some(g));
+            opt.step().unwrap();
+        }
+        let want = t["p5"].to_vec();
+        let scale = want.iter().fold(1f32, |m, v| m.max(v.abs()));
+        assert_close(&name, &p.to_vec(), &want, 0.0, 1e-6 * scale);
+    }
+}
+
+#[test]
+fn optimizer_state_round_trips() {
+    let p = Tensor::ones([2]).requires_grad_(true);
+    let mut a = Adam::new(vec![p.clone()], 0.1).amsgrad(true);
+    p.set_grad(Some(Tensor::from_vec(vec![0.5, -1.0], [2]).unwrap()));
+    a.step().unwrap();
+    let q = p.detach().contiguous().unwrap().requires_grad_(true);
+    let mut b = Adam::new(vec![q.clone()], 0.1).amsgrad(true);
+    b.load_state(&a.state()).unwrap();
+    for (p, o) in [
+        (&p, &mut a as &mut dyn Optimizer),
+        (&q, &mut b as &mut dyn Optimizer),
+    ] {
+        p.set_grad(Some(Tensor::from_vec(vec![0.25, 2.0], [2]).unwrap()));
+        o.step().unwrap();
+    }
+    assert_eq!(p.to_vec(), q.to_vec());
+    let bad = vec![("state.0.exp_avg".to_string(), Tensor::zeros([3]))];
+    assert!(b
+        .load_state(&bad)
+        .unwrap_err()
+        .to_string()
+        .contains("has shape [3]"));
+}
+
+#[test]
+fn losses_match_pytorch() {
+    type LossFn = fn(&Tensor, &HashMap<String, Tensor>) -> Tensor;
+    let cases: [(&str, LossFn); 9] = [
+        ("loss_mse", |x, t| {
+            loss::mse_loss(x, &t["target"], Reduction::Mean).unwrap()
+        }),
+        ("loss_l1_sum", |x, t| {
+            loss::l1_loss(x, &t["target"], Reduction::Sum).unwrap()
+        }),
+        ("loss_huber", |x, t| {
+            loss::huber_loss(x, &t["target"], 0.5, Reduction::Mean).unwrap()
+        }),
+        ("loss_bce", |x, t| {
+            loss::bce_loss(x, &t["target"], Reduction::Mean).unwrap()
+        }),
+        ("loss_bce_logits", |x, t| {
+            loss::bce_with_logits(x, &t["target"], Reduction::Mean).unwrap()
+        }),
+        ("loss_ce", |x, t| {
+            loss::cross_entropy(x, &t["target"]).unwrap()
+        }),
+        ("loss_ce_weight_smoothing", |x, t| {
+            let opts = CrossEntropyOptions {
+                weight: Some(t["weight"].clone()),
+                label_smoothing: 0.1,
+                reduction: Reduction::Mean,
+            };
+            loss::cross_entropy_with(x, &t["target"], &opts).unwrap()
+        }),
+        ("loss_ce_none", |x, t| {
+            let opts = CrossEntropyOptions {
+                reduction: Reduction::None,
+                ..Default::default()
+            };
+            loss::cross_entropy_with(x, &t["target"], &opts).unwrap()
+        }),
+        ("loss_nll_weight", |x, t| {
+            loss::nll_loss(
+                &x.log_softmax(1).unwrap(),
+                &t["target"],
+                Some(&t["weight"]),
+                Reduction::Mean,
+            )
+            .unwrap()
+        }),
+    ];
+    for (name, f) in cases {
+        let (t, _) = load(name);
+        let x = t["x"].detach().requires_grad_(true);
+        let y = f(&x, &t);
+        assert_close(name, &y.to_vec(), &t["out"].to_vec(), 1e-5, 1e-6);
+        y.backward_with_grad(&t["grad_out"].reshape(y.shape()).unwrap())
+            .unwrap();
+        assert_close(
+            &format!("{name} grad"),
+            &x.grad().unwrap().to_vec(),
+            &t["grad_x"].to_vec(),
+            1e-5,
+            1e-6,
+        );
+    }
+}
+
+#[test]
+fn lenet_state_dict_from_pytorch_reproduces_its_logits() {
+    let model = LeNet::new();
+    let sd = load_safetensors(path("lenet_state_dict")).unwrap();
+    load_state_dict(&model, &sd).unwrap();
+    let (t, _) = load("lenet_step");
+    let logits = nabla_core::no_grad(|| model.forward(&t["test_x"])).unwrap();
+    assert_eq!(logits.shape(), &[100, 10]);
+    assert_close(
+        "logits",
+        &logits.to_vec(),
+        &t["logits"].to_vec(),
+        1e-4,
+        1e-5,
+    );
+}
+
+#[test]
+fn one_sgd_step_of_lenet_matches_pytorch() {
+    let model = LeNet::new();
+    load_state_dict(&model, &load_safetensors(path("lenet_state_dict")).unwrap()).unwrap();
+    let (t, _) = load("lenet_step");
+    let mut opt = Sgd::new(model.parameters(), 0.001).momentum(0.9);
+    opt.zero_grad();
+    let l = loss::cross_entropy(&model.forward(&t["train_x"]).unwrap(), &t["train_y"]).unwrap();
+    assert_close(
+        "loss",
+        &[l.item().unwrap()],
+        &t["loss"].to_vec(),
+        1e-5,
+        1e-6,
+    );
+    l.backward().unwrap();
+    opt.step().unwrap();
+    for (name, p) in state_dict(&model) {
+        let want = &t[&format!("after.{name}")];
+        let worst = p
+            .to_vec()
+            .iter()
+            .zip(want.to_vec())
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(worst <= 1e-5, "{name}: max abs diff {worst}");
+    }
+}
