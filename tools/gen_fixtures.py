@@ -45,6 +45,9 @@ def save(name, inputs, fn, meta=None, consts=None):
 
 
 def main():
+    """Op fixtures. Each group below seeds its own generator, so adding a
+    group never changes the others' values."""
+    torch.manual_seed(0)
     os.makedirs(OUT, exist_ok=True)
 
     save("matmul_2d", {"a": rand(5, 7), "b": rand(7, 3)}, lambda a, b: a @ b)
@@ -107,6 +110,7 @@ def main():
 def optimizers():
     """Parameters after 5 steps of each optimizer configuration on a fixed
     problem: the gradient at each step is a*p + b (elementwise, fixed a, b)."""
+    torch.manual_seed(2)
     configs = [
         ("sgd", "SGD", dict(lr=0.1)),
         ("sgd_momentum", "SGD", dict(lr=0.1, momentum=0.9)),
@@ -144,6 +148,7 @@ def optimizers():
 
 
 def losses():
+    torch.manual_seed(3)
     x, t = rand(4, 5), rand(4, 5)
     save("loss_mse", {"x": x}, lambda x: F.mse_loss(x, t), consts={"target": t})
     save("loss_l1_sum", {"x": x}, lambda x: F.l1_loss(x, t, reduction="sum"), consts={"target": t})
@@ -214,8 +219,67 @@ def lenet():
               os.path.join(OUT, "lenet_step.safetensors"))
 
 
+def schedulers():
+    """The learning rate over 30 steps of each schedule (base lr 0.1)."""
+    S = torch.optim.lr_scheduler
+    configs = {
+        "step": lambda o: S.StepLR(o, step_size=7, gamma=0.5),
+        "multistep": lambda o: S.MultiStepLR(o, milestones=[3, 10, 20], gamma=0.3),
+        "exponential": lambda o: S.ExponentialLR(o, gamma=0.9),
+        "cosine": lambda o: S.CosineAnnealingLR(o, T_max=30, eta_min=0.001),
+        "linear": lambda o: S.LinearLR(o, start_factor=0.1, end_factor=1.0, total_iters=8),
+        "onecycle": lambda o: S.OneCycleLR(o, max_lr=1.0, total_steps=31, cycle_momentum=False),
+    }
+    out = {}
+    for name, make in configs.items():
+        opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+        sched = make(opt)
+        lrs = []
+        for _ in range(30):
+            lrs.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+        out[name] = torch.tensor(lrs, dtype=torch.float64).float()
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
+    plateau = S.ReduceLROnPlateau(opt, factor=0.5, patience=2, cooldown=1)
+    metrics = torch.tensor([1.0, 0.9, 0.95, 0.95, 0.95, 0.8, 0.85, 0.85, 0.85, 0.85, 0.85, 0.85])
+    lrs = []
+    for m in metrics:
+        plateau.step(m.item())
+        lrs.append(opt.param_groups[0]["lr"])
+    out["plateau_metrics"] = metrics
+    out["plateau"] = torch.tensor(lrs).float()
+    save_file(out, os.path.join(OUT, "schedulers.safetensors"))
+
+
+def norms():
+    """BatchNorm2d in training mode (output, gradients, running statistics),
+    the same layer in eval mode afterwards, and LayerNorm."""
+    torch.manual_seed(1)
+    x, w, b = rand(4, 3, 5, 5), rand(3), rand(3)
+    bn = torch.nn.BatchNorm2d(3)
+    with torch.no_grad():
+        bn.weight.copy_(w)
+        bn.bias.copy_(b)
+    xl = x.clone().requires_grad_(True)
+    y = bn(xl)
+    g = rand(*y.shape)
+    y.backward(g)
+    bn.eval()
+    with torch.no_grad():
+        y_eval = bn(x * 2)
+    save_file({"x": x, "weight": w, "bias": b, "out": y.detach(), "grad_out": g, "grad_x": xl.grad,
+               "grad_weight": bn.weight.grad, "grad_bias": bn.bias.grad, "running_mean": bn.running_mean,
+               "running_var": bn.running_var, "out_eval": y_eval},
+              os.path.join(OUT, "batchnorm2d.safetensors"))
+    save("layernorm", {"x": rand(3, 4, 6), "w": rand(4, 6), "b": rand(4, 6)},
+         lambda x, w, b: F.layer_norm(x, (4, 6), w, b))
+
+
 if __name__ == "__main__":
     main()
+    schedulers()
+    norms()
     optimizers()
     losses()
     lenet()

@@ -5,12 +5,15 @@
 pub mod init;
 pub mod loss;
 pub mod optim;
+pub mod regularization;
+pub mod scheduler;
 pub mod state_dict;
 
 mod conv;
 mod layers;
 mod linear;
 mod module;
+mod norm;
 mod sequential;
 pub mod zoo;
 
@@ -21,4 +24,5 @@ pub use layers::{
 };
 pub use linear::Linear;
 pub use module::{prefixed, Module};
+pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, Embedding, LayerNorm};
 pub use sequential::Sequential;

@@ -251,3 +251,147 @@ fn one_sgd_step_of_lenet_matches_pytorch() {
         assert!(worst <= 1e-5, "{name}: max abs diff {worst}");
     }
 }
+
+#[test]
+fn schedules_match_pytorch() {
+    use nabla_nn::scheduler::{LrScheduler, ReduceLrOnPlateau, Schedule};
+    let (t, _) = load("schedulers");
+    let cases = [
+        (
+            "step",
+            Schedule::Step {
+                step_size: 7,
+                gamma: 0.5,
+            },
+        ),
+        (
+            "multistep",
+            Schedule::MultiStep {
+                milestones: vec![3, 10, 20],
+                gamma: 0.3,
+            },
+        ),
+        ("exponential", Schedule::Exponential { gamma: 0.9 }),
+        (
+            "cosine",
+            Schedule::CosineAnnealing {
+                t_max: 30,
+                eta_min: 0.001,
+            },
+        ),
+        (
+            "linear",
+            Schedule::Linear {
+                start_factor: 0.1,
+                end_factor: 1.0,
+                total_iters: 8,
+            },
+        ),
+        (
+            "onecycle",
+            Schedule::OneCycle {
+                max_lr: 1.0,
+                total_steps: 31,
+                pct_start: 0.3,
+                div_factor: 25.0,
+                final_div_factor: 1e4,
+            },
+        ),
+    ];
+    for (name, schedule) in cases {
+        let mut opt = Sgd::new(vec![Tensor::zeros([1]).requires_grad_(true)], 0.1);
+        let mut s = LrScheduler::new(schedule, &mut opt);
+        let mut lrs = vec![];
+        for _ in 0..30 {
+            lrs.push(opt.lr());
+            s.step(&mut opt);
+        }
+        assert_close(name, &lrs, &t[name].to_vec(), 1e-5, 1e-8);
+    }
+    let mut opt = Sgd::new(vec![Tensor::zeros([1]).requires_grad_(true)], 0.1);
+    let mut plateau = ReduceLrOnPlateau::new();
+    (plateau.factor, plateau.patience, plateau.cooldown) = (0.5, 2, 1);
+    let lrs: Vec<f32> = t["plateau_metrics"]
+        .to_vec()
+        .into_iter()
+        .map(|m| {
+            plateau.step(m, &mut opt);
+            opt.lr()
+        })
+        .collect();
+    assert_close("plateau", &lrs, &t["plateau"].to_vec(), 1e-6, 0.0);
+}
+
+#[test]
+fn norm_layers_match_pytorch() {
+    use nabla_nn::{BatchNorm2d, LayerNorm};
+    let (t, _) = load("batchnorm2d");
+    let bn = BatchNorm2d::new_2d(3);
+    bn.weight.copy_from(&t["weight"]).unwrap();
+    bn.bias.copy_from(&t["bias"]).unwrap();
+    let x = t["x"].detach().requires_grad_(true);
+    let y = bn.forward(&x).unwrap();
+    assert_close("bn out", &y.to_vec(), &t["out"].to_vec(), 1e-4, 1e-5);
+    y.backward_with_grad(&t["grad_out"]).unwrap();
+    assert_close(
+        "bn grad_x",
+        &x.grad().unwrap().to_vec(),
+        &t["grad_x"].to_vec(),
+        1e-4,
+        1e-5,
+    );
+    assert_close(
+        "bn grad_weight",
+        &bn.weight.grad().unwrap().to_vec(),
+        &t["grad_weight"].to_vec(),
+        1e-4,
+        1e-5,
+    );
+    assert_close(
+        "bn grad_bias",
+        &bn.bias.grad().unwrap().to_vec(),
+        &t["grad_bias"].to_vec(),
+        1e-4,
+        1e-5,
+    );
+    assert_close(
+        "running_mean",
+        &bn.running_mean.to_vec(),
+        &t["running_mean"].to_vec(),
+        1e-5,
+        1e-6,
+    );
+    assert_close(
+        "running_var",
+        &bn.running_var.to_vec(),
+        &t["running_var"].to_vec(),
+        1e-5,
+        1e-6,
+    );
+    bn.eval();
+    let y = bn.forward(&t["x"].mul_scalar(2.0).unwrap()).unwrap();
+    assert_close("bn eval", &y.to_vec(), &t["out_eval"].to_vec(), 1e-4, 1e-5);
+
+    let (t, _) = load("layernorm");
+    let ln = LayerNorm::new(&[4, 6]);
+    ln.weight.copy_from(&t["w"]).unwrap();
+    ln.bias.copy_from(&t["b"]).unwrap();
+    let x = t["x"].detach().requires_grad_(true);
+    let y = ln.forward(&x).unwrap();
+    assert_close("ln out", &y.to_vec(), &t["out"].to_vec(), 1e-4, 1e-5);
+    y.backward_with_grad(&t["grad_out"]).unwrap();
+    assert_close(
+        "ln grad_x",
+        &x.grad().unwrap().to_vec(),
+        &t["grad_x"].to_vec(),
+        1e-4,
+        1e-5,
+    );
+    assert_close(
+        "ln grad_w",
+        &ln.weight.grad().unwrap().to_vec(),
+        &t["grad_w"].to_vec(),
+        1e-4,
+        1e-5,
+    );
+}

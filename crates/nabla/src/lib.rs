@@ -1,7 +1,9 @@
 //! nabla: a deep-learning system in Rust.
 //!
 //! This facade re-exports the crates of the workspace: the tensor engine
-//! ([`nabla_core`], at the top level) and data loading ([`data`]).
+//! ([`nabla_core`], at the top level), layers, losses and optimizers
+//! ([`nn`], [`optim`]) and data loading ([`data`]). Most programs start
+//! with `use nabla::prelude::*;`.
 //!
 //! ```
 //! use nabla::{Conv2dParams, Tensor};
@@ -24,7 +26,26 @@
 
 pub use nabla_core::*;
 
+/// Layers, losses, initialization, state dicts ([`nabla_nn`]).
+pub mod nn {
+    pub use nabla_nn::*;
+}
+
+/// Optimizers, learning-rate schedules and gradient clipping.
+pub mod optim {
+    pub use nabla_nn::optim::*;
+    pub use nabla_nn::scheduler::*;
+}
+
 /// Data sets and loading ([`nabla_data`]).
 pub mod data {
     pub use nabla_data::*;
+}
+
+/// What most training programs use.
+pub mod prelude {
+    pub use nabla_core::{manual_seed, no_grad, Conv2dParams, Device, Pool2d, Tensor};
+    pub use nabla_nn::loss::{cross_entropy, mse_loss, Reduction};
+    pub use nabla_nn::optim::{Adam, Optimizer, Sgd};
+    pub use nabla_nn::{Conv2d, Linear, Module, ReLU, Sequential};
 }

@@ -1,0 +1,309 @@
+//! Normalization layers and embeddings.
+//!
+//! **BatchNorm** (`BatchNorm1d` over `[N, C]` or `[N, C, L]`, `BatchNorm2d`
+//! over `[N, C, H, W]`): per channel c, in training
+//! `y = (x − μ_B)/√(σ²_B + eps)·γ + β` with the batch mean and biased
+//! variance over all dims but C, and the running statistics updated as
+//! `r_mean = (1 − m)·r_mean + m·μ_B`, `r_var = (1 − m)·r_var + m·σ²_B·n/(n−1)`
+//! (unbiased), m = momentum (0.1). In eval mode the running statistics
+//! replace the batch ones. Names: `weight`, `bias`; buffers `running_mean`,
+//! `running_var`, `num_batches_tracked`, as in PyTorch's state dicts.
+//!
+//! **LayerNorm** over the last dims given by `normalized_shape`:
+//! `y = (x − μ)/√(σ² + eps)·γ + β` per sample (biased variance).
+//!
+//! **Embedding**: `weight [num, dim]` ~ N(0, 1); indices of any shape S give
+//! `[S…, dim]`. Gradients of all three come from the composed tensor ops.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use nabla_core::{no_grad, Error, Result, Tensor};
+
+use crate::Module;
+
+pub struct BatchNorm {
+    pub weight: Tensor,
+    pub bias: Tensor,
+    pub running_mean: Tensor,
+    pub running_var: Tensor,
+    pub num_batches_tracked: Tensor,
+    pub eps: f32,
+    pub momentum: f32,
+    /// 2 for BatchNorm1d, 4 for BatchNorm2d (3-d input also allowed for 1d)
+    rank: usize,
+    training: AtomicBool,
+}
+
+/// `nn.BatchNorm1d(C)`.
+pub type BatchNorm1d = BatchNorm;
+/// `nn.BatchNorm2d(C)`.
+pub type BatchNorm2d = BatchNorm;
+
+impl BatchNorm {
+    fn make(channels: usize, rank: usize) -> BatchNorm {
+        BatchNorm {
+            weight: Tensor::ones([channels]).requires_grad_(true),
+            bias: Tensor::zeros([channels]).requires_grad_(true),
+            running_mean: Tensor::zeros([channels]),
+            running_var: Tensor::ones([channels]),
+            num_batches_tracked: Tensor::scalar(0.0),
+            eps: 1e-5,
+            momentum: 0.1,
+            rank,
+            training: AtomicBool::new(true),
+        }
+    }
+
+    /// `nn.BatchNorm1d(channels)`: input `[N, C]` or `[N, C, L]`.
+    pub fn new_1d(channels: usize) -> BatchNorm {
+        BatchNorm::make(channels, 2)
+    }
+
+    /// `nn.BatchNorm2d(channels)`: input `[N, C, H, W]`.
+    pub fn new_2d(channels: usize) -> BatchNorm {
+        BatchNorm::make(channels, 4)
+    }
+
+    fn channels(&self) -> usize {
+        self.weight.numel()
+    }
+}
+
+impl Module for BatchNorm {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let c = self.channels();
+        let ok_rank = x.rank() == self.rank || (self.rank == 2 && x.rank() == 3);
+        if !ok_rank || x.shape()[1] != c {
+            let want = if self.rank == 4 {
+                "[N, C, H, W]"
+            } else {
+                "[N, C] or [N, C, L]"
+            };
+            return Err(Error::Shape {
+                op: "batch_norm",
+                msg: format!("expected input {want} with C = {c}, got {:?}", x.shape()),
+            });
+        }
+        // reduce over every dim but the channels; parameters broadcast as [1, C, 1, …]
+        let dims: Vec<isize> = (0..x.rank() as isize).filter(|&d| d != 1).collect();
+        let mut bshape = vec![1usize; x.rank()];
+        bshape[1] = c;
+        let (mean, var) = if self.training.load(Ordering::Relaxed) {
+            let n = x.numel() / c;
+            if n < 2 {
+                return Err(Error::Arg {
+                    op: "batch_norm",
+                    msg: format!(
+                        "expected more than 1 value per channel when training, got input {:?}",
+                        x.shape()
+                    ),
+                });
+            }
+            let mean = x.mean(&dims, true)?;
+            let var = x.var(&dims, 0, true)?;
+            no_grad(|| -> Result<()> {
+                let (m, bm, bv) = (self.momentum, mean.to_vec(), var.to_vec());
+                let unbias = n as f32 / (n - 1) as f32;
+                self.running_mean.update_data(|r| {
+                    r.iter_mut()
+                        .zip(&bm)
+                        .for_each(|(r, v)| *r = (1.0 - m) * *r + m * v)
+                })?;
+                self.running_var.update_data(|r| {
+                    r.iter_mut()
+                        .zip(&bv)
+                        .for_each(|(r, v)| *r = (1.0 - m) * *r + m * v * unbias)
+                })?;
+                self.num_batches_tracked.update_data(|t| t[0] += 1.0)?;
+                Ok(())
+            })?;
+            (mean, var)
+        } else {
+            (
+                self.running_mean.reshape(&bshape)?,
+                self.running_var.reshape(&bshape)?,
+            )
+        };
+        let normed = x.sub(&mean)?.div(&var.add_scalar(self.eps)?.sqrt()?)?;
+        normed
+            .mul(&self.weight.reshape(&bshape)?)?
+            .add(&self.bias.reshape(&bshape)?)
+    }
+
+    fn named_parameters(&self) -> Vec<(String, Tensor)> {
+        vec![
+            ("weight".into(), self.weight.clone()),
+            ("bias".into(), self.bias.clone()),
+        ]
+    }
+
+    fn named_buffers(&self) -> Vec<(String, Tensor)> {
+        vec![
+            ("running_mean".into(), self.running_mean.clone()),
+            ("running_var".into(), self.running_var.clone()),
+            (
+                "num_batches_tracked".into(),
+                self.num_batches_tracked.clone(),
+            ),
+        ]
+    }
+
+    fn set_training(&self, on: bool) {
+        self.training.store(on, Ordering::Relaxed);
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "BatchNorm{}d({})",
+            if self.rank == 4 { 2 } else { 1 },
+            self.channels()
+        )
+    }
+}
+
+/// `nn.LayerNorm(normalized_shape)`.
+pub struct LayerNorm {
+    pub weight: Tensor,
+    pub bias: Tensor,
+    pub eps: f32,
+}
+
+impl LayerNorm {
+    pub fn new(normalized_shape: &[usize]) -> LayerNorm {
+        LayerNorm {
+            weight: Tensor::ones(normalized_shape).requires_grad_(true),
+            bias: Tensor::zeros(normalized_shape).requires_grad_(true),
+            eps: 1e-5,
+        }
+    }
+}
+
+impl Module for LayerNorm {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let k = self.weight.rank();
+        if x.rank() < k || x.shape()[x.rank() - k..] != *self.weight.shape() {
+            return Err(Error::Shape {
+                op: "layer_norm",
+                msg: format!(
+                    "input {:?} does not end with normalized shape {:?}",
+                    x.shape(),
+                    self.weight.shape()
+                ),
+            });
+        }
+        let dims: Vec<isize> = (x.rank() - k..x.rank()).map(|d| d as isize).collect();
+        let mean = x.mean(&dims, true)?;
+        let var = x.var(&dims, 0, true)?;
+        let normed = x.sub(&mean)?.div(&var.add_scalar(self.eps)?.sqrt()?)?;
+        normed.mul(&self.weight)?.add(&self.bias)
+    }
+
+    fn named_parameters(&self) -> Vec<(String, Tensor)> {
+        vec![
+            ("weight".into(), self.weight.clone()),
+            ("bias".into(), self.bias.clone()),
+        ]
+    }
+
+    fn describe(&self) -> String {
+        format!("LayerNorm({:?})", self.weight.shape())
+    }
+}
+
+/// `nn.Embedding(num_embeddings, embedding_dim)`.
+pub struct Embedding {
+    pub weight: Tensor,
+}
+
+impl Embedding {
+    pub fn new(num_embeddings: usize, embedding_dim: usize) -> Embedding {
+        Embedding {
+            weight: Tensor::randn([num_embeddings, embedding_dim]).requires_grad_(true),
+        }
+    }
+}
+
+impl Module for Embedding {
+    /// `indices`: class indices (integer values in f32) of any shape.
+    fn forward(&self, indices: &Tensor) -> Result<Tensor> {
+        let dim = self.weight.shape()[1];
+        let flat = indices.reshape([-1])?;
+        let mut shape = indices.shape().to_vec();
+        shape.push(dim);
+        self.weight.index_select(0, &flat)?.reshape(shape)
+    }
+
+    fn named_parameters(&self) -> Vec<(String, Tensor)> {
+        vec![("weight".into(), self.weight.clone())]
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "Embedding({}, {})",
+            self.weight.shape()[0],
+            self.weight.shape()[1]
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nabla_core::gradcheck::{gradcheck, rand_input};
+
+    #[test]
+    fn gradcheck_norms_and_embedding() {
+        let f = |x: &[Tensor]| {
+            let bn = BatchNorm::new_2d(3);
+            let bn = BatchNorm {
+                weight: x[1].clone(),
+                bias: x[2].clone(),
+                ..bn
+            };
+            bn.forward(&x[0])
+        };
+        let inputs = [
+            rand_input(&[4, 3, 2, 2], 1),
+            rand_input(&[3], 2),
+            rand_input(&[3], 3),
+        ];
+        gradcheck(f, &inputs, Default::default()).unwrap();
+        let f = |x: &[Tensor]| {
+            LayerNorm {
+                weight: x[1].clone(),
+                bias: x[2].clone(),
+                eps: 1e-5,
+            }
+            .forward(&x[0])
+        };
+        let inputs = [
+            rand_input(&[3, 5], 4),
+            rand_input(&[5], 5),
+            rand_input(&[5], 6),
+        ];
+        gradcheck(f, &inputs, Default::default()).unwrap();
+        let idx = Tensor::from_vec(vec![1., 3., 1., 0.], [2, 2]).unwrap();
+        let f = move |x: &[Tensor]| {
+            Embedding {
+                weight: x[0].clone(),
+            }
+            .forward(&idx)
+        };
+        gradcheck(f, &[rand_input(&[4, 3], 7)], Default::default()).unwrap();
+    }
+
+    #[test]
+    fn batch_norm_tracks_running_statistics_and_uses_them_in_eval() {
+        let bn = BatchNorm::new_1d(2);
+        let x = Tensor::from_vec(vec![1., 10., 3., 20.], [2, 2]).unwrap();
+        let y = bn.forward(&x).unwrap().to_vec();
+        assert!((y[0] + 1.0).abs() < 1e-3 && (y[2] - 1.0).abs() < 1e-3);
+        // mean 2 and 15; unbiased var 2 and 50
+        assert!((bn.running_mean.to_vec()[1] - 1.5).abs() < 1e-6);
+        assert!((bn.running_var.to_vec()[1] - (0.9 + 5.0)).abs() < 1e-5);
+        bn.eval();
+        let y = bn.forward(&x).unwrap().to_vec();
+        assert!((y[0] - (1.0 - 0.2) / (0.9f32 + 0.2 + 1e-5).sqrt()).abs() < 1e-5);
+        assert!(bn.forward(&Tensor::zeros([2, 3])).is_err());
+    }
+}

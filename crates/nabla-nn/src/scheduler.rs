@@ -1,0 +1,194 @@
+//! Learning-rate schedules, as `torch.optim.lr_scheduler`. A [`Schedule`]
+//! gives the learning rate at step (or epoch) t from the initial one;
+//! [`LrScheduler`] applies it to an optimizer each time `step()` is called.
+//!
+//! - StepLR: `lr₀·γ^⌊t/step⌋`; MultiStepLR: `lr₀·γ^#{milestones ≤ t}`;
+//!   ExponentialLR: `lr₀·γᵗ`;
+//! - CosineAnnealingLR: `η_min + (lr₀ − η_min)·(1 + cos(π·t/T))/2`;
+//! - LinearLR (linear warm-up): `lr₀·(s + (e − s)·min(t, T)/T)`;
+//! - OneCycleLR: cosine from `max/div` up to `max` over the first
+//!   `pct_start` of the steps, then down to `max/(div·final_div)` (the
+//!   learning rate only: momentum is not cycled);
+//! - ReduceLROnPlateau: multiply by `factor` when a metric has not improved
+//!   (relative threshold) for `patience` epochs, then wait `cooldown`.
+
+use crate::optim::Optimizer;
+
+/// A learning rate as a function of the step count.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Schedule {
+    Step {
+        step_size: usize,
+        gamma: f32,
+    },
+    MultiStep {
+        milestones: Vec<usize>,
+        gamma: f32,
+    },
+    Exponential {
+        gamma: f32,
+    },
+    CosineAnnealing {
+        t_max: usize,
+        eta_min: f32,
+    },
+    Linear {
+        start_factor: f32,
+        end_factor: f32,
+        total_iters: usize,
+    },
+    OneCycle {
+        max_lr: f32,
+        total_steps: usize,
+        pct_start: f32,
+        div_factor: f32,
+        final_div_factor: f32,
+    },
+}
+
+impl Schedule {
+    /// Learning rate at step `t` for initial rate `base`.
+    pub fn lr_at(&self, t: usize, base: f32) -> f32 {
+        let (t64, base64) = (t as f64, base as f64);
+        let lr = match self {
+            Schedule::Step { step_size, gamma } => {
+                base64 * (*gamma as f64).powi((t / step_size.max(&1)) as i32)
+            }
+            Schedule::MultiStep { milestones, gamma } => {
+                base64 * (*gamma as f64).powi(milestones.iter().filter(|&&m| m <= t).count() as i32)
+            }
+            Schedule::Exponential { gamma } => base64 * (*gamma as f64).powi(t as i32),
+            Schedule::CosineAnnealing { t_max, eta_min } => {
+                let e = *eta_min as f64;
+                e + (base64 - e)
+                    * (1.0 + (std::f64::consts::PI * t64 / (*t_max).max(1) as f64).cos())
+                    / 2.0
+            }
+            Schedule::Linear {
+                start_factor,
+                end_factor,
+                total_iters,
+            } => {
+                let (s, e) = (*start_factor as f64, *end_factor as f64);
+                let frac = (t.min(*total_iters) as f64) / (*total_iters).max(1) as f64;
+                base64 * (s + (e - s) * frac)
+            }
+            Schedule::OneCycle {
+                max_lr,
+                total_steps,
+                pct_start,
+                div_factor,
+                final_div_factor,
+            } => {
+                let max = *max_lr as f64;
+                let initial = max / *div_factor as f64;
+                let min = initial / *final_div_factor as f64;
+                let up_end = (*pct_start as f64 * *total_steps as f64) - 1.0;
+                let down_end = *total_steps as f64 - 1.0;
+                let cos = |start: f64, end: f64, pct: f64| {
+                    end + (start - end) / 2.0 * ((std::f64::consts::PI * pct).cos() + 1.0)
+                };
+                if t64 <= up_end {
+                    cos(initial, max, t64 / up_end)
+                } else {
+                    cos(max, min, (t64 - up_end) / (down_end - up_end))
+                }
+            }
+        };
+        lr as f32
+    }
+}
+
+/// Applies a [`Schedule`] to an optimizer: call [`step`](Self::step) once per
+/// epoch (or per batch for OneCycle), after the optimizer's step.
+pub struct LrScheduler {
+    pub schedule: Schedule,
+    base_lr: f32,
+    t: usize,
+}
+
+impl LrScheduler {
+    /// Starts the schedule at step 0, setting the optimizer's rate to it.
+    /// For OneCycle the optimizer's own rate is ignored.
+    pub fn new(schedule: Schedule, opt: &mut dyn Optimizer) -> LrScheduler {
+        let base_lr = opt.lr();
+        let s = LrScheduler {
+            schedule,
+            base_lr,
+            t: 0,
+        };
+        opt.set_lr(s.schedule.lr_at(0, base_lr));
+        s
+    }
+
+    pub fn step(&mut self, opt: &mut dyn Optimizer) {
+        self.t += 1;
+        opt.set_lr(self.schedule.lr_at(self.t, self.base_lr));
+    }
+
+    /// Steps taken so far (saved in checkpoints).
+    pub fn steps(&self) -> usize {
+        self.t
+    }
+
+    /// Resumes at step `t`.
+    pub fn set_steps(&mut self, t: usize, opt: &mut dyn Optimizer) {
+        self.t = t;
+        opt.set_lr(self.schedule.lr_at(t, self.base_lr));
+    }
+}
+
+/// `ReduceLROnPlateau(mode='min', factor, patience, threshold (relative), cooldown, min_lr)`.
+#[derive(Clone, Debug)]
+pub struct ReduceLrOnPlateau {
+    pub factor: f32,
+    pub patience: usize,
+    pub threshold: f32,
+    pub cooldown: usize,
+    pub min_lr: f32,
+    best: f32,
+    bad_epochs: usize,
+    cooldown_left: usize,
+}
+
+impl ReduceLrOnPlateau {
+    /// PyTorch's defaults: factor 0.1, patience 10, threshold 1e-4, no cooldown.
+    pub fn new() -> ReduceLrOnPlateau {
+        ReduceLrOnPlateau {
+            factor: 0.1,
+            patience: 10,
+            threshold: 1e-4,
+            cooldown: 0,
+            min_lr: 0.0,
+            best: f32::INFINITY,
+            bad_epochs: 0,
+            cooldown_left: 0,
+        }
+    }
+
+    /// Reports the epoch's metric (lower is better); may lower the rate.
+    pub fn step(&mut self, metric: f32, opt: &mut dyn Optimizer) {
+        if metric < self.best * (1.0 - self.threshold) {
+            self.best = metric;
+            self.bad_epochs = 0;
+        } else {
+            self.bad_epochs += 1;
+        }
+        if self.cooldown_left > 0 {
+            self.cooldown_left -= 1;
+            self.bad_epochs = 0;
+        }
+        if self.bad_epochs > self.patience {
+            let new = (opt.lr() * self.factor).max(self.min_lr);
+            opt.set_lr(new);
+            self.cooldown_left = self.cooldown;
+            self.bad_epochs = 0;
+        }
+    }
+}
+
+impl Default for ReduceLrOnPlateau {
+    fn default() -> Self {
+        ReduceLrOnPlateau::new()
+    }
+}
