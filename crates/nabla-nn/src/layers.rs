@@ -187,6 +187,22 @@ mod tests {
     }
 
     #[test]
+    fn gradcheck_adaptive_pool_and_sequential() {
+        use nabla_core::gradcheck::{gradcheck, rand_input};
+        let f = |x: &[Tensor]| AdaptiveAvgPool2d(2, 3).forward(&x[0]);
+        gradcheck(f, &[rand_input(&[2, 2, 5, 7], 1)], Default::default()).unwrap();
+        let f = |x: &[Tensor]| {
+            let seq = crate::Sequential::new()
+                .add(AvgPool2d(Pool2d::new(2)))
+                .add(Flatten)
+                .add(Tanh)
+                .add(LeakyReLU(0.1));
+            seq.forward(&x[0])
+        };
+        gradcheck(f, &[rand_input(&[2, 3, 4, 4], 2)], Default::default()).unwrap();
+    }
+
+    #[test]
     fn adaptive_pool_to_one_is_the_mean() {
         let x = Tensor::arange(0.0, 32.0, 1.0)
             .unwrap()
