@@ -1,14 +1,26 @@
 //! nabla-data: data sets and loading for nabla.
 //!
 //! - [`idx`]: the IDX format of MNIST-style files (raw or gzip);
-//! - [`mnist`]: MNIST and Fashion-MNIST found in a folder, the shipped digits.
+//! - [`mnist`]: MNIST and Fashion-MNIST found in a folder, the shipped digits;
+//! - [`Dataset`], [`ImageDataset`] with [`Transform`]s, [`DataLoader`];
+//! - [`csv`]: numeric tables; [`text`]: character corpora.
 
+pub mod csv;
+pub mod dataset;
 pub mod error;
 pub mod idx;
+pub mod image;
+pub mod loader;
 pub mod mnist;
+pub mod text;
+pub mod transform;
 
+pub use dataset::Dataset;
 pub use error::{DataError, Result};
+pub use image::ImageDataset;
+pub use loader::{Batch, Batches, DataLoader};
 pub use mnist::{ImageSet, Mnist};
+pub use transform::Transform;
 
 use std::io::Write;
 use std::path::Path;

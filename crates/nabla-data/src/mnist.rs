@@ -143,6 +143,28 @@ impl Mnist {
         })
     }
 
+    /// Finds a data set by name, `mnist` or `fashion-mnist`: in `data` when
+    /// given (any layout [`load`](Self::load) knows), else MNIST from the
+    /// shipped digits and Fashion-MNIST from Debian's package when installed.
+    pub fn locate(name: &str, data: Option<&Path>) -> Result<Mnist> {
+        match (name, data) {
+            ("mnist" | "fashion-mnist", Some(dir)) => Mnist::load(dir),
+            ("mnist", None) => Mnist::load(Mnist::shipped_dir()),
+            ("fashion-mnist", None) if Path::new(DEBIAN_FASHION_MNIST).is_dir() => {
+                Mnist::load(DEBIAN_FASHION_MNIST)
+            }
+            ("fashion-mnist", None) => Err(DataError::invalid(
+                DEBIAN_FASHION_MNIST,
+                "Fashion-MNIST not found: give its folder, or install Debian's package \
+                 (apt-get install dataset-fashion-mnist)",
+            )),
+            (other, _) => Err(DataError::invalid(
+                other,
+                "unknown data set (expected mnist or fashion-mnist)",
+            )),
+        }
+    }
+
     /// The 10,000 real digits shipped in the repository's `data/mnist`.
     pub fn shipped_dir() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/mnist")
@@ -169,6 +191,21 @@ mod tests {
         let (x, y) = m.test.to_tensors(0.1307, 0.3081).unwrap();
         assert_eq!(x.shape(), &[2004, 1, 28, 28]);
         assert_eq!(y.to_vec()[0], 0.0);
+    }
+
+    #[test]
+    fn truncated_gzip_is_rejected() {
+        let root = tmpdir("gz");
+        let full = std::fs::read(Mnist::shipped_dir().join("t10k-labels-idx1-ubyte.gz")).unwrap();
+        let cut = root.join("cut.gz");
+        std::fs::write(&cut, &full[..full.len() / 2]).unwrap();
+        let e = crate::idx::read_idx(&cut).unwrap_err().to_string();
+        assert!(e.contains("corrupt or truncated gzip data"), "{e}");
+        assert!(Mnist::locate("cifar", None)
+            .unwrap_err()
+            .to_string()
+            .contains("unknown data set"));
+        std::fs::remove_dir_all(&root).unwrap();
     }
 
     #[test]

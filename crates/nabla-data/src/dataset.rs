@@ -1,0 +1,42 @@
+//! The [`Dataset`] trait (PyTorch's `Dataset`): numbered examples, each an
+//! input and a target written into caller-provided buffers, so a batch is
+//! assembled in one contiguous allocation with no per-example tensors.
+
+use nabla_core::Generator;
+
+use crate::error::Result;
+
+pub trait Dataset: Send + Sync {
+    /// Number of examples.
+    fn len(&self) -> usize;
+
+    fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Shape of one input, e.g. `[1, 28, 28]`.
+    fn input_shape(&self) -> Vec<usize>;
+
+    /// Shape of one target: `[]` for a class index or a single value,
+    /// `[T]` for a sequence of them.
+    fn target_shape(&self) -> Vec<usize> {
+        vec![]
+    }
+
+    /// Writes example `index` into `input` and `target` (sized by the
+    /// shapes above). `rng` drives random augmentation; the loader derives
+    /// it from the seed, the epoch and the index, so results never depend
+    /// on thread timing.
+    fn get(
+        &self,
+        index: usize,
+        input: &mut [f32],
+        target: &mut [f32],
+        rng: &mut Generator,
+    ) -> Result<()>;
+
+    /// Number of classes, for classification data.
+    fn classes(&self) -> Option<usize> {
+        None
+    }
+}

@@ -1,0 +1,237 @@
+//! [`DataLoader`]: shuffled batches of a [`Dataset`], assembled on a
+//! background thread so the training step never waits for data.
+//!
+//! - `shuffle`: a new permutation every epoch, from `(seed, epoch)` only,
+//!   so a run and its resumption see the same batches;
+//! - `drop_last`: skip the final short batch;
+//! - each batch is written straight into one contiguous buffer per tensor;
+//! - `prefetch` batches are prepared ahead (bounded, so memory stays flat).
+//!
+//! Augmentation randomness comes from `(seed, epoch, index)`: the same
+//! example gets the same crop in the same epoch whatever the threads do.
+
+use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::Arc;
+
+use nabla_core::{Generator, Tensor};
+
+use crate::dataset::Dataset;
+use crate::error::{DataError, Result};
+
+/// One batch: inputs `[B, input_shape…]` and targets `[B, target_shape…]`.
+#[derive(Clone, Debug)]
+pub struct Batch {
+    pub inputs: Tensor,
+    pub targets: Tensor,
+}
+
+pub struct DataLoader<D: Dataset + 'static> {
+    dataset: Arc<D>,
+    pub batch_size: usize,
+    pub shuffle: bool,
+    pub drop_last: bool,
+    pub seed: u64,
+    pub prefetch: usize,
+}
+
+fn mix(seed: u64, a: u64, b: u64) -> u64 {
+    // splitmix64 steps: well-spread, distinct streams per (seed, a, b)
+    let mut z =
+        seed ^ a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+impl<D: Dataset + 'static> DataLoader<D> {
+    /// Batches of `batch_size`, shuffled, last short batch kept, seed 0.
+    pub fn new(dataset: D, batch_size: usize) -> DataLoader<D> {
+        DataLoader {
+            dataset: Arc::new(dataset),
+            batch_size: batch_size.max(1),
+            shuffle: true,
+            drop_last: false,
+            seed: 0,
+            prefetch: 4,
+        }
+    }
+
+    pub fn shuffle(mut self, on: bool) -> Self {
+        self.shuffle = on;
+        self
+    }
+    pub fn drop_last(mut self, on: bool) -> Self {
+        self.drop_last = on;
+        self
+    }
+    pub fn seed(mut self, seed: u64) -> Self {
+        self.seed = seed;
+        self
+    }
+
+    pub fn dataset(&self) -> &D {
+        &self.dataset
+    }
+
+    /// Number of batches per epoch.
+    pub fn len(&self) -> usize {
+        let n = self.dataset.len();
+        if self.drop_last {
+            n / self.batch_size
+        } else {
+            n.div_ceil(self.batch_size)
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The example order of `epoch`.
+    pub fn order(&self, epoch: usize) -> Vec<usize> {
+        let mut order: Vec<usize> = (0..self.dataset.len()).collect();
+        if self.shuffle {
+            Generator::new(mix(self.seed, epoch as u64, 0)).shuffle(&mut order);
+        }
+        order
+    }
+
+    /// Assembles one batch from the given example indices.
+    pub fn make_batch(dataset: &D, indices: &[usize], seed: u64, epoch: usize) -> Result<Batch> {
+        let (ishape, tshape) = (dataset.input_shape(), dataset.target_shape());
+        let (isz, tsz) = (
+            ishape.iter().product::<usize>(),
+            tshape.iter().product::<usize>().max(1),
+        );
+        let b = indices.len();
+        let mut inputs = vec![0f32; b * isz];
+        let mut targets = vec![0f32; b * tsz];
+        for (k, &i) in indices.iter().enumerate() {
+            let mut rng = Generator::new(mix(seed, epoch as u64, i as u64 + 1));
+            dataset.get(
+                i,
+                &mut inputs[k * isz..(k + 1) * isz],
+                &mut targets[k * tsz..(k + 1) * tsz],
+                &mut rng,
+            )?;
+        }
+        let mut in_shape = vec![b];
+        in_shape.extend(ishape);
+        let mut t_shape = vec![b];
+        t_shape.extend(tshape);
+        Ok(Batch {
+            inputs: Tensor::from_vec(inputs, in_shape)?,
+            targets: Tensor::from_vec(targets, t_shape)?,
+        })
+    }
+
+    /// The batches of `epoch`, prepared on a background thread.
+    pub fn epoch(&self, epoch: usize) -> Batches {
+        let order = self.order(epoch);
+        let (bs, drop_last, seed) = (self.batch_size, self.drop_last, self.seed);
+        let (tx, rx) = sync_channel(self.prefetch.max(1));
+        let dataset = Arc::clone(&self.dataset);
+        let len = self.len();
+        std::thread::spawn(move || {
+            for chunk in order.chunks(bs) {
+                if drop_last && chunk.len() < bs {
+                    break;
+                }
+                // a closed receiver (the loop stopped early) ends the thread
+                if tx
+                    .send(Self::make_batch(&dataset, chunk, seed, epoch))
+                    .is_err()
+                {
+                    return;
+                }
+            }
+        });
+        Batches { rx, left: len }
+    }
+}
+
+/// Iterator over one epoch's batches.
+pub struct Batches {
+    rx: Receiver<Result<Batch>>,
+    left: usize,
+}
+
+impl Iterator for Batches {
+    type Item = Result<Batch>;
+
+    fn next(&mut self) -> Option<Result<Batch>> {
+        if self.left == 0 {
+            return None;
+        }
+        self.left -= 1;
+        Some(self.rx.recv().unwrap_or_else(|_| {
+            Err(DataError::Invalid {
+                path: "data loader".into(),
+                msg: "the batch thread stopped unexpectedly".into(),
+            })
+        }))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        (self.left, Some(self.left))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::image::ImageDataset;
+    use crate::mnist::ImageSet;
+    use crate::transform::Transform;
+
+    fn toy(n: usize) -> ImageDataset {
+        let set = ImageSet {
+            images: (0..n * 4).map(|v| (v % 256) as u8).collect(),
+            labels: (0..n).map(|v| (v % 10) as u8).collect(),
+            height: 2,
+            width: 2,
+            classes: 10,
+        };
+        ImageDataset::new(set, vec![])
+    }
+
+    #[test]
+    fn batches_cover_the_data_once_and_shuffle_per_epoch() {
+        let dl = DataLoader::new(toy(10), 4).seed(5);
+        assert_eq!(dl.len(), 3);
+        let labels = |e| -> Vec<f32> {
+            dl.epoch(e)
+                .flat_map(|b| b.unwrap().targets.to_vec())
+                .collect()
+        };
+        let (e0, e1) = (labels(0), labels(1));
+        let mut sorted = e0.clone();
+        sorted.sort_by(f32::total_cmp);
+        assert_eq!(sorted, (0..10).map(|v| v as f32).collect::<Vec<_>>());
+        assert_ne!(e0, e1, "each epoch has its own order");
+        assert_eq!(e0, labels(0), "the same seed and epoch give the same order");
+        let first = dl.epoch(0).next().unwrap().unwrap();
+        assert_eq!(first.inputs.shape(), &[4, 1, 2, 2]);
+        let dl = DataLoader::new(toy(10), 4).drop_last(true).shuffle(false);
+        let sizes: Vec<usize> = dl.epoch(0).map(|b| b.unwrap().targets.numel()).collect();
+        assert_eq!(sizes, vec![4, 4]);
+    }
+
+    #[test]
+    fn augmentation_is_reproducible() {
+        let mut ds = toy(8);
+        ds.transforms = vec![Transform::RandomShift { max: 1 }];
+        let dl = DataLoader::new(ds, 8).seed(3);
+        let a = dl.epoch(2).next().unwrap().unwrap().inputs.to_vec();
+        let b = dl.epoch(2).next().unwrap().unwrap().inputs.to_vec();
+        assert_eq!(a, b);
+    }
+
+    #[test]
+    fn stopping_early_ends_the_worker() {
+        let dl = DataLoader::new(toy(1000), 1);
+        let mut it = dl.epoch(0);
+        assert!(it.next().is_some());
+        drop(it); // the producer sees the closed channel and returns
+    }
+}
