@@ -7,6 +7,7 @@
 
 pub mod csv;
 pub mod dataset;
+pub mod download;
 pub mod error;
 pub mod idx;
 pub mod image;
