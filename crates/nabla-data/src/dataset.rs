@@ -40,3 +40,16 @@ pub trait Dataset: Send + Sync {
         None
     }
 }
+
+/// Checks that a data set's inputs have the shape a model expects, with an
+/// error that names the data and both shapes.
+pub fn check_input_shape(dataset: &dyn Dataset, expected: &[usize], source: &str) -> Result<()> {
+    let got = dataset.input_shape();
+    if got != expected {
+        return Err(crate::error::DataError::Invalid {
+            path: source.to_string(),
+            msg: format!("inputs are {got:?} but the model expects {expected:?}"),
+        });
+    }
+    Ok(())
+}

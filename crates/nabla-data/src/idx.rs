@@ -21,18 +21,20 @@ pub struct IdxArray {
 pub fn read_idx(path: impl AsRef<Path>) -> Result<IdxArray> {
     let path = path.as_ref();
     let raw = std::fs::read(path).map_err(|e| DataError::io(path, e))?;
-    let bytes = if raw.starts_with(&[0x1f, 0x8b]) {
+    decode_idx(&raw).map_err(|msg| DataError::invalid(path, msg))
+}
+
+/// Gunzips (when the bytes start with the gzip magic) and parses IDX bytes.
+pub fn decode_idx(raw: &[u8]) -> std::result::Result<IdxArray, String> {
+    if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::with_capacity(raw.len() * 4);
-        flate2::read::GzDecoder::new(&raw[..])
+        flate2::read::GzDecoder::new(raw)
             .read_to_end(&mut out)
-            .map_err(|e| {
-                DataError::invalid(path, format!("corrupt or truncated gzip data: {e}"))
-            })?;
-        out
+            .map_err(|e| format!("corrupt or truncated gzip data: {e}"))?;
+        parse_idx(&out)
     } else {
-        raw
-    };
-    parse_idx(&bytes).map_err(|msg| DataError::invalid(path, msg))
+        parse_idx(raw)
+    }
 }
 
 /// Parses IDX bytes; the error says what is wrong (the caller adds the file).

@@ -16,7 +16,7 @@ pub mod mnist;
 pub mod text;
 pub mod transform;
 
-pub use dataset::Dataset;
+pub use dataset::{check_input_shape, Dataset};
 pub use error::{DataError, Result};
 pub use image::ImageDataset;
 pub use loader::{Batch, Batches, DataLoader};
