@@ -214,6 +214,18 @@ def lenet():
     loss.backward()
     opt.step()
     after = {"after." + k: v.detach().contiguous() for k, v in model.state_dict().items()}
+    # `nabla train --init-weights lenet_state_dict.safetensors --max-steps 1
+    # --no-shuffle`: one step on the first 64 training images in file order.
+    torch.manual_seed(7)
+    model2 = LeNet()
+    first_x = norm(read_idx(os.path.join(data, "train-images-idx3-ubyte.gz"))[:64])
+    first_y = read_idx(os.path.join(data, "train-labels-idx1-ubyte.gz"))[:64].long()
+    opt2 = torch.optim.SGD(model2.parameters(), lr=0.001, momentum=0.9)
+    opt2.zero_grad()
+    F.cross_entropy(model2(first_x), first_y).backward()
+    opt2.step()
+    save_file({k: v.detach().contiguous() for k, v in model2.state_dict().items()},
+              os.path.join(OUT, "lenet_cli_one_step.safetensors"))
     save_file({"test_x": test_x.contiguous(), "logits": logits, "train_x": train_x.contiguous(),
                "train_y": train_y.float(), "loss": loss.detach().reshape(1), **after},
               os.path.join(OUT, "lenet_step.safetensors"))

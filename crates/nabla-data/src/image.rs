@@ -85,8 +85,13 @@ mod tests {
         let m = Mnist::load(Mnist::shipped_dir()).unwrap();
         let ds = ImageDataset::mnist_normalized(m.test);
         check_input_shape(&ds, &[1, 28, 28], "data/mnist").unwrap();
-        let e = check_input_shape(&ds, &[3, 32, 32], "data/mnist").unwrap_err().to_string();
-        assert_eq!(e, "data/mnist: inputs are [1, 28, 28] but the model expects [3, 32, 32]");
+        let e = check_input_shape(&ds, &[3, 32, 32], "data/mnist")
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "data/mnist: inputs are [1, 28, 28] but the model expects [3, 32, 32]"
+        );
         // the normalized values match the reference transform
         let (mut x, mut y) = (vec![0f32; 784], [0f32]);
         ds.get(0, &mut x, &mut y, &mut Generator::new(0)).unwrap();

@@ -146,9 +146,11 @@ pub struct ReduceLrOnPlateau {
     pub threshold: f32,
     pub cooldown: usize,
     pub min_lr: f32,
-    best: f32,
-    bad_epochs: usize,
-    cooldown_left: usize,
+    /// Best metric so far, epochs without improvement, cooldown epochs
+    /// left: the state a checkpoint saves.
+    pub best: f32,
+    pub bad_epochs: usize,
+    pub cooldown_left: usize,
 }
 
 impl ReduceLrOnPlateau {

@@ -1,0 +1,193 @@
+//! Command-line arguments (clap). `TrainArgs` is also the run's saved
+//! configuration (`config.toml` in the run directory), so a run can be
+//! repeated or resumed exactly.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use serde::{Deserialize, Serialize};
+
+#[derive(Parser)]
+#[command(name = "nabla", version, about = "Train, evaluate and inspect neural networks", long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Train a model (default: the reference CNN on the shipped MNIST digits)
+    Train(Box<TrainArgs>),
+    /// Evaluate trained weights: loss, accuracy, per-class precision and recall, confusion matrix
+    Eval(EvalArgs),
+    /// Classify images (PNG, JPEG, PGM) or data set examples: top-k classes with probabilities
+    Predict(PredictArgs),
+    /// Print a model's layers with output shapes, parameters and multiply-adds
+    Summary(SummaryArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    Sgd,
+    Adam,
+    Adamw,
+    Rmsprop,
+    Adagrad,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SchedulerKind {
+    None,
+    /// ×0.1 every third of the epochs
+    Step,
+    /// ×0.9 every epoch
+    Exponential,
+    /// cosine annealing to 0 over the epochs
+    Cosine,
+    /// one cycle up to --lr and down, stepped every batch
+    Onecycle,
+    /// ×0.1 when the test loss stops improving for 2 epochs
+    Plateau,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DeviceKind {
+    /// CUDA when available, else the CPU (as the reference program)
+    Auto,
+    Cpu,
+    Cuda,
+}
+
+#[derive(Clone, Debug, Args, Serialize, Deserialize)]
+pub struct TrainArgs {
+    /// Zoo model (lenet, mlp, lenet-as-written) or a model file (.toml)
+    #[arg(long, default_value = "lenet")]
+    pub model: String,
+    /// Data folder (MNIST-style files, flat or torchvision's layout); default: shipped digits
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// mnist or fashion-mnist
+    #[arg(long, default_value = "mnist")]
+    pub dataset: String,
+    /// Download the data set into --data (or data/downloads) first
+    #[arg(long)]
+    pub download: bool,
+    #[arg(long, default_value_t = 10)]
+    pub epochs: usize,
+    #[arg(long, default_value_t = 64)]
+    pub batch_size: usize,
+    #[arg(long, default_value_t = 100)]
+    pub test_batch_size: usize,
+    #[arg(long, value_enum, default_value = "sgd")]
+    pub optimizer: OptimizerKind,
+    /// Learning rate
+    #[arg(long, default_value_t = 0.001, value_parser = positive)]
+    pub lr: f32,
+    /// SGD and RMSprop momentum
+    #[arg(long, default_value_t = 0.9)]
+    pub momentum: f32,
+    #[arg(long)]
+    pub nesterov: bool,
+    #[arg(long, default_value_t = 0.0)]
+    pub weight_decay: f32,
+    /// Adam betas, "b1,b2"
+    #[arg(long, default_value = "0.9,0.999")]
+    pub betas: String,
+    /// RMSprop smoothing constant
+    #[arg(long, default_value_t = 0.99)]
+    pub alpha: f32,
+    /// L1 penalty on all weights (added to the loss)
+    #[arg(long, default_value_t = 0.0)]
+    pub l1: f32,
+    /// Override the probability of the model's dropout layers
+    #[arg(long)]
+    pub dropout: Option<f32>,
+    #[arg(long, value_enum, default_value = "none")]
+    pub scheduler: SchedulerKind,
+    /// Clip the global gradient norm to this value
+    #[arg(long)]
+    pub clip_grad_norm: Option<f32>,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Threads for the kernels (default: NABLA_NUM_THREADS or all cores)
+    #[arg(long)]
+    pub threads: Option<usize>,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub device: DeviceKind,
+    /// Stop after this many optimizer steps in all
+    #[arg(long)]
+    pub max_steps: Option<usize>,
+    /// Stop when the test loss has not improved for PATIENCE epochs
+    #[arg(long, value_name = "PATIENCE")]
+    pub early_stop: Option<usize>,
+    /// Smallest test-loss decrease that counts as an improvement
+    #[arg(long, default_value_t = 0.0)]
+    pub min_delta: f32,
+    /// Keep the data in file order
+    #[arg(long)]
+    pub no_shuffle: bool,
+    /// Start from these weights (safetensors, PyTorch state-dict keys)
+    #[arg(long)]
+    pub init_weights: Option<PathBuf>,
+    /// Continue the run in this directory from its last checkpoint
+    #[arg(long, value_name = "RUN_DIR")]
+    pub resume: Option<PathBuf>,
+    /// Run directory (default: runs/MODEL-TIMESTAMP)
+    #[arg(long, value_name = "RUN_DIR")]
+    pub out: Option<PathBuf>,
+    /// Batches between progress lines when output is not a terminal
+    #[arg(long, default_value_t = 10)]
+    pub log_interval: usize,
+}
+
+/// A finite number > 0 (a bad value is a usage error, exit code 2).
+fn positive(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
+        _ => Err(format!("{s:?} is not a positive number")),
+    }
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct EvalArgs {
+    /// A run directory, or a weights file (.safetensors) with --model
+    pub weights: PathBuf,
+    #[arg(long)]
+    pub model: Option<String>,
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    #[arg(long)]
+    pub dataset: Option<String>,
+    #[arg(long, default_value_t = 100)]
+    pub batch_size: usize,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct PredictArgs {
+    /// A run directory, or a weights file (.safetensors) with --model
+    pub weights: PathBuf,
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Image files (PNG, JPEG, PGM), any size: converted to grayscale, resized, inverted if light-on-dark is needed
+    #[arg(long = "image", value_name = "FILE")]
+    pub images: Vec<PathBuf>,
+    /// Test-set example indices
+    #[arg(long = "index", value_name = "N")]
+    pub indices: Vec<usize>,
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    #[arg(long)]
+    pub dataset: Option<String>,
+    #[arg(long, default_value_t = 3)]
+    pub top_k: usize,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct SummaryArgs {
+    /// Zoo model, model file, run directory or checkpoint
+    #[arg(default_value = "lenet")]
+    pub model: String,
+}

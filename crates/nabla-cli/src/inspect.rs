@@ -1,0 +1,279 @@
+//! `nabla eval`, `nabla predict` and `nabla summary`.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use nabla_core::{no_grad, Tensor};
+use nabla_nn::state_dict::{load_safetensors, load_state_dict};
+use nabla_nn::Module;
+
+use crate::args::{EvalArgs, PredictArgs, SummaryArgs, TrainArgs};
+use crate::checkpoint;
+use crate::common::{dataset, evaluate, load_data, mean_std, probabilities, test_line};
+use crate::modelfile::{build, load_spec, FileModel};
+
+pub const FASHION_CLASSES: [&str; 10] = [
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+];
+
+/// What a run directory or weights file gives: the model (with weights
+/// loaded when there are any), the data set name and folder.
+struct Trained {
+    model: FileModel,
+    dataset: String,
+    data: Option<PathBuf>,
+}
+
+fn run_config(dir: &Path) -> Result<TrainArgs> {
+    let cfg = dir.join("config.toml");
+    let text = std::fs::read_to_string(&cfg)
+        .with_context(|| format!("{}: not a run directory (no config.toml)", dir.display()))?;
+    toml::from_str(&text).map_err(|e| anyhow!("{}: invalid config: {}", cfg.display(), e.message()))
+}
+
+/// Named tensors of a weights file or a checkpoint (its `model.` part).
+fn weights_of(path: &Path) -> Result<Vec<(String, Tensor)>> {
+    let text_err = |e: nabla_nn::state_dict::StateDictError| anyhow!("{e}");
+    let all = load_safetensors(path).map_err(text_err)?;
+    if all.iter().any(|(n, _)| n.starts_with("model.")) {
+        return Ok(checkpoint::load(path)?.model);
+    }
+    Ok(all)
+}
+
+fn load_trained(
+    weights: &Path,
+    model: Option<&str>,
+    dataset: Option<&str>,
+    data: Option<&Path>,
+) -> Result<Trained> {
+    let (model_name, ds, data_dir, file) = if weights.is_dir() {
+        let cfg = run_config(weights)?;
+        let file = [
+            weights.join("model.safetensors"),
+            weights.join("checkpoints/last.safetensors"),
+        ]
+        .into_iter()
+        .find(|p| p.is_file())
+        .ok_or_else(|| anyhow!("{}: the run has no weights yet", weights.display()))?;
+        (
+            model.map(str::to_string).unwrap_or(cfg.model),
+            dataset.map(str::to_string).unwrap_or(cfg.dataset),
+            data.map(Path::to_path_buf).or(cfg.data),
+            file,
+        )
+    } else if weights.is_file() {
+        let m = model.ok_or_else(|| {
+            anyhow!(
+                "{}: a weights file needs --model (a zoo name or model file)",
+                weights.display()
+            )
+        })?;
+        (
+            m.to_string(),
+            dataset.unwrap_or("mnist").to_string(),
+            data.map(Path::to_path_buf),
+            weights.to_path_buf(),
+        )
+    } else {
+        bail!(
+            "{}: no such run directory or weights file",
+            weights.display()
+        );
+    };
+    let (spec, source) = load_spec(&model_name)?;
+    let built = build(&spec, &source, None)?;
+    load_state_dict(&built, &weights_of(&file)?).map_err(|e| anyhow!("{}: {e}", file.display()))?;
+    Ok(Trained {
+        model: built,
+        dataset: ds,
+        data: data_dir,
+    })
+}
+
+pub fn eval(a: EvalArgs) -> Result<()> {
+    let t = load_trained(
+        &a.weights,
+        a.model.as_deref(),
+        a.dataset.as_deref(),
+        a.data.as_deref(),
+    )?;
+    let data = load_data(&t.dataset, t.data.as_deref(), false)?;
+    let test = dataset(data.test, &t.dataset);
+    let ev = evaluate(&t.model, test, a.batch_size)?;
+    println!("{}", test_line(&ev));
+    let k = ev.confusion.len();
+    println!("\nclass  precision  recall  support");
+    for c in 0..k {
+        let tp = ev.confusion[c][c] as f32;
+        let predicted: usize = (0..k).map(|r| ev.confusion[r][c]).sum();
+        let actual: usize = ev.confusion[c].iter().sum();
+        let p = if predicted > 0 {
+            tp / predicted as f32
+        } else {
+            0.0
+        };
+        let r = if actual > 0 { tp / actual as f32 } else { 0.0 };
+        println!("{c:>5}  {p:>9.3}  {r:>6.3}  {actual:>7}");
+    }
+    println!("\nconfusion matrix (rows: true class, columns: predicted)");
+    print!("     ");
+    (0..k).for_each(|c| print!("{c:>6}"));
+    println!();
+    for (c, row) in ev.confusion.iter().enumerate() {
+        print!("{c:>5}");
+        row.iter().for_each(|v| print!("{v:>6}"));
+        println!();
+    }
+    Ok(())
+}
+
+/// An image file as one example `[C, H, W]`: grayscale, resized to H×W,
+/// inverted when it is dark-on-light (MNIST digits are light on dark), then
+/// normalized like the training data.
+fn image_input(path: &Path, shape: &[usize], dataset: &str) -> Result<Vec<f32>> {
+    let [c, h, w] = shape[..] else {
+        bail!("the model's input {shape:?} is not an image")
+    };
+    let img =
+        image::open(path).map_err(|e| anyhow!("{}: cannot read the image: {e}", path.display()))?;
+    let gray = image::imageops::resize(
+        &img.to_luma8(),
+        w as u32,
+        h as u32,
+        image::imageops::FilterType::Triangle,
+    );
+    let mut px: Vec<f32> = gray.pixels().map(|p| p.0[0] as f32 / 255.0).collect();
+    if px.iter().sum::<f32>() / px.len() as f32 > 0.5 {
+        px.iter_mut().for_each(|v| *v = 1.0 - *v);
+    }
+    let (mean, std) = mean_std(dataset);
+    px.iter_mut().for_each(|v| *v = (*v - mean) / std);
+    Ok(px.repeat(c))
+}
+
+pub fn predict(a: PredictArgs) -> Result<()> {
+    if a.images.is_empty() && a.indices.is_empty() {
+        bail!("nothing to predict: give --image FILE or --index N");
+    }
+    let t = load_trained(
+        &a.weights,
+        a.model.as_deref(),
+        a.dataset.as_deref(),
+        a.data.as_deref(),
+    )?;
+    let mut labels: Vec<String> = vec![];
+    let mut inputs: Vec<f32> = vec![];
+    for img in &a.images {
+        inputs.extend(image_input(img, &t.model.input, &t.dataset)?);
+        labels.push(img.display().to_string());
+    }
+    if !a.indices.is_empty() {
+        let data = load_data(&t.dataset, t.data.as_deref(), false)?;
+        let n = data.test.len();
+        let (x, y) = data
+            .test
+            .to_tensors(mean_std(&t.dataset).0, mean_std(&t.dataset).1)?;
+        for &i in &a.indices {
+            if i >= n {
+                bail!("--index {i}: the test set has {n} examples");
+            }
+            inputs.extend(x.narrow(0, i, 1)?.to_vec());
+            labels.push(format!("test example {i} (label {})", y.to_vec()[i]));
+        }
+    }
+    let mut shape = vec![labels.len()];
+    shape.extend(&t.model.input);
+    let x = Tensor::from_vec(inputs, shape)?;
+    t.model.eval();
+    let probs = probabilities(&no_grad(|| t.model.forward(&x))?)?;
+    let name = |c: usize| {
+        if t.dataset == "fashion-mnist" {
+            FASHION_CLASSES
+                .get(c)
+                .map_or(c.to_string(), |s| s.to_string())
+        } else {
+            c.to_string()
+        }
+    };
+    for (label, p) in labels.iter().zip(probs) {
+        let mut order: Vec<usize> = (0..p.len()).collect();
+        order.sort_by(|&i, &j| p[j].total_cmp(&p[i]));
+        let top: Vec<String> = order
+            .iter()
+            .take(a.top_k.max(1))
+            .map(|&c| format!("{} ({:.3})", name(c), p[c]))
+            .collect();
+        println!("{label}: {}", top.join(", "));
+    }
+    Ok(())
+}
+
+fn thousands(n: usize) -> String {
+    let s = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in s.chars().enumerate() {
+        if i > 0 && (s.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+pub fn summary(a: SummaryArgs) -> Result<()> {
+    let path = Path::new(&a.model);
+    let model = if path.is_dir() {
+        load_trained(path, None, None, None)?.model
+    } else if path.extension().is_some_and(|e| e == "safetensors") {
+        bail!(
+            "{}: a weights file has no architecture; summarize its run directory or model file",
+            path.display()
+        );
+    } else {
+        let (spec, source) = load_spec(&a.model)?;
+        build(&spec, &source, None)?
+    };
+    println!("{}: input {:?} per example\n", model.name, model.input);
+    println!(
+        "{:<10} {:<10} {:<16} {:>12} {:>14}",
+        "layer", "type", "output", "parameters", "mult-adds"
+    );
+    for l in &model.layers {
+        println!(
+            "{:<10} {:<10} {:<16} {:>12} {:>14}",
+            l.name,
+            l.kind,
+            format!("{:?}", l.out_shape),
+            thousands(l.params),
+            thousands(l.macs)
+        );
+    }
+    let params: usize = model.layers.iter().map(|l| l.params).sum();
+    let macs: usize = model.layers.iter().map(|l| l.macs).sum();
+    println!(
+        "{:<10} {:<10} {:<16} {:>12} {:>14}",
+        "total",
+        "",
+        "",
+        thousands(params),
+        thousands(macs)
+    );
+    println!(
+        "\n{} parameters ({:.2} MB as f32); {} multiply-adds per example ({:.2} MFLOP forward, about 3× that per training example)",
+        thousands(params),
+        params as f64 * 4.0 / 1e6,
+        thousands(macs),
+        2.0 * macs as f64 / 1e6
+    );
+    Ok(())
+}

@@ -1,0 +1,36 @@
+//! `nabla`: train, evaluate, predict and summarize models from the command
+//! line. Usage errors exit with 2 (clap), runtime errors print one line on
+//! stderr and exit with 1, an interrupted training exits with 130 after
+//! writing its checkpoint.
+
+mod args;
+mod checkpoint;
+mod common;
+mod inspect;
+mod modelfile;
+mod train;
+
+use clap::Parser;
+
+use args::{Cli, Command};
+
+fn main() {
+    // An internal bug must still end in one line, not a backtrace.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("error: internal error (please report): {info}");
+    }));
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Train(a) => train::run(*a),
+        Command::Eval(a) => inspect::eval(a).map(|_| 0),
+        Command::Predict(a) => inspect::predict(a).map(|_| 0),
+        Command::Summary(a) => inspect::summary(a).map(|_| 0),
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            std::process::exit(1);
+        }
+    }
+}

@@ -1,0 +1,449 @@
+//! Model files: a TOML list of layers, built with shape inference.
+//!
+//! ```toml
+//! name = "lenet"
+//! input = [1, 28, 28]          # one example: [C, H, W] or [features]
+//! [[layers]]
+//! type = "conv2d"              # conv2d maxpool2d avgpool2d relu sigmoid tanh gelu
+//! name = "conv1"               # leakyrelu flatten linear dropout batchnorm
+//! out_channels = 6
+//! kernel = 5
+//! padding = 2
+//! ```
+//!
+//! Building walks the layers with the shape of one example, fills in what
+//! can be inferred (`in_channels`, `in_features`) and refuses a model whose
+//! layers do not fit, naming the layer and both shapes. Parameters are named
+//! `NAME.weight` (the layer's `name`, else its position), so a model file
+//! with PyTorch's layer names loads PyTorch state dicts.
+
+use std::path::Path;
+
+use anyhow::{anyhow, bail, Context, Result};
+use nabla_core::cpu::conv::ConvGeom;
+use nabla_core::{Conv2dParams, Pool2d, Tensor};
+use nabla_nn::{
+    AvgPool2d, BatchNorm, Conv2d, Dropout, Flatten, LeakyReLU, Linear, MaxPool2d, Module, ReLU,
+    Sigmoid, Tanh, GELU,
+};
+use serde::Deserialize;
+
+/// The zoo: model files compiled into the binary, by name.
+pub const ZOO: &[(&str, &str)] = &[
+    ("lenet", include_str!("../../../models/lenet.toml")),
+    (
+        "lenet-as-written",
+        include_str!("../../../models/lenet-as-written.toml"),
+    ),
+    ("mlp", include_str!("../../../models/mlp.toml")),
+];
+
+fn one() -> usize {
+    1
+}
+fn yes() -> bool {
+    true
+}
+fn half() -> f32 {
+    0.5
+}
+fn slope() -> f32 {
+    0.01
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ModelFile {
+    pub name: Option<String>,
+    pub input: Vec<usize>,
+    pub layers: Vec<LayerSpec>,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct LayerSpec {
+    pub name: Option<String>,
+    #[serde(flatten)]
+    pub kind: LayerKind,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
+pub enum LayerKind {
+    Conv2d {
+        out_channels: usize,
+        kernel: usize,
+        in_channels: Option<usize>,
+        #[serde(default = "one")]
+        stride: usize,
+        #[serde(default)]
+        padding: usize,
+        #[serde(default = "one")]
+        dilation: usize,
+        #[serde(default = "one")]
+        groups: usize,
+        #[serde(default = "yes")]
+        bias: bool,
+    },
+    Maxpool2d {
+        kernel: usize,
+        stride: Option<usize>,
+        #[serde(default)]
+        padding: usize,
+    },
+    Avgpool2d {
+        kernel: usize,
+        stride: Option<usize>,
+        #[serde(default)]
+        padding: usize,
+    },
+    Linear {
+        out_features: usize,
+        in_features: Option<usize>,
+        #[serde(default = "yes")]
+        bias: bool,
+    },
+    Relu,
+    Sigmoid,
+    Tanh,
+    Gelu,
+    Leakyrelu {
+        #[serde(default = "slope")]
+        slope: f32,
+    },
+    Flatten,
+    Dropout {
+        #[serde(default = "half")]
+        p: f32,
+    },
+    Batchnorm,
+}
+
+/// One built layer and what a summary shows of it.
+pub struct Entry {
+    pub name: String,
+    pub kind: String,
+    pub module: Box<dyn Module>,
+    pub out_shape: Vec<usize>,
+    pub params: usize,
+    /// multiply-adds per example
+    pub macs: usize,
+}
+
+/// A model built from a file.
+pub struct FileModel {
+    pub name: String,
+    pub input: Vec<usize>,
+    pub layers: Vec<Entry>,
+}
+
+impl FileModel {
+    pub fn output_shape(&self) -> &[usize] {
+        self.layers
+            .last()
+            .map_or(&self.input[..], |l| &l.out_shape[..])
+    }
+}
+
+impl Module for FileModel {
+    fn forward(&self, x: &Tensor) -> nabla_core::Result<Tensor> {
+        let mut y = x.clone();
+        for l in &self.layers {
+            y = l.module.forward(&y)?;
+        }
+        Ok(y)
+    }
+    fn named_parameters(&self) -> Vec<(String, Tensor)> {
+        self.layers
+            .iter()
+            .flat_map(|l| nabla_nn::prefixed(&l.name, l.module.named_parameters()))
+            .collect()
+    }
+    fn named_buffers(&self) -> Vec<(String, Tensor)> {
+        self.layers
+            .iter()
+            .flat_map(|l| nabla_nn::prefixed(&l.name, l.module.named_buffers()))
+            .collect()
+    }
+    fn set_training(&self, on: bool) {
+        self.layers.iter().for_each(|l| l.module.set_training(on));
+    }
+    fn describe(&self) -> String {
+        self.name.clone()
+    }
+}
+
+/// Reads a model by zoo name or from a TOML file.
+pub fn load_spec(model: &str) -> Result<(ModelFile, String)> {
+    let (text, source) = match ZOO.iter().find(|(n, _)| *n == model) {
+        Some((_, text)) => (text.to_string(), format!("zoo model {model:?}")),
+        None => {
+            let path = Path::new(model);
+            if !path.is_file() {
+                let names: Vec<&str> = ZOO.iter().map(|(n, _)| *n).collect();
+                bail!(
+                    "model {model:?}: not a zoo model ({}) and no such file",
+                    names.join(", ")
+                );
+            }
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("{model}: cannot read the model file"))?;
+            (text, model.to_string())
+        }
+    };
+    let spec: ModelFile = toml::from_str(&text)
+        .map_err(|e| anyhow!("{source}: invalid model file: {}", e.message()))?;
+    Ok((spec, source))
+}
+
+fn product(shape: &[usize]) -> String {
+    shape
+        .iter()
+        .map(|d| d.to_string())
+        .collect::<Vec<_>>()
+        .join("×")
+}
+
+/// Builds a model for examples of shape `spec.input`, checking every layer.
+/// `dropout` overrides the probability of every dropout layer.
+pub fn build(spec: &ModelFile, source: &str, dropout: Option<f32>) -> Result<FileModel> {
+    if spec.input.is_empty() || spec.input.contains(&0) {
+        bail!(
+            "{source}: input shape {:?} must have positive sizes",
+            spec.input
+        );
+    }
+    let mut shape = spec.input.clone();
+    let mut layers: Vec<Entry> = Vec::new();
+    for (i, l) in spec.layers.iter().enumerate() {
+        let name = l.name.clone().unwrap_or_else(|| i.to_string());
+        let kind = format!("{:?}", l.kind)
+            .split([' ', '{'])
+            .next()
+            .unwrap_or("")
+            .to_lowercase();
+        let here = format!("{source}: layer {name} ({kind})");
+        let image = |shape: &[usize]| -> Result<(usize, usize, usize)> {
+            match shape {
+                [c, h, w] => Ok((*c, *h, *w)),
+                _ => bail!("{here}: expects an image [C, H, W], receives {shape:?} per example"),
+            }
+        };
+        let (module, out, params, macs): (Box<dyn Module>, Vec<usize>, usize, usize) = match &l.kind
+        {
+            LayerKind::Conv2d {
+                out_channels,
+                kernel,
+                in_channels,
+                stride,
+                padding,
+                dilation,
+                groups,
+                bias,
+            } => {
+                let (c, h, w) = image(&shape)?;
+                if let Some(ic) = in_channels {
+                    if *ic != c {
+                        bail!("{here}: expects {ic} input channels, receives {c} ({shape:?} per example)");
+                    }
+                }
+                if *groups == 0
+                    || c % groups != 0
+                    || out_channels % groups != 0
+                    || *stride == 0
+                    || *dilation == 0
+                {
+                    bail!("{here}: groups {groups} must divide {c} input and {out_channels} output channels; stride and dilation must be positive");
+                }
+                let oh = ConvGeom::out_size(h, *kernel, *stride, *padding, *dilation);
+                let ow = ConvGeom::out_size(w, *kernel, *stride, *padding, *dilation);
+                let (Some(oh), Some(ow)) = (oh, ow) else {
+                    bail!("{here}: kernel {kernel}×{kernel} does not fit the input {shape:?} (padding {padding})");
+                };
+                let p = Conv2dParams {
+                    stride: (*stride, *stride),
+                    padding: (*padding, *padding),
+                    dilation: (*dilation, *dilation),
+                    groups: *groups,
+                };
+                let per = c / groups * kernel * kernel;
+                let params = out_channels * per + if *bias { *out_channels } else { 0 };
+                (
+                    Box::new(Conv2d::with(c, *out_channels, *kernel, p, *bias)),
+                    vec![*out_channels, oh, ow],
+                    params,
+                    out_channels * oh * ow * per,
+                )
+            }
+            LayerKind::Maxpool2d {
+                kernel,
+                stride,
+                padding,
+            }
+            | LayerKind::Avgpool2d {
+                kernel,
+                stride,
+                padding,
+            } => {
+                let (c, h, w) = image(&shape)?;
+                let s = stride.unwrap_or(*kernel);
+                if *kernel == 0 || s == 0 || padding * 2 > *kernel {
+                    bail!("{here}: kernel and stride must be positive, padding at most half the kernel");
+                }
+                let (Some(oh), Some(ow)) = (
+                    ConvGeom::out_size(h, *kernel, s, *padding, 1),
+                    ConvGeom::out_size(w, *kernel, s, *padding, 1),
+                ) else {
+                    bail!("{here}: window {kernel}×{kernel} does not fit the input {shape:?}");
+                };
+                let pool = Pool2d::new(*kernel).stride(s).padding(*padding);
+                let m: Box<dyn Module> = if matches!(l.kind, LayerKind::Maxpool2d { .. }) {
+                    Box::new(MaxPool2d(pool))
+                } else {
+                    Box::new(AvgPool2d(pool))
+                };
+                (m, vec![c, oh, ow], 0, 0)
+            }
+            LayerKind::Flatten => (Box::new(Flatten), vec![shape.iter().product()], 0, 0),
+            LayerKind::Linear {
+                out_features,
+                in_features,
+                bias,
+            } => {
+                let [f] = shape[..] else {
+                    bail!("{here}: expects features [F], receives {shape:?} per example; add a flatten layer before it");
+                };
+                if let Some(want) = in_features {
+                    if *want != f {
+                        bail!("{}", mismatch_message(&here, *want, f, &layers));
+                    }
+                }
+                let params = out_features * f + if *bias { *out_features } else { 0 };
+                (
+                    Box::new(Linear::with_bias(f, *out_features, *bias)),
+                    vec![*out_features],
+                    params,
+                    out_features * f,
+                )
+            }
+            LayerKind::Relu => (Box::new(ReLU), shape.clone(), 0, 0),
+            LayerKind::Sigmoid => (Box::new(Sigmoid), shape.clone(), 0, 0),
+            LayerKind::Tanh => (Box::new(Tanh), shape.clone(), 0, 0),
+            LayerKind::Gelu => (Box::new(GELU), shape.clone(), 0, 0),
+            LayerKind::Leakyrelu { slope } => (Box::new(LeakyReLU(*slope)), shape.clone(), 0, 0),
+            LayerKind::Dropout { p } => {
+                let p = dropout.unwrap_or(*p);
+                if !(0.0..1.0).contains(&p) {
+                    bail!("{here}: dropout probability must be in [0, 1), got {p}");
+                }
+                (Box::new(Dropout::new(p)), shape.clone(), 0, 0)
+            }
+            LayerKind::Batchnorm => match shape[..] {
+                [c] => (Box::new(BatchNorm::new_1d(c)), shape.clone(), 2 * c, 0),
+                [c, _, _] => (Box::new(BatchNorm::new_2d(c)), shape.clone(), 2 * c, 0),
+                _ => bail!("{here}: expects [F] or [C, H, W], receives {shape:?}"),
+            },
+        };
+        if layers.iter().any(|e| e.name == name) {
+            bail!("{here}: another layer is already named {name:?}");
+        }
+        shape = out.clone();
+        layers.push(Entry {
+            name,
+            kind,
+            module,
+            out_shape: out,
+            params,
+            macs,
+        });
+    }
+    Ok(FileModel {
+        name: spec.name.clone().unwrap_or_else(|| "model".into()),
+        input: spec.input.clone(),
+        layers,
+    })
+}
+
+/// The refusal for a linear layer fed the wrong number of features, with a
+/// hint when an earlier 2×2 pooling would have made them fit.
+fn mismatch_message(here: &str, want: usize, got: usize, before: &[Entry]) -> String {
+    let image = before
+        .iter()
+        .rev()
+        .find(|e| e.out_shape.len() == 3)
+        .map(|e| e.out_shape.clone());
+    let what = match &image {
+        Some(s) if s.iter().product::<usize>() == got => format!("{got} = {}", product(s)),
+        _ => got.to_string(),
+    };
+    let mut msg =
+        format!("{here}: expects {want} input features but would receive {what} per example");
+    if let Some(s) = image {
+        for k in [2usize, 4] {
+            let pooled = [s[0], s[1] / k, s[2] / k];
+            if pooled.iter().product::<usize>() == want {
+                let pool = if k == 2 {
+                    "a 2×2 max-pool"
+                } else {
+                    "a 4×4 max-pool (or two 2×2)"
+                };
+                msg.push_str(&format!(
+                    "; a pooling layer is missing: {pool} on the {} feature maps would give {} = {want} \
+                     (nabla's lenet pads conv1 by 2 and max-pools after each convolution: 28→28→14→10→5)",
+                    product(&s),
+                    product(&pooled)
+                ));
+                break;
+            }
+        }
+    }
+    msg
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_zoo_builds_and_the_reference_as_written_is_refused() {
+        let (spec, src) = load_spec("lenet").unwrap();
+        let m = build(&spec, &src, None).unwrap();
+        assert_eq!(m.num_parameters(), 61706);
+        assert_eq!(m.output_shape(), &[10]);
+        let names: Vec<String> = m.named_parameters().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names[0], "conv1.weight");
+        assert_eq!(names[9], "fc3.bias");
+        let macs: usize = m.layers.iter().map(|l| l.macs).sum();
+        assert_eq!(
+            macs,
+            6 * 784 * 25 + 16 * 100 * 150 + 400 * 120 + 120 * 84 + 84 * 10
+        );
+        let (spec, src) = load_spec("lenet-as-written").unwrap();
+        let e = build(&spec, &src, None).err().unwrap().to_string();
+        assert!(e.contains("layer fc1 (linear): expects 400 input features but would receive 1600 = 16×10×10 per example"), "{e}");
+        assert!(
+            e.contains("a pooling layer is missing: a 2×2 max-pool"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bad_files_are_clear() {
+        let bad = |t: &str| {
+            toml::from_str::<ModelFile>(t)
+                .err()
+                .map(|e| e.message().to_string())
+                .unwrap_or_default()
+        };
+        assert!(bad("input = [1]\n[[layers]]\ntype = \"conv3d\"\n").contains("unknown variant"));
+        let spec: ModelFile = toml::from_str(
+            "input = [4]\n[[layers]]\ntype = \"conv2d\"\nout_channels = 2\nkernel = 3\n",
+        )
+        .unwrap();
+        let e = build(&spec, "m.toml", None).err().unwrap().to_string();
+        assert_eq!(
+            e,
+            "m.toml: layer 0 (conv2d): expects an image [C, H, W], receives [4] per example"
+        );
+        assert!(load_spec("no-such-model").is_err());
+    }
+}

@@ -1,0 +1,246 @@
+//! End-to-end tests that run the `nabla` binary.
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+fn nabla() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_nabla"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("NABLA_NUM_THREADS", "2");
+    c
+}
+
+fn run(args: &[&str]) -> Output {
+    nabla().args(args).output().expect("nabla runs")
+}
+
+fn text(o: &Output) -> (String, String) {
+    (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+fn tmp(name: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!("nabla-cli-{name}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&d);
+    d
+}
+
+fn fixture(name: &str) -> String {
+    format!("{}/../../tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn weights(path: &Path) -> Vec<(String, Vec<f32>)> {
+    nabla_nn::state_dict::load_safetensors(path)
+        .unwrap()
+        .into_iter()
+        .map(|(n, t)| (n, t.to_vec()))
+        .collect()
+}
+
+#[test]
+fn default_training_for_one_epoch_reaches_the_documented_accuracy() {
+    let out = tmp("default");
+    let o = run(&["train", "--epochs", "1", "--out", out.to_str().unwrap()]);
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "{stderr}");
+    let line = stdout
+        .lines()
+        .find(|l| l.starts_with("Test set: Average loss: "))
+        .expect("test line");
+    let correct: usize = line
+        .split("Accuracy: ")
+        .nth(1)
+        .unwrap()
+        .split('/')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    // README: 28% (567/2004) after one epoch at the reference settings
+    assert!(correct >= 400, "{line}");
+    for f in [
+        "config.toml",
+        "metrics.csv",
+        "model.safetensors",
+        "checkpoints/last.safetensors",
+        "checkpoints/best.safetensors",
+    ] {
+        assert!(out.join(f).is_file(), "{f} missing");
+    }
+    let metrics = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+    assert!(
+        metrics.starts_with("epoch,step,train_loss,test_loss,accuracy,lr,seconds\n1,125,"),
+        "{metrics}"
+    );
+    let o = run(&["eval", out.to_str().unwrap()]);
+    let (stdout, _) = text(&o);
+    assert!(
+        stdout.contains(line) && stdout.contains("confusion matrix"),
+        "{stdout}"
+    );
+    let o = run(&[
+        "predict",
+        out.to_str().unwrap(),
+        "--index",
+        "0",
+        "--index",
+        "2003",
+    ]);
+    let (stdout, stderr) = text(&o);
+    assert!(
+        o.status.success() && stdout.contains("test example 2003 (label 9)"),
+        "{stdout}{stderr}"
+    );
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn the_reference_network_as_written_is_refused() {
+    let o = run(&["train", "--model", "lenet-as-written"]);
+    let (_, stderr) = text(&o);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("layer fc1 (linear): expects 400 input features but would receive 1600 = 16×10×10 per example"), "{stderr}");
+    assert!(stderr.contains("a pooling layer is missing"), "{stderr}");
+}
+
+#[test]
+fn bad_flags_and_paths_give_one_line_and_the_right_code() {
+    let o = run(&["train", "--optimizer", "bogus"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = run(&["train", "--data", "/no/such/folder"]);
+    let (_, stderr) = text(&o);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr.starts_with("error: /no/such/folder: data folder not found"),
+        "{stderr}"
+    );
+    let o = run(&["train", "--device", "cuda"]);
+    let (_, stderr) = text(&o);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr.contains("cuda:0 is not available"), "{stderr}");
+    let o = run(&["train", "--lr=-1"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = run(&["train", "--epochs", "0"]);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        text(&o).1,
+        "error: --epochs, --batch-size and --test-batch-size must be positive\n"
+    );
+    let o = run(&["summary", "no-such-model"]);
+    assert_eq!(o.status.code(), Some(1));
+}
+
+#[test]
+fn interrupt_and_resume_equal_an_uninterrupted_run_bit_for_bit() {
+    let (a, b) = (tmp("whole"), tmp("interrupted"));
+    let common = [
+        "train",
+        "--model",
+        "mlp",
+        "--epochs",
+        "2",
+        "--seed",
+        "3",
+        "--log-interval",
+        "1",
+    ];
+    let o = nabla()
+        .args(common)
+        .args(["--out", a.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o).1);
+
+    let mut child = nabla()
+        .args(common)
+        .args(["--out", b.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    // interrupt once training is under way (the exact step does not matter)
+    for l in lines.by_ref() {
+        if l.unwrap().starts_with("Train Epoch: 1 [320/") {
+            break;
+        }
+    }
+    Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    for _ in lines {}
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130), "interrupted runs exit with 130");
+    assert!(b.join("checkpoints/last.safetensors").is_file());
+
+    let o = run(&["train", "--resume", b.to_str().unwrap()]);
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "{stderr}");
+    assert!(stdout.contains("resuming"), "{stdout}");
+    assert_eq!(
+        weights(&a.join("model.safetensors")),
+        weights(&b.join("model.safetensors"))
+    );
+
+    // a truncated checkpoint is a clear error
+    let last = b.join("checkpoints/last.safetensors");
+    let bytes = std::fs::read(&last).unwrap();
+    std::fs::write(&last, &bytes[..bytes.len() / 2]).unwrap();
+    let o = run(&["train", "--resume", b.to_str().unwrap()]);
+    let (_, stderr) = text(&o);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr.contains("corrupt or truncated checkpoint"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&a).unwrap();
+    std::fs::remove_dir_all(&b).unwrap();
+}
+
+#[test]
+fn init_weights_from_pytorch_and_one_step_give_pytorchs_weights() {
+    let out = tmp("init");
+    let o = run(&[
+        "train",
+        "--init-weights",
+        &fixture("lenet_state_dict.safetensors"),
+        "--max-steps",
+        "1",
+        "--no-shuffle",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    let ours = weights(&out.join("model.safetensors"));
+    let want: std::collections::HashMap<_, _> =
+        weights(Path::new(&fixture("lenet_cli_one_step.safetensors")))
+            .into_iter()
+            .collect();
+    assert_eq!(ours.len(), want.len());
+    for (name, v) in ours {
+        let w = &want[&name];
+        let worst = v
+            .iter()
+            .zip(w)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0f32, f32::max);
+        assert!(worst <= 1e-5, "{name}: max abs diff {worst}");
+    }
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn summary_shows_the_scale() {
+    let o = run(&["summary", "lenet"]);
+    let (stdout, _) = text(&o);
+    assert!(o.status.success());
+    assert!(
+        stdout.contains("61,706") && stdout.contains("416,520"),
+        "{stdout}"
+    );
+}
