@@ -244,3 +244,74 @@ fn summary_shows_the_scale() {
         "{stdout}"
     );
 }
+
+#[test]
+fn diverging_training_stops_with_a_hint() {
+    let out = tmp("diverge");
+    let o = run(&[
+        "train",
+        "--model",
+        "mlp",
+        "--lr",
+        "1e12",
+        "--epochs",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    let (_, stderr) = text(&o);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr.contains("training diverged at epoch 1") && stderr.contains("try a smaller --lr"),
+        "{stderr}"
+    );
+    let _ = std::fs::remove_dir_all(&out);
+}
+
+#[test]
+fn predicts_image_files_of_any_size() {
+    let out = tmp("predict");
+    let o = run(&[
+        "train",
+        "--model",
+        "mlp",
+        "--optimizer",
+        "adam",
+        "--epochs",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    // a test digit, drawn dark on light at twice the size, as a user's scan would be
+    let m = nabla_data::Mnist::load(nabla_data::Mnist::shipped_dir()).unwrap();
+    let (idx, label) = (1500, m.test.labels[1500]);
+    let px = &m.test.images[idx * 784..(idx + 1) * 784];
+    let img = image::GrayImage::from_fn(56, 56, |x, y| {
+        image::Luma([255 - px[(y as usize / 2) * 28 + x as usize / 2]])
+    });
+    let png = out.join("digit.png");
+    img.save(&png).unwrap();
+    let o = run(&[
+        "predict",
+        out.to_str().unwrap(),
+        "--image",
+        png.to_str().unwrap(),
+        "--top-k",
+        "2",
+    ]);
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "{stderr}");
+    let top = stdout
+        .split(": ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(top, label.to_string(), "{stdout}");
+    let o = run(&["predict", out.to_str().unwrap(), "--image", "/no/such.png"]);
+    assert_eq!(o.status.code(), Some(1));
+    std::fs::remove_dir_all(&out).unwrap();
+}
