@@ -288,8 +288,34 @@ def norms():
          lambda x, w, b: F.layer_norm(x, (4, 6), w, b))
 
 
+def recurrent():
+    """RNN, LSTM and GRU: 2 layers, bidirectional, batch_first, given initial
+    states; outputs and the gradients of the input and of every parameter."""
+    torch.manual_seed(5)
+    for name, cls in (("rnn", torch.nn.RNN), ("lstm", torch.nn.LSTM), ("gru", torch.nn.GRU)):
+        m = cls(3, 4, num_layers=2, bidirectional=True, batch_first=True)
+        x = rand(2, 5, 3).requires_grad_(True)
+        h0 = rand(4, 2, 4)
+        c0 = rand(4, 2, 4)
+        out, state = m(x, (h0, c0)) if name == "lstm" else m(x, h0)
+        h_n = state[0] if name == "lstm" else state
+        g_out, g_h = rand(*out.shape), rand(*h_n.shape)
+        loss = (out * g_out).sum() + (h_n * g_h).sum()
+        tensors = {"x": x.detach(), "h0": h0, "out": out.detach(), "h_n": h_n.detach(), "grad_out": g_out, "grad_h_n": g_h}
+        if name == "lstm":
+            tensors["c0"] = c0
+            tensors["c_n"] = state[1].detach()
+        loss.backward()
+        tensors["grad_x"] = x.grad
+        for k, v in m.named_parameters():
+            tensors[k] = v.detach().contiguous()
+            tensors["grad_" + k] = v.grad.contiguous()
+        save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(OUT, f"{name}_2layer_bidir.safetensors"))
+
+
 if __name__ == "__main__":
     main()
+    recurrent()
     schedulers()
     norms()
     optimizers()

@@ -14,6 +14,7 @@ mod layers;
 mod linear;
 mod module;
 mod norm;
+pub mod rnn;
 mod sequential;
 pub mod zoo;
 

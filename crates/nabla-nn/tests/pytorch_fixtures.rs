@@ -395,3 +395,66 @@ fn norm_layers_match_pytorch() {
         1e-5,
     );
 }
+
+#[test]
+fn recurrent_layers_match_pytorch() {
+    use nabla_nn::rnn::{Recurrent, RnnConfig, RnnKind};
+    for (name, kind) in [
+        ("rnn", RnnKind::RnnTanh),
+        ("lstm", RnnKind::Lstm),
+        ("gru", RnnKind::Gru),
+    ] {
+        let (t, _) = load(&format!("{name}_2layer_bidir"));
+        let cfg = RnnConfig {
+            num_layers: 2,
+            bidirectional: true,
+            batch_first: true,
+            ..RnnConfig::new(3, 4)
+        };
+        let r = Recurrent::new(kind, cfg);
+        for (pname, p) in r.named_parameters() {
+            p.copy_from(&t[&pname]).unwrap();
+        }
+        let x = t["x"].detach().requires_grad_(true);
+        let o = r.run(&x, Some(&t["h0"]), t.get("c0"), None).unwrap();
+        assert_close(
+            &format!("{name} out"),
+            &o.output.to_vec(),
+            &t["out"].to_vec(),
+            1e-4,
+            1e-5,
+        );
+        assert_close(
+            &format!("{name} h_n"),
+            &o.h_n.to_vec(),
+            &t["h_n"].to_vec(),
+            1e-4,
+            1e-5,
+        );
+        if let Some(c) = &o.c_n {
+            assert_close("lstm c_n", &c.to_vec(), &t["c_n"].to_vec(), 1e-4, 1e-5);
+        }
+        let loss = o.output.mul(&t["grad_out"]).unwrap().sum_all().unwrap();
+        let loss = loss
+            .add(&o.h_n.mul(&t["grad_h_n"]).unwrap().sum_all().unwrap())
+            .unwrap();
+        loss.backward().unwrap();
+        assert_close(
+            &format!("{name} grad_x"),
+            &x.grad().unwrap().to_vec(),
+            &t["grad_x"].to_vec(),
+            1e-4,
+            1e-5,
+        );
+        for (pname, p) in r.named_parameters() {
+            let want = &t[&format!("grad_{pname}")];
+            assert_close(
+                &format!("{name} grad_{pname}"),
+                &p.grad().unwrap().to_vec(),
+                &want.to_vec(),
+                1e-4,
+                1e-5,
+            );
+        }
+    }
+}

@@ -1,0 +1,497 @@
+//! Recurrent layers with PyTorch's parameters, gate layouts and outputs:
+//! `RNN` (tanh or relu), `LSTM` (gates i, f, g, o), `GRU` (gates r, z, n,
+//! the reset gate applied after the hidden product), multi-layer,
+//! bidirectional, batch-first, dropout between layers, initial states, and
+//! variable-length batches.
+//!
+//! Shapes (T = steps, N = batch, I = input size, H = hidden size,
+//! D = 2 if bidirectional else 1, L = layers): input `[T, N, I]`
+//! (`[N, T, I]` if batch_first); output `[T, N, D·H]`; `h_n` (and LSTM's
+//! `c_n`) `[L·D, N, H]`. Parameters of layer k: `weight_ih_l{k}`
+//! `[G·H, I or D·H]`, `weight_hh_l{k}` `[G·H, H]`, `bias_ih_l{k}`,
+//! `bias_hh_l{k}` `[G·H]`, suffixed `_reverse` for the backward direction
+//! (G = 1, 4, 3 for RNN, LSTM, GRU), all initialized U(±1/√H).
+//!
+//! Per step, with `a = W_ih·x + b_ih` (all steps at once: one matmul over
+//! `[T·N, I]`) and `b = W_hh·h + b_hh`:
+//! - RNN: `h' = tanh(a + b)`;
+//! - LSTM: `i, f, g, o = σ, σ, tanh, σ of (a + b)` split in four;
+//!   `c' = f·c + i·g`, `h' = o·tanh(c')`;
+//! - GRU: `r, z = σ(a_r + b_r), σ(a_z + b_z)`, `n = tanh(a_n + r·b_n)`,
+//!   `h' = (1 − z)·n + z·h`.
+//!
+//! With lengths, step t of sequence j updates its state only while
+//! `t < len_j` (the reverse direction starts at `len_j − 1`), and the
+//! output there is 0, as PyTorch's packed sequences give.
+//! Gradients come from the composed tensor ops.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use nabla_core::{Error, Result, Tensor};
+
+use crate::init::uniform;
+use crate::Module;
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RnnKind {
+    RnnTanh,
+    RnnRelu,
+    Lstm,
+    Gru,
+}
+
+impl RnnKind {
+    fn gates(self) -> usize {
+        match self {
+            RnnKind::RnnTanh | RnnKind::RnnRelu => 1,
+            RnnKind::Lstm => 4,
+            RnnKind::Gru => 3,
+        }
+    }
+}
+
+/// Weights of one direction of one layer.
+#[derive(Clone)]
+pub struct RnnWeights {
+    pub weight_ih: Tensor,
+    pub weight_hh: Tensor,
+    pub bias_ih: Option<Tensor>,
+    pub bias_hh: Option<Tensor>,
+}
+
+/// Options of a recurrent layer (PyTorch's constructor arguments).
+#[derive(Clone, Copy, Debug)]
+pub struct RnnConfig {
+    pub input_size: usize,
+    pub hidden_size: usize,
+    pub num_layers: usize,
+    pub bias: bool,
+    pub batch_first: bool,
+    pub dropout: f32,
+    pub bidirectional: bool,
+}
+
+impl RnnConfig {
+    pub fn new(input_size: usize, hidden_size: usize) -> RnnConfig {
+        RnnConfig {
+            input_size,
+            hidden_size,
+            num_layers: 1,
+            bias: true,
+            batch_first: false,
+            dropout: 0.0,
+            bidirectional: false,
+        }
+    }
+}
+
+/// A recurrent layer stack: `nn.RNN`, `nn.LSTM` or `nn.GRU`.
+pub struct Recurrent {
+    pub kind: RnnKind,
+    pub config: RnnConfig,
+    /// `[layer][direction]`
+    pub weights: Vec<Vec<RnnWeights>>,
+    training: AtomicBool,
+}
+
+/// What a recurrent layer returns: the output sequence and the final
+/// states (`c_n` for LSTM only).
+pub struct RnnOutput {
+    pub output: Tensor,
+    pub h_n: Tensor,
+    pub c_n: Option<Tensor>,
+}
+
+impl Recurrent {
+    pub fn new(kind: RnnKind, config: RnnConfig) -> Recurrent {
+        let (h, g) = (config.hidden_size, kind.gates());
+        let dirs = if config.bidirectional { 2 } else { 1 };
+        let bound = 1.0 / (h as f32).sqrt();
+        let weights = (0..config.num_layers)
+            .map(|layer| {
+                let inp = if layer == 0 {
+                    config.input_size
+                } else {
+                    dirs * h
+                };
+                (0..dirs)
+                    .map(|_| RnnWeights {
+                        weight_ih: uniform(&[g * h, inp], bound).requires_grad_(true),
+                        weight_hh: uniform(&[g * h, h], bound).requires_grad_(true),
+                        bias_ih: config
+                            .bias
+                            .then(|| uniform(&[g * h], bound).requires_grad_(true)),
+                        bias_hh: config
+                            .bias
+                            .then(|| uniform(&[g * h], bound).requires_grad_(true)),
+                    })
+                    .collect()
+            })
+            .collect();
+        Recurrent {
+            kind,
+            config,
+            weights,
+            training: AtomicBool::new(true),
+        }
+    }
+
+    /// `nn.LSTM(input_size, hidden_size)` with the other options in `config`.
+    pub fn lstm(config: RnnConfig) -> Recurrent {
+        Recurrent::new(RnnKind::Lstm, config)
+    }
+    pub fn gru(config: RnnConfig) -> Recurrent {
+        Recurrent::new(RnnKind::Gru, config)
+    }
+    pub fn rnn(config: RnnConfig) -> Recurrent {
+        Recurrent::new(RnnKind::RnnTanh, config)
+    }
+
+    fn dirs(&self) -> usize {
+        if self.config.bidirectional {
+            2
+        } else {
+            1
+        }
+    }
+
+    /// Runs the stack. `h0`/`c0`: `[L·D, N, H]` (zeros when None);
+    /// `lengths`: the valid steps of each sequence (all T when None).
+    pub fn run(
+        &self,
+        x: &Tensor,
+        h0: Option<&Tensor>,
+        c0: Option<&Tensor>,
+        lengths: Option<&[usize]>,
+    ) -> Result<RnnOutput> {
+        let cfg = &self.config;
+        let x = if cfg.batch_first {
+            x.transpose(0, 1)?
+        } else {
+            x.clone()
+        };
+        let (t, n, i) = x.dims3().map_err(|_| Error::Shape {
+            op: "rnn",
+            msg: format!(
+                "expected input [T, N, {}] (or [N, T, {}] with batch_first), got {:?}",
+                cfg.input_size,
+                cfg.input_size,
+                x.shape()
+            ),
+        })?;
+        if i != cfg.input_size {
+            return Err(Error::Shape {
+                op: "rnn",
+                msg: format!(
+                    "input size {i} does not match input_size {} (input {:?})",
+                    cfg.input_size,
+                    x.shape()
+                ),
+            });
+        }
+        let (h, dirs, layers) = (cfg.hidden_size, self.dirs(), cfg.num_layers);
+        let state_shape = [layers * dirs, n, h];
+        for (name, s) in [("h0", h0), ("c0", c0)] {
+            if let Some(s) = s {
+                if s.shape() != state_shape {
+                    return Err(Error::Shape {
+                        op: "rnn",
+                        msg: format!("{name} must be {state_shape:?}, got {:?}", s.shape()),
+                    });
+                }
+            }
+        }
+        let lengths: Vec<usize> = match lengths {
+            Some(l) if l.len() != n || l.iter().any(|&v| v == 0 || v > t) => {
+                return Err(Error::Arg {
+                    op: "rnn",
+                    msg: format!("lengths {l:?} must be {n} values in 1..={t}"),
+                });
+            }
+            Some(l) => l.to_vec(),
+            None => vec![t; n],
+        };
+        let ragged = lengths.iter().any(|&l| l < t);
+        // masks[t]: [N, 1], 1 where step t is inside the sequence
+        let masks: Vec<Tensor> = (0..t)
+            .map(|s| {
+                Tensor::from_vec(
+                    lengths.iter().map(|&l| (s < l) as u8 as f32).collect(),
+                    [n, 1],
+                )
+            })
+            .collect::<Result<_>>()?;
+        let mut input = x;
+        let (mut h_n, mut c_n) = (Vec::new(), Vec::new());
+        for layer in 0..layers {
+            let mut outs = Vec::with_capacity(dirs);
+            for d in 0..dirs {
+                let w = &self.weights[layer][d];
+                let k = layer * dirs + d;
+                let h_init = match h0 {
+                    Some(s) => s.narrow(0, k, 1)?.reshape([n, h])?,
+                    None => Tensor::zeros([n, h]),
+                };
+                let c_init = match c0 {
+                    Some(s) => s.narrow(0, k, 1)?.reshape([n, h])?,
+                    None => Tensor::zeros([n, h]),
+                };
+                let (seq, hl, cl) = self.direction(
+                    &input,
+                    w,
+                    h_init,
+                    c_init,
+                    d == 1,
+                    ragged.then_some(&masks[..]),
+                )?;
+                outs.push(seq);
+                h_n.push(hl);
+                c_n.push(cl);
+            }
+            input = if dirs == 2 {
+                Tensor::cat(&outs, 2)?
+            } else {
+                outs.pop().expect("one direction")
+            };
+            let training = self.training.load(Ordering::Relaxed);
+            if layer + 1 < layers && cfg.dropout > 0.0 && training {
+                input = input.dropout(cfg.dropout, true)?;
+            }
+        }
+        let output = if cfg.batch_first {
+            input.transpose(0, 1)?.contiguous()?
+        } else {
+            input
+        };
+        let h_n = Tensor::stack(&h_n, 0)?;
+        let c_n = (self.kind == RnnKind::Lstm)
+            .then(|| Tensor::stack(&c_n, 0))
+            .transpose()?;
+        Ok(RnnOutput { output, h_n, c_n })
+    }
+
+    /// One direction of one layer over all steps: outputs `[T, N, H]` and
+    /// the final states.
+    fn direction(
+        &self,
+        x: &Tensor,
+        w: &RnnWeights,
+        mut h: Tensor,
+        mut c: Tensor,
+        reverse: bool,
+        masks: Option<&[Tensor]>,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
+        let (t, n, i) = x.dims3()?;
+        let hs = self.config.hidden_size;
+        // the input projection of every step in one product
+        let mut a = x.reshape([t * n, i])?.matmul(&w.weight_ih.t()?)?;
+        if let Some(b) = &w.bias_ih {
+            a = a.add(b)?;
+        }
+        let a = a.reshape([t, n, self.kind.gates() * hs])?;
+        let whh_t = w.weight_hh.t()?;
+        let mut outs: Vec<Tensor> = vec![Tensor::zeros([0]); t];
+        let steps: Vec<usize> = if reverse {
+            (0..t).rev().collect()
+        } else {
+            (0..t).collect()
+        };
+        for s in steps {
+            let at = a.narrow(0, s, 1)?.reshape([n, self.kind.gates() * hs])?;
+            let mut b = h.matmul(&whh_t)?;
+            if let Some(bh) = &w.bias_hh {
+                b = b.add(bh)?;
+            }
+            let gate = |m: &Tensor, k: usize| m.narrow(1, k * hs, hs);
+            let (h_new, c_new) = match self.kind {
+                RnnKind::RnnTanh => (at.add(&b)?.tanh()?, c.clone()),
+                RnnKind::RnnRelu => (at.add(&b)?.relu()?, c.clone()),
+                RnnKind::Lstm => {
+                    let z = at.add(&b)?;
+                    let (ig, fg) = (gate(&z, 0)?.sigmoid()?, gate(&z, 1)?.sigmoid()?);
+                    let (gg, og) = (gate(&z, 2)?.tanh()?, gate(&z, 3)?.sigmoid()?);
+                    let c_new = fg.mul(&c)?.add(&ig.mul(&gg)?)?;
+                    (og.mul(&c_new.tanh()?)?, c_new)
+                }
+                RnnKind::Gru => {
+                    let r = gate(&at, 0)?.add(&gate(&b, 0)?)?.sigmoid()?;
+                    let z = gate(&at, 1)?.add(&gate(&b, 1)?)?.sigmoid()?;
+                    let nn = gate(&at, 2)?.add(&r.mul(&gate(&b, 2)?)?)?.tanh()?;
+                    // h' = (1 − z)·n + z·h = n + z·(h − n)
+                    (nn.add(&z.mul(&h.sub(&nn)?)?)?, c.clone())
+                }
+            };
+            match masks {
+                Some(m) => {
+                    // inside the sequence: the new state; past its end: keep the old one
+                    let keep = &m[s];
+                    h = h.add(&h_new.sub(&h)?.mul(keep)?)?;
+                    c = c.add(&c_new.sub(&c)?.mul(keep)?)?;
+                    outs[s] = h.mul(keep)?;
+                }
+                None => {
+                    (h, c) = (h_new, c_new);
+                    outs[s] = h.clone();
+                }
+            }
+        }
+        Ok((Tensor::stack(&outs, 0)?, h, c))
+    }
+}
+
+impl Module for Recurrent {
+    /// The output sequence (use [`Recurrent::run`] for the final states).
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(self.run(x, None, None, None)?.output)
+    }
+
+    fn named_parameters(&self) -> Vec<(String, Tensor)> {
+        let mut p = vec![];
+        for (k, dirs) in self.weights.iter().enumerate() {
+            for (d, w) in dirs.iter().enumerate() {
+                let sfx = if d == 1 { "_reverse" } else { "" };
+                p.push((format!("weight_ih_l{k}{sfx}"), w.weight_ih.clone()));
+                p.push((format!("weight_hh_l{k}{sfx}"), w.weight_hh.clone()));
+                if let (Some(bi), Some(bh)) = (&w.bias_ih, &w.bias_hh) {
+                    p.push((format!("bias_ih_l{k}{sfx}"), bi.clone()));
+                    p.push((format!("bias_hh_l{k}{sfx}"), bh.clone()));
+                }
+            }
+        }
+        p
+    }
+
+    fn set_training(&self, on: bool) {
+        self.training.store(on, Ordering::Relaxed);
+    }
+
+    fn describe(&self) -> String {
+        let name = match self.kind {
+            RnnKind::RnnTanh | RnnKind::RnnRelu => "RNN",
+            RnnKind::Lstm => "LSTM",
+            RnnKind::Gru => "GRU",
+        };
+        format!(
+            "{name}({}, {}, num_layers={})",
+            self.config.input_size, self.config.hidden_size, self.config.num_layers
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use nabla_core::gradcheck::{gradcheck, rand_input};
+
+    fn with_weights(kind: RnnKind, cfg: RnnConfig, p: &[Tensor]) -> Recurrent {
+        let mut r = Recurrent::new(kind, cfg);
+        let w = &mut r.weights[0][0];
+        (w.weight_ih, w.weight_hh, w.bias_ih, w.bias_hh) = (
+            p[1].clone(),
+            p[2].clone(),
+            Some(p[3].clone()),
+            Some(p[4].clone()),
+        );
+        r
+    }
+
+    #[test]
+    fn gradcheck_the_cells() {
+        for (kind, g) in [(RnnKind::RnnTanh, 1), (RnnKind::Lstm, 4), (RnnKind::Gru, 3)] {
+            let cfg = RnnConfig::new(3, 2);
+            let f = move |p: &[Tensor]| {
+                let r = with_weights(kind, cfg, p);
+                let o = r.run(&p[0], None, None, None)?;
+                Tensor::cat(&[o.output.reshape([-1])?, o.h_n.reshape([-1])?], 0)
+            };
+            let inputs = [
+                rand_input(&[3, 2, 3], 1),
+                rand_input(&[g * 2, 3], 2),
+                rand_input(&[g * 2, 2], 3),
+                rand_input(&[g * 2], 4),
+                rand_input(&[g * 2], 5),
+            ];
+            gradcheck(f, &inputs, Default::default()).unwrap_or_else(|e| panic!("{kind:?}: {e}"));
+        }
+    }
+
+    #[test]
+    fn variable_length_batches_equal_per_sequence_runs() {
+        nabla_core::manual_seed(4);
+        for kind in [RnnKind::Lstm, RnnKind::Gru] {
+            let cfg = RnnConfig {
+                num_layers: 2,
+                bidirectional: true,
+                ..RnnConfig::new(3, 4)
+            };
+            let r = Recurrent::new(kind, cfg);
+            let x = Tensor::randn([5, 3, 3]);
+            let lengths = [5, 2, 4];
+            let batch = r.run(&x, None, None, Some(&lengths)).unwrap();
+            for (j, &len) in lengths.iter().enumerate() {
+                let one = x.narrow(1, j, 1).unwrap().narrow(0, 0, len).unwrap();
+                let alone = r.run(&one, None, None, None).unwrap();
+                let got = batch
+                    .output
+                    .narrow(1, j, 1)
+                    .unwrap()
+                    .narrow(0, 0, len)
+                    .unwrap()
+                    .to_vec();
+                for (a, b) in got.iter().zip(alone.output.to_vec()) {
+                    assert!((a - b).abs() < 1e-5, "{kind:?} sequence {j}: {a} vs {b}");
+                }
+                let hn = batch.h_n.narrow(1, j, 1).unwrap().to_vec();
+                for (a, b) in hn.iter().zip(alone.h_n.to_vec()) {
+                    assert!((a - b).abs() < 1e-5, "{kind:?} h_n {j}");
+                }
+                if len < 5 {
+                    let pad = batch
+                        .output
+                        .narrow(1, j, 1)
+                        .unwrap()
+                        .narrow(0, len, 5 - len)
+                        .unwrap()
+                        .to_vec();
+                    assert!(pad.iter().all(|&v| v == 0.0));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn names_and_shapes_follow_pytorch() {
+        let cfg = RnnConfig {
+            num_layers: 2,
+            bidirectional: true,
+            batch_first: true,
+            ..RnnConfig::new(5, 7)
+        };
+        let r = Recurrent::lstm(cfg);
+        let names: Vec<String> = r.named_parameters().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(
+            &names[..5],
+            [
+                "weight_ih_l0",
+                "weight_hh_l0",
+                "bias_ih_l0",
+                "bias_hh_l0",
+                "weight_ih_l0_reverse"
+            ]
+        );
+        assert_eq!(r.named_parameters()[8].1.shape(), &[28, 14]);
+        let o = r.run(&Tensor::zeros([3, 6, 5]), None, None, None).unwrap();
+        assert_eq!(o.output.shape(), &[3, 6, 14]);
+        assert_eq!(o.h_n.shape(), &[4, 3, 7]);
+        assert_eq!(o.c_n.unwrap().shape(), &[4, 3, 7]);
+        let e = r
+            .run(&Tensor::zeros([3, 6, 4]), None, None, None)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("input size 4 does not match input_size 5"),
+            "{e}"
+        );
+    }
+}
