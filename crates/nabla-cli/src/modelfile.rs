@@ -36,6 +36,7 @@ pub const ZOO: &[(&str, &str)] = &[
         include_str!("../../../models/lenet-as-written.toml"),
     ),
     ("mlp", include_str!("../../../models/mlp.toml")),
+    ("lstm-rows", include_str!("../../../models/lstm-rows.toml")),
 ];
 
 fn one() -> usize {
@@ -116,6 +117,29 @@ pub enum LayerKind {
         p: f32,
     },
     Batchnorm,
+    /// A recurrent encoder (`lstm`, `gru`, `rnn`) reading an image row by
+    /// row (or a `[T, F]` sequence); outputs its final hidden state.
+    Lstm {
+        hidden_size: usize,
+        #[serde(default = "one")]
+        num_layers: usize,
+        #[serde(default)]
+        bidirectional: bool,
+    },
+    Gru {
+        hidden_size: usize,
+        #[serde(default = "one")]
+        num_layers: usize,
+        #[serde(default)]
+        bidirectional: bool,
+    },
+    Rnn {
+        hidden_size: usize,
+        #[serde(default = "one")]
+        num_layers: usize,
+        #[serde(default)]
+        bidirectional: bool,
+    },
 }
 
 /// One built layer and what a summary shows of it.
@@ -337,6 +361,54 @@ pub fn build(spec: &ModelFile, source: &str, dropout: Option<f32>) -> Result<Fil
                 }
                 (Box::new(Dropout::new(p)), shape.clone(), 0, 0)
             }
+            LayerKind::Lstm {
+                hidden_size,
+                num_layers,
+                bidirectional,
+            }
+            | LayerKind::Gru {
+                hidden_size,
+                num_layers,
+                bidirectional,
+            }
+            | LayerKind::Rnn {
+                hidden_size,
+                num_layers,
+                bidirectional,
+            } => {
+                use nabla_nn::rnn::{LastHidden, Recurrent, RnnConfig, RnnKind};
+                let (t, f) = match shape[..] {
+                    [1, t, f] | [t, f] => (t, f),
+                    _ => bail!("{here}: expects a sequence [T, F] or a one-channel image [1, H, W], receives {shape:?}"),
+                };
+                let rk = match l.kind {
+                    LayerKind::Lstm { .. } => RnnKind::Lstm,
+                    LayerKind::Gru { .. } => RnnKind::Gru,
+                    _ => RnnKind::RnnTanh,
+                };
+                let cfg = RnnConfig {
+                    num_layers: (*num_layers).max(1),
+                    bidirectional: *bidirectional,
+                    batch_first: true,
+                    ..RnnConfig::new(f, *hidden_size)
+                };
+                let r = Recurrent::new(rk, cfg);
+                let params = r.num_parameters();
+                // every step multiplies by every weight matrix (all layers, both directions) once
+                let weights: usize = r
+                    .named_parameters()
+                    .iter()
+                    .filter(|(n, _)| n.starts_with("weight"))
+                    .map(|(_, w)| w.numel())
+                    .sum();
+                let dirs = if *bidirectional { 2 } else { 1 };
+                (
+                    Box::new(LastHidden(r)),
+                    vec![dirs * hidden_size],
+                    params,
+                    t * weights,
+                )
+            }
             LayerKind::Batchnorm => match shape[..] {
                 [c] => (Box::new(BatchNorm::new_1d(c)), shape.clone(), 2 * c, 0),
                 [c, _, _] => (Box::new(BatchNorm::new_2d(c)), shape.clone(), 2 * c, 0),
@@ -445,5 +517,15 @@ mod tests {
             "m.toml: layer 0 (conv2d): expects an image [C, H, W], receives [4] per example"
         );
         assert!(load_spec("no-such-model").is_err());
+    }
+
+    #[test]
+    fn recurrent_layers_read_images_row_by_row() {
+        let (spec, src) = load_spec("lstm-rows").unwrap();
+        let m = build(&spec, &src, None).unwrap();
+        assert_eq!(m.num_parameters(), 4 * 128 * (28 + 128 + 2) + 128 * 10 + 10);
+        assert_eq!(m.named_parameters()[0].0, "lstm.weight_ih_l0");
+        let y = m.forward(&Tensor::zeros([3, 1, 28, 28])).unwrap();
+        assert_eq!(y.shape(), &[3, 10]);
     }
 }

@@ -10,6 +10,9 @@ use std::path::Path;
 
 use crate::error::{DataError, Result};
 
+/// Largest unpacked IDX file accepted (full MNIST's largest is 47 MB).
+pub const MAX_UNPACKED: u64 = 1 << 31;
+
 /// A u8 array read from an IDX file.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IdxArray {
@@ -28,9 +31,16 @@ pub fn read_idx(path: impl AsRef<Path>) -> Result<IdxArray> {
 pub fn decode_idx(raw: &[u8]) -> std::result::Result<IdxArray, String> {
     if raw.starts_with(&[0x1f, 0x8b]) {
         let mut out = Vec::with_capacity(raw.len() * 4);
+        // a bound on the unpacked size, so a hostile file cannot exhaust memory
         flate2::read::GzDecoder::new(raw)
+            .take(MAX_UNPACKED + 1)
             .read_to_end(&mut out)
             .map_err(|e| format!("corrupt or truncated gzip data: {e}"))?;
+        if out.len() as u64 > MAX_UNPACKED {
+            return Err(format!(
+                "unpacks to more than {MAX_UNPACKED} bytes; not an IDX data set"
+            ));
+        }
         parse_idx(&out)
     } else {
         parse_idx(raw)
