@@ -15,6 +15,7 @@ mod device;
 mod display;
 mod error;
 pub mod gradcheck;
+pub mod io;
 pub mod layout;
 mod ops;
 mod rng;

@@ -23,29 +23,9 @@ pub use loader::{Batch, Batches, DataLoader};
 pub use mnist::{ImageSet, Mnist};
 pub use transform::Transform;
 
-use std::io::Write;
 use std::path::Path;
 
-/// Writes `bytes` to `path` through a temporary file in the same folder and
-/// a rename, so readers never see a partial file.
+/// Writes `bytes` to `path` atomically (see [`nabla_core::io::write_atomically`]).
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let result = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    result.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        DataError::io(path, e)
-    })
+    nabla_core::io::write_atomically(path, bytes).map_err(|e| DataError::io(path, e))
 }

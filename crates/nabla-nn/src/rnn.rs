@@ -378,6 +378,45 @@ impl Module for Recurrent {
     }
 }
 
+/// A recurrent stack read as a sequence classifier's encoder: input
+/// `[N, T, F]` (or an image `[N, 1, T, F]`, read row by row), output the
+/// final hidden state of the top layer, `[N, D·H]` (both directions
+/// concatenated). Parameters keep PyTorch's names.
+pub struct LastHidden(pub Recurrent);
+
+impl Module for LastHidden {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let x = if x.rank() == 4 && x.shape()[1] == 1 {
+            x.squeeze(1)?
+        } else {
+            x.clone()
+        };
+        let (n, dirs) = (x.shape()[0], self.0.dirs());
+        let cfg = RnnConfig {
+            batch_first: true,
+            ..self.0.config
+        };
+        let r = Recurrent {
+            kind: self.0.kind,
+            config: cfg,
+            weights: self.0.weights.clone(),
+            training: AtomicBool::new(self.0.training.load(Ordering::Relaxed)),
+        };
+        let h_n = r.run(&x, None, None, None)?.h_n;
+        let top = h_n.narrow(0, (cfg.num_layers - 1) * dirs, dirs)?; // [D, N, H]
+        top.transpose(0, 1)?.reshape([n, dirs * cfg.hidden_size])
+    }
+    fn named_parameters(&self) -> Vec<(String, Tensor)> {
+        self.0.named_parameters()
+    }
+    fn set_training(&self, on: bool) {
+        self.0.set_training(on)
+    }
+    fn describe(&self) -> String {
+        self.0.describe()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -493,44 +532,5 @@ mod tests {
             e.contains("input size 4 does not match input_size 5"),
             "{e}"
         );
-    }
-}
-
-/// A recurrent stack read as a sequence classifier's encoder: input
-/// `[N, T, F]` (or an image `[N, 1, T, F]`, read row by row), output the
-/// final hidden state of the top layer, `[N, D·H]` (both directions
-/// concatenated). Parameters keep PyTorch's names.
-pub struct LastHidden(pub Recurrent);
-
-impl Module for LastHidden {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let x = if x.rank() == 4 && x.shape()[1] == 1 {
-            x.squeeze(1)?
-        } else {
-            x.clone()
-        };
-        let (n, dirs) = (x.shape()[0], self.0.dirs());
-        let cfg = RnnConfig {
-            batch_first: true,
-            ..self.0.config
-        };
-        let r = Recurrent {
-            kind: self.0.kind,
-            config: cfg,
-            weights: self.0.weights.clone(),
-            training: AtomicBool::new(self.0.training.load(Ordering::Relaxed)),
-        };
-        let h_n = r.run(&x, None, None, None)?.h_n;
-        let top = h_n.narrow(0, (cfg.num_layers - 1) * dirs, dirs)?; // [D, N, H]
-        top.transpose(0, 1)?.reshape([n, dirs * cfg.hidden_size])
-    }
-    fn named_parameters(&self) -> Vec<(String, Tensor)> {
-        self.0.named_parameters()
-    }
-    fn set_training(&self, on: bool) {
-        self.0.set_training(on)
-    }
-    fn describe(&self) -> String {
-        self.0.describe()
     }
 }

@@ -6,7 +6,6 @@
 //! missing key, unexpected key and shape mismatch in one error.
 
 use std::collections::HashMap;
-use std::io::Write;
 use std::path::Path;
 
 use nabla_core::Tensor;
@@ -71,28 +70,9 @@ pub fn to_safetensors_bytes(
 pub fn save_safetensors(path: impl AsRef<Path>, tensors: &[(String, Tensor)]) -> Result<()> {
     let path = path.as_ref();
     let bytes = to_safetensors_bytes(tensors, None)?;
-    let io = |source| StateDictError::Io {
+    nabla_core::io::write_atomically(path, &bytes).map_err(|source| StateDictError::Io {
         path: path.display().to_string(),
         source,
-    };
-    let dir = path
-        .parent()
-        .filter(|p| !p.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().to_string())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
-    let written = (|| {
-        let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(&bytes)?;
-        f.sync_all()?;
-        std::fs::rename(&tmp, path)
-    })();
-    written.map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
-        io(e)
     })
 }
 

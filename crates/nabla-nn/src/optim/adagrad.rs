@@ -10,31 +10,26 @@
 
 use nabla_core::{Result, Tensor};
 
-use super::{grad_of, Optimizer, Slots};
+use super::{grad_of, OptimCore, Optimizer};
 
 pub struct Adagrad {
-    params: Vec<Tensor>,
-    pub lr: f32,
+    core: OptimCore,
     pub lr_decay: f32,
     pub eps: f32,
     pub weight_decay: f32,
     pub initial_accumulator_value: f32,
     pub maximize: bool,
-    slots: Slots,
 }
 
 impl Adagrad {
     pub fn new(params: Vec<Tensor>, lr: f32) -> Adagrad {
-        let n = params.len();
         Adagrad {
-            params,
-            lr,
+            core: OptimCore::new(params, lr),
             lr_decay: 0.0,
             eps: 1e-10,
             weight_decay: 0.0,
             initial_accumulator_value: 0.0,
             maximize: false,
-            slots: Slots::new(n),
         }
     }
     pub fn lr_decay(mut self, d: f32) -> Self {
@@ -62,17 +57,17 @@ impl Adagrad {
 impl Optimizer for Adagrad {
     fn step(&mut self) -> Result<()> {
         let (lr, decay, eps, wd, init) = (
-            self.lr,
+            self.core.lr,
             self.lr_decay,
             self.eps,
             self.weight_decay,
             self.initial_accumulator_value,
         );
-        for (i, p) in self.params.iter().enumerate() {
+        for (i, p) in self.core.params.iter().enumerate() {
             let Some(mut g) = grad_of(p, self.maximize) else {
                 continue;
             };
-            let slots = &mut self.slots;
+            let slots = &mut self.core.slots;
             slots.step[i] += 1;
             let clr = (lr as f64 / (1.0 + (slots.step[i] - 1) as f64 * decay as f64)) as f32;
             let n = g.len();
@@ -90,19 +85,10 @@ impl Optimizer for Adagrad {
         Ok(())
     }
 
-    fn params(&self) -> &[Tensor] {
-        &self.params
+    fn core(&self) -> &OptimCore {
+        &self.core
     }
-    fn lr(&self) -> f32 {
-        self.lr
-    }
-    fn set_lr(&mut self, lr: f32) {
-        self.lr = lr;
-    }
-    fn state(&self) -> Vec<(String, Tensor)> {
-        self.slots.to_tensors(&self.params)
-    }
-    fn load_state(&mut self, state: &[(String, Tensor)]) -> Result<()> {
-        self.slots.load(&self.params, state)
+    fn core_mut(&mut self) -> &mut OptimCore {
+        &mut self.core
     }
 }

@@ -13,11 +13,10 @@
 
 use nabla_core::{Result, Tensor};
 
-use super::{grad_of, Optimizer, Slots};
+use super::{grad_of, OptimCore, Optimizer};
 
 pub struct Adam {
-    params: Vec<Tensor>,
-    pub lr: f32,
+    core: OptimCore,
     pub betas: (f32, f32),
     pub eps: f32,
     pub weight_decay: f32,
@@ -25,7 +24,6 @@ pub struct Adam {
     pub maximize: bool,
     /// Decoupled weight decay (AdamW).
     decoupled: bool,
-    slots: Slots,
 }
 
 /// AdamW is Adam with decoupled weight decay.
@@ -34,17 +32,14 @@ pub type AdamW = Adam;
 impl Adam {
     /// `torch.optim.Adam(params, lr)`.
     pub fn new(params: Vec<Tensor>, lr: f32) -> Adam {
-        let n = params.len();
         Adam {
-            params,
-            lr,
+            core: OptimCore::new(params, lr),
             betas: (0.9, 0.999),
             eps: 1e-8,
             weight_decay: 0.0,
             amsgrad: false,
             maximize: false,
             decoupled: false,
-            slots: Slots::new(n),
         }
     }
     /// `torch.optim.AdamW(params, lr)` (weight decay 1e-2).
@@ -79,12 +74,12 @@ impl Adam {
 
 impl Optimizer for Adam {
     fn step(&mut self) -> Result<()> {
-        let (lr, (b1, b2), eps, wd) = (self.lr, self.betas, self.eps, self.weight_decay);
-        for (i, p) in self.params.iter().enumerate() {
+        let (lr, (b1, b2), eps, wd) = (self.core.lr, self.betas, self.eps, self.weight_decay);
+        for (i, p) in self.core.params.iter().enumerate() {
             let Some(mut g) = grad_of(p, self.maximize) else {
                 continue;
             };
-            let slots = &mut self.slots;
+            let slots = &mut self.core.slots;
             slots.step[i] += 1;
             let t = slots.step[i] as i32;
             // Scalars in f64 as Python computes them, used as f32.
@@ -126,19 +121,10 @@ impl Optimizer for Adam {
         Ok(())
     }
 
-    fn params(&self) -> &[Tensor] {
-        &self.params
+    fn core(&self) -> &OptimCore {
+        &self.core
     }
-    fn lr(&self) -> f32 {
-        self.lr
-    }
-    fn set_lr(&mut self, lr: f32) {
-        self.lr = lr;
-    }
-    fn state(&self) -> Vec<(String, Tensor)> {
-        self.slots.to_tensors(&self.params)
-    }
-    fn load_state(&mut self, state: &[(String, Tensor)]) -> Result<()> {
-        self.slots.load(&self.params, state)
+    fn core_mut(&mut self) -> &mut OptimCore {
+        &mut self.core
     }
 }

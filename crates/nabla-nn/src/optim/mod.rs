@@ -21,19 +21,52 @@ pub use sgd::Sgd;
 
 use nabla_core::{Error, Result, Tensor};
 
+/// What every optimizer holds: the parameters, the learning rate and the
+/// per-parameter state.
+#[derive(Clone, Debug)]
+pub struct OptimCore {
+    pub(crate) params: Vec<Tensor>,
+    pub(crate) lr: f32,
+    pub(crate) slots: Slots,
+}
+
+impl OptimCore {
+    pub(crate) fn new(params: Vec<Tensor>, lr: f32) -> OptimCore {
+        let n = params.len();
+        OptimCore {
+            params,
+            lr,
+            slots: Slots::new(n),
+        }
+    }
+}
+
 pub trait Optimizer {
     /// One update of every parameter that has a gradient.
     fn step(&mut self) -> Result<()>;
+    fn core(&self) -> &OptimCore;
+    fn core_mut(&mut self) -> &mut OptimCore;
+
     /// The parameters being optimized.
-    fn params(&self) -> &[Tensor];
-    fn lr(&self) -> f32;
-    fn set_lr(&mut self, lr: f32);
+    fn params(&self) -> &[Tensor] {
+        &self.core().params
+    }
+    fn lr(&self) -> f32 {
+        self.core().lr
+    }
+    fn set_lr(&mut self, lr: f32) {
+        self.core_mut().lr = lr;
+    }
     /// Internal state (step counts, moment buffers) as named tensors, for
     /// checkpoints: `state.{param index}.{buffer}`.
-    fn state(&self) -> Vec<(String, Tensor)>;
+    fn state(&self) -> Vec<(String, Tensor)> {
+        self.core().slots.to_tensors(&self.core().params)
+    }
     /// Restores what [`state`](Self::state) returned.
-    fn load_state(&mut self, state: &[(String, Tensor)]) -> Result<()>;
-
+    fn load_state(&mut self, state: &[(String, Tensor)]) -> Result<()> {
+        let core = self.core_mut();
+        core.slots.load(&core.params, state)
+    }
     /// Forgets all gradients (`optimizer.zero_grad()`).
     fn zero_grad(&self) {
         self.params().iter().for_each(|p| p.zero_grad());

@@ -10,33 +10,28 @@
 
 use nabla_core::{Result, Tensor};
 
-use super::{grad_of, Optimizer, Slots};
+use super::{grad_of, OptimCore, Optimizer};
 
 pub struct RMSprop {
-    params: Vec<Tensor>,
-    pub lr: f32,
+    core: OptimCore,
     pub alpha: f32,
     pub eps: f32,
     pub weight_decay: f32,
     pub momentum: f32,
     pub centered: bool,
     pub maximize: bool,
-    slots: Slots,
 }
 
 impl RMSprop {
     pub fn new(params: Vec<Tensor>, lr: f32) -> RMSprop {
-        let n = params.len();
         RMSprop {
-            params,
-            lr,
+            core: OptimCore::new(params, lr),
             alpha: 0.99,
             eps: 1e-8,
             weight_decay: 0.0,
             momentum: 0.0,
             centered: false,
             maximize: false,
-            slots: Slots::new(n),
         }
     }
     pub fn alpha(mut self, a: f32) -> Self {
@@ -68,17 +63,17 @@ impl RMSprop {
 impl Optimizer for RMSprop {
     fn step(&mut self) -> Result<()> {
         let (lr, alpha, eps, wd, mu) = (
-            self.lr,
+            self.core.lr,
             self.alpha,
             self.eps,
             self.weight_decay,
             self.momentum,
         );
-        for (i, p) in self.params.iter().enumerate() {
+        for (i, p) in self.core.params.iter().enumerate() {
             let Some(mut g) = grad_of(p, self.maximize) else {
                 continue;
             };
-            let slots = &mut self.slots;
+            let slots = &mut self.core.slots;
             slots.step[i] += 1;
             let n = g.len();
             p.update_data(|w| {
@@ -116,19 +111,10 @@ impl Optimizer for RMSprop {
         Ok(())
     }
 
-    fn params(&self) -> &[Tensor] {
-        &self.params
+    fn core(&self) -> &OptimCore {
+        &self.core
     }
-    fn lr(&self) -> f32 {
-        self.lr
-    }
-    fn set_lr(&mut self, lr: f32) {
-        self.lr = lr;
-    }
-    fn state(&self) -> Vec<(String, Tensor)> {
-        self.slots.to_tensors(&self.params)
-    }
-    fn load_state(&mut self, state: &[(String, Tensor)]) -> Result<()> {
-        self.slots.load(&self.params, state)
+    fn core_mut(&mut self) -> &mut OptimCore {
+        &mut self.core
     }
 }

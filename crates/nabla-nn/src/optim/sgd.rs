@@ -10,33 +10,28 @@
 
 use nabla_core::{Error, Result, Tensor};
 
-use super::{grad_of, Optimizer, Slots};
+use super::{grad_of, OptimCore, Optimizer};
 
 pub struct Sgd {
-    params: Vec<Tensor>,
-    pub lr: f32,
+    core: OptimCore,
     pub momentum: f32,
     pub dampening: f32,
     pub weight_decay: f32,
     pub nesterov: bool,
     pub maximize: bool,
-    slots: Slots,
 }
 
 impl Sgd {
     /// `torch.optim.SGD(params, lr)`; set the other fields (or use the
     /// builder methods) for momentum and the rest.
     pub fn new(params: Vec<Tensor>, lr: f32) -> Sgd {
-        let n = params.len();
         Sgd {
-            params,
-            lr,
+            core: OptimCore::new(params, lr),
             momentum: 0.0,
             dampening: 0.0,
             weight_decay: 0.0,
             nesterov: false,
             maximize: false,
-            slots: Slots::new(n),
         }
     }
     pub fn momentum(mut self, m: f32) -> Self {
@@ -69,12 +64,17 @@ impl Optimizer for Sgd {
                 msg: "Nesterov momentum requires a momentum and zero dampening".into(),
             });
         }
-        let (lr, mu, damp, wd) = (self.lr, self.momentum, self.dampening, self.weight_decay);
-        for (i, p) in self.params.iter().enumerate() {
+        let (lr, mu, damp, wd) = (
+            self.core.lr,
+            self.momentum,
+            self.dampening,
+            self.weight_decay,
+        );
+        for (i, p) in self.core.params.iter().enumerate() {
             let Some(mut g) = grad_of(p, self.maximize) else {
                 continue;
             };
-            let slots = &mut self.slots;
+            let slots = &mut self.core.slots;
             slots.step[i] += 1;
             p.update_data(|w| {
                 if wd != 0.0 {
@@ -99,19 +99,10 @@ impl Optimizer for Sgd {
         Ok(())
     }
 
-    fn params(&self) -> &[Tensor] {
-        &self.params
+    fn core(&self) -> &OptimCore {
+        &self.core
     }
-    fn lr(&self) -> f32 {
-        self.lr
-    }
-    fn set_lr(&mut self, lr: f32) {
-        self.lr = lr;
-    }
-    fn state(&self) -> Vec<(String, Tensor)> {
-        self.slots.to_tensors(&self.params)
-    }
-    fn load_state(&mut self, state: &[(String, Tensor)]) -> Result<()> {
-        self.slots.load(&self.params, state)
+    fn core_mut(&mut self) -> &mut OptimCore {
+        &mut self.core
     }
 }
