@@ -302,24 +302,15 @@ impl Recurrent {
             if let Some(bh) = &w.bias_hh {
                 b = b.add(bh)?;
             }
-            let gate = |m: &Tensor, k: usize| m.narrow(1, k * hs, hs);
             let (h_new, c_new) = match self.kind {
                 RnnKind::RnnTanh => (at.add(&b)?.tanh()?, c.clone()),
                 RnnKind::RnnRelu => (at.add(&b)?.relu()?, c.clone()),
+                // fused cells: one op for the elementwise part of a step
                 RnnKind::Lstm => {
-                    let z = at.add(&b)?;
-                    let (ig, fg) = (gate(&z, 0)?.sigmoid()?, gate(&z, 1)?.sigmoid()?);
-                    let (gg, og) = (gate(&z, 2)?.tanh()?, gate(&z, 3)?.sigmoid()?);
-                    let c_new = fg.mul(&c)?.add(&ig.mul(&gg)?)?;
-                    (og.mul(&c_new.tanh()?)?, c_new)
+                    let hc = at.add(&b)?.lstm_cell(&c)?;
+                    (hc.narrow(1, 0, hs)?, hc.narrow(1, hs, hs)?)
                 }
-                RnnKind::Gru => {
-                    let r = gate(&at, 0)?.add(&gate(&b, 0)?)?.sigmoid()?;
-                    let z = gate(&at, 1)?.add(&gate(&b, 1)?)?.sigmoid()?;
-                    let nn = gate(&at, 2)?.add(&r.mul(&gate(&b, 2)?)?)?.tanh()?;
-                    // h' = (1 − z)·n + z·h = n + z·(h − n)
-                    (nn.add(&z.mul(&h.sub(&nn)?)?)?, c.clone())
-                }
+                RnnKind::Gru => (at.gru_cell(&b, &h)?, c.clone()),
             };
             match masks {
                 Some(m) => {

@@ -33,6 +33,7 @@ mod pool2d;
 mod pow;
 mod relu;
 mod reshape;
+mod rnn_cells;
 mod sigmoid;
 mod softmax;
 mod sqrt;
