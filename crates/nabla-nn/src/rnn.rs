@@ -12,8 +12,8 @@
 //! `bias_hh_l{k}` `[G·H]`, suffixed `_reverse` for the backward direction
 //! (G = 1, 4, 3 for RNN, LSTM, GRU), all initialized U(±1/√H).
 //!
-//! Per step, with `a = W_ih·x + b_ih` (all steps at once: one matmul over
-//! `[T·N, I]`) and `b = W_hh·h + b_hh`:
+//! Per step, with `a = W_ih·x + b_ih` and `b = W_hh·h + b_hh` (the LSTM and
+//! GRU nonlinearities then run as one fused op, see `Tensor::lstm_cell`):
 //! - RNN: `h' = tanh(a + b)`;
 //! - LSTM: `i, f, g, o = σ, σ, tanh, σ of (a + b)` split in four;
 //!   `c' = f·c + i·g`, `h' = o·tanh(c')`;
@@ -221,7 +221,11 @@ impl Recurrent {
                 )
             })
             .collect::<Result<_>>()?;
-        let mut input = x;
+        // The layer input as one [N, I] tensor per step: per-step views of
+        // one big tensor would each send a full-size gradient back.
+        let mut input: Vec<Tensor> = (0..t)
+            .map(|s| x.narrow(0, s, 1)?.reshape([n, i]))
+            .collect::<Result<_>>()?;
         let (mut h_n, mut c_n) = (Vec::new(), Vec::new());
         for layer in 0..layers {
             let mut outs = Vec::with_capacity(dirs);
@@ -236,32 +240,34 @@ impl Recurrent {
                     Some(s) => s.narrow(0, k, 1)?.reshape([n, h])?,
                     None => Tensor::zeros([n, h]),
                 };
-                let (seq, hl, cl) = self.direction(
-                    &input,
-                    w,
-                    h_init,
-                    c_init,
-                    d == 1,
-                    ragged.then_some(&masks[..]),
-                )?;
+                let masks = ragged.then_some(&masks[..]);
+                let (seq, hl, cl) = self.direction(&input, w, h_init, c_init, d == 1, masks)?;
                 outs.push(seq);
                 h_n.push(hl);
                 c_n.push(cl);
             }
             input = if dirs == 2 {
-                Tensor::cat(&outs, 2)?
+                let (fwd, bwd) = (&outs[0], &outs[1]);
+                fwd.iter()
+                    .zip(bwd)
+                    .map(|(a, b)| Tensor::cat(&[a.clone(), b.clone()], 1))
+                    .collect::<Result<_>>()?
             } else {
                 outs.pop().expect("one direction")
             };
             let training = self.training.load(Ordering::Relaxed);
             if layer + 1 < layers && cfg.dropout > 0.0 && training {
-                input = input.dropout(cfg.dropout, true)?;
+                input = input
+                    .iter()
+                    .map(|s| s.dropout(cfg.dropout, true))
+                    .collect::<Result<_>>()?;
             }
         }
+        let output = Tensor::stack(&input, 0)?;
         let output = if cfg.batch_first {
-            input.transpose(0, 1)?.contiguous()?
+            output.transpose(0, 1)?.contiguous()?
         } else {
-            input
+            output
         };
         let h_n = Tensor::stack(&h_n, 0)?;
         let c_n = (self.kind == RnnKind::Lstm)
@@ -270,26 +276,20 @@ impl Recurrent {
         Ok(RnnOutput { output, h_n, c_n })
     }
 
-    /// One direction of one layer over all steps: outputs `[T, N, H]` and
-    /// the final states.
+    /// One direction of one layer over all steps: the output of each step
+    /// (`[N, H]`) and the final states.
     fn direction(
         &self,
-        x: &Tensor,
+        x: &[Tensor],
         w: &RnnWeights,
         mut h: Tensor,
         mut c: Tensor,
         reverse: bool,
         masks: Option<&[Tensor]>,
-    ) -> Result<(Tensor, Tensor, Tensor)> {
-        let (t, n, i) = x.dims3()?;
+    ) -> Result<(Vec<Tensor>, Tensor, Tensor)> {
+        let t = x.len();
         let hs = self.config.hidden_size;
-        // the input projection of every step in one product
-        let mut a = x.reshape([t * n, i])?.matmul(&w.weight_ih.t()?)?;
-        if let Some(b) = &w.bias_ih {
-            a = a.add(b)?;
-        }
-        let a = a.reshape([t, n, self.kind.gates() * hs])?;
-        let whh_t = w.weight_hh.t()?;
+        let (wih_t, whh_t) = (w.weight_ih.t()?, w.weight_hh.t()?);
         let mut outs: Vec<Tensor> = vec![Tensor::zeros([0]); t];
         let steps: Vec<usize> = if reverse {
             (0..t).rev().collect()
@@ -297,7 +297,10 @@ impl Recurrent {
             (0..t).collect()
         };
         for s in steps {
-            let at = a.narrow(0, s, 1)?.reshape([n, self.kind.gates() * hs])?;
+            let mut at = x[s].matmul(&wih_t)?;
+            if let Some(bi) = &w.bias_ih {
+                at = at.add(bi)?;
+            }
             let mut b = h.matmul(&whh_t)?;
             if let Some(bh) = &w.bias_hh {
                 b = b.add(bh)?;
@@ -326,7 +329,7 @@ impl Recurrent {
                 }
             }
         }
-        Ok((Tensor::stack(&outs, 0)?, h, c))
+        Ok((outs, h, c))
     }
 }
 

@@ -17,8 +17,6 @@
 //! `du = dh'(h − n)·u(1 − u)`, `dr = dn·b_n·r(1 − r)`; `da = (dr, du, dn)`,
 //! `db = (dr, du, dn·r)`, `dh = dh'·u`.
 
-use crate::{Error, Result, Tensor};
-
 fn sigmoid(x: f32) -> f32 {
     if x >= 0.0 {
         1.0 / (1.0 + (-x).exp())
@@ -27,6 +25,9 @@ fn sigmoid(x: f32) -> f32 {
         e / (1.0 + e)
     }
 }
+
+use super::tanh::fast_tanh as tanh;
+use crate::{Error, Result, Tensor};
 
 fn check(op: &'static str, t: &Tensor, n: usize, width: usize, what: &str) -> Result<()> {
     if t.shape() != [n, width] {
@@ -55,9 +56,9 @@ impl Tensor {
             );
             for k in 0..h {
                 let (i, f) = (sigmoid(zr[k]), sigmoid(zr[h + k]));
-                let (g, o) = (zr[2 * h + k].tanh(), sigmoid(zr[3 * h + k]));
+                let (g, o) = (tanh(zr[2 * h + k]), sigmoid(zr[3 * h + k]));
                 let c_new = f * cv[r * h + k] + i * g;
-                let t = c_new.tanh();
+                let t = tanh(c_new);
                 (ar[k], ar[h + k], ar[2 * h + k], ar[3 * h + k]) = (i, f, g, o);
                 tc[r * h + k] = t;
                 out[r * 2 * h + k] = o * t;
@@ -110,7 +111,7 @@ impl Tensor {
             for k in 0..hs {
                 let r = sigmoid(ar[k] + br[k]);
                 let u = sigmoid(ar[hs + k] + br[hs + k]);
-                let nn = (ar[2 * hs + k] + r * br[2 * hs + k]).tanh();
+                let nn = tanh(ar[2 * hs + k] + r * br[2 * hs + k]);
                 let s = &mut act[row * 3 * hs..];
                 (s[k], s[hs + k], s[2 * hs + k]) = (r, u, nn);
                 out[row * hs + k] = (1.0 - u) * nn + u * hv[row * hs + k];
@@ -177,6 +178,16 @@ mod tests {
         assert!(Tensor::zeros([3, 7])
             .lstm_cell(&Tensor::zeros([3, 2]))
             .is_err());
+    }
+
+    #[test]
+    fn fast_tanh_is_accurate() {
+        for i in -2000..=2000 {
+            let x = i as f32 * 0.01;
+            assert!((super::tanh(x) - x.tanh()).abs() < 2e-7, "{x}");
+        }
+        assert_eq!(super::tanh(100.0), 1.0);
+        assert_eq!(super::tanh(-0.0), -0.0);
     }
 
     #[test]
