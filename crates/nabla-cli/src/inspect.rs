@@ -235,10 +235,23 @@ pub fn summary(a: SummaryArgs) -> Result<()> {
     let model = if path.is_dir() {
         load_trained(path, None, None, None)?.model
     } else if path.extension().is_some_and(|e| e == "safetensors") {
-        bail!(
-            "{}: a weights file has no architecture; summarize its run directory or model file",
-            path.display()
-        );
+        // a checkpoint or final weights inside a run directory: its config names the model
+        let run = path
+            .ancestors()
+            .skip(1)
+            .take(2)
+            .find(|d| d.join("config.toml").is_file());
+        let run = run.ok_or_else(|| {
+            anyhow!(
+                "{}: a weights file has no architecture and no run directory around it; \
+                 summarize a model file",
+                path.display()
+            )
+        })?;
+        let cfg = run_config(run)?;
+        let built = load_trained(path, Some(&cfg.model), Some(&cfg.dataset), None)?.model;
+        println!("weights from {}", path.display());
+        built
     } else {
         let (spec, source) = load_spec(&a.model)?;
         build(&spec, &source, None)?
