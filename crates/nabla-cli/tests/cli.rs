@@ -81,6 +81,13 @@ fn default_training_for_one_epoch_reaches_the_documented_accuracy() {
         stdout.contains(line) && stdout.contains("confusion matrix"),
         "{stdout}"
     );
+    let ckpt = out.join("checkpoints/last.safetensors");
+    let o = run(&["summary", ckpt.to_str().unwrap()]);
+    assert!(
+        o.status.success() && text(&o).0.contains("61,706"),
+        "{}",
+        text(&o).1
+    );
     let o = run(&[
         "predict",
         out.to_str().unwrap(),
