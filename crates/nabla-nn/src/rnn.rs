@@ -221,11 +221,9 @@ impl Recurrent {
                 )
             })
             .collect::<Result<_>>()?;
-        // The layer input as one [N, I] tensor per step: per-step views of
-        // one big tensor would each send a full-size gradient back.
-        let mut input: Vec<Tensor> = (0..t)
-            .map(|s| x.narrow(0, s, 1)?.reshape([n, i]))
-            .collect::<Result<_>>()?;
+        let mask: Option<Vec<f32>> =
+            ragged.then(|| masks.iter().flat_map(|m| m.to_vec()).collect());
+        let mut input = x;
         let (mut h_n, mut c_n) = (Vec::new(), Vec::new());
         for layer in 0..layers {
             let mut outs = Vec::with_capacity(dirs);
@@ -240,34 +238,51 @@ impl Recurrent {
                     Some(s) => s.narrow(0, k, 1)?.reshape([n, h])?,
                     None => Tensor::zeros([n, h]),
                 };
-                let masks = ragged.then_some(&masks[..]);
-                let (seq, hl, cl) = self.direction(&input, w, h_init, c_init, d == 1, masks)?;
+                let (seq, hl, cl) = if self.kind == RnnKind::Lstm {
+                    // the whole direction as one fused op (nabla-core's lstm_sequence)
+                    let zero = || Tensor::zeros([4 * h]);
+                    let (bi, bh) = (
+                        w.bias_ih.clone().unwrap_or_else(zero),
+                        w.bias_hh.clone().unwrap_or_else(zero),
+                    );
+                    let y = input.lstm_sequence(
+                        &w.weight_ih,
+                        &w.weight_hh,
+                        &bi,
+                        &bh,
+                        &h_init,
+                        &c_init,
+                        mask.clone(),
+                        d == 1,
+                    )?;
+                    let last = |j: usize| y.narrow(0, t + j, 1)?.reshape([n, h]);
+                    (y.narrow(0, 0, t)?, last(0)?, last(1)?)
+                } else {
+                    let steps: Vec<Tensor> = (0..t)
+                        .map(|s| input.narrow(0, s, 1)?.reshape([n, input.shape()[2]]))
+                        .collect::<Result<_>>()?;
+                    let masks = ragged.then_some(&masks[..]);
+                    let (seq, hl, cl) = self.direction(&steps, w, h_init, c_init, d == 1, masks)?;
+                    (Tensor::stack(&seq, 0)?, hl, cl)
+                };
                 outs.push(seq);
                 h_n.push(hl);
                 c_n.push(cl);
             }
             input = if dirs == 2 {
-                let (fwd, bwd) = (&outs[0], &outs[1]);
-                fwd.iter()
-                    .zip(bwd)
-                    .map(|(a, b)| Tensor::cat(&[a.clone(), b.clone()], 1))
-                    .collect::<Result<_>>()?
+                Tensor::cat(&outs, 2)?
             } else {
                 outs.pop().expect("one direction")
             };
             let training = self.training.load(Ordering::Relaxed);
             if layer + 1 < layers && cfg.dropout > 0.0 && training {
-                input = input
-                    .iter()
-                    .map(|s| s.dropout(cfg.dropout, true))
-                    .collect::<Result<_>>()?;
+                input = input.dropout(cfg.dropout, true)?;
             }
         }
-        let output = Tensor::stack(&input, 0)?;
         let output = if cfg.batch_first {
-            output.transpose(0, 1)?.contiguous()?
+            input.transpose(0, 1)?.contiguous()?
         } else {
-            output
+            input
         };
         let h_n = Tensor::stack(&h_n, 0)?;
         let c_n = (self.kind == RnnKind::Lstm)
@@ -308,7 +323,8 @@ impl Recurrent {
             let (h_new, c_new) = match self.kind {
                 RnnKind::RnnTanh => (at.add(&b)?.tanh()?, c.clone()),
                 RnnKind::RnnRelu => (at.add(&b)?.relu()?, c.clone()),
-                // fused cells: one op for the elementwise part of a step
+                // (run() sends LSTMs through the fused lstm_sequence; this
+                // path stays for them as the reference in tests)
                 RnnKind::Lstm => {
                     let hc = at.add(&b)?.lstm_cell(&c)?;
                     (hc.narrow(1, 0, hs)?, hc.narrow(1, hs, hs)?)

@@ -22,6 +22,7 @@ mod gelu;
 mod index_select;
 mod log;
 mod log_softmax;
+mod lstm_sequence;
 mod matmul;
 mod max;
 mod maximum;
