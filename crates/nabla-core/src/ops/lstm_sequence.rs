@@ -19,6 +19,8 @@
 //! `dW_hh = Σ dz_tᵀ·h_{t−1}`, `dW_ih = Σ dz_tᵀ·x_t`, `dx_t = W_ih·dz_t`,
 //! `db = Σ dz_t` as single GEMMs and sums over all steps.
 
+use rayon::prelude::*;
+
 use super::tanh::fast_tanh as tanh;
 use crate::cpu::matmul::{gemm_into, MatRef};
 use crate::{Error, Result, Tensor};
@@ -30,6 +32,89 @@ fn sigmoid(x: f32) -> f32 {
         let e = x.exp();
         e / (1.0 + e)
     }
+}
+
+/// How many row blocks a step is split into: one per thread when the step
+/// has enough work to pay for the hand-off.
+fn step_blocks(n: usize, h: usize, threads: usize) -> usize {
+    if n * 4 * h * h >= 1 << 20 { threads.min(n).max(1) } else { 1 }
+}
+
+/// One block of batch rows of one step, forward.
+struct StepRows<'a> {
+    z: &'a mut [f32],
+    act: &'a mut [f32],
+    tc: &'a mut [f32],
+    hp: &'a mut [f32],
+    cp: &'a mut [f32],
+    out: &'a mut [f32],
+    h: &'a mut [f32],
+    c: &'a mut [f32],
+    m: Option<&'a [f32]>,
+}
+
+fn forward_rows(b: &mut StepRows, whh: &[f32], h: usize) {
+    let rows = b.h.len() / h;
+    gemm_into(b.z, true, MatRef::row_major(b.h, rows, h), MatRef::row_major(whh, 4 * h, h).t(), 1);
+    b.hp.copy_from_slice(b.h);
+    b.cp.copy_from_slice(b.c);
+    for r in 0..rows {
+        let m = b.m.map_or(1.0, |m| m[r]);
+        let zr = &b.z[r * 4 * h..(r + 1) * 4 * h];
+        let ar = &mut b.act[r * 4 * h..(r + 1) * 4 * h];
+        for k in 0..h {
+            let (ig, fg) = (sigmoid(zr[k]), sigmoid(zr[h + k]));
+            let (gg, og) = (tanh(zr[2 * h + k]), sigmoid(zr[3 * h + k]));
+            (ar[k], ar[h + k], ar[2 * h + k], ar[3 * h + k]) = (ig, fg, gg, og);
+            let j = r * h + k;
+            let c_new = fg * b.c[j] + ig * gg;
+            let th = tanh(c_new);
+            b.tc[j] = th;
+            // past the end of a sequence (m = 0) the state stays
+            b.c[j] = m * c_new + (1.0 - m) * b.c[j];
+            b.h[j] = m * og * th + (1.0 - m) * b.h[j];
+            b.out[j] = m * b.h[j];
+        }
+    }
+}
+
+/// One block of batch rows of one step, backward.
+struct BackRows<'a> {
+    dz: &'a mut [f32],
+    act: &'a [f32],
+    tc: &'a [f32],
+    cp: &'a [f32],
+    dout: &'a [f32],
+    dh: &'a mut [f32],
+    dc: &'a mut [f32],
+    m: Option<&'a [f32]>,
+}
+
+fn backward_rows(b: &mut BackRows, whh: &[f32], h: usize) {
+    let rows = b.dh.len() / h;
+    let mut dh_keep = vec![0f32; rows * h];
+    for r in 0..rows {
+        let m = b.m.map_or(1.0, |m| m[r]);
+        let a = &b.act[r * 4 * h..];
+        for k in 0..h {
+            let j = r * h + k;
+            let dh_t = b.dh[j] + m * b.dout[j];
+            let (dh_new, dc_new) = (m * dh_t, m * b.dc[j]);
+            let (ig, fg, gg, og) = (a[k], a[h + k], a[2 * h + k], a[3 * h + k]);
+            let th = b.tc[j];
+            let dcc = dc_new + dh_new * og * (1.0 - th * th);
+            let d = &mut b.dz[r * 4 * h..];
+            d[k] = dcc * gg * ig * (1.0 - ig);
+            d[h + k] = dcc * b.cp[j] * fg * (1.0 - fg);
+            d[2 * h + k] = dcc * ig * (1.0 - gg * gg);
+            d[3 * h + k] = dh_new * th * og * (1.0 - og);
+            b.dc[j] = (1.0 - m) * b.dc[j] + dcc * fg;
+            dh_keep[j] = (1.0 - m) * dh_t;
+        }
+    }
+    // dh ← (1 − m)·dh_t + dz·W_hh
+    gemm_into(&mut dh_keep, true, MatRef::row_major(b.dz, rows, 4 * h), MatRef::row_major(whh, 4 * h, h), 1);
+    b.dh.copy_from_slice(&dh_keep);
 }
 
 impl Tensor {
@@ -79,9 +164,6 @@ impl Tensor {
             });
         }
         let threads = crate::threads::num_threads();
-        // The per-step products are small: handing each to the pool costs
-        // more than it saves. The big all-step products use every thread.
-        let step_threads = if n * 4 * h * h >= 1 << 24 { threads } else { 1 };
         let (xv, wih, whh) = (self.to_vec(), w_ih.to_vec(), w_hh.to_vec());
         let bias: Vec<f32> = b_ih
             .to_vec()
@@ -111,37 +193,34 @@ impl Tensor {
         } else {
             (0..t).collect()
         };
-        for &s in &order {
-            let zs = &mut z[s * n * 4 * h..(s + 1) * n * 4 * h];
-            gemm_into(
-                zs,
-                true,
-                MatRef::row_major(&hv, n, h),
-                MatRef::row_major(&whh, 4 * h, h).t(),
-                step_threads,
-            );
-            h_prev[s * n * h..(s + 1) * n * h].copy_from_slice(&hv);
-            c_prev[s * n * h..(s + 1) * n * h].copy_from_slice(&cv);
-            for r in 0..n {
-                let m = mask.as_ref().map_or(1.0, |m| m[s * n + r]);
-                let zr = &zs[r * 4 * h..(r + 1) * 4 * h];
-                let ar = &mut act[(s * n + r) * 4 * h..(s * n + r + 1) * 4 * h];
-                for k in 0..h {
-                    let (ig, fg) = (sigmoid(zr[k]), sigmoid(zr[h + k]));
-                    let (gg, og) = (tanh(zr[2 * h + k]), sigmoid(zr[3 * h + k]));
-                    (ar[k], ar[h + k], ar[2 * h + k], ar[3 * h + k]) = (ig, fg, gg, og);
-                    let j = r * h + k;
-                    let c_new = fg * cv[j] + ig * gg;
-                    let th = tanh(c_new);
-                    tc[s * n * h + j] = th;
-                    let h_new = og * th;
-                    // past the end of a sequence (m = 0) the state stays
-                    cv[j] = m * c_new + (1.0 - m) * cv[j];
-                    hv[j] = m * h_new + (1.0 - m) * hv[j];
-                    out[s * n * h + j] = m * hv[j];
+        // Rows of the batch are independent within a step: each thread takes
+        // a block of rows through its product and its cells.
+        let rb = n.div_ceil(step_blocks(n, h, threads));
+        crate::threads::install(|| {
+            for &s in &order {
+                let (sz, sh) = (s * n * 4 * h..(s + 1) * n * 4 * h, s * n * h..(s + 1) * n * h);
+                let mut blocks: Vec<StepRows> = z[sz.clone()]
+                    .chunks_mut(rb * 4 * h)
+                    .zip(act[sz].chunks_mut(rb * 4 * h))
+                    .zip(tc[sh.clone()].chunks_mut(rb * h))
+                    .zip(h_prev[sh.clone()].chunks_mut(rb * h))
+                    .zip(c_prev[sh.clone()].chunks_mut(rb * h))
+                    .zip(out[sh].chunks_mut(rb * h))
+                    .zip(hv.chunks_mut(rb * h).zip(cv.chunks_mut(rb * h)))
+                    .enumerate()
+                    .map(|(b, ((((((z, act), tc), hp), cp), out), (h, c)))| {
+                        let m = mask.as_ref().map(|m| &m[s * n + b * rb..(s * n + (b + 1) * rb).min((s + 1) * n)]);
+                        StepRows { z, act, tc, hp, cp, out, h, c, m }
+                    })
+                    .collect();
+                let run = |b: &mut StepRows| forward_rows(b, &whh, h);
+                if blocks.len() > 1 {
+                    blocks.par_iter_mut().for_each(run);
+                } else {
+                    blocks.iter_mut().for_each(run);
                 }
             }
-        }
+        });
         out[t * n * h..(t + 1) * n * h].copy_from_slice(&hv);
         out[(t + 1) * n * h..].copy_from_slice(&cv);
         let y = Tensor::from_cpu(out, &[t + 2, n, h]);
@@ -153,39 +232,31 @@ impl Tensor {
                 let mut dh = gv[t * n * h..(t + 1) * n * h].to_vec();
                 let mut dc = gv[(t + 1) * n * h..].to_vec();
                 let mut dz = vec![0f32; t * n * 4 * h];
+                crate::threads::install(|| {
                 for &s in order.iter().rev() {
-                    let dzs = &mut dz[s * n * 4 * h..(s + 1) * n * 4 * h];
-                    let mut dh_keep = vec![0f32; n * h];
-                    for r in 0..n {
-                        let m = mask.as_ref().map_or(1.0, |m| m[s * n + r]);
-                        let a = &act[(s * n + r) * 4 * h..];
-                        for k in 0..h {
-                            let j = r * h + k;
-                            let dh_t = dh[j] + m * gv[s * n * h + j];
-                            let (dh_new, dc_new) = (m * dh_t, m * dc[j]);
-                            let (ig, fg, gg, og) = (a[k], a[h + k], a[2 * h + k], a[3 * h + k]);
-                            let th = tc[s * n * h + j];
-                            let dcc = dc_new + dh_new * og * (1.0 - th * th);
-                            let d = &mut dzs[r * 4 * h..];
-                            d[k] = dcc * gg * ig * (1.0 - ig);
-                            d[h + k] = dcc * c_prev[s * n * h + j] * fg * (1.0 - fg);
-                            d[2 * h + k] = dcc * ig * (1.0 - gg * gg);
-                            d[3 * h + k] = dh_new * th * og * (1.0 - og);
-                            dc[j] = (1.0 - m) * dc[j] + dcc * fg;
-                            dh_keep[j] = (1.0 - m) * dh_t;
-                        }
+                    let (sz, sh) = (s * n * 4 * h..(s + 1) * n * 4 * h, s * n * h..(s + 1) * n * h);
+                    let mut blocks: Vec<BackRows> = dz[sz.clone()]
+                        .chunks_mut(rb * 4 * h)
+                        .zip(act[sz].chunks(rb * 4 * h))
+                        .zip(tc[sh.clone()].chunks(rb * h))
+                        .zip(c_prev[sh.clone()].chunks(rb * h))
+                        .zip(gv[sh].chunks(rb * h))
+                        .zip(dh.chunks_mut(rb * h).zip(dc.chunks_mut(rb * h)))
+                        .enumerate()
+                        .map(|(b, (((((dz, act), tc), cp), dout), (dh, dc)))| {
+                            let m = mask.as_ref().map(|m| &m[s * n + b * rb..(s * n + (b + 1) * rb).min((s + 1) * n)]);
+                            BackRows { dz, act, tc, cp, dout, dh, dc, m }
+                        })
+                        .collect();
+                    let run = |b: &mut BackRows| backward_rows(b, &whh, h);
+                    if blocks.len() > 1 {
+                        blocks.par_iter_mut().for_each(run);
+                    } else {
+                        blocks.iter_mut().for_each(run);
                     }
-                    // dh ← (1 − m)·dh_t + dz·W_hh
-                    gemm_into(
-                        &mut dh_keep,
-                        true,
-                        MatRef::row_major(dzs, n, 4 * h),
-                        MatRef::row_major(&whh, 4 * h, h),
-                        step_threads,
-                    );
-                    dh = dh_keep;
                 }
-                let want = |k: usize| inputs[k].requires_grad();
+            });
+            let want = |k: usize| inputs[k].requires_grad();
                 let dz_all = MatRef::row_major(&dz, t * n, 4 * h);
                 let dx = want(0).then(|| {
                     let mut v = vec![0f32; t * n * i];
