@@ -5,6 +5,7 @@
 pub mod conv;
 pub mod copy;
 pub mod elementwise;
+pub mod math;
 pub mod matmul;
 pub mod pool;
 pub mod reduce;

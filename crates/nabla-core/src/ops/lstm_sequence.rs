@@ -21,36 +21,9 @@
 
 use rayon::prelude::*;
 
+use crate::cpu::math::{sigmoid, tanh};
 use crate::cpu::matmul::{gemm_into, MatRef};
 use crate::{Error, Result, Tensor};
-
-/// e^x for the cells: range reduction to r in [−ln2/2, ln2/2] and a
-/// degree-6 Taylor polynomial (relative error below 2e-7). Branch-free and
-/// call-free, so the cell loops vectorize.
-#[inline(always)]
-fn exp(x: f32) -> f32 {
-    let x = x.clamp(-87.0, 88.0);
-    let k = (x * std::f32::consts::LOG2_E).round();
-    let r = x - k * 0.693_145_75 - k * 1.428_606_8e-6;
-    let p = 1.0
-        + r * (1.0
-            + r * (0.5
-                + r * (1.0 / 6.0 + r * (1.0 / 24.0 + r * (1.0 / 120.0 + r * (1.0 / 720.0))))));
-    p * f32::from_bits(((k as i32 + 127) as u32) << 23)
-}
-
-/// σ(x) = 1/(1 + e^(−x)), branch-free (e^(−x) saturates, never overflows here).
-#[inline(always)]
-fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + exp(-x))
-}
-
-/// tanh through the same exp: (1 − e)/(1 + e), e = e^(−2|x|), sign restored.
-#[inline(always)]
-fn tanh(x: f32) -> f32 {
-    let e = exp(-2.0 * x.abs());
-    ((1.0 - e) / (1.0 + e)).copysign(x)
-}
 
 /// How many row blocks a step is split into: one per thread when the step
 /// has enough work to pay for the hand-off.
@@ -422,18 +395,6 @@ impl Tensor {
 mod tests {
     use crate::gradcheck::{gradcheck, rand_input};
     use crate::Tensor;
-
-    #[test]
-    fn the_cell_exp_is_accurate() {
-        for i in -8000..=8000 {
-            let x = i as f32 * 0.01;
-            let (a, b) = (super::exp(x), x.exp());
-            assert!((a - b).abs() <= 3e-7 * b, "exp({x}): {a} vs {b}");
-            assert!((super::tanh(x) - x.tanh()).abs() < 3e-7, "tanh({x})");
-        }
-        assert!(super::sigmoid(-1000.0) < 1e-30);
-        assert_eq!(super::sigmoid(1000.0), 1.0);
-    }
 
     #[test]
     fn gradcheck_lstm_sequence_both_directions_and_masks() {

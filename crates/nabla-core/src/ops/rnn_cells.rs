@@ -17,16 +17,7 @@
 //! `du = dh'(h − n)·u(1 − u)`, `dr = dn·b_n·r(1 − r)`; `da = (dr, du, dn)`,
 //! `db = (dr, du, dn·r)`, `dh = dh'·u`.
 
-fn sigmoid(x: f32) -> f32 {
-    if x >= 0.0 {
-        1.0 / (1.0 + (-x).exp())
-    } else {
-        let e = x.exp();
-        e / (1.0 + e)
-    }
-}
-
-use super::tanh::fast_tanh as tanh;
+use crate::cpu::math::{sigmoid, tanh};
 use crate::{Error, Result, Tensor};
 
 fn check(op: &'static str, t: &Tensor, n: usize, width: usize, what: &str) -> Result<()> {
@@ -178,16 +169,6 @@ mod tests {
         assert!(Tensor::zeros([3, 7])
             .lstm_cell(&Tensor::zeros([3, 2]))
             .is_err());
-    }
-
-    #[test]
-    fn fast_tanh_is_accurate() {
-        for i in -2000..=2000 {
-            let x = i as f32 * 0.01;
-            assert!((super::tanh(x) - x.tanh()).abs() < 2e-7, "{x}");
-        }
-        assert_eq!(super::tanh(100.0), 1.0);
-        assert_eq!(super::tanh(-0.0), -0.0);
     }
 
     #[test]
