@@ -37,6 +37,11 @@ pub mod optim {
     pub use nabla_nn::scheduler::*;
 }
 
+/// Attribution maps: saliency, SmoothGrad, integrated gradients, Grad-CAM.
+pub mod explain {
+    pub use nabla_train::explain::*;
+}
+
 /// Data sets and loading ([`nabla_data`]).
 pub mod data {
     pub use nabla_data::*;
