@@ -24,6 +24,48 @@ pub enum Command {
     Predict(PredictArgs),
     /// Print a model's layers with output shapes, parameters and multiply-adds
     Summary(SummaryArgs),
+    /// Explain predictions: a heatmap of what the model looks at, as PNG
+    Explain(ExplainArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ExplainMethod {
+    Saliency,
+    Smoothgrad,
+    IntegratedGradients,
+    GradCam,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct ExplainArgs {
+    /// A run directory, or a weights file (.safetensors) with --model
+    pub weights: PathBuf,
+    #[arg(long)]
+    pub model: Option<String>,
+    /// An image file to explain
+    #[arg(long)]
+    pub image: Option<PathBuf>,
+    /// A test-set example to explain
+    #[arg(long)]
+    pub index: Option<usize>,
+    /// Explain the first K test examples in one sheet
+    #[arg(long, value_name = "K")]
+    pub grid: Option<usize>,
+    #[arg(long, value_enum, default_value = "saliency")]
+    pub method: ExplainMethod,
+    /// Class to explain (default: the predicted one)
+    #[arg(long)]
+    pub target: Option<usize>,
+    /// Layer for Grad-CAM (default: the last one with image output)
+    #[arg(long)]
+    pub layer: Option<String>,
+    /// Output PNG
+    #[arg(short = 'o', long, default_value = "explain.png")]
+    pub output: PathBuf,
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    #[arg(long)]
+    pub dataset: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]

@@ -27,10 +27,10 @@ pub const FASHION_CLASSES: [&str; 10] = [
 
 /// What a run directory or weights file gives: the model (with weights
 /// loaded when there are any), the data set name and folder.
-struct Trained {
-    model: FileModel,
-    dataset: String,
-    data: Option<PathBuf>,
+pub(crate) struct Trained {
+    pub model: FileModel,
+    pub dataset: String,
+    pub data: Option<PathBuf>,
 }
 
 fn run_config(dir: &Path) -> Result<TrainArgs> {
@@ -50,7 +50,7 @@ fn weights_of(path: &Path) -> Result<Vec<(String, Tensor)>> {
     Ok(all)
 }
 
-fn load_trained(
+pub(crate) fn load_trained(
     weights: &Path,
     model: Option<&str>,
     dataset: Option<&str>,
@@ -140,7 +140,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
 /// An image file as one example `[C, H, W]`: grayscale, resized to H×W,
 /// inverted when it is dark-on-light (MNIST digits are light on dark), then
 /// normalized like the training data.
-fn image_input(path: &Path, shape: &[usize], dataset: &str) -> Result<Vec<f32>> {
+pub(crate) fn image_input(path: &Path, shape: &[usize], dataset: &str) -> Result<Vec<f32>> {
     let [c, h, w] = shape[..] else {
         bail!("the model's input {shape:?} is not an image")
     };

@@ -6,6 +6,7 @@
 mod args;
 mod checkpoint;
 mod common;
+mod explain;
 mod inspect;
 mod modelfile;
 mod train;
@@ -25,6 +26,7 @@ fn main() {
         Command::Eval(a) => inspect::eval(a).map(|_| 0),
         Command::Predict(a) => inspect::predict(a).map(|_| 0),
         Command::Summary(a) => inspect::summary(a).map(|_| 0),
+        Command::Explain(a) => explain::run(a).map(|_| 0),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -324,3 +324,64 @@ fn predicts_image_files_of_any_size() {
     assert_eq!(o.status.code(), Some(1));
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+#[test]
+fn explain_writes_heatmap_sheets() {
+    let out = tmp("explain");
+    let o = run(&[
+        "train",
+        "--model",
+        "lenet",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "2e-3",
+        "--epochs",
+        "1",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    for (method, extra) in [
+        ("saliency", vec!["--grid", "12"]),
+        ("grad-cam", vec!["--index", "5", "--layer", "conv2"]),
+        ("integrated-gradients", vec!["--index", "7"]),
+    ] {
+        let png = out.join(format!("{method}.png"));
+        let mut args = vec![
+            "explain",
+            out.to_str().unwrap(),
+            "--method",
+            method,
+            "-o",
+            png.to_str().unwrap(),
+        ];
+        args.extend(extra);
+        let o = run(&args);
+        assert!(o.status.success(), "{method}: {}", text(&o).1);
+        let img = image::open(&png).unwrap();
+        assert!(
+            img.width() >= 112 && img.height() >= 112,
+            "{method}: {}x{}",
+            img.width(),
+            img.height()
+        );
+    }
+    let o = run(&[
+        "explain",
+        out.to_str().unwrap(),
+        "--method",
+        "grad-cam",
+        "--index",
+        "1",
+        "--layer",
+        "fc1",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        text(&o).1.contains("Grad-CAM needs feature maps"),
+        "{}",
+        text(&o).1
+    );
+    std::fs::remove_dir_all(&out).unwrap();
+}
