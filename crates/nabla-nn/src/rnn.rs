@@ -323,8 +323,8 @@ impl Recurrent {
             let (h_new, c_new) = match self.kind {
                 RnnKind::RnnTanh => (at.add(&b)?.tanh()?, c.clone()),
                 RnnKind::RnnRelu => (at.add(&b)?.relu()?, c.clone()),
-                // (run() sends LSTMs through the fused lstm_sequence; this
-                // path stays for them as the reference in tests)
+                // run() sends LSTMs through the fused lstm_sequence; this
+                // per-step path is its reference in the tests
                 RnnKind::Lstm => {
                     let hc = at.add(&b)?.lstm_cell(&c)?;
                     (hc.narrow(1, 0, hs)?, hc.narrow(1, hs, hs)?)
@@ -504,6 +504,52 @@ mod tests {
                         .to_vec();
                     assert!(pad.iter().all(|&v| v == 0.0));
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn the_fused_lstm_sequence_equals_the_per_step_cells() {
+        nabla_core::manual_seed(5);
+        let r = Recurrent::lstm(RnnConfig::new(3, 4));
+        let x = Tensor::randn([6, 2, 3]);
+        let fused = r.run(&x, None, None, None).unwrap();
+        let steps: Vec<Tensor> = (0..6)
+            .map(|s| x.narrow(0, s, 1).unwrap().reshape([2, 3]).unwrap())
+            .collect();
+        for reverse in [false, true] {
+            let (h0, c0) = (Tensor::zeros([2, 4]), Tensor::zeros([2, 4]));
+            let (outs, h, c) = r
+                .direction(&steps, &r.weights[0][0], h0, c0, reverse, None)
+                .unwrap();
+            let w = &r.weights[0][0];
+            let zero = Tensor::zeros([16]);
+            let y = x
+                .lstm_sequence(
+                    &w.weight_ih,
+                    &w.weight_hh,
+                    w.bias_ih.as_ref().unwrap_or(&zero),
+                    w.bias_hh.as_ref().unwrap_or(&zero),
+                    &Tensor::zeros([2, 4]),
+                    &Tensor::zeros([2, 4]),
+                    None,
+                    reverse,
+                )
+                .unwrap();
+            let per_step = Tensor::cat(
+                &[
+                    Tensor::stack(&outs, 0).unwrap(),
+                    h.unsqueeze(0).unwrap(),
+                    c.unsqueeze(0).unwrap(),
+                ],
+                0,
+            )
+            .unwrap();
+            for (a, b) in y.to_vec().iter().zip(per_step.to_vec()) {
+                assert!((a - b).abs() < 1e-5, "reverse {reverse}: {a} vs {b}");
+            }
+            if !reverse {
+                assert_eq!(fused.output.to_vec(), y.narrow(0, 0, 6).unwrap().to_vec());
             }
         }
     }

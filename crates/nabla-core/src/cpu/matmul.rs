@@ -102,10 +102,3 @@ pub fn gemm_into(dst: &mut [f32], accumulate: bool, lhs: MatRef, rhs: MatRef, th
         run();
     }
 }
-
-/// `lhs · rhs` into a new row-major buffer, threaded by the pool size.
-pub fn gemm(lhs: MatRef, rhs: MatRef) -> Vec<f32> {
-    let mut out = vec![0f32; lhs.rows * rhs.cols];
-    gemm_into(&mut out, false, lhs, rhs, crate::threads::num_threads());
-    out
-}
