@@ -26,6 +26,75 @@ pub enum Command {
     Summary(SummaryArgs),
     /// Explain predictions: a heatmap of what the model looks at, as PNG
     Explain(ExplainArgs),
+    /// Draw a run as PNG: training curves, filters, feature maps, confusion matrix, mistakes
+    Plot(PlotArgs),
+    /// Write a self-contained HTML report of a run (curves, metrics, pictures)
+    Report(ReportArgs),
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum PlotKind {
+    /// Loss, accuracy and learning rate per epoch and step (from metrics.csv and steps.csv)
+    Curves,
+    /// The weights of a convolution layer (--layer, default the first)
+    Filters,
+    /// The output of a layer (--layer, default the first convolution) for test image --index
+    FeatureMaps,
+    /// True against predicted class on the test set
+    Confusion,
+    /// The most confident mistakes on the test set
+    Misclassified,
+}
+
+impl PlotKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            PlotKind::Curves => "curves",
+            PlotKind::Filters => "filters",
+            PlotKind::FeatureMaps => "feature-maps",
+            PlotKind::Confusion => "confusion",
+            PlotKind::Misclassified => "misclassified",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct PlotArgs {
+    /// A run directory, or a weights file (.safetensors) with --model
+    pub weights: PathBuf,
+    /// What to draw
+    #[arg(long, value_enum, default_value = "curves")]
+    pub kind: PlotKind,
+    /// Layer for filters and feature maps
+    #[arg(long)]
+    pub layer: Option<String>,
+    /// Test example whose feature maps to draw
+    #[arg(long, default_value_t = 0)]
+    pub index: usize,
+    /// How many misclassified examples to show
+    #[arg(long, default_value_t = 32)]
+    pub count: usize,
+    /// Output PNG (default: KIND.png)
+    #[arg(short = 'o', long)]
+    pub output: Option<PathBuf>,
+    #[arg(long)]
+    pub model: Option<String>,
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    #[arg(long)]
+    pub dataset: Option<String>,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct ReportArgs {
+    /// The run directory
+    pub run: PathBuf,
+    /// Output HTML (default: RUN/report.html)
+    #[arg(short = 'o', long)]
+    pub output: Option<PathBuf>,
+    /// Data folder (default: the run's)
+    #[arg(long)]
+    pub data: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]

@@ -218,7 +218,7 @@ pub fn predict(a: PredictArgs) -> Result<()> {
     Ok(())
 }
 
-fn thousands(n: usize) -> String {
+pub(crate) fn thousands(n: usize) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, ch) in s.chars().enumerate() {

@@ -1,7 +1,7 @@
-//! `nabla`: train, evaluate, predict and summarize models from the command
-//! line. Usage errors exit with 2 (clap), runtime errors print one line on
-//! stderr and exit with 1, an interrupted training exits with 130 after
-//! writing its checkpoint.
+//! `nabla`: train, evaluate, predict, summarize, explain, plot and report
+//! on models from the command line. Usage errors exit with 2 (clap),
+//! runtime errors print one line on stderr and exit with 1, an interrupted
+//! training exits with 130 after writing its checkpoint.
 
 mod args;
 mod checkpoint;
@@ -9,6 +9,8 @@ mod common;
 mod explain;
 mod inspect;
 mod modelfile;
+mod plots;
+mod report;
 mod train;
 
 use clap::Parser;
@@ -27,6 +29,8 @@ fn main() {
         Command::Predict(a) => inspect::predict(a).map(|_| 0),
         Command::Summary(a) => inspect::summary(a).map(|_| 0),
         Command::Explain(a) => explain::run(a).map(|_| 0),
+        Command::Plot(a) => plots::run(a).map(|_| 0),
+        Command::Report(a) => report::run(a).map(|_| 0),
     };
     match result {
         Ok(code) => std::process::exit(code),

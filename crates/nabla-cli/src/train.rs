@@ -1,10 +1,12 @@
 //! `nabla train`: the training loop, the run directory and checkpoints.
 //!
 //! Run directory: `config.toml` (every setting: `--resume` reads it back),
-//! `metrics.csv` (one row per epoch), `checkpoints/last.safetensors` (after
-//! every epoch and on interruption), `checkpoints/best.safetensors` (lowest
-//! test loss), `model.safetensors` (final weights, PyTorch keys). All
-//! written atomically.
+//! `metrics.csv` (one row per epoch), `steps.csv` (training loss and lr
+//! every `--log-interval` steps, appended when a checkpoint is written so
+//! it matches the checkpoint after a resume), `checkpoints/last.safetensors`
+//! (after every epoch and on interruption), `checkpoints/best.safetensors`
+//! (lowest test loss), `model.safetensors` (final weights, PyTorch keys).
+//! Whole files are written atomically; the CSV files grow by appended rows.
 
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -90,6 +92,25 @@ fn check_args(a: &TrainArgs) -> Result<()> {
             a.dataset
         );
     }
+    Ok(())
+}
+
+const STEPS_HEADER: &str = "step,epoch,loss,lr\n";
+
+/// Appends `rows` to a CSV file (with its header if the file is new, as in
+/// runs made before steps.csv existed) and empties them.
+fn append_rows(path: &Path, rows: &mut String) -> Result<()> {
+    let mut f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .with_context(|| format!("{}", path.display()))?;
+    if f.metadata()?.len() == 0 {
+        f.write_all(STEPS_HEADER.as_bytes())?;
+    }
+    f.write_all(rows.as_bytes())
+        .with_context(|| format!("{}", path.display()))?;
+    rows.clear();
     Ok(())
 }
 
@@ -230,6 +251,8 @@ pub fn run(args: TrainArgs) -> Result<i32> {
         let header = "epoch,step,train_loss,test_loss,accuracy,lr,seconds\n";
         nabla_data::write_atomically(&run_dir.join("metrics.csv"), header.as_bytes())
             .map_err(|e| anyhow!("{e}"))?;
+        nabla_data::write_atomically(&run_dir.join("steps.csv"), STEPS_HEADER.as_bytes())
+            .map_err(|e| anyhow!("{e}"))?;
         println!(
             "training {} ({} parameters) on {data_name} on {device}; run directory {}",
             model.name,
@@ -250,6 +273,8 @@ pub fn run(args: TrainArgs) -> Result<i32> {
         checkpoint::save(&last, &state_dict(&model), &opt.state(), progress)
     };
     let tty = std::io::stdout().is_terminal();
+    // rows of steps.csv since the last checkpoint, written with it
+    let mut step_rows = String::new();
     let n_train = nabla_data::Dataset::len(loader.dataset());
     let start = Instant::now();
     while progress.epoch <= a.epochs {
@@ -302,6 +327,10 @@ pub fn run(args: TrainArgs) -> Result<i32> {
             progress.global_step += 1;
             loss_sum += value as f64;
             loss_n += 1;
+            if i % a.log_interval.max(1) == 0 {
+                let at = (epoch - 1) as f64 + (i + 1) as f64 / batches_per_epoch as f64;
+                step_rows += &format!("{},{at:.4},{value:.6},{}\n", progress.global_step, opt.lr());
+            }
             let seen = (i + 1) * a.batch_size;
             match &bar {
                 Some(b) => {
@@ -321,6 +350,7 @@ pub fn run(args: TrainArgs) -> Result<i32> {
             let max_reached = a.max_steps.is_some_and(|m| progress.global_step >= m);
             if stop.load(Ordering::SeqCst) || max_reached {
                 progress.lr = opt.lr();
+                append_rows(&run_dir.join("steps.csv"), &mut step_rows)?;
                 save_last(&mut progress, opt.as_ref())?;
                 if let Some(b) = &bar {
                     b.finish_and_clear();
@@ -388,6 +418,7 @@ pub fn run(args: TrainArgs) -> Result<i32> {
         progress.epoch += 1;
         progress.step_in_epoch = 0;
         progress.lr = opt.lr();
+        append_rows(&run_dir.join("steps.csv"), &mut step_rows)?;
         save_last(&mut progress, opt.as_ref())?;
         if improved {
             std::fs::copy(&last, ckpt_dir.join(".best.tmp"))

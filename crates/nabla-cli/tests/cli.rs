@@ -385,3 +385,146 @@ fn explain_writes_heatmap_sheets() {
     );
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+/// Debian's Chromium (what `.ci/run` installs), or the browser named by NABLA_CHROMIUM.
+fn chromium() -> PathBuf {
+    if let Some(p) = std::env::var_os("NABLA_CHROMIUM") {
+        return PathBuf::from(p);
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    ["chromium", "chromium-browser", "google-chrome"]
+        .iter()
+        .flat_map(|name| std::env::split_paths(&path).map(move |d| d.join(name)))
+        .find(|p| p.is_file())
+        .expect(
+            "the report test renders report.html in headless Chromium: install it \
+             (apt-get install chromium; .ci/run does) or point NABLA_CHROMIUM at a browser",
+        )
+}
+
+#[test]
+fn plots_and_a_report_that_renders_in_headless_chromium() {
+    let out = tmp("report");
+    let o = run(&[
+        "train",
+        "--optimizer",
+        "adam",
+        "--lr",
+        "2e-3",
+        "--epochs",
+        "2",
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    let steps = std::fs::read_to_string(out.join("steps.csv")).unwrap();
+    // 125 steps an epoch at batch 64, a row every 10th: 13 an epoch
+    assert_eq!(steps.lines().count(), 1 + 2 * 13, "{steps}");
+    for kind in [
+        "curves",
+        "filters",
+        "feature-maps",
+        "confusion",
+        "misclassified",
+    ] {
+        let png = out.join(format!("{kind}.png"));
+        let o = run(&[
+            "plot",
+            out.to_str().unwrap(),
+            "--kind",
+            kind,
+            "-o",
+            png.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{kind}: {}", text(&o).1);
+        let img = image::open(&png).unwrap().to_rgb8();
+        let distinct: std::collections::HashSet<[u8; 3]> = img.pixels().map(|p| p.0).collect();
+        assert!(
+            img.width() >= 100 && img.height() >= 100 && distinct.len() > 4,
+            "{kind}: {}x{}, {} colours",
+            img.width(),
+            img.height(),
+            distinct.len()
+        );
+    }
+    let o = run(&[
+        "plot",
+        out.to_str().unwrap(),
+        "--kind",
+        "filters",
+        "--layer",
+        "fc1",
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(text(&o).1.contains("fc1"), "{}", text(&o).1);
+
+    let o = run(&["report", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    for part in [
+        "Configuration",
+        "Model",
+        "conv1",
+        "Training",
+        "Confusion matrix",
+        "Saliency",
+        "Filters of conv1",
+    ] {
+        assert!(html.contains(part), "the report lacks {part:?}");
+    }
+    assert!(
+        !html.contains("http://") && !html.contains("https://"),
+        "self-contained"
+    );
+    let images = html.matches("<img src=\"data:image/png;base64,").count();
+    assert_eq!(images, 6);
+
+    // Render a copy with a probe script that records script and resource
+    // errors and, after load, each image's decoded size.
+    let probe = r#"<script>
+window.__errors = [];
+window.addEventListener('error', e => window.__errors.push(String(e.message || (e.target && e.target.tagName) || e.type)), true);
+window.addEventListener('load', () => {
+  const imgs = [...document.images];
+  const broken = imgs.filter(i => !i.complete || i.naturalWidth === 0 || i.naturalHeight === 0).length;
+  const p = document.createElement('pre');
+  p.id = 'probe';
+  p.textContent = `images=${imgs.length} broken=${broken} errors=${window.__errors.length}`;
+  document.body.appendChild(p);
+});
+</script>"#;
+    let probed = out.join("probed.html");
+    std::fs::write(
+        &probed,
+        html.replacen("<head>", &format!("<head>{probe}"), 1),
+    )
+    .unwrap();
+    let profile = out.join("chromium-profile");
+    let o = Command::new(chromium())
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            "--virtual-time-budget=10000",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .arg("--dump-dom")
+        .arg(format!("file://{}", probed.display()))
+        .output()
+        .expect("chromium runs");
+    let dom = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "chromium failed: {}", text(&o).1);
+    assert!(
+        dom.contains("images=6 broken=0 errors=0"),
+        "probe: {:?}",
+        dom.split("id=\"probe\">")
+            .nth(1)
+            .map(|s| &s[..s.len().min(80)])
+    );
+    std::fs::remove_dir_all(&out).unwrap();
+}

@@ -1,5 +1,10 @@
-//! nabla-train: what sits on top of a trained model. For now the
-//! [`explain`] module (attribution maps); the training loop moves here from
-//! the CLI as the library grows.
+//! nabla-train: what sits on top of a trained model. [`explain`]
+//! (attribution maps), [`plot`] and [`curves`] (pictures of a model and its
+//! training, as PNG through [`canvas`]) and [`report`] (a self-contained
+//! HTML page).
 
+pub mod canvas;
+pub mod curves;
 pub mod explain;
+pub mod plot;
+pub mod report;

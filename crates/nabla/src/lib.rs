@@ -42,6 +42,19 @@ pub mod explain {
     pub use nabla_train::explain::*;
 }
 
+/// Pictures as PNG: line charts and training curves, filters, feature maps,
+/// confusion matrices, image grids ([`nabla_train::plot`], `canvas`, `curves`).
+pub mod plot {
+    pub use nabla_train::canvas::*;
+    pub use nabla_train::curves::*;
+    pub use nabla_train::plot::*;
+}
+
+/// A self-contained HTML report builder.
+pub mod report {
+    pub use nabla_train::report::*;
+}
+
 /// Data sets and loading ([`nabla_data`]).
 pub mod data {
     pub use nabla_data::*;

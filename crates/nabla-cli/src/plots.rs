@@ -1,0 +1,192 @@
+//! `nabla plot`: pictures of a run as PNG — training curves, the filters of
+//! a convolution, the feature maps of a layer for one test image, the
+//! confusion matrix and the misclassified test examples.
+
+use anyhow::{anyhow, bail, Result};
+use nabla_core::{no_grad, Tensor};
+use nabla_nn::Module;
+use nabla_train::canvas::Canvas;
+use nabla_train::curves::{training_curves, History};
+use nabla_train::plot::{confusion_matrix, feature_maps, filters, image_grid, Tile};
+
+use crate::args::{PlotArgs, PlotKind};
+use crate::common::{load_data, mean_std};
+use crate::inspect::{load_trained, Trained};
+use crate::modelfile::FileModel;
+
+/// The model's predictions on the whole test set.
+pub(crate) struct TestPredictions {
+    /// The normalized test images `[N, C, H, W]`.
+    pub x: Tensor,
+    pub labels: Vec<usize>,
+    pub preds: Vec<usize>,
+    /// The probability of the predicted class.
+    pub confidence: Vec<f32>,
+    /// `[true][predicted]` counts.
+    pub confusion: Vec<Vec<usize>>,
+}
+
+pub(crate) fn predict_test(t: &Trained) -> Result<TestPredictions> {
+    let data = load_data(&t.dataset, t.data.as_deref(), false)?;
+    let classes = data.test.classes;
+    let (mean, std) = mean_std(&t.dataset);
+    let (x, y) = data.test.to_tensors(mean, std)?;
+    let n = x.shape()[0];
+    t.model.eval();
+    let (mut preds, mut confidence) = (Vec::with_capacity(n), Vec::with_capacity(n));
+    no_grad(|| -> Result<()> {
+        for start in (0..n).step_by(1000) {
+            let batch = x.narrow(0, start, 1000.min(n - start))?;
+            let probs = t.model.forward(&batch)?.softmax(1)?;
+            let (p, i) = (probs.max(&[1], false)?, probs.argmax(1, false)?);
+            confidence.extend(p.to_vec());
+            preds.extend(i.to_vec().iter().map(|&v| v as usize));
+        }
+        Ok(())
+    })?;
+    let labels: Vec<usize> = y.to_vec().iter().map(|&v| v as usize).collect();
+    let mut confusion = vec![vec![0; classes]; classes];
+    for (&l, &p) in labels.iter().zip(&preds) {
+        if l < classes && p < classes {
+            confusion[l][p] += 1;
+        }
+    }
+    Ok(TestPredictions {
+        x,
+        labels,
+        preds,
+        confidence,
+        confusion,
+    })
+}
+
+/// Up to `k` misclassified test examples, the most confident mistakes
+/// first, captioned `T<true> P<predicted> <probability>`; `None` when the
+/// model makes no mistake.
+pub(crate) fn misclassified(p: &TestPredictions, k: usize) -> Result<Option<Canvas>> {
+    let mut wrong: Vec<usize> = (0..p.labels.len())
+        .filter(|&i| p.labels[i] != p.preds[i])
+        .collect();
+    wrong.sort_by(|&a, &b| p.confidence[b].total_cmp(&p.confidence[a]));
+    if wrong.is_empty() {
+        return Ok(None);
+    }
+    let tiles = wrong
+        .iter()
+        .take(k)
+        .map(|&i| {
+            Ok(Tile {
+                image: p.x.narrow(0, i, 1)?.squeeze(0)?,
+                overlay: None,
+                caption: format!("T{} P{} {:.2}", p.labels[i], p.preds[i], p.confidence[i]),
+                caption_color: [255, 140, 140],
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(Some(image_grid(&tiles, 8, 3, false)?))
+}
+
+/// The index of the layer named `name`, or of the first layer of `kind`.
+fn find_layer(model: &FileModel, name: Option<&str>, kind: &str) -> Result<usize> {
+    match name {
+        Some(n) => model
+            .layers
+            .iter()
+            .position(|l| l.name == n)
+            .ok_or_else(|| anyhow!("no layer named {n:?} in {}", model.name)),
+        None => model
+            .layers
+            .iter()
+            .position(|l| l.kind == kind)
+            .ok_or_else(|| anyhow!("{} has no {kind} layer", model.name)),
+    }
+}
+
+/// The filters of a convolution (default: the first one) and its name.
+pub(crate) fn filters_of(model: &FileModel, layer: Option<&str>) -> Result<(String, Canvas)> {
+    let l = &model.layers[find_layer(model, layer, "conv2d")?];
+    let weight = l
+        .module
+        .named_parameters()
+        .into_iter()
+        .find(|(n, t)| n == "weight" && t.shape().len() == 4)
+        .ok_or_else(|| anyhow!("layer {} ({}) has no convolution filters", l.name, l.kind))?
+        .1;
+    Ok((l.name.clone(), filters(&weight)?))
+}
+
+/// The feature maps of a layer (default: the first convolution) for one
+/// input `[C, H, W]`, and the layer's name.
+pub(crate) fn feature_maps_of(
+    model: &FileModel,
+    layer: Option<&str>,
+    x: &Tensor,
+) -> Result<(String, Canvas)> {
+    let idx = find_layer(model, layer, "conv2d")?;
+    let l = &model.layers[idx];
+    if l.out_shape.len() != 3 {
+        bail!(
+            "layer {} gives {:?}, feature maps need [C, H, W]",
+            l.name,
+            l.out_shape
+        );
+    }
+    model.eval();
+    let maps = no_grad(|| {
+        model.layers[..=idx]
+            .iter()
+            .try_fold(x.unsqueeze(0)?, |y, l| l.module.forward(&y))
+    })?;
+    Ok((l.name.clone(), feature_maps(&maps.squeeze(0)?)?))
+}
+
+pub fn run(a: PlotArgs) -> Result<()> {
+    let picture = if a.kind == PlotKind::Curves {
+        if !a.weights.is_dir() {
+            bail!(
+                "{}: training curves need a run directory (with metrics.csv)",
+                a.weights.display()
+            );
+        }
+        training_curves(&History::read(&a.weights)?)
+    } else {
+        let t = load_trained(
+            &a.weights,
+            a.model.as_deref(),
+            a.dataset.as_deref(),
+            a.data.as_deref(),
+        )?;
+        match a.kind {
+            PlotKind::Filters => filters_of(&t.model, a.layer.as_deref())?.1,
+            PlotKind::FeatureMaps => {
+                let data = load_data(&t.dataset, t.data.as_deref(), false)?;
+                let (mean, std) = mean_std(&t.dataset);
+                let (x, _) = data.test.to_tensors(mean, std)?;
+                let n = x.shape()[0];
+                if a.index >= n {
+                    bail!("--index {}: the test set has {n} examples", a.index);
+                }
+                let x = x.narrow(0, a.index, 1)?.squeeze(0)?;
+                feature_maps_of(&t.model, a.layer.as_deref(), &x)?.1
+            }
+            PlotKind::Confusion => confusion_matrix(&predict_test(&t)?.confusion)?,
+            PlotKind::Misclassified => misclassified(&predict_test(&t)?, a.count)?
+                .ok_or_else(|| anyhow!("no test example is misclassified: nothing to plot"))?,
+            PlotKind::Curves => unreachable!("handled above"),
+        }
+    };
+    let out = a
+        .output
+        .unwrap_or_else(|| format!("{}.png", a.kind.name()).into());
+    picture
+        .save_png(&out)
+        .map_err(|e| anyhow!("{}: {e}", out.display()))?;
+    println!(
+        "{} ({}×{}) written to {}",
+        a.kind.name(),
+        picture.width,
+        picture.height,
+        out.display()
+    );
+    Ok(())
+}
