@@ -21,6 +21,7 @@ pub use error::{DataError, Result};
 pub use image::ImageDataset;
 pub use loader::{Batch, Batches, DataLoader};
 pub use mnist::{ImageSet, Mnist};
+pub use text::{CharSequences, TextCorpus};
 pub use transform::Transform;
 
 use std::path::Path;

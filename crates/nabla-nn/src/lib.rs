@@ -12,6 +12,7 @@ pub mod state_dict;
 mod conv;
 mod layers;
 mod linear;
+pub mod lm;
 mod module;
 mod norm;
 pub mod rnn;
@@ -24,6 +25,7 @@ pub use layers::{
     Sigmoid, Softmax, Tanh, GELU,
 };
 pub use linear::Linear;
+pub use lm::{CharLm, LmState};
 pub use module::{prefixed, Module};
 pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, Embedding, LayerNorm};
 pub use sequential::Sequential;

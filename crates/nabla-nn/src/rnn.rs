@@ -147,6 +147,11 @@ impl Recurrent {
         Recurrent::new(RnnKind::RnnTanh, config)
     }
 
+    /// Whether the layer is in training mode (dropout between layers on).
+    pub fn is_training(&self) -> bool {
+        self.training.load(Ordering::Relaxed)
+    }
+
     fn dirs(&self) -> usize {
         if self.config.bidirectional {
             2
