@@ -1,7 +1,8 @@
 //! `nabla train`: the training loop, the run directory and checkpoints.
 //!
 //! Run directory: `config.toml` (every setting: `--resume` reads it back),
-//! `metrics.csv` (one row per epoch), `steps.csv` (training loss and lr
+//! `metrics.csv` (one row per epoch: losses, accuracy, lr, seconds since
+//! the start, and the epoch's training and test-pass seconds), `steps.csv` (training loss and lr
 //! every `--log-interval` steps, appended when a checkpoint is written so
 //! it matches the checkpoint after a resume), `checkpoints/last.safetensors`
 //! (after every epoch and on interruption), `checkpoints/best.safetensors`
@@ -248,7 +249,8 @@ pub fn run(args: TrainArgs) -> Result<i32> {
         })?;
         nabla_data::write_atomically(&run_dir.join("config.toml"), cfg.as_bytes())
             .map_err(|e| anyhow!("{e}"))?;
-        let header = "epoch,step,train_loss,test_loss,accuracy,lr,seconds\n";
+        let header =
+            "epoch,step,train_loss,test_loss,accuracy,lr,seconds,train_seconds,test_seconds\n";
         nabla_data::write_atomically(&run_dir.join("metrics.csv"), header.as_bytes())
             .map_err(|e| anyhow!("{e}"))?;
         nabla_data::write_atomically(&run_dir.join("steps.csv"), STEPS_HEADER.as_bytes())
@@ -377,11 +379,14 @@ pub fn run(args: TrainArgs) -> Result<i32> {
         if let Some(b) = bar {
             b.finish_and_clear();
         }
+        let train_seconds = epoch_start.elapsed().as_secs_f64();
+        let test_start = Instant::now();
         let ev = evaluate(&model, test_set.clone(), a.test_batch_size)?;
+        let test_seconds = test_start.elapsed().as_secs_f64();
         let test_loss = ev.loss / ev.total as f32;
         println!("\n{}\n", test_line(&ev));
         let row = format!(
-            "{epoch},{},{:.6},{test_loss:.6},{:.6},{},{:.3}\n",
+            "{epoch},{},{:.6},{test_loss:.6},{:.6},{},{:.3},{train_seconds:.3},{test_seconds:.3}\n",
             progress.global_step,
             loss_sum / loss_n.max(1) as f64,
             ev.correct as f32 / ev.total as f32,

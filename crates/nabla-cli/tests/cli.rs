@@ -72,7 +72,9 @@ fn default_training_for_one_epoch_reaches_the_documented_accuracy() {
     }
     let metrics = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
     assert!(
-        metrics.starts_with("epoch,step,train_loss,test_loss,accuracy,lr,seconds\n1,125,"),
+        metrics.starts_with(
+            "epoch,step,train_loss,test_loss,accuracy,lr,seconds,train_seconds,test_seconds\n1,125,"
+        ),
         "{metrics}"
     );
     let o = run(&["eval", out.to_str().unwrap()]);

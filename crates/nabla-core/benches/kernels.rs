@@ -109,4 +109,69 @@ fn main() {
             println!("{name}_input_grad {:.3} ms", t * 1e3);
         }
     }
+    if wanted("lstm_64") || wanted("lstm_1000") {
+        // the row-by-row LSTM: 28 steps, 28 features, 128 hidden units;
+        // a training batch (64, forward+backward) and an evaluation batch (1000)
+        let (t, i, h) = (28, 28, 128);
+        let w_ih = Tensor::randn([4 * h, i])
+            .mul_scalar(0.1)
+            .unwrap()
+            .requires_grad_(true);
+        let w_hh = Tensor::randn([4 * h, h])
+            .mul_scalar(0.1)
+            .unwrap()
+            .requires_grad_(true);
+        let b_ih = Tensor::zeros([4 * h]).requires_grad_(true);
+        let b_hh = Tensor::zeros([4 * h]).requires_grad_(true);
+        for n in [64usize, 1000] {
+            if !wanted(&format!("lstm_{n}")) {
+                continue;
+            }
+            let x = Tensor::randn([t, n, i]);
+            let (h0, c0) = (Tensor::zeros([n, h]), Tensor::zeros([n, h]));
+            let run = || {
+                x.lstm_sequence(&w_ih, &w_hh, &b_ih, &b_hh, &h0, &c0, None, false)
+                    .unwrap()
+            };
+            let fwd = best_time(0.5, || drop(nabla_core::no_grad(run)));
+            // forward+backward: 4·H·(I+H)·2 FLOP per row and step, 3× with the gradients
+            let flop = (t * n * 4 * h * (i + h) * 2) as f64;
+            println!(
+                "lstm_{n}_forward {:.3} ms ({:.1} GFLOP/s)",
+                fwd * 1e3,
+                flop / fwd / 1e9
+            );
+            if n == 64 {
+                let both = best_time(0.5, || run().sum_all().unwrap().backward().unwrap());
+                println!(
+                    "lstm_{n}_forward_backward {:.3} ms ({:.1} GFLOP/s)",
+                    both * 1e3,
+                    3.0 * flop / both / 1e9
+                );
+            }
+        }
+    }
+    if wanted("pool") {
+        // the reference CNN's two poolings at batch 64, forward and backward
+        for shape in [[64usize, 6, 28, 28], [64, 16, 10, 10]] {
+            let x = Tensor::randn(shape).requires_grad_(true);
+            let fwd = best_time(0.5, || {
+                drop(nabla_core::no_grad(|| x.max_pool2d(2).unwrap()))
+            });
+            let both = best_time(0.5, || {
+                x.max_pool2d(2)
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .backward()
+                    .unwrap()
+            });
+            println!(
+                "max_pool2d_{:?}_forward {:.3} ms, with backward {:.3} ms",
+                shape,
+                fwd * 1e3,
+                both * 1e3
+            );
+        }
+    }
 }

@@ -9,6 +9,7 @@
 //! assert_eq!(x.grad().unwrap().to_vec(), vec![2.0, 4.0, 6.0]);
 //! ```
 
+mod alloc;
 mod autograd;
 pub mod cpu;
 mod device;

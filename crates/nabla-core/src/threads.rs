@@ -19,6 +19,7 @@ fn default_threads() -> usize {
 }
 
 fn build(n: usize) -> Arc<ThreadPool> {
+    crate::alloc::keep_freed_memory();
     Arc::new(
         rayon::ThreadPoolBuilder::new()
             .num_threads(n)
