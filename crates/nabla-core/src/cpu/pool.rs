@@ -75,10 +75,74 @@ fn max_pool_plane_2x2(plane: &[f32], g: &ConvGeom, out: &mut [f32], arg: &mut [u
     }
 }
 
+/// The 2×2 window, eight outputs at a time: the 16 inputs of a row split
+/// into even and odd columns by shuffles, the first maximum of each pair
+/// picked by compare and blend (row-major order: left before right, top
+/// before bottom, as the scalar version and PyTorch), masked loads and
+/// stores for the last, partial group of a row.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+#[allow(unsafe_op_in_unsafe_fn)] // intrinsics on checked bounds
+unsafe fn max_pool_plane_2x2_avx2(plane: &[f32], g: &ConvGeom, out: &mut [f32], arg: &mut [u32]) {
+    use std::arch::x86_64::*;
+    let (w, ow) = (g.w, g.ow);
+    assert!(plane.len() >= 2 * g.oh * w && w >= 2 * ow);
+    assert!(out.len() >= g.oh * ow && arg.len() >= g.oh * ow);
+    let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    // after the even/odd shuffles the pairs sit in the order 0 1 4 5 2 3 6 7
+    let pair_col = _mm256_setr_epi32(0, 2, 8, 10, 4, 6, 12, 14);
+    let below = |n: usize| _mm256_cmpgt_epi32(_mm256_set1_epi32(n as i32), lane);
+    // the first maximum of each (even, odd) pair and its index, NaN flags
+    let pairs = |row: *const f32, m_lo: __m256i, m_hi: __m256i, base: i32| {
+        let (a, b) = (
+            _mm256_maskload_ps(row, m_lo),
+            _mm256_maskload_ps(row.wrapping_add(8), m_hi),
+        );
+        let (even, odd) = (_mm256_shuffle_ps(a, b, 0x88), _mm256_shuffle_ps(a, b, 0xDD));
+        let odd_wins = _mm256_cmp_ps(odd, even, _CMP_NLE_UQ);
+        let v = _mm256_blendv_ps(even, odd, odd_wins);
+        let i = _mm256_add_epi32(_mm256_set1_epi32(base), pair_col);
+        let i = _mm256_sub_epi32(i, _mm256_castps_si256(odd_wins)); // −(−1) = +1
+        (v, i, _mm256_cmp_ps(even, odd, _CMP_UNORD_Q))
+    };
+    for oy in 0..g.oh {
+        let (r0, r1) = (2 * oy * w, (2 * oy + 1) * w);
+        let mut ox = 0;
+        while ox < ow {
+            let n = (ow - ox).min(8);
+            let (m_lo, m_hi) = (below((2 * n).min(8)), below((2 * n).saturating_sub(8)));
+            let x = 2 * ox;
+            // masked-off lanes are never touched, so the address may pass the end
+            let top = plane.as_ptr().wrapping_add(r0 + x);
+            let bottom = plane.as_ptr().wrapping_add(r1 + x);
+            let (tv, ti, tn) = pairs(top, m_lo, m_hi, (r0 + x) as i32);
+            let (bv, bi, bn) = pairs(bottom, m_lo, m_hi, (r1 + x) as i32);
+            let bottom_wins = _mm256_cmp_ps(bv, tv, _CMP_NLE_UQ);
+            let v = _mm256_blendv_ps(tv, bv, bottom_wins);
+            let i =
+                _mm256_castsi256_ps(_mm256_blendv_epi8(ti, bi, _mm256_castps_si256(bottom_wins)));
+            let v = _mm256_blendv_ps(v, _mm256_set1_ps(f32::NAN), _mm256_or_ps(tn, bn));
+            // back to the order 0..8: 64-bit blocks 0 2 1 3
+            let v = _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(v), 0xD8));
+            let i = _mm256_castpd_si256(_mm256_permute4x64_pd(_mm256_castps_pd(i), 0xD8));
+            let m_out = below(n);
+            let o = oy * ow + ox;
+            _mm256_maskstore_ps(out.as_mut_ptr().add(o), m_out, v);
+            _mm256_maskstore_epi32(arg.as_mut_ptr().add(o) as *mut i32, m_out, i);
+            ox += n;
+        }
+    }
+}
+
 /// Max pooling of one plane: outputs and the winning input index of each.
 fn max_pool_plane(plane: &[f32], g: &ConvGeom, out: &mut [f32], arg: &mut [u32]) {
     let simple = (g.sh, g.sw, g.ph, g.pw, g.dh, g.dw) == (2, 2, 0, 0, 1, 1);
     if simple && (g.kh, g.kw) == (2, 2) {
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx2") {
+            // SAFETY: AVX2 is present; the function checks its bounds.
+            return unsafe { max_pool_plane_2x2_avx2(plane, g, out, arg) };
+        }
         return max_pool_plane_2x2(plane, g, out, arg);
     }
     let (w, dh, dw) = (g.w, g.dh, g.dw);
@@ -213,4 +277,61 @@ pub fn avg_pool_backward(
         }
     });
     dx
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn geom(h: usize, w: usize) -> ConvGeom {
+        ConvGeom {
+            n: 1,
+            c: 1,
+            h,
+            w,
+            kh: 2,
+            kw: 2,
+            sh: 2,
+            sw: 2,
+            ph: 0,
+            pw: 0,
+            dh: 1,
+            dw: 1,
+            oh: h / 2,
+            ow: w / 2,
+        }
+    }
+
+    /// The vector kernel agrees with the scalar one on values, winning
+    /// indices (ties included: values from a small set) and NaN, for widths
+    /// that leave every size of partial group.
+    #[test]
+    fn vector_2x2_equals_scalar_2x2() {
+        #[cfg(target_arch = "x86_64")]
+        if is_x86_feature_detected!("avx2") {
+            let mut gen = crate::Generator::new(5);
+            for w in 2..=37 {
+                for h in [2, 3, 6] {
+                    let g = geom(h, w);
+                    let mut plane: Vec<f32> = (0..h * w).map(|_| gen.below(4) as f32).collect();
+                    if w % 5 == 0 {
+                        plane[gen.below(h * w)] = f32::NAN;
+                    }
+                    let p = g.oh * g.ow;
+                    let (mut o1, mut a1) = (vec![0f32; p], vec![0u32; p]);
+                    let (mut o2, mut a2) = (vec![0f32; p], vec![0u32; p]);
+                    max_pool_plane_2x2(&plane, &g, &mut o1, &mut a1);
+                    // SAFETY: AVX2 is present.
+                    unsafe { max_pool_plane_2x2_avx2(&plane, &g, &mut o2, &mut a2) };
+                    for k in 0..p {
+                        let same = o1[k] == o2[k] || (o1[k].is_nan() && o2[k].is_nan());
+                        assert!(same, "{h}x{w} output {k}: {} vs {}", o1[k], o2[k]);
+                        if !o1[k].is_nan() {
+                            assert_eq!(a1[k], a2[k], "{h}x{w} output {k}");
+                        }
+                    }
+                }
+            }
+        }
+    }
 }
