@@ -129,6 +129,12 @@ impl Tensor {
                 false => None,
             };
             let db = match b.requires_grad() {
+                // b a transposed view (x·Wᵀ in a linear layer): compute
+                // (gᵀ·a)ᵀ, a view whose transpose — the weight's gradient —
+                // is contiguous, so accumulating it needs no transposing copy
+                true if a.rank() == 2 && b.rank() == 2 && b.layout().strides()[0] == 1 => {
+                    Some(g.t()?.matmul(a)?.t()?)
+                }
                 true => Some(a.transpose(-1, -2)?.matmul(g)?.sum_to_shape(b.shape())?),
                 false => None,
             };
@@ -166,6 +172,30 @@ mod tests {
         c.iter()
             .zip(&want)
             .for_each(|(x, y)| assert!((x - y).abs() < 1e-5));
+    }
+
+    /// A linear layer's x·Wᵀ: W's gradient is gᵀ·x, stored contiguous
+    /// (no transposing copy), and gradcheck passes through that path.
+    #[test]
+    fn gradient_of_a_transposed_weight_is_contiguous_and_right() {
+        let (x, w) = (rand_input(&[4, 5], 7), rand_input(&[3, 5], 8));
+        let w = w.requires_grad_(true);
+        x.matmul(&w.t().unwrap()).unwrap().sum_all().unwrap().backward().unwrap();
+        let gw = w.grad().unwrap();
+        assert!(gw.is_contiguous());
+        // d(sum)/dW[j, k] = Σ_i x[i, k]
+        let xs = x.to_vec();
+        for (jk, v) in gw.to_vec().iter().enumerate() {
+            let k = jk % 5;
+            let want: f32 = (0..4).map(|i| xs[i * 5 + k]).sum();
+            assert!((v - want).abs() < 1e-5, "{jk}: {v} vs {want}");
+        }
+        gradcheck(
+            |t| t[0].matmul(&t[1].t()?)?.tanh(),
+            &[rand_input(&[4, 5], 1), rand_input(&[3, 5], 2)],
+            Default::default(),
+        )
+        .unwrap();
     }
 
     #[test]
