@@ -220,22 +220,36 @@ impl Tensor {
             .zip(b_hh.to_vec())
             .map(|(a, b)| a + b)
             .collect();
-        // Z = X·W_ihᵀ + b for all steps; the recurrent term is added per step.
-        let mut z = vec![0f32; t * n * 4 * h];
-        gemm_into(
-            &mut z,
-            false,
-            MatRef::row_major(&xv, t * n, i),
-            MatRef::row_major(&wih, 4 * h, i).t(),
-            threads,
-        );
-        z.chunks_mut(4 * h)
-            .for_each(|r| r.iter_mut().zip(&bias).for_each(|(v, b)| *v += b));
+        // Without a backward pass to come (evaluation, sampling) only the
+        // current step's gate values are needed: buffers of one step, not
+        // of all T, keep an evaluation batch in cache.
+        let keep = crate::autograd::is_grad_enabled()
+            && [self, w_ih, w_hh, b_ih, b_hh, h0, c0]
+                .iter()
+                .any(|x| x.requires_grad());
+        let steps_kept = if keep { t } else { 1 };
+        // Z = X·W_ihᵀ + b, for all steps at once when they are kept (else
+        // per step, below); the recurrent term is added per step.
+        let project = |z: &mut [f32], x: &[f32], rows: usize, threads: usize| {
+            gemm_into(
+                z,
+                false,
+                MatRef::row_major(x, rows, i),
+                MatRef::row_major(&wih, 4 * h, i).t(),
+                threads,
+            );
+            z.chunks_mut(4 * h)
+                .for_each(|r| r.iter_mut().zip(&bias).for_each(|(v, b)| *v += b));
+        };
+        let mut z = vec![0f32; steps_kept * n * 4 * h];
+        if keep {
+            project(&mut z, &xv, t * n, threads);
+        }
         let (mut hv, mut cv) = (h0.to_vec(), c0.to_vec());
-        let mut act = vec![0f32; t * n * 4 * h]; // σ(i), σ(f), tanh(g), σ(o)
-        let mut tc = vec![0f32; t * n * h]; // tanh(c')
-        let mut h_prev = vec![0f32; t * n * h];
-        let mut c_prev = vec![0f32; t * n * h];
+        let mut act = vec![0f32; steps_kept * n * 4 * h]; // σ(i), σ(f), tanh(g), σ(o)
+        let mut tc = vec![0f32; steps_kept * n * h]; // tanh(c')
+        let mut h_prev = vec![0f32; steps_kept * n * h];
+        let mut c_prev = vec![0f32; steps_kept * n * h];
         let mut out = vec![0f32; (t + 2) * n * h];
         let order: Vec<usize> = if reverse {
             (0..t).rev().collect()
@@ -247,17 +261,21 @@ impl Tensor {
         let rb = n.div_ceil(step_blocks(n, h, threads));
         crate::threads::install(|| {
             for &s in &order {
+                let k = if keep { s } else { 0 }; // the step's place in the buffers
                 let (sz, sh) = (
-                    s * n * 4 * h..(s + 1) * n * 4 * h,
-                    s * n * h..(s + 1) * n * h,
+                    k * n * 4 * h..(k + 1) * n * 4 * h,
+                    k * n * h..(k + 1) * n * h,
                 );
+                if !keep {
+                    project(&mut z, &xv[s * n * i..(s + 1) * n * i], n, threads);
+                }
                 let mut blocks: Vec<StepRows> = z[sz.clone()]
                     .chunks_mut(rb * 4 * h)
                     .zip(act[sz].chunks_mut(rb * 4 * h))
                     .zip(tc[sh.clone()].chunks_mut(rb * h))
                     .zip(h_prev[sh.clone()].chunks_mut(rb * h))
                     .zip(c_prev[sh.clone()].chunks_mut(rb * h))
-                    .zip(out[sh].chunks_mut(rb * h))
+                    .zip(out[s * n * h..(s + 1) * n * h].chunks_mut(rb * h))
                     .zip(hv.chunks_mut(rb * h).zip(cv.chunks_mut(rb * h)))
                     .enumerate()
                     .map(|(b, ((((((z, act), tc), hp), cp), out), (h, c)))| {
@@ -427,6 +445,50 @@ mod tests {
             };
             gradcheck(f, &inputs, Default::default())
                 .unwrap_or_else(|e| panic!("reverse {reverse}: {e}"));
+        }
+    }
+
+    /// Without gradients only one step is buffered: the outputs and final
+    /// states are the same as with the full buffers.
+    #[test]
+    fn evaluation_without_gradients_gives_the_same_values() {
+        let inputs = [
+            rand_input(&[5, 3, 4], 11),
+            rand_input(&[12, 4], 12),
+            rand_input(&[12, 3], 13),
+            rand_input(&[12], 14),
+            rand_input(&[12], 15),
+            rand_input(&[3, 3], 16),
+            rand_input(&[3, 3], 17),
+        ];
+        let mask = Some(
+            (0..15)
+                .map(|k| if k % 7 == 6 { 0.0 } else { 1.0 })
+                .collect(),
+        );
+        for (reverse, mask) in [
+            (false, None),
+            (true, None),
+            (false, mask.clone()),
+            (true, mask),
+        ] {
+            let f = |x: &[Tensor]| {
+                x[0].lstm_sequence(
+                    &x[1],
+                    &x[2],
+                    &x[3],
+                    &x[4],
+                    &x[5],
+                    &x[6],
+                    mask.clone(),
+                    reverse,
+                )
+                .unwrap()
+                .to_vec()
+            };
+            let with_grad = f(&inputs);
+            let without = crate::no_grad(|| f(&inputs));
+            assert_eq!(with_grad, without, "reverse {reverse}");
         }
     }
 }

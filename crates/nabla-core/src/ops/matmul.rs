@@ -180,7 +180,12 @@ mod tests {
     fn gradient_of_a_transposed_weight_is_contiguous_and_right() {
         let (x, w) = (rand_input(&[4, 5], 7), rand_input(&[3, 5], 8));
         let w = w.requires_grad_(true);
-        x.matmul(&w.t().unwrap()).unwrap().sum_all().unwrap().backward().unwrap();
+        x.matmul(&w.t().unwrap())
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
         let gw = w.grad().unwrap();
         assert!(gw.is_contiguous());
         // d(sum)/dW[j, k] = Σ_i x[i, k]
