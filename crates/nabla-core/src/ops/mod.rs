@@ -89,15 +89,13 @@ pub(crate) fn unary_op(
         let out = g.with_cpu(|dg, lg| {
             xs.with_cpu(|dx, lx| {
                 ys.with_cpu(|dy, ly| {
-                    let (dg, dx, dy) = (&dg[lg.offset()..], &dx[lx.offset()..], &dy[ly.offset()..]);
-                    let mut out = vec![0f32; lg.numel()];
-                    cpu::for_each_chunk(&mut out, 1 << 14, |ci, c| {
-                        let s = ci << 14;
-                        for (k, o) in c.iter_mut().enumerate() {
-                            *o = dg[s + k] * df(dx[s + k], dy[s + k]);
-                        }
-                    });
-                    out
+                    let n = lg.numel();
+                    let (dg, dx, dy) = (
+                        &dg[lg.offset()..lg.offset() + n],
+                        &dx[lx.offset()..lx.offset() + n],
+                        &dy[ly.offset()..ly.offset() + n],
+                    );
+                    cpu::elementwise::map3(dg, dx, dy, |g, x, y| g * df(x, y))
                 })
             })
         });
