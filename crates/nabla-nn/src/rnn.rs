@@ -262,6 +262,24 @@ impl Recurrent {
                     )?;
                     let last = |j: usize| y.narrow(0, t + j, 1)?.reshape([n, h]);
                     (y.narrow(0, 0, t)?, last(0)?, last(1)?)
+                } else if self.kind == RnnKind::Gru {
+                    // likewise one fused op (nabla-core's gru_sequence)
+                    let zero = || Tensor::zeros([3 * h]);
+                    let (bi, bh) = (
+                        w.bias_ih.clone().unwrap_or_else(zero),
+                        w.bias_hh.clone().unwrap_or_else(zero),
+                    );
+                    let y = input.gru_sequence(
+                        &w.weight_ih,
+                        &w.weight_hh,
+                        &bi,
+                        &bh,
+                        &h_init,
+                        mask.clone(),
+                        d == 1,
+                    )?;
+                    let h_last = y.narrow(0, t, 1)?.reshape([n, h])?;
+                    (y.narrow(0, 0, t)?, h_last.clone(), h_last)
                 } else {
                     let steps: Vec<Tensor> = (0..t)
                         .map(|s| input.narrow(0, s, 1)?.reshape([n, input.shape()[2]]))

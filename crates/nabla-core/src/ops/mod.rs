@@ -19,6 +19,7 @@ mod exp;
 mod expand;
 mod gather;
 mod gelu;
+mod gru_sequence;
 mod index_select;
 mod log;
 mod log_softmax;

@@ -1,0 +1,367 @@
+//! A whole GRU direction over a sequence as one op, like
+//! [`lstm_sequence`](Tensor::lstm_sequence): the input projection of every
+//! step in one GEMM, one GEMM per step for the recurrence with the cell
+//! fused after it, and backpropagation through time inside the op with one
+//! GEMM per step plus large ones for the weight and input gradients. No
+//! tensor and no graph node per step.
+//!
+//! Inputs: x `[T, N, I]`, w_ih `[3H, I]`, w_hh `[3H, H]`, b_ih, b_hh `[3H]`,
+//! h0 `[N, H]`; an optional mask `[T, N]` (1 inside a sequence, 0 past its
+//! end) and the direction. Output `[T + 1, N, H]`: the output of every step,
+//! then h_n. Gates in PyTorch's order r, z, n; step t (in processing order),
+//! with `a = W_ih·x_t + b_ih` and `b = W_hh·h + b_hh`:
+//! `r = σ(a_r + b_r)`, `z = σ(a_z + b_z)`, `n = tanh(a_n + r ⊙ b_n)`,
+//! `h' = (1 − z) ⊙ n + z ⊙ h`, `h ← m·h' + (1 − m)·h`, `out_t = m·h`.
+//!
+//! Backward, walking the steps in reverse with `g = m·(dh + m·dout_t)`:
+//! `dn = g ⊙ (1 − z)`, `dz = g ⊙ (h − n)`, `dâ_n = dn ⊙ (1 − n²)`,
+//! `dr = dâ_n ⊙ b_n`; the pre-activation gradients are
+//! `da = [dr·r(1−r), dz·z(1−z), dâ_n]` and `db = [da_r, da_z, dâ_n ⊙ r]`;
+//! `dh ← (1 − m)·dh_t + g ⊙ z + W_hhᵀ·db`. Finally `dW_ih = Σ daᵀ·x_t`,
+//! `dW_hh = Σ dbᵀ·h_{t−1}`, `dx_t = W_ih·da`, `db_ih = Σ da`,
+//! `db_hh = Σ db`.
+
+use crate::cpu::math::{sigmoid, tanh};
+use crate::cpu::matmul::{gemm_into, MatRef};
+use crate::{Error, Result, Tensor};
+
+/// What the forward pass keeps of one step for the backward one.
+struct Saved {
+    /// r, z, n of every step, `[T, N, 3H]`.
+    gates: Vec<f32>,
+    /// `W_hn·h + b_hn` of every step, `[T, N, H]`.
+    bn: Vec<f32>,
+    /// h before every step, `[T, N, H]`.
+    h_prev: Vec<f32>,
+}
+
+/// The cells of one step: `a` holds the input projection `[N, 3H]`, `b`
+/// the recurrent one; `h` is updated in place.
+#[inline(always)]
+fn cells(
+    a: &[f32],
+    b: &[f32],
+    h: &mut [f32],
+    gates: &mut [f32],
+    bn: &mut [f32],
+    out: &mut [f32],
+    mask: Option<&[f32]>,
+    hs: usize,
+) {
+    for row in 0..h.len() / hs {
+        let m = mask.map_or(1.0, |m| m[row]);
+        let (ar, br) = (&a[row * 3 * hs..][..3 * hs], &b[row * 3 * hs..][..3 * hs]);
+        let g = &mut gates[row * 3 * hs..][..3 * hs];
+        let (hr, bnr, outr) = (
+            &mut h[row * hs..][..hs],
+            &mut bn[row * hs..][..hs],
+            &mut out[row * hs..][..hs],
+        );
+        for k in 0..hs {
+            let r = sigmoid(ar[k] + br[k]);
+            let z = sigmoid(ar[hs + k] + br[hs + k]);
+            let n = tanh(ar[2 * hs + k] + r * br[2 * hs + k]);
+            (g[k], g[hs + k], g[2 * hs + k]) = (r, z, n);
+            bnr[k] = br[2 * hs + k];
+            let new = (1.0 - z) * n + z * hr[k];
+            hr[k] = m * new + (1.0 - m) * hr[k];
+            outr[k] = m * hr[k];
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
+unsafe fn cells_avx2(
+    a: &[f32],
+    b: &[f32],
+    h: &mut [f32],
+    gates: &mut [f32],
+    bn: &mut [f32],
+    out: &mut [f32],
+    mask: Option<&[f32]>,
+    hs: usize,
+) {
+    cells(a, b, h, gates, bn, out, mask, hs)
+}
+
+fn run_cells(
+    a: &[f32],
+    b: &[f32],
+    h: &mut [f32],
+    gates: &mut [f32],
+    bn: &mut [f32],
+    out: &mut [f32],
+    mask: Option<&[f32]>,
+    hs: usize,
+) {
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        // SAFETY: the CPU has AVX2 and FMA; the function only does slice arithmetic.
+        return unsafe { cells_avx2(a, b, h, gates, bn, out, mask, hs) };
+    }
+    cells(a, b, h, gates, bn, out, mask, hs)
+}
+
+impl Tensor {
+    /// One GRU direction over a whole sequence; see the module docs.
+    pub fn gru_sequence(
+        &self,
+        w_ih: &Tensor,
+        w_hh: &Tensor,
+        b_ih: &Tensor,
+        b_hh: &Tensor,
+        h0: &Tensor,
+        mask: Option<Vec<f32>>,
+        reverse: bool,
+    ) -> Result<Tensor> {
+        let (t, n, i) = self.dims3()?;
+        let (g3, h) = w_hh.dims2()?;
+        let bad = |what: &str, s: &[usize]| Error::Shape {
+            op: "gru_sequence",
+            msg: format!(
+                "{what} has shape {s:?} for input {:?} and w_hh {:?}",
+                self.shape(),
+                w_hh.shape()
+            ),
+        };
+        if g3 != 3 * h {
+            return Err(bad("w_hh", w_hh.shape()));
+        }
+        if w_ih.shape() != [3 * h, i] {
+            return Err(bad("w_ih", w_ih.shape()));
+        }
+        for (name, b) in [("b_ih", b_ih), ("b_hh", b_hh)] {
+            if b.shape() != [3 * h] {
+                return Err(bad(name, b.shape()));
+            }
+        }
+        if h0.shape() != [n, h] {
+            return Err(bad("h0", h0.shape()));
+        }
+        if mask.as_ref().is_some_and(|m| m.len() != t * n) {
+            return Err(Error::Arg {
+                op: "gru_sequence",
+                msg: format!("mask must have {} values", t * n),
+            });
+        }
+        let threads = crate::threads::num_threads();
+        let (xv, wih, whh) = (self.to_vec(), w_ih.to_vec(), w_hh.to_vec());
+        let (bih, bhh) = (b_ih.to_vec(), b_hh.to_vec());
+        // A = X·W_ihᵀ + b_ih for all steps at once
+        let mut a_all = vec![0f32; t * n * 3 * h];
+        gemm_into(
+            &mut a_all,
+            false,
+            MatRef::row_major(&xv, t * n, i),
+            MatRef::row_major(&wih, 3 * h, i).t(),
+            threads,
+        );
+        a_all
+            .chunks_mut(3 * h)
+            .for_each(|r| r.iter_mut().zip(&bih).for_each(|(v, b)| *v += b));
+        let keep = crate::autograd::is_grad_enabled()
+            && [self, w_ih, w_hh, b_ih, b_hh, h0]
+                .iter()
+                .any(|x| x.requires_grad());
+        let kept = if keep { t } else { 1 };
+        let mut saved = Saved {
+            gates: vec![0f32; kept * n * 3 * h],
+            bn: vec![0f32; kept * n * h],
+            h_prev: vec![0f32; kept * n * h],
+        };
+        let mut hv = h0.to_vec();
+        let mut b_step = vec![0f32; n * 3 * h];
+        let mut out = vec![0f32; (t + 1) * n * h];
+        let order: Vec<usize> = if reverse {
+            (0..t).rev().collect()
+        } else {
+            (0..t).collect()
+        };
+        crate::threads::install(|| {
+            for &s in &order {
+                let k = if keep { s } else { 0 };
+                saved.h_prev[k * n * h..(k + 1) * n * h].copy_from_slice(&hv);
+                // B = h·W_hhᵀ + b_hh
+                for r in b_step.chunks_mut(3 * h) {
+                    r.copy_from_slice(&bhh);
+                }
+                gemm_into(
+                    &mut b_step,
+                    true,
+                    MatRef::row_major(&hv, n, h),
+                    MatRef::row_major(&whh, 3 * h, h).t(),
+                    threads,
+                );
+                run_cells(
+                    &a_all[s * n * 3 * h..(s + 1) * n * 3 * h],
+                    &b_step,
+                    &mut hv,
+                    &mut saved.gates[k * n * 3 * h..(k + 1) * n * 3 * h],
+                    &mut saved.bn[k * n * h..(k + 1) * n * h],
+                    &mut out[s * n * h..(s + 1) * n * h],
+                    mask.as_ref().map(|m| &m[s * n..(s + 1) * n]),
+                    h,
+                );
+            }
+        });
+        out[t * n * h..].copy_from_slice(&hv);
+        let y = Tensor::from_cpu(out, &[t + 1, n, h]);
+        Ok(y.attach(
+            "GruSequenceBackward",
+            &[self, w_ih, w_hh, b_ih, b_hh, h0],
+            move |grad, inputs| {
+                let gv = grad.to_vec();
+                let mut dh = gv[t * n * h..].to_vec();
+                // gradients of the pre-activations: input side, recurrent side
+                let mut da = vec![0f32; t * n * 3 * h];
+                let mut db = vec![0f32; t * n * 3 * h];
+                let mut next = vec![0f32; n * h];
+                for &s in order.iter().rev() {
+                    let m = mask.as_ref().map(|m| &m[s * n..(s + 1) * n]);
+                    let (g3s, g1s) = (
+                        s * n * 3 * h..(s + 1) * n * 3 * h,
+                        s * n * h..(s + 1) * n * h,
+                    );
+                    let (gates, bn, hp) = (
+                        &saved.gates[g3s.clone()],
+                        &saved.bn[g1s.clone()],
+                        &saved.h_prev[g1s.clone()],
+                    );
+                    let (das, dbs) = (&mut da[g3s.clone()], &mut db[g3s]);
+                    let dout = &gv[g1s];
+                    for row in 0..n {
+                        let mk = m.map_or(1.0, |m| m[row]);
+                        for k in 0..h {
+                            let j = row * h + k;
+                            let q = row * 3 * h;
+                            let dh_t = dh[j] + mk * dout[j];
+                            let g = mk * dh_t;
+                            let (r, z, nn) = (gates[q + k], gates[q + h + k], gates[q + 2 * h + k]);
+                            let dn = g * (1.0 - z);
+                            let dz = g * (hp[j] - nn);
+                            let dan = dn * (1.0 - nn * nn);
+                            let dr = dan * bn[j];
+                            let (dar, daz) = (dr * r * (1.0 - r), dz * z * (1.0 - z));
+                            (das[q + k], das[q + h + k], das[q + 2 * h + k]) = (dar, daz, dan);
+                            (dbs[q + k], dbs[q + h + k], dbs[q + 2 * h + k]) = (dar, daz, dan * r);
+                            next[j] = (1.0 - mk) * dh_t + g * z;
+                        }
+                    }
+                    // dh ← next + db_s·W_hh
+                    gemm_into(
+                        &mut next,
+                        true,
+                        MatRef::row_major(dbs, n, 3 * h),
+                        MatRef::row_major(&whh, 3 * h, h),
+                        threads,
+                    );
+                    std::mem::swap(&mut dh, &mut next);
+                }
+                let want = |k: usize| inputs[k].requires_grad();
+                let (da_all, db_all) = (
+                    MatRef::row_major(&da, t * n, 3 * h),
+                    MatRef::row_major(&db, t * n, 3 * h),
+                );
+                let product = |rows: usize, cols: usize, lhs: MatRef, rhs: MatRef| {
+                    let mut v = vec![0f32; rows * cols];
+                    gemm_into(&mut v, false, lhs, rhs, threads);
+                    Tensor::from_cpu(v, &[rows, cols])
+                };
+                let dx = want(0).then(|| {
+                    product(t * n, i, da_all, MatRef::row_major(&wih, 3 * h, i))
+                        .reshape([t, n, i])
+                        .expect("t·n·i elements")
+                });
+                let dwih = want(1)
+                    .then(|| product(3 * h, i, da_all.t(), MatRef::row_major(&xv, t * n, i)));
+                let dwhh = want(2).then(|| {
+                    product(
+                        3 * h,
+                        h,
+                        db_all.t(),
+                        MatRef::row_major(&saved.h_prev, t * n, h),
+                    )
+                });
+                let column_sums = |v: &[f32]| {
+                    let mut s = vec![0f32; 3 * h];
+                    v.chunks(3 * h)
+                        .for_each(|r| s.iter_mut().zip(r).for_each(|(a, b)| *a += b));
+                    Tensor::from_cpu(s, &[3 * h])
+                };
+                let dbih = want(3).then(|| column_sums(&da));
+                let dbhh = want(4).then(|| column_sums(&db));
+                let dh0 = want(5).then(|| Tensor::from_cpu(dh, &[n, h]));
+                Ok(vec![dx, dwih, dwhh, dbih, dbhh, dh0])
+            },
+        ))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::gradcheck::{gradcheck, rand_input};
+    use crate::Tensor;
+
+    fn inputs() -> [Tensor; 6] {
+        [
+            rand_input(&[3, 2, 3], 21),
+            rand_input(&[6, 3], 22),
+            rand_input(&[6, 2], 23),
+            rand_input(&[6], 24),
+            rand_input(&[6], 25),
+            rand_input(&[2, 2], 26),
+        ]
+    }
+
+    #[test]
+    fn gradcheck_gru_sequence_both_directions_and_masks() {
+        for (reverse, mask) in [
+            (false, None),
+            (true, None),
+            (false, Some(vec![1., 1., 1., 0., 1., 0.])),
+            (true, Some(vec![1., 1., 0., 1., 0., 1.])),
+        ] {
+            let f = |x: &[Tensor]| {
+                x[0].gru_sequence(&x[1], &x[2], &x[3], &x[4], &x[5], mask.clone(), reverse)
+            };
+            gradcheck(f, &inputs(), Default::default())
+                .unwrap_or_else(|e| panic!("reverse {reverse}: {e}"));
+        }
+    }
+
+    /// Step by step with the composed GRU cell equals the fused op, and
+    /// without gradients it gives the same values.
+    #[test]
+    fn equals_the_per_step_cell_and_runs_without_gradients() {
+        let x = inputs();
+        let y = x[0]
+            .gru_sequence(&x[1], &x[2], &x[3], &x[4], &x[5], None, false)
+            .unwrap();
+        let mut h = x[5].clone();
+        for s in 0..3 {
+            let xs = x[0].narrow(0, s, 1).unwrap().squeeze(0).unwrap();
+            let a = xs.matmul(&x[1].t().unwrap()).unwrap().add(&x[3]).unwrap();
+            let b = h.matmul(&x[2].t().unwrap()).unwrap().add(&x[4]).unwrap();
+            h = a.gru_cell(&b, &h).unwrap();
+            let got = y.narrow(0, s, 1).unwrap().to_vec();
+            for (a, b) in got.iter().zip(h.to_vec()) {
+                assert!((a - b).abs() < 1e-5, "step {s}: {a} vs {b}");
+            }
+        }
+        let without = crate::no_grad(|| {
+            x[0].gru_sequence(&x[1], &x[2], &x[3], &x[4], &x[5], None, false)
+                .unwrap()
+                .to_vec()
+        });
+        assert_eq!(without, y.to_vec());
+        let err = x[0]
+            .gru_sequence(&x[1], &x[1], &x[3], &x[4], &x[5], None, false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("gru_sequence") && err.contains("w_hh"),
+            "{err}"
+        );
+    }
+}
