@@ -6,13 +6,16 @@
 //! samples at three temperatures, and the weights are saved.
 //!
 //!     cargo run --release --example char_lm [-- --epochs 10 --kind gru --hidden 256 --text FILE --out DIR]
+//!
+//! With `--sample DIR` it loads what a run saved there (model.safetensors,
+//! vocab.txt) and only writes text: `--prompt TEXT --length N --temperature T`.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use nabla::data::{DataLoader, TextCorpus};
 use nabla::nn::rnn::RnnKind;
-use nabla::nn::state_dict::{save_safetensors, state_dict};
+use nabla::nn::state_dict::{load_safetensors, load_state_dict, save_safetensors, state_dict};
 use nabla::nn::CharLm;
 use nabla::optim::{clip_grad_norm, Adam, Optimizer};
 use nabla::prelude::*;
@@ -30,6 +33,10 @@ struct Options {
     seed: u64,
     text: PathBuf,
     out: PathBuf,
+    sample: Option<PathBuf>,
+    prompt: String,
+    length: usize,
+    temperature: f32,
 }
 
 fn options() -> AnyResult<Options> {
@@ -44,6 +51,10 @@ fn options() -> AnyResult<Options> {
         seed: 1,
         text: root.join("data/text/devils-dictionary.txt"),
         out: PathBuf::from("runs/char-lm"),
+        sample: None,
+        prompt: "\n".into(),
+        length: 400,
+        temperature: 0.8,
     };
     let mut args = std::env::args().skip(1);
     while let Some(flag) = args.next() {
@@ -57,6 +68,10 @@ fn options() -> AnyResult<Options> {
             "--seed" => o.seed = value()?.parse()?,
             "--text" => o.text = value()?.into(),
             "--out" => o.out = value()?.into(),
+            "--sample" => o.sample = Some(value()?.into()),
+            "--prompt" => o.prompt = value()?,
+            "--length" => o.length = value()?.parse()?,
+            "--temperature" => o.temperature = value()?.parse()?,
             "--kind" => {
                 o.kind = match value()?.as_str() {
                     "lstm" => RnnKind::Lstm,
@@ -87,9 +102,51 @@ fn mean_loss(lm: &CharLm, loader: &DataLoader<nabla::data::CharSequences>) -> An
     Ok(sum / n.max(1) as f64)
 }
 
+/// Loads a saved model (its shape read off the weights) and writes text.
+fn sample_only(o: &Options, dir: &std::path::Path) -> AnyResult<()> {
+    let vocab: Vec<char> = std::fs::read_to_string(dir.join("vocab.txt"))
+        .map_err(|e| format!("{}: {e}", dir.join("vocab.txt").display()))?
+        .chars()
+        .collect();
+    let weights = load_safetensors(dir.join("model.safetensors"))?;
+    let shape = |name: &str| -> AnyResult<Vec<usize>> {
+        let t = weights.iter().find(|(n, _)| n == name);
+        Ok(t.ok_or(format!("{}: no tensor {name}", dir.display()))?
+            .1
+            .shape()
+            .to_vec())
+    };
+    let (emb, whh) = (shape("embedding.weight")?, shape("rnn.weight_hh_l0")?);
+    let (hidden, gates) = (whh[1], whh[0] / whh[1]);
+    let kind = if gates == 4 {
+        RnnKind::Lstm
+    } else {
+        RnnKind::Gru
+    };
+    let layers = (0..)
+        .take_while(|l| shape(&format!("rnn.weight_hh_l{l}")).is_ok())
+        .count();
+    let lm = CharLm::new(kind, emb[0], emb[1], hidden, layers);
+    load_state_dict(&lm, &weights)?;
+    let prompt: Vec<u32> = o
+        .prompt
+        .chars()
+        .map(|c| vocab.iter().position(|&v| v == c).map(|i| i as u32))
+        .collect::<Option<_>>()
+        .ok_or("the prompt has a character the model never saw")?;
+    let mut gen = Generator::new(o.seed);
+    let ids = lm.sample(&prompt, o.length, o.temperature, &mut gen)?;
+    let text: String = ids.iter().map(|&i| vocab[i as usize]).collect();
+    println!("{}{text}", o.prompt);
+    Ok(())
+}
+
 fn main() -> AnyResult<()> {
     let o = options()?;
     manual_seed(o.seed);
+    if let Some(dir) = &o.sample {
+        return sample_only(&o, dir);
+    }
     let corpus = TextCorpus::load(&o.text)?;
     let split = corpus.ids.len() * 9 / 10;
     let train = corpus.sequences(o.seq_len, 0..split);
