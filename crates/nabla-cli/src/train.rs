@@ -444,9 +444,10 @@ pub fn run(args: TrainArgs) -> Result<i32> {
     save_safetensors(run_dir.join("model.safetensors"), &state_dict(&model))
         .map_err(|e| anyhow!("{e}"))?;
     println!(
-        "done in {:.1} s; weights in {}",
+        "done in {:.1} s; weights in {}; a report of the run: nabla report {}",
         start.elapsed().as_secs_f64(),
-        run_dir.join("model.safetensors").display()
+        run_dir.join("model.safetensors").display(),
+        run_dir.display()
     );
     Ok(0)
 }
