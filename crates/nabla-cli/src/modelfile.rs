@@ -37,6 +37,7 @@ pub const ZOO: &[(&str, &str)] = &[
     ),
     ("mlp", include_str!("../../../models/mlp.toml")),
     ("lstm-rows", include_str!("../../../models/lstm-rows.toml")),
+    ("gru-rows", include_str!("../../../models/gru-rows.toml")),
 ];
 
 fn one() -> usize {
