@@ -11,8 +11,7 @@ use nabla_train::explain::{grad_cam, integrated_gradients, saliency, smoothgrad}
 use nabla_train::plot::{image_grid, Tile};
 
 use crate::args::{ExplainArgs, ExplainMethod};
-use crate::common::{load_data, mean_std};
-use crate::inspect::load_trained;
+use crate::inspect::{load_trained, test_example};
 use crate::modelfile::FileModel;
 
 pub fn run(a: ExplainArgs) -> Result<()> {
@@ -39,10 +38,8 @@ pub fn run(a: ExplainArgs) -> Result<()> {
             None,
         ));
     } else {
-        let data = load_data(&t.dataset, t.data.as_deref(), false)?;
-        let (mean, std) = mean_std(&t.dataset);
-        let (x, y) = data.test.to_tensors(mean, std)?;
-        let n = data.test.len();
+        let (x, y, _) = t.test_tensors()?;
+        let n = x.shape()[0];
         // one example, or K spread evenly over the test set (it may be sorted by class)
         let picks: Vec<usize> = match (a.index, a.grid) {
             (Some(i), None) => vec![i],
@@ -50,12 +47,9 @@ pub fn run(a: ExplainArgs) -> Result<()> {
             (Some(_), Some(_)) => bail!("give either --index or --grid, not both"),
             (None, None) => bail!("nothing to explain: give --image FILE, --index N or --grid K"),
         };
-        if let Some(&bad) = picks.iter().find(|&&i| i >= n) {
-            bail!("--index {bad}: the test set has {n} examples");
-        }
         let labels = y.to_vec();
         for i in picks {
-            examples.push((x.narrow(0, i, 1)?.squeeze(0)?, Some(labels[i] as usize)));
+            examples.push((test_example(&x, i)?, Some(labels[i] as usize)));
         }
     }
     let tiles = explain_tiles(model, &examples, a.method, a.target, a.layer.as_deref())?;

@@ -33,6 +33,26 @@ pub(crate) struct Trained {
     pub data: Option<PathBuf>,
 }
 
+impl Trained {
+    /// The test set as normalized tensors (images, labels) and its number of classes.
+    pub fn test_tensors(&self) -> Result<(Tensor, Tensor, usize)> {
+        let set = load_data(&self.dataset, self.data.as_deref(), false)?.test;
+        let (mean, std) = mean_std(&self.dataset);
+        let (x, y) = set.to_tensors(mean, std)?;
+        Ok((x, y, set.classes))
+    }
+}
+
+/// Test example `i` of the images `x` (one example, without the batch
+/// dimension), or an error naming the size of the test set.
+pub(crate) fn test_example(x: &Tensor, i: usize) -> Result<Tensor> {
+    let n = x.shape()[0];
+    if i >= n {
+        bail!("--index {i}: the test set has {n} examples");
+    }
+    Ok(x.narrow(0, i, 1)?.squeeze(0)?)
+}
+
 fn run_config(dir: &Path) -> Result<TrainArgs> {
     let cfg = dir.join("config.toml");
     let text = std::fs::read_to_string(&cfg)
@@ -178,17 +198,11 @@ pub fn predict(a: PredictArgs) -> Result<()> {
         labels.push(img.display().to_string());
     }
     if !a.indices.is_empty() {
-        let data = load_data(&t.dataset, t.data.as_deref(), false)?;
-        let n = data.test.len();
-        let (x, y) = data
-            .test
-            .to_tensors(mean_std(&t.dataset).0, mean_std(&t.dataset).1)?;
+        let (x, y, _) = t.test_tensors()?;
+        let y = y.to_vec();
         for &i in &a.indices {
-            if i >= n {
-                bail!("--index {i}: the test set has {n} examples");
-            }
-            inputs.extend(x.narrow(0, i, 1)?.to_vec());
-            labels.push(format!("test example {i} (label {})", y.to_vec()[i]));
+            inputs.extend(test_example(&x, i)?.to_vec());
+            labels.push(format!("test example {i} (label {})", y[i]));
         }
     }
     let mut shape = vec![labels.len()];

@@ -10,8 +10,7 @@ use nabla_train::curves::{training_curves, History};
 use nabla_train::plot::{confusion_matrix, feature_maps, filters, image_grid, Tile};
 
 use crate::args::{PlotArgs, PlotKind};
-use crate::common::{load_data, mean_std};
-use crate::inspect::{load_trained, Trained};
+use crate::inspect::{load_trained, test_example, Trained};
 use crate::modelfile::FileModel;
 
 /// The model's predictions on the whole test set.
@@ -27,10 +26,7 @@ pub(crate) struct TestPredictions {
 }
 
 pub(crate) fn predict_test(t: &Trained) -> Result<TestPredictions> {
-    let data = load_data(&t.dataset, t.data.as_deref(), false)?;
-    let classes = data.test.classes;
-    let (mean, std) = mean_std(&t.dataset);
-    let (x, y) = data.test.to_tensors(mean, std)?;
+    let (x, y, classes) = t.test_tensors()?;
     let n = x.shape()[0];
     t.model.eval();
     let (mut preds, mut confidence) = (Vec::with_capacity(n), Vec::with_capacity(n));
@@ -159,14 +155,7 @@ pub fn run(a: PlotArgs) -> Result<()> {
         match a.kind {
             PlotKind::Filters => filters_of(&t.model, a.layer.as_deref())?.1,
             PlotKind::FeatureMaps => {
-                let data = load_data(&t.dataset, t.data.as_deref(), false)?;
-                let (mean, std) = mean_std(&t.dataset);
-                let (x, _) = data.test.to_tensors(mean, std)?;
-                let n = x.shape()[0];
-                if a.index >= n {
-                    bail!("--index {}: the test set has {n} examples", a.index);
-                }
-                let x = x.narrow(0, a.index, 1)?.squeeze(0)?;
+                let x = test_example(&t.test_tensors()?.0, a.index)?;
                 feature_maps_of(&t.model, a.layer.as_deref(), &x)?.1
             }
             PlotKind::Confusion => confusion_matrix(&predict_test(&t)?.confusion)?,

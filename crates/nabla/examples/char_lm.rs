@@ -117,6 +117,15 @@ fn sample_only(o: &Options, dir: &std::path::Path) -> AnyResult<()> {
             .to_vec())
     };
     let (emb, whh) = (shape("embedding.weight")?, shape("rnn.weight_hh_l0")?);
+    if emb[0] != vocab.len() {
+        return Err(format!(
+            "{}: the model has {} characters, vocab.txt {}",
+            dir.display(),
+            emb[0],
+            vocab.len()
+        )
+        .into());
+    }
     let (hidden, gates) = (whh[1], whh[0] / whh[1]);
     let kind = if gates == 4 {
         RnnKind::Lstm

@@ -84,13 +84,13 @@ pub fn map3(
 
 /// `out[i] = f(x[i])` in row-major order.
 pub fn unary(data: &[f32], layout: &Layout, f: impl Fn(f32) -> f32 + Sync + Send) -> Vec<f32> {
-    let mut out = if layout.is_contiguous() {
+    if layout.is_contiguous() {
         let o = layout.offset();
         return map1(&data[o..o + layout.numel()], f);
-    } else {
-        super::copy::contiguous(data, layout)
-    };
-    super::for_each_chunk(&mut out, 1 << 14, |_, c| {
+    }
+    // a strided view: gather it first, then map in place
+    let mut out = super::copy::contiguous(data, layout);
+    super::for_each_chunk(&mut out, CHUNK, |_, c| {
         c.iter_mut().for_each(|v| *v = f(*v))
     });
     out

@@ -21,9 +21,10 @@
 //! `dW_hh = Σ dbᵀ·h_{t−1}`, `dx_t = W_ih·da`, `db_ih = Σ da`,
 //! `db_hh = Σ db`.
 
+use super::sequence::{self, Dims};
 use crate::cpu::math::{sigmoid, tanh};
 use crate::cpu::matmul::{gemm_into, MatRef};
-use crate::{Error, Result, Tensor};
+use crate::{Result, Tensor};
 
 /// What the forward pass keeps of one step for the backward one.
 struct Saved {
@@ -35,27 +36,33 @@ struct Saved {
     h_prev: Vec<f32>,
 }
 
-/// The cells of one step: `a` holds the input projection `[N, 3H]`, `b`
-/// the recurrent one; `h` is updated in place.
+/// One step's slices: `a` the input projection `[N, 3H]`, `b` the
+/// recurrent one, `h` updated in place, `gates` (r, z, n) and `bn` kept for
+/// the backward pass, `out` the step's output.
+struct Step<'a> {
+    a: &'a [f32],
+    b: &'a [f32],
+    h: &'a mut [f32],
+    gates: &'a mut [f32],
+    bn: &'a mut [f32],
+    out: &'a mut [f32],
+    mask: Option<&'a [f32]>,
+}
+
+/// The cells of one step (compiled twice: plain and with AVX2).
 #[inline(always)]
-fn cells(
-    a: &[f32],
-    b: &[f32],
-    h: &mut [f32],
-    gates: &mut [f32],
-    bn: &mut [f32],
-    out: &mut [f32],
-    mask: Option<&[f32]>,
-    hs: usize,
-) {
-    for row in 0..h.len() / hs {
-        let m = mask.map_or(1.0, |m| m[row]);
-        let (ar, br) = (&a[row * 3 * hs..][..3 * hs], &b[row * 3 * hs..][..3 * hs]);
-        let g = &mut gates[row * 3 * hs..][..3 * hs];
+fn cells(s: &mut Step, hs: usize) {
+    for row in 0..s.h.len() / hs {
+        let m = s.mask.map_or(1.0, |m| m[row]);
+        let (ar, br) = (
+            &s.a[row * 3 * hs..][..3 * hs],
+            &s.b[row * 3 * hs..][..3 * hs],
+        );
+        let g = &mut s.gates[row * 3 * hs..][..3 * hs];
         let (hr, bnr, outr) = (
-            &mut h[row * hs..][..hs],
-            &mut bn[row * hs..][..hs],
-            &mut out[row * hs..][..hs],
+            &mut s.h[row * hs..][..hs],
+            &mut s.bn[row * hs..][..hs],
+            &mut s.out[row * hs..][..hs],
         );
         for k in 0..hs {
             let r = sigmoid(ar[k] + br[k]);
@@ -72,35 +79,17 @@ fn cells(
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
-unsafe fn cells_avx2(
-    a: &[f32],
-    b: &[f32],
-    h: &mut [f32],
-    gates: &mut [f32],
-    bn: &mut [f32],
-    out: &mut [f32],
-    mask: Option<&[f32]>,
-    hs: usize,
-) {
-    cells(a, b, h, gates, bn, out, mask, hs)
+unsafe fn cells_avx2(s: &mut Step, hs: usize) {
+    cells(s, hs)
 }
 
-fn run_cells(
-    a: &[f32],
-    b: &[f32],
-    h: &mut [f32],
-    gates: &mut [f32],
-    bn: &mut [f32],
-    out: &mut [f32],
-    mask: Option<&[f32]>,
-    hs: usize,
-) {
+fn run_cells(s: &mut Step, hs: usize) {
     #[cfg(target_arch = "x86_64")]
     if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
         // SAFETY: the CPU has AVX2 and FMA; the function only does slice arithmetic.
-        return unsafe { cells_avx2(a, b, h, gates, bn, out, mask, hs) };
+        return unsafe { cells_avx2(s, hs) };
     }
-    cells(a, b, h, gates, bn, out, mask, hs)
+    cells(s, hs)
 }
 
 impl Tensor {
@@ -115,55 +104,23 @@ impl Tensor {
         mask: Option<Vec<f32>>,
         reverse: bool,
     ) -> Result<Tensor> {
-        let (t, n, i) = self.dims3()?;
-        let (g3, h) = w_hh.dims2()?;
-        let bad = |what: &str, s: &[usize]| Error::Shape {
-            op: "gru_sequence",
-            msg: format!(
-                "{what} has shape {s:?} for input {:?} and w_hh {:?}",
-                self.shape(),
-                w_hh.shape()
-            ),
-        };
-        if g3 != 3 * h {
-            return Err(bad("w_hh", w_hh.shape()));
-        }
-        if w_ih.shape() != [3 * h, i] {
-            return Err(bad("w_ih", w_ih.shape()));
-        }
-        for (name, b) in [("b_ih", b_ih), ("b_hh", b_hh)] {
-            if b.shape() != [3 * h] {
-                return Err(bad(name, b.shape()));
-            }
-        }
-        if h0.shape() != [n, h] {
-            return Err(bad("h0", h0.shape()));
-        }
-        if mask.as_ref().is_some_and(|m| m.len() != t * n) {
-            return Err(Error::Arg {
-                op: "gru_sequence",
-                msg: format!("mask must have {} values", t * n),
-            });
-        }
+        let Dims { t, n, i, h } = sequence::check(
+            "gru_sequence",
+            self,
+            3,
+            w_ih,
+            w_hh,
+            [b_ih, b_hh],
+            &[("h0", h0)],
+            mask.as_deref(),
+        )?;
         let threads = crate::threads::num_threads();
         let (xv, wih, whh) = (self.to_vec(), w_ih.to_vec(), w_hh.to_vec());
         let (bih, bhh) = (b_ih.to_vec(), b_hh.to_vec());
         // A = X·W_ihᵀ + b_ih for all steps at once
         let mut a_all = vec![0f32; t * n * 3 * h];
-        gemm_into(
-            &mut a_all,
-            false,
-            MatRef::row_major(&xv, t * n, i),
-            MatRef::row_major(&wih, 3 * h, i).t(),
-            threads,
-        );
-        a_all
-            .chunks_mut(3 * h)
-            .for_each(|r| r.iter_mut().zip(&bih).for_each(|(v, b)| *v += b));
-        let keep = crate::autograd::is_grad_enabled()
-            && [self, w_ih, w_hh, b_ih, b_hh, h0]
-                .iter()
-                .any(|x| x.requires_grad());
+        sequence::project(&mut a_all, &xv, t * n, &wih, &bih, threads);
+        let keep = sequence::needs_backward(&[self, w_ih, w_hh, b_ih, b_hh, h0]);
         let kept = if keep { t } else { 1 };
         let mut saved = Saved {
             gates: vec![0f32; kept * n * 3 * h],
@@ -173,11 +130,7 @@ impl Tensor {
         let mut hv = h0.to_vec();
         let mut b_step = vec![0f32; n * 3 * h];
         let mut out = vec![0f32; (t + 1) * n * h];
-        let order: Vec<usize> = if reverse {
-            (0..t).rev().collect()
-        } else {
-            (0..t).collect()
-        };
+        let order = sequence::steps(t, reverse);
         crate::threads::install(|| {
             for &s in &order {
                 let k = if keep { s } else { 0 };
@@ -194,13 +147,15 @@ impl Tensor {
                     threads,
                 );
                 run_cells(
-                    &a_all[s * n * 3 * h..(s + 1) * n * 3 * h],
-                    &b_step,
-                    &mut hv,
-                    &mut saved.gates[k * n * 3 * h..(k + 1) * n * 3 * h],
-                    &mut saved.bn[k * n * h..(k + 1) * n * h],
-                    &mut out[s * n * h..(s + 1) * n * h],
-                    mask.as_ref().map(|m| &m[s * n..(s + 1) * n]),
+                    &mut Step {
+                        a: &a_all[s * n * 3 * h..(s + 1) * n * 3 * h],
+                        b: &b_step,
+                        h: &mut hv,
+                        gates: &mut saved.gates[k * n * 3 * h..(k + 1) * n * 3 * h],
+                        bn: &mut saved.bn[k * n * h..(k + 1) * n * h],
+                        out: &mut out[s * n * h..(s + 1) * n * h],
+                        mask: mask.as_ref().map(|m| &m[s * n..(s + 1) * n]),
+                    },
                     h,
                 );
             }
@@ -263,34 +218,21 @@ impl Tensor {
                     MatRef::row_major(&da, t * n, 3 * h),
                     MatRef::row_major(&db, t * n, 3 * h),
                 );
-                let product = |rows: usize, cols: usize, lhs: MatRef, rhs: MatRef| {
-                    let mut v = vec![0f32; rows * cols];
-                    gemm_into(&mut v, false, lhs, rhs, threads);
-                    Tensor::from_cpu(v, &[rows, cols])
-                };
-                let dx = want(0).then(|| {
-                    product(t * n, i, da_all, MatRef::row_major(&wih, 3 * h, i))
-                        .reshape([t, n, i])
-                        .expect("t·n·i elements")
-                });
+                let product =
+                    |shape: &[usize], lhs, rhs| sequence::product(shape, lhs, rhs, threads);
+                let dx =
+                    want(0).then(|| product(&[t, n, i], da_all, MatRef::row_major(&wih, 3 * h, i)));
                 let dwih = want(1)
-                    .then(|| product(3 * h, i, da_all.t(), MatRef::row_major(&xv, t * n, i)));
+                    .then(|| product(&[3 * h, i], da_all.t(), MatRef::row_major(&xv, t * n, i)));
                 let dwhh = want(2).then(|| {
                     product(
-                        3 * h,
-                        h,
+                        &[3 * h, h],
                         db_all.t(),
                         MatRef::row_major(&saved.h_prev, t * n, h),
                     )
                 });
-                let column_sums = |v: &[f32]| {
-                    let mut s = vec![0f32; 3 * h];
-                    v.chunks(3 * h)
-                        .for_each(|r| s.iter_mut().zip(r).for_each(|(a, b)| *a += b));
-                    Tensor::from_cpu(s, &[3 * h])
-                };
-                let dbih = want(3).then(|| column_sums(&da));
-                let dbhh = want(4).then(|| column_sums(&db));
+                let dbih = want(3).then(|| sequence::column_sums(&da, 3 * h));
+                let dbhh = want(4).then(|| sequence::column_sums(&db, 3 * h));
                 let dh0 = want(5).then(|| Tensor::from_cpu(dh, &[n, h]));
                 Ok(vec![dx, dwih, dwhh, dbih, dbhh, dh0])
             },

@@ -21,9 +21,10 @@
 
 use rayon::prelude::*;
 
+use super::sequence::{self, Dims};
 use crate::cpu::math::{sigmoid, tanh};
 use crate::cpu::matmul::{gemm_into, MatRef};
-use crate::{Error, Result, Tensor};
+use crate::{Result, Tensor};
 
 /// How many row blocks a step is split into: one per thread when the step
 /// has enough work to pay for the hand-off.
@@ -180,38 +181,16 @@ impl Tensor {
         mask: Option<Vec<f32>>,
         reverse: bool,
     ) -> Result<Tensor> {
-        let (t, n, i) = self.dims3()?;
-        let (g4, h) = w_hh.dims2()?;
-        let bad = |what: &str, s: &[usize]| Error::Shape {
-            op: "lstm_sequence",
-            msg: format!(
-                "{what} has shape {s:?} for input {:?} and w_hh {:?}",
-                self.shape(),
-                w_hh.shape()
-            ),
-        };
-        if g4 != 4 * h {
-            return Err(bad("w_hh", w_hh.shape()));
-        }
-        if w_ih.shape() != [4 * h, i] {
-            return Err(bad("w_ih", w_ih.shape()));
-        }
-        for (name, b) in [("b_ih", b_ih), ("b_hh", b_hh)] {
-            if b.shape() != [4 * h] {
-                return Err(bad(name, b.shape()));
-            }
-        }
-        for (name, s) in [("h0", h0), ("c0", c0)] {
-            if s.shape() != [n, h] {
-                return Err(bad(name, s.shape()));
-            }
-        }
-        if mask.as_ref().is_some_and(|m| m.len() != t * n) {
-            return Err(Error::Arg {
-                op: "lstm_sequence",
-                msg: format!("mask must have {} values", t * n),
-            });
-        }
+        let Dims { t, n, i, h } = sequence::check(
+            "lstm_sequence",
+            self,
+            4,
+            w_ih,
+            w_hh,
+            [b_ih, b_hh],
+            &[("h0", h0), ("c0", c0)],
+            mask.as_deref(),
+        )?;
         let threads = crate::threads::num_threads();
         let (xv, wih, whh) = (self.to_vec(), w_ih.to_vec(), w_hh.to_vec());
         let bias: Vec<f32> = b_ih
@@ -223,27 +202,13 @@ impl Tensor {
         // Without a backward pass to come (evaluation, sampling) only the
         // current step's gate values are needed: buffers of one step, not
         // of all T, keep an evaluation batch in cache.
-        let keep = crate::autograd::is_grad_enabled()
-            && [self, w_ih, w_hh, b_ih, b_hh, h0, c0]
-                .iter()
-                .any(|x| x.requires_grad());
+        let keep = sequence::needs_backward(&[self, w_ih, w_hh, b_ih, b_hh, h0, c0]);
         let steps_kept = if keep { t } else { 1 };
         // Z = X·W_ihᵀ + b, for all steps at once when they are kept (else
         // per step, below); the recurrent term is added per step.
-        let project = |z: &mut [f32], x: &[f32], rows: usize, threads: usize| {
-            gemm_into(
-                z,
-                false,
-                MatRef::row_major(x, rows, i),
-                MatRef::row_major(&wih, 4 * h, i).t(),
-                threads,
-            );
-            z.chunks_mut(4 * h)
-                .for_each(|r| r.iter_mut().zip(&bias).for_each(|(v, b)| *v += b));
-        };
         let mut z = vec![0f32; steps_kept * n * 4 * h];
         if keep {
-            project(&mut z, &xv, t * n, threads);
+            sequence::project(&mut z, &xv, t * n, &wih, &bias, threads);
         }
         let (mut hv, mut cv) = (h0.to_vec(), c0.to_vec());
         let mut act = vec![0f32; steps_kept * n * 4 * h]; // σ(i), σ(f), tanh(g), σ(o)
@@ -251,11 +216,7 @@ impl Tensor {
         let mut h_prev = vec![0f32; steps_kept * n * h];
         let mut c_prev = vec![0f32; steps_kept * n * h];
         let mut out = vec![0f32; (t + 2) * n * h];
-        let order: Vec<usize> = if reverse {
-            (0..t).rev().collect()
-        } else {
-            (0..t).collect()
-        };
+        let order = sequence::steps(t, reverse);
         // Rows of the batch are independent within a step: each thread takes
         // a block of rows through its product and its cells.
         let rb = n.div_ceil(step_blocks(n, h, threads));
@@ -267,7 +228,8 @@ impl Tensor {
                     k * n * h..(k + 1) * n * h,
                 );
                 if !keep {
-                    project(&mut z, &xv[s * n * i..(s + 1) * n * i], n, threads);
+                    let x_step = &xv[s * n * i..(s + 1) * n * i];
+                    sequence::project(&mut z, x_step, n, &wih, &bias, threads);
                 }
                 let mut blocks: Vec<StepRows> = z[sz.clone()]
                     .chunks_mut(rb * 4 * h)
@@ -354,45 +316,20 @@ impl Tensor {
                 });
                 let want = |k: usize| inputs[k].requires_grad();
                 let dz_all = MatRef::row_major(&dz, t * n, 4 * h);
-                let dx = want(0).then(|| {
-                    let mut v = vec![0f32; t * n * i];
-                    gemm_into(
-                        &mut v,
-                        false,
-                        dz_all,
-                        MatRef::row_major(&wih, 4 * h, i),
-                        threads,
-                    );
-                    Tensor::from_cpu(v, &[t, n, i])
-                });
-                let dwih = want(1).then(|| {
-                    let mut v = vec![0f32; 4 * h * i];
-                    gemm_into(
-                        &mut v,
-                        false,
-                        dz_all.t(),
-                        MatRef::row_major(&xv, t * n, i),
-                        threads,
-                    );
-                    Tensor::from_cpu(v, &[4 * h, i])
-                });
+                let product =
+                    |shape: &[usize], lhs, rhs| sequence::product(shape, lhs, rhs, threads);
+                let dx =
+                    want(0).then(|| product(&[t, n, i], dz_all, MatRef::row_major(&wih, 4 * h, i)));
+                let dwih = want(1)
+                    .then(|| product(&[4 * h, i], dz_all.t(), MatRef::row_major(&xv, t * n, i)));
                 let dwhh = want(2).then(|| {
-                    let mut v = vec![0f32; 4 * h * h];
-                    gemm_into(
-                        &mut v,
-                        false,
+                    product(
+                        &[4 * h, h],
                         dz_all.t(),
                         MatRef::row_major(&h_prev, t * n, h),
-                        threads,
-                    );
-                    Tensor::from_cpu(v, &[4 * h, h])
+                    )
                 });
-                let db = (want(3) || want(4)).then(|| {
-                    let mut v = vec![0f32; 4 * h];
-                    dz.chunks(4 * h)
-                        .for_each(|r| v.iter_mut().zip(r).for_each(|(a, b)| *a += b));
-                    Tensor::from_cpu(v, &[4 * h])
-                });
+                let db = (want(3) || want(4)).then(|| sequence::column_sums(&dz, 4 * h));
                 let dh0 = want(5).then(|| Tensor::from_cpu(dh, &[n, h]));
                 let dc0 = want(6).then(|| Tensor::from_cpu(dc, &[n, h]));
                 Ok(vec![

@@ -36,6 +36,7 @@ mod pow;
 mod relu;
 mod reshape;
 mod rnn_cells;
+mod sequence;
 mod sigmoid;
 mod softmax;
 mod sqrt;
