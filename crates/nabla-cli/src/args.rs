@@ -58,10 +58,27 @@ impl PlotKind {
     }
 }
 
+/// Where a trained model comes from: a run directory (its config names
+/// the model and data), or a weights file with `--model`.
 #[derive(Clone, Debug, Args)]
-pub struct PlotArgs {
+pub struct TrainedArgs {
     /// A run directory, or a weights file (.safetensors) with --model
     pub weights: PathBuf,
+    /// Zoo model or model file (for a weights file; default: the run's)
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Data folder (default: the run's)
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+    /// Data set name (default: the run's, else mnist)
+    #[arg(long)]
+    pub dataset: Option<String>,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct PlotArgs {
+    #[command(flatten)]
+    pub trained: TrainedArgs,
     /// What to draw
     #[arg(long, value_enum, default_value = "curves")]
     pub kind: PlotKind,
@@ -77,12 +94,6 @@ pub struct PlotArgs {
     /// Output PNG (default: KIND.png)
     #[arg(short = 'o', long)]
     pub output: Option<PathBuf>,
-    #[arg(long)]
-    pub model: Option<String>,
-    #[arg(long)]
-    pub data: Option<PathBuf>,
-    #[arg(long)]
-    pub dataset: Option<String>,
 }
 
 #[derive(Clone, Debug, Args)]
@@ -107,10 +118,8 @@ pub enum ExplainMethod {
 
 #[derive(Clone, Debug, Args)]
 pub struct ExplainArgs {
-    /// A run directory, or a weights file (.safetensors) with --model
-    pub weights: PathBuf,
-    #[arg(long)]
-    pub model: Option<String>,
+    #[command(flatten)]
+    pub trained: TrainedArgs,
     /// An image file to explain
     #[arg(long)]
     pub image: Option<PathBuf>,
@@ -131,10 +140,6 @@ pub struct ExplainArgs {
     /// Output PNG
     #[arg(short = 'o', long, default_value = "explain.png")]
     pub output: PathBuf,
-    #[arg(long)]
-    pub data: Option<PathBuf>,
-    #[arg(long)]
-    pub dataset: Option<String>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
@@ -174,7 +179,7 @@ pub enum DeviceKind {
 
 #[derive(Clone, Debug, Args, Serialize, Deserialize)]
 pub struct TrainArgs {
-    /// Zoo model (lenet, mlp, lenet-as-written) or a model file (.toml)
+    /// Zoo model (lenet, mlp, lstm-rows, gru-rows, lenet-as-written) or a model file (.toml)
     #[arg(long, default_value = "lenet")]
     pub model: String,
     /// Data folder (MNIST-style files, flat or torchvision's layout); default: shipped digits
@@ -264,34 +269,22 @@ fn positive(s: &str) -> Result<f32, String> {
 
 #[derive(Clone, Debug, Args)]
 pub struct EvalArgs {
-    /// A run directory, or a weights file (.safetensors) with --model
-    pub weights: PathBuf,
-    #[arg(long)]
-    pub model: Option<String>,
-    #[arg(long)]
-    pub data: Option<PathBuf>,
-    #[arg(long)]
-    pub dataset: Option<String>,
+    #[command(flatten)]
+    pub trained: TrainedArgs,
     #[arg(long, default_value_t = 100)]
     pub batch_size: usize,
 }
 
 #[derive(Clone, Debug, Args)]
 pub struct PredictArgs {
-    /// A run directory, or a weights file (.safetensors) with --model
-    pub weights: PathBuf,
-    #[arg(long)]
-    pub model: Option<String>,
+    #[command(flatten)]
+    pub trained: TrainedArgs,
     /// Image files (PNG, JPEG, PGM), any size: converted to grayscale, resized, inverted if light-on-dark is needed
     #[arg(long = "image", value_name = "FILE")]
     pub images: Vec<PathBuf>,
     /// Test-set example indices
     #[arg(long = "index", value_name = "N")]
     pub indices: Vec<usize>,
-    #[arg(long)]
-    pub data: Option<PathBuf>,
-    #[arg(long)]
-    pub dataset: Option<String>,
     #[arg(long, default_value_t = 3)]
     pub top_k: usize,
 }

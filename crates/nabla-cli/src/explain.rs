@@ -11,16 +11,11 @@ use nabla_train::explain::{grad_cam, integrated_gradients, saliency, smoothgrad}
 use nabla_train::plot::{image_grid, Tile};
 
 use crate::args::{ExplainArgs, ExplainMethod};
-use crate::inspect::{load_trained, test_example};
+use crate::inspect::test_example;
 use crate::modelfile::FileModel;
 
 pub fn run(a: ExplainArgs) -> Result<()> {
-    let t = load_trained(
-        &a.weights,
-        a.model.as_deref(),
-        a.dataset.as_deref(),
-        a.data.as_deref(),
-    )?;
+    let t = a.trained.load()?;
     let model = &t.model;
     let [c, h, w] = model.input[..] else {
         bail!(

@@ -7,7 +7,7 @@ use nabla_core::{no_grad, Tensor};
 use nabla_nn::state_dict::{load_safetensors, load_state_dict};
 use nabla_nn::Module;
 
-use crate::args::{EvalArgs, PredictArgs, SummaryArgs, TrainArgs};
+use crate::args::{EvalArgs, PredictArgs, SummaryArgs, TrainArgs, TrainedArgs};
 use crate::checkpoint;
 use crate::common::{dataset, evaluate, load_data, mean_std, probabilities, test_line};
 use crate::modelfile::{build, load_spec, FileModel};
@@ -31,6 +31,18 @@ pub(crate) struct Trained {
     pub model: FileModel,
     pub dataset: String,
     pub data: Option<PathBuf>,
+}
+
+impl TrainedArgs {
+    /// The model with its weights, and its data set and folder.
+    pub fn load(&self) -> Result<Trained> {
+        load_trained(
+            &self.weights,
+            self.model.as_deref(),
+            self.dataset.as_deref(),
+            self.data.as_deref(),
+        )
+    }
 }
 
 impl Trained {
@@ -121,12 +133,7 @@ pub(crate) fn load_trained(
 }
 
 pub fn eval(a: EvalArgs) -> Result<()> {
-    let t = load_trained(
-        &a.weights,
-        a.model.as_deref(),
-        a.dataset.as_deref(),
-        a.data.as_deref(),
-    )?;
+    let t = a.trained.load()?;
     let data = load_data(&t.dataset, t.data.as_deref(), false)?;
     let test = dataset(data.test, &t.dataset);
     let ev = evaluate(&t.model, test, a.batch_size)?;
@@ -185,12 +192,7 @@ pub fn predict(a: PredictArgs) -> Result<()> {
     if a.images.is_empty() && a.indices.is_empty() {
         bail!("nothing to predict: give --image FILE or --index N");
     }
-    let t = load_trained(
-        &a.weights,
-        a.model.as_deref(),
-        a.dataset.as_deref(),
-        a.data.as_deref(),
-    )?;
+    let t = a.trained.load()?;
     let mut labels: Vec<String> = vec![];
     let mut inputs: Vec<f32> = vec![];
     for img in &a.images {

@@ -10,7 +10,7 @@ use nabla_train::curves::{training_curves, History};
 use nabla_train::plot::{confusion_matrix, feature_maps, filters, image_grid, Tile};
 
 use crate::args::{PlotArgs, PlotKind};
-use crate::inspect::{load_trained, test_example, Trained};
+use crate::inspect::{test_example, Trained};
 use crate::modelfile::FileModel;
 
 /// The model's predictions on the whole test set.
@@ -138,20 +138,15 @@ pub(crate) fn feature_maps_of(
 
 pub fn run(a: PlotArgs) -> Result<()> {
     let picture = if a.kind == PlotKind::Curves {
-        if !a.weights.is_dir() {
+        if !a.trained.weights.is_dir() {
             bail!(
                 "{}: training curves need a run directory (with metrics.csv)",
-                a.weights.display()
+                a.trained.weights.display()
             );
         }
-        training_curves(&History::read(&a.weights)?)
+        training_curves(&History::read(&a.trained.weights)?)
     } else {
-        let t = load_trained(
-            &a.weights,
-            a.model.as_deref(),
-            a.dataset.as_deref(),
-            a.data.as_deref(),
-        )?;
+        let t = a.trained.load()?;
         match a.kind {
             PlotKind::Filters => filters_of(&t.model, a.layer.as_deref())?.1,
             PlotKind::FeatureMaps => {
