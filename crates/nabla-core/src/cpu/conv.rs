@@ -354,10 +354,8 @@ pub fn conv_forward(
 }
 
 /// Gradient of the input: `dx [N, C, H, W]` from `dy [N, O, OH, OW]`:
-/// `dcols = Wᵀ·dy_n`, one row per tap, then col2im adds each row back at
-/// its tap's place. (Adding the rows straight from the product into a
-/// padded gradient, which the wide layout allows, was measured slower: the
-/// overlapping read-modify-writes stall on store forwarding.)
+/// `dcols = Wᵀ·dy_n`, one row per tap, each row added back at its tap's
+/// place: by col2im, or, in the wide layout, by the product itself.
 pub fn conv_backward_input(
     dy: &[f32],
     w: &[f32],
@@ -365,6 +363,17 @@ pub fn conv_backward_input(
     o: usize,
     groups: usize,
 ) -> Vec<f32> {
+    let plan = Plan::new(g);
+    // With fewer channels than a tile's 6 rows, a tile would hold neighbouring
+    // taps of one channel (see backward_input_wide), which measured slower.
+    if plan.wide && g.c / groups >= 6 {
+        return backward_input_wide(dy, w, g, o, groups, &plan);
+    }
+    backward_input_im2col(dy, w, g, o, groups)
+}
+
+/// The input gradient through `dcols = Wᵀ·dy_n` and col2im, for any geometry.
+fn backward_input_im2col(dy: &[f32], w: &[f32], g: &ConvGeom, o: usize, groups: usize) -> Vec<f32> {
     let (p, kc, chw) = (g.p(), g.k_all(), g.c * g.h * g.w);
     let (og, kg) = (o / groups, kc / groups);
     let (dy_rows, dcols_rows) = (row_offsets(og, p), row_offsets(kg, p));
@@ -388,6 +397,83 @@ pub fn conv_backward_input(
             gemm_bcast(kg, p, og, wt, rows, dcols_g, &dcols_rows, false);
         }
         col2im_image(dcols, g, dxn);
+    });
+    dx
+}
+
+/// The input gradient in the wide layout (stride 1, no dilation): with dy
+/// spread to the padded pitch (zeros in the dropped columns), row `(c, ki,
+/// kj)` of `Wᵀ·dy` is exactly what tap `(ki, kj)` adds to the padded
+/// gradient of channel c starting at `ki·Wp + kj`. So the product adds its
+/// tiles there directly and no col2im pass is needed. The rows are ordered
+/// tap-major, channel-minor, so the rows of one 6-row tile write to
+/// different planes: neighbouring taps overlap by all but one float, and
+/// read-modify-writes that close together would stall on store forwarding.
+fn backward_input_wide(
+    dy: &[f32],
+    w: &[f32],
+    g: &ConvGeom,
+    o: usize,
+    groups: usize,
+    plan: &Plan,
+) -> Vec<f32> {
+    let (p, kc, chw) = (g.p(), g.k_all(), g.c * g.h * g.w);
+    let (og, kg, cg, taps) = (o / groups, kc / groups, g.c / groups, g.kh * g.kw);
+    let (hp, wp, q) = (g.h + 2 * g.ph, g.w + 2 * g.pw, plan.q);
+    // Wᵀ of each group with its rows in (tap, channel) order: [G, K, O/G]
+    let mut wt = vec![0f32; kc * og];
+    let mut targets = Vec::with_capacity(kg);
+    for t in 0..taps {
+        for c in 0..cg {
+            let r = targets.len();
+            targets.push(c * hp * wp + (t / g.kw) * wp + t % g.kw);
+            for gi in 0..groups {
+                for oc in 0..og {
+                    wt[(gi * kg + r) * og + oc] = w[(gi * og + oc) * kg + c * taps + t];
+                }
+            }
+        }
+    }
+    let dy_rows = row_offsets(og, q);
+    // the padded gradient of one group; the last taps run KW − 1 + (KH − 1)·Wp
+    // floats past the last plane, adding zeros there
+    let padded = cg * hp * wp + (g.kh - 1) * wp + g.kw;
+    let mut dx = vec![0f32; g.n * chw];
+    let mut work: Vec<&mut [f32]> = dx.chunks_mut(chw).collect();
+    run_parallel(&mut work, |n, dxn, scratch| {
+        scratch.clear();
+        scratch.resize(og * q + padded, 0.0);
+        let (spread, dx_pad) = scratch.split_at_mut(og * q);
+        let dyn_ = &dy[n * o * p..(n + 1) * o * p];
+        for gi in 0..groups {
+            for (dst, src) in spread
+                .chunks_mut(wp)
+                .zip(dyn_[gi * og * p..(gi + 1) * og * p].chunks(g.ow))
+            {
+                dst[..g.ow].copy_from_slice(src);
+            }
+            if gi > 0 {
+                dx_pad.fill(0.0);
+            }
+            let a = Strided {
+                data: &wt[gi * kg * og..(gi + 1) * kg * og],
+                rs: og,
+                cs: 1,
+            };
+            let rows = Rows {
+                data: spread,
+                offsets: &dy_rows,
+            };
+            gemm_bcast(kg, q, og, a, rows, dx_pad, &targets, true);
+            // keep the interior of the padded planes
+            for c in 0..cg {
+                let plane = &dx_pad[c * hp * wp..];
+                let out = &mut dxn[(gi * cg + c) * g.h * g.w..][..g.h * g.w];
+                for (y, row) in out.chunks_mut(g.w).enumerate() {
+                    row.copy_from_slice(&plane[(y + g.ph) * wp + g.pw..][..g.w]);
+                }
+            }
+        }
     });
     dx
 }
@@ -509,5 +595,51 @@ mod tests {
         col2im_image(&y, &g, &mut dx);
         let rhs: f32 = x.iter().zip(&dx).map(|(a, b)| a * b).sum();
         assert_eq!(lhs, rhs);
+    }
+
+    #[test]
+    fn the_wide_input_gradient_equals_col2im() {
+        // (C, H, W, K, pad, O, groups): LeNet's conv2, padding, groups, ragged
+        for (c, h, w, k, pad, o, groups) in [
+            (6, 14, 14, 5, 0, 16, 1),
+            (8, 9, 11, 3, 1, 4, 1),
+            (12, 7, 8, 3, 2, 6, 2),
+            (7, 6, 6, 2, 1, 3, 1),
+        ] {
+            let out = |n: usize| ConvGeom::out_size(n, k, 1, pad, 1).unwrap();
+            let g = ConvGeom {
+                n: 3,
+                c,
+                h,
+                w,
+                kh: k,
+                kw: k,
+                sh: 1,
+                sw: 1,
+                ph: pad,
+                pw: pad,
+                dh: 1,
+                dw: 1,
+                oh: out(h),
+                ow: out(w),
+            };
+            let plan = Plan::new(&g);
+            assert!(plan.wide, "{g:?}");
+            let vals = |len: usize, seed: usize| -> Vec<f32> {
+                (0..len)
+                    .map(|i| ((i * 37 + seed) % 23) as f32 / 8.0 - 1.4)
+                    .collect()
+            };
+            let dy = vals(g.n * o * g.p(), 1);
+            let wt = vals(o * g.k_all() / groups, 2);
+            let want = backward_input_im2col(&dy, &wt, &g, o, groups);
+            let got = backward_input_wide(&dy, &wt, &g, o, groups, &plan);
+            let worst = want
+                .iter()
+                .zip(&got)
+                .map(|(a, b)| (a - b).abs())
+                .fold(0f32, f32::max);
+            assert!(worst < 1e-4, "{g:?}: off by {worst}");
+        }
     }
 }
