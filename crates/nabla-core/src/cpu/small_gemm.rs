@@ -8,7 +8,7 @@
 //!   and multiplies one 16-wide piece of a row of B. No packing.
 //! - [`gemm_dot`]: `C[M,N] (+)= A[M,K]·B[N,K]ᵀ`, rows of A and B contiguous
 //!   along K (long dot products, as in a weight gradient). On AVX2+FMA a
-//!   4×2 tile of C accumulates 8-lane partial sums, added up at the end.
+//!   4×3 tile of C accumulates 8-lane partial sums, added up at the end.
 //!
 //! The AVX2 kernels are chosen at run time (`is_x86_feature_detected!`);
 //! elsewhere plain loops compute the same products.
@@ -308,29 +308,37 @@ mod avx {
                 }
             }
         }
-        if MR * NR == 8 {
-            // Eight horizontal sums at once: hadd pairs, then fold the halves.
-            let v = |i: usize| acc[i / NR][i % NR];
+        // Horizontal sums eight (then four) at a time: hadd pairs, then
+        // fold the 128-bit halves.
+        let flat = |i: usize| acc[i / NR][i % NR];
+        let mut sums = [0f32; 12];
+        let total = MR * NR;
+        let mut i = 0;
+        while i + 8 <= total {
+            let v = |j: usize| flat(i + j);
             let t0 = _mm256_hadd_ps(_mm256_hadd_ps(v(0), v(1)), _mm256_hadd_ps(v(2), v(3)));
             let t1 = _mm256_hadd_ps(_mm256_hadd_ps(v(4), v(5)), _mm256_hadd_ps(v(6), v(7)));
-            let sums = _mm256_add_ps(
+            let s8 = _mm256_add_ps(
                 _mm256_permute2f128_ps(t0, t1, 0x20),
                 _mm256_permute2f128_ps(t0, t1, 0x31),
             );
-            let mut out = [0f32; 8];
-            _mm256_storeu_ps(out.as_mut_ptr(), sums);
-            for (i, &sum) in out.iter().enumerate() {
-                let d = c.add((i / NR) * ldc + i % NR);
-                *d = if accumulate { *d + sum } else { sum };
-            }
-            return;
+            _mm256_storeu_ps(sums.as_mut_ptr().add(i), s8);
+            i += 8;
         }
-        for r in 0..MR {
-            for s in 0..NR {
-                let sum = hsum(acc[r][s]);
-                let d = c.add(r * ldc + s);
-                *d = if accumulate { *d + sum } else { sum };
-            }
+        if i + 4 <= total {
+            let v = |j: usize| flat(i + j);
+            let t = _mm256_hadd_ps(_mm256_hadd_ps(v(0), v(1)), _mm256_hadd_ps(v(2), v(3)));
+            let s4 = _mm_add_ps(_mm256_castps256_ps128(t), _mm256_extractf128_ps(t, 1));
+            _mm_storeu_ps(sums.as_mut_ptr().add(i), s4);
+            i += 4;
+        }
+        while i < total {
+            sums[i] = hsum(flat(i));
+            i += 1;
+        }
+        for (i, &sum) in sums[..total].iter().enumerate() {
+            let d = c.add((i / NR) * ldc + i % NR);
+            *d = if accumulate { *d + sum } else { sum };
         }
     }
 
@@ -352,7 +360,8 @@ mod avx {
             b.offsets.as_ptr(),
             c.as_mut_ptr(),
         );
-        // Row tiles of 4, then 2, then 1; column tiles of 2, then 1.
+        // Row tiles of 4, then 2, then 1; column tiles of 3, then 2, then 1
+        // (4×3: twelve accumulators, seven loads for twelve FMAs).
         let mut i0 = 0;
         while i0 < m {
             let mr = if i0 + 4 <= m {
@@ -364,13 +373,16 @@ mod avx {
             };
             let mut j0 = 0;
             while j0 < n {
-                let nr = if j0 + 2 <= n { 2 } else { 1 };
+                let nr = (n - j0).min(3);
                 let (ap, op, cp) = (a.add(i0 * lda), off.add(j0), c.add(i0 * ldc + j0));
                 match (mr, nr) {
+                    (4, 3) => dot_tile::<4, 3>(k, ap, lda, bd, op, cp, ldc, accumulate),
                     (4, 2) => dot_tile::<4, 2>(k, ap, lda, bd, op, cp, ldc, accumulate),
                     (4, _) => dot_tile::<4, 1>(k, ap, lda, bd, op, cp, ldc, accumulate),
+                    (2, 3) => dot_tile::<2, 3>(k, ap, lda, bd, op, cp, ldc, accumulate),
                     (2, 2) => dot_tile::<2, 2>(k, ap, lda, bd, op, cp, ldc, accumulate),
                     (2, _) => dot_tile::<2, 1>(k, ap, lda, bd, op, cp, ldc, accumulate),
+                    (_, 3) => dot_tile::<1, 3>(k, ap, lda, bd, op, cp, ldc, accumulate),
                     (_, 2) => dot_tile::<1, 2>(k, ap, lda, bd, op, cp, ldc, accumulate),
                     _ => dot_tile::<1, 1>(k, ap, lda, bd, op, cp, ldc, accumulate),
                 }
