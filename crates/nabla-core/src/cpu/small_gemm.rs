@@ -166,11 +166,7 @@ mod avx {
         for kk in 0..k {
             let row = b.add(*off.add(kk));
             let b0 = load(row, masks.0);
-            let b1 = if WIDE {
-                load(row.add(8), masks.1)
-            } else {
-                b0
-            };
+            let b1 = if WIDE { load(row.add(8), masks.1) } else { b0 };
             for r in 0..MR {
                 let av = _mm256_broadcast_ss(&*ap.add((i0 + r) * a.rs + kk * a.cs));
                 acc0[r] = _mm256_fmadd_ps(av, b0, acc0[r]);
