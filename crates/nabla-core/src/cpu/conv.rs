@@ -25,6 +25,8 @@
 //! bias gradients are summed per fixed block of images and the blocks added
 //! in order, so results do not depend on the thread count.
 
+use std::mem::MaybeUninit;
+
 use rayon::prelude::*;
 
 use super::small_gemm::{gemm_bcast, gemm_dot, row_offsets, Rows, Strided};
@@ -157,7 +159,8 @@ impl Plan {
         }
     }
 
-    /// Builds image `x [C, H, W]`'s B into `buf` (`per_image` floats).
+    /// Builds image `x [C, H, W]`'s B into `buf` (`per_image` floats). For
+    /// the wide layout `buf` must hold zeros where the padding goes.
     fn fill(&self, x: &[f32], g: &ConvGeom, buf: &mut [f32]) {
         if !self.wide {
             return if Plan::unpadded(g) {
@@ -167,7 +170,6 @@ impl Plan {
             };
         }
         let (hp, wp) = (g.h + 2 * g.ph, g.w + 2 * g.pw);
-        buf.fill(0.0);
         for c in 0..g.c {
             for y in 0..g.h {
                 let dst = &mut buf[c * hp * wp + (y + g.ph) * wp + g.pw..][..g.w];
@@ -324,6 +326,19 @@ fn col2im_body(cols: &[f32], g: &ConvGeom, dx: &mut [f32]) {
     }
 }
 
+/// Fills the slots, `len` at a time, with `value(i)` for the i-th run
+/// of `len` (a channel's bias, say) and returns them as initialized.
+fn init(slots: &mut [MaybeUninit<f32>], len: usize, value: impl Fn(usize) -> f32) -> &mut [f32] {
+    for (i, run) in slots.chunks_mut(len.max(1)).enumerate() {
+        let v = value(i);
+        run.iter_mut().for_each(|s| {
+            s.write(v);
+        });
+    }
+    // SAFETY: every slot was just written, and MaybeUninit<f32> has f32's layout.
+    unsafe { &mut *(slots as *mut [MaybeUninit<f32>] as *mut [f32]) }
+}
+
 /// Runs `f(index, item, scratch)` over `items`, in parallel when there are
 /// threads; each task reuses one scratch buffer instead of allocating per item.
 fn run_parallel<T: Send>(items: &mut [T], f: impl Fn(usize, &mut T, &mut Vec<f32>) + Sync + Send) {
@@ -359,26 +374,33 @@ pub fn conv_forward(
     let (p, kc, chw) = (g.p(), g.k_all(), g.c * g.h * g.w);
     let (og, kg, q) = (o / groups, kc / groups, plan.q);
     let out_rows = row_offsets(og, q);
-    let mut y = vec![0f32; g.n * o * p];
-    let mut saved = vec![0f32; if keep { g.n * plan.per_image } else { 0 }];
-    let mut work: Vec<(&mut [f32], Option<&mut [f32]>)> = if keep {
-        y.chunks_mut(o * p)
-            .zip(saved.chunks_mut(plan.per_image).map(Some))
+    // y and the saved B's start uninitialized: every element is written
+    // once below (zeroing them first cost a few percent of a LeNet step).
+    let mut y: Vec<f32> = Vec::with_capacity(g.n * o * p);
+    let mut saved: Vec<f32> = Vec::with_capacity(if keep { g.n * plan.per_image } else { 0 });
+    let y_slots = &mut y.spare_capacity_mut()[..g.n * o * p];
+    let mut work: Vec<(&mut [MaybeUninit<f32>], Option<&mut [MaybeUninit<f32>]>)> = if keep {
+        let saved_slots = &mut saved.spare_capacity_mut()[..g.n * plan.per_image];
+        y_slots
+            .chunks_mut(o * p)
+            .zip(saved_slots.chunks_mut(plan.per_image).map(Some))
             .collect()
     } else {
-        y.chunks_mut(o * p).map(|c| (c, None)).collect()
+        y_slots.chunks_mut(o * p).map(|c| (c, None)).collect()
     };
+    let bias_of = |oc: usize| bias.map_or(0.0, |b| b[oc]);
     run_parallel(&mut work, |n, (yn, kept), scratch| {
-        // scratch: [B if not kept][wide output O × q]
+        // scratch: [B if not kept][wide output O × q]; zeros where the
+        // padding of a wide B goes, which fill never writes
         let own_b = if kept.is_some() { 0 } else { plan.per_image };
         scratch.resize(own_b + if plan.wide { o * q } else { 0 }, 0.0);
         let (sb, wide_out) = scratch.split_at_mut(own_b);
         let b: &mut [f32] = match kept {
-            Some(k) => k,
+            Some(k) => init(k, plan.per_image, |_| 0.0),
             None => sb,
         };
         plan.fill(&x[n * chw..(n + 1) * chw], g, b);
-        let products = |out: &mut [f32]| {
+        let products = |out: &mut [f32], accumulate: bool| {
             for gi in 0..groups {
                 let wg = Strided {
                     data: &w[gi * og * kg..(gi + 1) * og * kg],
@@ -390,24 +412,33 @@ pub fn conv_forward(
                     offsets: &plan.offsets[gi * kg..(gi + 1) * kg],
                 };
                 let out_g = &mut out[gi * og * q..(gi + 1) * og * q];
-                gemm_bcast(og, q, kg, wg, rows, out_g, &out_rows, false);
+                gemm_bcast(og, q, kg, wg, rows, out_g, &out_rows, accumulate);
             }
         };
         if plan.wide {
-            products(wide_out);
-            // keep the first OW of every pitch-long output row
-            for (dst, src) in yn.chunks_mut(g.ow).zip(wide_out.chunks(plan.pitch)) {
-                dst.copy_from_slice(&src[..g.ow]);
+            products(wide_out, false);
+            // keep the first OW of every pitch-long output row, plus the bias
+            let rows = yn.chunks_mut(g.ow).zip(wide_out.chunks(plan.pitch));
+            for (r, (dst, src)) in rows.enumerate() {
+                let bv = bias_of(r / g.oh);
+                for (d, s) in dst.iter_mut().zip(&src[..g.ow]) {
+                    d.write(s + bv);
+                }
             }
         } else {
-            products(yn);
-        }
-        if let Some(b) = bias {
-            for (oc, plane) in yn.chunks_mut(p).enumerate() {
-                plane.iter_mut().for_each(|v| *v += b[oc]);
-            }
+            // start from the bias and add the product onto it
+            let yn = init(yn, p, bias_of);
+            products(yn, bias.is_some());
         }
     });
+    // SAFETY: every image wrote all o·p of its outputs (and, when kept, all
+    // of its B) above.
+    unsafe {
+        y.set_len(g.n * o * p);
+        if keep {
+            saved.set_len(g.n * plan.per_image);
+        }
+    }
     (y, keep.then_some(saved))
 }
 

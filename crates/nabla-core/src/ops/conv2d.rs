@@ -290,6 +290,20 @@ mod tests {
             Default::default(),
         )
         .unwrap();
+        // six channels or more: the input gradient comes from the wide
+        // product; unpadded, the forward lowers to im2col (cpu/conv.rs)
+        for (pad, size) in [(0, 7), (1, 5)] {
+            gradcheck(
+                f(Conv2dParams::default().padding(pad)),
+                &[
+                    rand_input(&[2, 6, size, size], 7),
+                    rand_input(&[3, 6, 3, 3], 8),
+                    rand_input(&[3], 9),
+                ],
+                Default::default(),
+            )
+            .unwrap();
+        }
     }
 
     #[test]
