@@ -326,6 +326,9 @@ fn col2im_body(cols: &[f32], g: &ConvGeom, dx: &mut [f32]) {
     }
 }
 
+/// Room for outputs not yet written.
+type Slots<'a> = &'a mut [MaybeUninit<f32>];
+
 /// Fills the slots, `len` at a time, with `value(i)` for the i-th run
 /// of `len` (a channel's bias, say) and returns them as initialized.
 fn init(slots: &mut [MaybeUninit<f32>], len: usize, value: impl Fn(usize) -> f32) -> &mut [f32] {
@@ -379,7 +382,7 @@ pub fn conv_forward(
     let mut y: Vec<f32> = Vec::with_capacity(g.n * o * p);
     let mut saved: Vec<f32> = Vec::with_capacity(if keep { g.n * plan.per_image } else { 0 });
     let y_slots = &mut y.spare_capacity_mut()[..g.n * o * p];
-    let mut work: Vec<(&mut [MaybeUninit<f32>], Option<&mut [MaybeUninit<f32>]>)> = if keep {
+    let mut work: Vec<(Slots, Option<Slots>)> = if keep {
         let saved_slots = &mut saved.spare_capacity_mut()[..g.n * plan.per_image];
         y_slots
             .chunks_mut(o * p)
