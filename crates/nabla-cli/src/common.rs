@@ -76,31 +76,38 @@ pub fn evaluate(model: &dyn Module, data: ImageDataset, batch: usize) -> Result<
     let total = data.set.len();
     let loader = DataLoader::new(data, batch.max(1)).shuffle(false);
     model.eval();
-    let sum = CrossEntropyOptions {
-        reduction: Reduction::Sum,
-        ..Default::default()
-    };
     let mut ev = Evaluation {
         loss: 0.0,
         correct: 0,
         total,
         confusion: vec![vec![0; classes]; classes],
     };
-    no_grad(|| -> Result<()> {
-        for b in loader.epoch(0) {
-            let b = b.map_err(|e| anyhow!("{e}"))?;
-            let out = model.forward(&b.inputs)?;
-            ev.loss += cross_entropy_with(&out, &b.targets, &sum)?.item()?;
-            let pred = out.argmax(1, false)?.to_vec();
-            for (p, t) in pred.iter().zip(b.targets.to_vec()) {
-                ev.confusion[t as usize][*p as usize] += 1;
-                ev.correct += (*p == t) as usize;
-            }
-        }
-        Ok(())
-    })?;
+    // one hand-over to the thread pool for the whole pass, not one per op
+    no_grad(|| nabla_core::in_pool(|| evaluate_batches(model, &loader, &mut ev)))?;
     model.train();
     Ok(ev)
+}
+
+fn evaluate_batches(
+    model: &dyn Module,
+    loader: &DataLoader<ImageDataset>,
+    ev: &mut Evaluation,
+) -> Result<()> {
+    let sum = CrossEntropyOptions {
+        reduction: Reduction::Sum,
+        ..Default::default()
+    };
+    for b in loader.epoch(0) {
+        let b = b.map_err(|e| anyhow!("{e}"))?;
+        let out = model.forward(&b.inputs)?;
+        ev.loss += cross_entropy_with(&out, &b.targets, &sum)?.item()?;
+        let pred = out.argmax(1, false)?.to_vec();
+        for (p, t) in pred.iter().zip(b.targets.to_vec()) {
+            ev.confusion[t as usize][*p as usize] += 1;
+            ev.correct += (*p == t) as usize;
+        }
+    }
+    Ok(())
 }
 
 /// PyTorch's test line.

@@ -35,4 +35,4 @@ pub use rng::{
 };
 pub use storage::{live_buffers, live_bytes};
 pub use tensor::{ShapeArg, Tensor};
-pub use threads::{num_threads, set_num_threads};
+pub use threads::{in_pool, num_threads, set_num_threads};

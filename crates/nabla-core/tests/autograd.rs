@@ -1,6 +1,6 @@
 //! Autograd behaviour: accumulation, no_grad, detach, error cases.
 
-use nabla_core::{no_grad, Tensor};
+use nabla_core::{in_pool, no_grad, Tensor};
 
 fn leaf(v: &[f32]) -> Tensor {
     Tensor::from_slice(v, [v.len()])
@@ -52,6 +52,19 @@ fn no_grad_records_nothing_and_detach_cuts_the_graph() {
     let z = x.mul(&x).unwrap();
     assert_eq!(z.grad_fn_name(), Some("MulBackward"));
     assert_eq!(z.to_string(), "tensor([1., 4.], grad_fn=<MulBackward>)");
+}
+
+#[test]
+fn in_pool_keeps_the_callers_grad_mode() {
+    let x = leaf(&[1.0, 2.0]);
+    let y = no_grad(|| in_pool(|| x.mul(&x).unwrap()));
+    assert!(!y.requires_grad() && y.is_leaf());
+    let z = in_pool(|| x.mul(&x).unwrap());
+    assert_eq!(z.grad_fn_name(), Some("MulBackward"));
+    in_pool(|| z.sum_all().unwrap().backward().unwrap());
+    assert_eq!(x.grad().unwrap().to_vec(), vec![2.0, 4.0]);
+    // the pool thread's own mode is left as it was
+    assert!(in_pool(|| x.mul(&x).unwrap()).requires_grad());
 }
 
 #[test]

@@ -15,7 +15,7 @@ use nabla::nn::loss::{cross_entropy, cross_entropy_with, CrossEntropyOptions, Re
 use nabla::nn::zoo::LeNet;
 use nabla::optim::{Optimizer, Sgd};
 use nabla::prelude::*;
-use nabla::Generator;
+use nabla::{in_pool, Generator};
 
 type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -49,11 +49,15 @@ fn train(
 ) -> AnyResult<()> {
     model.train();
     for (batch_idx, (data, target)) in batches.iter().enumerate() {
-        optimizer.zero_grad();
-        let output = model.forward(data)?;
-        let loss = cross_entropy(&output, target)?;
-        loss.backward()?;
-        optimizer.step()?;
+        // the step runs on nabla's thread pool: one hand-over, not one per op
+        let loss = in_pool(|| -> nabla::Result<Tensor> {
+            optimizer.zero_grad();
+            let output = model.forward(data)?;
+            let loss = cross_entropy(&output, target)?;
+            loss.backward()?;
+            optimizer.step()?;
+            Ok(loss)
+        })?;
         if batch_idx % 40 == 0 {
             let seen = batch_idx * data.shape()[0];
             println!(

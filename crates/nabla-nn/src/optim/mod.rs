@@ -41,7 +41,7 @@ impl OptimCore {
     }
 }
 
-pub trait Optimizer {
+pub trait Optimizer: Send {
     /// One update of every parameter that has a gradient.
     fn step(&mut self) -> Result<()>;
     fn core(&self) -> &OptimCore;
