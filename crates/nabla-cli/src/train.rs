@@ -126,6 +126,14 @@ fn default_run_dir(model: &str) -> PathBuf {
 }
 
 pub fn run(args: TrainArgs) -> Result<i32> {
+    // The whole run lives on a thread of nabla's pool, so the ops of a step
+    // start their kernels where they are instead of handing each one over
+    // and waiting (LeNet's epoch 3.1 → 2.95 s at one thread, 2.2 → 1.75 s
+    // at two; handing over once per step instead cost the MLP 5%).
+    nabla_core::in_pool(|| train(args))
+}
+
+fn train(args: TrainArgs) -> Result<i32> {
     // A resumed run takes every setting from its config.
     let (a, run_dir, resume) = match &args.resume {
         Some(dir) => {
@@ -300,36 +308,31 @@ pub fn run(args: TrainArgs) -> Result<i32> {
                 continue; // resumed mid-epoch: these batches are done
             }
             let batch = batch.map_err(|e| anyhow!("{e}"))?;
-            let global_step = progress.global_step;
-            // one hand-over to the thread pool per step, not one per op
-            let value = nabla_core::in_pool(|| -> Result<f32> {
-                opt.zero_grad();
-                let mut loss = cross_entropy(&model.forward(&batch.inputs)?, &batch.targets)?;
-                if a.l1 > 0.0 {
-                    loss = loss.add(&l1_penalty(&model.parameters(), a.l1)?)?;
+            opt.zero_grad();
+            let mut loss = cross_entropy(&model.forward(&batch.inputs)?, &batch.targets)?;
+            if a.l1 > 0.0 {
+                loss = loss.add(&l1_penalty(&model.parameters(), a.l1)?)?;
+            }
+            let value = loss.item()?;
+            if !value.is_finite() {
+                bail!(
+                    "training diverged at epoch {epoch}, step {}: the loss is {value} with lr {}; the last good checkpoint is {}; \
+                     try a smaller --lr or --clip-grad-norm",
+                    progress.global_step + 1,
+                    opt.lr(),
+                    last.display()
+                );
+            }
+            loss.backward()?;
+            if let Some(max) = a.clip_grad_norm {
+                clip_grad_norm(opt.params(), max, 2.0)?;
+            }
+            opt.step()?;
+            if a.scheduler == SchedulerKind::Onecycle {
+                if let Some(s) = sched.as_mut() {
+                    s.step(opt.as_mut());
                 }
-                let value = loss.item()?;
-                if !value.is_finite() {
-                    bail!(
-                        "training diverged at epoch {epoch}, step {}: the loss is {value} with lr {}; the last good checkpoint is {}; \
-                         try a smaller --lr or --clip-grad-norm",
-                        global_step + 1,
-                        opt.lr(),
-                        last.display()
-                    );
-                }
-                loss.backward()?;
-                if let Some(max) = a.clip_grad_norm {
-                    clip_grad_norm(opt.params(), max, 2.0)?;
-                }
-                opt.step()?;
-                if a.scheduler == SchedulerKind::Onecycle {
-                    if let Some(s) = sched.as_mut() {
-                        s.step(opt.as_mut());
-                    }
-                }
-                Ok(value)
-            })?;
+            }
             progress.step_in_epoch = i + 1;
             progress.global_step += 1;
             loss_sum += value as f64;

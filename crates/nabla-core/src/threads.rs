@@ -24,6 +24,8 @@ fn build(n: usize) -> Arc<ThreadPool> {
         rayon::ThreadPoolBuilder::new()
             .num_threads(n)
             .thread_name(|i| format!("nabla-{i}"))
+            // a main thread's stack: whole training runs may live here (in_pool)
+            .stack_size(8 << 20)
             .build()
             .expect("failed to start the nabla thread pool"),
     )
