@@ -117,21 +117,39 @@ impl Plan {
         g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1 && 2 * wp <= 3 * g.ow
     }
 
-    /// Whether im2col is a plain copy of image rows (see [`im2col_unpadded`]).
-    /// For LeNet's conv2 that copy costs the forward pass about as much as
-    /// its product saves (0.46 → 0.51 ms), but the weight gradient's dot
-    /// products get 100 long instead of 140 (0.55 → 0.43 ms). Re-lowering
-    /// the saved images in the backward pass instead measured no faster.
-    fn unpadded(g: &ConvGeom) -> bool {
-        g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1 && g.ph == 0 && g.pw == 0
+    /// Whether B is built as strips (see [`fill_strips`]): stride 1 and no
+    /// dilation, where the wide layout would waste more than an eighth of
+    /// its columns (LeNet's conv1: 32 for 28, conv2: 14 for 10). Strips
+    /// cost a copy of C·KW·Hp·OW floats but no wasted product columns:
+    /// LeNet's conv2 forward went 0.46 → 0.35 ms and its weight gradient
+    /// 0.55 → 0.42 ms. Big images (56 + 2 columns for 56) stay wide, where
+    /// the copy would cost more than the few wasted columns.
+    fn strips(g: &ConvGeom) -> bool {
+        let wp = g.w + 2 * g.pw;
+        g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1 && 8 * wp > 9 * g.ow
     }
 
     fn new(g: &ConvGeom) -> Plan {
-        let (hp, wp) = (g.h + 2 * g.ph, g.w + 2 * g.pw);
-        // Wide, unless more than a fifth of its columns would be padding
-        // and im2col is a plain copy (LeNet's conv2: 14 columns for 10).
-        if Plan::wide_fits(g) && !(Plan::unpadded(g) && 4 * wp > 5 * g.ow) {
-            let mut offsets = Vec::with_capacity(g.k_all());
+        let (hp, wp, p) = (g.h + 2 * g.ph, g.w + 2 * g.pw, g.p());
+        let mut offsets = Vec::with_capacity(g.k_all());
+        if Plan::strips(g) {
+            // tap (c, ki, kj) starts ki pieces into strip (c, kj)
+            let strip = hp * g.ow;
+            for c in 0..g.c {
+                for ki in 0..g.kh {
+                    for kj in 0..g.kw {
+                        offsets.push((c * g.kw + kj) * strip + ki * g.ow);
+                    }
+                }
+            }
+            Plan {
+                wide: false,
+                pitch: g.ow,
+                q: p,
+                per_image: g.c * g.kw * strip,
+                offsets,
+            }
+        } else if Plan::wide_fits(g) {
             for c in 0..g.c {
                 for ki in 0..g.kh {
                     for kj in 0..g.kw {
@@ -148,27 +166,6 @@ impl Plan {
                 offsets,
             }
         } else {
-            let p = g.p();
-            if Plan::unpadded(g) {
-                // shared rows (see im2col_unpadded): tap (c, ki, kj) starts
-                // ki pieces into strip (c, kj)
-                let strip = g.h * g.ow;
-                let mut offsets = Vec::with_capacity(g.k_all());
-                for c in 0..g.c {
-                    for ki in 0..g.kh {
-                        for kj in 0..g.kw {
-                            offsets.push((c * g.kw + kj) * strip + ki * g.ow);
-                        }
-                    }
-                }
-                return Plan {
-                    wide: false,
-                    pitch: g.ow,
-                    q: p,
-                    per_image: g.c * g.kw * strip,
-                    offsets,
-                };
-            }
             Plan {
                 wide: false,
                 pitch: g.ow,
@@ -182,11 +179,11 @@ impl Plan {
     /// Builds image `x [C, H, W]`'s B into `buf` (`per_image` floats) and
     /// returns it. `zeroed` says `buf` already holds zeros where a wide B's
     /// padding goes (a reused scratch buffer); otherwise what is not copied
-    /// is zeroed here. Unpadded im2col writes every float once.
+    /// is zeroed here. Strips are written once, zeros included.
     fn fill<'a>(&self, x: &[f32], g: &ConvGeom, buf: Slots<'a>, zeroed: bool) -> &'a mut [f32] {
-        if !self.wide && Plan::unpadded(g) {
-            im2col_unpadded(x, g, buf);
-            // SAFETY: im2col_unpadded wrote all of buf.
+        if Plan::strips(g) {
+            fill_strips(x, g, buf);
+            // SAFETY: fill_strips wrote all of buf.
             return unsafe { assume_init(buf) };
         }
         let buf = if zeroed {
@@ -210,40 +207,42 @@ impl Plan {
     }
 }
 
-/// im2col for stride 1, no dilation, no padding, with rows shared: the
-/// row of tap `(c, ki, kj)` is OH pieces of OW floats from image rows
+/// B for stride 1 and no dilation with its rows shared: the row of tap
+/// `(c, ki, kj)` is OH pieces of OW floats from padded image rows
 /// `ki..ki + OH` at column `kj`, so the taps `(c, 0..KH, kj)` are windows
-/// of one strip holding that column range of all H rows. Only the C·KW
-/// strips are copied (LeNet's conv2: 4,200 floats instead of 15,000; the
-/// copy was bound by its stores). A piece of at most 16 floats is copied
-/// as 16 (two vector moves); the excess lands on the next piece, which is
-/// written right after.
-fn im2col_unpadded(x: &[f32], g: &ConvGeom, cols: Slots) {
+/// of one strip holding that column range of all Hp padded rows. Only the
+/// C·KW strips are written (LeNet's conv2: 4,200 floats instead of im2col's
+/// 15,000; the copy is bound by its stores). Without padding, a piece of
+/// at most 16 floats is copied as 16 (two vector moves); the excess lands
+/// on the next piece, which is written right after.
+fn fill_strips(x: &[f32], g: &ConvGeom, strips: Slots) {
     #[cfg(target_arch = "x86_64")]
     if is_x86_feature_detected!("avx2") {
         // SAFETY: the CPU has AVX2; the body only copies checked ranges.
-        return unsafe { im2col_unpadded_avx2(x, g, cols) };
+        return unsafe { fill_strips_avx2(x, g, strips) };
     }
-    im2col_unpadded_body(x, g, cols)
+    fill_strips_body(x, g, strips)
 }
 
-/// [`im2col_unpadded_body`] compiled for AVX2: a 16-float piece is two
+/// [`fill_strips_body`] compiled for AVX2: a 16-float piece is two
 /// 32-byte moves instead of four 16-byte ones.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn im2col_unpadded_avx2(x: &[f32], g: &ConvGeom, cols: Slots) {
-    im2col_unpadded_body(x, g, cols)
+unsafe fn fill_strips_avx2(x: &[f32], g: &ConvGeom, strips: Slots) {
+    fill_strips_body(x, g, strips)
 }
 
 #[inline(always)]
-fn im2col_unpadded_body(x: &[f32], g: &ConvGeom, strips: Slots) {
+fn fill_strips_body(x: &[f32], g: &ConvGeom, strips: Slots) {
+    let hp = g.h + 2 * g.ph;
     let mut dst = 0;
     for c in 0..g.c {
         for kj in 0..g.kw {
             let src = c * g.h * g.w + kj;
             let last_src = src + (g.h - 1) * g.w;
             let last_dst = dst + (g.h - 1) * g.ow;
-            if g.ow <= 16 && last_src + 16 <= x.len() && last_dst + 16 <= strips.len() {
+            let unpadded = g.ph == 0 && g.pw == 0;
+            if unpadded && g.ow <= 16 && last_src + 16 <= x.len() && last_dst + 16 <= strips.len() {
                 for y in 0..g.h {
                     let (s, d) = (src + y * g.w, dst + y * g.ow);
                     // SAFETY: s + 16 ≤ last_src + 16 ≤ x.len() and
@@ -255,14 +254,29 @@ fn im2col_unpadded_body(x: &[f32], g: &ConvGeom, strips: Slots) {
                     }
                 }
             } else {
-                for y in 0..g.h {
-                    let (s, d) = (src + y * g.w, dst + y * g.ow);
-                    for (o, v) in strips[d..d + g.ow].iter_mut().zip(&x[s..s + g.ow]) {
+                // output columns lo..hi read image columns lo + kj − pw..
+                let lo = g.pw.saturating_sub(kj).min(g.ow);
+                let hi = (g.w + g.pw).saturating_sub(kj).clamp(lo, g.ow);
+                for y in 0..hp {
+                    let piece = &mut strips[dst + y * g.ow..dst + (y + 1) * g.ow];
+                    if y < g.ph || y >= g.h + g.ph {
+                        piece.iter_mut().for_each(|o| {
+                            o.write(0.0);
+                        });
+                        continue;
+                    }
+                    let row = &x[(c * g.h + y - g.ph) * g.w..][..g.w];
+                    let (left, rest) = piece.split_at_mut(lo);
+                    let (mid, right) = rest.split_at_mut(hi - lo);
+                    left.iter_mut().chain(right).for_each(|o| {
+                        o.write(0.0);
+                    });
+                    for (o, v) in mid.iter_mut().zip(&row[lo + kj - g.pw..]) {
                         o.write(*v);
                     }
                 }
             }
-            dst += g.h * g.ow;
+            dst += hp * g.ow;
         }
     }
 }
@@ -794,10 +808,16 @@ mod tests {
 
     #[test]
     fn outputs_and_weight_gradients_match_direct_sums_in_every_layout() {
-        // (C, H, W, K, stride, pad, O, groups): unpadded im2col (LeNet's
-        // conv2, and with groups), wide without and with padding, strided
+        // (C, H, W, K, stride, pad, O, groups): strips without padding
+        // (LeNet's conv2, and with groups), with padding (LeNet's conv1 and
+        // a ragged one) and where wide would not fit; wide; strided im2col
+        let mut seen = vec![];
         for (c, h, w, k, s, pad, o, groups) in [
             (6, 14, 14, 5, 1, 0, 16, 1),
+            (1, 9, 9, 5, 1, 2, 3, 1),
+            (4, 6, 9, 3, 1, 2, 4, 2),
+            (1, 8, 8, 7, 1, 0, 2, 1),
+            (2, 6, 20, 3, 1, 1, 3, 1),
             (3, 12, 12, 3, 1, 0, 4, 1),
             (4, 7, 7, 3, 1, 0, 6, 2),
             (3, 9, 8, 3, 1, 1, 5, 1),
@@ -828,6 +848,9 @@ mod tests {
             let x = vals(g.n * c * h * w, 3);
             let dy = vals(g.n * o * g.p(), 4);
             let wt = vals(o * g.k_all() / groups, 5);
+            let plan = Plan::new(&g);
+            let layout = (Plan::strips(&g), plan.wide);
+            seen.push(layout);
             let (y, saved) = conv_forward(&x, &wt, None, &g, o, groups, true);
             let (dw, _) = conv_backward_params(&dy, saved.as_deref(), &g, o, groups);
             let dw = dw.unwrap();
@@ -877,6 +900,9 @@ mod tests {
                     }
                 }
             }
+        }
+        for layout in [(true, false), (false, true), (false, false)] {
+            assert!(seen.contains(&layout), "no case with layout {layout:?}");
         }
     }
 }
