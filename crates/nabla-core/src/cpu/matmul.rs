@@ -2,6 +2,11 @@
 //! (AVX2, AVX-512, NEON) at run time, so one binary is fast on any x86-64.
 
 use gemm::Parallelism;
+use rayon::prelude::*;
+
+/// Multiply-adds below which a product's rows are split between the threads
+/// rather than handed to gemm's parallel kernels.
+const MID_SIZED: usize = 1 << 26;
 
 /// A read-only strided matrix: element (i, j) at `data[offset + i*rs + j*cs]`.
 #[derive(Clone, Copy)]
@@ -64,41 +69,127 @@ pub fn gemm_into(dst: &mut [f32], accumulate: bool, lhs: MatRef, rhs: MatRef, th
         }
         return;
     }
+    // For mid-sized products (the MLP's: 64 rows by a few hundred) gemm's
+    // own split leaves the second thread mostly idle: give each thread a
+    // block of columns instead, each a one-threaded product that packs only
+    // its part of rhs (blocks of rows would each pack all of it).
+    if threads > 1 && n >= 32 * threads && m * n * k < MID_SIZED {
+        let cols = n.div_ceil(threads).next_multiple_of(16);
+        let dst_addr = dst.as_mut_ptr() as usize;
+        crate::threads::install(|| {
+            (0..n.div_ceil(cols)).into_par_iter().for_each(|b| {
+                let (j0, nb) = (b * cols, cols.min(n - b * cols));
+                let block = MatRef {
+                    offset: rhs.offset + j0 * rhs.cs,
+                    cols: nb,
+                    ..rhs
+                };
+                // SAFETY: each block writes only columns j0..j0 + nb of
+                // dst's m rows (row stride n), inside dst and disjoint from
+                // the other blocks'; dst outlives the parallel loop.
+                unsafe {
+                    let out = (dst_addr as *mut f32).add(j0);
+                    gemm_raw(out, n, accumulate, lhs, block, Parallelism::None)
+                }
+            })
+        });
+        return;
+    }
     let parallelism = if threads > 1 {
         Parallelism::Rayon(threads)
     } else {
         Parallelism::None
     };
-    let mut run = || {
-        // SAFETY: every index the kernel touches is inside the slices: the
-        // views were bounds-checked above and dst is exactly m×n, row-major.
-        unsafe {
-            gemm::gemm(
-                m,
-                n,
-                k,
-                dst.as_mut_ptr(),
-                1,
-                n as isize,
-                accumulate,
-                lhs.data.as_ptr().add(lhs.offset),
-                lhs.cs as isize,
-                lhs.rs as isize,
-                rhs.data.as_ptr().add(rhs.offset),
-                rhs.cs as isize,
-                rhs.rs as isize,
-                1.0,
-                1.0,
-                false,
-                false,
-                false,
-                parallelism,
-            )
-        }
-    };
+    // SAFETY: every index the kernel touches is inside the slices: the views
+    // were bounds-checked above and dst is exactly m×n, row-major.
+    let mut run = || unsafe { gemm_raw(dst.as_mut_ptr(), n, accumulate, lhs, rhs, parallelism) };
     if threads > 1 {
         crate::threads::install(run);
     } else {
         run();
+    }
+}
+
+/// `dst (+)= lhs · rhs` through gemm, `dst` with row stride `dst_rs` and
+/// unit column stride.
+///
+/// # Safety
+/// `lhs` and `rhs` must be checked views, and `dst` valid for writes at
+/// `i·dst_rs + j` for every row i < lhs.rows and column j < rhs.cols.
+unsafe fn gemm_raw(
+    dst: *mut f32,
+    dst_rs: usize,
+    accumulate: bool,
+    lhs: MatRef,
+    rhs: MatRef,
+    parallelism: Parallelism,
+) {
+    // SAFETY: as the caller guarantees.
+    unsafe {
+        gemm::gemm(
+            lhs.rows,
+            rhs.cols,
+            lhs.cols,
+            dst,
+            1,
+            dst_rs as isize,
+            accumulate,
+            lhs.data.as_ptr().add(lhs.offset),
+            lhs.cs as isize,
+            lhs.rs as isize,
+            rhs.data.as_ptr().add(rhs.offset),
+            rhs.cs as isize,
+            rhs.rs as isize,
+            1.0,
+            1.0,
+            false,
+            false,
+            false,
+            parallelism,
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vals(n: usize, seed: usize) -> Vec<f32> {
+        (0..n)
+            .map(|i| (((i * 7919 + seed * 104729) % 97) as f32 - 48.0) / 64.0)
+            .collect()
+    }
+
+    #[test]
+    fn column_blocks_on_two_threads_give_the_one_thread_product() {
+        // (m, k, n, lhs transposed, accumulate): the MLP's shapes, a weight
+        // gradient read through a transposed view, ragged column counts
+        for (m, k, n, lhs_t, acc) in [
+            (64, 784, 256, false, false),
+            (256, 64, 784, true, true),
+            (64, 128, 100, false, true),
+            (7, 33, 65, true, false),
+        ] {
+            let (a, b) = (vals(m * k, 1), vals(k * n, 2));
+            let lhs = if lhs_t {
+                MatRef::row_major(&a, k, m).t()
+            } else {
+                MatRef::row_major(&a, m, k)
+            };
+            let rhs = MatRef::row_major(&b, k, n);
+            let start = vals(m * n, 3);
+            let (mut one, mut two) = (start.clone(), start.clone());
+            gemm_into(&mut one, acc, lhs, rhs, 1);
+            gemm_into(&mut two, acc, lhs, rhs, 2);
+            assert_eq!(one, two, "{m}x{k}x{n}");
+            // and the values are the product's
+            let at = |i: usize, p: usize| a[if lhs_t { p * m + i } else { i * k + p }];
+            for (idx, v) in one.iter().enumerate() {
+                let (i, j) = (idx / n, idx % n);
+                let want: f32 = (0..k).map(|p| at(i, p) * b[p * n + j]).sum::<f32>()
+                    + if acc { start[idx] } else { 0.0 };
+                assert!((v - want).abs() < 1e-3 * (1.0 + want.abs()), "{m}x{k}x{n}");
+            }
+        }
     }
 }
