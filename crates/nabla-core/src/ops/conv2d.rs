@@ -291,7 +291,8 @@ mod tests {
         )
         .unwrap();
         // six channels or more: the input gradient comes from the wide
-        // product; unpadded, the forward lowers to im2col (cpu/conv.rs)
+        // product; the forward lowers to strips, with and without padding
+        // (cpu/conv/)
         for (pad, size) in [(0, 7), (1, 5)] {
             gradcheck(
                 f(Conv2dParams::default().padding(pad)),
