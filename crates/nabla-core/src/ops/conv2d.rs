@@ -333,6 +333,30 @@ mod tests {
     }
 
     #[test]
+    fn empty_batches_and_channels_give_the_bias_and_zero_gradients() {
+        // (input, weight): no output channels, no images, no input channels
+        for (xs, ws) in [
+            ([2usize, 1, 5, 5], [0usize, 1, 3, 3]),
+            ([0, 1, 5, 5], [2, 1, 3, 3]),
+            ([2, 0, 5, 5], [2, 0, 3, 3]),
+            ([0, 6, 5, 5], [3, 6, 5, 5]),
+        ] {
+            let x = Tensor::zeros(xs).requires_grad_(true);
+            let w = Tensor::zeros(ws).requires_grad_(true);
+            let b = Tensor::ones([ws[0]]).requires_grad_(true);
+            let y = x.conv2d(&w, Some(&b), Conv2dParams::default()).unwrap();
+            let side = 5 - ws[2] + 1;
+            assert_eq!(y.shape(), &[xs[0], ws[0], side, side][..]);
+            assert!(y.to_vec().iter().all(|&v| v == 1.0), "{xs:?} {ws:?}");
+            y.sum_all().unwrap().backward().unwrap();
+            assert_eq!(x.grad().unwrap().shape(), &xs[..]);
+            let per_channel = (xs[0] * side * side) as f32;
+            assert!(b.grad().unwrap().to_vec().iter().all(|&g| g == per_channel));
+            assert!(w.grad().unwrap().to_vec().iter().all(|&g| g == 0.0));
+        }
+    }
+
+    #[test]
     fn no_input_gradient_when_the_input_needs_none() {
         let x = rand_input(&[2, 1, 6, 6], 1);
         let w = rand_input(&[2, 1, 3, 3], 2).requires_grad_(true);

@@ -126,6 +126,13 @@ pub fn conv_forward(
     let plan = Plan::new(g);
     let (p, kc, chw) = (g.p(), g.k_all(), g.c * g.h * g.w);
     let (og, kg, q) = (o / groups, kc / groups, plan.q);
+    if g.n * o * p == 0 || kc == 0 {
+        // no images, no output channels or no input channels: the bias alone
+        let y = (0..g.n * o * p)
+            .map(|i| bias.map_or(0.0, |b| b[i / p % o]))
+            .collect();
+        return (y, keep.then(|| vec![0f32; g.n * plan.per_image]));
+    }
     let out_rows = row_offsets(og, q);
     // y and the saved B's start uninitialized: every element is written
     // once below (zeroing them first cost a few percent of a LeNet step).
@@ -205,6 +212,9 @@ pub fn conv_backward_input(
     o: usize,
     groups: usize,
 ) -> Vec<f32> {
+    if g.n * g.c * o == 0 {
+        return vec![0f32; g.n * g.c * g.h * g.w];
+    }
     // With fewer channels than a tile's 6 rows, a tile would hold neighbouring
     // taps of one channel (see backward_input_wide), which measured slower.
     if Plan::wide_fits(g) && g.c / groups >= 6 {
