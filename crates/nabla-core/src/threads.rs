@@ -70,6 +70,11 @@ pub(crate) fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
 /// at two. `backward` does this by itself. Grad mode (`no_grad`) carries
 /// over into `f`.
 ///
+/// `f` holds a pool thread while it runs: it must not wait for another
+/// thread that itself runs tensor ops (with one thread, that one would wait
+/// for the pool forever). nabla's data loaders fill plain buffers on their
+/// thread, so a loop over their batches is safe.
+///
 /// ```
 /// use nabla_core::{in_pool, Tensor};
 /// let w = Tensor::ones([3]).requires_grad_(true);
