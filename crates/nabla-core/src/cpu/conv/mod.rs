@@ -280,9 +280,9 @@ fn backward_input_wide(dy: &[f32], w: &[f32], g: &ConvGeom, o: usize, groups: us
         }
     }
     let dy_rows = row_offsets(og, q);
-    // the padded gradient of one group; the last taps run KW − 1 + (KH − 1)·Wp
-    // floats past the last plane, adding zeros there
-    let padded = cg * hp * wp + (g.kh - 1) * wp + g.kw;
+    // the padded gradient of one group; the last taps' rows end KW − 1
+    // floats past the last plane (OH + KH − 1 = Hp), adding zeros there
+    let padded = cg * hp * wp + g.kw - 1;
     let mut dx = vec![0f32; g.n * chw];
     let mut work: Vec<&mut [f32]> = dx.chunks_mut(chw).collect();
     run_parallel(&mut work, |n, dxn, scratch| {
