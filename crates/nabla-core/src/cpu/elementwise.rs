@@ -27,7 +27,7 @@ fn fill(
             .map(|(i, c)| write(i * CHUNK, c))
             .sum()
     } else {
-        crate::threads::install(|| {
+        crate::threads::in_pool(|| {
             spare
                 .par_chunks_mut(CHUNK)
                 .enumerate()

@@ -4,8 +4,8 @@
 use gemm::Parallelism;
 use rayon::prelude::*;
 
-/// Multiply-adds below which a product's rows are split between the threads
-/// rather than handed to gemm's parallel kernels.
+/// Multiply-adds below which a product's columns are split between the
+/// threads rather than handed to gemm's parallel kernels.
 const MID_SIZED: usize = 1 << 26;
 
 /// A read-only strided matrix: element (i, j) at `data[offset + i*rs + j*cs]`.
@@ -76,7 +76,7 @@ pub fn gemm_into(dst: &mut [f32], accumulate: bool, lhs: MatRef, rhs: MatRef, th
     if threads > 1 && n >= 32 * threads && m * n * k < MID_SIZED {
         let cols = n.div_ceil(threads).next_multiple_of(16);
         let dst_addr = dst.as_mut_ptr() as usize;
-        crate::threads::install(|| {
+        crate::threads::in_pool(|| {
             (0..n.div_ceil(cols)).into_par_iter().for_each(|b| {
                 let (j0, nb) = (b * cols, cols.min(n - b * cols));
                 let block = MatRef {
@@ -104,7 +104,7 @@ pub fn gemm_into(dst: &mut [f32], accumulate: bool, lhs: MatRef, rhs: MatRef, th
     // were bounds-checked above and dst is exactly m×n, row-major.
     let mut run = || unsafe { gemm_raw(dst.as_mut_ptr(), n, accumulate, lhs, rhs, parallelism) };
     if threads > 1 {
-        crate::threads::install(run);
+        crate::threads::in_pool(run);
     } else {
         run();
     }
@@ -153,12 +153,7 @@ unsafe fn gemm_raw(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn vals(n: usize, seed: usize) -> Vec<f32> {
-        (0..n)
-            .map(|i| (((i * 7919 + seed * 104729) % 97) as f32 - 48.0) / 64.0)
-            .collect()
-    }
+    use crate::cpu::test_values as vals;
 
     #[test]
     fn column_blocks_on_two_threads_give_the_one_thread_product() {

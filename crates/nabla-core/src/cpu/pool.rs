@@ -183,7 +183,7 @@ pub fn max_pool_forward(x: &[f32], planes: usize, g: &ConvGeom) -> (Vec<f32>, Ve
     };
     if planes * p * g.kh * g.kw >= super::PAR_MIN_ELEMS {
         use rayon::prelude::*;
-        crate::threads::install(|| {
+        crate::threads::in_pool(|| {
             pairs
                 .par_iter_mut()
                 .enumerate()

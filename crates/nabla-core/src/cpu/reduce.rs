@@ -97,7 +97,7 @@ pub fn reduce_rows(data: &[f32], rows: usize, len: usize, op: ReduceOp) -> Vec<f
     }
     if rows == 1 && len > BLOCK {
         // One long row: fixed blocks in parallel, then combine in order.
-        let partials: Vec<f32> = crate::threads::install(|| {
+        let partials: Vec<f32> = crate::threads::in_pool(|| {
             data.par_chunks(BLOCK)
                 .map(|b| reduce_slice(b, op))
                 .collect()
@@ -109,7 +109,7 @@ pub fn reduce_rows(data: &[f32], rows: usize, len: usize, op: ReduceOp) -> Vec<f
         return vec![acc];
     }
     if rows * len >= super::PAR_MIN_ELEMS && rows > 1 {
-        crate::threads::install(|| data.par_chunks(len).map(|r| reduce_slice(r, op)).collect())
+        crate::threads::in_pool(|| data.par_chunks(len).map(|r| reduce_slice(r, op)).collect())
     } else {
         data.chunks(len).map(|r| reduce_slice(r, op)).collect()
     }

@@ -426,6 +426,7 @@ mod avx {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cpu::test_values as vals;
 
     fn naive(
         m: usize,
@@ -441,12 +442,6 @@ mod tests {
             }
         }
         c
-    }
-
-    fn vals(n: usize, seed: usize) -> Vec<f32> {
-        (0..n)
-            .map(|i| (((i * 7919 + seed * 104729) % 97) as f32 - 48.0) / 16.0)
-            .collect()
     }
 
     #[test]

@@ -131,7 +131,7 @@ impl Tensor {
         let mut b_step = vec![0f32; n * 3 * h];
         let mut out = vec![0f32; (t + 1) * n * h];
         let order = sequence::steps(t, reverse);
-        crate::threads::install(|| {
+        crate::threads::in_pool(|| {
             for &s in &order {
                 let k = if keep { s } else { 0 };
                 saved.h_prev[k * n * h..(k + 1) * n * h].copy_from_slice(&hv);

@@ -220,7 +220,7 @@ impl Tensor {
         // Rows of the batch are independent within a step: each thread takes
         // a block of rows through its product and its cells.
         let rb = n.div_ceil(step_blocks(n, h, threads));
-        crate::threads::install(|| {
+        crate::threads::in_pool(|| {
             for &s in &order {
                 let k = if keep { s } else { 0 }; // the step's place in the buffers
                 let (sz, sh) = (
@@ -276,7 +276,7 @@ impl Tensor {
                 let mut dh = gv[t * n * h..(t + 1) * n * h].to_vec();
                 let mut dc = gv[(t + 1) * n * h..].to_vec();
                 let mut dz = vec![0f32; t * n * 4 * h];
-                crate::threads::install(|| {
+                crate::threads::in_pool(|| {
                     for &s in order.iter().rev() {
                         let (sz, sh) = (
                             s * n * 4 * h..(s + 1) * n * 4 * h,

@@ -60,7 +60,7 @@ fn forward(a: &Tensor, b: &Tensor, batch: &[usize], m: usize, n: usize) -> Vec<f
             let k = la.shape()[la.rank() - 1];
             if count > 1 && m * n * k < (1 << 21) && m * n > 0 {
                 // Many small products: one per thread beats threading each.
-                crate::threads::install(|| {
+                crate::threads::in_pool(|| {
                     out.par_chunks_mut(m * n)
                         .enumerate()
                         .for_each(|(i, d)| one(i, d, 1))

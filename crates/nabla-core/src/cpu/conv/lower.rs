@@ -13,7 +13,7 @@ use super::ConvGeom;
 /// offset, OH·Wp long, of which each row's last Wp − OW outputs are
 /// dropped) or im2col (`[C·KH·KW, P]`, zeros in the padding).
 pub(super) struct Plan {
-    pub wide: bool,
+    pub layout: Layout,
     /// padded width (wide) or OW (strips, im2col): the row pitch of the outputs
     pub pitch: usize,
     /// length of a row of B: OH·pitch
@@ -22,6 +22,14 @@ pub(super) struct Plan {
     pub per_image: usize,
     /// start of each tap's row in an image's B
     pub offsets: Vec<usize>,
+}
+
+/// The three layouts of B (see [`Plan`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Layout {
+    Strips,
+    Wide,
+    Im2col,
 }
 
 impl Plan {
@@ -39,7 +47,7 @@ impl Plan {
     /// LeNet's conv2 forward went 0.46 → 0.35 ms and its weight gradient
     /// 0.55 → 0.42 ms. Big images (56 + 2 columns for 56) stay wide, where
     /// the copy would cost more than the few wasted columns.
-    pub fn strips(g: &ConvGeom) -> bool {
+    fn strips(g: &ConvGeom) -> bool {
         let wp = g.w + 2 * g.pw;
         g.sh == 1 && g.sw == 1 && g.dh == 1 && g.dw == 1 && 8 * wp > 9 * g.ow
     }
@@ -58,7 +66,7 @@ impl Plan {
                 }
             }
             Plan {
-                wide: false,
+                layout: Layout::Strips,
                 pitch: g.ow,
                 q: p,
                 per_image: g.c * g.kw * strip,
@@ -74,7 +82,7 @@ impl Plan {
             }
             // the last tap's row ends KW − 1 floats past the padded image
             Plan {
-                wide: true,
+                layout: Layout::Wide,
                 pitch: wp,
                 q: g.oh * wp,
                 per_image: g.c * hp * wp + g.kw - 1,
@@ -82,7 +90,7 @@ impl Plan {
             }
         } else {
             Plan {
-                wide: false,
+                layout: Layout::Im2col,
                 pitch: g.ow,
                 q: p,
                 per_image: g.k_all() * p,
@@ -96,7 +104,7 @@ impl Plan {
     /// padding goes (a reused scratch buffer); otherwise what is not copied
     /// is zeroed here. Strips are written once, zeros included.
     pub fn fill<'a>(&self, x: &[f32], g: &ConvGeom, buf: Slots<'a>, zeroed: bool) -> &'a mut [f32] {
-        if Plan::strips(g) {
+        if self.layout == Layout::Strips {
             fill_strips(x, g, buf);
             // SAFETY: fill_strips wrote all of buf.
             return unsafe { assume_init(buf) };
@@ -107,7 +115,7 @@ impl Plan {
         } else {
             init(buf, self.per_image, |_| 0.0)
         };
-        if !self.wide {
+        if self.layout == Layout::Im2col {
             im2col_image(x, g, buf);
             return buf;
         }

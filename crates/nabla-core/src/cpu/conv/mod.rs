@@ -25,7 +25,7 @@ mod lower;
 use rayon::prelude::*;
 
 use super::small_gemm::{gemm_bcast, gemm_dot, row_offsets, Rows, Strided};
-use lower::{as_slots, col2im_image, init, Plan, Slots};
+use lower::{as_slots, col2im_image, init, Layout, Plan, Slots};
 
 /// Sizes of one convolution (or pooling) window sweep.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,7 +96,7 @@ impl ConvGeom {
 /// threads; each task reuses one scratch buffer instead of allocating per item.
 fn run_parallel<T: Send>(items: &mut [T], f: impl Fn(usize, &mut T, &mut Vec<f32>) + Sync + Send) {
     if items.len() > 1 && crate::threads::num_threads() > 1 {
-        crate::threads::install(|| {
+        crate::threads::in_pool(|| {
             items
                 .par_iter_mut()
                 .enumerate()
@@ -126,11 +126,11 @@ pub fn conv_forward(
     let plan = Plan::new(g);
     let (p, kc, chw) = (g.p(), g.k_all(), g.c * g.h * g.w);
     let (og, kg, q) = (o / groups, kc / groups, plan.q);
+    let wide = plan.layout == Layout::Wide;
+    let bias_of = |oc: usize| bias.map_or(0.0, |b| b[oc]);
     if g.n * o * p == 0 || kc == 0 {
         // no images, no output channels or no input channels: the bias alone
-        let y = (0..g.n * o * p)
-            .map(|i| bias.map_or(0.0, |b| b[i / p % o]))
-            .collect();
+        let y = (0..g.n * o * p).map(|i| bias_of(i / p % o)).collect();
         return (y, keep.then(|| vec![0f32; g.n * plan.per_image]));
     }
     let out_rows = row_offsets(og, q);
@@ -148,12 +148,11 @@ pub fn conv_forward(
     } else {
         y_slots.chunks_mut(o * p).map(|c| (c, None)).collect()
     };
-    let bias_of = |oc: usize| bias.map_or(0.0, |b| b[oc]);
     run_parallel(&mut work, |n, (yn, kept), scratch| {
         // scratch: [B if not kept][wide output O × q]; zeros where the
         // padding of a wide B goes, which fill never writes
         let own_b = if kept.is_some() { 0 } else { plan.per_image };
-        scratch.resize(own_b + if plan.wide { o * q } else { 0 }, 0.0);
+        scratch.resize(own_b + if wide { o * q } else { 0 }, 0.0);
         let (sb, wide_out) = scratch.split_at_mut(own_b);
         let image = &x[n * chw..(n + 1) * chw];
         let b: &mut [f32] = match kept {
@@ -175,7 +174,7 @@ pub fn conv_forward(
                 gemm_bcast(og, q, kg, wg, rows, out_g, &out_rows, accumulate);
             }
         };
-        if plan.wide {
+        if wide {
             products(wide_out, false);
             // keep the first OW of every pitch-long output row, plus the bias
             let rows = yn.chunks_mut(g.ow).zip(wide_out.chunks(plan.pitch));
@@ -283,8 +282,11 @@ fn backward_input_wide(dy: &[f32], w: &[f32], g: &ConvGeom, o: usize, groups: us
     // the padded gradient of one group; the last taps' rows end KW − 1
     // floats past the last plane (OH + KH − 1 = Hp), adding zeros there
     let padded = cg * hp * wp + g.kw - 1;
-    let mut dx = vec![0f32; g.n * chw];
-    let mut work: Vec<&mut [f32]> = dx.chunks_mut(chw).collect();
+    // dx starts uninitialized: the interiors copied below cover all of it
+    let mut dx: Vec<f32> = Vec::with_capacity(g.n * chw);
+    let mut work: Vec<Slots> = dx.spare_capacity_mut()[..g.n * chw]
+        .chunks_mut(chw)
+        .collect();
     run_parallel(&mut work, |n, dxn, scratch| {
         scratch.clear();
         scratch.resize(og * q + padded, 0.0);
@@ -315,11 +317,16 @@ fn backward_input_wide(dy: &[f32], w: &[f32], g: &ConvGeom, o: usize, groups: us
                 let plane = &dx_pad[c * hp * wp..];
                 let out = &mut dxn[(gi * cg + c) * g.h * g.w..][..g.h * g.w];
                 for (y, row) in out.chunks_mut(g.w).enumerate() {
-                    row.copy_from_slice(&plane[(y + g.ph) * wp + g.pw..][..g.w]);
+                    let src = &plane[(y + g.ph) * wp + g.pw..][..g.w];
+                    for (d, v) in row.iter_mut().zip(src) {
+                        d.write(*v);
+                    }
                 }
             }
         }
     });
+    // SAFETY: each image's groups wrote every row of all their channels.
+    unsafe { dx.set_len(g.n * chw) };
     dx
 }
 
@@ -355,7 +362,7 @@ pub fn conv_backward_params(
             let b = &saved[n * plan.per_image..(n + 1) * plan.per_image];
             // In the wide layout dy is spread to the output pitch, zeros at
             // the dropped positions, so they add nothing.
-            let a: &[f32] = if plan.wide {
+            let a: &[f32] = if plan.layout == Layout::Wide {
                 scratch.clear();
                 scratch.resize(o * q, 0.0);
                 for (dst, src) in scratch.chunks_mut(plan.pitch).zip(dyn_.chunks(g.ow)) {
@@ -496,7 +503,7 @@ mod tests {
             let dy = vals(g.n * o * g.p(), 4);
             let wt = vals(o * g.k_all() / groups, 5);
             let plan = Plan::new(&g);
-            let layout = (Plan::strips(&g), plan.wide);
+            let layout = plan.layout;
             seen.push(layout);
             let (y, saved) = conv_forward(&x, &wt, None, &g, o, groups, true);
             let (dw, _) = conv_backward_params(&dy, saved.as_deref(), &g, o, groups);
@@ -548,7 +555,7 @@ mod tests {
                 }
             }
         }
-        for layout in [(true, false), (false, true), (false, false)] {
+        for layout in [Layout::Strips, Layout::Wide, Layout::Im2col] {
             assert!(seen.contains(&layout), "no case with layout {layout:?}");
         }
     }
