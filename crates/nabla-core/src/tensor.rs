@@ -313,6 +313,17 @@ impl Tensor {
         self.with_cpu(cpu::copy::contiguous)
     }
 
+    /// Runs `f` on the elements in row-major order: the storage itself when
+    /// the tensor is contiguous (no copy: optimizers read gradients this
+    /// way), else a copy.
+    pub fn read_data<R>(&self, f: impl FnOnce(&[f32]) -> R) -> R {
+        if !self.is_contiguous() {
+            return f(&self.to_vec());
+        }
+        let (off, n) = (self.layout().offset(), self.numel());
+        self.with_cpu(|d, _| f(&d[off..off + n]))
+    }
+
     /// The value of a one-element tensor.
     pub fn item(&self) -> Result<f32> {
         if self.numel() != 1 {

@@ -55,9 +55,44 @@ impl<'a> MatRef<'a> {
 /// contiguous row-major `[lhs.rows, rhs.cols]`. `threads` > 1 lets gemm split
 /// the work in the nabla pool.
 pub fn gemm_into(dst: &mut [f32], accumulate: bool, lhs: MatRef, rhs: MatRef, threads: usize) {
+    assert_eq!(
+        dst.len(),
+        lhs.rows * rhs.cols,
+        "gemm_into: destination size"
+    );
+    // SAFETY: dst is an initialized m×n slice.
+    unsafe { gemm_to(dst.as_mut_ptr(), accumulate, lhs, rhs, threads) }
+}
+
+/// `lhs · rhs` as a new row-major `[lhs.rows, rhs.cols]` vector, written
+/// once into fresh capacity (no zeroing pass first).
+pub fn gemm_new(lhs: MatRef, rhs: MatRef, threads: usize) -> Vec<f32> {
+    let len = lhs.rows * rhs.cols;
+    let mut out = Vec::with_capacity(len);
+    // SAFETY: the capacity holds m×n floats and, with accumulate off, gemm_to
+    // writes every one of them without reading any.
+    unsafe {
+        gemm_to(out.as_mut_ptr(), false, lhs, rhs, threads);
+        out.set_len(len);
+    }
+    out
+}
+
+/// The body of [`gemm_into`] and [`gemm_new`].
+///
+/// # Safety
+/// `dst` must be valid for writes of `lhs.rows × rhs.cols` floats, and
+/// initialized when `accumulate`; without `accumulate` every element is
+/// written and none read.
+pub(crate) unsafe fn gemm_to(
+    dst: *mut f32,
+    accumulate: bool,
+    lhs: MatRef,
+    rhs: MatRef,
+    threads: usize,
+) {
     let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
     assert_eq!(rhs.rows, k, "gemm_into: inner dimensions");
-    assert_eq!(dst.len(), m * n, "gemm_into: destination size");
     lhs.check();
     rhs.check();
     if m == 0 || n == 0 {
@@ -65,7 +100,8 @@ pub fn gemm_into(dst: &mut [f32], accumulate: bool, lhs: MatRef, rhs: MatRef, th
     }
     if k == 0 {
         if !accumulate {
-            dst.fill(0.0);
+            // SAFETY: dst holds m·n floats (the caller's guarantee).
+            unsafe { dst.write_bytes(0, m * n) };
         }
         return;
     }
@@ -75,7 +111,7 @@ pub fn gemm_into(dst: &mut [f32], accumulate: bool, lhs: MatRef, rhs: MatRef, th
     // its part of rhs (blocks of rows would each pack all of it).
     if threads > 1 && n >= 32 * threads && m * n * k < MID_SIZED {
         let cols = n.div_ceil(threads).next_multiple_of(16);
-        let dst_addr = dst.as_mut_ptr() as usize;
+        let dst_addr = dst as usize;
         crate::threads::in_pool(|| {
             (0..n.div_ceil(cols)).into_par_iter().for_each(|b| {
                 let (j0, nb) = (b * cols, cols.min(n - b * cols));
@@ -100,9 +136,10 @@ pub fn gemm_into(dst: &mut [f32], accumulate: bool, lhs: MatRef, rhs: MatRef, th
     } else {
         Parallelism::None
     };
-    // SAFETY: every index the kernel touches is inside the slices: the views
-    // were bounds-checked above and dst is exactly m×n, row-major.
-    let mut run = || unsafe { gemm_raw(dst.as_mut_ptr(), n, accumulate, lhs, rhs, parallelism) };
+    // SAFETY: the views were bounds-checked above and dst holds m×n floats,
+    // row-major (the caller's guarantee).
+    let dst_addr = dst as usize;
+    let run = || unsafe { gemm_raw(dst_addr as *mut f32, n, accumulate, lhs, rhs, parallelism) };
     if threads > 1 {
         crate::threads::in_pool(run);
     } else {

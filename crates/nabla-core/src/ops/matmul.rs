@@ -8,7 +8,7 @@
 
 use rayon::prelude::*;
 
-use crate::cpu::matmul::{gemm_into, MatRef};
+use crate::cpu::matmul::{gemm_to, MatRef};
 use crate::layout::{broadcast_shapes, broadcast_strides, Layout};
 use crate::{Error, Result, Tensor};
 
@@ -47,31 +47,33 @@ fn mat<'a>(data: &'a [f32], l: &Layout, offset: usize) -> MatRef<'a> {
 
 fn forward(a: &Tensor, b: &Tensor, batch: &[usize], m: usize, n: usize) -> Vec<f32> {
     let count: usize = batch.iter().product();
-    let mut out = vec![0f32; count * m * n];
+    let len = count * m * n;
+    let mut out = Vec::with_capacity(len);
+    let base = out.as_mut_ptr() as usize;
     a.with_cpu(|da, la| {
         b.with_cpu(|db, lb| {
             let (ba, bb) = (batch_layout(la, batch), batch_layout(lb, batch));
-            let one = |i: usize, dst: &mut [f32], threads: usize| {
+            let one = |i: usize, threads: usize| {
                 let lhs = mat(da, la, offset_of(&ba, i));
                 let rhs = mat(db, lb, offset_of(&bb, i));
-                gemm_into(dst, false, lhs, rhs, threads);
+                // SAFETY: product i fills elements i·m·n .. (i+1)·m·n of
+                // out's capacity, disjoint from the others' and written
+                // without being read (no accumulate).
+                unsafe { gemm_to((base as *mut f32).add(i * m * n), false, lhs, rhs, threads) }
             };
             let threads = crate::threads::num_threads();
             let k = la.shape()[la.rank() - 1];
             if count > 1 && m * n * k < (1 << 21) && m * n > 0 {
                 // Many small products: one per thread beats threading each.
-                crate::threads::in_pool(|| {
-                    out.par_chunks_mut(m * n)
-                        .enumerate()
-                        .for_each(|(i, d)| one(i, d, 1))
-                });
+                crate::threads::in_pool(|| (0..count).into_par_iter().for_each(|i| one(i, 1)));
             } else if m * n > 0 {
-                for (i, d) in out.chunks_mut(m * n).enumerate() {
-                    one(i, d, threads);
-                }
+                (0..count).for_each(|i| one(i, threads));
             }
         })
     });
+    // SAFETY: the products above wrote all count·m·n elements (none when
+    // m·n = 0).
+    unsafe { out.set_len(len) };
     out
 }
 
@@ -201,6 +203,18 @@ mod tests {
             Default::default(),
         )
         .unwrap();
+    }
+
+    #[test]
+    fn an_empty_inner_dimension_gives_zeros_not_old_memory() {
+        // the output is written into fresh capacity: fill and free some
+        // memory first so that a product that wrote nothing would show it
+        drop(vec![f32::NAN; 1 << 16]);
+        let c = Tensor::zeros([3, 0]).matmul(&Tensor::zeros([0, 4])).unwrap();
+        assert_eq!(c.shape(), &[3, 4]);
+        assert_eq!(c.to_vec(), vec![0.0; 12]);
+        let c = Tensor::zeros([2, 3, 0]).matmul(&Tensor::zeros([2, 0, 4])).unwrap();
+        assert_eq!(c.to_vec(), vec![0.0; 24]);
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! input projection of many steps in one product, whether a backward pass
 //! will come, and the products and sums that end their backward pass.
 
-use crate::cpu::matmul::{gemm_into, MatRef};
+use crate::cpu::matmul::{gemm_into, gemm_new, MatRef};
 use crate::{Error, Result, Tensor};
 
 /// Steps, batch rows, input features, hidden units.
@@ -101,9 +101,7 @@ pub(super) fn steps(t: usize, reverse: bool) -> Vec<usize> {
 
 /// `lhs·rhs` as a new tensor of `shape`.
 pub(super) fn product(shape: &[usize], lhs: MatRef, rhs: MatRef, threads: usize) -> Tensor {
-    let mut v = vec![0f32; lhs.rows * rhs.cols];
-    gemm_into(&mut v, false, lhs, rhs, threads);
-    Tensor::from_cpu(v, shape)
+    Tensor::from_cpu(gemm_new(lhs, rhs, threads), shape)
 }
 
 /// The sums over the rows of `v`, each `width` long, as a `[width]` tensor.

@@ -10,7 +10,7 @@
 
 use nabla_core::{Result, Tensor};
 
-use super::{grad_of, OptimCore, Optimizer};
+use super::{update_param, OptimCore, Optimizer};
 
 pub struct Adagrad {
     core: OptimCore,
@@ -64,21 +64,21 @@ impl Optimizer for Adagrad {
             self.initial_accumulator_value,
         );
         for (i, p) in self.core.params.iter().enumerate() {
-            let Some(mut g) = grad_of(p, self.maximize) else {
+            let Some(grad) = p.grad() else {
                 continue;
             };
             let slots = &mut self.core.slots;
             slots.step[i] += 1;
             let clr = (lr as f64 / (1.0 + (slots.step[i] - 1) as f64 * decay as f64)) as f32;
-            let n = g.len();
-            p.update_data(|w| {
-                if wd != 0.0 {
-                    g.iter_mut().zip(w.iter()).for_each(|(g, &w)| *g += wd * w);
-                }
-                let (s, _) = slots.get(i, "sum", || vec![init; n]);
-                for k in 0..n {
-                    s[k] += g[k] * g[k];
-                    w[k] += -clr * (g[k] / (s[k].sqrt() + eps));
+            let (state, _) = slots.get(i, &["sum"], p.numel(), init);
+            update_param(p, &grad, self.maximize, state, move |w, g, state| {
+                let [s] = state else {
+                    unreachable!("one buffer")
+                };
+                for ((w, &g), s) in w.iter_mut().zip(g).zip(s.iter_mut()) {
+                    let g = if wd != 0.0 { g + wd * *w } else { g };
+                    *s += g * g;
+                    *w += -clr * (g / (s.sqrt() + eps));
                 }
             })?;
         }

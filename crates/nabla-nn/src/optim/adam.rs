@@ -13,7 +13,7 @@
 
 use nabla_core::{Result, Tensor};
 
-use super::{grad_of, OptimCore, Optimizer};
+use super::{update_param, OptimCore, Optimizer};
 
 pub struct Adam {
     core: OptimCore,
@@ -75,8 +75,9 @@ impl Adam {
 impl Optimizer for Adam {
     fn step(&mut self) -> Result<()> {
         let (lr, (b1, b2), eps, wd) = (self.core.lr, self.betas, self.eps, self.weight_decay);
+        let (decoupled, amsgrad) = (self.decoupled, self.amsgrad);
         for (i, p) in self.core.params.iter().enumerate() {
-            let Some(mut g) = grad_of(p, self.maximize) else {
+            let Some(grad) = p.grad() else {
                 continue;
             };
             let slots = &mut self.core.slots;
@@ -86,35 +87,47 @@ impl Optimizer for Adam {
             let bc1 = 1.0 - (b1 as f64).powi(t);
             let bc2_sqrt = (1.0 - (b2 as f64).powi(t)).sqrt() as f32;
             let step_size = (lr as f64 / bc1) as f32;
-            let n = g.len();
-            p.update_data(|w| {
-                if wd != 0.0 {
-                    if self.decoupled {
-                        w.iter_mut().for_each(|w| *w *= 1.0 - lr * wd);
-                    } else {
-                        g.iter_mut().zip(w.iter()).for_each(|(g, &w)| *g += wd * w);
+            let names: &[&str] = match amsgrad {
+                true => &["exp_avg", "exp_avg_sq", "max_exp_avg_sq"],
+                false => &["exp_avg", "exp_avg_sq"],
+            };
+            let (state, _) = slots.get(i, names, p.numel(), 0.0);
+            update_param(p, &grad, self.maximize, state, move |w, g, state| {
+                let (m, rest) = state.split_first_mut().expect("exp_avg");
+                let (v, vmax) = rest.split_first_mut().expect("exp_avg_sq");
+                let adam =
+                    |w: &mut f32, g: f32, m: &mut f32, v: &mut f32, vmax: Option<&mut f32>| {
+                        let mut g = g;
+                        if wd != 0.0 {
+                            match decoupled {
+                                true => *w *= 1.0 - lr * wd,
+                                false => g += wd * *w,
+                            }
+                        }
+                        *m += (1.0 - b1) * (g - *m);
+                        *v = *v * b2 + (1.0 - b2) * g * g;
+                        let v_hat = match vmax {
+                            Some(vmax) => {
+                                *vmax = vmax.max(*v);
+                                *vmax
+                            }
+                            None => *v,
+                        };
+                        *w += -step_size * (*m / (v_hat.sqrt() / bc2_sqrt + eps));
+                    };
+                // zipped iterators: no bounds checks, so the loops vectorize
+                let each = w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut());
+                match vmax.first_mut() {
+                    Some(vmax) => {
+                        for ((((w, &g), m), v), x) in each.zip(vmax.iter_mut()) {
+                            adam(w, g, m, v, Some(x));
+                        }
                     }
-                }
-                let (m, _) = slots.get(i, "exp_avg", || vec![0.0; n]);
-                m.iter_mut()
-                    .zip(&g)
-                    .for_each(|(m, &g)| *m += (1.0 - b1) * (g - *m));
-                let m = m.clone();
-                let (v, _) = slots.get(i, "exp_avg_sq", || vec![0.0; n]);
-                v.iter_mut()
-                    .zip(&g)
-                    .for_each(|(v, &g)| *v = *v * b2 + (1.0 - b2) * g * g);
-                let mut v_hat = v.clone();
-                if self.amsgrad {
-                    let (vmax, _) = slots.get(i, "max_exp_avg_sq", || vec![0.0; n]);
-                    vmax.iter_mut()
-                        .zip(&v_hat)
-                        .for_each(|(a, &b)| *a = a.max(b));
-                    v_hat.copy_from_slice(vmax);
-                }
-                for k in 0..n {
-                    let denom = v_hat[k].sqrt() / bc2_sqrt + eps;
-                    w[k] += -step_size * (m[k] / denom);
+                    None => {
+                        for (((w, &g), m), v) in each {
+                            adam(w, g, m, v, None);
+                        }
+                    }
                 }
             })?;
         }

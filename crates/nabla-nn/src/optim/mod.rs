@@ -20,6 +20,7 @@ pub use rmsprop::RMSprop;
 pub use sgd::Sgd;
 
 use nabla_core::{Error, Result, Tensor};
+use rayon::prelude::*;
 
 /// What every optimizer holds: the parameters, the learning rate and the
 /// per-parameter state.
@@ -88,24 +89,35 @@ impl Slots {
         }
     }
 
-    /// Buffer `name` of parameter `i`, created by `init` on first use;
-    /// `fresh` says whether it was just created.
+    /// Buffers `names` of parameter `i` (`n` elements each), created
+    /// filled with `init` on first use; `fresh` says whether they were just
+    /// created.
     pub fn get(
         &mut self,
         i: usize,
-        name: &'static str,
-        init: impl FnOnce() -> Vec<f32>,
-    ) -> (&mut Vec<f32>, bool) {
+        names: &[&'static str],
+        n: usize,
+        init: f32,
+    ) -> (Vec<&mut [f32]>, bool) {
         let bufs = &mut self.buffers[i];
-        let fresh = !bufs.iter().any(|(n, _)| *n == name);
-        if fresh {
-            bufs.push((name, init()));
+        let mut fresh = false;
+        for &name in names {
+            if !bufs.iter().any(|(b, _)| *b == name) {
+                bufs.push((name, vec![init; n]));
+                fresh = true;
+            }
         }
-        let pos = bufs
-            .iter()
-            .position(|(n, _)| *n == name)
-            .expect("just inserted");
-        (&mut bufs[pos].1, fresh)
+        let mut found: Vec<Option<&mut [f32]>> = names.iter().map(|_| None).collect();
+        for (b, v) in bufs.iter_mut() {
+            if let Some(k) = names.iter().position(|name| name == b) {
+                found[k] = Some(v.as_mut_slice());
+            }
+        }
+        let out = found
+            .into_iter()
+            .map(|v| v.expect("every name was inserted above"))
+            .collect();
+        (out, fresh)
     }
 
     pub fn to_tensors(&self, params: &[Tensor]) -> Vec<(String, Tensor)> {
@@ -160,12 +172,126 @@ impl Slots {
     }
 }
 
-/// The gradient of `p` as a vector (negated when maximizing), or None.
-pub(crate) fn grad_of(p: &Tensor, maximize: bool) -> Option<Vec<f32>> {
-    let g = p.grad()?.to_vec();
-    Some(if maximize {
-        g.into_iter().map(|v| -v).collect()
-    } else {
-        g
+/// Parameters of at least two chunks are updated a chunk per task on the
+/// pool's threads: an update is a few flops per element, so smaller ones are
+/// not worth a hand-over.
+const CHUNK: usize = 1 << 14;
+
+/// One optimizer update of parameter `p` in a single pass over memory:
+/// `f(w, g, state)` runs on matching pieces of the values (updated in
+/// place), its gradient `grad` (negated when `maximize`) and each `state`
+/// buffer.
+///
+/// The pieces are independent, so the result does not depend on how they
+/// are cut: `f` must treat every element alone.
+pub(crate) fn update_param(
+    p: &Tensor,
+    grad: &Tensor,
+    maximize: bool,
+    state: Vec<&mut [f32]>,
+    f: impl Fn(&mut [f32], &[f32], &mut [&mut [f32]]) + Sync,
+) -> Result<()> {
+    if grad.numel() != p.numel() {
+        return Err(Error::Shape {
+            op: "optimizer step",
+            msg: format!(
+                "gradient of shape {:?} for a parameter of shape {:?}",
+                grad.shape(),
+                p.shape()
+            ),
+        });
+    }
+    grad.read_data(|g| {
+        let negated: Vec<f32>;
+        let g = if maximize {
+            negated = g.iter().map(|v| -v).collect();
+            &negated
+        } else {
+            g
+        };
+        p.update_data(|w| in_chunks(w, g, state, &f))
     })
+}
+
+/// One piece of an update: values, gradient, state buffers.
+type Piece<'a> = (&'a mut [f32], &'a [f32], Vec<&'a mut [f32]>);
+
+/// Runs `f` on the whole of `w`, `g` and `state` at once, or on their
+/// [`pieces`] in parallel when there are at least two.
+fn in_chunks(
+    w: &mut [f32],
+    g: &[f32],
+    mut state: Vec<&mut [f32]>,
+    f: &(impl Fn(&mut [f32], &[f32], &mut [&mut [f32]]) + Sync),
+) {
+    if w.len() < 2 * CHUNK || nabla_core::num_threads() == 1 {
+        return f(w, g, &mut state);
+    }
+    let pieces = pieces(w, g, state);
+    nabla_core::in_pool(|| {
+        pieces
+            .into_par_iter()
+            .for_each(|(w, g, mut s)| f(w, g, &mut s))
+    });
+}
+
+/// `w`, `g` and every `state` buffer cut at the same multiples of [`CHUNK`].
+fn pieces<'a>(
+    mut w: &'a mut [f32],
+    mut g: &'a [f32],
+    mut state: Vec<&'a mut [f32]>,
+) -> Vec<Piece<'a>> {
+    let mut out = vec![];
+    while !w.is_empty() {
+        let at = CHUNK.min(w.len());
+        let (w0, w1) = w.split_at_mut(at);
+        let (g0, g1) = g.split_at(at);
+        let (mut heads, mut tails) = (vec![], vec![]);
+        for s in state {
+            let (h, t) = s.split_at_mut(at);
+            heads.push(h);
+            tails.push(t);
+        }
+        out.push((w0, g0, heads));
+        (w, g, state) = (w1, g1, tails);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An update whose result says which element it came from: chunks cut
+    /// at the wrong place, or state out of step with the values, show.
+    fn update(w: &mut [f32], g: &[f32], s: &mut [&mut [f32]]) {
+        let [a, b] = s else { panic!("two buffers") };
+        for k in 0..w.len() {
+            a[k] += g[k];
+            b[k] = a[k] * 2.0 + w[k];
+            w[k] -= 0.5 * b[k];
+        }
+    }
+
+    #[test]
+    fn chunked_updates_equal_one_pass() {
+        let n = 5 * CHUNK + 77;
+        let values = |k: usize, s: f32| {
+            (0..n)
+                .map(|i| ((i * k) % 97) as f32 * s)
+                .collect::<Vec<f32>>()
+        };
+        let g = values(3, 0.01);
+        let (mut w1, mut a1, mut b1) = (values(5, 0.1), values(7, 1.0), vec![0.0; n]);
+        let (mut w2, mut a2, mut b2) = (w1.clone(), a1.clone(), b1.clone());
+        update(&mut w1, &g, &mut [&mut a1, &mut b1]);
+        let cut = pieces(&mut w2, &g, vec![&mut a2, &mut b2]);
+        assert_eq!(cut.len(), 6);
+        for (w, g, mut s) in cut {
+            update(w, g, &mut s);
+        }
+        assert_eq!(w1, w2);
+        assert_eq!(a1, a2);
+        assert_eq!(b1, b2);
+    }
 }

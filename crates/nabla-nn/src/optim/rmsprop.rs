@@ -10,7 +10,7 @@
 
 use nabla_core::{Result, Tensor};
 
-use super::{grad_of, OptimCore, Optimizer};
+use super::{update_param, OptimCore, Optimizer};
 
 pub struct RMSprop {
     core: OptimCore,
@@ -69,41 +69,47 @@ impl Optimizer for RMSprop {
             self.weight_decay,
             self.momentum,
         );
+        let centered = self.centered;
         for (i, p) in self.core.params.iter().enumerate() {
-            let Some(mut g) = grad_of(p, self.maximize) else {
+            let Some(grad) = p.grad() else {
                 continue;
             };
             let slots = &mut self.core.slots;
             slots.step[i] += 1;
-            let n = g.len();
-            p.update_data(|w| {
-                if wd != 0.0 {
-                    g.iter_mut().zip(w.iter()).for_each(|(g, &w)| *g += wd * w);
-                }
-                let (s, _) = slots.get(i, "square_avg", || vec![0.0; n]);
-                s.iter_mut()
-                    .zip(&g)
-                    .for_each(|(s, &g)| *s = *s * alpha + (1.0 - alpha) * g * g);
-                let mut d: Vec<f32> = s.clone();
-                if self.centered {
-                    let (a, _) = slots.get(i, "grad_avg", || vec![0.0; n]);
-                    a.iter_mut()
-                        .zip(&g)
-                        .for_each(|(a, &g)| *a += (1.0 - alpha) * (g - *a));
-                    d.iter_mut()
-                        .zip(a.iter())
-                        .for_each(|(d, &a)| *d += -(a * a));
-                }
-                d.iter_mut().for_each(|d| *d = d.sqrt() + eps);
-                if mu > 0.0 {
-                    let (b, _) = slots.get(i, "momentum_buffer", || vec![0.0; n]);
-                    for k in 0..n {
-                        b[k] = b[k] * mu + g[k] / d[k];
-                        w[k] += -lr * b[k];
+            // PyTorch keeps grad_avg only when centered, momentum_buffer
+            // only with momentum: checkpoints hold what it holds
+            let mut names = vec!["square_avg"];
+            if centered {
+                names.push("grad_avg");
+            }
+            if mu > 0.0 {
+                names.push("momentum_buffer");
+            }
+            let (state, _) = slots.get(i, &names, p.numel(), 0.0);
+            update_param(p, &grad, self.maximize, state, move |w, g, state| {
+                let (s, rest) = state.split_first_mut().expect("square_avg");
+                let (mut a, mut b) = match centered {
+                    true => {
+                        let (a, b) = rest.split_first_mut().expect("grad_avg");
+                        (Some(a), b.first_mut())
                     }
-                } else {
-                    for k in 0..n {
-                        w[k] += -lr * (g[k] / d[k]);
+                    false => (None, rest.first_mut()),
+                };
+                for k in 0..w.len() {
+                    let g = if wd != 0.0 { g[k] + wd * w[k] } else { g[k] };
+                    s[k] = s[k] * alpha + (1.0 - alpha) * g * g;
+                    let mut d = s[k];
+                    if let Some(a) = a.as_deref_mut() {
+                        a[k] += (1.0 - alpha) * (g - a[k]);
+                        d += -(a[k] * a[k]);
+                    }
+                    let d = d.sqrt() + eps;
+                    match b.as_deref_mut() {
+                        Some(b) => {
+                            b[k] = b[k] * mu + g / d;
+                            w[k] += -lr * b[k];
+                        }
+                        None => w[k] += -lr * (g / d),
                     }
                 }
             })?;

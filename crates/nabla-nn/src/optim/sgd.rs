@@ -10,7 +10,7 @@
 
 use nabla_core::{Error, Result, Tensor};
 
-use super::{grad_of, OptimCore, Optimizer};
+use super::{update_param, OptimCore, Optimizer};
 
 pub struct Sgd {
     core: OptimCore,
@@ -70,30 +70,36 @@ impl Optimizer for Sgd {
             self.dampening,
             self.weight_decay,
         );
+        let nesterov = self.nesterov;
         for (i, p) in self.core.params.iter().enumerate() {
-            let Some(mut g) = grad_of(p, self.maximize) else {
+            let Some(grad) = p.grad() else {
                 continue;
             };
             let slots = &mut self.core.slots;
             slots.step[i] += 1;
-            p.update_data(|w| {
-                if wd != 0.0 {
-                    g.iter_mut().zip(w.iter()).for_each(|(g, &w)| *g += wd * w);
-                }
-                if mu != 0.0 {
-                    let (b, fresh) = slots.get(i, "momentum_buffer", || g.clone());
-                    if !fresh {
-                        b.iter_mut()
-                            .zip(&g)
-                            .for_each(|(b, &g)| *b = *b * mu + (1.0 - damp) * g);
+            let (state, fresh) = match mu != 0.0 {
+                true => slots.get(i, &["momentum_buffer"], p.numel(), 0.0),
+                false => (vec![], false),
+            };
+            update_param(p, &grad, self.maximize, state, move |w, g, state| {
+                // zipped iterators: no bounds checks, so the loops vectorize
+                let decayed = |g: f32, w: f32| if wd != 0.0 { g + wd * w } else { g };
+                match state {
+                    [b] => {
+                        for ((w, &g), b) in w.iter_mut().zip(g).zip(b.iter_mut()) {
+                            let g = decayed(g, *w);
+                            // the first step starts the buffer at g
+                            *b = if fresh { g } else { *b * mu + (1.0 - damp) * g };
+                            let g = if nesterov { g + mu * *b } else { *b };
+                            *w += -lr * g;
+                        }
                     }
-                    if self.nesterov {
-                        g.iter_mut().zip(b.iter()).for_each(|(g, &b)| *g += mu * b);
-                    } else {
-                        g.copy_from_slice(b);
+                    _ => {
+                        for (w, &g) in w.iter_mut().zip(g) {
+                            *w += -lr * decayed(g, *w);
+                        }
                     }
                 }
-                w.iter_mut().zip(&g).for_each(|(w, &g)| *w += -lr * g);
             })?;
         }
         Ok(())
