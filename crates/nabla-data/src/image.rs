@@ -13,16 +13,34 @@ use crate::transform::{apply, Transform};
 #[derive(Clone)]
 pub struct ImageDataset {
     pub set: Arc<ImageSet>,
-    pub transforms: Vec<Transform>,
+    transforms: Vec<Transform>,
+    /// What each byte value becomes, when every transform works pixel by
+    /// pixel (Normalize): a lookup instead of the arithmetic, same floats.
+    table: Option<Arc<[f32; 256]>>,
 }
 
 impl ImageDataset {
     /// `ToTensor()` then `transforms` (e.g. augmentations, then Normalize).
     pub fn new(set: ImageSet, transforms: Vec<Transform>) -> ImageDataset {
+        let table = transforms.iter().all(Transform::is_per_pixel).then(|| {
+            let mut table = [0f32; 256];
+            for (b, v) in table.iter_mut().enumerate() {
+                let mut px = [b as f32 * (1.0 / 255.0)];
+                // per-pixel transforms draw nothing from the generator
+                apply(&transforms, &mut px, 1, 1, &mut Generator::new(0));
+                *v = px[0];
+            }
+            Arc::new(table)
+        });
         ImageDataset {
             set: Arc::new(set),
             transforms,
+            table,
         }
+    }
+
+    pub fn transforms(&self) -> &[Transform] {
+        &self.transforms
     }
 
     /// The reference program's pipeline: ToTensor, Normalize((0.1307,), (0.3081,)).
@@ -55,6 +73,13 @@ impl Dataset for ImageDataset {
     ) -> Result<()> {
         let hw = self.set.height * self.set.width;
         let px = &self.set.images[index * hw..(index + 1) * hw];
+        if let Some(table) = &self.table {
+            for (o, &b) in input.iter_mut().zip(px) {
+                *o = table[b as usize];
+            }
+            target[0] = self.set.labels[index] as f32;
+            return Ok(());
+        }
         for (o, &b) in input.iter_mut().zip(px) {
             *o = b as f32 * (1.0 / 255.0);
         }
@@ -96,5 +121,31 @@ mod tests {
         let (mut x, mut y) = (vec![0f32; 784], [0f32]);
         ds.get(0, &mut x, &mut y, &mut Generator::new(0)).unwrap();
         assert!((x[0] - (0.0 - 0.1307) / 0.3081).abs() < 1e-6);
+    }
+
+    #[test]
+    fn the_lookup_table_gives_the_computed_values_bit_for_bit() {
+        let set = Mnist::load(Mnist::shipped_dir()).unwrap().test;
+        let norm = Transform::Normalize {
+            mean: 0.2860,
+            std: 0.3530,
+        };
+        let ds = ImageDataset::new(set.clone(), vec![norm.clone(), norm]);
+        assert!(ds.table.is_some());
+        let mut computed = ds.clone();
+        computed.table = None;
+        for i in [0, 1, ds.len() - 1] {
+            let (mut a, mut b) = (vec![0f32; 784], vec![0f32; 784]);
+            let (mut ya, mut yb) = ([0f32], [0f32]);
+            ds.get(i, &mut a, &mut ya, &mut Generator::new(0)).unwrap();
+            computed
+                .get(i, &mut b, &mut yb, &mut Generator::new(0))
+                .unwrap();
+            assert!(a.iter().zip(&b).all(|(p, q)| p.to_bits() == q.to_bits()));
+            assert_eq!(ya, yb);
+        }
+        // a transform that moves pixels has no table
+        let shifted = ImageDataset::new(set, vec![Transform::RandomShift { max: 1 }]);
+        assert!(shifted.table.is_none());
     }
 }

@@ -219,8 +219,10 @@ mod tests {
 
     #[test]
     fn augmentation_is_reproducible() {
-        let mut ds = toy(8);
-        ds.transforms = vec![Transform::RandomShift { max: 1 }];
+        let ds = ImageDataset::new(
+            toy(8).set.as_ref().clone(),
+            vec![Transform::RandomShift { max: 1 }],
+        );
         let dl = DataLoader::new(ds, 8).seed(3);
         let a = dl.epoch(2).next().unwrap().unwrap().inputs.to_vec();
         let b = dl.epoch(2).next().unwrap().unwrap().inputs.to_vec();

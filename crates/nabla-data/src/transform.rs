@@ -32,6 +32,14 @@ pub enum Transform {
     },
 }
 
+impl Transform {
+    /// Whether each output pixel depends only on the same input pixel (and
+    /// no randomness): such transforms can be tabulated per byte value.
+    pub fn is_per_pixel(&self) -> bool {
+        matches!(self, Transform::Normalize { .. })
+    }
+}
+
 /// Applies `transforms` in order to one `h×w` single-channel image in [0, 1].
 pub fn apply(transforms: &[Transform], img: &mut [f32], h: usize, w: usize, rng: &mut Generator) {
     for t in transforms {

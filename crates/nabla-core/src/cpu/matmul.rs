@@ -8,6 +8,10 @@ use rayon::prelude::*;
 /// threads rather than handed to gemm's parallel kernels.
 const MID_SIZED: usize = 1 << 26;
 
+/// Multiply-adds below which a product stays on one thread: a few
+/// microseconds of work, less than waking another thread costs.
+const SMALL: usize = 1 << 18;
+
 /// A read-only strided matrix: element (i, j) at `data[offset + i*rs + j*cs]`.
 #[derive(Clone, Copy)]
 pub struct MatRef<'a> {
@@ -109,7 +113,8 @@ pub(crate) unsafe fn gemm_to(
     // own split leaves the second thread mostly idle: give each thread a
     // block of columns instead, each a one-threaded product that packs only
     // its part of rhs (blocks of rows would each pack all of it).
-    if threads > 1 && n >= 32 * threads && m * n * k < MID_SIZED {
+    let work = m * n * k;
+    if threads > 1 && n >= 32 * threads && (SMALL..MID_SIZED).contains(&work) {
         let cols = n.div_ceil(threads).next_multiple_of(16);
         let dst_addr = dst as usize;
         crate::threads::in_pool(|| {
@@ -131,7 +136,8 @@ pub(crate) unsafe fn gemm_to(
         });
         return;
     }
-    let parallelism = if threads > 1 {
+    let threaded = threads > 1 && work >= SMALL;
+    let parallelism = if threaded {
         Parallelism::Rayon(threads)
     } else {
         Parallelism::None
@@ -140,7 +146,7 @@ pub(crate) unsafe fn gemm_to(
     // row-major (the caller's guarantee).
     let dst_addr = dst as usize;
     let run = || unsafe { gemm_raw(dst_addr as *mut f32, n, accumulate, lhs, rhs, parallelism) };
-    if threads > 1 {
+    if threaded {
         crate::threads::in_pool(run);
     } else {
         run();
@@ -200,7 +206,7 @@ mod tests {
             (64, 784, 256, false, false),
             (256, 64, 784, true, true),
             (64, 128, 100, false, true),
-            (7, 33, 65, true, false),
+            (67, 97, 65, true, false),
         ] {
             let (a, b) = (vals(m * k, 1), vals(k * n, 2));
             let lhs = if lhs_t {

@@ -115,9 +115,65 @@ pub fn reduce_rows(data: &[f32], rows: usize, len: usize, op: ReduceOp) -> Vec<f
     }
 }
 
+/// Sums the rows of `data` (`[len, cols]`, contiguous) into `cols` values:
+/// the column sums, bit for bit what [`sum_lanes`] gives on each column
+/// (row i goes to lane i mod 8), without transposing first. A bias's
+/// gradient is such a sum over the batch.
+pub fn sum_columns(data: &[f32], len: usize, cols: usize) -> Vec<f32> {
+    debug_assert_eq!(data.len(), len * cols);
+    // column blocks small enough for the eight lanes to stay in L1
+    const WIDTH: usize = 256;
+    let mut out = vec![0f32; cols];
+    let full = len / 8 * 8;
+    for j0 in (0..cols).step_by(WIDTH) {
+        let w = WIDTH.min(cols - j0);
+        let mut acc = [[0f32; WIDTH]; 8];
+        for i in 0..full {
+            let row = &data[i * cols + j0..i * cols + j0 + w];
+            acc[i % 8][..w]
+                .iter_mut()
+                .zip(row)
+                .for_each(|(a, &v)| *a += v);
+        }
+        let s = &mut out[j0..j0 + w];
+        for (j, s) in s.iter_mut().enumerate() {
+            let a = |k: usize| acc[k][j];
+            *s = ((a(0) + a(4)) + (a(1) + a(5))) + ((a(2) + a(6)) + (a(3) + a(7)));
+        }
+        for i in full..len {
+            let row = &data[i * cols + j0..i * cols + j0 + w];
+            s.iter_mut().zip(row).for_each(|(s, &v)| *s += v);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn column_sums_equal_row_sums_of_the_transpose_bit_for_bit() {
+        // row counts around the lanes' 8, column counts around the blocks' 256
+        for (len, cols) in [(64, 256), (13, 3), (7, 600), (1, 5), (0, 4), (200, 257)] {
+            let x: Vec<f32> = (0..len * cols)
+                .map(|v| ((v * 7919) % 1000) as f32 / 37.0 - 13.0)
+                .collect();
+            let mut t = vec![0f32; len * cols];
+            for i in 0..len {
+                for j in 0..cols {
+                    t[j * len + i] = x[i * cols + j];
+                }
+            }
+            let want = reduce_rows(&t, cols, len, ReduceOp::Sum);
+            let got = sum_columns(&x, len, cols);
+            assert_eq!(got.len(), cols);
+            assert!(got
+                .iter()
+                .zip(&want)
+                .all(|(a, b)| a.to_bits() == b.to_bits()));
+        }
+    }
 
     #[test]
     fn rows_and_long_rows() {

@@ -210,10 +210,14 @@ mod tests {
         // the output is written into fresh capacity: fill and free some
         // memory first so that a product that wrote nothing would show it
         drop(vec![f32::NAN; 1 << 16]);
-        let c = Tensor::zeros([3, 0]).matmul(&Tensor::zeros([0, 4])).unwrap();
+        let c = Tensor::zeros([3, 0])
+            .matmul(&Tensor::zeros([0, 4]))
+            .unwrap();
         assert_eq!(c.shape(), &[3, 4]);
         assert_eq!(c.to_vec(), vec![0.0; 12]);
-        let c = Tensor::zeros([2, 3, 0]).matmul(&Tensor::zeros([2, 0, 4])).unwrap();
+        let c = Tensor::zeros([2, 3, 0])
+            .matmul(&Tensor::zeros([2, 0, 4]))
+            .unwrap();
         assert_eq!(c.to_vec(), vec![0.0; 24]);
     }
 
