@@ -47,6 +47,40 @@ fn main() {
         });
         println!("{name} {:.1} GFLOP/s", 2.0 * (n * n * n) as f64 / t / 1e9);
     }
+    if wanted("mlp_products") {
+        // the MLP 784-256-128-10's products at batch 64, as a training step
+        // runs them (on the pool): (name, m, k, n, lhs transposed, rhs transposed)
+        use nabla_core::cpu::matmul::{gemm_into, MatRef};
+        for (name, m, k, n, lhs_t, rhs_t) in [
+            ("fc1_forward", 64, 784, 256, false, true),
+            ("fc2_forward", 64, 256, 128, false, true),
+            ("fc1_weight_grad", 256, 64, 784, true, false),
+            ("fc2_weight_grad", 128, 64, 256, true, false),
+            ("fc2_input_grad", 64, 128, 256, false, false),
+        ] {
+            let (a, b) = (
+                Tensor::randn([m * k]).to_vec(),
+                Tensor::randn([k * n]).to_vec(),
+            );
+            let mut dst = vec![0f32; m * n];
+            let lhs = match lhs_t {
+                true => MatRef::row_major(&a, k, m).t(),
+                false => MatRef::row_major(&a, m, k),
+            };
+            let rhs = match rhs_t {
+                true => MatRef::row_major(&b, n, k).t(),
+                false => MatRef::row_major(&b, k, n),
+            };
+            let t = best_time(0.3, || {
+                in_pool(|| gemm_into(&mut dst, false, lhs, rhs, num_threads()))
+            });
+            println!(
+                "mlp_products_{name} {:.1} us ({:.1} GFLOP/s)",
+                t * 1e6,
+                2.0 * (m * k * n) as f64 / t / 1e9
+            );
+        }
+    }
     if wanted("conv2d_lenet") {
         // conv1: [64,1,28,28] * [6,1,5,5] pad 2 (images need no gradient);
         // conv2: [64,6,14,14] * [16,6,5,5] (an activation: its gradient is needed).

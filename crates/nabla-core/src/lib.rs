@@ -22,7 +22,7 @@ mod ops;
 mod rng;
 mod storage;
 mod tensor;
-mod threads;
+pub mod threads;
 
 pub use autograd::{is_grad_enabled, no_grad, Backward, NoGradGuard};
 pub use device::Device;

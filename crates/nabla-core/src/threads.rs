@@ -50,6 +50,21 @@ pub fn num_threads() -> usize {
     pool().current_num_threads()
 }
 
+/// Runs `f` on the pool in the background. Data loaders make their
+/// batches this way: the work fills the moments when a pool thread would
+/// wait, where a thread of its own would take a core from the kernels.
+pub fn spawn(f: impl FnOnce() + Send + 'static) {
+    pool().spawn(f)
+}
+
+/// On a pool thread, runs one job waiting in the pool (such as a batch
+/// from [`spawn`]) and returns true; false when there was none, or when
+/// called from outside the pool. For a loop that waits for work it spawned:
+/// with one thread, nobody else would run it.
+pub fn run_pending() -> bool {
+    matches!(rayon::yield_now(), Some(rayon::Yield::Executed))
+}
+
 /// Runs `f` on a thread of nabla's pool and returns what it returns.
 ///
 /// Every op hands its kernels to the pool and waits for them; wrapped in
@@ -61,8 +76,9 @@ pub fn num_threads() -> usize {
 ///
 /// `f` holds a pool thread while it runs: it must not wait for another
 /// thread that itself runs tensor ops (with one thread, that one would wait
-/// for the pool forever). nabla's data loaders fill plain buffers on their
-/// thread, so a loop over their batches is safe.
+/// for the pool forever). nabla's data loaders make their batches as pool
+/// jobs and, waiting for one, run it themselves ([`run_pending`]), so a loop over
+/// their batches is safe.
 ///
 /// ```
 /// use nabla_core::{in_pool, Tensor};

@@ -35,6 +35,14 @@ pub trait Dataset: Send + Sync {
         rng: &mut Generator,
     ) -> Result<()>;
 
+    /// A hint that example `index` will be read soon: a data set in memory
+    /// can start fetching it into cache. The loader gives the hint for a
+    /// whole batch before reading it, so the fetches overlap instead of
+    /// each read waiting for memory in turn.
+    fn prefetch(&self, index: usize) {
+        let _ = index;
+    }
+
     /// Number of classes, for classification data.
     fn classes(&self) -> Option<usize> {
         None

@@ -97,6 +97,25 @@ impl Dataset for ImageDataset {
     fn classes(&self) -> Option<usize> {
         Some(self.set.classes)
     }
+
+    fn prefetch(&self, index: usize) {
+        // 60,000 images are 47 MB, more than the cache: a shuffled batch
+        // misses on each image's 13 lines of 64 bytes
+        #[cfg(target_arch = "x86_64")]
+        {
+            use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+            let hw = self.set.height * self.set.width;
+            if let Some(px) = self.set.images.get(index * hw..(index + 1) * hw) {
+                for line in px.chunks(64) {
+                    // SAFETY: a prefetch only hints the cache; the address
+                    // is inside the image
+                    unsafe { _mm_prefetch::<_MM_HINT_T0>(line.as_ptr().cast()) };
+                }
+            }
+        }
+        #[cfg(not(target_arch = "x86_64"))]
+        let _ = index;
+    }
 }
 
 #[cfg(test)]
