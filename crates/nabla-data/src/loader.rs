@@ -294,6 +294,48 @@ mod tests {
         assert_eq!(a, b);
     }
 
+    /// Panics when asked for example 2.
+    struct Fragile;
+
+    impl Dataset for Fragile {
+        fn len(&self) -> usize {
+            6
+        }
+        fn input_shape(&self) -> Vec<usize> {
+            vec![1]
+        }
+        fn get(&self, i: usize, input: &mut [f32], _: &mut [f32], _: &mut Generator) -> Result<()> {
+            assert!(i != 2, "example 2 is broken");
+            input[0] = i as f32;
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_dataset_that_panics_gives_an_error_for_that_batch_only() {
+        let dl = DataLoader::new(Fragile, 2).shuffle(false);
+        let batches: Vec<Result<Batch>> = dl.epoch(0).collect();
+        assert_eq!(batches.len(), 3);
+        assert_eq!(batches[0].as_ref().unwrap().inputs.to_vec(), vec![0.0, 1.0]);
+        let e = batches[1].as_ref().unwrap_err().to_string();
+        assert!(e.contains("batch 1 panicked"), "{e}");
+        assert_eq!(batches[2].as_ref().unwrap().inputs.to_vec(), vec![4.0, 5.0]);
+    }
+
+    #[test]
+    fn batches_come_in_order_whatever_finishes_first() {
+        let dl = DataLoader::new(toy(100), 3).seed(9);
+        dl.epoch(0).next(); // an epoch left early must not leak batches into the next
+        let order = dl.order(1);
+        for (k, b) in dl.epoch(1).enumerate() {
+            let want: Vec<f32> = order[k * 3..(k * 3 + 3).min(100)]
+                .iter()
+                .map(|&i| (i % 10) as f32)
+                .collect();
+            assert_eq!(b.unwrap().targets.to_vec(), want);
+        }
+    }
+
     #[test]
     fn stopping_early_ends_the_worker() {
         let dl = DataLoader::new(toy(1000), 1);
