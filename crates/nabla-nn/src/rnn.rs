@@ -302,8 +302,10 @@ impl Recurrent {
                 input = input.dropout(cfg.dropout, true)?;
             }
         }
+        // batch_first: a transposed view, as PyTorch returns it; a model
+        // that reads only h_n (a classifier) never pays for a copy
         let output = if cfg.batch_first {
-            input.transpose(0, 1)?.contiguous()?
+            input.transpose(0, 1)?
         } else {
             input
         };
