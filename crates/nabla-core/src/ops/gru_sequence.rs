@@ -118,8 +118,7 @@ impl Tensor {
         let (xv, wih, whh) = (self.to_vec(), w_ih.to_vec(), w_hh.to_vec());
         let (bih, bhh) = (b_ih.to_vec(), b_hh.to_vec());
         // A = X·W_ihᵀ + b_ih for all steps at once
-        let mut a_all = vec![0f32; t * n * 3 * h];
-        sequence::project(&mut a_all, &xv, t * n, &wih, &bih, threads);
+        let a_all = sequence::projected(&xv, t * n, &wih, &bih, threads);
         let keep = sequence::needs_backward(&[self, w_ih, w_hh, b_ih, b_hh, h0]);
         let kept = if keep { t } else { 1 };
         let mut saved = Saved {

@@ -206,10 +206,10 @@ impl Tensor {
         let steps_kept = if keep { t } else { 1 };
         // Z = X·W_ihᵀ + b, for all steps at once when they are kept (else
         // per step, below); the recurrent term is added per step.
-        let mut z = vec![0f32; steps_kept * n * 4 * h];
-        if keep {
-            sequence::project(&mut z, &xv, t * n, &wih, &bias, threads);
-        }
+        let mut z = match keep {
+            true => sequence::projected(&xv, t * n, &wih, &bias, threads),
+            false => vec![0f32; n * 4 * h],
+        };
         let (mut hv, mut cv) = (h0.to_vec(), c0.to_vec());
         let mut act = vec![0f32; steps_kept * n * 4 * h]; // σ(i), σ(f), tanh(g), σ(o)
         let mut tc = vec![0f32; steps_kept * n * h]; // tanh(c')

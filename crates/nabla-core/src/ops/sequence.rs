@@ -72,16 +72,40 @@ pub(super) fn project(
     bias: &[f32],
     threads: usize,
 ) {
-    let gh = bias.len();
+    let (lhs, rhs) = project_operands(x, rows, w_ih, bias.len());
+    gemm_into(dst, false, lhs, rhs, threads);
+    add_rows(dst, bias);
+}
+
+/// [`project`] into a new vector, written once (no zeroing first).
+pub(super) fn projected(
+    x: &[f32],
+    rows: usize,
+    w_ih: &[f32],
+    bias: &[f32],
+    threads: usize,
+) -> Vec<f32> {
+    let (lhs, rhs) = project_operands(x, rows, w_ih, bias.len());
+    let mut dst = gemm_new(lhs, rhs, threads);
+    add_rows(&mut dst, bias);
+    dst
+}
+
+fn project_operands<'a>(
+    x: &'a [f32],
+    rows: usize,
+    w_ih: &'a [f32],
+    gh: usize,
+) -> (MatRef<'a>, MatRef<'a>) {
     let i = w_ih.len() / gh;
-    gemm_into(
-        dst,
-        false,
+    (
         MatRef::row_major(x, rows, i),
         MatRef::row_major(w_ih, gh, i).t(),
-        threads,
-    );
-    dst.chunks_mut(gh)
+    )
+}
+
+fn add_rows(dst: &mut [f32], bias: &[f32]) {
+    dst.chunks_mut(bias.len())
         .for_each(|r| r.iter_mut().zip(bias).for_each(|(v, b)| *v += b));
 }
 
