@@ -252,6 +252,21 @@ def schedulers():
             opt.step()
             sched.step()
         out[name] = torch.tensor(lrs, dtype=torch.float64).float()
+    # OneCycleLR's default cycle_momentum: SGD's momentum and Adam's beta1
+    for name, opt, key in [
+        ("sgd", torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1, momentum=0.9), "momentum"),
+        ("adam", torch.optim.Adam([torch.zeros(1, requires_grad=True)], lr=0.1), "betas"),
+    ]:
+        sched = S.OneCycleLR(opt, max_lr=1.0, total_steps=31)
+        lrs, moms = [], []
+        for _ in range(30):
+            group = opt.param_groups[0]
+            lrs.append(group["lr"])
+            moms.append(group[key][0] if key == "betas" else group[key])
+            opt.step()
+            sched.step()
+        out[f"onecycle_{name}_lr"] = torch.tensor(lrs, dtype=torch.float64).float()
+        out[f"onecycle_{name}_momentum"] = torch.tensor(moms, dtype=torch.float64).float()
     opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.1)
     plateau = S.ReduceLROnPlateau(opt, factor=0.5, patience=2, cooldown=1)
     metrics = torch.tensor([1.0, 0.9, 0.95, 0.95, 0.95, 0.8, 0.85, 0.85, 0.85, 0.85, 0.85, 0.85])

@@ -162,7 +162,7 @@ pub enum SchedulerKind {
     Exponential,
     /// cosine annealing to 0 over the epochs
     Cosine,
-    /// one cycle up to --lr and down, stepped every batch
+    /// one cycle up to --lr and down, stepped every batch; the momentum (Adam: β1) cycles 0.95 → 0.85 → 0.95
     Onecycle,
     /// ×0.1 when the test loss stops improving for 2 epochs
     Plateau,

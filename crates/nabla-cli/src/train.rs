@@ -198,6 +198,7 @@ fn train(args: TrainArgs) -> Result<i32> {
             pct_start: 0.3,
             div_factor: 25.0,
             final_div_factor: 1e4,
+            momentum: Some((0.85, 0.95)),
         }),
     }
     .map(|s| LrScheduler::new(s, opt.as_mut()));

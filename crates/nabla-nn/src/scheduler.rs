@@ -7,8 +7,10 @@
 //! - CosineAnnealingLR: `η_min + (lr₀ − η_min)·(1 + cos(π·t/T))/2`;
 //! - LinearLR (linear warm-up): `lr₀·(s + (e − s)·min(t, T)/T)`;
 //! - OneCycleLR: cosine from `max/div` up to `max` over the first
-//!   `pct_start` of the steps, then down to `max/(div·final_div)` (the
-//!   learning rate only: momentum is not cycled);
+//!   `pct_start` of the steps, then down to `max/(div·final_div)`; with
+//!   `momentum: Some((base, max))` (PyTorch's default `cycle_momentum`,
+//!   0.85 and 0.95) the momentum (Adam's β1) runs the other way, from `max`
+//!   down to `base` and back;
 //! - ReduceLROnPlateau: multiply by `factor` when a metric has not improved
 //!   (relative threshold) for `patience` epochs, then wait `cooldown`.
 
@@ -43,6 +45,9 @@ pub enum Schedule {
         pct_start: f32,
         div_factor: f32,
         final_div_factor: f32,
+        /// `(base_momentum, max_momentum)` to cycle, or None
+        /// (`cycle_momentum=False`).
+        momentum: Option<(f32, f32)>,
     },
 }
 
@@ -75,32 +80,64 @@ impl Schedule {
             }
             Schedule::OneCycle {
                 max_lr,
-                total_steps,
-                pct_start,
                 div_factor,
                 final_div_factor,
+                ..
             } => {
                 let max = *max_lr as f64;
                 let initial = max / *div_factor as f64;
                 let min = initial / *final_div_factor as f64;
-                let up_end = (*pct_start as f64 * *total_steps as f64) - 1.0;
-                let down_end = *total_steps as f64 - 1.0;
-                let cos = |start: f64, end: f64, pct: f64| {
-                    end + (start - end) / 2.0 * ((std::f64::consts::PI * pct).cos() + 1.0)
-                };
-                if t64 <= up_end {
-                    cos(initial, max, t64 / up_end)
-                } else {
-                    cos(max, min, (t64 - up_end) / (down_end - up_end))
-                }
+                self.one_cycle(t, (initial, max), (max, min))
             }
         };
         lr as f32
     }
+
+    /// The momentum (or β1) at step `t`, for a OneCycle schedule that
+    /// cycles it; else None.
+    pub fn momentum_at(&self, t: usize) -> Option<f32> {
+        match self {
+            Schedule::OneCycle {
+                momentum: Some((base, max)),
+                ..
+            } => {
+                let (base, max) = (*base as f64, *max as f64);
+                Some(self.one_cycle(t, (max, base), (base, max)) as f32)
+            }
+            _ => None,
+        }
+    }
+
+    /// OneCycle's two cosine phases: `up.0 → up.1` over the first
+    /// `pct_start` of the steps, then `down.0 → down.1`.
+    fn one_cycle(&self, t: usize, up: (f64, f64), down: (f64, f64)) -> f64 {
+        let Schedule::OneCycle {
+            total_steps,
+            pct_start,
+            ..
+        } = self
+        else {
+            unreachable!("only OneCycle has phases")
+        };
+        let t = t as f64;
+        let up_end = (*pct_start as f64 * *total_steps as f64) - 1.0;
+        let down_end = *total_steps as f64 - 1.0;
+        let cos = |(start, end): (f64, f64), pct: f64| {
+            end + (start - end) / 2.0 * ((std::f64::consts::PI * pct).cos() + 1.0)
+        };
+        if t <= up_end {
+            cos(up, t / up_end)
+        } else {
+            cos(down, (t - up_end) / (down_end - up_end))
+        }
+    }
 }
 
 /// Applies a [`Schedule`] to an optimizer: call [`step`](Self::step) once per
-/// epoch (or per batch for OneCycle), after the optimizer's step.
+/// epoch (or per batch for OneCycle), after the optimizer's step. A
+/// schedule that cycles momentum sets it through
+/// [`Optimizer::set_momentum`]; an optimizer without one (Adagrad) keeps
+/// its settings.
 pub struct LrScheduler {
     pub schedule: Schedule,
     base_lr: f32,
@@ -117,13 +154,20 @@ impl LrScheduler {
             base_lr,
             t: 0,
         };
-        opt.set_lr(s.schedule.lr_at(0, base_lr));
+        s.apply(opt);
         s
     }
 
     pub fn step(&mut self, opt: &mut dyn Optimizer) {
         self.t += 1;
+        self.apply(opt);
+    }
+
+    fn apply(&self, opt: &mut dyn Optimizer) {
         opt.set_lr(self.schedule.lr_at(self.t, self.base_lr));
+        if let Some(m) = self.schedule.momentum_at(self.t) {
+            opt.set_momentum(m);
+        }
     }
 
     /// Steps taken so far (saved in checkpoints).
@@ -134,7 +178,7 @@ impl LrScheduler {
     /// Resumes at step `t`.
     pub fn set_steps(&mut self, t: usize, opt: &mut dyn Optimizer) {
         self.t = t;
-        opt.set_lr(self.schedule.lr_at(t, self.base_lr));
+        self.apply(opt);
     }
 }
 

@@ -295,6 +295,7 @@ fn schedules_match_pytorch() {
                 pct_start: 0.3,
                 div_factor: 25.0,
                 final_div_factor: 1e4,
+                momentum: None,
             },
         ),
     ];
@@ -307,6 +308,41 @@ fn schedules_match_pytorch() {
             s.step(&mut opt);
         }
         assert_close(name, &lrs, &t[name].to_vec(), 1e-5, 1e-8);
+    }
+    // OneCycleLR's default cycle_momentum: SGD's momentum, Adam's β1
+    let one_cycle = Schedule::OneCycle {
+        max_lr: 1.0,
+        total_steps: 31,
+        pct_start: 0.3,
+        div_factor: 25.0,
+        final_div_factor: 1e4,
+        momentum: Some((0.85, 0.95)),
+    };
+    let param = || vec![Tensor::zeros([1]).requires_grad_(true)];
+    let mut sgd = Sgd::new(param(), 0.1).momentum(0.9);
+    let mut adam = Adam::new(param(), 0.1);
+    for (name, opt) in [("sgd", &mut sgd as &mut dyn Optimizer), ("adam", &mut adam)] {
+        let mut s = LrScheduler::new(one_cycle.clone(), opt);
+        let (mut lrs, mut moms) = (vec![], vec![]);
+        for _ in 0..30 {
+            lrs.push(opt.lr());
+            moms.push(opt.momentum().expect("SGD and Adam have a momentum"));
+            s.step(opt);
+        }
+        assert_close(
+            name,
+            &lrs,
+            &t[&format!("onecycle_{name}_lr")].to_vec(),
+            1e-5,
+            1e-8,
+        );
+        assert_close(
+            name,
+            &moms,
+            &t[&format!("onecycle_{name}_momentum")].to_vec(),
+            1e-6,
+            0.0,
+        );
     }
     let mut opt = Sgd::new(vec![Tensor::zeros([1]).requires_grad_(true)], 0.1);
     let mut plateau = ReduceLrOnPlateau::new();

@@ -134,6 +134,15 @@ impl Optimizer for Adam {
         Ok(())
     }
 
+    fn momentum(&self) -> Option<f32> {
+        Some(self.betas.0)
+    }
+
+    fn set_momentum(&mut self, momentum: f32) -> bool {
+        self.betas.0 = momentum;
+        true
+    }
+
     fn core(&self) -> &OptimCore {
         &self.core
     }

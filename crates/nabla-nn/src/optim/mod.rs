@@ -58,6 +58,18 @@ pub trait Optimizer: Send {
     fn set_lr(&mut self, lr: f32) {
         self.core_mut().lr = lr;
     }
+    /// The momentum (SGD, RMSprop) or β1 (Adam); None for an optimizer
+    /// without one.
+    fn momentum(&self) -> Option<f32> {
+        None
+    }
+    /// Sets the momentum (SGD, RMSprop) or β1 (Adam), as a OneCycle
+    /// schedule cycles it; returns false, changing nothing, for an
+    /// optimizer without one.
+    fn set_momentum(&mut self, momentum: f32) -> bool {
+        let _ = momentum;
+        false
+    }
     /// Internal state (step counts, moment buffers) as named tensors, for
     /// checkpoints: `state.{param index}.{buffer}`.
     fn state(&self) -> Vec<(String, Tensor)> {

@@ -117,6 +117,15 @@ impl Optimizer for RMSprop {
         Ok(())
     }
 
+    fn momentum(&self) -> Option<f32> {
+        Some(self.momentum)
+    }
+
+    fn set_momentum(&mut self, momentum: f32) -> bool {
+        self.momentum = momentum;
+        true
+    }
+
     fn core(&self) -> &OptimCore {
         &self.core
     }
