@@ -313,6 +313,11 @@ impl Tensor {
         self.with_cpu(cpu::copy::contiguous)
     }
 
+    /// Whether the two tensors are views of the same storage.
+    pub fn shares_storage(&self, other: &Tensor) -> bool {
+        Arc::ptr_eq(&self.0.storage, &other.0.storage)
+    }
+
     /// Runs `f` on the elements in row-major order: the storage itself when
     /// the tensor is contiguous (no copy: optimizers read gradients this
     /// way), else a copy.

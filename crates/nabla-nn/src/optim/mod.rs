@@ -213,7 +213,7 @@ pub(crate) fn update_param(
             ),
         });
     }
-    grad.read_data(|g| {
+    let update = |g: &[f32]| {
         let negated: Vec<f32>;
         let g = if maximize {
             negated = g.iter().map(|v| -v).collect();
@@ -222,7 +222,13 @@ pub(crate) fn update_param(
             g
         };
         p.update_data(|w| in_chunks(w, g, state, &f))
-    })
+    };
+    if grad.shares_storage(p) {
+        // reading the gradient in place while writing the values would
+        // lock the one storage twice: copy it first
+        return update(&grad.to_vec());
+    }
+    grad.read_data(update)
 }
 
 /// One piece of an update: values, gradient, state buffers.
@@ -273,6 +279,19 @@ fn pieces<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_gradient_that_is_the_parameter_itself_is_read_before_the_write() {
+        // set_grad can hand a parameter its own storage as gradient: the
+        // update must copy it rather than wait on its own lock
+        let p = Tensor::from_vec(vec![1.0, 2.0], [2])
+            .unwrap()
+            .requires_grad_(true);
+        p.set_grad(Some(p.clone()));
+        let mut opt = Sgd::new(vec![p.clone()], 0.5);
+        opt.step().unwrap();
+        assert_eq!(p.to_vec(), vec![0.5, 1.0]);
+    }
 
     /// An update whose result says which element it came from: chunks cut
     /// at the wrong place, or state out of step with the values, show.
