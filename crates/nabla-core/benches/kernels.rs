@@ -81,6 +81,60 @@ fn main() {
             );
         }
     }
+    if wanted("lstm_step") {
+        // one step of the row-by-row LSTM (batch 64, 128 hidden units):
+        // forward z += h·W_hhᵀ, backward dh += dz·W_hh; gemm (packing W
+        // every call) against W packed once (one thread, as each row block
+        // of a step runs)
+        use nabla_core::cpu::matmul::{gemm_into, MatRef};
+        use nabla_core::cpu::packed_gemm::{gemm_packed, PackedRhs};
+        use nabla_core::cpu::small_gemm::Strided;
+        let (m, h) = (64usize, 128usize);
+        let w = Tensor::randn([4 * h * h]).to_vec();
+        for (name, k, n, w_t) in [("forward", h, 4 * h, true), ("backward", 4 * h, h, false)] {
+            let a = Tensor::randn([m * k]).to_vec();
+            let mut dst = vec![0f32; m * n];
+            let (rhs, b) = match w_t {
+                true => (
+                    MatRef::row_major(&w, n, k).t(),
+                    Strided {
+                        data: &w,
+                        rs: 1,
+                        cs: k,
+                    },
+                ),
+                false => (
+                    MatRef::row_major(&w, k, n),
+                    Strided {
+                        data: &w,
+                        rs: n,
+                        cs: 1,
+                    },
+                ),
+            };
+            let flop = 2.0 * (m * k * n) as f64;
+            let t = best_time(0.3, || {
+                gemm_into(&mut dst, true, MatRef::row_major(&a, m, k), rhs, 1)
+            });
+            println!(
+                "lstm_step_{name}_gemm {:.1} us ({:.1} GFLOP/s)",
+                t * 1e6,
+                flop / t / 1e9
+            );
+            let packed = PackedRhs::new(b, k, n);
+            let a = Strided {
+                data: &a,
+                rs: k,
+                cs: 1,
+            };
+            let t = best_time(0.3, || gemm_packed(m, a, &packed, &mut dst, n, true));
+            println!(
+                "lstm_step_{name}_packed {:.1} us ({:.1} GFLOP/s)",
+                t * 1e6,
+                flop / t / 1e9
+            );
+        }
+    }
     if wanted("conv2d_lenet") {
         // conv1: [64,1,28,28] * [6,1,5,5] pad 2 (images need no gradient);
         // conv2: [64,6,14,14] * [16,6,5,5] (an activation: its gradient is needed).

@@ -7,6 +7,7 @@ pub mod copy;
 pub mod elementwise;
 pub mod math;
 pub mod matmul;
+pub mod packed_gemm;
 pub mod pool;
 pub mod reduce;
 pub mod small_gemm;

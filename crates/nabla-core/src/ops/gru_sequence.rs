@@ -23,7 +23,10 @@
 
 use super::sequence::{self, Dims};
 use crate::cpu::math::{sigmoid, tanh};
-use crate::cpu::matmul::{gemm_into, MatRef};
+use crate::cpu::matmul::MatRef;
+use crate::cpu::packed_gemm::{gemm_packed_par, PackedRhs};
+use crate::cpu::small_gemm::Strided;
+use crate::threads::in_pool;
 use crate::{Result, Tensor};
 
 /// What the forward pass keeps of one step for the backward one.
@@ -130,7 +133,17 @@ impl Tensor {
         let mut b_step = vec![0f32; n * 3 * h];
         let mut out = vec![0f32; (t + 1) * n * h];
         let order = sequence::steps(t, reverse);
-        crate::threads::in_pool(|| {
+        // W_hhᵀ packed once for all steps (and W_hh once for the backward)
+        let whh_t = PackedRhs::new(
+            Strided {
+                data: &whh,
+                rs: 1,
+                cs: h,
+            },
+            h,
+            3 * h,
+        );
+        in_pool(|| {
             for &s in &order {
                 let k = if keep { s } else { 0 };
                 saved.h_prev[k * n * h..(k + 1) * n * h].copy_from_slice(&hv);
@@ -138,13 +151,12 @@ impl Tensor {
                 for r in b_step.chunks_mut(3 * h) {
                     r.copy_from_slice(&bhh);
                 }
-                gemm_into(
-                    &mut b_step,
-                    true,
-                    MatRef::row_major(&hv, n, h),
-                    MatRef::row_major(&whh, 3 * h, h).t(),
-                    threads,
-                );
+                let hs = Strided {
+                    data: &hv,
+                    rs: h,
+                    cs: 1,
+                };
+                gemm_packed_par(n, hs, &whh_t, &mut b_step, 3 * h, true, threads);
                 run_cells(
                     &mut Step {
                         a: &a_all[s * n * 3 * h..(s + 1) * n * 3 * h],
@@ -171,6 +183,15 @@ impl Tensor {
                 let mut da = vec![0f32; t * n * 3 * h];
                 let mut db = vec![0f32; t * n * 3 * h];
                 let mut next = vec![0f32; n * h];
+                let whh_packed = PackedRhs::new(
+                    Strided {
+                        data: &whh,
+                        rs: h,
+                        cs: 1,
+                    },
+                    3 * h,
+                    h,
+                );
                 for &s in order.iter().rev() {
                     let m = mask.as_ref().map(|m| &m[s * n..(s + 1) * n]);
                     let (g3s, g1s) = (
@@ -203,13 +224,12 @@ impl Tensor {
                         }
                     }
                     // dh ← next + db_s·W_hh
-                    gemm_into(
-                        &mut next,
-                        true,
-                        MatRef::row_major(dbs, n, 3 * h),
-                        MatRef::row_major(&whh, 3 * h, h),
-                        threads,
-                    );
+                    let dbs = Strided {
+                        data: dbs,
+                        rs: 3 * h,
+                        cs: 1,
+                    };
+                    in_pool(|| gemm_packed_par(n, dbs, &whh_packed, &mut next, h, true, threads));
                     std::mem::swap(&mut dh, &mut next);
                 }
                 let want = |k: usize| inputs[k].requires_grad();

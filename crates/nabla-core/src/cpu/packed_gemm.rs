@@ -1,0 +1,384 @@
+//! Products against a right-hand side that is packed once and used many
+//! times: a recurrent layer multiplies the same `W_hhᵀ` by the hidden state
+//! at each of its T steps (and `W_hh` by the gate gradients on the way back).
+//!
+//! [`PackedRhs`] copies `B[K,N]` into panels of 16 columns, each a
+//! contiguous `K×16` block (the last one padded with zeros). A product then
+//! reads B front to back: unpacked, a 16-column strip of a row-major
+//! `[128, 512]` matrix is 128 cache lines 2 KiB apart, which fall into two
+//! sets of an 8-way L1 and evict each other; gemm avoids that by packing B
+//! on every call, which costs about as much as the product at 64 rows.
+//!
+//! [`gemm_packed`]: `C[M,N] (+)= A[M,K]·B`, A with any strides, C row-major
+//! with leading dimension `ldc`. On AVX2+FMA a tile of 6 rows × 16 columns
+//! of C lives in 12 registers; each step of K broadcasts 6 values of A and
+//! multiplies one row of a panel. One thread: callers split M themselves.
+
+use rayon::prelude::*;
+
+use super::small_gemm::Strided;
+
+/// Columns per panel: two 8-lane vectors.
+const NR: usize = 16;
+
+/// `B[K,N]` as `⌈N/16⌉` panels, panel p holding columns `16p..16p+16`
+/// row after row (element (kk, j) at `(p·K + kk)·16 + j − 16p`).
+pub struct PackedRhs {
+    data: Vec<f32>,
+    k: usize,
+    n: usize,
+}
+
+impl PackedRhs {
+    /// Packs `B[K,N]`, element (kk, j) at `b.data[kk·b.rs + j·b.cs]`.
+    pub fn new(b: Strided, k: usize, n: usize) -> Self {
+        if k > 0 && n > 0 {
+            assert!(
+                b.data.len() > (k - 1) * b.rs + (n - 1) * b.cs,
+                "PackedRhs: matrix out of bounds"
+            );
+        }
+        let mut data = vec![0f32; n.div_ceil(NR) * k * NR];
+        for (p, panel) in data.chunks_mut((k * NR).max(1)).enumerate() {
+            let cols = NR.min(n - p * NR);
+            // read along whichever of B's dimensions is contiguous
+            if b.cs == 1 {
+                for (kk, row) in panel.chunks_mut(NR).enumerate() {
+                    let src = &b.data[kk * b.rs + p * NR..][..cols];
+                    row[..cols].copy_from_slice(src);
+                }
+            } else {
+                for jj in 0..cols {
+                    let col = (p * NR + jj) * b.cs;
+                    for kk in 0..k {
+                        panel[kk * NR + jj] = b.data[col + kk * b.rs];
+                    }
+                }
+            }
+        }
+        PackedRhs { data, k, n }
+    }
+
+    /// Rows of B (the inner dimension of a product).
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Columns of B.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+}
+
+/// `C[M,N] = A[M,K]·B` (or `+=` when `accumulate`), A's element (i, kk) at
+/// `a.data[i·a.rs + kk·a.cs]`, C's element (i, j) at `c[i·ldc + j]`.
+pub fn gemm_packed(
+    m: usize,
+    a: Strided,
+    b: &PackedRhs,
+    c: &mut [f32],
+    ldc: usize,
+    accumulate: bool,
+) {
+    let (k, n) = (b.k, b.n);
+    if m == 0 || n == 0 {
+        return;
+    }
+    // These bounds make every access of the kernels below in range.
+    assert!(k == 0 || a.data.len() > (m - 1) * a.rs + (k - 1) * a.cs);
+    assert!(ldc >= n && c.len() >= (m - 1) * ldc + n);
+    if k == 0 {
+        // an empty sum: zeros, or C unchanged
+        if !accumulate {
+            c.chunks_mut(ldc).take(m).for_each(|row| row[..n].fill(0.0));
+        }
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+        // SAFETY: AVX2 and FMA are present; bounds were checked above.
+        unsafe { avx::gemm_packed(m, a, b, c, ldc, accumulate) };
+        return;
+    }
+    let mut acc = vec![0f32; NR];
+    for i in 0..m {
+        for (p, panel) in b.data.chunks(k * NR).enumerate() {
+            acc.fill(0.0);
+            for (kk, brow) in panel.chunks(NR).enumerate() {
+                let av = a.data[i * a.rs + kk * a.cs];
+                acc.iter_mut().zip(brow).for_each(|(s, b)| *s += av * b);
+            }
+            let cols = NR.min(n - p * NR);
+            let row = &mut c[i * ldc + p * NR..][..cols];
+            for (d, s) in row.iter_mut().zip(&acc) {
+                *d = if accumulate { *d + s } else { *s };
+            }
+        }
+    }
+}
+
+/// [`gemm_packed`] with the rows of C split between `threads` threads (of
+/// the current pool) when there is enough work to pay for the hand-off.
+pub fn gemm_packed_par(
+    m: usize,
+    a: Strided,
+    b: &PackedRhs,
+    c: &mut [f32],
+    ldc: usize,
+    accumulate: bool,
+    threads: usize,
+) {
+    let blocks = match m * b.k * b.n >= 1 << 20 {
+        true => threads.clamp(1, m.max(1)),
+        false => 1,
+    };
+    if blocks <= 1 {
+        return gemm_packed(m, a, b, c, ldc, accumulate);
+    }
+    let rows = m.div_ceil(blocks);
+    assert!(ldc >= b.n && c.len() >= (m - 1) * ldc + b.n);
+    // only C's m rows, so that every chunk starts at a row below m
+    c[..(m - 1) * ldc + b.n]
+        .par_chunks_mut(rows * ldc)
+        .enumerate()
+        .for_each(|(blk, c)| {
+            let i0 = blk * rows;
+            let a = Strided {
+                data: &a.data[i0 * a.rs..],
+                ..a
+            };
+            gemm_packed(rows.min(m - i0), a, b, c, ldc, accumulate);
+        });
+}
+
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_op_in_unsafe_fn)] // the whole module is intrinsics on checked bounds
+mod avx {
+    use std::arch::x86_64::*;
+
+    use super::{PackedRhs, Strided, NR};
+
+    /// One MR×16 tile of C at row i0 against one panel. With `MASKED`, only
+    /// the lanes of `masks` of C are read and written (the right edge).
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tile<const MR: usize, const MASKED: bool>(
+        k: usize,
+        a: Strided,
+        i0: usize,
+        panel: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        accumulate: bool,
+        masks: (__m256i, __m256i),
+    ) {
+        let mut acc0 = [_mm256_setzero_ps(); MR];
+        let mut acc1 = [_mm256_setzero_ps(); MR];
+        let ap = a.data.as_ptr().add(i0 * a.rs);
+        for kk in 0..k {
+            let b0 = _mm256_loadu_ps(panel.add(kk * NR));
+            let b1 = _mm256_loadu_ps(panel.add(kk * NR + 8));
+            for r in 0..MR {
+                let av = _mm256_broadcast_ss(&*ap.add(r * a.rs + kk * a.cs));
+                acc0[r] = _mm256_fmadd_ps(av, b0, acc0[r]);
+                acc1[r] = _mm256_fmadd_ps(av, b1, acc1[r]);
+            }
+        }
+        for r in 0..MR {
+            let p = c.add((i0 + r) * ldc);
+            if MASKED {
+                if accumulate {
+                    acc0[r] = _mm256_add_ps(acc0[r], _mm256_maskload_ps(p, masks.0));
+                    acc1[r] = _mm256_add_ps(acc1[r], _mm256_maskload_ps(p.add(8), masks.1));
+                }
+                _mm256_maskstore_ps(p, masks.0, acc0[r]);
+                _mm256_maskstore_ps(p.add(8), masks.1, acc1[r]);
+            } else {
+                if accumulate {
+                    acc0[r] = _mm256_add_ps(acc0[r], _mm256_loadu_ps(p));
+                    acc1[r] = _mm256_add_ps(acc1[r], _mm256_loadu_ps(p.add(8)));
+                }
+                _mm256_storeu_ps(p, acc0[r]);
+                _mm256_storeu_ps(p.add(8), acc1[r]);
+            }
+        }
+    }
+
+    /// All rows against one panel, tallest tiles first.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn strip<const MASKED: bool>(
+        m: usize,
+        k: usize,
+        a: Strided,
+        panel: *const f32,
+        c: *mut f32,
+        ldc: usize,
+        accumulate: bool,
+        masks: (__m256i, __m256i),
+    ) {
+        let mut i0 = 0;
+        while i0 + 6 <= m {
+            tile::<6, MASKED>(k, a, i0, panel, c, ldc, accumulate, masks);
+            i0 += 6;
+        }
+        if i0 + 4 <= m {
+            tile::<4, MASKED>(k, a, i0, panel, c, ldc, accumulate, masks);
+            i0 += 4;
+        }
+        if i0 + 2 <= m {
+            tile::<2, MASKED>(k, a, i0, panel, c, ldc, accumulate, masks);
+            i0 += 2;
+        }
+        if i0 < m {
+            tile::<1, MASKED>(k, a, i0, panel, c, ldc, accumulate, masks);
+        }
+    }
+
+    /// A mask selecting the first `n` (≤ 8) of 8 lanes.
+    #[inline(always)]
+    unsafe fn lane_mask(n: usize) -> __m256i {
+        let idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+        _mm256_cmpgt_epi32(_mm256_set1_epi32(n.min(8) as i32), idx)
+    }
+
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn gemm_packed(
+        m: usize,
+        a: Strided,
+        b: &PackedRhs,
+        c: &mut [f32],
+        ldc: usize,
+        accumulate: bool,
+    ) {
+        let (k, n) = (b.k, b.n);
+        let full = n / NR;
+        let all = (lane_mask(8), lane_mask(8));
+        for p in 0..full {
+            let (panel, cp) = (b.data.as_ptr().add(p * k * NR), c.as_mut_ptr().add(p * NR));
+            strip::<false>(m, k, a, panel, cp, ldc, accumulate, all);
+        }
+        let rest = n - full * NR;
+        if rest > 0 {
+            // the padded panel is read whole; only C's valid lanes are touched
+            let masks = (lane_mask(rest), lane_mask(rest.saturating_sub(8)));
+            let (panel, cp) = (
+                b.data.as_ptr().add(full * k * NR),
+                c.as_mut_ptr().add(full * NR),
+            );
+            strip::<true>(m, k, a, panel, cp, ldc, accumulate, masks);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::cpu::test_values;
+
+    /// The product in f64, for reference.
+    fn reference(m: usize, k: usize, n: usize, a: &Strided, b: &Strided) -> Vec<f64> {
+        let mut c = vec![0f64; m * n];
+        for i in 0..m {
+            for j in 0..n {
+                c[i * n + j] = (0..k)
+                    .map(|kk| {
+                        a.data[i * a.rs + kk * a.cs] as f64 * b.data[kk * b.rs + j * b.cs] as f64
+                    })
+                    .sum();
+            }
+        }
+        c
+    }
+
+    /// Rows split between threads give the one-thread product bit for bit.
+    #[test]
+    fn rows_split_between_threads_give_the_same_product() {
+        let (m, k, n) = (70, 130, 40);
+        let (a, b) = (test_values(m * k, 5), test_values(k * n, 6));
+        let a = Strided {
+            data: &a,
+            rs: k,
+            cs: 1,
+        };
+        let packed = PackedRhs::new(
+            Strided {
+                data: &b,
+                rs: n,
+                cs: 1,
+            },
+            k,
+            n,
+        );
+        let mut one = vec![0f32; m * n];
+        gemm_packed(m, a, &packed, &mut one, n, false);
+        for threads in [2, 3, 8] {
+            let mut split = vec![1f32; m * n];
+            crate::threads::in_pool(|| {
+                gemm_packed_par(m, a, &packed, &mut split, n, false, threads)
+            });
+            assert_eq!(split, one, "{threads} threads");
+        }
+    }
+
+    /// Every tile height (6, 4, 2, 1), full and partial panels, both layouts
+    /// of B and of A, and both write modes.
+    #[test]
+    fn packed_products_match_the_definition() {
+        for (m, k, n) in [(13, 7, 37), (64, 128, 48), (1, 1, 1), (3, 0, 5), (7, 19, 8)] {
+            let a_rm = test_values(m * k, 1);
+            let a_cm = test_values(m * k, 2);
+            let b_rm = test_values(k * n, 3);
+            let b_cm = test_values(k * n, 4);
+            let a_views = [
+                Strided {
+                    data: &a_rm,
+                    rs: k,
+                    cs: 1,
+                },
+                Strided {
+                    data: &a_cm,
+                    rs: 1,
+                    cs: m,
+                },
+            ];
+            let b_views = [
+                Strided {
+                    data: &b_rm,
+                    rs: n,
+                    cs: 1,
+                },
+                Strided {
+                    data: &b_cm,
+                    rs: 1,
+                    cs: k,
+                },
+            ];
+            for a in &a_views {
+                for b in &b_views {
+                    let want = reference(m, k, n, a, b);
+                    let packed = PackedRhs::new(*b, k, n);
+                    // C with a wider leading dimension: the gap must stay untouched
+                    let ldc = n + 3;
+                    for accumulate in [false, true] {
+                        let mut c = vec![0.5f32; m * ldc];
+                        gemm_packed(m, *a, &packed, &mut c, ldc, accumulate);
+                        for i in 0..m {
+                            for j in 0..ldc {
+                                let got = c[i * ldc + j] as f64;
+                                let expect = match j < n {
+                                    true => want[i * n + j] + if accumulate { 0.5 } else { 0.0 },
+                                    false => 0.5,
+                                };
+                                assert!(
+                                    (got - expect).abs() < 1e-4,
+                                    "{m}x{k}x{n} acc {accumulate} ({i},{j}): {got} vs {expect}"
+                                );
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
