@@ -26,6 +26,7 @@ use crate::cpu::math::{sigmoid, tanh};
 use crate::cpu::matmul::MatRef;
 use crate::cpu::packed_gemm::{gemm_packed, PackedRhs};
 use crate::cpu::small_gemm::Strided;
+use crate::cpu::uninit::{assume_init, spare, write_copy, Slots};
 use crate::{Result, Tensor};
 
 /// How many row blocks a step is split into: one per thread when the step
@@ -40,12 +41,18 @@ fn step_blocks(n: usize, h: usize, threads: usize) -> usize {
 
 /// One block of batch rows of one step, forward.
 struct StepRows<'a> {
-    z: &'a mut [f32],
-    act: &'a mut [f32],
-    tc: &'a mut [f32],
-    hp: &'a mut [f32],
-    cp: &'a mut [f32],
-    out: &'a mut [f32],
+    /// The input projection plus both biases.
+    z: &'a [f32],
+    /// Scratch for the recurrent product `h·W_hhᵀ`: a step's own small
+    /// buffer stays in cache, where adding onto the projection of all steps
+    /// would read and write C from memory in strided tiles.
+    zh: &'a mut [f32],
+    // written once each, never zeroed first
+    act: Slots<'a>,
+    tc: Slots<'a>,
+    hp: Slots<'a>,
+    cp: Slots<'a>,
+    out: Slots<'a>,
     h: &'a mut [f32],
     c: &'a mut [f32],
     m: Option<&'a [f32]>,
@@ -58,9 +65,9 @@ fn forward_rows(b: &mut StepRows, whh_t: &PackedRhs, h: usize) {
         rs: h,
         cs: 1,
     };
-    gemm_packed(rows, hs, whh_t, b.z, 4 * h, true);
-    b.hp.copy_from_slice(b.h);
-    b.cp.copy_from_slice(b.c);
+    gemm_packed(rows, hs, whh_t, b.zh, 4 * h, false);
+    write_copy(b.hp, b.h);
+    write_copy(b.cp, b.c);
     #[cfg(target_arch = "x86_64")]
     if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
         // SAFETY: the CPU has AVX2 and FMA; the function only does slice arithmetic.
@@ -84,20 +91,30 @@ fn forward_cells(b: &mut StepRows, h: usize) {
     let rows = b.h.len() / h;
     for r in 0..rows {
         let m = b.m.map_or(1.0, |m| m[r]);
-        let (zr, ar) = (&b.z[r * 4 * h..][..4 * h], &mut b.act[r * 4 * h..][..4 * h]);
-        let (z_if, z_go) = zr.split_at(2 * h);
+        let row = r * 4 * h..(r + 1) * 4 * h;
+        let (ar, zr, zh) = (
+            &mut b.act[row.clone()],
+            &b.z[row.clone()],
+            &b.zh[row.clone()],
+        );
         let (a_if, a_go) = ar.split_at_mut(2 * h);
-        a_if.iter_mut()
-            .zip(z_if)
-            .for_each(|(a, &z)| *a = sigmoid(z));
         let (a_g, a_o) = a_go.split_at_mut(h);
+        // pre-activations z + zh of gates [lo, hi) (in units of h)
+        let pre = |lo: usize, hi: usize| zr[lo * h..hi * h].iter().zip(&zh[lo * h..hi * h]);
+        let (ifs, g, o) = (pre(0, 2), pre(2, 3), pre(3, 4));
+        a_if.iter_mut()
+            .zip(ifs)
+            .for_each(|(a, (z, zh))| _ = a.write(sigmoid(z + zh)));
         a_g.iter_mut()
-            .zip(&z_go[..h])
-            .for_each(|(a, &z)| *a = tanh(z));
+            .zip(g)
+            .for_each(|(a, (z, zh))| _ = a.write(tanh(z + zh)));
         a_o.iter_mut()
-            .zip(&z_go[h..])
-            .for_each(|(a, &z)| *a = sigmoid(z));
-        let (a_i, a_f) = a_if.split_at(h);
+            .zip(o)
+            .for_each(|(a, (z, zh))| _ = a.write(sigmoid(z + zh)));
+        // SAFETY: the three loops above wrote every slot of the row.
+        let ar = unsafe { assume_init(&mut b.act[row]) };
+        let (a_if, a_go) = ar.split_at(2 * h);
+        let ((a_i, a_f), (a_g, a_o)) = (a_if.split_at(h), a_go.split_at(h));
         let gates = a_i.iter().zip(a_f.iter()).zip(a_g.iter().zip(a_o.iter()));
         let rs = r * h..(r + 1) * h;
         let state = b.c[rs.clone()].iter_mut().zip(&mut b.h[rs.clone()]);
@@ -105,18 +122,18 @@ fn forward_cells(b: &mut StepRows, h: usize) {
         for (((c, hv), (tc, out)), ((&ig, &fg), (&gg, &og))) in state.zip(outs).zip(gates) {
             let c_new = fg * *c + ig * gg;
             let th = tanh(c_new);
-            *tc = th;
+            tc.write(th);
             // past the end of a sequence (m = 0) the state stays
             *c = m * c_new + (1.0 - m) * *c;
             *hv = m * og * th + (1.0 - m) * *hv;
-            *out = m * *hv;
+            out.write(m * *hv);
         }
     }
 }
 
 /// One block of batch rows of one step, backward.
 struct BackRows<'a> {
-    dz: &'a mut [f32],
+    dz: Slots<'a>, // written once, never zeroed first
     act: &'a [f32],
     tc: &'a [f32],
     cp: &'a [f32],
@@ -143,7 +160,8 @@ fn backward_rows(b: &mut BackRows, whh: &PackedRhs, h: usize) {
     }
     // dh ← (1 − m)·dh_t + dz·W_hh, the first term left in dh by the cells
     let dz = Strided {
-        data: b.dz,
+        // SAFETY: the cells wrote all 4·H gradients of every row.
+        data: unsafe { assume_init(&mut *b.dz) },
         rs: 4 * h,
         cs: 1,
     };
@@ -172,10 +190,10 @@ fn backward_cells(b: &mut BackRows, h: usize) {
             let th = b.tc[j];
             let dcc = dc_new + dh_new * og * (1.0 - th * th);
             let d = &mut b.dz[r * 4 * h..];
-            d[k] = dcc * gg * ig * (1.0 - ig);
-            d[h + k] = dcc * b.cp[j] * fg * (1.0 - fg);
-            d[2 * h + k] = dcc * ig * (1.0 - gg * gg);
-            d[3 * h + k] = dh_new * th * og * (1.0 - og);
+            d[k].write(dcc * gg * ig * (1.0 - ig));
+            d[h + k].write(dcc * b.cp[j] * fg * (1.0 - fg));
+            d[2 * h + k].write(dcc * ig * (1.0 - gg * gg));
+            d[3 * h + k].write(dh_new * th * og * (1.0 - og));
             b.dc[j] = (1.0 - m) * b.dc[j] + dcc * fg;
             b.dh[j] = (1.0 - m) * dh_t;
         }
@@ -218,7 +236,7 @@ impl Tensor {
         // current step's gate values are needed: buffers of one step, not
         // of all T, keep an evaluation batch in cache.
         let keep = sequence::needs_backward(&[self, w_ih, w_hh, b_ih, b_hh, h0, c0]);
-        let steps_kept = if keep { t } else { 1 };
+        let steps_kept = if keep { t } else { t.min(1) };
         // Z = X·W_ihᵀ + b, for all steps at once when they are kept (else
         // per step, below); the recurrent term is added per step.
         let mut z = match keep {
@@ -226,11 +244,15 @@ impl Tensor {
             false => vec![0f32; n * 4 * h],
         };
         let (mut hv, mut cv) = (h0.to_vec(), c0.to_vec());
-        let mut act = vec![0f32; steps_kept * n * 4 * h]; // σ(i), σ(f), tanh(g), σ(o)
-        let mut tc = vec![0f32; steps_kept * n * h]; // tanh(c')
-        let mut h_prev = vec![0f32; steps_kept * n * h];
-        let mut c_prev = vec![0f32; steps_kept * n * h];
-        let mut out = vec![0f32; (t + 2) * n * h];
+        // Saved for the backward, and the output: every element is written
+        // once below (as slots of the vectors' capacity), none is zeroed.
+        let (mut act, mut tc) = (Vec::new(), Vec::new()); // σ(i), σ(f), tanh(g), σ(o); tanh(c')
+        let (mut h_prev, mut c_prev, mut out) = (Vec::new(), Vec::new(), Vec::new());
+        let (len4, len1) = (steps_kept * n * 4 * h, steps_kept * n * h);
+        let (act_s, tc_s) = (spare(&mut act, len4), spare(&mut tc, len1));
+        let (hp_s, cp_s) = (spare(&mut h_prev, len1), spare(&mut c_prev, len1));
+        let out_s = spare(&mut out, (t + 2) * n * h);
+        let mut zh = vec![0f32; n * 4 * h];
         let order = sequence::steps(t, reverse);
         // Rows of the batch are independent within a step: each thread takes
         // a block of rows through its product and its cells.
@@ -257,20 +279,22 @@ impl Tensor {
                     sequence::project(&mut z, x_step, n, &wih, &bias, threads);
                 }
                 let mut blocks: Vec<StepRows> = z[sz.clone()]
-                    .chunks_mut(rb * 4 * h)
-                    .zip(act[sz].chunks_mut(rb * 4 * h))
-                    .zip(tc[sh.clone()].chunks_mut(rb * h))
-                    .zip(h_prev[sh.clone()].chunks_mut(rb * h))
-                    .zip(c_prev[sh.clone()].chunks_mut(rb * h))
-                    .zip(out[s * n * h..(s + 1) * n * h].chunks_mut(rb * h))
+                    .chunks(rb * 4 * h)
+                    .zip(zh.chunks_mut(rb * 4 * h))
+                    .zip(act_s[sz].chunks_mut(rb * 4 * h))
+                    .zip(tc_s[sh.clone()].chunks_mut(rb * h))
+                    .zip(hp_s[sh.clone()].chunks_mut(rb * h))
+                    .zip(cp_s[sh.clone()].chunks_mut(rb * h))
+                    .zip(out_s[s * n * h..(s + 1) * n * h].chunks_mut(rb * h))
                     .zip(hv.chunks_mut(rb * h).zip(cv.chunks_mut(rb * h)))
                     .enumerate()
-                    .map(|(b, ((((((z, act), tc), hp), cp), out), (h, c)))| {
+                    .map(|(b, (((((((z, zh), act), tc), hp), cp), out), (h, c)))| {
                         let m = mask
                             .as_ref()
                             .map(|m| &m[s * n + b * rb..(s * n + (b + 1) * rb).min((s + 1) * n)]);
                         StepRows {
                             z,
+                            zh,
                             act,
                             tc,
                             hp,
@@ -290,8 +314,18 @@ impl Tensor {
                 }
             }
         });
-        out[t * n * h..(t + 1) * n * h].copy_from_slice(&hv);
-        out[(t + 1) * n * h..].copy_from_slice(&cv);
+        write_copy(&mut out_s[t * n * h..(t + 1) * n * h], &hv);
+        write_copy(&mut out_s[(t + 1) * n * h..], &cv);
+        // SAFETY: every step wrote its slots of act, tc, h_prev, c_prev and
+        // out (all rows, all units), and h_n, c_n were just written. With
+        // buffers of one step (no backward), t ≥ 1 steps wrote them.
+        unsafe {
+            act.set_len(len4);
+            tc.set_len(len1);
+            h_prev.set_len(len1);
+            c_prev.set_len(len1);
+            out.set_len((t + 2) * n * h);
+        }
         let y = Tensor::from_cpu(out, &[t + 2, n, h]);
         Ok(y.attach(
             "LstmSequenceBackward",
@@ -300,7 +334,8 @@ impl Tensor {
                 let gv = grad.to_vec();
                 let mut dh = gv[t * n * h..(t + 1) * n * h].to_vec();
                 let mut dc = gv[(t + 1) * n * h..].to_vec();
-                let mut dz = vec![0f32; t * n * 4 * h];
+                let mut dz = Vec::new();
+                let dz_s = spare(&mut dz, t * n * 4 * h);
                 let whh_packed = PackedRhs::new(
                     Strided {
                         data: &whh,
@@ -316,7 +351,7 @@ impl Tensor {
                             s * n * 4 * h..(s + 1) * n * 4 * h,
                             s * n * h..(s + 1) * n * h,
                         );
-                        let mut blocks: Vec<BackRows> = dz[sz.clone()]
+                        let mut blocks: Vec<BackRows> = dz_s[sz.clone()]
                             .chunks_mut(rb * 4 * h)
                             .zip(act[sz].chunks(rb * 4 * h))
                             .zip(tc[sh.clone()].chunks(rb * h))
@@ -348,6 +383,8 @@ impl Tensor {
                         }
                     }
                 });
+                // SAFETY: every step wrote the gradients of all its rows.
+                unsafe { dz.set_len(t * n * 4 * h) };
                 let want = |k: usize| inputs[k].requires_grad();
                 let dz_all = MatRef::row_major(&dz, t * n, 4 * h);
                 let product =

@@ -3,9 +3,8 @@
 //! at every output position, in one of three layouts (see [`Plan`]); and
 //! col2im, the adjoint of im2col, for input gradients.
 
-use std::mem::MaybeUninit;
-
 use super::super::small_gemm::row_offsets;
+use super::super::uninit::{assume_init, init, Slots};
 use super::ConvGeom;
 
 /// How `B` is laid out for this geometry: strips ([`fill_strips`]), wide
@@ -311,41 +310,6 @@ fn col2im_body(cols: &[f32], g: &ConvGeom, dx: &mut [f32]) {
             }
         }
     }
-}
-
-/// Room for outputs not yet written.
-pub(super) type Slots<'a> = &'a mut [MaybeUninit<f32>];
-
-/// The slots of an initialized buffer (writing floats into them keeps it so).
-pub(super) fn as_slots(buf: &mut [f32]) -> Slots<'_> {
-    // SAFETY: MaybeUninit<f32> has f32's layout, and every f32 is a valid one.
-    unsafe { &mut *(buf as *mut [f32] as *mut [MaybeUninit<f32>]) }
-}
-
-/// The slots as floats.
-///
-/// # Safety
-/// Every slot must have been written.
-unsafe fn assume_init(slots: Slots<'_>) -> &mut [f32] {
-    // SAFETY: the caller guarantees every slot was written; the layouts match.
-    unsafe { &mut *(slots as *mut [MaybeUninit<f32>] as *mut [f32]) }
-}
-
-/// Fills the slots, `len` at a time, with `value(i)` for the i-th run
-/// of `len` (a channel's bias, say) and returns them as initialized.
-pub(super) fn init(
-    slots: &mut [MaybeUninit<f32>],
-    len: usize,
-    value: impl Fn(usize) -> f32,
-) -> &mut [f32] {
-    for (i, run) in slots.chunks_mut(len.max(1)).enumerate() {
-        let v = value(i);
-        run.iter_mut().for_each(|s| {
-            s.write(v);
-        });
-    }
-    // SAFETY: every slot was just written.
-    unsafe { assume_init(slots) }
 }
 
 #[cfg(test)]

@@ -25,7 +25,8 @@ mod lower;
 use rayon::prelude::*;
 
 use super::small_gemm::{gemm_bcast, gemm_dot, row_offsets, Rows, Strided};
-use lower::{as_slots, col2im_image, init, Layout, Plan, Slots};
+use super::uninit::{as_slots, init, Slots};
+use lower::{col2im_image, Layout, Plan};
 
 /// Sizes of one convolution (or pooling) window sweep.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
