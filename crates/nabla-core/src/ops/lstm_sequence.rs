@@ -21,7 +21,9 @@
 
 use rayon::prelude::*;
 
-use super::sequence::{self, Dims};
+use std::ops::Range;
+
+use super::sequence::{self, row_blocks, Dims};
 use crate::cpu::math::{sigmoid, tanh};
 use crate::cpu::matmul::MatRef;
 use crate::cpu::packed_gemm::{gemm_packed, PackedRhs};
@@ -29,10 +31,10 @@ use crate::cpu::small_gemm::Strided;
 use crate::cpu::uninit::{assume_init, spare, write_copy, Slots};
 use crate::{Result, Tensor};
 
-/// How many row blocks a step is split into: one per thread when the step
-/// has enough work to pay for the hand-off.
-fn step_blocks(n: usize, h: usize, threads: usize) -> usize {
-    if n * 4 * h * h >= 1 << 20 {
+/// How many blocks of rows the batch is split into: one per thread when
+/// the sequence has enough work to pay for the hand-off.
+fn row_block_count(t: usize, n: usize, h: usize, threads: usize) -> usize {
+    if t * n * 4 * h * h >= 1 << 20 {
         threads.min(n).max(1)
     } else {
         1
@@ -56,6 +58,21 @@ struct StepRows<'a> {
     h: &'a mut [f32],
     c: &'a mut [f32],
     m: Option<&'a [f32]>,
+}
+
+/// One block of batch rows through the whole sequence, forward: its piece
+/// of each buffer at every step (`[0]` where a buffer holds one step).
+struct BlockRows<'a> {
+    rows: Range<usize>,
+    z: Vec<&'a mut [f32]>,
+    zh: Vec<&'a mut [f32]>,
+    act: Vec<Slots<'a>>,
+    tc: Vec<Slots<'a>>,
+    hp: Vec<Slots<'a>>,
+    cp: Vec<Slots<'a>>,
+    out: Vec<Slots<'a>>,
+    h: Vec<&'a mut [f32]>,
+    c: Vec<&'a mut [f32]>,
 }
 
 fn forward_rows(b: &mut StepRows, whh_t: &PackedRhs, h: usize) {
@@ -141,6 +158,18 @@ struct BackRows<'a> {
     dh: &'a mut [f32],
     dc: &'a mut [f32],
     m: Option<&'a [f32]>,
+}
+
+/// One block of batch rows through the whole sequence, backward.
+struct BackBlock<'a> {
+    rows: Range<usize>,
+    dz: Vec<Slots<'a>>,
+    act: Vec<&'a [f32]>,
+    tc: Vec<&'a [f32]>,
+    cp: Vec<&'a [f32]>,
+    dout: Vec<&'a [f32]>,
+    dh: Vec<&'a mut [f32]>,
+    dc: Vec<&'a mut [f32]>,
 }
 
 fn backward_rows(b: &mut BackRows, whh: &PackedRhs, h: usize) {
@@ -254,9 +283,6 @@ impl Tensor {
         let out_s = spare(&mut out, (t + 2) * n * h);
         let mut zh = vec![0f32; n * 4 * h];
         let order = sequence::steps(t, reverse);
-        // Rows of the batch are independent within a step: each thread takes
-        // a block of rows through its product and its cells.
-        let rb = n.div_ceil(step_blocks(n, h, threads));
         // W_hhᵀ packed once for all steps (and W_hh once for the backward)
         let whh_t = PackedRhs::new(
             Strided {
@@ -267,52 +293,67 @@ impl Tensor {
             h,
             4 * h,
         );
-        crate::threads::in_pool(|| {
+        // Each thread takes a block of rows through all the steps (rows are
+        // independent): one hand-off per sequence, not one per step.
+        let rb = n.div_ceil(row_block_count(t, n, h, threads));
+        let mut work: Vec<BlockRows> =
+            row_blocks(&mut z, if keep { t } else { t.min(1) }, n, 4 * h, rb)
+                .into_iter()
+                .zip(row_blocks(&mut zh, 1, n, 4 * h, rb))
+                .zip(row_blocks(act_s, steps_kept, n, 4 * h, rb))
+                .zip(row_blocks(tc_s, steps_kept, n, h, rb))
+                .zip(row_blocks(hp_s, steps_kept, n, h, rb))
+                .zip(row_blocks(cp_s, steps_kept, n, h, rb))
+                .zip(row_blocks(&mut out_s[..t * n * h], t, n, h, rb))
+                .zip(
+                    row_blocks(&mut hv, 1, n, h, rb)
+                        .into_iter()
+                        .zip(row_blocks(&mut cv, 1, n, h, rb)),
+                )
+                .enumerate()
+                .map(
+                    |(b, (((((((z, zh), act), tc), hp), cp), out), (hb, cb)))| BlockRows {
+                        rows: b * rb..n.min((b + 1) * rb),
+                        z,
+                        zh,
+                        act,
+                        tc,
+                        hp,
+                        cp,
+                        out,
+                        h: hb,
+                        c: cb,
+                    },
+                )
+                .collect();
+        let run = |blk: &mut BlockRows| {
+            let rows = blk.rows.clone();
             for &s in &order {
                 let k = if keep { s } else { 0 }; // the step's place in the buffers
-                let (sz, sh) = (
-                    k * n * 4 * h..(k + 1) * n * 4 * h,
-                    k * n * h..(k + 1) * n * h,
-                );
                 if !keep {
-                    let x_step = &xv[s * n * i..(s + 1) * n * i];
-                    sequence::project(&mut z, x_step, n, &wih, &bias, threads);
+                    let x_step = &xv[(s * n + rows.start) * i..(s * n + rows.end) * i];
+                    sequence::project(blk.z[0], x_step, rows.len(), &wih, &bias, 1);
                 }
-                let mut blocks: Vec<StepRows> = z[sz.clone()]
-                    .chunks(rb * 4 * h)
-                    .zip(zh.chunks_mut(rb * 4 * h))
-                    .zip(act_s[sz].chunks_mut(rb * 4 * h))
-                    .zip(tc_s[sh.clone()].chunks_mut(rb * h))
-                    .zip(hp_s[sh.clone()].chunks_mut(rb * h))
-                    .zip(cp_s[sh.clone()].chunks_mut(rb * h))
-                    .zip(out_s[s * n * h..(s + 1) * n * h].chunks_mut(rb * h))
-                    .zip(hv.chunks_mut(rb * h).zip(cv.chunks_mut(rb * h)))
-                    .enumerate()
-                    .map(|(b, (((((((z, zh), act), tc), hp), cp), out), (h, c)))| {
-                        let m = mask
-                            .as_ref()
-                            .map(|m| &m[s * n + b * rb..(s * n + (b + 1) * rb).min((s + 1) * n)]);
-                        StepRows {
-                            z,
-                            zh,
-                            act,
-                            tc,
-                            hp,
-                            cp,
-                            out,
-                            h,
-                            c,
-                            m,
-                        }
-                    })
-                    .collect();
-                let run = |b: &mut StepRows| forward_rows(b, &whh_t, h);
-                if blocks.len() > 1 {
-                    blocks.par_iter_mut().for_each(run);
-                } else {
-                    blocks.iter_mut().for_each(run);
-                }
+                let mut step = StepRows {
+                    z: blk.z[k],
+                    zh: blk.zh[0],
+                    act: blk.act[k],
+                    tc: blk.tc[k],
+                    hp: blk.hp[k],
+                    cp: blk.cp[k],
+                    out: blk.out[s],
+                    h: blk.h[0],
+                    c: blk.c[0],
+                    m: mask
+                        .as_ref()
+                        .map(|m| &m[s * n + rows.start..s * n + rows.end]),
+                };
+                forward_rows(&mut step, &whh_t, h);
             }
+        };
+        crate::threads::in_pool(|| match work.len() > 1 {
+            true => work.par_iter_mut().for_each(run),
+            false => work.iter_mut().for_each(run),
         });
         write_copy(&mut out_s[t * n * h..(t + 1) * n * h], &hv);
         write_copy(&mut out_s[(t + 1) * n * h..], &cv);
@@ -345,43 +386,49 @@ impl Tensor {
                     4 * h,
                     h,
                 );
-                crate::threads::in_pool(|| {
+                // each block of rows back through all the steps, as forward
+                let shared = |buf, w| sequence::row_blocks_ref(buf, t, n, w, rb);
+                let mut work: Vec<BackBlock> = row_blocks(dz_s, t, n, 4 * h, rb)
+                    .into_iter()
+                    .zip(shared(&act, 4 * h))
+                    .zip(shared(&tc, h))
+                    .zip(shared(&c_prev, h))
+                    .zip(shared(&gv, h))
+                    .zip(row_blocks(&mut dh, 1, n, h, rb))
+                    .zip(row_blocks(&mut dc, 1, n, h, rb))
+                    .enumerate()
+                    .map(|(b, ((((((dz, act), tc), cp), dout), dh), dc))| BackBlock {
+                        rows: b * rb..n.min((b + 1) * rb),
+                        dz,
+                        act,
+                        tc,
+                        cp,
+                        dout,
+                        dh,
+                        dc,
+                    })
+                    .collect();
+                let run = |blk: &mut BackBlock| {
+                    let rows = blk.rows.clone();
                     for &s in order.iter().rev() {
-                        let (sz, sh) = (
-                            s * n * 4 * h..(s + 1) * n * 4 * h,
-                            s * n * h..(s + 1) * n * h,
-                        );
-                        let mut blocks: Vec<BackRows> = dz_s[sz.clone()]
-                            .chunks_mut(rb * 4 * h)
-                            .zip(act[sz].chunks(rb * 4 * h))
-                            .zip(tc[sh.clone()].chunks(rb * h))
-                            .zip(c_prev[sh.clone()].chunks(rb * h))
-                            .zip(gv[sh].chunks(rb * h))
-                            .zip(dh.chunks_mut(rb * h).zip(dc.chunks_mut(rb * h)))
-                            .enumerate()
-                            .map(|(b, (((((dz, act), tc), cp), dout), (dh, dc)))| {
-                                let m = mask.as_ref().map(|m| {
-                                    &m[s * n + b * rb..(s * n + (b + 1) * rb).min((s + 1) * n)]
-                                });
-                                BackRows {
-                                    dz,
-                                    act,
-                                    tc,
-                                    cp,
-                                    dout,
-                                    dh,
-                                    dc,
-                                    m,
-                                }
-                            })
-                            .collect();
-                        let run = |b: &mut BackRows| backward_rows(b, &whh_packed, h);
-                        if blocks.len() > 1 {
-                            blocks.par_iter_mut().for_each(run);
-                        } else {
-                            blocks.iter_mut().for_each(run);
-                        }
+                        let mut step = BackRows {
+                            dz: blk.dz[s],
+                            act: blk.act[s],
+                            tc: blk.tc[s],
+                            cp: blk.cp[s],
+                            dout: blk.dout[s],
+                            dh: blk.dh[0],
+                            dc: blk.dc[0],
+                            m: mask
+                                .as_ref()
+                                .map(|m| &m[s * n + rows.start..s * n + rows.end]),
+                        };
+                        backward_rows(&mut step, &whh_packed, h);
                     }
+                };
+                crate::threads::in_pool(|| match work.len() > 1 {
+                    true => work.par_iter_mut().for_each(run),
+                    false => work.iter_mut().for_each(run),
                 });
                 // SAFETY: every step wrote the gradients of all its rows.
                 unsafe { dz.set_len(t * n * 4 * h) };

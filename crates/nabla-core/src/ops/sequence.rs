@@ -135,3 +135,81 @@ pub(super) fn column_sums(v: &[f32], width: usize) -> Tensor {
         .for_each(|r| s.iter_mut().zip(r).for_each(|(a, b)| *a += b));
     Tensor::from_cpu(s, &[width])
 }
+
+/// Rows of a batch are independent through a recurrence, so a thread can
+/// take a block of rows through every step without waiting for the others.
+/// This cuts a buffer laid out `[steps, n, w]` into, for each block of
+/// `rb` rows, its piece of every step: `blocks[b][s]`.
+pub(super) fn row_blocks<T>(
+    buf: &mut [T],
+    steps: usize,
+    n: usize,
+    w: usize,
+    rb: usize,
+) -> Vec<Vec<&mut [T]>> {
+    assert_eq!(buf.len(), steps * n * w, "row_blocks: buffer size");
+    let rb = rb.max(1);
+    let mut blocks: Vec<Vec<&mut [T]>> = (0..n.div_ceil(rb)).map(|_| Vec::new()).collect();
+    let mut rest = buf;
+    for _ in 0..steps {
+        for (b, pieces) in blocks.iter_mut().enumerate() {
+            let (piece, tail) = std::mem::take(&mut rest).split_at_mut(rb.min(n - b * rb) * w);
+            pieces.push(piece);
+            rest = tail;
+        }
+    }
+    blocks
+}
+
+/// [`row_blocks`] of a buffer that is only read.
+pub(super) fn row_blocks_ref<T>(
+    buf: &[T],
+    steps: usize,
+    n: usize,
+    w: usize,
+    rb: usize,
+) -> Vec<Vec<&[T]>> {
+    assert!(buf.len() >= steps * n * w, "row_blocks_ref: buffer size");
+    let rb = rb.max(1);
+    let piece = |s: usize, b: usize| &buf[(s * n + b * rb) * w..(s * n + n.min((b + 1) * rb)) * w];
+    (0..n.div_ceil(rb))
+        .map(|b| (0..steps).map(|s| piece(s, b)).collect())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Every element lands in exactly one piece: the one of its step and
+    /// its row's block, in order; the shared version cuts the same pieces.
+    #[test]
+    fn row_blocks_cut_every_step_at_the_same_rows() {
+        let (steps, n, w) = (3, 5, 2);
+        for rb in [1, 2, 3, 5, 7] {
+            let mut buf: Vec<usize> = (0..steps * n * w).collect();
+            let shared = row_blocks_ref(&buf.clone(), steps, n, w, rb)
+                .into_iter()
+                .map(|b| b.into_iter().map(<[usize]>::to_vec).collect::<Vec<_>>())
+                .collect::<Vec<_>>();
+            let blocks = row_blocks(&mut buf, steps, n, w, rb);
+            assert_eq!(blocks.len(), n.div_ceil(rb));
+            for (b, pieces) in blocks.iter().enumerate() {
+                assert_eq!(pieces.len(), steps);
+                for (s, piece) in pieces.iter().enumerate() {
+                    let rows = b * rb..n.min((b + 1) * rb);
+                    let want: Vec<usize> =
+                        (s * n * w + rows.start * w..s * n * w + rows.end * w).collect();
+                    assert_eq!(piece.to_vec(), want, "rb {rb} block {b} step {s}");
+                    assert_eq!(shared[b][s], want);
+                }
+            }
+        }
+        // no rows: no blocks; no width: empty pieces
+        assert!(row_blocks::<f32>(&mut [], 4, 0, 3, 2).is_empty());
+        let empty = row_blocks::<f32>(&mut [], 2, 3, 0, 2);
+        assert!(empty
+            .iter()
+            .all(|b| b.len() == 2 && b.iter().all(|p| p.is_empty())));
+    }
+}
