@@ -89,9 +89,14 @@ fn main() {
         use nabla_core::cpu::matmul::{gemm_into, MatRef};
         use nabla_core::cpu::packed_gemm::{gemm_packed, PackedRhs};
         use nabla_core::cpu::small_gemm::Strided;
-        let (m, h) = (64usize, 128usize);
+        let h = 128usize;
         let w = Tensor::randn([4 * h * h]).to_vec();
-        for (name, k, n, w_t) in [("forward", h, 4 * h, true), ("backward", 4 * h, h, false)] {
+        // 64 rows (one thread's block) and 32 (each of two threads' blocks)
+        let cases = [64usize, 32].into_iter().flat_map(|m| {
+            [("forward", h, 4 * h, true), ("backward", 4 * h, h, false)]
+                .map(|(name, k, n, w_t)| (format!("{name}_{m}"), m, k, n, w_t))
+        });
+        for (name, m, k, n, w_t) in cases {
             let a = Tensor::randn([m * k]).to_vec();
             let mut dst = vec![0f32; m * n];
             let (rhs, b) = match w_t {
@@ -130,6 +135,34 @@ fn main() {
             let t = best_time(0.3, || gemm_packed(m, a, &packed, &mut dst, n, true));
             println!(
                 "lstm_step_{name}_packed {:.1} us ({:.1} GFLOP/s)",
+                t * 1e6,
+                flop / t / 1e9
+            );
+        }
+    }
+    if wanted("lstm_whole") {
+        // the row-by-row LSTM's products over all 28 steps at once (batch
+        // 64: 1792 rows): input projection, and the weight gradients
+        use nabla_core::cpu::matmul::{gemm_new, MatRef};
+        let (rows, i, g, h) = (28 * 64usize, 28usize, 512usize, 128usize);
+        let x = Tensor::randn([rows * i]).to_vec();
+        let w_ih = Tensor::randn([g * i]).to_vec();
+        let dz = Tensor::randn([rows * g]).to_vec();
+        let h_prev = Tensor::randn([rows * h]).to_vec();
+        let dz_t = MatRef::row_major(&dz, rows, g).t();
+        for (name, lhs, rhs) in [
+            (
+                "projection",
+                MatRef::row_major(&x, rows, i),
+                MatRef::row_major(&w_ih, g, i).t(),
+            ),
+            ("weight_grad_ih", dz_t, MatRef::row_major(&x, rows, i)),
+            ("weight_grad_hh", dz_t, MatRef::row_major(&h_prev, rows, h)),
+        ] {
+            let t = best_time(0.3, || drop(in_pool(|| gemm_new(lhs, rhs, num_threads()))));
+            let flop = 2.0 * (lhs.rows * lhs.cols * rhs.cols) as f64;
+            println!(
+                "lstm_whole_{name} {:.1} us ({:.1} GFLOP/s)",
                 t * 1e6,
                 flop / t / 1e9
             );

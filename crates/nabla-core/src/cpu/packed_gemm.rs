@@ -204,7 +204,9 @@ mod avx {
         }
     }
 
-    /// All rows against one panel, tallest tiles first.
+    /// All rows against one panel, 6 at a time; the last 7 or 8 rows as
+    /// 4 + 3 or 4 + 4, since a tile of 1 or 2 rows has too few
+    /// accumulators to keep both FMA units busy (32 rows: 6·4 + 4 + 4).
     #[inline(always)]
     #[allow(clippy::too_many_arguments)]
     unsafe fn strip<const MASKED: bool>(
@@ -218,20 +220,21 @@ mod avx {
         masks: (__m256i, __m256i),
     ) {
         let mut i0 = 0;
-        while i0 + 6 <= m {
-            tile::<6, MASKED>(k, a, i0, panel, c, ldc, accumulate, masks);
-            i0 += 6;
-        }
-        if i0 + 4 <= m {
-            tile::<4, MASKED>(k, a, i0, panel, c, ldc, accumulate, masks);
-            i0 += 4;
-        }
-        if i0 + 2 <= m {
-            tile::<2, MASKED>(k, a, i0, panel, c, ldc, accumulate, masks);
-            i0 += 2;
-        }
-        if i0 < m {
-            tile::<1, MASKED>(k, a, i0, panel, c, ldc, accumulate, masks);
+        while i0 < m {
+            let mr = match m - i0 {
+                7 | 8 => 4,
+                rest => rest.min(6),
+            };
+            let (acc, ms) = (accumulate, masks);
+            match mr {
+                6 => tile::<6, MASKED>(k, a, i0, panel, c, ldc, acc, ms),
+                5 => tile::<5, MASKED>(k, a, i0, panel, c, ldc, acc, ms),
+                4 => tile::<4, MASKED>(k, a, i0, panel, c, ldc, acc, ms),
+                3 => tile::<3, MASKED>(k, a, i0, panel, c, ldc, acc, ms),
+                2 => tile::<2, MASKED>(k, a, i0, panel, c, ldc, acc, ms),
+                _ => tile::<1, MASKED>(k, a, i0, panel, c, ldc, acc, ms),
+            }
+            i0 += mr;
         }
     }
 
@@ -321,11 +324,21 @@ mod tests {
         }
     }
 
-    /// Every tile height (6, 4, 2, 1), full and partial panels, both layouts
+    /// Every tile height (1 to 6, and the 4 + 4 and 4 + 3 endings), full and partial panels, both layouts
     /// of B and of A, and both write modes.
     #[test]
     fn packed_products_match_the_definition() {
-        for (m, k, n) in [(13, 7, 37), (64, 128, 48), (1, 1, 1), (3, 0, 5), (7, 19, 8)] {
+        for (m, k, n) in [
+            (13, 7, 37),
+            (64, 128, 48),
+            (32, 9, 16),
+            (8, 5, 20),
+            (5, 3, 17),
+            (2, 4, 9),
+            (1, 1, 1),
+            (3, 0, 5),
+            (7, 19, 8),
+        ] {
             let a_rm = test_values(m * k, 1);
             let a_cm = test_values(m * k, 2);
             let b_rm = test_values(k * n, 3);
