@@ -22,7 +22,7 @@
 //! `db_hh = Σ db`.
 
 use super::sequence::{self, Dims};
-use crate::cpu::math::{sigmoid, tanh};
+use crate::cpu::math::{sigmoid_with as sigmoid, tanh_with as tanh};
 use crate::cpu::matmul::MatRef;
 use crate::cpu::packed_gemm::{gemm_packed_par, PackedRhs};
 use crate::cpu::small_gemm::Strided;
@@ -52,9 +52,10 @@ struct Step<'a> {
     mask: Option<&'a [f32]>,
 }
 
-/// The cells of one step (compiled twice: plain and with AVX2).
+/// The cells of one step (compiled twice: plain, and with AVX2 and fused
+/// multiply-adds in the exponentials).
 #[inline(always)]
-fn cells(s: &mut Step, hs: usize) {
+fn cells<const FMA: bool>(s: &mut Step, hs: usize) {
     for row in 0..s.h.len() / hs {
         let m = s.mask.map_or(1.0, |m| m[row]);
         let (ar, br) = (
@@ -68,9 +69,9 @@ fn cells(s: &mut Step, hs: usize) {
             &mut s.out[row * hs..][..hs],
         );
         for k in 0..hs {
-            let r = sigmoid(ar[k] + br[k]);
-            let z = sigmoid(ar[hs + k] + br[hs + k]);
-            let n = tanh(ar[2 * hs + k] + r * br[2 * hs + k]);
+            let r = sigmoid::<FMA>(ar[k] + br[k]);
+            let z = sigmoid::<FMA>(ar[hs + k] + br[hs + k]);
+            let n = tanh::<FMA>(ar[2 * hs + k] + r * br[2 * hs + k]);
             (g[k], g[hs + k], g[2 * hs + k]) = (r, z, n);
             bnr[k] = br[2 * hs + k];
             let new = (1.0 - z) * n + z * hr[k];
@@ -83,7 +84,7 @@ fn cells(s: &mut Step, hs: usize) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn cells_avx2(s: &mut Step, hs: usize) {
-    cells(s, hs)
+    cells::<true>(s, hs)
 }
 
 fn run_cells(s: &mut Step, hs: usize) {
@@ -92,7 +93,7 @@ fn run_cells(s: &mut Step, hs: usize) {
         // SAFETY: the CPU has AVX2 and FMA; the function only does slice arithmetic.
         return unsafe { cells_avx2(s, hs) };
     }
-    cells(s, hs)
+    cells::<false>(s, hs)
 }
 
 impl Tensor {

@@ -24,7 +24,7 @@ use rayon::prelude::*;
 use std::ops::Range;
 
 use super::sequence::{self, row_blocks, Dims};
-use crate::cpu::math::{sigmoid, tanh};
+use crate::cpu::math::{sigmoid_with as sigmoid, tanh_with as tanh};
 use crate::cpu::matmul::MatRef;
 use crate::cpu::packed_gemm::{gemm_packed, PackedRhs};
 use crate::cpu::small_gemm::Strided;
@@ -90,21 +90,22 @@ fn forward_rows(b: &mut StepRows, whh_t: &PackedRhs, h: usize) {
         // SAFETY: the CPU has AVX2 and FMA; the function only does slice arithmetic.
         return unsafe { forward_cells_avx2(b, h) };
     }
-    forward_cells(b, h)
+    forward_cells::<false>(b, h)
 }
 
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn forward_cells_avx2(b: &mut StepRows, h: usize) {
-    forward_cells(b, h)
+    forward_cells::<true>(b, h)
 }
 
-/// The cells of one block of rows (compiled twice: plain and with AVX2).
+/// The cells of one block of rows (compiled twice: plain, and with AVX2
+/// and fused multiply-adds in the exponentials).
 /// The gate activations first, one contiguous run per gate, then the state
 /// update: loops over zipped slices, which vectorize without the register
 /// spills and scalar fallbacks that one loop doing both had.
 #[inline(always)]
-fn forward_cells(b: &mut StepRows, h: usize) {
+fn forward_cells<const FMA: bool>(b: &mut StepRows, h: usize) {
     let rows = b.h.len() / h;
     for r in 0..rows {
         let m = b.m.map_or(1.0, |m| m[r]);
@@ -121,13 +122,13 @@ fn forward_cells(b: &mut StepRows, h: usize) {
         let (ifs, g, o) = (pre(0, 2), pre(2, 3), pre(3, 4));
         a_if.iter_mut()
             .zip(ifs)
-            .for_each(|(a, (z, zh))| _ = a.write(sigmoid(z + zh)));
+            .for_each(|(a, (z, zh))| _ = a.write(sigmoid::<FMA>(z + zh)));
         a_g.iter_mut()
             .zip(g)
-            .for_each(|(a, (z, zh))| _ = a.write(tanh(z + zh)));
+            .for_each(|(a, (z, zh))| _ = a.write(tanh::<FMA>(z + zh)));
         a_o.iter_mut()
             .zip(o)
-            .for_each(|(a, (z, zh))| _ = a.write(sigmoid(z + zh)));
+            .for_each(|(a, (z, zh))| _ = a.write(sigmoid::<FMA>(z + zh)));
         // SAFETY: the three loops above wrote every slot of the row.
         let ar = unsafe { assume_init(&mut b.act[row]) };
         let (a_if, a_go) = ar.split_at(2 * h);
@@ -138,7 +139,7 @@ fn forward_cells(b: &mut StepRows, h: usize) {
         let outs = b.tc[rs.clone()].iter_mut().zip(&mut b.out[rs]);
         for (((c, hv), (tc, out)), ((&ig, &fg), (&gg, &og))) in state.zip(outs).zip(gates) {
             let c_new = fg * *c + ig * gg;
-            let th = tanh(c_new);
+            let th = tanh::<FMA>(c_new);
             tc.write(th);
             // past the end of a sequence (m = 0) the state stays
             *c = m * c_new + (1.0 - m) * *c;
