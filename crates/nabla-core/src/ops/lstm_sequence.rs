@@ -1,8 +1,9 @@
-//! A whole LSTM direction over a sequence as one op: the input projection of
-//! every step in one GEMM, one GEMM per step for the recurrence, the cell
-//! fused, and backpropagation through time with one GEMM per step plus three
-//! large ones for the weight and input gradients. No tensor is allocated per
-//! step, and no graph node either.
+//! A whole LSTM direction over a sequence as one op: one product per step,
+//! `[x_t | h]·[W_ih | W_hh]ᵀ` against weights packed once, the cell fused
+//! after it, and backpropagation through time with one product per step plus
+//! two large ones for the weight and input gradients. Rows of the batch are
+//! independent, so each thread takes a block of rows through every step. No
+//! tensor is allocated per step, and no graph node either.
 //!
 //! Inputs: x `[T, N, I]`, w_ih `[4H, I]`, w_hh `[4H, H]`, b_ih, b_hh `[4H]`,
 //! h0, c0 `[N, H]`; an optional mask `[T, N]` (1 inside a sequence, 0 past
@@ -16,7 +17,7 @@
 //! steps in reverse: `dh_t = dh + m·dout_t`, the cell's backward on
 //! `(m·dh_t, m·dc)` gives dz_t and dc through the forget gate; then
 //! `dh ← (1 − m)·dh_t + W_hhᵀ·dz_t`, `dc ← (1 − m)·dc + dc_cell`. Finally
-//! `dW_hh = Σ dz_tᵀ·h_{t−1}`, `dW_ih = Σ dz_tᵀ·x_t`, `dx_t = W_ih·dz_t`,
+//! `[dW_ih | dW_hh] = Σ dz_tᵀ·[x_t | h_{t−1}]`, `dx_t = W_ih·dz_t` and
 //! `db = Σ dz_t` as single GEMMs and sums over all steps.
 
 use rayon::prelude::*;
@@ -25,7 +26,7 @@ use std::ops::Range;
 
 use super::sequence::{self, row_blocks, Dims};
 use crate::cpu::math::{sigmoid_with as sigmoid, tanh_with as tanh};
-use crate::cpu::matmul::MatRef;
+use crate::cpu::matmul::{gemm_new, MatRef};
 use crate::cpu::packed_gemm::{gemm_packed, PackedRhs};
 use crate::cpu::small_gemm::Strided;
 use crate::cpu::uninit::{assume_init, spare, write_copy, Slots};
@@ -33,8 +34,8 @@ use crate::{Result, Tensor};
 
 /// How many blocks of rows the batch is split into: one per thread when
 /// the sequence has enough work to pay for the hand-off.
-fn row_block_count(t: usize, n: usize, h: usize, threads: usize) -> usize {
-    if t * n * 4 * h * h >= 1 << 20 {
+fn row_block_count(t: usize, n: usize, k: usize, h: usize, threads: usize) -> usize {
+    if t * n * k * 4 * h >= 1 << 20 {
         threads.min(n).max(1)
     } else {
         1
@@ -43,16 +44,19 @@ fn row_block_count(t: usize, n: usize, h: usize, threads: usize) -> usize {
 
 /// One block of batch rows of one step, forward.
 struct StepRows<'a> {
-    /// The input projection plus both biases.
-    z: &'a [f32],
-    /// Scratch for the recurrent product `h·W_hhᵀ`: a step's own small
-    /// buffer stays in cache, where adding onto the projection of all steps
-    /// would read and write C from memory in strided tiles.
+    /// The step's input rows `[rows, I]`.
+    x: &'a [f32],
+    /// `b_ih + b_hh`.
+    bias: &'a [f32],
+    /// The rows `[x_t | h]` side by side, `[rows, I + H]`: the left operand
+    /// of the step's one product; kept for the weight gradients.
+    xh: Slots<'a>,
+    /// Scratch for `[x_t | h]·[W_ih | W_hh]ᵀ`: a step's own small buffer,
+    /// which stays in cache.
     zh: &'a mut [f32],
     // written once each, never zeroed first
     act: Slots<'a>,
     tc: Slots<'a>,
-    hp: Slots<'a>,
     cp: Slots<'a>,
     out: Slots<'a>,
     h: &'a mut [f32],
@@ -64,26 +68,32 @@ struct StepRows<'a> {
 /// of each buffer at every step (`[0]` where a buffer holds one step).
 struct BlockRows<'a> {
     rows: Range<usize>,
-    z: Vec<&'a mut [f32]>,
+    x: Vec<&'a [f32]>,
+    xh: Vec<Slots<'a>>,
     zh: Vec<&'a mut [f32]>,
     act: Vec<Slots<'a>>,
     tc: Vec<Slots<'a>>,
-    hp: Vec<Slots<'a>>,
     cp: Vec<Slots<'a>>,
     out: Vec<Slots<'a>>,
     h: Vec<&'a mut [f32]>,
     c: Vec<&'a mut [f32]>,
 }
 
-fn forward_rows(b: &mut StepRows, whh_t: &PackedRhs, h: usize) {
+/// `w` = `[W_ih | W_hh]ᵀ` packed, `[I + H, 4H]`.
+fn forward_rows(b: &mut StepRows, w: &PackedRhs, i: usize, h: usize) {
     let rows = b.h.len() / h;
-    let hs = Strided {
-        data: b.h,
-        rs: h,
+    for r in 0..rows {
+        let (xp, hp) = b.xh[r * (i + h)..(r + 1) * (i + h)].split_at_mut(i);
+        write_copy(xp, &b.x[r * i..(r + 1) * i]);
+        write_copy(hp, &b.h[r * h..(r + 1) * h]);
+    }
+    let xh = Strided {
+        // SAFETY: every row's I + H slots were just written.
+        data: unsafe { assume_init(&mut *b.xh) },
+        rs: i + h,
         cs: 1,
     };
-    gemm_packed(rows, hs, whh_t, b.zh, 4 * h, false);
-    write_copy(b.hp, b.h);
+    gemm_packed(rows, xh, w, b.zh, 4 * h, false);
     write_copy(b.cp, b.c);
     #[cfg(target_arch = "x86_64")]
     if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
@@ -110,14 +120,10 @@ fn forward_cells<const FMA: bool>(b: &mut StepRows, h: usize) {
     for r in 0..rows {
         let m = b.m.map_or(1.0, |m| m[r]);
         let row = r * 4 * h..(r + 1) * 4 * h;
-        let (ar, zr, zh) = (
-            &mut b.act[row.clone()],
-            &b.z[row.clone()],
-            &b.zh[row.clone()],
-        );
+        let (ar, zr, zh) = (&mut b.act[row.clone()], b.bias, &b.zh[row.clone()]);
         let (a_if, a_go) = ar.split_at_mut(2 * h);
         let (a_g, a_o) = a_go.split_at_mut(h);
-        // pre-activations z + zh of gates [lo, hi) (in units of h)
+        // pre-activations (bias + product) of gates [lo, hi) (in units of h)
         let pre = |lo: usize, hi: usize| zr[lo * h..hi * h].iter().zip(&zh[lo * h..hi * h]);
         let (ifs, g, o) = (pre(0, 2), pre(2, 3), pre(3, 4));
         a_if.iter_mut()
@@ -267,80 +273,81 @@ impl Tensor {
         // of all T, keep an evaluation batch in cache.
         let keep = sequence::needs_backward(&[self, w_ih, w_hh, b_ih, b_hh, h0, c0]);
         let steps_kept = if keep { t } else { t.min(1) };
-        // Z = X·W_ihᵀ + b, for all steps at once when they are kept (else
-        // per step, below); the recurrent term is added per step.
-        let mut z = match keep {
-            true => sequence::projected(&xv, t * n, &wih, &bias, threads),
-            false => vec![0f32; n * 4 * h],
-        };
         let (mut hv, mut cv) = (h0.to_vec(), c0.to_vec());
         // Saved for the backward, and the output: every element is written
         // once below (as slots of the vectors' capacity), none is zeroed.
         let (mut act, mut tc) = (Vec::new(), Vec::new()); // σ(i), σ(f), tanh(g), σ(o); tanh(c')
-        let (mut h_prev, mut c_prev, mut out) = (Vec::new(), Vec::new(), Vec::new());
-        let (len4, len1) = (steps_kept * n * 4 * h, steps_kept * n * h);
+        let (mut xh, mut c_prev, mut out) = (Vec::new(), Vec::new(), Vec::new()); // [x_t | h_{t-1}]; c_{t-1}
+        let (len4, len1, len_xh) = (
+            steps_kept * n * 4 * h,
+            steps_kept * n * h,
+            steps_kept * n * (i + h),
+        );
         let (act_s, tc_s) = (spare(&mut act, len4), spare(&mut tc, len1));
-        let (hp_s, cp_s) = (spare(&mut h_prev, len1), spare(&mut c_prev, len1));
+        let (xh_s, cp_s) = (spare(&mut xh, len_xh), spare(&mut c_prev, len1));
         let out_s = spare(&mut out, (t + 2) * n * h);
         let mut zh = vec![0f32; n * 4 * h];
         let order = sequence::steps(t, reverse);
-        // W_hhᵀ packed once for all steps (and W_hh once for the backward)
-        let whh_t = PackedRhs::new(
+        // [W_ih | W_hh]ᵀ packed once for all steps: the input projection and
+        // the recurrence are one product per step, and no projection of all
+        // steps goes through memory (W_hh is packed once for the backward).
+        let mut w_cat = Vec::with_capacity(4 * h * (i + h)); // [W_ih | W_hh], [4H, I + H]
+        for j in 0..4 * h {
+            w_cat.extend_from_slice(&wih[j * i..(j + 1) * i]);
+            w_cat.extend_from_slice(&whh[j * h..(j + 1) * h]);
+        }
+        let w_t = PackedRhs::new(
             Strided {
-                data: &whh,
+                data: &w_cat,
                 rs: 1,
-                cs: h,
+                cs: i + h,
             },
-            h,
+            i + h,
             4 * h,
         );
         // Each thread takes a block of rows through all the steps (rows are
         // independent): one hand-off per sequence, not one per step.
-        let rb = n.div_ceil(row_block_count(t, n, h, threads));
-        let mut work: Vec<BlockRows> =
-            row_blocks(&mut z, if keep { t } else { t.min(1) }, n, 4 * h, rb)
-                .into_iter()
-                .zip(row_blocks(&mut zh, 1, n, 4 * h, rb))
-                .zip(row_blocks(act_s, steps_kept, n, 4 * h, rb))
-                .zip(row_blocks(tc_s, steps_kept, n, h, rb))
-                .zip(row_blocks(hp_s, steps_kept, n, h, rb))
-                .zip(row_blocks(cp_s, steps_kept, n, h, rb))
-                .zip(row_blocks(&mut out_s[..t * n * h], t, n, h, rb))
-                .zip(
-                    row_blocks(&mut hv, 1, n, h, rb)
-                        .into_iter()
-                        .zip(row_blocks(&mut cv, 1, n, h, rb)),
-                )
-                .enumerate()
-                .map(
-                    |(b, (((((((z, zh), act), tc), hp), cp), out), (hb, cb)))| BlockRows {
-                        rows: b * rb..n.min((b + 1) * rb),
-                        z,
-                        zh,
-                        act,
-                        tc,
-                        hp,
-                        cp,
-                        out,
-                        h: hb,
-                        c: cb,
-                    },
-                )
-                .collect();
+        let rb = n.div_ceil(row_block_count(t, n, i + h, h, threads));
+        let mut work: Vec<BlockRows> = sequence::row_blocks_ref(&xv, t, n, i, rb)
+            .into_iter()
+            .zip(row_blocks(xh_s, steps_kept, n, i + h, rb))
+            .zip(row_blocks(&mut zh, 1, n, 4 * h, rb))
+            .zip(row_blocks(act_s, steps_kept, n, 4 * h, rb))
+            .zip(row_blocks(tc_s, steps_kept, n, h, rb))
+            .zip(row_blocks(cp_s, steps_kept, n, h, rb))
+            .zip(row_blocks(&mut out_s[..t * n * h], t, n, h, rb))
+            .zip(
+                row_blocks(&mut hv, 1, n, h, rb)
+                    .into_iter()
+                    .zip(row_blocks(&mut cv, 1, n, h, rb)),
+            )
+            .enumerate()
+            .map(
+                |(b, (((((((x, xh), zh), act), tc), cp), out), (hb, cb)))| BlockRows {
+                    rows: b * rb..n.min((b + 1) * rb),
+                    x,
+                    xh,
+                    zh,
+                    act,
+                    tc,
+                    cp,
+                    out,
+                    h: hb,
+                    c: cb,
+                },
+            )
+            .collect();
         let run = |blk: &mut BlockRows| {
             let rows = blk.rows.clone();
             for &s in &order {
                 let k = if keep { s } else { 0 }; // the step's place in the buffers
-                if !keep {
-                    let x_step = &xv[(s * n + rows.start) * i..(s * n + rows.end) * i];
-                    sequence::project(blk.z[0], x_step, rows.len(), &wih, &bias, 1);
-                }
                 let mut step = StepRows {
-                    z: blk.z[k],
+                    x: blk.x[s],
+                    bias: &bias,
+                    xh: blk.xh[k],
                     zh: blk.zh[0],
                     act: blk.act[k],
                     tc: blk.tc[k],
-                    hp: blk.hp[k],
                     cp: blk.cp[k],
                     out: blk.out[s],
                     h: blk.h[0],
@@ -349,7 +356,7 @@ impl Tensor {
                         .as_ref()
                         .map(|m| &m[s * n + rows.start..s * n + rows.end]),
                 };
-                forward_rows(&mut step, &whh_t, h);
+                forward_rows(&mut step, &w_t, i, h);
             }
         };
         crate::threads::in_pool(|| match work.len() > 1 {
@@ -358,13 +365,13 @@ impl Tensor {
         });
         write_copy(&mut out_s[t * n * h..(t + 1) * n * h], &hv);
         write_copy(&mut out_s[(t + 1) * n * h..], &cv);
-        // SAFETY: every step wrote its slots of act, tc, h_prev, c_prev and
-        // out (all rows, all units), and h_n, c_n were just written. With
+        // SAFETY: every step wrote its slots of act, tc, xh, c_prev and out
+        // (all rows, all units), and h_n, c_n were just written. With
         // buffers of one step (no backward), t ≥ 1 steps wrote them.
         unsafe {
             act.set_len(len4);
             tc.set_len(len1);
-            h_prev.set_len(len1);
+            xh.set_len(len_xh);
             c_prev.set_len(len1);
             out.set_len((t + 2) * n * h);
         }
@@ -439,15 +446,21 @@ impl Tensor {
                     |shape: &[usize], lhs, rhs| sequence::product(shape, lhs, rhs, threads);
                 let dx =
                     want(0).then(|| product(&[t, n, i], dz_all, MatRef::row_major(&wih, 4 * h, i)));
-                let dwih = want(1)
-                    .then(|| product(&[4 * h, i], dz_all.t(), MatRef::row_major(&xv, t * n, i)));
-                let dwhh = want(2).then(|| {
-                    product(
-                        &[4 * h, h],
-                        dz_all.t(),
-                        MatRef::row_major(&h_prev, t * n, h),
-                    )
+                // [dW_ih | dW_hh] = Σ dz_tᵀ·[x_t | h_{t−1}] in one product, then
+                // its columns split
+                let dw = (want(1) || want(2)).then(|| {
+                    let xh_all = MatRef::row_major(&xh, t * n, i + h);
+                    gemm_new(dz_all.t(), xh_all, threads)
                 });
+                let columns = |lo: usize, w: usize| {
+                    let dw = dw.as_ref().expect("computed when wanted");
+                    let v: Vec<f32> = (0..4 * h)
+                        .flat_map(|j| dw[j * (i + h) + lo..j * (i + h) + lo + w].iter().copied())
+                        .collect();
+                    Tensor::from_cpu(v, &[4 * h, w])
+                };
+                let dwih = want(1).then(|| columns(0, i));
+                let dwhh = want(2).then(|| columns(i, h));
                 let db = (want(3) || want(4)).then(|| sequence::column_sums(&dz, 4 * h));
                 let dh0 = want(5).then(|| Tensor::from_cpu(dh, &[n, h]));
                 let dc0 = want(6).then(|| Tensor::from_cpu(dc, &[n, h]));

@@ -3,7 +3,7 @@
 //! input projection of many steps in one product, whether a backward pass
 //! will come, and the products and sums that end their backward pass.
 
-use crate::cpu::matmul::{gemm_into, gemm_new, MatRef};
+use crate::cpu::matmul::{gemm_new, MatRef};
 use crate::{Error, Result, Tensor};
 
 /// Steps, batch rows, input features, hidden units.
@@ -63,21 +63,8 @@ pub(super) fn check(
     Ok(Dims { t, n, i, h })
 }
 
-/// `dst [rows, G·H] = x [rows, I]·W_ihᵀ + bias`, with `w_ih` `[G·H, I]`.
-pub(super) fn project(
-    dst: &mut [f32],
-    x: &[f32],
-    rows: usize,
-    w_ih: &[f32],
-    bias: &[f32],
-    threads: usize,
-) {
-    let (lhs, rhs) = project_operands(x, rows, w_ih, bias.len());
-    gemm_into(dst, false, lhs, rhs, threads);
-    add_rows(dst, bias);
-}
-
-/// [`project`] into a new vector, written once (no zeroing first).
+/// `x [rows, I]·W_ihᵀ + bias` (`w_ih` `[G·H, I]`) as a new vector, written
+/// once (no zeroing first).
 pub(super) fn projected(
     x: &[f32],
     rows: usize,
