@@ -28,6 +28,7 @@ use super::sequence::{self, row_blocks, Dims};
 use crate::cpu::math::{sigmoid_with as sigmoid, tanh_with as tanh};
 use crate::cpu::matmul::{gemm_new, MatRef};
 use crate::cpu::packed_gemm::{gemm_packed, PackedRhs};
+use crate::cpu::reduce::sum_columns;
 use crate::cpu::small_gemm::Strided;
 use crate::cpu::uninit::{assume_init, spare, write_copy, Slots};
 use crate::{Result, Tensor};
@@ -380,66 +381,70 @@ impl Tensor {
             "LstmSequenceBackward",
             &[self, w_ih, w_hh, b_ih, b_hh, h0, c0],
             move |grad, inputs| {
-                let gv = grad.to_vec();
-                let mut dh = gv[t * n * h..(t + 1) * n * h].to_vec();
-                let mut dc = gv[(t + 1) * n * h..].to_vec();
-                let mut dz = Vec::new();
-                let dz_s = spare(&mut dz, t * n * 4 * h);
-                let whh_packed = PackedRhs::new(
-                    Strided {
-                        data: &whh,
-                        rs: h,
-                        cs: 1,
-                    },
-                    4 * h,
-                    h,
-                );
-                // each block of rows back through all the steps, as forward
-                let shared = |buf, w| sequence::row_blocks_ref(buf, t, n, w, rb);
-                let mut work: Vec<BackBlock> = row_blocks(dz_s, t, n, 4 * h, rb)
-                    .into_iter()
-                    .zip(shared(&act, 4 * h))
-                    .zip(shared(&tc, h))
-                    .zip(shared(&c_prev, h))
-                    .zip(shared(&gv, h))
-                    .zip(row_blocks(&mut dh, 1, n, h, rb))
-                    .zip(row_blocks(&mut dc, 1, n, h, rb))
-                    .enumerate()
-                    .map(|(b, ((((((dz, act), tc), cp), dout), dh), dc))| BackBlock {
-                        rows: b * rb..n.min((b + 1) * rb),
-                        dz,
-                        act,
-                        tc,
-                        cp,
-                        dout,
-                        dh,
-                        dc,
-                    })
-                    .collect();
-                let run = |blk: &mut BackBlock| {
-                    let rows = blk.rows.clone();
-                    for &s in order.iter().rev() {
-                        let mut step = BackRows {
-                            dz: blk.dz[s],
-                            act: blk.act[s],
-                            tc: blk.tc[s],
-                            cp: blk.cp[s],
-                            dout: blk.dout[s],
-                            dh: blk.dh[0],
-                            dc: blk.dc[0],
-                            m: mask
-                                .as_ref()
-                                .map(|m| &m[s * n + rows.start..s * n + rows.end]),
-                        };
-                        backward_rows(&mut step, &whh_packed, h);
-                    }
-                };
-                crate::threads::in_pool(|| match work.len() > 1 {
-                    true => work.par_iter_mut().for_each(run),
-                    false => work.iter_mut().for_each(run),
+                // the output's gradient read in place (mostly zeros when only
+                // the last step is used; no copy of it)
+                let (dz, dh, dc) = grad.read_data(|gv| {
+                    let mut dh = gv[t * n * h..(t + 1) * n * h].to_vec();
+                    let mut dc = gv[(t + 1) * n * h..].to_vec();
+                    let mut dz = Vec::new();
+                    let dz_s = spare(&mut dz, t * n * 4 * h);
+                    let whh_packed = PackedRhs::new(
+                        Strided {
+                            data: &whh,
+                            rs: h,
+                            cs: 1,
+                        },
+                        4 * h,
+                        h,
+                    );
+                    // each block of rows back through all the steps, as forward
+                    let shared = |buf, w| sequence::row_blocks_ref(buf, t, n, w, rb);
+                    let mut work: Vec<BackBlock> = row_blocks(dz_s, t, n, 4 * h, rb)
+                        .into_iter()
+                        .zip(shared(&act, 4 * h))
+                        .zip(shared(&tc, h))
+                        .zip(shared(&c_prev, h))
+                        .zip(shared(&gv, h))
+                        .zip(row_blocks(&mut dh, 1, n, h, rb))
+                        .zip(row_blocks(&mut dc, 1, n, h, rb))
+                        .enumerate()
+                        .map(|(b, ((((((dz, act), tc), cp), dout), dh), dc))| BackBlock {
+                            rows: b * rb..n.min((b + 1) * rb),
+                            dz,
+                            act,
+                            tc,
+                            cp,
+                            dout,
+                            dh,
+                            dc,
+                        })
+                        .collect();
+                    let run = |blk: &mut BackBlock| {
+                        let rows = blk.rows.clone();
+                        for &s in order.iter().rev() {
+                            let mut step = BackRows {
+                                dz: blk.dz[s],
+                                act: blk.act[s],
+                                tc: blk.tc[s],
+                                cp: blk.cp[s],
+                                dout: blk.dout[s],
+                                dh: blk.dh[0],
+                                dc: blk.dc[0],
+                                m: mask
+                                    .as_ref()
+                                    .map(|m| &m[s * n + rows.start..s * n + rows.end]),
+                            };
+                            backward_rows(&mut step, &whh_packed, h);
+                        }
+                    };
+                    crate::threads::in_pool(|| match work.len() > 1 {
+                        true => work.par_iter_mut().for_each(run),
+                        false => work.iter_mut().for_each(run),
+                    });
+                    // SAFETY: every step wrote the gradients of all its rows.
+                    unsafe { dz.set_len(t * n * 4 * h) };
+                    (dz, dh, dc)
                 });
-                // SAFETY: every step wrote the gradients of all its rows.
-                unsafe { dz.set_len(t * n * 4 * h) };
                 let want = |k: usize| inputs[k].requires_grad();
                 let dz_all = MatRef::row_major(&dz, t * n, 4 * h);
                 let product =
@@ -461,7 +466,8 @@ impl Tensor {
                 };
                 let dwih = want(1).then(|| columns(0, i));
                 let dwhh = want(2).then(|| columns(i, h));
-                let db = (want(3) || want(4)).then(|| sequence::column_sums(&dz, 4 * h));
+                let db = (want(3) || want(4))
+                    .then(|| Tensor::from_cpu(sum_columns(&dz, t * n, 4 * h), &[4 * h]));
                 let dh0 = want(5).then(|| Tensor::from_cpu(dh, &[n, h]));
                 let dc0 = want(6).then(|| Tensor::from_cpu(dc, &[n, h]));
                 Ok(vec![
