@@ -404,7 +404,7 @@ impl Tensor {
                         .zip(shared(&act, 4 * h))
                         .zip(shared(&tc, h))
                         .zip(shared(&c_prev, h))
-                        .zip(shared(&gv, h))
+                        .zip(shared(gv, h))
                         .zip(row_blocks(&mut dh, 1, n, h, rb))
                         .zip(row_blocks(&mut dc, 1, n, h, rb))
                         .enumerate()
