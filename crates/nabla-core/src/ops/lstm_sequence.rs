@@ -566,4 +566,28 @@ mod tests {
             assert_eq!(with_grad, without, "reverse {reverse}");
         }
     }
+
+    /// No rows, no steps or no input features give outputs and gradients
+    /// of the right (possibly empty) shapes; no hidden units is an error.
+    #[test]
+    fn empty_dimensions_work_and_no_hidden_units_is_an_error() {
+        let run = |t: usize, n: usize, i: usize, h: usize| {
+            let x = Tensor::ones([t, n, i]).requires_grad_(true);
+            let w_ih = Tensor::ones([4 * h, i]).requires_grad_(true);
+            let w_hh = Tensor::ones([4 * h, h]).requires_grad_(true);
+            let b = Tensor::zeros([4 * h]).requires_grad_(true);
+            let s = Tensor::zeros([n, h]).requires_grad_(true);
+            let y = x.lstm_sequence(&w_ih, &w_hh, &b, &b, &s, &s, None, false)?;
+            assert_eq!(y.shape(), [t + 2, n, h]);
+            y.sum_all()?.backward()?;
+            assert_eq!(w_hh.grad().expect("w_hh gradient").shape(), [4 * h, h]);
+            assert_eq!(x.grad().expect("x gradient").shape(), [t, n, i]);
+            Ok::<_, crate::Error>(())
+        };
+        for (t, n, i) in [(3, 0, 2), (0, 2, 2), (3, 2, 0)] {
+            run(t, n, i, 2).unwrap_or_else(|e| panic!("{t} {n} {i}: {e}"));
+        }
+        let err = run(3, 2, 2, 0).unwrap_err().to_string();
+        assert!(err.contains("hidden"), "{err}");
+    }
 }

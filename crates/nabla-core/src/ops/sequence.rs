@@ -41,6 +41,12 @@ pub(super) fn check(
     if gh != gates * h {
         return Err(bad("w_hh", w_hh.shape()));
     }
+    if h == 0 {
+        return Err(Error::Arg {
+            op,
+            msg: format!("w_hh {:?} has no hidden units", w_hh.shape()),
+        });
+    }
     if w_ih.shape() != [gh, i] {
         return Err(bad("w_ih", w_ih.shape()));
     }
