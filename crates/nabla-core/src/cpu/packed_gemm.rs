@@ -14,8 +14,6 @@
 //! of C lives in 12 registers; each step of K broadcasts 6 values of A and
 //! multiplies one row of a panel. One thread: callers split M themselves.
 
-use rayon::prelude::*;
-
 use super::small_gemm::Strided;
 
 /// Columns per panel: two 8-lane vectors.
@@ -115,40 +113,6 @@ pub fn gemm_packed(
             }
         }
     }
-}
-
-/// [`gemm_packed`] with the rows of C split between `threads` threads (of
-/// the current pool) when there is enough work to pay for the hand-off.
-pub fn gemm_packed_par(
-    m: usize,
-    a: Strided,
-    b: &PackedRhs,
-    c: &mut [f32],
-    ldc: usize,
-    accumulate: bool,
-    threads: usize,
-) {
-    let blocks = match m * b.k * b.n >= 1 << 20 {
-        true => threads.clamp(1, m.max(1)),
-        false => 1,
-    };
-    if blocks <= 1 {
-        return gemm_packed(m, a, b, c, ldc, accumulate);
-    }
-    let rows = m.div_ceil(blocks);
-    assert!(ldc >= b.n && c.len() >= (m - 1) * ldc + b.n);
-    // only C's m rows, so that every chunk starts at a row below m
-    c[..(m - 1) * ldc + b.n]
-        .par_chunks_mut(rows * ldc)
-        .enumerate()
-        .for_each(|(blk, c)| {
-            let i0 = blk * rows;
-            let a = Strided {
-                data: &a.data[i0 * a.rs..],
-                ..a
-            };
-            gemm_packed(rows.min(m - i0), a, b, c, ldc, accumulate);
-        });
 }
 
 #[cfg(target_arch = "x86_64")]
@@ -292,36 +256,6 @@ mod tests {
             }
         }
         c
-    }
-
-    /// Rows split between threads give the one-thread product bit for bit.
-    #[test]
-    fn rows_split_between_threads_give_the_same_product() {
-        let (m, k, n) = (70, 130, 40);
-        let (a, b) = (test_values(m * k, 5), test_values(k * n, 6));
-        let a = Strided {
-            data: &a,
-            rs: k,
-            cs: 1,
-        };
-        let packed = PackedRhs::new(
-            Strided {
-                data: &b,
-                rs: n,
-                cs: 1,
-            },
-            k,
-            n,
-        );
-        let mut one = vec![0f32; m * n];
-        gemm_packed(m, a, &packed, &mut one, n, false);
-        for threads in [2, 3, 8] {
-            let mut split = vec![1f32; m * n];
-            crate::threads::in_pool(|| {
-                gemm_packed_par(m, a, &packed, &mut split, n, false, threads)
-            });
-            assert_eq!(split, one, "{threads} threads");
-        }
     }
 
     /// Every tile height (1 to 6, and the 4 + 4 and 4 + 3 endings), full and partial panels, both layouts

@@ -1,9 +1,10 @@
 //! A whole GRU direction over a sequence as one op, like
 //! [`lstm_sequence`](Tensor::lstm_sequence): the input projection of every
-//! step in one GEMM, one GEMM per step for the recurrence with the cell
-//! fused after it, and backpropagation through time inside the op with one
-//! GEMM per step plus large ones for the weight and input gradients. No
-//! tensor and no graph node per step.
+//! step in one GEMM, one product per step for the recurrence (W_hh packed
+//! once) with the cell fused after it, and backpropagation through time
+//! inside the op with one product per step plus large ones for the weight
+//! and input gradients. Each thread takes a block of batch rows through
+//! every step. No tensor and no graph node per step.
 //!
 //! Inputs: x `[T, N, I]`, w_ih `[3H, I]`, w_hh `[3H, H]`, b_ih, b_hh `[3H]`,
 //! h0 `[N, H]`; an optional mask `[T, N]` (1 inside a sequence, 0 past its
@@ -21,10 +22,14 @@
 //! `dW_hh = Σ dbᵀ·h_{t−1}`, `dx_t = W_ih·da`, `db_ih = Σ da`,
 //! `db_hh = Σ db`.
 
-use super::sequence::{self, Dims};
+use std::ops::Range;
+
+use rayon::prelude::*;
+
+use super::sequence::{self, row_blocks, row_blocks_ref, Dims};
 use crate::cpu::math::{sigmoid_with as sigmoid, tanh_with as tanh};
 use crate::cpu::matmul::MatRef;
-use crate::cpu::packed_gemm::{gemm_packed_par, PackedRhs};
+use crate::cpu::packed_gemm::{gemm_packed, PackedRhs};
 use crate::cpu::small_gemm::Strided;
 use crate::threads::in_pool;
 use crate::{Result, Tensor};
@@ -50,6 +55,32 @@ struct Step<'a> {
     bn: &'a mut [f32],
     out: &'a mut [f32],
     mask: Option<&'a [f32]>,
+}
+
+/// One block of batch rows through the whole sequence, forward: its piece
+/// of each buffer at every step (`[0]` where a buffer holds one step).
+struct Block<'a> {
+    rows: Range<usize>,
+    a: Vec<&'a [f32]>,
+    bs: Vec<&'a mut [f32]>,
+    hb: Vec<&'a mut [f32]>,
+    gates: Vec<&'a mut [f32]>,
+    bn: Vec<&'a mut [f32]>,
+    hp: Vec<&'a mut [f32]>,
+    outs: Vec<&'a mut [f32]>,
+}
+
+/// One block of batch rows through the whole sequence, backward.
+struct BackBlock<'a> {
+    rows: Range<usize>,
+    gates: Vec<&'a [f32]>,
+    bn: Vec<&'a [f32]>,
+    hp: Vec<&'a [f32]>,
+    dout: Vec<&'a [f32]>,
+    da: Vec<&'a mut [f32]>,
+    db: Vec<&'a mut [f32]>,
+    dh: Vec<&'a mut [f32]>,
+    next: Vec<&'a mut [f32]>,
 }
 
 /// The cells of one step (compiled twice: plain, and with AVX2 and fused
@@ -124,7 +155,7 @@ impl Tensor {
         // A = X·W_ihᵀ + b_ih for all steps at once
         let a_all = sequence::projected(&xv, t * n, &wih, &bih, threads);
         let keep = sequence::needs_backward(&[self, w_ih, w_hh, b_ih, b_hh, h0]);
-        let kept = if keep { t } else { 1 };
+        let kept = if keep { t } else { t.min(1) };
         let mut saved = Saved {
             gates: vec![0f32; kept * n * 3 * h],
             bn: vec![0f32; kept * n * h],
@@ -144,33 +175,73 @@ impl Tensor {
             h,
             3 * h,
         );
-        in_pool(|| {
+        // Each thread takes a block of rows through all the steps, as the
+        // LSTM does: one hand-off per sequence.
+        let rb = n.div_ceil(sequence::row_block_count(t, n, h, 3 * h, threads));
+        let mut work: Vec<_> = row_blocks_ref(&a_all, t, n, 3 * h, rb)
+            .into_iter()
+            .zip(row_blocks(&mut b_step, 1, n, 3 * h, rb))
+            .zip(row_blocks(&mut hv, 1, n, h, rb))
+            .zip(row_blocks(&mut saved.gates, kept, n, 3 * h, rb))
+            .zip(row_blocks(&mut saved.bn, kept, n, h, rb))
+            .zip(row_blocks(&mut saved.h_prev, kept, n, h, rb))
+            .zip(row_blocks(&mut out[..t * n * h], t, n, h, rb))
+            .enumerate()
+            .map(|(b, ((((((a, bs), hb), gates), bn), hp), outs))| Block {
+                rows: b * rb..n.min((b + 1) * rb),
+                a,
+                bs,
+                hb,
+                gates,
+                bn,
+                hp,
+                outs,
+            })
+            .collect();
+        let run = |blk: &mut Block| {
+            let rows = blk.rows.clone();
+            let Block {
+                a,
+                bs,
+                hb,
+                gates,
+                bn,
+                hp,
+                outs,
+                ..
+            } = blk;
             for &s in &order {
                 let k = if keep { s } else { 0 };
-                saved.h_prev[k * n * h..(k + 1) * n * h].copy_from_slice(&hv);
+                hp[k].copy_from_slice(hb[0]);
                 // B = h·W_hhᵀ + b_hh
-                for r in b_step.chunks_mut(3 * h) {
+                for r in bs[0].chunks_mut(3 * h) {
                     r.copy_from_slice(&bhh);
                 }
                 let hs = Strided {
-                    data: &hv,
+                    data: hb[0],
                     rs: h,
                     cs: 1,
                 };
-                gemm_packed_par(n, hs, &whh_t, &mut b_step, 3 * h, true, threads);
+                gemm_packed(rows.len(), hs, &whh_t, bs[0], 3 * h, true);
                 run_cells(
                     &mut Step {
-                        a: &a_all[s * n * 3 * h..(s + 1) * n * 3 * h],
-                        b: &b_step,
-                        h: &mut hv,
-                        gates: &mut saved.gates[k * n * 3 * h..(k + 1) * n * 3 * h],
-                        bn: &mut saved.bn[k * n * h..(k + 1) * n * h],
-                        out: &mut out[s * n * h..(s + 1) * n * h],
-                        mask: mask.as_ref().map(|m| &m[s * n..(s + 1) * n]),
+                        a: a[s],
+                        b: bs[0],
+                        h: hb[0],
+                        gates: gates[k],
+                        bn: bn[k],
+                        out: outs[s],
+                        mask: mask
+                            .as_ref()
+                            .map(|m| &m[s * n + rows.start..s * n + rows.end]),
                     },
                     h,
                 );
             }
+        };
+        in_pool(|| match work.len() > 1 {
+            true => work.par_iter_mut().for_each(run),
+            false => work.iter_mut().for_each(run),
         });
         out[t * n * h..].copy_from_slice(&hv);
         let y = Tensor::from_cpu(out, &[t + 1, n, h]);
@@ -193,46 +264,85 @@ impl Tensor {
                     3 * h,
                     h,
                 );
-                for &s in order.iter().rev() {
-                    let m = mask.as_ref().map(|m| &m[s * n..(s + 1) * n]);
-                    let (g3s, g1s) = (
-                        s * n * 3 * h..(s + 1) * n * 3 * h,
-                        s * n * h..(s + 1) * n * h,
-                    );
-                    let (gates, bn, hp) = (
-                        &saved.gates[g3s.clone()],
-                        &saved.bn[g1s.clone()],
-                        &saved.h_prev[g1s.clone()],
-                    );
-                    let (das, dbs) = (&mut da[g3s.clone()], &mut db[g3s]);
-                    let dout = &gv[g1s];
-                    for row in 0..n {
-                        let mk = m.map_or(1.0, |m| m[row]);
-                        for k in 0..h {
-                            let j = row * h + k;
-                            let q = row * 3 * h;
-                            let dh_t = dh[j] + mk * dout[j];
-                            let g = mk * dh_t;
-                            let (r, z, nn) = (gates[q + k], gates[q + h + k], gates[q + 2 * h + k]);
-                            let dn = g * (1.0 - z);
-                            let dz = g * (hp[j] - nn);
-                            let dan = dn * (1.0 - nn * nn);
-                            let dr = dan * bn[j];
-                            let (dar, daz) = (dr * r * (1.0 - r), dz * z * (1.0 - z));
-                            (das[q + k], das[q + h + k], das[q + 2 * h + k]) = (dar, daz, dan);
-                            (dbs[q + k], dbs[q + h + k], dbs[q + 2 * h + k]) = (dar, daz, dan * r);
-                            next[j] = (1.0 - mk) * dh_t + g * z;
+                let shared = |buf, w| row_blocks_ref(buf, t, n, w, rb);
+                let mut work: Vec<_> = shared(&saved.gates, 3 * h)
+                    .into_iter()
+                    .zip(shared(&saved.bn, h))
+                    .zip(shared(&saved.h_prev, h))
+                    .zip(shared(&gv, h))
+                    .zip(row_blocks(&mut da, t, n, 3 * h, rb))
+                    .zip(row_blocks(&mut db, t, n, 3 * h, rb))
+                    .zip(row_blocks(&mut dh, 1, n, h, rb))
+                    .zip(row_blocks(&mut next, 1, n, h, rb))
+                    .enumerate()
+                    .map(
+                        |(b, (((((((gates, bn), hp), dout), da), db), dh), next))| BackBlock {
+                            rows: b * rb..n.min((b + 1) * rb),
+                            gates,
+                            bn,
+                            hp,
+                            dout,
+                            da,
+                            db,
+                            dh,
+                            next,
+                        },
+                    )
+                    .collect();
+                let run = |blk: &mut BackBlock| {
+                    let rows = blk.rows.clone();
+                    let BackBlock {
+                        gates,
+                        bn,
+                        hp,
+                        dout,
+                        da,
+                        db,
+                        dh,
+                        next,
+                        ..
+                    } = blk;
+                    for &s in order.iter().rev() {
+                        let m = mask
+                            .as_ref()
+                            .map(|m| &m[s * n + rows.start..s * n + rows.end]);
+                        let (gates, bn, hp, dout) = (gates[s], bn[s], hp[s], dout[s]);
+                        let (das, dbs) = (&mut *da[s], &mut *db[s]);
+                        let (dh, next) = (&mut *dh[0], &mut *next[0]);
+                        for row in 0..rows.len() {
+                            let mk = m.map_or(1.0, |m| m[row]);
+                            for k in 0..h {
+                                let j = row * h + k;
+                                let q = row * 3 * h;
+                                let dh_t = dh[j] + mk * dout[j];
+                                let g = mk * dh_t;
+                                let (r, z, nn) =
+                                    (gates[q + k], gates[q + h + k], gates[q + 2 * h + k]);
+                                let dn = g * (1.0 - z);
+                                let dz = g * (hp[j] - nn);
+                                let dan = dn * (1.0 - nn * nn);
+                                let dr = dan * bn[j];
+                                let (dar, daz) = (dr * r * (1.0 - r), dz * z * (1.0 - z));
+                                (das[q + k], das[q + h + k], das[q + 2 * h + k]) = (dar, daz, dan);
+                                (dbs[q + k], dbs[q + h + k], dbs[q + 2 * h + k]) =
+                                    (dar, daz, dan * r);
+                                next[j] = (1.0 - mk) * dh_t + g * z;
+                            }
                         }
+                        // dh ← next + db_s·W_hh
+                        let dbs = Strided {
+                            data: dbs,
+                            rs: 3 * h,
+                            cs: 1,
+                        };
+                        gemm_packed(rows.len(), dbs, &whh_packed, next, h, true);
+                        dh.copy_from_slice(next);
                     }
-                    // dh ← next + db_s·W_hh
-                    let dbs = Strided {
-                        data: dbs,
-                        rs: 3 * h,
-                        cs: 1,
-                    };
-                    in_pool(|| gemm_packed_par(n, dbs, &whh_packed, &mut next, h, true, threads));
-                    std::mem::swap(&mut dh, &mut next);
-                }
+                };
+                in_pool(|| match work.len() > 1 {
+                    true => work.par_iter_mut().for_each(run),
+                    false => work.iter_mut().for_each(run),
+                });
                 let want = |k: usize| inputs[k].requires_grad();
                 let (da_all, db_all) = (
                     MatRef::row_major(&da, t * n, 3 * h),

@@ -28,20 +28,9 @@ use super::sequence::{self, row_blocks, Dims};
 use crate::cpu::math::{sigmoid_with as sigmoid, tanh_with as tanh};
 use crate::cpu::matmul::{gemm_new, MatRef};
 use crate::cpu::packed_gemm::{gemm_packed, PackedRhs};
-use crate::cpu::reduce::sum_columns;
 use crate::cpu::small_gemm::Strided;
 use crate::cpu::uninit::{assume_init, spare, write_copy, Slots};
 use crate::{Result, Tensor};
-
-/// How many blocks of rows the batch is split into: one per thread when
-/// the sequence has enough work to pay for the hand-off.
-fn row_block_count(t: usize, n: usize, k: usize, h: usize, threads: usize) -> usize {
-    if t * n * k * 4 * h >= 1 << 20 {
-        threads.min(n).max(1)
-    } else {
-        1
-    }
-}
 
 /// One block of batch rows of one step, forward.
 struct StepRows<'a> {
@@ -308,7 +297,7 @@ impl Tensor {
         );
         // Each thread takes a block of rows through all the steps (rows are
         // independent): one hand-off per sequence, not one per step.
-        let rb = n.div_ceil(row_block_count(t, n, i + h, h, threads));
+        let rb = n.div_ceil(sequence::row_block_count(t, n, i + h, 4 * h, threads));
         let mut work: Vec<BlockRows> = sequence::row_blocks_ref(&xv, t, n, i, rb)
             .into_iter()
             .zip(row_blocks(xh_s, steps_kept, n, i + h, rb))
@@ -466,8 +455,7 @@ impl Tensor {
                 };
                 let dwih = want(1).then(|| columns(0, i));
                 let dwhh = want(2).then(|| columns(i, h));
-                let db = (want(3) || want(4))
-                    .then(|| Tensor::from_cpu(sum_columns(&dz, t * n, 4 * h), &[4 * h]));
+                let db = (want(3) || want(4)).then(|| sequence::column_sums(&dz, 4 * h));
                 let dh0 = want(5).then(|| Tensor::from_cpu(dh, &[n, h]));
                 let dc0 = want(6).then(|| Tensor::from_cpu(dc, &[n, h]));
                 Ok(vec![

@@ -121,12 +121,22 @@ pub(super) fn product(shape: &[usize], lhs: MatRef, rhs: MatRef, threads: usize)
     Tensor::from_cpu(gemm_new(lhs, rhs, threads), shape)
 }
 
-/// The sums over the rows of `v`, each `width` long, as a `[width]` tensor.
+/// The sums over the rows of `v`, each `width` long, as a `[width]` tensor
+/// (eight lanes per column, as a bias gradient is summed elsewhere).
 pub(super) fn column_sums(v: &[f32], width: usize) -> Tensor {
-    let mut s = vec![0f32; width];
-    v.chunks(width)
-        .for_each(|r| s.iter_mut().zip(r).for_each(|(a, b)| *a += b));
-    Tensor::from_cpu(s, &[width])
+    let rows = v.len() / width.max(1);
+    Tensor::from_cpu(crate::cpu::reduce::sum_columns(v, rows, width), &[width])
+}
+
+/// How many blocks of rows a batch of `n` is split into for `t` steps of a
+/// `[n, k]·[k, g]` product: one per thread when there is enough work to pay
+/// for the hand-off.
+pub(super) fn row_block_count(t: usize, n: usize, k: usize, g: usize, threads: usize) -> usize {
+    if t * n * k * g >= 1 << 20 {
+        threads.min(n).max(1)
+    } else {
+        1
+    }
 }
 
 /// Rows of a batch are independent through a recurrence, so a thread can
