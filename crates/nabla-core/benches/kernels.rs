@@ -149,6 +149,7 @@ fn main() {
         let w_ih = Tensor::randn([g * i]).to_vec();
         let dz = Tensor::randn([rows * g]).to_vec();
         let h_prev = Tensor::randn([rows * h]).to_vec();
+        let xh = Tensor::randn([rows * (i + h)]).to_vec();
         let dz_t = MatRef::row_major(&dz, rows, g).t();
         for (name, lhs, rhs) in [
             (
@@ -158,6 +159,12 @@ fn main() {
             ),
             ("weight_grad_ih", dz_t, MatRef::row_major(&x, rows, i)),
             ("weight_grad_hh", dz_t, MatRef::row_major(&h_prev, rows, h)),
+            // [dW_ih | dW_hh] as the op computes it, transposed: [x | h]ᵀ·dz
+            (
+                "weight_grad_both_transposed",
+                MatRef::row_major(&xh, rows, i + h).t(),
+                MatRef::row_major(&dz, rows, g),
+            ),
         ] {
             let t = best_time(0.3, || drop(in_pool(|| gemm_new(lhs, rhs, num_threads()))));
             let flop = 2.0 * (lhs.rows * lhs.cols * rhs.cols) as f64;

@@ -440,16 +440,17 @@ impl Tensor {
                     |shape: &[usize], lhs, rhs| sequence::product(shape, lhs, rhs, threads);
                 let dx =
                     want(0).then(|| product(&[t, n, i], dz_all, MatRef::row_major(&wih, 4 * h, i)));
-                // [dW_ih | dW_hh] = Σ dz_tᵀ·[x_t | h_{t−1}] in one product, then
-                // its columns split
-                let dw = (want(1) || want(2)).then(|| {
+                // [dW_ih | dW_hh]ᵀ = Σ [x_t | h_{t−1}]ᵀ·dz_t in one product (gemm
+                // splits this orientation better between threads: 193 against
+                // 161 GFLOP/s at two), then transposed into the two gradients
+                let dw_t = (want(1) || want(2)).then(|| {
                     let xh_all = MatRef::row_major(&xh, t * n, i + h);
-                    gemm_new(dz_all.t(), xh_all, threads)
+                    gemm_new(xh_all.t(), dz_all, threads)
                 });
                 let columns = |lo: usize, w: usize| {
-                    let dw = dw.as_ref().expect("computed when wanted");
+                    let dw_t = dw_t.as_ref().expect("computed when wanted");
                     let v: Vec<f32> = (0..4 * h)
-                        .flat_map(|j| dw[j * (i + h) + lo..j * (i + h) + lo + w].iter().copied())
+                        .flat_map(|j| (lo..lo + w).map(move |c| dw_t[c * 4 * h + j]))
                         .collect();
                     Tensor::from_cpu(v, &[4 * h, w])
                 };
