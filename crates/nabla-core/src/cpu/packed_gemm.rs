@@ -120,6 +120,7 @@ pub fn gemm_packed(
 mod avx {
     use std::arch::x86_64::*;
 
+    use super::super::small_gemm::avx::lane_mask;
     use super::{PackedRhs, Strided, NR};
 
     /// One MR×16 tile of C at row i0 against one panel. With `MASKED`, only
@@ -202,13 +203,6 @@ mod avx {
         }
     }
 
-    /// A mask selecting the first `n` (≤ 8) of 8 lanes.
-    #[inline(always)]
-    unsafe fn lane_mask(n: usize) -> __m256i {
-        let idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
-        _mm256_cmpgt_epi32(_mm256_set1_epi32(n.min(8) as i32), idx)
-    }
-
     #[target_feature(enable = "avx2,fma")]
     pub unsafe fn gemm_packed(
         m: usize,
@@ -258,8 +252,8 @@ mod tests {
         c
     }
 
-    /// Every tile height (1 to 6, and the 4 + 4 and 4 + 3 endings), full and partial panels, both layouts
-    /// of B and of A, and both write modes.
+    /// Every tile height (1 to 6, and the 4 + 4 and 4 + 3 endings), full
+    /// and partial panels, both layouts of B and of A, and both write modes.
     #[test]
     fn packed_products_match_the_definition() {
         for (m, k, n) in [

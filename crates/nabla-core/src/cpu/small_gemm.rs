@@ -131,7 +131,7 @@ pub fn gemm_dot(
 
 #[cfg(target_arch = "x86_64")]
 #[allow(unsafe_op_in_unsafe_fn)] // the whole module is intrinsics on checked bounds
-mod avx {
+pub(super) mod avx {
     use std::arch::x86_64::*;
 
     use super::{Rows, Strided};
@@ -279,7 +279,7 @@ mod avx {
 
     /// A mask selecting the first `n` (≤ 8) of 8 lanes.
     #[inline(always)]
-    unsafe fn lane_mask(n: usize) -> __m256i {
+    pub(in crate::cpu) unsafe fn lane_mask(n: usize) -> __m256i {
         let idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
         _mm256_cmpgt_epi32(_mm256_set1_epi32(n.min(8) as i32), idx)
     }

@@ -24,14 +24,11 @@
 
 use std::ops::Range;
 
-use rayon::prelude::*;
-
 use super::sequence::{self, row_blocks, row_blocks_ref, Dims};
 use crate::cpu::math::{sigmoid_with as sigmoid, tanh_with as tanh};
 use crate::cpu::matmul::MatRef;
 use crate::cpu::packed_gemm::{gemm_packed, PackedRhs};
 use crate::cpu::small_gemm::Strided;
-use crate::threads::in_pool;
 use crate::{Result, Tensor};
 
 /// What the forward pass keeps of one step for the backward one.
@@ -231,18 +228,13 @@ impl Tensor {
                         gates: gates[k],
                         bn: bn[k],
                         out: outs[s],
-                        mask: mask
-                            .as_ref()
-                            .map(|m| &m[s * n + rows.start..s * n + rows.end]),
+                        mask: sequence::mask_rows(&mask, s, n, &rows),
                     },
                     h,
                 );
             }
         };
-        in_pool(|| match work.len() > 1 {
-            true => work.par_iter_mut().for_each(run),
-            false => work.iter_mut().for_each(run),
-        });
+        sequence::run_blocks(&mut work, run);
         out[t * n * h..].copy_from_slice(&hv);
         let y = Tensor::from_cpu(out, &[t + 1, n, h]);
         Ok(y.attach(
@@ -303,9 +295,7 @@ impl Tensor {
                         ..
                     } = blk;
                     for &s in order.iter().rev() {
-                        let m = mask
-                            .as_ref()
-                            .map(|m| &m[s * n + rows.start..s * n + rows.end]);
+                        let m = sequence::mask_rows(&mask, s, n, &rows);
                         let (gates, bn, hp, dout) = (gates[s], bn[s], hp[s], dout[s]);
                         let (das, dbs) = (&mut *da[s], &mut *db[s]);
                         let (dh, next) = (&mut *dh[0], &mut *next[0]);
@@ -339,10 +329,7 @@ impl Tensor {
                         dh.copy_from_slice(next);
                     }
                 };
-                in_pool(|| match work.len() > 1 {
-                    true => work.par_iter_mut().for_each(run),
-                    false => work.iter_mut().for_each(run),
-                });
+                sequence::run_blocks(&mut work, run);
                 let want = |k: usize| inputs[k].requires_grad();
                 let (da_all, db_all) = (
                     MatRef::row_major(&da, t * n, 3 * h),

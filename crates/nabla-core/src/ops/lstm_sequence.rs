@@ -20,8 +20,6 @@
 //! `[dW_ih | dW_hh] = Σ dz_tᵀ·[x_t | h_{t−1}]`, `dx_t = W_ih·dz_t` and
 //! `db = Σ dz_t` as single GEMMs and sums over all steps.
 
-use rayon::prelude::*;
-
 use std::ops::Range;
 
 use super::sequence::{self, row_blocks, Dims};
@@ -342,17 +340,12 @@ impl Tensor {
                     out: blk.out[s],
                     h: blk.h[0],
                     c: blk.c[0],
-                    m: mask
-                        .as_ref()
-                        .map(|m| &m[s * n + rows.start..s * n + rows.end]),
+                    m: sequence::mask_rows(&mask, s, n, &rows),
                 };
                 forward_rows(&mut step, &w_t, i, h);
             }
         };
-        crate::threads::in_pool(|| match work.len() > 1 {
-            true => work.par_iter_mut().for_each(run),
-            false => work.iter_mut().for_each(run),
-        });
+        sequence::run_blocks(&mut work, run);
         write_copy(&mut out_s[t * n * h..(t + 1) * n * h], &hv);
         write_copy(&mut out_s[(t + 1) * n * h..], &cv);
         // SAFETY: every step wrote its slots of act, tc, xh, c_prev and out
@@ -419,17 +412,12 @@ impl Tensor {
                                 dout: blk.dout[s],
                                 dh: blk.dh[0],
                                 dc: blk.dc[0],
-                                m: mask
-                                    .as_ref()
-                                    .map(|m| &m[s * n + rows.start..s * n + rows.end]),
+                                m: sequence::mask_rows(&mask, s, n, &rows),
                             };
                             backward_rows(&mut step, &whh_packed, h);
                         }
                     };
-                    crate::threads::in_pool(|| match work.len() > 1 {
-                        true => work.par_iter_mut().for_each(run),
-                        false => work.iter_mut().for_each(run),
-                    });
+                    sequence::run_blocks(&mut work, run);
                     // SAFETY: every step wrote the gradients of all its rows.
                     unsafe { dz.set_len(t * n * 4 * h) };
                     (dz, dh, dc)

@@ -3,6 +3,8 @@
 //! input projection of many steps in one product, whether a backward pass
 //! will come, and the products and sums that end their backward pass.
 
+use std::ops::Range;
+
 use crate::cpu::matmul::{gemm_new, MatRef};
 use crate::{Error, Result, Tensor};
 
@@ -137,6 +139,27 @@ pub(super) fn row_block_count(t: usize, n: usize, k: usize, g: usize, threads: u
     } else {
         1
     }
+}
+
+/// Runs `run` on every block of rows, in parallel in the pool when there
+/// is more than one.
+pub(super) fn run_blocks<B: Send>(work: &mut [B], run: impl Fn(&mut B) + Sync + Send) {
+    use rayon::prelude::*;
+    crate::threads::in_pool(|| match work.len() > 1 {
+        true => work.par_iter_mut().for_each(run),
+        false => work.iter_mut().for_each(run),
+    });
+}
+
+/// The mask values of step `s` for the batch rows `rows` (of `n`).
+pub(super) fn mask_rows<'a>(
+    mask: &'a Option<Vec<f32>>,
+    s: usize,
+    n: usize,
+    rows: &Range<usize>,
+) -> Option<&'a [f32]> {
+    mask.as_ref()
+        .map(|m| &m[s * n + rows.start..s * n + rows.end])
 }
 
 /// Rows of a batch are independent through a recurrence, so a thread can
