@@ -447,4 +447,26 @@ mod tests {
         let err = run(3, 2, 2, 0).unwrap_err().to_string();
         assert!(err.contains("hidden"), "{err}");
     }
+
+    /// A batch split into blocks of rows (one per thread) gives each row
+    /// what it gives alone.
+    #[test]
+    fn a_batch_split_between_threads_equals_each_row_alone() {
+        let (t, n, i, h) = (5, 18, 8, 80);
+        let small = |shape: &[usize], seed| {
+            let w = rand_input(shape, seed).mul_scalar(0.2).unwrap();
+            w.requires_grad_(true)
+        };
+        let weights = [
+            small(&[3 * h, i], 61),
+            small(&[3 * h, h], 62),
+            small(&[3 * h], 63),
+            small(&[3 * h], 64),
+        ];
+        let w = &weights;
+        let op = |x: &Tensor, s: &[Tensor], mask, reverse| {
+            x.gru_sequence(&w[0], &w[1], &w[2], &w[3], &s[0], mask, reverse)
+        };
+        super::sequence::rows_alone::check(&op, &weights, (t, n, i, h), 1);
+    }
 }

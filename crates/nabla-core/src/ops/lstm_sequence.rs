@@ -567,4 +567,26 @@ mod tests {
         let err = run(3, 2, 2, 0).unwrap_err().to_string();
         assert!(err.contains("hidden"), "{err}");
     }
+
+    /// A batch split into blocks of rows (one per thread: t·n·(i+h)·4h is
+    /// over the threshold) gives each row what it gives alone.
+    #[test]
+    fn a_batch_split_between_threads_equals_each_row_alone() {
+        let (t, n, i, h) = (5, 18, 8, 64);
+        let small = |shape: &[usize], seed| {
+            let w = rand_input(shape, seed).mul_scalar(0.2).unwrap();
+            w.requires_grad_(true)
+        };
+        let weights = [
+            small(&[4 * h, i], 51),
+            small(&[4 * h, h], 52),
+            small(&[4 * h], 53),
+            small(&[4 * h], 54),
+        ];
+        let w = &weights;
+        let op = |x: &Tensor, s: &[Tensor], mask, reverse| {
+            x.lstm_sequence(&w[0], &w[1], &w[2], &w[3], &s[0], &s[1], mask, reverse)
+        };
+        super::sequence::rows_alone::check(&op, &weights, (t, n, i, h), 2);
+    }
 }

@@ -203,6 +203,89 @@ pub(super) fn row_blocks_ref<T>(
         .collect()
 }
 
+/// For the recurrent ops' tests: a batch large enough to be split into one
+/// block of rows per thread gives, row by row, what each row gives alone.
+#[cfg(test)]
+pub(super) mod rows_alone {
+    use crate::gradcheck::rand_input;
+    use crate::Tensor;
+
+    /// `op(x, states, mask, reverse)` runs the op with weights it captures
+    /// (`weights`, leaves that need gradients); `states` are `[N, H]`.
+    /// Checks the outputs bit for bit, with and without gradients, and the
+    /// weight gradients (summed over the rows alone) to 1e-4.
+    pub fn check(
+        op: &dyn Fn(&Tensor, &[Tensor], Option<Vec<f32>>, bool) -> crate::Result<Tensor>,
+        weights: &[Tensor],
+        (t, n, i, h): (usize, usize, usize, usize),
+        n_states: usize,
+    ) {
+        let x = rand_input(&[t, n, i], 41);
+        let states: Vec<Tensor> = (0..n_states)
+            .map(|k| rand_input(&[n, h], 42 + k as u64))
+            .collect();
+        // row r is 1 + r mod t steps long
+        let mask: Vec<f32> = (0..t * n)
+            .map(|j| ((j / n) < 1 + (j % n) % t) as u8 as f32)
+            .collect();
+        for reverse in [false, true] {
+            let alone = |r: usize| {
+                let xr = x.narrow(1, r, 1).unwrap();
+                let sr: Vec<Tensor> = states.iter().map(|s| s.narrow(0, r, 1).unwrap()).collect();
+                let mr = (0..t).map(|s| mask[s * n + r]).collect();
+                op(&xr, &sr, Some(mr), reverse).unwrap()
+            };
+            let batch = |grad: bool| {
+                let run = || op(&x, &states, Some(mask.clone()), reverse).unwrap();
+                match grad {
+                    true => run(),
+                    false => crate::no_grad(run),
+                }
+            };
+            let with_grad = batch(true);
+            for y in [&with_grad, &batch(false)] {
+                for r in 0..n {
+                    let want = alone(r).to_vec();
+                    assert_eq!(y.narrow(1, r, 1).unwrap().to_vec(), want, "row {r}");
+                }
+            }
+            // weight gradients of Σ y·c for a fixed c
+            let c = rand_input(with_grad.shape(), 43);
+            weights.iter().for_each(Tensor::zero_grad);
+            with_grad
+                .mul(&c)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let batch_grads: Vec<Vec<f32>> =
+                weights.iter().map(|w| w.grad().unwrap().to_vec()).collect();
+            weights.iter().for_each(Tensor::zero_grad);
+            for r in 0..n {
+                let cr = c.narrow(1, r, 1).unwrap();
+                alone(r)
+                    .mul(&cr)
+                    .unwrap()
+                    .sum_all()
+                    .unwrap()
+                    .backward()
+                    .unwrap();
+            }
+            for (w, want) in weights.iter().zip(batch_grads) {
+                let got = w.grad().unwrap().to_vec();
+                for (a, b) in got.iter().zip(&want) {
+                    assert!(
+                        (a - b).abs() <= 1e-4 * (1.0 + b.abs()),
+                        "reverse {reverse}: {a} vs {b}"
+                    );
+                }
+            }
+            weights.iter().for_each(Tensor::zero_grad);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
