@@ -210,12 +210,16 @@ pub(super) mod rows_alone {
     use crate::gradcheck::rand_input;
     use crate::Tensor;
 
+    /// A recurrent op run on `(x, states, mask, reverse)`.
+    pub type Op<'a> =
+        &'a dyn Fn(&Tensor, &[Tensor], Option<Vec<f32>>, bool) -> crate::Result<Tensor>;
+
     /// `op(x, states, mask, reverse)` runs the op with weights it captures
     /// (`weights`, leaves that need gradients); `states` are `[N, H]`.
     /// Checks the outputs bit for bit, with and without gradients, and the
     /// weight gradients (summed over the rows alone) to 1e-4.
     pub fn check(
-        op: &dyn Fn(&Tensor, &[Tensor], Option<Vec<f32>>, bool) -> crate::Result<Tensor>,
+        op: Op,
         weights: &[Tensor],
         (t, n, i, h): (usize, usize, usize, usize),
         n_states: usize,
