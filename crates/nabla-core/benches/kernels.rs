@@ -73,9 +73,8 @@ fn main() {
             };
             // timed inside one hand-over to the pool (a hand-over per call
             // would add a thread wake-up, ~15 µs, to every product)
-            let t = in_pool(|| {
-                best_time(0.3, || gemm_into(&mut dst, false, lhs, rhs, num_threads()))
-            });
+            let t =
+                in_pool(|| best_time(0.3, || gemm_into(&mut dst, false, lhs, rhs, num_threads())));
             println!(
                 "mlp_products_{name} {:.1} us ({:.1} GFLOP/s)",
                 t * 1e6,
