@@ -34,13 +34,12 @@ use crate::{Result, Tensor};
 struct StepRows<'a> {
     /// The step's input rows `[rows, I]`.
     x: &'a [f32],
-    /// `b_ih + b_hh`.
-    bias: &'a [f32],
-    /// The rows `[x_t | h]` side by side, `[rows, I + H]`: the left operand
-    /// of the step's one product; kept for the weight gradients.
+    /// The rows `[x_t | h | 1]` side by side, `[rows, I + H + 1]`: the left
+    /// operand of the step's one product; kept for the weight gradients,
+    /// where the column of ones gives the bias gradient.
     xh: Slots<'a>,
-    /// Scratch for `[x_t | h]·[W_ih | W_hh]ᵀ`: a step's own small buffer,
-    /// which stays in cache.
+    /// Scratch for the pre-activations `[x_t | h | 1]·[W_ih | W_hh | b]ᵀ`:
+    /// a step's own small buffer, which stays in cache.
     zh: &'a mut [f32],
     // written once each, never zeroed first
     act: Slots<'a>,
@@ -70,15 +69,17 @@ struct BlockRows<'a> {
 /// `w` = `[W_ih | W_hh]ᵀ` packed, `[I + H, 4H]`.
 fn forward_rows(b: &mut StepRows, w: &PackedRhs, i: usize, h: usize) {
     let rows = b.h.len() / h;
+    let k = i + h + 1;
     for r in 0..rows {
-        let (xp, hp) = b.xh[r * (i + h)..(r + 1) * (i + h)].split_at_mut(i);
+        let (xp, rest) = b.xh[r * k..(r + 1) * k].split_at_mut(i);
         write_copy(xp, &b.x[r * i..(r + 1) * i]);
-        write_copy(hp, &b.h[r * h..(r + 1) * h]);
+        write_copy(&mut rest[..h], &b.h[r * h..(r + 1) * h]);
+        rest[h].write(1.0);
     }
     let xh = Strided {
-        // SAFETY: every row's I + H slots were just written.
+        // SAFETY: every row's I + H + 1 slots were just written.
         data: unsafe { assume_init(&mut *b.xh) },
-        rs: i + h,
+        rs: k,
         cs: 1,
     };
     gemm_packed(rows, xh, w, b.zh, 4 * h, false);
@@ -108,21 +109,21 @@ fn forward_cells<const FMA: bool>(b: &mut StepRows, h: usize) {
     for r in 0..rows {
         let m = b.m.map_or(1.0, |m| m[r]);
         let row = r * 4 * h..(r + 1) * 4 * h;
-        let (ar, zr, zh) = (&mut b.act[row.clone()], b.bias, &b.zh[row.clone()]);
+        let (ar, zr) = (&mut b.act[row.clone()], &b.zh[row.clone()]);
         let (a_if, a_go) = ar.split_at_mut(2 * h);
         let (a_g, a_o) = a_go.split_at_mut(h);
-        // pre-activations (bias + product) of gates [lo, hi) (in units of h)
-        let pre = |lo: usize, hi: usize| zr[lo * h..hi * h].iter().zip(&zh[lo * h..hi * h]);
-        let (ifs, g, o) = (pre(0, 2), pre(2, 3), pre(3, 4));
+        // pre-activations of gates i and f, g, o
+        let (z_if, z_go) = zr.split_at(2 * h);
+        let (z_g, z_o) = z_go.split_at(h);
         a_if.iter_mut()
-            .zip(ifs)
-            .for_each(|(a, (z, zh))| _ = a.write(sigmoid::<FMA>(z + zh)));
+            .zip(z_if)
+            .for_each(|(a, &z)| _ = a.write(sigmoid::<FMA>(z)));
         a_g.iter_mut()
-            .zip(g)
-            .for_each(|(a, (z, zh))| _ = a.write(tanh::<FMA>(z + zh)));
+            .zip(z_g)
+            .for_each(|(a, &z)| _ = a.write(tanh::<FMA>(z)));
         a_o.iter_mut()
-            .zip(o)
-            .for_each(|(a, (z, zh))| _ = a.write(sigmoid::<FMA>(z + zh)));
+            .zip(z_o)
+            .for_each(|(a, &z)| _ = a.write(sigmoid::<FMA>(z)));
         // SAFETY: the three loops above wrote every slot of the row.
         let ar = unsafe { assume_init(&mut b.act[row]) };
         let (a_if, a_go) = ar.split_at(2 * h);
@@ -224,6 +225,23 @@ fn backward_cells(b: &mut BackRows, h: usize) {
     }
 }
 
+/// Rows `rows` of `m` (row-major, `cols` wide), transposed: a
+/// `[cols, rows.len()]` tensor. Eight source rows at a time, so each cache
+/// line read serves sixteen columns.
+fn transposed_rows(m: &[f32], cols: usize, rows: Range<usize>) -> Tensor {
+    let w = rows.len();
+    let mut out = vec![0f32; cols * w];
+    for r0 in rows.clone().step_by(8) {
+        let r1 = (r0 + 8).min(rows.end);
+        for j in 0..cols {
+            for r in r0..r1 {
+                out[j * w + r - rows.start] = m[r * cols + j];
+            }
+        }
+    }
+    Tensor::from_cpu(out, &[cols, w])
+}
+
 impl Tensor {
     /// One LSTM direction over a whole sequence; see the module docs.
     #[allow(clippy::too_many_arguments)]
@@ -269,36 +287,39 @@ impl Tensor {
         let (len4, len1, len_xh) = (
             steps_kept * n * 4 * h,
             steps_kept * n * h,
-            steps_kept * n * (i + h),
+            steps_kept * n * (i + h + 1),
         );
         let (act_s, tc_s) = (spare(&mut act, len4), spare(&mut tc, len1));
         let (xh_s, cp_s) = (spare(&mut xh, len_xh), spare(&mut c_prev, len1));
         let out_s = spare(&mut out, (t + 2) * n * h);
         let mut zh = vec![0f32; n * 4 * h];
         let order = sequence::steps(t, reverse);
-        // [W_ih | W_hh]ᵀ packed once for all steps: the input projection and
-        // the recurrence are one product per step, and no projection of all
-        // steps goes through memory (W_hh is packed once for the backward).
-        let mut w_cat = Vec::with_capacity(4 * h * (i + h)); // [W_ih | W_hh], [4H, I + H]
+        // [W_ih | W_hh | b]ᵀ packed once for all steps: the input
+        // projection, the recurrence and the bias are one product per step,
+        // and no projection of all steps goes through memory (W_hh is packed
+        // once for the backward).
+        let k = i + h + 1;
+        let mut w_cat = Vec::with_capacity(4 * h * k); // [W_ih | W_hh | b], [4H, I + H + 1]
         for j in 0..4 * h {
             w_cat.extend_from_slice(&wih[j * i..(j + 1) * i]);
             w_cat.extend_from_slice(&whh[j * h..(j + 1) * h]);
+            w_cat.push(bias[j]);
         }
         let w_t = PackedRhs::new(
             Strided {
                 data: &w_cat,
                 rs: 1,
-                cs: i + h,
+                cs: k,
             },
-            i + h,
+            k,
             4 * h,
         );
         // Each thread takes a block of rows through all the steps (rows are
         // independent): one hand-off per sequence, not one per step.
-        let rb = n.div_ceil(sequence::row_block_count(t, n, i + h, 4 * h, threads));
+        let rb = n.div_ceil(sequence::row_block_count(t, n, k, 4 * h, threads));
         let mut work: Vec<BlockRows> = sequence::row_blocks_ref(&xv, t, n, i, rb)
             .into_iter()
-            .zip(row_blocks(xh_s, steps_kept, n, i + h, rb))
+            .zip(row_blocks(xh_s, steps_kept, n, k, rb))
             .zip(row_blocks(&mut zh, 1, n, 4 * h, rb))
             .zip(row_blocks(act_s, steps_kept, n, 4 * h, rb))
             .zip(row_blocks(tc_s, steps_kept, n, h, rb))
@@ -331,7 +352,6 @@ impl Tensor {
                 let k = if keep { s } else { 0 }; // the step's place in the buffers
                 let mut step = StepRows {
                     x: blk.x[s],
-                    bias: &bias,
                     xh: blk.xh[k],
                     zh: blk.zh[0],
                     act: blk.act[k],
@@ -428,23 +448,19 @@ impl Tensor {
                     |shape: &[usize], lhs, rhs| sequence::product(shape, lhs, rhs, threads);
                 let dx =
                     want(0).then(|| product(&[t, n, i], dz_all, MatRef::row_major(&wih, 4 * h, i)));
-                // [dW_ih | dW_hh]ᵀ = Σ [x_t | h_{t−1}]ᵀ·dz_t in one product (gemm
-                // splits this orientation better between threads: 193 against
-                // 161 GFLOP/s at two), then transposed into the two gradients
-                let dw_t = (want(1) || want(2)).then(|| {
-                    let xh_all = MatRef::row_major(&xh, t * n, i + h);
+                // [dW_ih | dW_hh | db]ᵀ = Σ [x_t | h_{t−1} | 1]ᵀ·dz_t in one
+                // product (gemm splits this orientation better between
+                // threads: 193 against 161 GFLOP/s at two); its last row,
+                // from the column of ones, is the bias gradient
+                let dw_t = (1..=4).any(want).then(|| {
+                    let xh_all = MatRef::row_major(&xh, t * n, k);
                     gemm_new(xh_all.t(), dz_all, threads)
                 });
-                let columns = |lo: usize, w: usize| {
-                    let dw_t = dw_t.as_ref().expect("computed when wanted");
-                    let v: Vec<f32> = (0..4 * h)
-                        .flat_map(|j| (lo..lo + w).map(move |c| dw_t[c * 4 * h + j]))
-                        .collect();
-                    Tensor::from_cpu(v, &[4 * h, w])
-                };
-                let dwih = want(1).then(|| columns(0, i));
-                let dwhh = want(2).then(|| columns(i, h));
-                let db = (want(3) || want(4)).then(|| sequence::column_sums(&dz, 4 * h));
+                let dw_t = dw_t.as_deref().unwrap_or_default();
+                let dwih = want(1).then(|| transposed_rows(dw_t, 4 * h, 0..i));
+                let dwhh = want(2).then(|| transposed_rows(dw_t, 4 * h, i..i + h));
+                let db = (want(3) || want(4))
+                    .then(|| Tensor::from_cpu(dw_t[(i + h) * 4 * h..].to_vec(), &[4 * h]));
                 let dh0 = want(5).then(|| Tensor::from_cpu(dh, &[n, h]));
                 let dc0 = want(6).then(|| Tensor::from_cpu(dc, &[n, h]));
                 Ok(vec![
