@@ -1,5 +1,5 @@
 //! A whole LSTM direction over a sequence as one op: one product per step,
-//! `[x_t | h]·[W_ih | W_hh]ᵀ` against weights packed once, the cell fused
+//! `[x_t | h | 1]·[W_ih | W_hh | b]ᵀ` against weights packed once, the cell fused
 //! after it, and backpropagation through time with one product per step plus
 //! two large ones for the weight and input gradients. Rows of the batch are
 //! independent, so each thread takes a block of rows through every step. No
@@ -17,8 +17,8 @@
 //! steps in reverse: `dh_t = dh + m·dout_t`, the cell's backward on
 //! `(m·dh_t, m·dc)` gives dz_t and dc through the forget gate; then
 //! `dh ← (1 − m)·dh_t + W_hhᵀ·dz_t`, `dc ← (1 − m)·dc + dc_cell`. Finally
-//! `[dW_ih | dW_hh] = Σ dz_tᵀ·[x_t | h_{t−1}]`, `dx_t = W_ih·dz_t` and
-//! `db = Σ dz_t` as single GEMMs and sums over all steps.
+//! `[dW_ih | dW_hh | db] = Σ dz_tᵀ·[x_t | h_{t−1} | 1]` and `dx_t = W_ih·dz_t`
+//! as single GEMMs over all steps.
 
 use std::ops::Range;
 
