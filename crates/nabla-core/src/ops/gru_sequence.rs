@@ -424,49 +424,27 @@ mod tests {
         );
     }
 
+    fn op(
+        x: &Tensor,
+        w: &[Tensor],
+        s: &[Tensor],
+        mask: Option<Vec<f32>>,
+        reverse: bool,
+    ) -> crate::Result<Tensor> {
+        x.gru_sequence(&w[0], &w[1], &w[2], &w[3], &s[0], mask, reverse)
+    }
+
     /// No rows, no steps or no input features give outputs and gradients
     /// of the right (possibly empty) shapes; no hidden units is an error.
     #[test]
     fn empty_dimensions_work_and_no_hidden_units_is_an_error() {
-        let run = |t: usize, n: usize, i: usize, h: usize| {
-            let x = Tensor::ones([t, n, i]).requires_grad_(true);
-            let w_ih = Tensor::ones([3 * h, i]).requires_grad_(true);
-            let w_hh = Tensor::ones([3 * h, h]).requires_grad_(true);
-            let b = Tensor::zeros([3 * h]).requires_grad_(true);
-            let h0 = Tensor::zeros([n, h]).requires_grad_(true);
-            let y = x.gru_sequence(&w_ih, &w_hh, &b, &b, &h0, None, false)?;
-            assert_eq!(y.shape(), [t + 1, n, h]);
-            y.sum_all()?.backward()?;
-            assert_eq!(w_hh.grad().expect("w_hh gradient").shape(), [3 * h, h]);
-            assert_eq!(x.grad().expect("x gradient").shape(), [t, n, i]);
-            Ok::<_, crate::Error>(())
-        };
-        for (t, n, i) in [(3, 0, 2), (0, 2, 2), (3, 2, 0)] {
-            run(t, n, i, 2).unwrap_or_else(|e| panic!("{t} {n} {i}: {e}"));
-        }
-        let err = run(3, 2, 2, 0).unwrap_err().to_string();
-        assert!(err.contains("hidden"), "{err}");
+        super::sequence::testing::empty_dimensions(&op, 3, 1, 1);
     }
 
-    /// A batch split into blocks of rows (one per thread) gives each row
-    /// what it gives alone.
+    /// A batch split into blocks of rows (one per thread: the product's
+    /// work is over the threshold) gives each row what it gives alone.
     #[test]
     fn a_batch_split_between_threads_equals_each_row_alone() {
-        let (t, n, i, h) = (5, 18, 8, 80);
-        let small = |shape: &[usize], seed| {
-            let w = rand_input(shape, seed).mul_scalar(0.2).unwrap();
-            w.requires_grad_(true)
-        };
-        let weights = [
-            small(&[3 * h, i], 61),
-            small(&[3 * h, h], 62),
-            small(&[3 * h], 63),
-            small(&[3 * h], 64),
-        ];
-        let w = &weights;
-        let op = |x: &Tensor, s: &[Tensor], mask, reverse| {
-            x.gru_sequence(&w[0], &w[1], &w[2], &w[3], &s[0], mask, reverse)
-        };
-        super::sequence::rows_alone::check(&op, &weights, (t, n, i, h), 1);
+        super::sequence::testing::rows_alone(&op, 3, (5, 18, 8, 80), 1);
     }
 }

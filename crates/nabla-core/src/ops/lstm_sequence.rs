@@ -560,49 +560,27 @@ mod tests {
         }
     }
 
+    fn op(
+        x: &Tensor,
+        w: &[Tensor],
+        s: &[Tensor],
+        mask: Option<Vec<f32>>,
+        reverse: bool,
+    ) -> crate::Result<Tensor> {
+        x.lstm_sequence(&w[0], &w[1], &w[2], &w[3], &s[0], &s[1], mask, reverse)
+    }
+
     /// No rows, no steps or no input features give outputs and gradients
     /// of the right (possibly empty) shapes; no hidden units is an error.
     #[test]
     fn empty_dimensions_work_and_no_hidden_units_is_an_error() {
-        let run = |t: usize, n: usize, i: usize, h: usize| {
-            let x = Tensor::ones([t, n, i]).requires_grad_(true);
-            let w_ih = Tensor::ones([4 * h, i]).requires_grad_(true);
-            let w_hh = Tensor::ones([4 * h, h]).requires_grad_(true);
-            let b = Tensor::zeros([4 * h]).requires_grad_(true);
-            let s = Tensor::zeros([n, h]).requires_grad_(true);
-            let y = x.lstm_sequence(&w_ih, &w_hh, &b, &b, &s, &s, None, false)?;
-            assert_eq!(y.shape(), [t + 2, n, h]);
-            y.sum_all()?.backward()?;
-            assert_eq!(w_hh.grad().expect("w_hh gradient").shape(), [4 * h, h]);
-            assert_eq!(x.grad().expect("x gradient").shape(), [t, n, i]);
-            Ok::<_, crate::Error>(())
-        };
-        for (t, n, i) in [(3, 0, 2), (0, 2, 2), (3, 2, 0)] {
-            run(t, n, i, 2).unwrap_or_else(|e| panic!("{t} {n} {i}: {e}"));
-        }
-        let err = run(3, 2, 2, 0).unwrap_err().to_string();
-        assert!(err.contains("hidden"), "{err}");
+        super::sequence::testing::empty_dimensions(&op, 4, 2, 2);
     }
 
-    /// A batch split into blocks of rows (one per thread: t·n·(i+h)·4h is
-    /// over the threshold) gives each row what it gives alone.
+    /// A batch split into blocks of rows (one per thread: the product's
+    /// work is over the threshold) gives each row what it gives alone.
     #[test]
     fn a_batch_split_between_threads_equals_each_row_alone() {
-        let (t, n, i, h) = (5, 18, 8, 64);
-        let small = |shape: &[usize], seed| {
-            let w = rand_input(shape, seed).mul_scalar(0.2).unwrap();
-            w.requires_grad_(true)
-        };
-        let weights = [
-            small(&[4 * h, i], 51),
-            small(&[4 * h, h], 52),
-            small(&[4 * h], 53),
-            small(&[4 * h], 54),
-        ];
-        let w = &weights;
-        let op = |x: &Tensor, s: &[Tensor], mask, reverse| {
-            x.lstm_sequence(&w[0], &w[1], &w[2], &w[3], &s[0], &s[1], mask, reverse)
-        };
-        super::sequence::rows_alone::check(&op, &weights, (t, n, i, h), 2);
+        super::sequence::testing::rows_alone(&op, 4, (5, 18, 8, 64), 2);
     }
 }

@@ -203,27 +203,63 @@ pub(super) fn row_blocks_ref<T>(
         .collect()
 }
 
-/// For the recurrent ops' tests: a batch large enough to be split into one
-/// block of rows per thread gives, row by row, what each row gives alone.
+/// What the recurrent ops' tests share.
 #[cfg(test)]
-pub(super) mod rows_alone {
+pub(super) mod testing {
     use crate::gradcheck::rand_input;
     use crate::Tensor;
 
-    /// A recurrent op run on `(x, states, mask, reverse)`.
+    /// A recurrent op run on `(x, [w_ih, w_hh, b_ih, b_hh], states, mask,
+    /// reverse)`.
     pub type Op<'a> =
-        &'a dyn Fn(&Tensor, &[Tensor], Option<Vec<f32>>, bool) -> crate::Result<Tensor>;
+        &'a dyn Fn(&Tensor, &[Tensor], &[Tensor], Option<Vec<f32>>, bool) -> crate::Result<Tensor>;
 
-    /// `op(x, states, mask, reverse)` runs the op with weights it captures
-    /// (`weights`, leaves that need gradients); `states` are `[N, H]`.
-    /// Checks the outputs bit for bit, with and without gradients, and the
-    /// weight gradients (summed over the rows alone) to 1e-4.
-    pub fn check(
+    /// w_ih `[G·H, I]`, w_hh `[G·H, H]`, b_ih, b_hh `[G·H]` of `gates`
+    /// gates, small random values that need gradients.
+    pub fn weights(gates: usize, i: usize, h: usize, seed: u64) -> [Tensor; 4] {
+        let w = |shape: &[usize], k: u64| {
+            let v = rand_input(shape, seed + k).mul_scalar(0.2).unwrap();
+            v.requires_grad_(true)
+        };
+        let g = gates * h;
+        [w(&[g, i], 0), w(&[g, h], 1), w(&[g], 2), w(&[g], 3)]
+    }
+
+    /// No rows, no steps or no input features give outputs (`extra` more
+    /// steps than the input: the final states) and gradients of the right,
+    /// possibly empty, shapes; no hidden units is an error.
+    pub fn empty_dimensions(op: Op, gates: usize, n_states: usize, extra: usize) {
+        let run = |t: usize, n: usize, i: usize, h: usize| {
+            let x = Tensor::ones([t, n, i]).requires_grad_(true);
+            let w = weights(gates, i, h, 70);
+            let states: Vec<Tensor> = (0..n_states).map(|_| Tensor::zeros([n, h])).collect();
+            let op_w = |x: &Tensor| op(x, &w, &states, None, false);
+            let y = op_w(&x)?;
+            assert_eq!(y.shape(), [t + extra, n, h]);
+            y.sum_all()?.backward()?;
+            assert_eq!(w[1].grad().expect("w_hh gradient").shape(), [gates * h, h]);
+            assert_eq!(x.grad().expect("x gradient").shape(), [t, n, i]);
+            Ok::<_, crate::Error>(())
+        };
+        for (t, n, i) in [(3, 0, 2), (0, 2, 2), (3, 2, 0)] {
+            run(t, n, i, 2).unwrap_or_else(|e| panic!("{t} {n} {i}: {e}"));
+        }
+        let err = run(3, 2, 2, 0).unwrap_err().to_string();
+        assert!(err.contains("hidden"), "{err}");
+    }
+
+    /// A batch large enough to be split into one block of rows per thread
+    /// gives, row by row, what each row gives alone. `op(x, weights,
+    /// states, mask, reverse)` runs the op; `states` are `[N, H]`. Checks
+    /// the outputs bit for bit, with and without gradients, and the weight
+    /// gradients (summed over the rows alone) to 1e-4.
+    pub fn rows_alone(
         op: Op,
-        weights: &[Tensor],
+        gates: usize,
         (t, n, i, h): (usize, usize, usize, usize),
         n_states: usize,
     ) {
+        let weights = &weights(gates, i, h, 50);
         let x = rand_input(&[t, n, i], 41);
         let states: Vec<Tensor> = (0..n_states)
             .map(|k| rand_input(&[n, h], 42 + k as u64))
@@ -237,10 +273,10 @@ pub(super) mod rows_alone {
                 let xr = x.narrow(1, r, 1).unwrap();
                 let sr: Vec<Tensor> = states.iter().map(|s| s.narrow(0, r, 1).unwrap()).collect();
                 let mr = (0..t).map(|s| mask[s * n + r]).collect();
-                op(&xr, &sr, Some(mr), reverse).unwrap()
+                op(&xr, weights, &sr, Some(mr), reverse).unwrap()
             };
             let batch = |grad: bool| {
-                let run = || op(&x, &states, Some(mask.clone()), reverse).unwrap();
+                let run = || op(&x, weights, &states, Some(mask.clone()), reverse).unwrap();
                 match grad {
                     true => run(),
                     false => crate::no_grad(run),
