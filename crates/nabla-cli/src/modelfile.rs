@@ -334,6 +334,9 @@ pub fn build(spec: &ModelFile, source: &str, dropout: Option<f32>) -> Result<Fil
                 in_features,
                 bias,
             } => {
+                if *out_features == 0 {
+                    bail!("{here}: out_features must be at least 1");
+                }
                 let [f] = shape[..] else {
                     bail!("{here}: expects features [F], receives {shape:?} per example; add a flatten layer before it");
                 };
@@ -378,6 +381,9 @@ pub fn build(spec: &ModelFile, source: &str, dropout: Option<f32>) -> Result<Fil
                 bidirectional,
             } => {
                 use nabla_nn::rnn::{LastHidden, Recurrent, RnnConfig, RnnKind};
+                if *hidden_size == 0 {
+                    bail!("{here}: hidden_size must be at least 1");
+                }
                 let (t, f) = match shape[..] {
                     [1, t, f] | [t, f] => (t, f),
                     _ => bail!("{here}: expects a sequence [T, F] or a one-channel image [1, H, W], receives {shape:?}"),
@@ -518,6 +524,16 @@ mod tests {
             "m.toml: layer 0 (conv2d): expects an image [C, H, W], receives [4] per example"
         );
         assert!(load_spec("no-such-model").is_err());
+        // empty layers are refused when the model is built, not at its first step
+        for (layer, what) in [
+            ("type = \"lstm\"\nhidden_size = 0", "hidden_size"),
+            ("type = \"linear\"\nout_features = 0", "out_features"),
+        ] {
+            let spec: ModelFile =
+                toml::from_str(&format!("input = [28, 28]\n[[layers]]\n{layer}\n")).unwrap();
+            let e = build(&spec, "m.toml", None).err().unwrap().to_string();
+            assert!(e.contains(what) && e.contains("at least 1"), "{e}");
+        }
     }
 
     #[test]
