@@ -16,20 +16,40 @@ pub fn contiguous(data: &[f32], layout: &Layout) -> Vec<f32> {
     let rank = layout.rank();
     let inner = layout.shape()[rank - 1];
     let stride = layout.strides()[rank - 1];
+    // A transpose of the last two dims: neighbouring output rows start at
+    // neighbouring floats, so eight rows are gathered together and each
+    // source cache line serves eight of them, not one.
+    let transposed = rank >= 2 && stride != 1 && layout.strides()[rank - 2] == 1;
     let chunk = super::rows_per_chunk(inner);
     super::for_each_chunk(&mut out, chunk, |ci, c| {
         let first_row = ci * chunk / inner.max(1);
-        for (r, row) in c.chunks_mut(inner).enumerate() {
+        let rows = c.len() / inner.max(1);
+        let mut r = 0;
+        while r < rows {
             let base = layout.row_offset(first_row + r);
+            let g = 8.min(rows - r);
+            if transposed && g > 1 && layout.row_offset(first_row + r + g - 1) == base + g - 1 {
+                let block = &mut c[r * inner..(r + g) * inner];
+                for j in 0..inner {
+                    let src = &data[base + j * stride..][..g];
+                    for (q, &v) in src.iter().enumerate() {
+                        block[q * inner + j] = v;
+                    }
+                }
+                r += g;
+                continue;
+            }
+            let row = &mut c[r * inner..(r + 1) * inner];
             if stride == 1 {
                 // rows contiguous in the source (a permutation of the outer
                 // dims, say): one copy per row
                 row.copy_from_slice(&data[base..base + inner]);
-                continue;
+            } else {
+                for (j, o) in row.iter_mut().enumerate() {
+                    *o = data[base + j * stride];
+                }
             }
-            for (j, o) in row.iter_mut().enumerate() {
-                *o = data[base + j * stride];
-            }
+            r += 1;
         }
     });
     out
@@ -51,6 +71,12 @@ mod tests {
             Layout::new(vec![300, 200], vec![1, 300], 0),
             // a narrowed, contiguous-row view with an offset
             Layout::new(vec![10, 3], vec![7, 1], 2),
+            // the last two dims transposed, groups of eight rows crossing
+            // from one matrix to the next
+            Layout::new(vec![3, 13, 7], vec![91, 1, 13], 1),
+            // rows of a matrix transposed after a narrow (an LSTM's weight
+            // gradient out of [x | h | 1]ᵀ·dz)
+            Layout::new(vec![512, 128], vec![1, 512], 28 * 512),
         ];
         for layout in views {
             let mut want = Vec::new();

@@ -40,6 +40,19 @@ pub fn rows_per_chunk(row: usize) -> usize {
     row * (4096 / row).max(1)
 }
 
+/// Whether the CPU has AVX2 and FMA, for the kernels that pick a
+/// vectorized variant at run time (plain loops elsewhere).
+pub fn has_avx2_fma() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
 /// Deterministic test values in [−0.75, 0.75]: no generator, so a failing
 /// kernel test shows the same numbers every run.
 #[cfg(test)]

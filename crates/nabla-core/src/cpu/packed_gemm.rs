@@ -1,6 +1,7 @@
 //! Products against a right-hand side that is packed once and used many
-//! times: a recurrent layer multiplies the same `W_hhᵀ` by the hidden state
-//! at each of its T steps (and `W_hh` by the gate gradients on the way back).
+//! times: a recurrent layer multiplies the same weights by its inputs and
+//! hidden state at each of its T steps (an LSTM `[W_ih | W_hh | b]ᵀ`, a GRU
+//! `W_hhᵀ`), and `W_hh` by the gate gradients on the way back.
 //!
 //! [`PackedRhs`] copies `B[K,N]` into panels of 16 columns, each a
 //! contiguous `K×16` block (the last one padded with zeros). A product then
@@ -56,16 +57,6 @@ impl PackedRhs {
         }
         PackedRhs { data, k, n }
     }
-
-    /// Rows of B (the inner dimension of a product).
-    pub fn k(&self) -> usize {
-        self.k
-    }
-
-    /// Columns of B.
-    pub fn n(&self) -> usize {
-        self.n
-    }
 }
 
 /// `C[M,N] = A[M,K]·B` (or `+=` when `accumulate`), A's element (i, kk) at
@@ -93,7 +84,7 @@ pub fn gemm_packed(
         return;
     }
     #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+    if super::has_avx2_fma() {
         // SAFETY: AVX2 and FMA are present; bounds were checked above.
         unsafe { avx::gemm_packed(m, a, b, c, ldc, accumulate) };
         return;

@@ -21,16 +21,7 @@ pub struct Strided<'a> {
     pub cs: usize,
 }
 
-fn has_avx2_fma() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
-}
+use super::has_avx2_fma;
 
 /// Rows of a matrix that live anywhere in one buffer: row r is
 /// `data[offsets[r]..]` (contiguous along the row). Regular row-major

@@ -117,7 +117,7 @@ unsafe fn cells_avx2(s: &mut Step, hs: usize) {
 
 fn run_cells(s: &mut Step, hs: usize) {
     #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+    if crate::cpu::has_avx2_fma() {
         // SAFETY: the CPU has AVX2 and FMA; the function only does slice arithmetic.
         return unsafe { cells_avx2(s, hs) };
     }

@@ -66,7 +66,7 @@ struct BlockRows<'a> {
     c: Vec<&'a mut [f32]>,
 }
 
-/// `w` = `[W_ih | W_hh]ᵀ` packed, `[I + H, 4H]`.
+/// `w` = `[W_ih | W_hh | b]ᵀ` packed, `[I + H + 1, 4H]`.
 fn forward_rows(b: &mut StepRows, w: &PackedRhs, i: usize, h: usize) {
     let rows = b.h.len() / h;
     let k = i + h + 1;
@@ -85,7 +85,7 @@ fn forward_rows(b: &mut StepRows, w: &PackedRhs, i: usize, h: usize) {
     gemm_packed(rows, xh, w, b.zh, 4 * h, false);
     write_copy(b.cp, b.c);
     #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+    if crate::cpu::has_avx2_fma() {
         // SAFETY: the CPU has AVX2 and FMA; the function only does slice arithmetic.
         return unsafe { forward_cells_avx2(b, h) };
     }
@@ -170,18 +170,11 @@ struct BackBlock<'a> {
 
 fn backward_rows(b: &mut BackRows, whh: &PackedRhs, h: usize) {
     let rows = b.dh.len() / h;
-    #[cfg(target_arch = "x86_64")]
-    let done = if is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma") {
+    match crate::cpu::has_avx2_fma() {
+        #[cfg(target_arch = "x86_64")]
         // SAFETY: the CPU has AVX2 and FMA; the function only does slice arithmetic.
-        unsafe { backward_cells_avx2(b, h) };
-        true
-    } else {
-        false
-    };
-    #[cfg(not(target_arch = "x86_64"))]
-    let done = false;
-    if !done {
-        backward_cells(b, h);
+        true => unsafe { backward_cells_avx2(b, h) },
+        _ => backward_cells(b, h),
     }
     // dh ← (1 − m)·dh_t + dz·W_hh, the first term left in dh by the cells
     let dz = Strided {
@@ -225,23 +218,6 @@ fn backward_cells(b: &mut BackRows, h: usize) {
     }
 }
 
-/// Rows `rows` of `m` (row-major, `cols` wide), transposed: a
-/// `[cols, rows.len()]` tensor. Eight source rows at a time, so each cache
-/// line read serves sixteen columns.
-fn transposed_rows(m: &[f32], cols: usize, rows: Range<usize>) -> Tensor {
-    let w = rows.len();
-    let mut out = vec![0f32; cols * w];
-    for r0 in rows.clone().step_by(8) {
-        let r1 = (r0 + 8).min(rows.end);
-        for j in 0..cols {
-            for r in r0..r1 {
-                out[j * w + r - rows.start] = m[r * cols + j];
-            }
-        }
-    }
-    Tensor::from_cpu(out, &[cols, w])
-}
-
 impl Tensor {
     /// One LSTM direction over a whole sequence; see the module docs.
     #[allow(clippy::too_many_arguments)]
@@ -283,7 +259,7 @@ impl Tensor {
         // Saved for the backward, and the output: every element is written
         // once below (as slots of the vectors' capacity), none is zeroed.
         let (mut act, mut tc) = (Vec::new(), Vec::new()); // σ(i), σ(f), tanh(g), σ(o); tanh(c')
-        let (mut xh, mut c_prev, mut out) = (Vec::new(), Vec::new(), Vec::new()); // [x_t | h_{t-1}]; c_{t-1}
+        let (mut xh, mut c_prev, mut out) = (Vec::new(), Vec::new(), Vec::new()); // [x_t | h_{t-1} | 1]; c_{t-1}
         let (len4, len1, len_xh) = (
             steps_kept * n * 4 * h,
             steps_kept * n * h,
@@ -456,11 +432,17 @@ impl Tensor {
                     let xh_all = MatRef::row_major(&xh, t * n, k);
                     gemm_new(xh_all.t(), dz_all, threads)
                 });
-                let dw_t = dw_t.as_deref().unwrap_or_default();
-                let dwih = want(1).then(|| transposed_rows(dw_t, 4 * h, 0..i));
-                let dwhh = want(2).then(|| transposed_rows(dw_t, 4 * h, i..i + h));
+                let dw_t = dw_t.map(|v| Tensor::from_cpu(v, &[k, 4 * h]));
+                // rows lo..lo + len of dw_t, transposed into a contiguous gradient
+                let rows_t = |lo: usize, len: usize| {
+                    let dw_t = dw_t.as_ref().expect("computed when wanted");
+                    dw_t.narrow(0, lo, len)?.t()?.contiguous()
+                };
+                let dwih = want(1).then(|| rows_t(0, i)).transpose()?;
+                let dwhh = want(2).then(|| rows_t(i, h)).transpose()?;
                 let db = (want(3) || want(4))
-                    .then(|| Tensor::from_cpu(dw_t[(i + h) * 4 * h..].to_vec(), &[4 * h]));
+                    .then(|| rows_t(i + h, 1)?.reshape([4 * h]))
+                    .transpose()?;
                 let dh0 = want(5).then(|| Tensor::from_cpu(dh, &[n, h]));
                 let dc0 = want(6).then(|| Tensor::from_cpu(dc, &[n, h]));
                 Ok(vec![
