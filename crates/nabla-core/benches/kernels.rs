@@ -176,6 +176,31 @@ fn main() {
             );
         }
     }
+    if wanted("lstm_dw_split") {
+        // the LSTM's weight gradients [x | h | 1]ᵀ·dz (K = 28·64 rows):
+        // gemm's own split of M and N against K cut between the threads
+        use nabla_core::cpu::matmul::{gemm_new, gemm_new_split_k, MatRef};
+        let (rows, k, g) = (28 * 64usize, 157usize, 512usize);
+        let dz = Tensor::randn([rows * g]).to_vec();
+        let xh = Tensor::randn([rows * k]).to_vec();
+        let (lhs, rhs) = (
+            MatRef::row_major(&xh, rows, k).t(),
+            MatRef::row_major(&dz, rows, g),
+        );
+        let flop = 2.0 * (rows * k * g) as f64;
+        let t = in_pool(|| best_time(0.5, || drop(gemm_new(lhs, rhs, num_threads()))));
+        println!(
+            "lstm_dw_split_gemm {:.1} us ({:.1} GFLOP/s)",
+            t * 1e6,
+            flop / t / 1e9
+        );
+        let t = in_pool(|| best_time(0.5, || drop(gemm_new_split_k(lhs, rhs, num_threads()))));
+        println!(
+            "lstm_dw_split_k {:.1} us ({:.1} GFLOP/s)",
+            t * 1e6,
+            flop / t / 1e9
+        );
+    }
     if wanted("conv2d_lenet") {
         // conv1: [64,1,28,28] * [6,1,5,5] pad 2 (images need no gradient);
         // conv2: [64,6,14,14] * [16,6,5,5] (an activation: its gradient is needed).

@@ -24,7 +24,7 @@ use std::ops::Range;
 
 use super::sequence::{self, row_blocks, Dims};
 use crate::cpu::math::{sigmoid_with as sigmoid, tanh_with as tanh};
-use crate::cpu::matmul::{gemm_new, MatRef};
+use crate::cpu::matmul::{gemm_new_split_k, MatRef};
 use crate::cpu::packed_gemm::{gemm_packed, PackedRhs};
 use crate::cpu::small_gemm::Strided;
 use crate::cpu::uninit::{assume_init, spare, write_copy, Slots};
@@ -425,12 +425,11 @@ impl Tensor {
                 let dx =
                     want(0).then(|| product(&[t, n, i], dz_all, MatRef::row_major(&wih, 4 * h, i)));
                 // [dW_ih | dW_hh | db]ᵀ = Σ [x_t | h_{t−1} | 1]ᵀ·dz_t in one
-                // product (gemm splits this orientation better between
-                // threads: 193 against 161 GFLOP/s at two); its last row,
-                // from the column of ones, is the bias gradient
+                // product, its K = T·N rows cut between the threads; its
+                // last row, from the column of ones, is the bias gradient
                 let dw_t = (1..=4).any(want).then(|| {
                     let xh_all = MatRef::row_major(&xh, t * n, k);
-                    gemm_new(xh_all.t(), dz_all, threads)
+                    gemm_new_split_k(xh_all.t(), dz_all, threads)
                 });
                 let dw_t = dw_t.map(|v| Tensor::from_cpu(v, &[k, 4 * h]));
                 // rows lo..lo + len of dw_t, transposed into a contiguous gradient
