@@ -75,7 +75,7 @@ mod tests {
             // from one matrix to the next
             Layout::new(vec![3, 13, 7], vec![91, 1, 13], 1),
             // rows of a matrix transposed after a narrow (an LSTM's weight
-            // gradient out of [x | h | 1]ᵀ·dz)
+            // gradient out of [x | 1 | h]ᵀ·dz)
             Layout::new(vec![512, 128], vec![1, 512], 28 * 512),
         ];
         for layout in views {

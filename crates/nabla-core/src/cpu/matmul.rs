@@ -161,7 +161,7 @@ pub(crate) unsafe fn gemm_to(
 /// dwarfs M and N: at several threads K is cut into one contiguous part per
 /// thread, each a one-threaded product, and the partial products are added.
 /// gemm splits M and N between threads, and with M·N small (an LSTM's
-/// weight gradients, `[x | h | 1]ᵀ·dz`: 157 × 512 over K = 1792) each
+/// weight gradients, `[x | 1 | h]ᵀ·dz`: 157 × 512 over K = 1792) each
 /// thread packs and streams the whole of K for a share of a small output:
 /// 206 against 189 GFLOP/s on two threads (`kernels lstm_dw_split`). The
 /// sums are then in another order than with one thread (last-bit

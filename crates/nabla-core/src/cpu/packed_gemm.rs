@@ -1,6 +1,6 @@
 //! Products against a right-hand side that is packed once and used many
 //! times: a recurrent layer multiplies the same weights by its inputs and
-//! hidden state at each of its T steps (an LSTM `[W_ih | W_hh | b]ᵀ`, a GRU
+//! hidden state at each of its T steps (an LSTM `[W_ih | b | W_hh]ᵀ`, a GRU
 //! `W_hhᵀ`), and `W_hh` by the gate gradients on the way back.
 //!
 //! [`PackedRhs`] copies `B[K,N]` into panels of 16 columns, each a
@@ -69,7 +69,23 @@ pub fn gemm_packed(
     ldc: usize,
     accumulate: bool,
 ) {
-    let (k, n) = (b.k, b.n);
+    gemm_packed_prefix(m, a, b, b.k, c, ldc, accumulate)
+}
+
+/// [`gemm_packed`] over only the first `k` rows of B (and columns of A):
+/// an LSTM's first step, whose zero initial state would multiply the
+/// `W_hh` rows by zeros.
+pub fn gemm_packed_prefix(
+    m: usize,
+    a: Strided,
+    b: &PackedRhs,
+    k: usize,
+    c: &mut [f32],
+    ldc: usize,
+    accumulate: bool,
+) {
+    assert!(k <= b.k, "gemm_packed_prefix: {k} rows of {}", b.k);
+    let n = b.n;
     if m == 0 || n == 0 {
         return;
     }
@@ -86,14 +102,14 @@ pub fn gemm_packed(
     #[cfg(target_arch = "x86_64")]
     if super::has_avx2_fma() {
         // SAFETY: AVX2 and FMA are present; bounds were checked above.
-        unsafe { avx::gemm_packed(m, a, b, c, ldc, accumulate) };
+        unsafe { avx::gemm_packed(m, a, b, k, c, ldc, accumulate) };
         return;
     }
     let mut acc = vec![0f32; NR];
     for i in 0..m {
-        for (p, panel) in b.data.chunks(k * NR).enumerate() {
+        for (p, panel) in b.data.chunks(b.k * NR).enumerate() {
             acc.fill(0.0);
-            for (kk, brow) in panel.chunks(NR).enumerate() {
+            for (kk, brow) in panel.chunks(NR).take(k).enumerate() {
                 let av = a.data[i * a.rs + kk * a.cs];
                 acc.iter_mut().zip(brow).for_each(|(s, b)| *s += av * b);
             }
@@ -199,15 +215,19 @@ mod avx {
         m: usize,
         a: Strided,
         b: &PackedRhs,
+        k: usize,
         c: &mut [f32],
         ldc: usize,
         accumulate: bool,
     ) {
-        let (k, n) = (b.k, b.n);
+        let n = b.n;
         let full = n / NR;
         let all = (lane_mask(8), lane_mask(8));
         for p in 0..full {
-            let (panel, cp) = (b.data.as_ptr().add(p * k * NR), c.as_mut_ptr().add(p * NR));
+            let (panel, cp) = (
+                b.data.as_ptr().add(p * b.k * NR),
+                c.as_mut_ptr().add(p * NR),
+            );
             strip::<false>(m, k, a, panel, cp, ldc, accumulate, all);
         }
         let rest = n - full * NR;
@@ -215,7 +235,7 @@ mod avx {
             // the padded panel is read whole; only C's valid lanes are touched
             let masks = (lane_mask(rest), lane_mask(rest.saturating_sub(8)));
             let (panel, cp) = (
-                b.data.as_ptr().add(full * k * NR),
+                b.data.as_ptr().add(full * b.k * NR),
                 c.as_mut_ptr().add(full * NR),
             );
             strip::<true>(m, k, a, panel, cp, ldc, accumulate, masks);
@@ -241,6 +261,36 @@ mod tests {
             }
         }
         c
+    }
+
+    /// Over a prefix of K the product is that of A's first columns and B's
+    /// first rows: the panels' stride stays B's whole K.
+    #[test]
+    fn prefix_products_use_only_the_first_rows() {
+        for (m, k, n, ku) in [
+            (13, 7, 37, 3),
+            (64, 157, 512, 29),
+            (8, 5, 20, 0),
+            (5, 4, 16, 4),
+        ] {
+            let (a, b) = (test_values(m * k, 5), test_values(k * n, 6));
+            let a = Strided {
+                data: &a,
+                rs: k,
+                cs: 1,
+            };
+            let b = Strided {
+                data: &b,
+                rs: n,
+                cs: 1,
+            };
+            let want = reference(m, ku, n, &a, &b);
+            let mut c = vec![0.5f32; m * n];
+            gemm_packed_prefix(m, a, &PackedRhs::new(b, k, n), ku, &mut c, n, false);
+            for (got, expect) in c.iter().zip(&want) {
+                assert!((*got as f64 - expect).abs() < 1e-4, "{m}x{k}x{n} over {ku}");
+            }
+        }
     }
 
     /// Every tile height (1 to 6, and the 4 + 4 and 4 + 3 endings), full

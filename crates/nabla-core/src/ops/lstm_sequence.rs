@@ -1,5 +1,5 @@
 //! A whole LSTM direction over a sequence as one op: one product per step,
-//! `[x_t | h | 1]·[W_ih | W_hh | b]ᵀ` against weights packed once, the cell fused
+//! `[x_t | 1 | h]·[W_ih | b | W_hh]ᵀ` against weights packed once, the cell fused
 //! after it, and backpropagation through time with one product per step plus
 //! two large ones for the weight and input gradients. Rows of the batch are
 //! independent, so each thread takes a block of rows through every step. No
@@ -17,7 +17,7 @@
 //! steps in reverse: `dh_t = dh + m·dout_t`, the cell's backward on
 //! `(m·dh_t, m·dc)` gives dz_t and dc through the forget gate; then
 //! `dh ← (1 − m)·dh_t + W_hhᵀ·dz_t`, `dc ← (1 − m)·dc + dc_cell`. Finally
-//! `[dW_ih | dW_hh | db] = Σ dz_tᵀ·[x_t | h_{t−1} | 1]` and `dx_t = W_ih·dz_t`
+//! `[dW_ih | db | dW_hh] = Σ dz_tᵀ·[x_t | 1 | h_{t−1}]` and `dx_t = W_ih·dz_t`
 //! as single GEMMs over all steps.
 
 use std::ops::Range;
@@ -25,7 +25,7 @@ use std::ops::Range;
 use super::sequence::{self, row_blocks, Dims};
 use crate::cpu::math::{sigmoid_with as sigmoid, tanh_with as tanh};
 use crate::cpu::matmul::{gemm_new_split_k, MatRef};
-use crate::cpu::packed_gemm::{gemm_packed, PackedRhs};
+use crate::cpu::packed_gemm::{gemm_packed, gemm_packed_prefix, PackedRhs};
 use crate::cpu::small_gemm::Strided;
 use crate::cpu::uninit::{assume_init, spare, write_copy, Slots};
 use crate::{Result, Tensor};
@@ -34,11 +34,11 @@ use crate::{Result, Tensor};
 struct StepRows<'a> {
     /// The step's input rows `[rows, I]`.
     x: &'a [f32],
-    /// The rows `[x_t | h | 1]` side by side, `[rows, I + H + 1]`: the left
+    /// The rows `[x_t | 1 | h]` side by side, `[rows, I + 1 + H]`: the left
     /// operand of the step's one product; kept for the weight gradients,
     /// where the column of ones gives the bias gradient.
     xh: Slots<'a>,
-    /// Scratch for the pre-activations `[x_t | h | 1]·[W_ih | W_hh | b]ᵀ`:
+    /// Scratch for the pre-activations `[x_t | 1 | h]·[W_ih | b | W_hh]ᵀ`:
     /// a step's own small buffer, which stays in cache.
     zh: &'a mut [f32],
     // written once each, never zeroed first
@@ -66,23 +66,26 @@ struct BlockRows<'a> {
     c: Vec<&'a mut [f32]>,
 }
 
-/// `w` = `[W_ih | W_hh | b]ᵀ` packed, `[I + H + 1, 4H]`.
-fn forward_rows(b: &mut StepRows, w: &PackedRhs, i: usize, h: usize) {
+/// `w` = `[W_ih | b | W_hh]ᵀ` packed, `[I + 1 + H, 4H]`. With `h_is_zero`
+/// (the first step from a zero initial state) the product stops before the
+/// `W_hh` rows, which would multiply zeros.
+fn forward_rows(b: &mut StepRows, w: &PackedRhs, i: usize, h: usize, h_is_zero: bool) {
     let rows = b.h.len() / h;
-    let k = i + h + 1;
+    let k = i + 1 + h;
     for r in 0..rows {
         let (xp, rest) = b.xh[r * k..(r + 1) * k].split_at_mut(i);
         write_copy(xp, &b.x[r * i..(r + 1) * i]);
-        write_copy(&mut rest[..h], &b.h[r * h..(r + 1) * h]);
-        rest[h].write(1.0);
+        rest[0].write(1.0);
+        write_copy(&mut rest[1..], &b.h[r * h..(r + 1) * h]);
     }
     let xh = Strided {
-        // SAFETY: every row's I + H + 1 slots were just written.
+        // SAFETY: every row's I + 1 + H slots were just written.
         data: unsafe { assume_init(&mut *b.xh) },
         rs: k,
         cs: 1,
     };
-    gemm_packed(rows, xh, w, b.zh, 4 * h, false);
+    let k_used = if h_is_zero { i + 1 } else { k };
+    gemm_packed_prefix(rows, xh, w, k_used, b.zh, 4 * h, false);
     write_copy(b.cp, b.c);
     #[cfg(target_arch = "x86_64")]
     if crate::cpu::has_avx2_fma() {
@@ -168,7 +171,10 @@ struct BackBlock<'a> {
     dc: Vec<&'a mut [f32]>,
 }
 
-fn backward_rows(b: &mut BackRows, whh: &PackedRhs, h: usize) {
+/// The cells' backward, then the recurrent product into dh, unless `whh`
+/// is `None` (the last step back when h0 needs no gradient: nothing reads
+/// dh after it).
+fn backward_rows(b: &mut BackRows, whh: Option<&PackedRhs>, h: usize) {
     let rows = b.dh.len() / h;
     match crate::cpu::has_avx2_fma() {
         #[cfg(target_arch = "x86_64")]
@@ -176,6 +182,7 @@ fn backward_rows(b: &mut BackRows, whh: &PackedRhs, h: usize) {
         true => unsafe { backward_cells_avx2(b, h) },
         _ => backward_cells(b, h),
     }
+    let Some(whh) = whh else { return };
     // dh ← (1 − m)·dh_t + dz·W_hh, the first term left in dh by the cells
     let dz = Strided {
         // SAFETY: the cells wrote all 4·H gradients of every row.
@@ -256,6 +263,7 @@ impl Tensor {
         let keep = sequence::needs_backward(&[self, w_ih, w_hh, b_ih, b_hh, h0, c0]);
         let steps_kept = if keep { t } else { t.min(1) };
         let (mut hv, mut cv) = (h0.to_vec(), c0.to_vec());
+        let h0_is_zero = hv.iter().all(|&v| v == 0.0);
         // Saved for the backward, and the output: every element is written
         // once below (as slots of the vectors' capacity), none is zeroed.
         let (mut act, mut tc) = (Vec::new(), Vec::new()); // σ(i), σ(f), tanh(g), σ(o); tanh(c')
@@ -263,23 +271,25 @@ impl Tensor {
         let (len4, len1, len_xh) = (
             steps_kept * n * 4 * h,
             steps_kept * n * h,
-            steps_kept * n * (i + h + 1),
+            steps_kept * n * (i + 1 + h),
         );
         let (act_s, tc_s) = (spare(&mut act, len4), spare(&mut tc, len1));
         let (xh_s, cp_s) = (spare(&mut xh, len_xh), spare(&mut c_prev, len1));
         let out_s = spare(&mut out, (t + 2) * n * h);
         let mut zh = vec![0f32; n * 4 * h];
         let order = sequence::steps(t, reverse);
-        // [W_ih | W_hh | b]ᵀ packed once for all steps: the input
+        // [W_ih | b | W_hh]ᵀ packed once for all steps: the input
         // projection, the recurrence and the bias are one product per step,
         // and no projection of all steps goes through memory (W_hh is packed
         // once for the backward).
-        let k = i + h + 1;
-        let mut w_cat = Vec::with_capacity(4 * h * k); // [W_ih | W_hh | b], [4H, I + H + 1]
+        // (the bias before W_hh, so that a first step from a zero state can
+        // stop before the W_hh rows)
+        let k = i + 1 + h;
+        let mut w_cat = Vec::with_capacity(4 * h * k); // [W_ih | b | W_hh], [4H, I + 1 + H]
         for j in 0..4 * h {
             w_cat.extend_from_slice(&wih[j * i..(j + 1) * i]);
-            w_cat.extend_from_slice(&whh[j * h..(j + 1) * h]);
             w_cat.push(bias[j]);
+            w_cat.extend_from_slice(&whh[j * h..(j + 1) * h]);
         }
         let w_t = PackedRhs::new(
             Strided {
@@ -338,7 +348,7 @@ impl Tensor {
                     c: blk.c[0],
                     m: sequence::mask_rows(&mask, s, n, &rows),
                 };
-                forward_rows(&mut step, &w_t, i, h);
+                forward_rows(&mut step, &w_t, i, h, s == order[0] && h0_is_zero);
             }
         };
         sequence::run_blocks(&mut work, run);
@@ -397,6 +407,7 @@ impl Tensor {
                             dc,
                         })
                         .collect();
+                    let need_dh0 = inputs[5].requires_grad();
                     let run = |blk: &mut BackBlock| {
                         let rows = blk.rows.clone();
                         for &s in order.iter().rev() {
@@ -410,7 +421,8 @@ impl Tensor {
                                 dc: blk.dc[0],
                                 m: sequence::mask_rows(&mask, s, n, &rows),
                             };
-                            backward_rows(&mut step, &whh_packed, h);
+                            let whh = (s != order[0] || need_dh0).then_some(&whh_packed);
+                            backward_rows(&mut step, whh, h);
                         }
                     };
                     sequence::run_blocks(&mut work, run);
@@ -424,9 +436,9 @@ impl Tensor {
                     |shape: &[usize], lhs, rhs| sequence::product(shape, lhs, rhs, threads);
                 let dx =
                     want(0).then(|| product(&[t, n, i], dz_all, MatRef::row_major(&wih, 4 * h, i)));
-                // [dW_ih | dW_hh | db]ᵀ = Σ [x_t | h_{t−1} | 1]ᵀ·dz_t in one
+                // [dW_ih | db | dW_hh]ᵀ = Σ [x_t | 1 | h_{t−1}]ᵀ·dz_t in one
                 // product, its K = T·N rows cut between the threads; its
-                // last row, from the column of ones, is the bias gradient
+                // row I, from the column of ones, is the bias gradient
                 let dw_t = (1..=4).any(want).then(|| {
                     let xh_all = MatRef::row_major(&xh, t * n, k);
                     gemm_new_split_k(xh_all.t(), dz_all, threads)
@@ -438,9 +450,9 @@ impl Tensor {
                     dw_t.narrow(0, lo, len)?.t()?.contiguous()
                 };
                 let dwih = want(1).then(|| rows_t(0, i)).transpose()?;
-                let dwhh = want(2).then(|| rows_t(i, h)).transpose()?;
+                let dwhh = want(2).then(|| rows_t(i + 1, h)).transpose()?;
                 let db = (want(3) || want(4))
-                    .then(|| rows_t(i + h, 1)?.reshape([4 * h]))
+                    .then(|| rows_t(i, 1)?.reshape([4 * h]))
                     .transpose()?;
                 let dh0 = want(5).then(|| Tensor::from_cpu(dh, &[n, h]));
                 let dc0 = want(6).then(|| Tensor::from_cpu(dc, &[n, h]));
@@ -538,6 +550,97 @@ mod tests {
             let with_grad = f(&inputs);
             let without = crate::no_grad(|| f(&inputs));
             assert_eq!(with_grad, without, "reverse {reverse}");
+        }
+    }
+
+    /// With h0 needing no gradient the last step back skips its recurrent
+    /// product; every other gradient is the same, bit for bit.
+    #[test]
+    fn gradients_without_an_initial_state_gradient_are_the_same() {
+        let grads = |h0_grad: bool, reverse: bool| {
+            let leaf = |shape: &[usize], seed| rand_input(shape, seed).requires_grad_(true);
+            let x = leaf(&[4, 3, 5], 21);
+            let w = [
+                leaf(&[16, 5], 22),
+                leaf(&[16, 4], 23),
+                leaf(&[16], 24),
+                leaf(&[16], 25),
+            ];
+            let (h0, c0) = (
+                rand_input(&[3, 4], 26).requires_grad_(h0_grad),
+                leaf(&[3, 4], 27),
+            );
+            let y = x
+                .lstm_sequence(&w[0], &w[1], &w[2], &w[3], &h0, &c0, None, reverse)
+                .unwrap();
+            // every output, h_n and c_n weighted differently
+            let weights = rand_input(&[6, 3, 4], 28);
+            y.mul(&weights)
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            assert_eq!(h0.grad().is_some(), h0_grad);
+            let mut all = vec![x.grad().unwrap().to_vec(), c0.grad().unwrap().to_vec()];
+            all.extend(w.iter().map(|w| w.grad().unwrap().to_vec()));
+            all
+        };
+        for reverse in [false, true] {
+            assert_eq!(
+                grads(true, reverse),
+                grads(false, reverse),
+                "reverse {reverse}"
+            );
+        }
+    }
+
+    /// From a zero initial state the first step's product stops before the
+    /// W_hh rows; a state of 1e-30 takes the whole product and must give the
+    /// same outputs and gradients (its h·W_hh terms vanish against the rest).
+    #[test]
+    fn a_zero_initial_state_skips_only_zero_terms() {
+        let run = |h0_value: f32, reverse: bool, mask: Option<Vec<f32>>| {
+            let leaf = |shape: &[usize], seed| rand_input(shape, seed).requires_grad_(true);
+            let x = leaf(&[4, 3, 5], 31);
+            let w = [
+                leaf(&[16, 5], 32),
+                leaf(&[16, 4], 33),
+                leaf(&[16], 34),
+                leaf(&[16], 35),
+            ];
+            let h0 = Tensor::full([3, 4], h0_value).requires_grad_(true);
+            let c0 = leaf(&[3, 4], 36);
+            let y = x
+                .lstm_sequence(&w[0], &w[1], &w[2], &w[3], &h0, &c0, mask, reverse)
+                .unwrap();
+            y.mul(&rand_input(&[6, 3, 4], 37))
+                .unwrap()
+                .sum_all()
+                .unwrap()
+                .backward()
+                .unwrap();
+            let mut all = vec![y.to_vec(), x.grad().unwrap().to_vec()];
+            all.extend([&h0, &c0].iter().map(|s| s.grad().unwrap().to_vec()));
+            all.extend(w.iter().map(|w| w.grad().unwrap().to_vec()));
+            all
+        };
+        let mask = Some(vec![0., 1., 1., 1., 1., 1., 1., 0., 1., 1., 1., 1.]);
+        for (reverse, mask) in [
+            (false, None),
+            (true, None),
+            (false, mask.clone()),
+            (true, mask),
+        ] {
+            let (zero, tiny) = (run(0.0, reverse, mask.clone()), run(1e-30, reverse, mask));
+            for (a, b) in zero.iter().zip(&tiny) {
+                for (u, v) in a.iter().zip(b) {
+                    assert!(
+                        (u - v).abs() <= 1e-6 * (1.0 + v.abs()),
+                        "reverse {reverse}: {u} vs {v}"
+                    );
+                }
+            }
         }
     }
 
