@@ -201,6 +201,32 @@ fn main() {
             flop / t / 1e9
         );
     }
+    if wanted("pool_region") {
+        // What a parallel region costs beyond its work (two halves of 20 µs),
+        // after a serial stretch of 0 to 200 µs: a pool thread that has gone
+        // to sleep is slow to start (in_pool keeps them spinning instead)
+        use rayon::prelude::*;
+        let busy = |us: u128| {
+            let t = Instant::now();
+            while t.elapsed().as_micros() < us {
+                std::hint::spin_loop();
+            }
+        };
+        for gap_us in [0u128, 5, 20, 50, 200] {
+            // a mean over 200 regions (a best single one would hide the
+            // wake-ups), the best of 10 such means
+            let per_region = in_pool(|| {
+                best_time(0.3, || {
+                    for _ in 0..200 {
+                        busy(gap_us);
+                        (0..2).into_par_iter().for_each(|_| busy(20));
+                    }
+                })
+            }) / 200.0;
+            let overhead = per_region * 1e6 - gap_us as f64 - 20.0;
+            println!("pool_region_after_{gap_us}us_serial {overhead:.1} us");
+        }
+    }
     if wanted("conv2d_lenet") {
         // conv1: [64,1,28,28] * [6,1,5,5] pad 2 (images need no gradient);
         // conv2: [64,6,14,14] * [16,6,5,5] (an activation: its gradient is needed).

@@ -4,6 +4,8 @@
 //! environment variable, else the number of cores. Kernels call [`in_pool`]
 //! so their rayon work (and gemm's) runs in this pool, not rayon's global one.
 
+use std::cell::Cell;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 
 use rayon::ThreadPool;
@@ -74,6 +76,10 @@ pub fn run_pending() -> bool {
 /// at two. `backward` does this by itself, and every kernel calls it for
 /// its parallel work. Grad mode (`no_grad`) carries over into `f`.
 ///
+/// While `f` runs, the pool's other threads spin waiting for work rather
+/// than sleep (see `with_others_spinning`): they keep their cores busy
+/// until `f` returns.
+///
 /// `f` holds a pool thread while it runs: it must not wait for another
 /// thread that itself runs tensor ops (with one thread, that one would wait
 /// for the pool forever). nabla's data loaders make their batches as pool
@@ -95,5 +101,62 @@ pub fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     }
     // grad mode is per thread: carry the caller's over
     let grad = crate::autograd::is_grad_enabled();
-    pool().install(move || crate::autograd::with_grad_mode(grad, f))
+    let pool = pool();
+    let others = pool.current_num_threads() - 1;
+    pool.install(move || with_others_spinning(others, || crate::autograd::with_grad_mode(grad, f)))
+}
+
+/// Runs `f` while `others` of the pool's threads wait for work by spinning.
+///
+/// An idle rayon thread goes to sleep after about 30 rounds of looking for
+/// work, and on this VM a sleeping thread took 14–29 µs to start a parallel
+/// region that came 20 µs or more after the last one (2 µs when it came
+/// sooner: `kernels pool_region`). A training step at two threads has about
+/// six such regions between serial ops (the MLP's: each product, the
+/// optimizer), so the pool's other threads instead run a job that looks for
+/// work in a loop until `f` returns, as OpenMP runtimes do by default. They
+/// keep their cores busy meanwhile.
+fn with_others_spinning<R: Send>(others: usize, f: impl FnOnce() -> R + Send) -> R {
+    if others == 0 {
+        return f();
+    }
+    let done = AtomicBool::new(false);
+    let owner = rayon::current_thread_index();
+    rayon::scope(|s| {
+        for _ in 0..others {
+            s.spawn(|_| spin_until(&done, owner));
+        }
+        // set even when f panics: the scope waits for the spinners
+        let _stop = SetOnDrop(&done);
+        f()
+    })
+}
+
+struct SetOnDrop<'a>(&'a AtomicBool);
+
+impl Drop for SetOnDrop<'_> {
+    fn drop(&mut self) {
+        self.0.store(true, Ordering::Release);
+    }
+}
+
+thread_local! {
+    static SPINNING: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Runs whatever work the pool has until `done`. Returns at once on the
+/// thread that runs `f` (waiting for a nested job, it may take a spinner
+/// from its own queue) and on a thread already spinning.
+fn spin_until(done: &AtomicBool, owner: Option<usize>) {
+    if rayon::current_thread_index() == owner || SPINNING.get() {
+        return;
+    }
+    SPINNING.set(true);
+    while !done.load(Ordering::Acquire) {
+        if !matches!(rayon::yield_now(), Some(rayon::Yield::Executed)) {
+            // fewer polls of the other threads' queues while nothing comes
+            (0..64).for_each(|_| std::hint::spin_loop());
+        }
+    }
+    SPINNING.set(false);
 }
