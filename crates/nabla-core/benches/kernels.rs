@@ -82,6 +82,53 @@ fn main() {
             );
         }
     }
+    if wanted("orient") {
+        use nabla_core::cpu::matmul::{gemm_into, MatRef};
+        // (m, k, n): y = x·Wᵀ, x [m,k], W [n,k]
+        for (m, k, n) in [
+            (64, 784, 256),
+            (64, 256, 128),
+            (64, 128, 10),
+            (64, 400, 120),
+            (64, 120, 84),
+            (64, 84, 10),
+            (1000, 784, 256),
+            (64, 128, 256),
+        ] {
+            let (x, w) = (
+                Tensor::randn([m * k]).to_vec(),
+                Tensor::randn([n * k]).to_vec(),
+            );
+            let mut dst = vec![0f32; m * n];
+            let t1 = in_pool(|| {
+                best_time(0.3, || {
+                    gemm_into(
+                        &mut dst,
+                        false,
+                        MatRef::row_major(&x, m, k),
+                        MatRef::row_major(&w, n, k).t(),
+                        num_threads(),
+                    )
+                })
+            });
+            let t2 = in_pool(|| {
+                best_time(0.3, || {
+                    gemm_into(
+                        &mut dst,
+                        false,
+                        MatRef::row_major(&w, n, k),
+                        MatRef::row_major(&x, m, k).t(),
+                        num_threads(),
+                    )
+                })
+            });
+            println!(
+                "orient {m}x{k}x{n}: row-major out {:.1} us, transposed out {:.1} us",
+                t1 * 1e6,
+                t2 * 1e6
+            );
+        }
+    }
     if wanted("lstm_step") {
         // one step of the row-by-row LSTM (batch 64, 128 hidden units):
         // forward z += h·W_hhᵀ, backward dh += dz·W_hh; gemm (packing W

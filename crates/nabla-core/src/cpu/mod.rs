@@ -11,6 +11,7 @@ pub mod packed_gemm;
 pub mod pool;
 pub mod reduce;
 pub mod small_gemm;
+pub mod transpose;
 pub mod uninit;
 
 use rayon::prelude::*;
