@@ -223,6 +223,9 @@ fn init_weights_from_pytorch_and_one_step_give_pytorchs_weights() {
         "--max-steps",
         "1",
         "--no-shuffle",
+        // set before the run enters the pool (a debug assertion otherwise)
+        "--threads",
+        "1",
         "--out",
         out.to_str().unwrap(),
     ]);

@@ -42,7 +42,14 @@ fn pool() -> Arc<ThreadPool> {
 }
 
 /// Sets the number of threads kernels use (`torch.set_num_threads`).
+///
+/// Call it outside [`in_pool`]: work already running on a pool thread
+/// stays in that pool, with its old size, for its rayon loops and jobs.
 pub fn set_num_threads(n: usize) {
+    debug_assert!(
+        rayon::current_thread_index().is_none(),
+        "set_num_threads called from a pool thread: this work keeps the old pool"
+    );
     let n = n.max(1);
     *POOL.write().unwrap_or_else(|e| e.into_inner()) = Some(build(n));
 }

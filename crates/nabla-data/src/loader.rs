@@ -117,6 +117,13 @@ impl<D: Dataset + 'static> DataLoader<D> {
         let mut targets = vec![0f32; b * tsz];
         indices.iter().for_each(|&i| dataset.prefetch(i));
         for (k, &i) in indices.iter().enumerate() {
+            // Every 8 examples, run whatever the pool has waiting: made on a
+            // thread that was idle, a batch (about 25 µs) would otherwise
+            // keep it from the half of a product the training thread just
+            // offered it (the MLP's epoch at two threads 0.50 → 0.47 s)
+            if k % 8 == 7 {
+                nabla_core::threads::run_pending();
+            }
             let mut rng = Generator::new(mix(seed, epoch as u64, i as u64 + 1));
             dataset.get(
                 i,
