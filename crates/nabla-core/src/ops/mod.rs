@@ -21,6 +21,7 @@ mod gather;
 mod gelu;
 mod gru_sequence;
 mod index_select;
+mod linear;
 mod log;
 mod log_softmax;
 mod lstm_sequence;
