@@ -46,26 +46,11 @@ pub unsafe fn transpose_into(
                 };
             }
         }
-        // SAFETY: as the caller guarantees
-        unsafe {
-            edges(
-                dst,
-                dst_rs,
-                accumulate,
-                src,
-                cols,
-                (full_r, rows),
-                (0, full_c),
-            );
-            edges(
-                dst,
-                dst_rs,
-                accumulate,
-                src,
-                cols,
-                (0, rows),
-                (full_c, cols),
-            );
+        // the bottom rows under the blocks, then the right-hand columns
+        let rest = [((full_r, rows), (0, full_c)), ((0, rows), (full_c, cols))];
+        for (r, c) in rest {
+            // SAFETY: as the caller guarantees
+            unsafe { edges(dst, dst_rs, accumulate, src, cols, r, c) };
         }
         return;
     }

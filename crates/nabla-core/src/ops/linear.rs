@@ -8,7 +8,7 @@
 //! (with batch dims, the weight gradient up to the order of its sum).
 //! Backward: `dx = dy·W`, `dW = dyᵀ·x` (in W's layout), `db = Σ_rows dy`.
 
-use crate::cpu::matmul::{gemm_to, MatRef};
+use crate::cpu::matmul::gemm_to;
 use crate::{Error, Result, Tensor};
 
 impl Tensor {
@@ -49,22 +49,8 @@ impl Tensor {
         let mut out = Vec::with_capacity(m * out_f);
         self.with_cpu(|xd, xl| {
             weight.with_cpu(|wd, wl| {
-                let x = MatRef {
-                    data: xd,
-                    offset: xl.offset(),
-                    rows: m,
-                    cols: in_f,
-                    rs: xl.strides()[0],
-                    cs: xl.strides()[1],
-                };
-                let w_t = MatRef {
-                    data: wd,
-                    offset: wl.offset(),
-                    rows: in_f,
-                    cols: out_f,
-                    rs: wl.strides()[1],
-                    cs: wl.strides()[0],
-                };
+                let x = super::matmul::mat(xd, xl, xl.offset());
+                let w_t = super::matmul::mat(wd, wl, wl.offset()).t();
                 let threads = crate::threads::num_threads();
                 // SAFETY: out's capacity holds the m×out product, which
                 // gemm_to writes whole (no accumulate) without reading it.

@@ -33,7 +33,8 @@ fn batch_layout(l: &Layout, batch: &[usize]) -> Layout {
     Layout::new(batch.to_vec(), broadcast_strides(&own, batch), l.offset())
 }
 
-fn mat<'a>(data: &'a [f32], l: &Layout, offset: usize) -> MatRef<'a> {
+/// The last two dims of `l` as a matrix starting at `offset`.
+pub(super) fn mat<'a>(data: &'a [f32], l: &Layout, offset: usize) -> MatRef<'a> {
     let r = l.rank();
     MatRef {
         data,
