@@ -5,7 +5,7 @@
 
 use std::ops::Range;
 
-use crate::cpu::matmul::{gemm_new, MatRef};
+use crate::cpu::matmul::{gemm_new, gemm_new_split_k, MatRef};
 use crate::{Error, Result, Tensor};
 
 /// Steps, batch rows, input features, hidden units.
@@ -118,9 +118,10 @@ pub(super) fn steps(t: usize, reverse: bool) -> Vec<usize> {
     }
 }
 
-/// `lhs·rhs` as a new tensor of `shape`.
+/// `lhs·rhs` as a new tensor of `shape`; a weight gradient summed over all
+/// T·N rows has its K cut between the threads (`gemm_new_split_k`).
 pub(super) fn product(shape: &[usize], lhs: MatRef, rhs: MatRef, threads: usize) -> Tensor {
-    Tensor::from_cpu(gemm_new(lhs, rhs, threads), shape)
+    Tensor::from_cpu(gemm_new_split_k(lhs, rhs, threads), shape)
 }
 
 /// The sums over the rows of `v`, each `width` long, as a `[width]` tensor
