@@ -170,6 +170,16 @@ impl Recurrent {
         lengths: Option<&[usize]>,
     ) -> Result<RnnOutput> {
         let cfg = &self.config;
+        if cfg.hidden_size == 0 || cfg.num_layers == 0 {
+            // (PyTorch refuses these when the layer is built)
+            return Err(Error::Arg {
+                op: "rnn",
+                msg: format!(
+                    "hidden_size and num_layers must be at least 1, got {} and {}",
+                    cfg.hidden_size, cfg.num_layers
+                ),
+            });
+        }
         let x = if cfg.batch_first {
             x.transpose(0, 1)?
         } else {
@@ -486,6 +496,28 @@ mod tests {
                 rand_input(&[g * 2], 5),
             ];
             gradcheck(f, &inputs, Default::default()).unwrap_or_else(|e| panic!("{kind:?}: {e}"));
+        }
+    }
+
+    /// No hidden units or no layers: an error naming both, not a panic
+    /// (with no layers, the last hidden state's index underflowed).
+    #[test]
+    fn no_hidden_units_or_no_layers_are_errors() {
+        for (hidden, layers) in [(0, 1), (4, 0)] {
+            let cfg = RnnConfig {
+                num_layers: layers,
+                ..RnnConfig::new(3, hidden)
+            };
+            for kind in [RnnKind::RnnTanh, RnnKind::Lstm, RnnKind::Gru] {
+                let r = Recurrent::new(kind, cfg);
+                let err = r.run(&Tensor::zeros([2, 1, 3]), None, None, None).err();
+                let want = format!(
+                    "rnn: hidden_size and num_layers must be at least 1, got {hidden} and {layers}"
+                );
+                assert_eq!(err.map(|e| e.to_string()), Some(want), "{kind:?}");
+                let last = LastHidden(Recurrent::new(kind, cfg));
+                assert!(last.forward(&Tensor::zeros([1, 2, 3])).is_err());
+            }
         }
     }
 
