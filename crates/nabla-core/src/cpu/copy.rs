@@ -17,8 +17,9 @@ pub fn contiguous(data: &[f32], layout: &Layout) -> Vec<f32> {
     let inner = layout.shape()[rank - 1];
     let stride = layout.strides()[rank - 1];
     // A transpose of the last two dims: neighbouring output rows start at
-    // neighbouring floats, so eight rows are gathered together and each
-    // source cache line serves eight of them, not one.
+    // neighbouring floats, so eight rows are gathered together (8×8 blocks
+    // transposed in registers) and each source cache line serves eight of
+    // them, not one.
     let transposed = rank >= 2 && stride != 1 && layout.strides()[rank - 2] == 1;
     let chunk = super::rows_per_chunk(inner);
     super::for_each_chunk(&mut out, chunk, |ci, c| {
@@ -29,13 +30,20 @@ pub fn contiguous(data: &[f32], layout: &Layout) -> Vec<f32> {
             let base = layout.row_offset(first_row + r);
             let g = 8.min(rows - r);
             if transposed && g > 1 && layout.row_offset(first_row + r + g - 1) == base + g - 1 {
+                // output row q, element j = data[base + j·stride + q]
                 let block = &mut c[r * inner..(r + g) * inner];
-                for j in 0..inner {
-                    let src = &data[base + j * stride..][..g];
-                    for (q, &v) in src.iter().enumerate() {
-                        block[q * inner + j] = v;
-                    }
-                }
+                // SAFETY: block holds g rows of inner values
+                unsafe {
+                    super::transpose::transpose_into(
+                        block.as_mut_ptr(),
+                        inner,
+                        false,
+                        &data[base..],
+                        stride,
+                        inner,
+                        g,
+                    )
+                };
                 r += g;
                 continue;
             }

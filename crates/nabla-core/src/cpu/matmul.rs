@@ -154,10 +154,6 @@ pub(crate) unsafe fn gemm_to(
     }
 }
 
-/// `dst (+)= lhs · rhs` through gemm, `dst` with row stride `dst_rs` and
-/// unit column stride.
-///
-/// # Safety
 /// `lhs · rhs` like [`gemm_new`], for products whose inner dimension K
 /// dwarfs M and N: at several threads K is cut into one contiguous part per
 /// thread, each a one-threaded product, and the partial products are added.
@@ -243,10 +239,14 @@ unsafe fn gemm_oriented(
     unsafe {
         gemm_raw(ct.as_mut_ptr(), m, false, rhs.t(), lhs.t(), parallelism);
         ct.set_len(n * m);
-        super::transpose::transpose_into(dst, dst_rs, accumulate, &ct, n, m);
+        super::transpose::transpose_into(dst, dst_rs, accumulate, &ct, m, n, m);
     }
 }
 
+/// `dst (+)= lhs · rhs` through gemm, `dst` with row stride `dst_rs` and
+/// unit column stride.
+///
+/// # Safety
 /// `lhs` and `rhs` must be checked views, and `dst` valid for writes at
 /// `i·dst_rs + j` for every row i < lhs.rows and column j < rhs.cols.
 unsafe fn gemm_raw(

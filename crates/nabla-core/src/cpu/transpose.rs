@@ -1,10 +1,11 @@
-//! `dst (+)= srcᵀ`: a row-major `[rows, cols]` block written transposed
+//! `dst (+)= srcᵀ`: a `[rows, cols]` block (rows at any stride) written transposed
 //! into rows of a strided destination. Blocks of 8×8 are transposed in
 //! registers with AVX2 (eight loads, 24 shuffles, eight stores), the edges
 //! one value at a time. Used where a product is faster computed transposed
-//! (`matmul::gemm_oriented`).
+//! (`matmul::gemm_oriented`) and by the strided copy for a transpose of
+//! the last two dims (`copy::contiguous`).
 
-/// `dst[i·dst_rs + j] (+)= src[j·cols + i]` for `j < rows`, `i < cols`.
+/// `dst[i·dst_rs + j] (+)= src[j·src_rs + i]` for `j < rows`, `i < cols`.
 /// Only those elements of dst are touched (other threads may be writing
 /// the columns in between, hence a pointer and not a slice).
 ///
@@ -13,19 +14,25 @@
 /// nothing else may access those elements meanwhile.
 ///
 /// # Panics
-/// If `src` is shorter than `rows·cols` or `dst_rs < rows`.
+/// If `src` does not hold `rows` rows of `cols` at stride `src_rs`, or
+/// `dst_rs < rows`.
 pub unsafe fn transpose_into(
     dst: *mut f32,
     dst_rs: usize,
     accumulate: bool,
     src: &[f32],
+    src_rs: usize,
     rows: usize,
     cols: usize,
 ) {
     if rows == 0 || cols == 0 {
         return;
     }
-    assert!(src.len() >= rows * cols, "transpose_into: source too short");
+    // (rows may overlap in src: they are only read)
+    assert!(
+        src.len() >= (rows - 1) * src_rs + cols,
+        "transpose_into: source too short"
+    );
     assert!(dst_rs >= rows, "transpose_into: rows overlap");
     let (full_r, full_c) = (rows / 8 * 8, cols / 8 * 8);
     #[cfg(target_arch = "x86_64")]
@@ -37,8 +44,8 @@ pub unsafe fn transpose_into(
                 // guarantee.
                 unsafe {
                     avx::block(
-                        src.as_ptr().add(j0 * cols + i0),
-                        cols,
+                        src.as_ptr().add(j0 * src_rs + i0),
+                        src_rs,
                         dst.add(i0 * dst_rs + j0),
                         dst_rs,
                         accumulate,
@@ -50,12 +57,12 @@ pub unsafe fn transpose_into(
         let rest = [((full_r, rows), (0, full_c)), ((0, rows), (full_c, cols))];
         for (r, c) in rest {
             // SAFETY: as the caller guarantees
-            unsafe { edges(dst, dst_rs, accumulate, src, cols, r, c) };
+            unsafe { edges(dst, dst_rs, accumulate, src, src_rs, r, c) };
         }
         return;
     }
     // SAFETY: as the caller guarantees
-    unsafe { edges(dst, dst_rs, accumulate, src, cols, (0, rows), (0, cols)) };
+    unsafe { edges(dst, dst_rs, accumulate, src, src_rs, (0, rows), (0, cols)) };
 }
 
 /// The plain loop over src rows `r.0..r.1` and columns `c.0..c.1`.
@@ -67,7 +74,7 @@ unsafe fn edges(
     dst_rs: usize,
     accumulate: bool,
     src: &[f32],
-    cols: usize,
+    src_rs: usize,
     r: (usize, usize),
     c: (usize, usize),
 ) {
@@ -75,7 +82,7 @@ unsafe fn edges(
         for i in c.0..c.1 {
             // SAFETY: (i, j) is one of the elements the caller vouches for
             let o = unsafe { &mut *dst.add(i * dst_rs + j) };
-            let v = src[j * cols + i];
+            let v = src[j * src_rs + i];
             *o = if accumulate { *o + v } else { v };
         }
     }
@@ -142,16 +149,28 @@ mod tests {
     #[test]
     fn every_value_lands_transposed() {
         for (rows, cols) in [(8, 8), (16, 64), (13, 21), (3, 5), (64, 7), (1, 1), (0, 4)] {
-            let src = test_values(rows * cols, 7);
+            // source rows 2 apart beyond their length
+            let src_rs = cols + 2;
+            let src = test_values(rows * src_rs, 7);
             let dst_rs = rows + 3;
             for accumulate in [false, true] {
                 let mut dst = vec![0.5f32; cols.max(1) * dst_rs];
                 // SAFETY: dst holds cols rows of dst_rs values
-                unsafe { transpose_into(dst.as_mut_ptr(), dst_rs, accumulate, &src, rows, cols) };
+                unsafe {
+                    transpose_into(
+                        dst.as_mut_ptr(),
+                        dst_rs,
+                        accumulate,
+                        &src,
+                        src_rs,
+                        rows,
+                        cols,
+                    )
+                };
                 for i in 0..cols.max(1) {
                     for j in 0..dst_rs {
                         let want = match j < rows && i < cols {
-                            true => src[j * cols + i] + if accumulate { 0.5 } else { 0.0 },
+                            true => src[j * src_rs + i] + if accumulate { 0.5 } else { 0.0 },
                             false => 0.5,
                         };
                         assert_eq!(dst[i * dst_rs + j], want, "{rows}x{cols} ({i},{j})");
