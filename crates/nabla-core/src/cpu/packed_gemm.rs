@@ -44,7 +44,14 @@ impl PackedRhs {
             if b.cs == 1 {
                 for (kk, row) in panel.chunks_mut(NR).enumerate() {
                     let src = &b.data[kk * b.rs + p * NR..][..cols];
-                    row[..cols].copy_from_slice(src);
+                    match (
+                        <&mut [f32; NR]>::try_from(&mut *row),
+                        <&[f32; NR]>::try_from(src),
+                    ) {
+                        // a whole panel row: two vector moves, not a memcpy call
+                        (Ok(dst), Ok(src)) => *dst = *src,
+                        _ => row[..cols].copy_from_slice(src),
+                    }
                 }
             } else {
                 for jj in 0..cols {
@@ -53,6 +60,39 @@ impl PackedRhs {
                         panel[kk * NR + jj] = b.data[col + kk * b.rs];
                     }
                 }
+            }
+        }
+        PackedRhs { data, k, n }
+    }
+
+    /// Packs `B = [A_1 | A_2 | …]ᵀ`, each `A_b` row-major `[n, w_b]` (given
+    /// as `(data, w_b)`), so `K = Σ w_b`: weights stored `[out, in]`, side
+    /// by side, as the right-hand side of `x·Wᵀ`. Each panel's 16 rows of
+    /// every A_b go through the 8×8 register transpose.
+    pub fn transposed(blocks: &[(&[f32], usize)], n: usize) -> Self {
+        let k: usize = blocks.iter().map(|&(_, w)| w).sum();
+        for &(a, w) in blocks {
+            assert_eq!(a.len(), n * w, "PackedRhs::transposed: block size");
+        }
+        let mut data = vec![0f32; n.div_ceil(NR) * k * NR];
+        for (p, panel) in data.chunks_mut((k * NR).max(1)).enumerate() {
+            let cols = NR.min(n - p * NR);
+            let mut k0 = 0;
+            for &(a, w) in blocks {
+                // SAFETY: rows k0..k0 + w of the panel, 16 floats apart,
+                // are inside it; nothing else touches them.
+                unsafe {
+                    super::transpose::transpose_into(
+                        panel[k0 * NR..].as_mut_ptr(),
+                        NR,
+                        false,
+                        &a[p * NR * w..],
+                        w,
+                        cols,
+                        w,
+                    )
+                };
+                k0 += w;
             }
         }
         PackedRhs { data, k, n }
@@ -261,6 +301,51 @@ mod tests {
             }
         }
         c
+    }
+
+    /// Packing the transpose of side-by-side row-major blocks gives the
+    /// same panels as packing the joined matrix read by columns.
+    #[test]
+    fn packing_transposed_blocks_equals_packing_by_columns() {
+        for (n, widths) in [
+            (512, vec![28, 1, 128]),
+            (37, vec![5, 9]),
+            (8, vec![3]),
+            (17, vec![1, 1]),
+        ] {
+            let blocks: Vec<Vec<f32>> = widths
+                .iter()
+                .enumerate()
+                .map(|(b, &w)| test_values(n * w, b + 1))
+                .collect();
+            let k: usize = widths.iter().sum();
+            let joined: Vec<f32> = (0..n)
+                .flat_map(|r| {
+                    let blocks = &blocks;
+                    widths
+                        .iter()
+                        .enumerate()
+                        .flat_map(move |(b, &w)| blocks[b][r * w..(r + 1) * w].iter().copied())
+                })
+                .collect();
+            let by_columns = PackedRhs::new(
+                Strided {
+                    data: &joined,
+                    rs: 1,
+                    cs: k,
+                },
+                k,
+                n,
+            );
+            let pairs: Vec<(&[f32], usize)> = blocks
+                .iter()
+                .zip(&widths)
+                .map(|(b, &w)| (&b[..], w))
+                .collect();
+            let packed = PackedRhs::transposed(&pairs, n);
+            assert_eq!((packed.k, packed.n), (k, n));
+            assert_eq!(packed.data, by_columns.data, "n {n}, widths {widths:?}");
+        }
     }
 
     /// Over a prefix of K the product is that of A's first columns and B's

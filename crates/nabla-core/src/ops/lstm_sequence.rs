@@ -32,8 +32,10 @@ use crate::{Result, Tensor};
 
 /// One block of batch rows of one step, forward.
 struct StepRows<'a> {
-    /// The step's input rows `[rows, I]`.
+    /// The step's input rows, `x_rs` apart (where the input lies: a
+    /// batch-first input is read in place).
     x: &'a [f32],
+    x_rs: usize,
     /// The rows `[x_t | 1 | h]` side by side, `[rows, I + 1 + H]`: the left
     /// operand of the step's one product; kept for the weight gradients,
     /// where the column of ones gives the bias gradient.
@@ -74,7 +76,7 @@ fn forward_rows(b: &mut StepRows, w: &PackedRhs, i: usize, h: usize, h_is_zero: 
     let k = i + 1 + h;
     for r in 0..rows {
         let (xp, rest) = b.xh[r * k..(r + 1) * k].split_at_mut(i);
-        write_copy(xp, &b.x[r * i..(r + 1) * i]);
+        write_copy(xp, &b.x[r * b.x_rs..][..i]);
         rest[0].write(1.0);
         write_copy(&mut rest[1..], &b.h[r * h..(r + 1) * h]);
     }
@@ -250,7 +252,6 @@ impl Tensor {
             mask.as_deref(),
         )?;
         let threads = crate::threads::num_threads();
-        let (xv, wih, whh) = (self.to_vec(), w_ih.to_vec(), w_hh.to_vec());
         let bias: Vec<f32> = b_ih
             .to_vec()
             .iter()
@@ -285,73 +286,65 @@ impl Tensor {
         // (the bias before W_hh, so that a first step from a zero state can
         // stop before the W_hh rows)
         let k = i + 1 + h;
-        let mut w_cat = Vec::with_capacity(4 * h * k); // [W_ih | b | W_hh], [4H, I + 1 + H]
-        for j in 0..4 * h {
-            w_cat.extend_from_slice(&wih[j * i..(j + 1) * i]);
-            w_cat.push(bias[j]);
-            w_cat.extend_from_slice(&whh[j * h..(j + 1) * h]);
-        }
-        let w_t = PackedRhs::new(
-            Strided {
-                data: &w_cat,
-                rs: 1,
-                cs: k,
-            },
-            k,
-            4 * h,
-        );
+        let w_t = w_ih.read_data(|wih| {
+            w_hh.read_data(|whh| PackedRhs::transposed(&[(wih, i), (&bias, 1), (whh, h)], 4 * h))
+        });
         // Each thread takes a block of rows through all the steps (rows are
         // independent): one hand-off per sequence, not one per step.
         let rb = n.div_ceil(sequence::row_block_count(t, n, k, 4 * h, threads));
-        let mut work: Vec<BlockRows> = sequence::row_blocks_ref(&xv, t, n, i, rb)
-            .into_iter()
-            .zip(row_blocks(xh_s, steps_kept, n, k, rb))
-            .zip(row_blocks(&mut zh, 1, n, 4 * h, rb))
-            .zip(row_blocks(act_s, steps_kept, n, 4 * h, rb))
-            .zip(row_blocks(tc_s, steps_kept, n, h, rb))
-            .zip(row_blocks(cp_s, steps_kept, n, h, rb))
-            .zip(row_blocks(&mut out_s[..t * n * h], t, n, h, rb))
-            .zip(
-                row_blocks(&mut hv, 1, n, h, rb)
-                    .into_iter()
-                    .zip(row_blocks(&mut cv, 1, n, h, rb)),
-            )
-            .enumerate()
-            .map(
-                |(b, (((((((x, xh), zh), act), tc), cp), out), (hb, cb)))| BlockRows {
-                    rows: b * rb..n.min((b + 1) * rb),
-                    x,
-                    xh,
-                    zh,
-                    act,
-                    tc,
-                    cp,
-                    out,
-                    h: hb,
-                    c: cb,
-                },
-            )
-            .collect();
-        let run = |blk: &mut BlockRows| {
-            let rows = blk.rows.clone();
-            for &s in &order {
-                let k = if keep { s } else { 0 }; // the step's place in the buffers
-                let mut step = StepRows {
-                    x: blk.x[s],
-                    xh: blk.xh[k],
-                    zh: blk.zh[0],
-                    act: blk.act[k],
-                    tc: blk.tc[k],
-                    cp: blk.cp[k],
-                    out: blk.out[s],
-                    h: blk.h[0],
-                    c: blk.c[0],
-                    m: sequence::mask_rows(&mask, s, n, &rows),
-                };
-                forward_rows(&mut step, &w_t, i, h, s == order[0] && h0_is_zero);
-            }
-        };
-        sequence::run_blocks(&mut work, run);
+        sequence::with_rows(self, |xr| {
+            let x_blocks = (0..n.div_ceil(rb.max(1)))
+                .map(|b| (0..t).map(|s| xr.rows_from(s, b * rb)).collect::<Vec<_>>());
+            let mut work: Vec<BlockRows> = x_blocks
+                .zip(row_blocks(xh_s, steps_kept, n, k, rb))
+                .zip(row_blocks(&mut zh, 1, n, 4 * h, rb))
+                .zip(row_blocks(act_s, steps_kept, n, 4 * h, rb))
+                .zip(row_blocks(tc_s, steps_kept, n, h, rb))
+                .zip(row_blocks(cp_s, steps_kept, n, h, rb))
+                .zip(row_blocks(&mut out_s[..t * n * h], t, n, h, rb))
+                .zip(
+                    row_blocks(&mut hv, 1, n, h, rb)
+                        .into_iter()
+                        .zip(row_blocks(&mut cv, 1, n, h, rb)),
+                )
+                .enumerate()
+                .map(
+                    |(b, (((((((x, xh), zh), act), tc), cp), out), (hb, cb)))| BlockRows {
+                        rows: b * rb..n.min((b + 1) * rb),
+                        x,
+                        xh,
+                        zh,
+                        act,
+                        tc,
+                        cp,
+                        out,
+                        h: hb,
+                        c: cb,
+                    },
+                )
+                .collect();
+            let run = |blk: &mut BlockRows| {
+                let rows = blk.rows.clone();
+                for &s in &order {
+                    let k = if keep { s } else { 0 }; // the step's place in the buffers
+                    let mut step = StepRows {
+                        x: blk.x[s],
+                        x_rs: xr.row,
+                        xh: blk.xh[k],
+                        zh: blk.zh[0],
+                        act: blk.act[k],
+                        tc: blk.tc[k],
+                        cp: blk.cp[k],
+                        out: blk.out[s],
+                        h: blk.h[0],
+                        c: blk.c[0],
+                        m: sequence::mask_rows(&mask, s, n, &rows),
+                    };
+                    forward_rows(&mut step, &w_t, i, h, s == order[0] && h0_is_zero);
+                }
+            };
+            sequence::run_blocks(&mut work, run);
+        });
         write_copy(&mut out_s[t * n * h..(t + 1) * n * h], &hv);
         write_copy(&mut out_s[(t + 1) * n * h..], &cv);
         // SAFETY: every step wrote its slots of act, tc, xh, c_prev and out
@@ -376,15 +369,16 @@ impl Tensor {
                     let mut dc = gv[(t + 1) * n * h..].to_vec();
                     let mut dz = Vec::new();
                     let dz_s = spare(&mut dz, t * n * 4 * h);
-                    let whh_packed = PackedRhs::new(
-                        Strided {
-                            data: &whh,
+                    // (the weights as they are now, as every op's backward
+                    // reads its inputs)
+                    let whh_packed = inputs[2].read_data(|whh| {
+                        let whh = Strided {
+                            data: whh,
                             rs: h,
                             cs: 1,
-                        },
-                        4 * h,
-                        h,
-                    );
+                        };
+                        PackedRhs::new(whh, 4 * h, h)
+                    });
                     // each block of rows back through all the steps, as forward
                     let shared = |buf, w| sequence::row_blocks_ref(buf, t, n, w, rb);
                     let mut work: Vec<BackBlock> = row_blocks(dz_s, t, n, 4 * h, rb)
@@ -432,10 +426,12 @@ impl Tensor {
                 });
                 let want = |k: usize| inputs[k].requires_grad();
                 let dz_all = MatRef::row_major(&dz, t * n, 4 * h);
-                let product =
-                    |shape: &[usize], lhs, rhs| sequence::product(shape, lhs, rhs, threads);
-                let dx =
-                    want(0).then(|| product(&[t, n, i], dz_all, MatRef::row_major(&wih, 4 * h, i)));
+                let dx = want(0).then(|| {
+                    inputs[1].read_data(|wih| {
+                        let wih = MatRef::row_major(wih, 4 * h, i);
+                        sequence::product(&[t, n, i], dz_all, wih, threads)
+                    })
+                });
                 // [dW_ih | db | dW_hh]ᵀ = Σ [x_t | 1 | h_{t−1}]ᵀ·dz_t in one
                 // product, its K = T·N rows cut between the threads; its
                 // row I, from the column of ones, is the bias gradient
@@ -507,6 +503,43 @@ mod tests {
             gradcheck(f, &inputs, Default::default())
                 .unwrap_or_else(|e| panic!("reverse {reverse}: {e}"));
         }
+    }
+
+    /// The input is read where it lies: a batch-first view (rows in place)
+    /// and a view whose features are strided (read through a copy) give
+    /// the values and gradients of a contiguous input, bit for bit.
+    #[test]
+    fn strided_inputs_give_the_values_of_a_contiguous_one() {
+        let (t, n, i) = (4, 3, 5);
+        let data = rand_input(&[n, t, i], 31).to_vec();
+        let weights: Vec<Tensor> = [&[16usize, 5][..], &[16, 4], &[16], &[16]]
+            .iter()
+            .enumerate()
+            .map(|(k, s)| rand_input(s, 32 + k as u64))
+            .collect();
+        let zeros = Tensor::zeros([n, 4]);
+        let run = |make: &dyn Fn(Tensor) -> Tensor| {
+            let leaf = Tensor::from_vec(data.clone(), [n, t, i])
+                .unwrap()
+                .requires_grad_(true);
+            let x = make(leaf.clone());
+            assert_eq!(x.shape(), [t, n, i]);
+            let [w_ih, w_hh, b_ih, b_hh] = [0, 1, 2, 3].map(|k| weights[k].clone());
+            let y = x
+                .lstm_sequence(&w_ih, &w_hh, &b_ih, &b_hh, &zeros, &zeros, None, false)
+                .unwrap();
+            y.mul(&y).unwrap().sum_all().unwrap().backward().unwrap();
+            (y.to_vec(), leaf.grad().unwrap().to_vec())
+        };
+        let contiguous = run(&|x| x.transpose(0, 1).unwrap().contiguous().unwrap());
+        let batch_first = run(&|x| x.transpose(0, 1).unwrap());
+        // features strided: [N, T, I] stored as [I, N, T]
+        let strided = run(&|x| {
+            let stored = x.permute(&[2, 0, 1]).unwrap().contiguous().unwrap();
+            stored.permute(&[2, 1, 0]).unwrap()
+        });
+        assert_eq!(batch_first, contiguous);
+        assert_eq!(strided, contiguous);
     }
 
     /// Without gradients only one step is buffered: the outputs and final

@@ -109,6 +109,47 @@ pub(super) fn needs_backward(inputs: &[&Tensor]) -> bool {
     crate::autograd::is_grad_enabled() && inputs.iter().any(|x| x.requires_grad())
 }
 
+/// The rows of an input `[T, N, I]` where they lie in its storage: row
+/// `(s, r)` starts at `offset + s·step + r·row`.
+pub(super) struct RowsAt<'a> {
+    data: &'a [f32],
+    offset: usize,
+    step: usize,
+    pub row: usize,
+}
+
+impl<'a> RowsAt<'a> {
+    /// The storage from row `(s, r)` on.
+    pub fn rows_from(&self, s: usize, r: usize) -> &'a [f32] {
+        &self.data[self.offset + s * self.step + r * self.row..]
+    }
+}
+
+/// Runs `f` on the rows of `x` `[T, N, I]` in place when each row is
+/// contiguous (a batch-first input seen as `[T, N, I]` is), else on a
+/// contiguous copy.
+pub(super) fn with_rows<R>(x: &Tensor, f: impl FnOnce(RowsAt) -> R) -> R {
+    let strides = x.layout().strides();
+    if strides[2] == 1 && x.numel() > 0 {
+        let (step, row) = (strides[0], strides[1]);
+        return x.with_cpu(|data, layout| {
+            f(RowsAt {
+                data,
+                offset: layout.offset(),
+                step,
+                row,
+            })
+        });
+    }
+    let (n, i) = (x.shape()[1], x.shape()[2]);
+    f(RowsAt {
+        data: &x.to_vec(),
+        offset: 0,
+        step: n * i,
+        row: i,
+    })
+}
+
 /// The steps in processing order.
 pub(super) fn steps(t: usize, reverse: bool) -> Vec<usize> {
     if reverse {
