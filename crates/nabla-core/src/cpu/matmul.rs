@@ -174,7 +174,7 @@ pub fn gemm_new_split_k(lhs: MatRef, rhs: MatRef, threads: usize) -> Vec<f32> {
         return gemm_new(lhs, rhs, threads);
     }
     let part = k.div_ceil(parts);
-    let mut products: Vec<Vec<f32>> = crate::threads::in_pool(|| {
+    let products: Vec<Vec<f32>> = crate::threads::in_pool(|| {
         (0..parts)
             .into_par_iter()
             .map(|p| {
@@ -193,8 +193,14 @@ pub fn gemm_new_split_k(lhs: MatRef, rhs: MatRef, threads: usize) -> Vec<f32> {
             })
             .collect()
     });
-    let mut sum = products.swap_remove(0);
-    let rest = &products;
+    sum_parts(products)
+}
+
+/// The element-wise sum of equally long partial results (at least one),
+/// the first in place, in chunks spread over the threads.
+pub fn sum_parts(mut parts: Vec<Vec<f32>>) -> Vec<f32> {
+    let mut sum = parts.swap_remove(0);
+    let rest = &parts;
     super::for_each_chunk(&mut sum, 4096, |c, out| {
         for other in rest {
             let part = &other[c * 4096..][..out.len()];

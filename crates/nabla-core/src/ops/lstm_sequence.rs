@@ -17,14 +17,15 @@
 //! steps in reverse: `dh_t = dh + m·dout_t`, the cell's backward on
 //! `(m·dh_t, m·dc)` gives dz_t and dc through the forget gate; then
 //! `dh ← (1 − m)·dh_t + W_hhᵀ·dz_t`, `dc ← (1 − m)·dc + dc_cell`. Finally
-//! `[dW_ih | db | dW_hh] = Σ dz_tᵀ·[x_t | 1 | h_{t−1}]` and `dx_t = W_ih·dz_t`
-//! as single GEMMs over all steps.
+//! `[dW_ih | db | dW_hh] = Σ dz_tᵀ·[x_t | 1 | h_{t−1}]`, one product per
+//! block of rows over all its steps (the saved `[x_t | 1 | h_{t−1}]` and dz
+//! are laid out block by block), and `dx_t = W_ih·dz_t` as one GEMM.
 
 use std::ops::Range;
 
 use super::sequence::{self, row_blocks, Dims};
 use crate::cpu::math::{sigmoid_with as sigmoid, tanh_with as tanh};
-use crate::cpu::matmul::{gemm_new_split_k, MatRef};
+use crate::cpu::matmul::{gemm_new, gemm_new_split_k, sum_parts, MatRef};
 use crate::cpu::packed_gemm::{gemm_packed, gemm_packed_prefix, PackedRhs};
 use crate::cpu::small_gemm::Strided;
 use crate::cpu::uninit::{assume_init, spare, write_copy, Slots};
@@ -164,7 +165,12 @@ struct BackRows<'a> {
 /// One block of batch rows through the whole sequence, backward.
 struct BackBlock<'a> {
     rows: Range<usize>,
-    dz: Vec<Slots<'a>>,
+    /// The block's gate gradients, `[T·rows, 4H]` (block-major).
+    dz: Slots<'a>,
+    /// The block's `[x_t | 1 | h_{t−1}]`, `[T·rows, I + 1 + H]`.
+    xh: &'a [f32],
+    /// The block's share of `[dW_ih | db | dW_hh]ᵀ`, when it computes one.
+    dw_t: Option<Vec<f32>>,
     act: Vec<&'a [f32]>,
     tc: Vec<&'a [f32]>,
     cp: Vec<&'a [f32]>,
@@ -268,7 +274,9 @@ impl Tensor {
         // Saved for the backward, and the output: every element is written
         // once below (as slots of the vectors' capacity), none is zeroed.
         let (mut act, mut tc) = (Vec::new(), Vec::new()); // σ(i), σ(f), tanh(g), σ(o); tanh(c')
-        let (mut xh, mut c_prev, mut out) = (Vec::new(), Vec::new(), Vec::new()); // [x_t | h_{t-1} | 1]; c_{t-1}
+                                                          // [x_t | 1 | h_{t−1}] block-major, each block's rows of all steps
+                                                          // together (for its share of the weight gradients); c_{t−1}
+        let (mut xh, mut c_prev, mut out) = (Vec::new(), Vec::new(), Vec::new());
         let (len4, len1, len_xh) = (
             steps_kept * n * 4 * h,
             steps_kept * n * h,
@@ -296,7 +304,7 @@ impl Tensor {
             let x_blocks = (0..n.div_ceil(rb.max(1)))
                 .map(|b| (0..t).map(|s| xr.rows_from(s, b * rb)).collect::<Vec<_>>());
             let mut work: Vec<BlockRows> = x_blocks
-                .zip(row_blocks(xh_s, steps_kept, n, k, rb))
+                .zip(sequence::block_major(xh_s, steps_kept, n, k, rb))
                 .zip(row_blocks(&mut zh, 1, n, 4 * h, rb))
                 .zip(row_blocks(act_s, steps_kept, n, 4 * h, rb))
                 .zip(row_blocks(tc_s, steps_kept, n, h, rb))
@@ -364,7 +372,9 @@ impl Tensor {
             move |grad, inputs| {
                 // the output's gradient read in place (mostly zeros when only
                 // the last step is used; no copy of it)
-                let (dz, dh, dc) = grad.read_data(|gv| {
+                let want = |k: usize| inputs[k].requires_grad();
+                let need_dw = (1..=4).any(want);
+                let (dz, shares, dh, dc) = grad.read_data(|gv| {
                     let mut dh = gv[t * n * h..(t + 1) * n * h].to_vec();
                     let mut dc = gv[(t + 1) * n * h..].to_vec();
                     let mut dz = Vec::new();
@@ -381,7 +391,9 @@ impl Tensor {
                     });
                     // each block of rows back through all the steps, as forward
                     let shared = |buf, w| sequence::row_blocks_ref(buf, t, n, w, rb);
-                    let mut work: Vec<BackBlock> = row_blocks(dz_s, t, n, 4 * h, rb)
+                    let g = 4 * h;
+                    let mut xh_blocks = xh.as_slice();
+                    let mut work: Vec<BackBlock> = sequence::block_regions(dz_s, t, n, g, rb)
                         .into_iter()
                         .zip(shared(&act, 4 * h))
                         .zip(shared(&tc, h))
@@ -390,23 +402,36 @@ impl Tensor {
                         .zip(row_blocks(&mut dh, 1, n, h, rb))
                         .zip(row_blocks(&mut dc, 1, n, h, rb))
                         .enumerate()
-                        .map(|(b, ((((((dz, act), tc), cp), dout), dh), dc))| BackBlock {
-                            rows: b * rb..n.min((b + 1) * rb),
-                            dz,
-                            act,
-                            tc,
-                            cp,
-                            dout,
-                            dh,
-                            dc,
+                        .map(|(b, ((((((dz, act), tc), cp), dout), dh), dc))| {
+                            let rows = b * rb..n.min((b + 1) * rb);
+                            let (xh, rest) = xh_blocks.split_at(t * rows.len() * k);
+                            xh_blocks = rest;
+                            BackBlock {
+                                rows,
+                                dz,
+                                xh,
+                                dw_t: None,
+                                act,
+                                tc,
+                                cp,
+                                dout,
+                                dh,
+                                dc,
+                            }
                         })
                         .collect();
                     let need_dh0 = inputs[5].requires_grad();
+                    // with several blocks each adds up its own share of the
+                    // weight gradients right after its sweep (no wait for
+                    // the others, values its own core wrote); one block
+                    // leaves the product to all the threads after it
+                    let shares = need_dw && work.len() > 1;
                     let run = |blk: &mut BackBlock| {
                         let rows = blk.rows.clone();
+                        let piece = rows.len() * g;
                         for &s in order.iter().rev() {
                             let mut step = BackRows {
-                                dz: blk.dz[s],
+                                dz: &mut blk.dz[s * piece..(s + 1) * piece],
                                 act: blk.act[s],
                                 tc: blk.tc[s],
                                 cp: blk.cp[s],
@@ -418,26 +443,45 @@ impl Tensor {
                             let whh = (s != order[0] || need_dh0).then_some(&whh_packed);
                             backward_rows(&mut step, whh, h);
                         }
+                        if shares {
+                            // Σ over the block's rows of every step
+                            // SAFETY: every step wrote the gradients of all its rows.
+                            let dz = unsafe { assume_init(&mut *blk.dz) };
+                            let rows = t * rows.len();
+                            let xh = MatRef::row_major(blk.xh, rows, k);
+                            let dz = MatRef::row_major(dz, rows, g);
+                            blk.dw_t = Some(gemm_new(xh.t(), dz, 1));
+                        }
                     };
                     sequence::run_blocks(&mut work, run);
+                    let shares: Vec<Vec<f32>> = work.into_iter().filter_map(|b| b.dw_t).collect();
                     // SAFETY: every step wrote the gradients of all its rows.
-                    unsafe { dz.set_len(t * n * 4 * h) };
-                    (dz, dh, dc)
+                    unsafe { dz.set_len(t * n * g) };
+                    (dz, shares, dh, dc)
                 });
-                let want = |k: usize| inputs[k].requires_grad();
+                // dz block-major: the rows of block b, step s at (T·r0 + s·rows)
                 let dz_all = MatRef::row_major(&dz, t * n, 4 * h);
                 let dx = want(0).then(|| {
-                    inputs[1].read_data(|wih| {
-                        let wih = MatRef::row_major(wih, 4 * h, i);
-                        sequence::product(&[t, n, i], dz_all, wih, threads)
-                    })
+                    let dx = inputs[1].read_data(|wih| {
+                        gemm_new(dz_all, MatRef::row_major(wih, 4 * h, i), threads)
+                    });
+                    // (one block: already in time order)
+                    let dx = match rb >= n {
+                        true => dx,
+                        false => sequence::to_time_major(&dx, t, n, i, rb),
+                    };
+                    Tensor::from_cpu(dx, &[t, n, i])
                 });
-                // [dW_ih | db | dW_hh]ᵀ = Σ [x_t | 1 | h_{t−1}]ᵀ·dz_t in one
-                // product, its K = T·N rows cut between the threads; its
-                // row I, from the column of ones, is the bias gradient
-                let dw_t = (1..=4).any(want).then(|| {
-                    let xh_all = MatRef::row_major(&xh, t * n, k);
-                    gemm_new_split_k(xh_all.t(), dz_all, threads)
+                // [dW_ih | db | dW_hh]ᵀ = Σ [x_t | 1 | h_{t−1}]ᵀ·dz_t: the
+                // blocks' shares summed, or one product, its K = T·N rows
+                // cut between the threads; its row I, from the column of
+                // ones, is the bias gradient
+                let dw_t = need_dw.then(|| match shares.is_empty() {
+                    false => sum_parts(shares),
+                    true => {
+                        let xh_all = MatRef::row_major(&xh, t * n, k);
+                        gemm_new_split_k(xh_all.t(), dz_all, threads)
+                    }
                 });
                 let dw_t = dw_t.map(|v| Tensor::from_cpu(v, &[k, 4 * h]));
                 // rows lo..lo + len of dw_t, transposed into a contiguous gradient

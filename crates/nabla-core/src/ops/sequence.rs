@@ -229,6 +229,68 @@ pub(super) fn row_blocks<T>(
     blocks
 }
 
+/// The blocks of a buffer laid out block by block, `[blocks][steps][rows][w]`
+/// (blocks of `rb` of the `n` rows): each block's rows of every step are
+/// one `[steps·rows, w]` matrix, so its share of a weight gradient is one
+/// product over values its own thread wrote.
+pub(super) fn block_regions<T>(
+    buf: &mut [T],
+    steps: usize,
+    n: usize,
+    w: usize,
+    rb: usize,
+) -> Vec<&mut [T]> {
+    assert_eq!(buf.len(), steps * n * w, "block_regions: buffer size");
+    let rb = rb.max(1);
+    let mut rest = buf;
+    (0..n.div_ceil(rb))
+        .map(|b| {
+            let len = steps * rb.min(n - b * rb) * w;
+            let (region, tail) = std::mem::take(&mut rest).split_at_mut(len);
+            rest = tail;
+            region
+        })
+        .collect()
+}
+
+/// [`block_regions`] cut into each block's piece of every step,
+/// `blocks[b][s]`, as [`row_blocks`] cuts a `[steps, n, w]` buffer.
+pub(super) fn block_major<T>(
+    buf: &mut [T],
+    steps: usize,
+    n: usize,
+    w: usize,
+    rb: usize,
+) -> Vec<Vec<&mut [T]>> {
+    let rb = rb.max(1);
+    block_regions(buf, steps, n, w, rb)
+        .into_iter()
+        .enumerate()
+        .map(|(b, region)| {
+            let piece = (rb.min(n - b * rb) * w).max(1);
+            region.chunks_mut(piece).collect()
+        })
+        .collect()
+}
+
+/// The rows of a block-major `[blocks][steps][rows][w]` buffer put back in
+/// time-major order, `[steps, n, w]`.
+pub(super) fn to_time_major(v: &[f32], steps: usize, n: usize, w: usize, rb: usize) -> Vec<f32> {
+    let rb = rb.max(1);
+    let mut out = vec![0f32; steps * n * w];
+    let mut src = v.chunks(w.max(1));
+    for r0 in (0..n).step_by(rb) {
+        let rows = rb.min(n - r0);
+        for s in 0..steps {
+            for r in 0..rows {
+                let row = src.next().expect("steps·n rows");
+                out[(s * n + r0 + r) * w..][..w].copy_from_slice(row);
+            }
+        }
+    }
+    out
+}
+
 /// [`row_blocks`] of a buffer that is only read.
 pub(super) fn row_blocks_ref<T>(
     buf: &[T],
@@ -402,5 +464,37 @@ mod tests {
         assert!(empty
             .iter()
             .all(|b| b.len() == 2 && b.iter().all(|p| p.is_empty())));
+    }
+
+    /// Block-major pieces hold each block's rows of every step one after
+    /// another, and putting the rows back in time order inverts the layout.
+    #[test]
+    fn block_major_pieces_and_time_order() {
+        let (steps, n, w) = (3, 5, 2);
+        for rb in [1, 2, 3, 5, 7] {
+            // each row's values name its step and batch row
+            let mut buf = vec![0f32; steps * n * w];
+            let blocks = block_major(&mut buf, steps, n, w, rb);
+            assert_eq!(blocks.len(), n.div_ceil(rb));
+            for (b, pieces) in blocks.into_iter().enumerate() {
+                assert_eq!(pieces.len(), steps);
+                for (s, piece) in pieces.into_iter().enumerate() {
+                    for (r, row) in piece.chunks_mut(w).enumerate() {
+                        row.fill((s * n + b * rb + r) as f32);
+                    }
+                }
+            }
+            // block b's region: steps·rows rows, step by step
+            let regions = block_regions(&mut buf.clone(), steps, n, w, rb)
+                .into_iter()
+                .map(|r| r.len())
+                .collect::<Vec<_>>();
+            let want: Vec<usize> = (0..n.div_ceil(rb))
+                .map(|b| steps * rb.min(n - b * rb) * w)
+                .collect();
+            assert_eq!(regions, want, "rb {rb}");
+            let time_major: Vec<f32> = (0..steps * n * w).map(|j| (j / w) as f32).collect();
+            assert_eq!(to_time_major(&buf, steps, n, w, rb), time_major, "rb {rb}");
+        }
     }
 }
