@@ -76,6 +76,15 @@ fn split_batch_equals_rows_alone(op: Op, gates: usize, n_states: usize, extra: u
         let batch_x = x.grad().unwrap();
         let batch_states = grads(&states.iter().collect::<Vec<_>>());
         all.iter().for_each(|p| p.zero_grad());
+        // without gradients (one step buffered) the same values
+        let state_refs: Vec<&Tensor> = states.iter().collect();
+        let evaluated =
+            nabla_core::no_grad(|| op(&x, &weights, &state_refs, mask.clone(), reverse));
+        assert_eq!(
+            evaluated.to_vec(),
+            y,
+            "reverse {reverse}: without gradients"
+        );
         let y = Tensor::from_vec(y, [t + extra, n, h]).unwrap();
         for r in 0..n {
             // row r alone, on leaves of its own
