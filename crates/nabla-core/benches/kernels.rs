@@ -383,6 +383,46 @@ fn main() {
             }
         }
     }
+    if wanted("gru_64") || wanted("gru_1000") {
+        // the row-by-row GRU: 28 steps, 28 features, 128 hidden units
+        let (t, i, h) = (28, 28, 128);
+        let w_ih = Tensor::randn([3 * h, i])
+            .mul_scalar(0.1)
+            .unwrap()
+            .requires_grad_(true);
+        let w_hh = Tensor::randn([3 * h, h])
+            .mul_scalar(0.1)
+            .unwrap()
+            .requires_grad_(true);
+        let b_ih = Tensor::zeros([3 * h]).requires_grad_(true);
+        let b_hh = Tensor::zeros([3 * h]).requires_grad_(true);
+        for n in [64usize, 1000] {
+            if !wanted(&format!("gru_{n}")) {
+                continue;
+            }
+            let x = Tensor::randn([t, n, i]);
+            let h0 = Tensor::zeros([n, h]);
+            let run = || {
+                x.gru_sequence(&w_ih, &w_hh, &b_ih, &b_hh, &h0, None, false)
+                    .unwrap()
+            };
+            let fwd = best_time(0.5, || drop(nabla_core::no_grad(run)));
+            let flop = (t * n * 3 * h * (i + h) * 2) as f64;
+            println!(
+                "gru_{n}_forward {:.3} ms ({:.1} GFLOP/s)",
+                fwd * 1e3,
+                flop / fwd / 1e9
+            );
+            if n == 64 {
+                let both = best_time(0.5, || run().sum_all().unwrap().backward().unwrap());
+                println!(
+                    "gru_{n}_forward_backward {:.3} ms ({:.1} GFLOP/s)",
+                    both * 1e3,
+                    3.0 * flop / both / 1e9
+                );
+            }
+        }
+    }
     if wanted("pool") {
         // the reference CNN's two poolings at batch 64, forward and backward
         for shape in [[64usize, 6, 28, 28], [64, 16, 10, 10]] {
