@@ -1,7 +1,7 @@
 //! A whole GRU direction over a sequence as one op, like
-//! [`lstm_sequence`](Tensor::lstm_sequence): the input projection of every
-//! step in one GEMM, one product per step for the recurrence (W_hh packed
-//! once) with the cell fused after it, and backpropagation through time
+//! [`lstm_sequence`](Tensor::lstm_sequence): two products per step, the
+//! input projection and the recurrence (W_ih and W_hh packed once, the
+//! input's rows read where they lie), with the cell fused after them, and backpropagation through time
 //! inside the op with one product per step plus large ones for the weight
 //! and input gradients. Each thread takes a block of batch rows through
 //! every step. No tensor and no graph node per step.
@@ -58,7 +58,10 @@ struct Step<'a> {
 /// of each buffer at every step (`[0]` where a buffer holds one step).
 struct Block<'a> {
     rows: Range<usize>,
-    a: Vec<&'a [f32]>,
+    /// The step's input rows, `x_rs` apart (where the input lies).
+    x: Vec<&'a [f32]>,
+    /// The step's `x_t·W_ihᵀ + b_ih`, `[rows, 3H]`.
+    a: Vec<&'a mut [f32]>,
     bs: Vec<&'a mut [f32]>,
     hb: Vec<&'a mut [f32]>,
     gates: Vec<&'a mut [f32]>,
@@ -215,10 +218,7 @@ impl Tensor {
             mask.as_deref(),
         )?;
         let threads = crate::threads::num_threads();
-        let (xv, wih, whh) = (self.to_vec(), w_ih.to_vec(), w_hh.to_vec());
         let (bih, bhh) = (b_ih.to_vec(), b_hh.to_vec());
-        // A = X·W_ihᵀ + b_ih for all steps at once
-        let a_all = sequence::projected(&xv, t * n, &wih, &bih, threads);
         let keep = sequence::needs_backward(&[self, w_ih, w_hh, b_ih, b_hh, h0]);
         let kept = if keep { t } else { t.min(1) };
         let mut saved = Saved {
@@ -227,82 +227,95 @@ impl Tensor {
             h_prev: vec![0f32; kept * n * h],
         };
         let mut hv = h0.to_vec();
-        let mut b_step = vec![0f32; n * 3 * h];
+        let (mut a_step, mut b_step) = (vec![0f32; n * 3 * h], vec![0f32; n * 3 * h]);
         let mut out = vec![0f32; (t + 1) * n * h];
         let order = sequence::steps(t, reverse);
-        // W_hhᵀ packed once for all steps (and W_hh once for the backward)
-        let whh_t = PackedRhs::new(
-            Strided {
-                data: &whh,
-                rs: 1,
-                cs: h,
-            },
-            h,
-            3 * h,
-        );
+        // W_ihᵀ and W_hhᵀ packed once for all steps (and W_hh once for
+        // the backward): each step's input projection is one product too,
+        // no buffer of all steps' projections
+        let wih_t = w_ih.read_data(|wih| PackedRhs::transposed(&[(wih, i)], 3 * h));
+        let whh_t = w_hh.read_data(|whh| PackedRhs::transposed(&[(whh, h)], 3 * h));
         // Each thread takes a block of rows through all the steps, as the
         // LSTM does: one hand-off per sequence.
         let rb = n.div_ceil(sequence::row_block_count(t, n, h, 3 * h, threads));
-        let mut work: Vec<_> = row_blocks_ref(&a_all, t, n, 3 * h, rb)
-            .into_iter()
-            .zip(row_blocks(&mut b_step, 1, n, 3 * h, rb))
-            .zip(row_blocks(&mut hv, 1, n, h, rb))
-            .zip(row_blocks(&mut saved.gates, kept, n, 3 * h, rb))
-            .zip(row_blocks(&mut saved.bn, kept, n, h, rb))
-            .zip(row_blocks(&mut saved.h_prev, kept, n, h, rb))
-            .zip(row_blocks(&mut out[..t * n * h], t, n, h, rb))
-            .enumerate()
-            .map(|(b, ((((((a, bs), hb), gates), bn), hp), outs))| Block {
-                rows: b * rb..n.min((b + 1) * rb),
-                a,
-                bs,
-                hb,
-                gates,
-                bn,
-                hp,
-                outs,
-            })
-            .collect();
-        let run = |blk: &mut Block| {
-            let rows = blk.rows.clone();
-            let Block {
-                a,
-                bs,
-                hb,
-                gates,
-                bn,
-                hp,
-                outs,
-                ..
-            } = blk;
-            for &s in &order {
-                let k = if keep { s } else { 0 };
-                hp[k].copy_from_slice(hb[0]);
-                // B = h·W_hhᵀ + b_hh
-                for r in bs[0].chunks_mut(3 * h) {
-                    r.copy_from_slice(&bhh);
-                }
-                let hs = Strided {
-                    data: hb[0],
-                    rs: h,
-                    cs: 1,
-                };
-                gemm_packed(rows.len(), hs, &whh_t, bs[0], 3 * h, true);
-                run_cells(
-                    &mut Step {
-                        a: a[s],
-                        b: bs[0],
-                        h: hb[0],
-                        gates: gates[k],
-                        bn: bn[k],
-                        out: outs[s],
-                        mask: sequence::mask_rows(&mask, s, n, &rows),
+        sequence::with_rows(self, |xr| {
+            let x_blocks = (0..n.div_ceil(rb.max(1)))
+                .map(|b| (0..t).map(|s| xr.rows_from(s, b * rb)).collect::<Vec<_>>());
+            let mut work: Vec<_> = x_blocks
+                .zip(row_blocks(&mut a_step, 1, n, 3 * h, rb))
+                .zip(row_blocks(&mut b_step, 1, n, 3 * h, rb))
+                .zip(row_blocks(&mut hv, 1, n, h, rb))
+                .zip(row_blocks(&mut saved.gates, kept, n, 3 * h, rb))
+                .zip(row_blocks(&mut saved.bn, kept, n, h, rb))
+                .zip(row_blocks(&mut saved.h_prev, kept, n, h, rb))
+                .zip(row_blocks(&mut out[..t * n * h], t, n, h, rb))
+                .enumerate()
+                .map(
+                    |(b, (((((((x, a), bs), hb), gates), bn), hp), outs))| Block {
+                        rows: b * rb..n.min((b + 1) * rb),
+                        x,
+                        a,
+                        bs,
+                        hb,
+                        gates,
+                        bn,
+                        hp,
+                        outs,
                     },
-                    h,
-                );
-            }
-        };
-        sequence::run_blocks(&mut work, run);
+                )
+                .collect();
+            let run = |blk: &mut Block| {
+                let rows = blk.rows.clone();
+                let Block {
+                    x,
+                    a,
+                    bs,
+                    hb,
+                    gates,
+                    bn,
+                    hp,
+                    outs,
+                    ..
+                } = blk;
+                for &s in &order {
+                    let k = if keep { s } else { 0 };
+                    hp[k].copy_from_slice(hb[0]);
+                    // A = x_t·W_ihᵀ + b_ih
+                    for r in a[0].chunks_mut(3 * h) {
+                        r.copy_from_slice(&bih);
+                    }
+                    let xs = Strided {
+                        data: x[s],
+                        rs: xr.row,
+                        cs: 1,
+                    };
+                    gemm_packed(rows.len(), xs, &wih_t, a[0], 3 * h, true);
+                    // B = h·W_hhᵀ + b_hh
+                    for r in bs[0].chunks_mut(3 * h) {
+                        r.copy_from_slice(&bhh);
+                    }
+                    let hs = Strided {
+                        data: hb[0],
+                        rs: h,
+                        cs: 1,
+                    };
+                    gemm_packed(rows.len(), hs, &whh_t, bs[0], 3 * h, true);
+                    run_cells(
+                        &mut Step {
+                            a: a[0],
+                            b: bs[0],
+                            h: hb[0],
+                            gates: gates[k],
+                            bn: bn[k],
+                            out: outs[s],
+                            mask: sequence::mask_rows(&mask, s, n, &rows),
+                        },
+                        h,
+                    );
+                }
+            };
+            sequence::run_blocks(&mut work, run);
+        });
         out[t * n * h..].copy_from_slice(&hv);
         let y = Tensor::from_cpu(out, &[t + 1, n, h]);
         Ok(y.attach(
@@ -315,15 +328,16 @@ impl Tensor {
                 let mut da = vec![0f32; t * n * 3 * h];
                 let mut db = vec![0f32; t * n * 3 * h];
                 let mut next = vec![0f32; n * h];
-                let whh_packed = PackedRhs::new(
-                    Strided {
-                        data: &whh,
+                // (the weights and the input as they are now, as every op's
+                // backward reads its inputs)
+                let whh_packed = inputs[2].read_data(|whh| {
+                    let whh = Strided {
+                        data: whh,
                         rs: h,
                         cs: 1,
-                    },
-                    3 * h,
-                    h,
-                );
+                    };
+                    PackedRhs::new(whh, 3 * h, h)
+                });
                 let shared = |buf, w| row_blocks_ref(buf, t, n, w, rb);
                 let mut work: Vec<_> = shared(&saved.gates, 3 * h)
                     .into_iter()
@@ -398,18 +412,29 @@ impl Tensor {
                     MatRef::row_major(&da, t * n, 3 * h),
                     MatRef::row_major(&db, t * n, 3 * h),
                 );
-                let product =
-                    |shape: &[usize], lhs, rhs| sequence::product(shape, lhs, rhs, threads);
-                let dx =
-                    want(0).then(|| product(&[t, n, i], da_all, MatRef::row_major(&wih, 3 * h, i)));
-                let dwih = want(1)
-                    .then(|| product(&[3 * h, i], da_all.t(), MatRef::row_major(&xv, t * n, i)));
+                let dx = want(0).then(|| {
+                    inputs[1].read_data(|wih| {
+                        sequence::product(
+                            &[t, n, i],
+                            da_all,
+                            MatRef::row_major(wih, 3 * h, i),
+                            threads,
+                        )
+                    })
+                });
+                let dwih = want(1).then(|| {
+                    inputs[0].read_data(|xv| {
+                        sequence::product(
+                            &[3 * h, i],
+                            da_all.t(),
+                            MatRef::row_major(xv, t * n, i),
+                            threads,
+                        )
+                    })
+                });
                 let dwhh = want(2).then(|| {
-                    product(
-                        &[3 * h, h],
-                        db_all.t(),
-                        MatRef::row_major(&saved.h_prev, t * n, h),
-                    )
+                    let h_prev = MatRef::row_major(&saved.h_prev, t * n, h);
+                    sequence::product(&[3 * h, h], db_all.t(), h_prev, threads)
                 });
                 let dbih = want(3).then(|| sequence::column_sums(&da, 3 * h));
                 let dbhh = want(4).then(|| sequence::column_sums(&db, 3 * h));

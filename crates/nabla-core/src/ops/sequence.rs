@@ -1,11 +1,11 @@
 //! What the fused recurrent ops ([`lstm_sequence`](Tensor::lstm_sequence),
 //! [`gru_sequence`](Tensor::gru_sequence)) share: the shape checks, the
-//! input projection of many steps in one product, whether a backward pass
-//! will come, and the products and sums that end their backward pass.
+//! input's rows where they lie, whether a backward pass will come, the
+//! blocks of rows, and the products and sums that end their backward pass.
 
 use std::ops::Range;
 
-use crate::cpu::matmul::{gemm_new, gemm_new_split_k, MatRef};
+use crate::cpu::matmul::{gemm_new_split_k, MatRef};
 use crate::{Error, Result, Tensor};
 
 /// Steps, batch rows, input features, hidden units.
@@ -69,39 +69,6 @@ pub(super) fn check(
         });
     }
     Ok(Dims { t, n, i, h })
-}
-
-/// `x [rows, I]·W_ihᵀ + bias` (`w_ih` `[G·H, I]`) as a new vector, written
-/// once (no zeroing first).
-pub(super) fn projected(
-    x: &[f32],
-    rows: usize,
-    w_ih: &[f32],
-    bias: &[f32],
-    threads: usize,
-) -> Vec<f32> {
-    let (lhs, rhs) = project_operands(x, rows, w_ih, bias.len());
-    let mut dst = gemm_new(lhs, rhs, threads);
-    add_rows(&mut dst, bias);
-    dst
-}
-
-fn project_operands<'a>(
-    x: &'a [f32],
-    rows: usize,
-    w_ih: &'a [f32],
-    gh: usize,
-) -> (MatRef<'a>, MatRef<'a>) {
-    let i = w_ih.len() / gh;
-    (
-        MatRef::row_major(x, rows, i),
-        MatRef::row_major(w_ih, gh, i).t(),
-    )
-}
-
-fn add_rows(dst: &mut [f32], bias: &[f32]) {
-    dst.chunks_mut(bias.len())
-        .for_each(|r| r.iter_mut().zip(bias).for_each(|(v, b)| *v += b));
 }
 
 /// Whether a backward pass can come, so the steps' values must be kept.
