@@ -3,7 +3,8 @@
 //! share of the weight gradients (`ops/sequence.rs`). Whatever the machine
 //! has, these run at two threads and check that a split batch gives what
 //! each of its rows gives alone: outputs, and the gradients of the input,
-//! the weights and the initial states.
+//! the weights and the initial states, for the LSTM, the GRU and the plain
+//! RNN.
 
 use std::sync::Once;
 
@@ -42,8 +43,10 @@ type Op<'a> = &'a dyn Fn(&Tensor, &[&Tensor], &[&Tensor], Vec<f32>, bool) -> Ten
 fn split_batch_equals_rows_alone(op: Op, gates: usize, n_states: usize, extra: usize) {
     static TWO_THREADS: Once = Once::new();
     TWO_THREADS.call_once(|| set_num_threads(2));
-    // t·n·(i + 1 + h)·4h and t·n·h·3h are over 2²⁰: two blocks of 10 rows
-    let (t, n, i, h) = (6, 20, 8, 64);
+    // a step's product over 2²⁰ multiply-adds in all (t·n·(i + 1 + h)·4h,
+    // t·n·h·3h, t·n·(i + 1 + h)·h): two blocks of 10 rows
+    let (t, n, i) = (6, 20, 8);
+    let h = if gates == 1 { 128 } else { 64 };
     let x = leaf(&[t, n, i], 1);
     let weights = [
         leaf(&[gates * h, i], 2),
@@ -136,4 +139,15 @@ fn leaf_of(v: &Tensor) -> Tensor {
     Tensor::from_vec(v.to_vec(), v.shape())
         .unwrap()
         .requires_grad_(true)
+}
+
+#[test]
+fn a_plain_rnn_batch_split_between_two_threads_gives_each_row_its_own_result() {
+    for relu in [false, true] {
+        let op = move |x: &Tensor, w: &[&Tensor], s: &[&Tensor], mask, reverse| {
+            x.rnn_sequence(w[0], w[1], w[2], w[3], s[0], Some(mask), relu, reverse)
+                .unwrap()
+        };
+        split_batch_equals_rows_alone(&op, 1, 1, 1);
+    }
 }

@@ -227,17 +227,12 @@ impl Recurrent {
             None => vec![t; n],
         };
         let ragged = lengths.iter().any(|&l| l < t);
-        // masks[t]: [N, 1], 1 where step t is inside the sequence
-        let masks: Vec<Tensor> = (0..t)
-            .map(|s| {
-                Tensor::from_vec(
-                    lengths.iter().map(|&l| (s < l) as u8 as f32).collect(),
-                    [n, 1],
-                )
-            })
-            .collect::<Result<_>>()?;
-        let mask: Option<Vec<f32>> =
-            ragged.then(|| masks.iter().flat_map(|m| m.to_vec()).collect());
+        // `[T, N]`: 1 where step s of row r is inside its sequence
+        let mask: Option<Vec<f32>> = ragged.then(|| {
+            (0..t)
+                .flat_map(|s| lengths.iter().map(move |&l| (s < l) as u8 as f32))
+                .collect()
+        });
         let mut input = x;
         let (mut h_n, mut c_n) = (Vec::new(), Vec::new());
         for layer in 0..layers {
@@ -291,12 +286,25 @@ impl Recurrent {
                     let h_last = y.narrow(0, t, 1)?.reshape([n, h])?;
                     (y.narrow(0, 0, t)?, h_last.clone(), h_last)
                 } else {
-                    let steps: Vec<Tensor> = (0..t)
-                        .map(|s| input.narrow(0, s, 1)?.reshape([n, input.shape()[2]]))
-                        .collect::<Result<_>>()?;
-                    let masks = ragged.then_some(&masks[..]);
-                    let (seq, hl, cl) = self.direction(&steps, w, h_init, c_init, d == 1, masks)?;
-                    (Tensor::stack(&seq, 0)?, hl, cl)
+                    // and the plain RNN too (nabla-core's rnn_sequence)
+                    let zero = || Tensor::zeros([h]);
+                    let (bi, bh) = (
+                        w.bias_ih.clone().unwrap_or_else(zero),
+                        w.bias_hh.clone().unwrap_or_else(zero),
+                    );
+                    let relu = self.kind == RnnKind::RnnRelu;
+                    let y = input.rnn_sequence(
+                        &w.weight_ih,
+                        &w.weight_hh,
+                        &bi,
+                        &bh,
+                        &h_init,
+                        mask.clone(),
+                        relu,
+                        d == 1,
+                    )?;
+                    let h_last = y.narrow(0, t, 1)?.reshape([n, h])?;
+                    (y.narrow(0, 0, t)?, h_last.clone(), h_last)
                 };
                 outs.push(seq);
                 h_n.push(hl);
@@ -326,8 +334,11 @@ impl Recurrent {
         Ok(RnnOutput { output, h_n, c_n })
     }
 
-    /// One direction of one layer over all steps: the output of each step
-    /// (`[N, H]`) and the final states.
+    /// One direction of one layer over all steps, a step at a time with
+    /// tensor ops: the output of each step (`[N, H]`) and the final states.
+    /// run() sends every kind through its fused op; this is their
+    /// reference in the tests.
+    #[cfg(test)]
     fn direction(
         &self,
         x: &[Tensor],
@@ -358,8 +369,6 @@ impl Recurrent {
             let (h_new, c_new) = match self.kind {
                 RnnKind::RnnTanh => (at.add(&b)?.tanh()?, c.clone()),
                 RnnKind::RnnRelu => (at.add(&b)?.relu()?, c.clone()),
-                // run() sends LSTMs through the fused lstm_sequence; this
-                // per-step path is its reference in the tests
                 RnnKind::Lstm => {
                     let hc = at.add(&b)?.lstm_cell(&c)?;
                     (hc.narrow(1, 0, hs)?, hc.narrow(1, hs, hs)?)
@@ -607,6 +616,67 @@ mod tests {
             }
             if !reverse {
                 assert_eq!(fused.output.to_vec(), y.narrow(0, 0, 6).unwrap().to_vec());
+            }
+        }
+    }
+
+    /// The plain RNN's fused op equals its steps as tensor ops, for both
+    /// activations, both directions and sequences of different lengths.
+    #[test]
+    fn the_fused_rnn_sequence_equals_the_per_step_ops() {
+        nabla_core::manual_seed(6);
+        let lengths = [6, 3];
+        for kind in [RnnKind::RnnTanh, RnnKind::RnnRelu] {
+            let r = Recurrent::new(kind, RnnConfig::new(3, 4));
+            let x = Tensor::randn([6, 2, 3]);
+            let steps: Vec<Tensor> = (0..6)
+                .map(|s| x.narrow(0, s, 1).unwrap().reshape([2, 3]).unwrap())
+                .collect();
+            let masks: Vec<Tensor> = (0..6)
+                .map(|s| {
+                    let m = lengths.iter().map(|&l| (s < l) as u8 as f32).collect();
+                    Tensor::from_vec(m, [2, 1]).unwrap()
+                })
+                .collect();
+            let mask: Vec<f32> = masks.iter().flat_map(|m| m.to_vec()).collect();
+            for reverse in [false, true] {
+                let h0 = Tensor::zeros([2, 4]);
+                let (outs, h, _) = r
+                    .direction(
+                        &steps,
+                        &r.weights[0][0],
+                        h0.clone(),
+                        h0.clone(),
+                        reverse,
+                        Some(&masks),
+                    )
+                    .unwrap();
+                let w = &r.weights[0][0];
+                let (bi, bh) = (w.bias_ih.as_ref().unwrap(), w.bias_hh.as_ref().unwrap());
+                let relu = kind == RnnKind::RnnRelu;
+                let y = x
+                    .rnn_sequence(
+                        &w.weight_ih,
+                        &w.weight_hh,
+                        bi,
+                        bh,
+                        &h0,
+                        Some(mask.clone()),
+                        relu,
+                        reverse,
+                    )
+                    .unwrap();
+                let per_step = Tensor::cat(
+                    &[Tensor::stack(&outs, 0).unwrap(), h.unsqueeze(0).unwrap()],
+                    0,
+                )
+                .unwrap();
+                for (a, b) in y.to_vec().iter().zip(per_step.to_vec()) {
+                    assert!(
+                        (a - b).abs() < 1e-5,
+                        "{kind:?} reverse {reverse}: {a} vs {b}"
+                    );
+                }
             }
         }
     }

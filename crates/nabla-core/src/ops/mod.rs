@@ -37,6 +37,7 @@ mod pow;
 mod relu;
 mod reshape;
 mod rnn_cells;
+mod rnn_sequence;
 mod sequence;
 mod sigmoid;
 mod softmax;
