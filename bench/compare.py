@@ -7,7 +7,7 @@ ratio of medians, and each process's peak resident memory.
     cargo build --release --bin nabla
     python3 -m venv ~/torch && ~/torch/bin/pip install torch
     python3 bench/compare.py --python ~/torch/bin/python [--threads 1 2] [--repeats 3]
-        [--models lenet mlp lstm-rows gru-rows] [--accuracy-seeds 1 2 3]
+        [--models lenet mlp lstm-rows gru-rows rnn-rows] [--accuracy-seeds 1 2 3]
 
 Per model and side: one training epoch over the 60,000 images (batch 64),
 then one evaluation of the 10,000 test images (batch 1000); nabla's times
@@ -40,6 +40,7 @@ SETTINGS = {
     "mlp": ["--optimizer", "sgd", "--lr", "0.01", "--momentum", "0.9"],
     "lstm-rows": ["--optimizer", "adam", "--lr", "0.002"],
     "gru-rows": ["--optimizer", "adam", "--lr", "0.002"],
+    "rnn-rows": ["--optimizer", "adam", "--lr", "0.002"],
 }
 
 

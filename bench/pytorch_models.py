@@ -4,7 +4,7 @@ the same way in PyTorch, on Fashion-MNIST with the data already in tensors
 (PyTorch's best case: no DataLoader), and prints one JSON line with the
 seconds of each training epoch, of the last test pass, and the accuracy.
 
-    python3 bench/pytorch_models.py --model lenet|mlp|lstm-rows|gru-rows --threads 2 --epochs 1
+    python3 bench/pytorch_models.py --model lenet|mlp|lstm-rows|gru-rows|rnn-rows --threads 2 --epochs 1
 """
 import argparse
 import gzip
@@ -77,9 +77,20 @@ class GruRows(nn.Module):  # "gru-rows": the same with a GRU
         return self.fc(h[-1])
 
 
+class RnnRows(nn.Module):  # "rnn-rows": the same with a plain (tanh) RNN
+    def __init__(self):
+        super().__init__()
+        self.rnn = nn.RNN(28, 128, batch_first=True)
+        self.fc = nn.Linear(128, 10)
+
+    def forward(self, x):
+        _, h = self.rnn(x.squeeze(1))
+        return self.fc(h[-1])
+
+
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--model", default="lenet", choices=["lenet", "mlp", "lstm-rows", "gru-rows"])
+    p.add_argument("--model", default="lenet", choices=["lenet", "mlp", "lstm-rows", "gru-rows", "rnn-rows"])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--seed", type=int, default=1)
@@ -94,7 +105,7 @@ def main():
     torch.manual_seed(a.seed)
     tx, ty = load(a.data, "train")
     vx, vy = load(a.data, "t10k")
-    model = {"lenet": LeNet, "mlp": Mlp, "lstm-rows": LstmRows, "gru-rows": GruRows}[a.model]()
+    model = {"lenet": LeNet, "mlp": Mlp, "lstm-rows": LstmRows, "gru-rows": GruRows, "rnn-rows": RnnRows}[a.model]()
     if a.optimizer == "sgd":
         opt = torch.optim.SGD(model.parameters(), lr=a.lr, momentum=a.momentum)
     else:

@@ -179,7 +179,7 @@ pub enum DeviceKind {
 
 #[derive(Clone, Debug, Args, Serialize, Deserialize)]
 pub struct TrainArgs {
-    /// Zoo model (lenet, mlp, lstm-rows, gru-rows, lenet-as-written) or a model file (.toml)
+    /// Zoo model (lenet, mlp, lstm-rows, gru-rows, rnn-rows, lenet-as-written) or a model file (.toml)
     #[arg(long, default_value = "lenet")]
     pub model: String,
     /// Data folder (MNIST-style files, flat or torchvision's layout); default: shipped digits

@@ -38,6 +38,7 @@ pub const ZOO: &[(&str, &str)] = &[
     ("mlp", include_str!("../../../models/mlp.toml")),
     ("lstm-rows", include_str!("../../../models/lstm-rows.toml")),
     ("gru-rows", include_str!("../../../models/gru-rows.toml")),
+    ("rnn-rows", include_str!("../../../models/rnn-rows.toml")),
 ];
 
 fn one() -> usize {
@@ -484,6 +485,11 @@ mod tests {
 
     #[test]
     fn the_zoo_builds_and_the_reference_as_written_is_refused() {
+        for (name, _) in ZOO.iter().filter(|(n, _)| *n != "lenet-as-written") {
+            let (spec, src) = load_spec(name).unwrap();
+            let m = build(&spec, &src, None).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(m.output_shape(), &[10], "{name}");
+        }
         let (spec, src) = load_spec("lenet").unwrap();
         let m = build(&spec, &src, None).unwrap();
         assert_eq!(m.num_parameters(), 61706);

@@ -1,4 +1,5 @@
-//! What the fused recurrent ops ([`lstm_sequence`](Tensor::lstm_sequence),
+//! What the fused recurrent ops ([`rnn_sequence`](Tensor::rnn_sequence),
+//! [`lstm_sequence`](Tensor::lstm_sequence),
 //! [`gru_sequence`](Tensor::gru_sequence)) share: the shape checks, the
 //! input's rows where they lie, whether a backward pass will come, the
 //! blocks of rows, and the products and sums that end their backward pass.
