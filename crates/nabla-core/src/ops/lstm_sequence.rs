@@ -25,7 +25,6 @@ use std::ops::Range;
 
 use super::sequence::{self, row_blocks, Dims};
 use crate::cpu::math::{sigmoid_with as sigmoid, tanh_with as tanh};
-use crate::cpu::matmul::{gemm_new, gemm_new_split_k, sum_parts, MatRef};
 use crate::cpu::packed_gemm::{gemm_packed, gemm_packed_prefix, PackedRhs};
 use crate::cpu::small_gemm::Strided;
 use crate::cpu::uninit::{assume_init, spare, write_copy, Slots};
@@ -75,15 +74,8 @@ struct BlockRows<'a> {
 fn forward_rows(b: &mut StepRows, w: &PackedRhs, i: usize, h: usize, h_is_zero: bool) {
     let rows = b.h.len() / h;
     let k = i + 1 + h;
-    for r in 0..rows {
-        let (xp, rest) = b.xh[r * k..(r + 1) * k].split_at_mut(i);
-        write_copy(xp, &b.x[r * b.x_rs..][..i]);
-        rest[0].write(1.0);
-        write_copy(&mut rest[1..], &b.h[r * h..(r + 1) * h]);
-    }
     let xh = Strided {
-        // SAFETY: every row's I + 1 + H slots were just written.
-        data: unsafe { assume_init(&mut *b.xh) },
+        data: sequence::joined_rows(&mut *b.xh, b.x, b.x_rs, b.h, (i, h)),
         rs: k,
         cs: 1,
     };
@@ -247,7 +239,7 @@ impl Tensor {
         mask: Option<Vec<f32>>,
         reverse: bool,
     ) -> Result<Tensor> {
-        let Dims { t, n, i, h } = sequence::check(
+        let dims = sequence::check(
             "lstm_sequence",
             self,
             4,
@@ -257,6 +249,7 @@ impl Tensor {
             &[("h0", h0), ("c0", c0)],
             mask.as_deref(),
         )?;
+        let Dims { t, n, i, h } = dims;
         let threads = crate::threads::num_threads();
         let bias: Vec<f32> = b_ih
             .to_vec()
@@ -444,13 +437,9 @@ impl Tensor {
                             backward_rows(&mut step, whh, h);
                         }
                         if shares {
-                            // Σ over the block's rows of every step
                             // SAFETY: every step wrote the gradients of all its rows.
                             let dz = unsafe { assume_init(&mut *blk.dz) };
-                            let rows = t * rows.len();
-                            let xh = MatRef::row_major(blk.xh, rows, k);
-                            let dz = MatRef::row_major(dz, rows, g);
-                            blk.dw_t = Some(gemm_new(xh.t(), dz, 1));
+                            blk.dw_t = Some(sequence::block_share(blk.xh, dz, k, g));
                         }
                     };
                     sequence::run_blocks(&mut work, run);
@@ -459,52 +448,11 @@ impl Tensor {
                     unsafe { dz.set_len(t * n * g) };
                     (dz, shares, dh, dc)
                 });
-                // dz block-major: the rows of block b, step s at (T·r0 + s·rows)
-                let dz_all = MatRef::row_major(&dz, t * n, 4 * h);
-                let dx = want(0).then(|| {
-                    let dx = inputs[1].read_data(|wih| {
-                        gemm_new(dz_all, MatRef::row_major(wih, 4 * h, i), threads)
-                    });
-                    // (one block: already in time order)
-                    let dx = match rb >= n {
-                        true => dx,
-                        false => sequence::to_time_major(&dx, t, n, i, rb),
-                    };
-                    Tensor::from_cpu(dx, &[t, n, i])
-                });
-                // [dW_ih | db | dW_hh]ᵀ = Σ [x_t | 1 | h_{t−1}]ᵀ·dz_t: the
-                // blocks' shares summed, or one product, its K = T·N rows
-                // cut between the threads; its row I, from the column of
-                // ones, is the bias gradient
-                let dw_t = need_dw.then(|| match shares.is_empty() {
-                    false => sum_parts(shares),
-                    true => {
-                        let xh_all = MatRef::row_major(&xh, t * n, k);
-                        gemm_new_split_k(xh_all.t(), dz_all, threads)
-                    }
-                });
-                let dw_t = dw_t.map(|v| Tensor::from_cpu(v, &[k, 4 * h]));
-                // rows lo..lo + len of dw_t, transposed into a contiguous gradient
-                let rows_t = |lo: usize, len: usize| {
-                    let dw_t = dw_t.as_ref().expect("computed when wanted");
-                    dw_t.narrow(0, lo, len)?.t()?.contiguous()
-                };
-                let dwih = want(1).then(|| rows_t(0, i)).transpose()?;
-                let dwhh = want(2).then(|| rows_t(i + 1, h)).transpose()?;
-                let db = (want(3) || want(4))
-                    .then(|| rows_t(i, 1)?.reshape([4 * h]))
-                    .transpose()?;
+                let [dx, dwih, dwhh, dbih, dbhh] =
+                    sequence::joined_gradients(inputs, (&dz, &xh, shares), dims, 4 * h, rb)?;
                 let dh0 = want(5).then(|| Tensor::from_cpu(dh, &[n, h]));
                 let dc0 = want(6).then(|| Tensor::from_cpu(dc, &[n, h]));
-                Ok(vec![
-                    dx,
-                    dwih,
-                    dwhh,
-                    db.clone().filter(|_| want(3)),
-                    db.filter(|_| want(4)),
-                    dh0,
-                    dc0,
-                ])
+                Ok(vec![dx, dwih, dwhh, dbih, dbhh, dh0, dc0])
             },
         ))
     }

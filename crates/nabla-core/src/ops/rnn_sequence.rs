@@ -22,7 +22,6 @@ use std::ops::Range;
 
 use super::sequence::{self, row_blocks, Dims};
 use crate::cpu::math::tanh_with as tanh;
-use crate::cpu::matmul::{gemm_new, gemm_new_split_k, sum_parts, MatRef};
 use crate::cpu::packed_gemm::{gemm_packed, gemm_packed_prefix, PackedRhs};
 use crate::cpu::small_gemm::Strided;
 use crate::cpu::uninit::{assume_init, spare, write_copy, Slots};
@@ -54,15 +53,8 @@ fn forward_rows(
     h_is_zero: bool,
 ) {
     let (rows, k) = (b.h.len() / h, i + 1 + h);
-    for r in 0..rows {
-        let (xp, rest) = b.xh[r * k..(r + 1) * k].split_at_mut(i);
-        write_copy(xp, &b.x[r * b.x_rs..][..i]);
-        rest[0].write(1.0);
-        write_copy(&mut rest[1..], &b.h[r * h..(r + 1) * h]);
-    }
     let xh = Strided {
-        // SAFETY: every row's I + 1 + H slots were just written.
-        data: unsafe { assume_init(&mut *b.xh) },
+        data: sequence::joined_rows(&mut *b.xh, b.x, b.x_rs, b.h, (i, h)),
         rs: k,
         cs: 1,
     };
@@ -178,7 +170,7 @@ impl Tensor {
         relu: bool,
         reverse: bool,
     ) -> Result<Tensor> {
-        let Dims { t, n, i, h } = sequence::check(
+        let dims = sequence::check(
             "rnn_sequence",
             self,
             1,
@@ -188,6 +180,7 @@ impl Tensor {
             &[("h0", h0)],
             mask.as_deref(),
         )?;
+        let Dims { t, n, i, h } = dims;
         let threads = crate::threads::num_threads();
         let bias: Vec<f32> = b_ih
             .to_vec()
@@ -321,9 +314,7 @@ impl Tensor {
                         if shares {
                             // SAFETY: every step wrote the gradients of all its rows.
                             let dz = unsafe { assume_init(&mut *blk.dz) };
-                            let rows = t * rows.len();
-                            let xh = MatRef::row_major(blk.xh, rows, k);
-                            blk.dw_t = Some(gemm_new(xh.t(), MatRef::row_major(dz, rows, h), 1));
+                            blk.dw_t = Some(sequence::block_share(blk.xh, dz, k, h));
                         }
                     };
                     sequence::run_blocks(&mut work, run);
@@ -332,45 +323,10 @@ impl Tensor {
                     unsafe { dz.set_len(t * n * h) };
                     (dz, shares, dh)
                 });
-                // dz block-major: the rows of block b, step s at (T·r0 + s·rows)
-                let dz_all = MatRef::row_major(&dz, t * n, h);
-                let dx = want(0).then(|| {
-                    let dx = inputs[1]
-                        .read_data(|wih| gemm_new(dz_all, MatRef::row_major(wih, h, i), threads));
-                    let dx = match rb >= n {
-                        true => dx,
-                        false => sequence::to_time_major(&dx, t, n, i, rb),
-                    };
-                    Tensor::from_cpu(dx, &[t, n, i])
-                });
-                // [dW_ih | db | dW_hh]ᵀ; its row I, from the column of ones,
-                // is the bias gradient
-                let dw_t = need_dw.then(|| match shares.is_empty() {
-                    false => sum_parts(shares),
-                    true => {
-                        let xh_all = MatRef::row_major(&xh, t * n, k);
-                        gemm_new_split_k(xh_all.t(), dz_all, threads)
-                    }
-                });
-                let dw_t = dw_t.map(|v| Tensor::from_cpu(v, &[k, h]));
-                let rows_t = |lo: usize, len: usize| {
-                    let dw_t = dw_t.as_ref().expect("computed when wanted");
-                    dw_t.narrow(0, lo, len)?.t()?.contiguous()
-                };
-                let dwih = want(1).then(|| rows_t(0, i)).transpose()?;
-                let dwhh = want(2).then(|| rows_t(i + 1, h)).transpose()?;
-                let db = (want(3) || want(4))
-                    .then(|| rows_t(i, 1)?.reshape([h]))
-                    .transpose()?;
+                let [dx, dwih, dwhh, dbih, dbhh] =
+                    sequence::joined_gradients(inputs, (&dz, &xh, shares), dims, h, rb)?;
                 let dh0 = want(5).then(|| Tensor::from_cpu(dh, &[n, h]));
-                Ok(vec![
-                    dx,
-                    dwih,
-                    dwhh,
-                    db.clone().filter(|_| want(3)),
-                    db.filter(|_| want(4)),
-                    dh0,
-                ])
+                Ok(vec![dx, dwih, dwhh, dbih, dbhh, dh0])
             },
         ))
     }

@@ -6,10 +6,12 @@
 
 use std::ops::Range;
 
-use crate::cpu::matmul::{gemm_new_split_k, MatRef};
+use crate::cpu::matmul::{gemm_new, gemm_new_split_k, sum_parts, MatRef};
+use crate::cpu::uninit::{assume_init, write_copy, Slots};
 use crate::{Error, Result, Tensor};
 
 /// Steps, batch rows, input features, hidden units.
+#[derive(Clone, Copy)]
 pub(super) struct Dims {
     pub t: usize,
     pub n: usize,
@@ -70,6 +72,93 @@ pub(super) fn check(
         });
     }
     Ok(Dims { t, n, i, h })
+}
+
+/// Writes the rows `[x_r | 1 | h_r]` of a step (`I + 1 + H` each) into
+/// `xh`, the left operand of an op that multiplies them by
+/// `[W_ih | b | W_hh]ᵀ` (the RNN's and the LSTM's), and returns them; x's
+/// rows lie `x_rs` apart.
+pub(super) fn joined_rows<'a>(
+    xh: Slots<'a>,
+    x: &[f32],
+    x_rs: usize,
+    h_rows: &[f32],
+    (i, h): (usize, usize),
+) -> &'a mut [f32] {
+    let k = i + 1 + h;
+    for (r, row) in xh.chunks_mut(k).enumerate() {
+        let (xp, rest) = row.split_at_mut(i);
+        write_copy(xp, &x[r * x_rs..][..i]);
+        rest[0].write(1.0);
+        write_copy(&mut rest[1..], &h_rows[r * h..(r + 1) * h]);
+    }
+    // SAFETY: every row's I + 1 + H slots were just written.
+    unsafe { assume_init(xh) }
+}
+
+/// A block's share of `[dW_ih | db | dW_hh]ᵀ = Σ [x_t | 1 | h_{t−1}]ᵀ·dz_t`
+/// over its rows of every step (`xh` `[rows, k]`, `dz` `[rows, g]`), on
+/// the thread that wrote them.
+pub(super) fn block_share(xh: &[f32], dz: &[f32], k: usize, g: usize) -> Vec<f32> {
+    let rows = xh.len() / k;
+    let xh = MatRef::row_major(xh, rows, k);
+    gemm_new(xh.t(), MatRef::row_major(dz, rows, g), 1)
+}
+
+/// The gradients of x, W_ih, W_hh, b_ih and b_hh of an op that multiplies
+/// `[x_t | 1 | h]·[W_ih | b | W_hh]ᵀ` (G·H outputs a step), from its sweep
+/// back: the gate gradients `dz` and the saved `[x_t | 1 | h_{t−1}]`
+/// (`xh`), both block-major with blocks of `rb` rows, and the blocks'
+/// shares of the weight gradients (none when one block left the product
+/// to all the threads). `inputs` are the op's (x, w_ih, w_hh, b_ih, b_hh,
+/// …); a gradient is computed when its input needs it.
+pub(super) fn joined_gradients(
+    inputs: &[Tensor],
+    (dz, xh, shares): (&[f32], &[f32], Vec<Vec<f32>>),
+    Dims { t, n, i, h }: Dims,
+    g: usize,
+    rb: usize,
+) -> Result<[Option<Tensor>; 5]> {
+    let threads = crate::threads::num_threads();
+    let want = |k: usize| inputs[k].requires_grad();
+    let k = i + 1 + h;
+    let dz_all = MatRef::row_major(dz, t * n, g);
+    let dx = want(0).then(|| {
+        let dx = inputs[1].read_data(|wih| gemm_new(dz_all, MatRef::row_major(wih, g, i), threads));
+        // (one block: already in time order)
+        let dx = match rb >= n {
+            true => dx,
+            false => to_time_major(&dx, t, n, i, rb),
+        };
+        Tensor::from_cpu(dx, &[t, n, i])
+    });
+    // [dW_ih | db | dW_hh]ᵀ: the blocks' shares summed, or one product, its
+    // K = T·N rows cut between the threads; its row I, from the column of
+    // ones, is the bias gradient
+    let dw_t = (1..=4).any(want).then(|| {
+        let v = match shares.is_empty() {
+            false => sum_parts(shares),
+            true => gemm_new_split_k(MatRef::row_major(xh, t * n, k).t(), dz_all, threads),
+        };
+        Tensor::from_cpu(v, &[k, g])
+    });
+    // rows lo..lo + len of dw_t, transposed into a contiguous gradient
+    let rows_t = |lo: usize, len: usize| {
+        let dw_t = dw_t.as_ref().expect("computed when wanted");
+        dw_t.narrow(0, lo, len)?.t()?.contiguous()
+    };
+    let dwih = want(1).then(|| rows_t(0, i)).transpose()?;
+    let dwhh = want(2).then(|| rows_t(i + 1, h)).transpose()?;
+    let db = (want(3) || want(4))
+        .then(|| rows_t(i, 1)?.reshape([g]))
+        .transpose()?;
+    Ok([
+        dx,
+        dwih,
+        dwhh,
+        db.clone().filter(|_| want(3)),
+        db.filter(|_| want(4)),
+    ])
 }
 
 /// Whether a backward pass can come, so the steps' values must be kept.
