@@ -157,12 +157,14 @@ pub(crate) unsafe fn gemm_to(
 /// `lhs · rhs` like [`gemm_new`], for products whose inner dimension K
 /// dwarfs M and N: at several threads K is cut into one contiguous part per
 /// thread, each a one-threaded product, and the partial products are added.
-/// gemm splits M and N between threads, and with M·N small (an LSTM's
-/// weight gradients, `[x | 1 | h]ᵀ·dz`: 157 × 512 over K = 1792) each
-/// thread packs and streams the whole of K for a share of a small output:
-/// 206 against 189 GFLOP/s on two threads (`kernels lstm_dw_split`). The
-/// sums are then in another order than with one thread (last-bit
-/// differences).
+/// gemm splits M and N between threads, and with M·N small (a recurrent
+/// layer's weight gradients, `[x | 1 | h]ᵀ·dz`: 157 × 512 over K = 1792 for
+/// the row-by-row LSTM) each thread packs and streams the whole of K for a
+/// share of a small output: 206 against 189 GFLOP/s on two threads
+/// (`kernels lstm_dw_split`). The GRU's weight gradients take it, and the
+/// RNN's and LSTM's when their batch is one block of rows (several blocks
+/// add up shares of their own instead). The sums are then in another order
+/// than with one thread (last-bit differences).
 pub fn gemm_new_split_k(lhs: MatRef, rhs: MatRef, threads: usize) -> Vec<f32> {
     let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
     assert_eq!(rhs.rows, k, "gemm_new_split_k: inner dimensions");
