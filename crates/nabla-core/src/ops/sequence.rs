@@ -335,7 +335,10 @@ pub(super) fn block_major<T>(
 pub(super) fn to_time_major(v: &[f32], steps: usize, n: usize, w: usize, rb: usize) -> Vec<f32> {
     let rb = rb.max(1);
     let mut out = vec![0f32; steps * n * w];
-    let mut src = v.chunks(w.max(1));
+    if w == 0 {
+        return out;
+    }
+    let mut src = v.chunks(w);
     for r0 in (0..n).step_by(rb) {
         let rows = rb.min(n - r0);
         for s in 0..steps {
@@ -553,5 +556,7 @@ mod tests {
             let time_major: Vec<f32> = (0..steps * n * w).map(|j| (j / w) as f32).collect();
             assert_eq!(to_time_major(&buf, steps, n, w, rb), time_major, "rb {rb}");
         }
+        // rows of no width (an input without features)
+        assert!(to_time_major(&[], 3, 5, 0, 2).is_empty());
     }
 }
