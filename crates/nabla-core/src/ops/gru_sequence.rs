@@ -1,9 +1,9 @@
 //! A whole GRU direction over a sequence as one op, like
 //! [`lstm_sequence`](Tensor::lstm_sequence): two products per step, the
 //! input projection and the recurrence (W_ih and W_hh packed once, the
-//! input's rows read where they lie), with the cell fused after them, and backpropagation through time
-//! inside the op with one product per step plus large ones for the weight
-//! and input gradients. Each thread takes a block of batch rows through
+//! input's rows read where they lie), with the cell fused after them, and
+//! backpropagation through time inside the op with one product per step
+//! plus large ones for the weight and input gradients. Each thread takes a block of batch rows through
 //! every step. No tensor and no graph node per step.
 //!
 //! Inputs: x `[T, N, I]`, w_ih `[3H, I]`, w_hh `[3H, H]`, b_ih, b_hh `[3H]`,
@@ -140,6 +140,22 @@ fn run_cells(s: &mut Step, hs: usize) {
     cells::<false>(s, hs)
 }
 
+/// `dst = rows·Wᵀ + bias` for the rows of `src` (`(data, row stride)`),
+/// `Wᵀ` packed, `dst` `[rows, G·H]`: the bias written first, the product
+/// added to it.
+fn affine(dst: &mut [f32], (src, rs): (&[f32], usize), w_t: &PackedRhs, bias: &[f32]) {
+    for r in dst.chunks_mut(bias.len()) {
+        r.copy_from_slice(bias);
+    }
+    let rows = dst.len() / bias.len();
+    let src = Strided {
+        data: src,
+        rs,
+        cs: 1,
+    };
+    gemm_packed(rows, src, w_t, dst, bias.len(), true);
+}
+
 /// One step's backward for a block of rows: the saved gates (r, z, n),
 /// `b_n` and h before the step, the output's gradient; writes the
 /// pre-activation gradients da, db and `next = (1 − m)·dh_t + g ⊙ z` (to
@@ -239,9 +255,9 @@ impl Tensor {
         // LSTM does: one hand-off per sequence.
         let rb = n.div_ceil(sequence::row_block_count(t, n, h, 3 * h, threads));
         sequence::with_rows(self, |xr| {
-            let x_blocks = (0..n.div_ceil(rb.max(1)))
-                .map(|b| (0..t).map(|s| xr.rows_from(s, b * rb)).collect::<Vec<_>>());
-            let mut work: Vec<_> = x_blocks
+            let mut work: Vec<_> = xr
+                .blocks(t, n, rb)
+                .into_iter()
                 .zip(row_blocks(&mut a_step, 1, n, 3 * h, rb))
                 .zip(row_blocks(&mut b_step, 1, n, 3 * h, rb))
                 .zip(row_blocks(&mut hv, 1, n, h, rb))
@@ -280,26 +296,9 @@ impl Tensor {
                 for &s in &order {
                     let k = if keep { s } else { 0 };
                     hp[k].copy_from_slice(hb[0]);
-                    // A = x_t·W_ihᵀ + b_ih
-                    for r in a[0].chunks_mut(3 * h) {
-                        r.copy_from_slice(&bih);
-                    }
-                    let xs = Strided {
-                        data: x[s],
-                        rs: xr.row,
-                        cs: 1,
-                    };
-                    gemm_packed(rows.len(), xs, &wih_t, a[0], 3 * h, true);
-                    // B = h·W_hhᵀ + b_hh
-                    for r in bs[0].chunks_mut(3 * h) {
-                        r.copy_from_slice(&bhh);
-                    }
-                    let hs = Strided {
-                        data: hb[0],
-                        rs: h,
-                        cs: 1,
-                    };
-                    gemm_packed(rows.len(), hs, &whh_t, bs[0], 3 * h, true);
+                    // A = x_t·W_ihᵀ + b_ih, B = h·W_hhᵀ + b_hh
+                    affine(a[0], (x[s], xr.row), &wih_t, &bih);
+                    affine(bs[0], (hb[0], h), &whh_t, &bhh);
                     run_cells(
                         &mut Step {
                             a: a[0],

@@ -294,9 +294,9 @@ impl Tensor {
         // independent): one hand-off per sequence, not one per step.
         let rb = n.div_ceil(sequence::row_block_count(t, n, k, 4 * h, threads));
         sequence::with_rows(self, |xr| {
-            let x_blocks = (0..n.div_ceil(rb.max(1)))
-                .map(|b| (0..t).map(|s| xr.rows_from(s, b * rb)).collect::<Vec<_>>());
-            let mut work: Vec<BlockRows> = x_blocks
+            let mut work: Vec<BlockRows> = xr
+                .blocks(t, n, rb)
+                .into_iter()
                 .zip(sequence::block_major(xh_s, steps_kept, n, k, rb))
                 .zip(row_blocks(&mut zh, 1, n, 4 * h, rb))
                 .zip(row_blocks(act_s, steps_kept, n, 4 * h, rb))

@@ -180,6 +180,16 @@ impl<'a> RowsAt<'a> {
     pub fn rows_from(&self, s: usize, r: usize) -> &'a [f32] {
         &self.data[self.offset + s * self.step + r * self.row..]
     }
+
+    /// For each block of `rb` of the `n` rows, the storage from its first
+    /// row at each of the `t` steps, `blocks[b][s]`, as [`row_blocks`]
+    /// cuts the op's own buffers (its rows `row` apart).
+    pub fn blocks(&self, t: usize, n: usize, rb: usize) -> Vec<Vec<&'a [f32]>> {
+        let rb = rb.max(1);
+        (0..n.div_ceil(rb))
+            .map(|b| (0..t).map(|s| self.rows_from(s, b * rb)).collect())
+            .collect()
+    }
 }
 
 /// Runs `f` on the rows of `x` `[T, N, I]` in place when each row is
