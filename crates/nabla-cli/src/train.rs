@@ -87,6 +87,25 @@ fn check_args(a: &TrainArgs) -> Result<()> {
     if a.nesterov && (a.optimizer != OptimizerKind::Sgd || a.momentum <= 0.0) {
         bail!("--nesterov needs --optimizer sgd with a positive --momentum");
     }
+    // the optimizer's own checks (PyTorch's), before any data is read
+    optimizer(a, Vec::new())?
+        .check()
+        .map_err(|e| anyhow!("{e} (from the optimizer's flags)"))?;
+    if let Some(p) = a.dropout.filter(|p| !(0.0..1.0).contains(p)) {
+        bail!("--dropout must be in [0, 1), got {p}");
+    }
+    if a.max_steps == Some(0) {
+        bail!("--max-steps must be positive");
+    }
+    if let Some(c) = a.clip_grad_norm.filter(|c| !(*c > 0.0 && c.is_finite())) {
+        bail!("--clip-grad-norm must be a positive number, got {c}");
+    }
+    if !(a.l1 >= 0.0 && a.l1.is_finite()) {
+        bail!("--l1 must be a number >= 0, got {}", a.l1);
+    }
+    if !(a.min_delta >= 0.0 && a.min_delta.is_finite()) {
+        bail!("--min-delta must be a number >= 0, got {}", a.min_delta);
+    }
     if a.dataset != "mnist" && a.dataset != "fashion-mnist" {
         bail!(
             "--dataset must be mnist or fashion-mnist, got {:?}",
@@ -448,8 +467,11 @@ fn train(a: TrainArgs, run_dir: PathBuf, resume: bool) -> Result<i32> {
                 .and_then(|_| std::fs::rename(ckpt_dir.join(".best.tmp"), &best))
                 .with_context(|| format!("{}: cannot write the best checkpoint", best.display()))?;
         }
-        if a.early_stop
-            .is_some_and(|p| progress.epochs_without_improvement >= p)
+        // (as Lightning's patience: an epoch that improves never stops the
+        // run, so patience 0 stops at the first one that does not)
+        if !improved
+            && a.early_stop
+                .is_some_and(|p| progress.epochs_without_improvement >= p)
         {
             println!(
                 "early stop: the test loss has not improved for {} epochs; best checkpoint {}",

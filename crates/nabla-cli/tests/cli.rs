@@ -144,6 +144,85 @@ fn bad_flags_and_paths_give_one_line_and_the_right_code() {
 }
 
 #[test]
+fn early_stopping_counts_the_epochs_that_do_not_improve() {
+    // with --min-delta 100 only the first epoch improves (on no loss at
+    // all): patience P stops after P epochs without improvement, and
+    // patience 0 at the first one
+    for (patience, epochs_run) in [("0", 2), ("2", 3)] {
+        let out = tmp(&format!("early-{patience}"));
+        let o = nabla()
+            .args([
+                "train",
+                "--model",
+                "mlp",
+                "--epochs",
+                "6",
+                "--min-delta",
+                "100",
+            ])
+            .args(["--early-stop", patience, "--out", out.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let (stdout, stderr) = text(&o);
+        assert!(o.status.success(), "{stderr}");
+        let not_improved = epochs_run - 1;
+        assert!(
+            stdout.contains(&format!(
+                "early stop: the test loss has not improved for {not_improved} epochs"
+            )),
+            "{stdout}"
+        );
+        let metrics = std::fs::read_to_string(out.join("metrics.csv")).unwrap();
+        assert_eq!(metrics.lines().count(), 1 + epochs_run, "{metrics}");
+        assert!(out.join("checkpoints/best.safetensors").exists());
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+}
+
+#[test]
+fn out_of_range_settings_are_refused_before_the_run_starts() {
+    let out = tmp("refused");
+    for (flags, message) in [
+        (&["--momentum=-0.5"][..], "SGD: invalid momentum: -0.5"),
+        (&["--weight-decay=nan"], "SGD: invalid weight_decay: NaN"),
+        (
+            &["--optimizer", "adam", "--betas", "0.9,1.5"],
+            "Adam: invalid beta at index 1: 1.5",
+        ),
+        (
+            &["--optimizer", "rmsprop", "--alpha=-1"],
+            "RMSprop: invalid alpha: -1",
+        ),
+        (
+            &["--dropout", "1.5"],
+            "--dropout must be in [0, 1), got 1.5",
+        ),
+        (&["--max-steps", "0"], "--max-steps must be positive"),
+        (
+            &["--clip-grad-norm", "0"],
+            "--clip-grad-norm must be a positive number",
+        ),
+        (&["--l1=-0.1"], "--l1 must be a number >= 0"),
+        (&["--min-delta", "nan"], "--min-delta must be a number >= 0"),
+    ] {
+        let o = nabla()
+            .arg("train")
+            .args(flags)
+            .args(["--out", out.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let (_, stderr) = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{flags:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{flags:?}: {stderr}");
+        assert!(
+            stderr.starts_with(&format!("error: {message}")),
+            "{flags:?}: {stderr}"
+        );
+        assert!(!out.exists(), "{flags:?}: left a run directory");
+    }
+}
+
+#[test]
 fn interrupt_and_resume_equal_an_uninterrupted_run_bit_for_bit() {
     let (a, b) = (tmp("whole"), tmp("interrupted"));
     // six epochs: the signal, sent in epoch 1, always lands before the end

@@ -10,7 +10,7 @@
 
 use nabla_core::{Result, Tensor};
 
-use super::{update_param, OptimCore, Optimizer};
+use super::{check_non_negative, update_param, OptimCore, Optimizer};
 
 pub struct Adagrad {
     core: OptimCore,
@@ -55,7 +55,21 @@ impl Adagrad {
 }
 
 impl Optimizer for Adagrad {
+    fn check(&self) -> Result<()> {
+        check_non_negative(
+            "Adagrad",
+            &[
+                ("learning rate", self.core.lr),
+                ("lr_decay", self.lr_decay),
+                ("eps", self.eps),
+                ("weight_decay", self.weight_decay),
+                ("initial_accumulator_value", self.initial_accumulator_value),
+            ],
+        )
+    }
+
     fn step(&mut self) -> Result<()> {
+        self.check()?;
         let (lr, decay, eps, wd, init) = (
             self.core.lr,
             self.lr_decay,

@@ -11,9 +11,9 @@
 //! Defaults: lr 1e-3, betas (0.9, 0.999), eps 1e-8, weight_decay 0 (Adam)
 //! or 1e-2 (AdamW).
 
-use nabla_core::{Result, Tensor};
+use nabla_core::{Error, Result, Tensor};
 
-use super::{update_param, OptimCore, Optimizer};
+use super::{check_non_negative, update_param, OptimCore, Optimizer};
 
 pub struct Adam {
     core: OptimCore,
@@ -73,7 +73,29 @@ impl Adam {
 }
 
 impl Optimizer for Adam {
+    fn check(&self) -> Result<()> {
+        let op = if self.decoupled { "AdamW" } else { "Adam" };
+        check_non_negative(
+            op,
+            &[
+                ("learning rate", self.core.lr),
+                ("eps", self.eps),
+                ("weight_decay", self.weight_decay),
+            ],
+        )?;
+        for (index, beta) in [self.betas.0, self.betas.1].into_iter().enumerate() {
+            if !(0.0..1.0).contains(&beta) {
+                return Err(Error::Arg {
+                    op,
+                    msg: format!("invalid beta at index {index}: {beta} (must be in [0, 1))"),
+                });
+            }
+        }
+        Ok(())
+    }
+
     fn step(&mut self) -> Result<()> {
+        self.check()?;
         let (lr, (b1, b2), eps, wd) = (self.core.lr, self.betas, self.eps, self.weight_decay);
         let (decoupled, amsgrad) = (self.decoupled, self.amsgrad);
         for (i, p) in self.core.params.iter().enumerate() {

@@ -43,8 +43,17 @@ impl OptimCore {
 }
 
 pub trait Optimizer: Send {
-    /// One update of every parameter that has a gradient.
+    /// One update of every parameter that has a gradient; an error, before
+    /// anything changes, when a hyperparameter is out of range
+    /// ([`check`](Self::check)).
     fn step(&mut self) -> Result<()>;
+    /// PyTorch's checks of the hyperparameters, which its constructors
+    /// make: a learning rate, eps, weight decay or momentum below zero (or
+    /// NaN), a β outside [0, 1), … Every `step` makes them first, so a
+    /// field set after construction is checked too.
+    fn check(&self) -> Result<()> {
+        Ok(())
+    }
     fn core(&self) -> &OptimCore;
     fn core_mut(&mut self) -> &mut OptimCore;
 
@@ -83,6 +92,18 @@ pub trait Optimizer: Send {
     /// Forgets all gradients (`optimizer.zero_grad()`).
     fn zero_grad(&self) {
         self.params().iter().for_each(|p| p.zero_grad());
+    }
+}
+
+/// The error for the first of `values` (name, value) that is not a finite
+/// number ≥ 0, as PyTorch's optimizers refuse them (a NaN included).
+pub(crate) fn check_non_negative(op: &'static str, values: &[(&str, f32)]) -> Result<()> {
+    match values.iter().find(|(_, v)| !(*v >= 0.0 && v.is_finite())) {
+        Some((name, v)) => Err(Error::Arg {
+            op,
+            msg: format!("invalid {name}: {v} (must be a finite number >= 0)"),
+        }),
+        None => Ok(()),
     }
 }
 
@@ -291,6 +312,58 @@ mod tests {
         let mut opt = Sgd::new(vec![p.clone()], 0.5);
         opt.step().unwrap();
         assert_eq!(p.to_vec(), vec![0.5, 1.0]);
+    }
+
+    #[test]
+    fn out_of_range_hyperparameters_are_refused_before_any_change() {
+        let p = Tensor::from_vec(vec![1.0, 2.0], [2])
+            .unwrap()
+            .requires_grad_(true);
+        p.set_grad(Some(Tensor::from_vec(vec![0.5, 0.5], [2]).unwrap()));
+        let ps = || vec![p.clone()];
+        let bad: Vec<(Box<dyn Optimizer>, &str)> = vec![
+            (Box::new(Sgd::new(ps(), -0.1)), "learning rate"),
+            (Box::new(Sgd::new(ps(), f32::NAN)), "learning rate"),
+            (Box::new(Sgd::new(ps(), 0.1).momentum(-0.9)), "momentum"),
+            (
+                Box::new(Sgd::new(ps(), 0.1).weight_decay(-1.0)),
+                "weight_decay",
+            ),
+            (Box::new(Sgd::new(ps(), 0.1).nesterov(true)), "Nesterov"),
+            (
+                Box::new(Adam::new(ps(), 0.1).betas(0.9, 1.0)),
+                "beta at index 1",
+            ),
+            (
+                Box::new(Adam::new(ps(), 0.1).betas(-0.1, 0.9)),
+                "beta at index 0",
+            ),
+            (Box::new(Adam::adamw(ps(), 0.1).eps(-1e-8)), "eps"),
+            (Box::new(RMSprop::new(ps(), 0.1).alpha(-0.5)), "alpha"),
+            (
+                Box::new(RMSprop::new(ps(), 0.1).momentum(f32::INFINITY)),
+                "momentum",
+            ),
+            (Box::new(Adagrad::new(ps(), 0.1).lr_decay(-1.0)), "lr_decay"),
+            (
+                Box::new(Adagrad::new(ps(), 0.1).initial_accumulator_value(-1.0)),
+                "initial_accumulator_value",
+            ),
+        ];
+        for (mut opt, what) in bad {
+            let err = opt.step().expect_err(what).to_string();
+            assert!(err.contains(what), "{what}: {err}");
+            assert!(opt.check().is_err(), "{what}");
+            assert_eq!(p.to_vec(), vec![1.0, 2.0], "{what}: changed the parameter");
+        }
+        // the edges PyTorch allows
+        let mut fine: Vec<Box<dyn Optimizer>> = vec![
+            Box::new(Sgd::new(ps(), 0.0).momentum(0.0)),
+            Box::new(Adam::new(ps(), 0.1).betas(0.0, 0.0).eps(0.0)),
+            Box::new(RMSprop::new(ps(), 0.1).alpha(0.0)),
+            Box::new(Adagrad::new(ps(), 0.1)),
+        ];
+        fine.iter_mut().for_each(|o| o.step().unwrap());
     }
 
     /// An update whose result says which element it came from: chunks cut

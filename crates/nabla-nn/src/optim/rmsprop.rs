@@ -10,7 +10,7 @@
 
 use nabla_core::{Result, Tensor};
 
-use super::{update_param, OptimCore, Optimizer};
+use super::{check_non_negative, update_param, OptimCore, Optimizer};
 
 pub struct RMSprop {
     core: OptimCore,
@@ -61,7 +61,21 @@ impl RMSprop {
 }
 
 impl Optimizer for RMSprop {
+    fn check(&self) -> Result<()> {
+        check_non_negative(
+            "RMSprop",
+            &[
+                ("learning rate", self.core.lr),
+                ("alpha", self.alpha),
+                ("eps", self.eps),
+                ("weight_decay", self.weight_decay),
+                ("momentum", self.momentum),
+            ],
+        )
+    }
+
     fn step(&mut self) -> Result<()> {
+        self.check()?;
         let (lr, alpha, eps, wd, mu) = (
             self.core.lr,
             self.alpha,

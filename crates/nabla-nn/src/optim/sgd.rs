@@ -10,7 +10,7 @@
 
 use nabla_core::{Error, Result, Tensor};
 
-use super::{update_param, OptimCore, Optimizer};
+use super::{check_non_negative, update_param, OptimCore, Optimizer};
 
 pub struct Sgd {
     core: OptimCore,
@@ -57,13 +57,27 @@ impl Sgd {
 }
 
 impl Optimizer for Sgd {
-    fn step(&mut self) -> Result<()> {
+    fn check(&self) -> Result<()> {
+        check_non_negative(
+            "SGD",
+            &[
+                ("learning rate", self.core.lr),
+                ("momentum", self.momentum),
+                ("dampening", self.dampening),
+                ("weight_decay", self.weight_decay),
+            ],
+        )?;
         if self.nesterov && (self.momentum <= 0.0 || self.dampening != 0.0) {
             return Err(Error::Arg {
                 op: "SGD",
                 msg: "Nesterov momentum requires a momentum and zero dampening".into(),
             });
         }
+        Ok(())
+    }
+
+    fn step(&mut self) -> Result<()> {
+        self.check()?;
         let (lr, mu, damp, wd) = (
             self.core.lr,
             self.momentum,
