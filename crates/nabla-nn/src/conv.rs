@@ -46,7 +46,9 @@ impl Conv2d {
 
 impl Module for Conv2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        x.conv2d(&self.weight, self.bias.as_ref(), self.params)
+        crate::layers::images(x, |x| {
+            x.conv2d(&self.weight, self.bias.as_ref(), self.params)
+        })
     }
 
     fn named_parameters(&self) -> Vec<(String, Tensor)> {

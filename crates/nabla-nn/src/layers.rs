@@ -13,9 +13,19 @@ pub struct MaxPool2d(pub Pool2d);
 /// `nn.AvgPool2d(kernel, stride, padding)`.
 pub struct AvgPool2d(pub Pool2d);
 
+/// Runs `f` on a batch `[N, C, H, W]`, or on one unbatched image
+/// `[C, H, W]` as a batch of one (PyTorch's conv and pooling layers take
+/// both); other shapes go to `f`, whose error names them.
+pub(crate) fn images(x: &Tensor, f: impl Fn(&Tensor) -> Result<Tensor>) -> Result<Tensor> {
+    match x.rank() {
+        3 => f(&x.unsqueeze(0)?)?.squeeze(0),
+        _ => f(x),
+    }
+}
+
 impl Module for MaxPool2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        x.max_pool2d(self.0)
+        images(x, |x| x.max_pool2d(self.0))
     }
     fn describe(&self) -> String {
         format!(
@@ -27,7 +37,7 @@ impl Module for MaxPool2d {
 
 impl Module for AvgPool2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        x.avg_pool2d(self.0)
+        images(x, |x| x.avg_pool2d(self.0))
     }
     fn describe(&self) -> String {
         format!(
@@ -43,6 +53,15 @@ pub struct AdaptiveAvgPool2d(pub usize, pub usize);
 
 impl Module for AdaptiveAvgPool2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        images(x, |x| self.pool(x))
+    }
+    fn describe(&self) -> String {
+        format!("AdaptiveAvgPool2d({}, {})", self.0, self.1)
+    }
+}
+
+impl AdaptiveAvgPool2d {
+    fn pool(&self, x: &Tensor) -> Result<Tensor> {
         let (_, _, h, w) = x.dims4()?;
         let (oh, ow) = (self.0, self.1);
         if oh == 0 || ow == 0 {
@@ -66,9 +85,6 @@ impl Module for AdaptiveAvgPool2d {
             rows.push(Tensor::stack(&cols, -1)?);
         }
         Tensor::stack(&rows, -2)
-    }
-    fn describe(&self) -> String {
-        format!("AdaptiveAvgPool2d({}, {})", self.0, self.1)
     }
 }
 
@@ -200,6 +216,29 @@ mod tests {
             seq.forward(&x[0])
         };
         gradcheck(f, &[rand_input(&[2, 3, 4, 4], 2)], Default::default()).unwrap();
+    }
+
+    #[test]
+    fn an_unbatched_image_runs_as_a_batch_of_one() {
+        let x = nabla_core::gradcheck::rand_input(&[2, 6, 6], 3);
+        let batch = x.unsqueeze(0).unwrap();
+        let layers: Vec<Box<dyn Module>> = vec![
+            Box::new(MaxPool2d(Pool2d::new(2))),
+            Box::new(AvgPool2d(Pool2d::new(3))),
+            Box::new(AdaptiveAvgPool2d(2, 2)),
+            Box::new(crate::Conv2d::new(2, 4, 3)),
+        ];
+        for l in layers {
+            let (one, many) = (l.forward(&x).unwrap(), l.forward(&batch).unwrap());
+            assert_eq!(one.shape(), &many.shape()[1..], "{}", l.describe());
+            assert_eq!(one.to_vec(), many.to_vec(), "{}", l.describe());
+        }
+        // other ranks are still refused, naming the shape
+        let e = MaxPool2d(Pool2d::new(2))
+            .forward(&Tensor::zeros([6, 6]))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("[6, 6]"), "{e}");
     }
 
     #[test]

@@ -12,8 +12,7 @@
 //! `bias_hh_l{k}` `[G·H]`, suffixed `_reverse` for the backward direction
 //! (G = 1, 4, 3 for RNN, LSTM, GRU), all initialized U(±1/√H).
 //!
-//! Per step, with `a = W_ih·x + b_ih` and `b = W_hh·h + b_hh` (the LSTM and
-//! GRU nonlinearities then run as one fused op, see `Tensor::lstm_cell`):
+//! Per step, with `a = W_ih·x + b_ih` and `b = W_hh·h + b_hh`:
 //! - RNN: `h' = tanh(a + b)`;
 //! - LSTM: `i, f, g, o = σ, σ, tanh, σ of (a + b)` split in four;
 //!   `c' = f·c + i·g`, `h' = o·tanh(c')`;
@@ -23,7 +22,12 @@
 //! With lengths, step t of sequence j updates its state only while
 //! `t < len_j` (the reverse direction starts at `len_j − 1`), and the
 //! output there is 0, as PyTorch's packed sequences give.
-//! Gradients come from the composed tensor ops.
+//!
+//! Each direction of each layer runs as one fused op of nabla-core
+//! (`Tensor::rnn_sequence`, `lstm_sequence`, `gru_sequence`): all its steps
+//! forward, and backpropagation through time inside the op's backward.
+//! An unbatched sequence `[T, I]` runs as a batch of one (see
+//! [`Recurrent::run`]).
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -162,6 +166,10 @@ impl Recurrent {
 
     /// Runs the stack. `h0`/`c0`: `[L·D, N, H]` (zeros when None);
     /// `lengths`: the valid steps of each sequence (all T when None).
+    ///
+    /// An unbatched sequence `[T, I]` (whatever batch_first says, as in
+    /// PyTorch) runs as a batch of one: states `[L·D, H]`, output
+    /// `[T, D·H]`, `h_n` and `c_n` `[L·D, H]`.
     pub fn run(
         &self,
         x: &Tensor,
@@ -170,6 +178,29 @@ impl Recurrent {
         lengths: Option<&[usize]>,
     ) -> Result<RnnOutput> {
         let cfg = &self.config;
+        if x.rank() == 2 {
+            let batch = if cfg.batch_first { 0 } else { 1 };
+            let one = |s: Option<&Tensor>| -> Result<Option<Tensor>> {
+                match s {
+                    Some(s) if s.rank() != 2 => Err(Error::Shape {
+                        op: "rnn",
+                        msg: format!(
+                            "an unbatched input {:?} takes unbatched states [L·D, H], got {:?}",
+                            x.shape(),
+                            s.shape()
+                        ),
+                    }),
+                    s => s.map(|s| s.unsqueeze(1)).transpose(),
+                }
+            };
+            let (h0, c0) = (one(h0)?, one(c0)?);
+            let r = self.run(&x.unsqueeze(batch)?, h0.as_ref(), c0.as_ref(), lengths)?;
+            return Ok(RnnOutput {
+                output: r.output.squeeze(batch)?,
+                h_n: r.h_n.squeeze(1)?,
+                c_n: r.c_n.map(|c| c.squeeze(1)).transpose()?,
+            });
+        }
         if cfg.hidden_size == 0 || cfg.num_layers == 0 {
             // (PyTorch refuses these when the layer is built)
             return Err(Error::Arg {
@@ -387,7 +418,7 @@ impl Module for LastHidden {
         } else {
             x.clone()
         };
-        let (n, dirs) = (x.shape()[0], self.0.dirs());
+        let dirs = self.0.dirs();
         let cfg = RnnConfig {
             batch_first: true,
             ..self.0.config
@@ -399,8 +430,11 @@ impl Module for LastHidden {
             training: AtomicBool::new(self.0.training.load(Ordering::Relaxed)),
         };
         let h_n = r.run(&x, None, None, None)?.h_n;
-        let top = h_n.narrow(0, (cfg.num_layers - 1) * dirs, dirs)?; // [D, N, H]
-        top.transpose(0, 1)?.reshape([n, dirs * cfg.hidden_size])
+        let top = h_n.narrow(0, (cfg.num_layers - 1) * dirs, dirs)?; // [D, N, H] ([D, H] unbatched)
+        match top.rank() {
+            3 => top.transpose(0, 1)?.flatten(1, 2),
+            _ => top.flatten(0, 1),
+        }
     }
     fn named_parameters(&self) -> Vec<(String, Tensor)> {
         self.0.named_parameters()

@@ -2,7 +2,7 @@
 //! (the first one on ties, as PyTorch). Not differentiable.
 
 use super::softmax::along_dim;
-use crate::{Result, Tensor};
+use crate::{Error, Result, Tensor};
 
 fn arg_extreme(
     x: &Tensor,
@@ -13,7 +13,16 @@ fn arg_extreme(
 ) -> Result<Tensor> {
     let x = x.detach();
     let keep = along_dim(&x, name, dim, |t| {
-        let len = t.shape().last().copied().unwrap_or(1).max(1);
+        let len = t.shape().last().copied().unwrap_or(1);
+        if len == 0 {
+            return Err(Error::Arg {
+                op: name,
+                msg: format!(
+                    "cannot reduce dimension {dim} of size 0 (shape {:?})",
+                    x.shape()
+                ),
+            });
+        }
         let data = t.to_vec();
         let idx: Vec<f32> = data
             .chunks(len)
@@ -65,5 +74,17 @@ mod tests {
         assert_eq!(x.argmax(0, true).unwrap().shape(), &[1, 3]);
         assert_eq!(x.argmax(0, false).unwrap().to_vec(), vec![1., 0., 1.]);
         assert_eq!(x.argmin(-1, false).unwrap().to_vec(), vec![0., 1.]);
+    }
+
+    #[test]
+    fn an_empty_dimension_has_no_index() {
+        let x = Tensor::zeros([2, 0]);
+        let e = x.argmax(1, false).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "argmax: cannot reduce dimension 1 of size 0 (shape [2, 0])"
+        );
+        assert!(x.argmin(-1, true).is_err());
+        assert_eq!(x.argmax(0, false).unwrap().shape(), &[0]);
     }
 }

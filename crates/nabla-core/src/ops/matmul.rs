@@ -91,7 +91,10 @@ impl Tensor {
             ));
         }
         if self.rank() == 1 {
-            return self.unsqueeze(0)?.matmul(rhs)?.squeeze(-2);
+            // a row [1, K] through the product, then that row dropped: [.., N],
+            // or the 0-d dot product when rhs is 1-d too
+            let y = self.unsqueeze(0)?.matmul(rhs)?;
+            return y.squeeze(if rhs.rank() == 1 { 0 } else { -2 });
         }
         if rhs.rank() == 1 {
             return self.matmul(&rhs.unsqueeze(-1)?)?.squeeze(-1);
@@ -286,5 +289,37 @@ mod tests {
             Default::default(),
         )
         .unwrap();
+        // 1-d by 1-d is the dot product, 0-d (torch.matmul's rule); 1-d by
+        // a batch keeps the batch
+        gradcheck(
+            f,
+            &[rand_input(&[5], 9), rand_input(&[5], 10)],
+            Default::default(),
+        )
+        .unwrap();
+        gradcheck(
+            f,
+            &[rand_input(&[4], 11), rand_input(&[2, 4, 3], 12)],
+            Default::default(),
+        )
+        .unwrap();
+    }
+
+    #[test]
+    fn vector_products_have_torch_shapes() {
+        let v = Tensor::from_vec(vec![1., 2., 3.], [3]).unwrap();
+        let dot = v.matmul(&v).unwrap();
+        assert_eq!(dot.shape(), &[] as &[usize]);
+        assert_eq!(dot.item().unwrap(), 14.0);
+        let shape = |a: &[usize], b: &[usize]| {
+            Tensor::zeros(a.to_vec())
+                .matmul(&Tensor::zeros(b.to_vec()))
+                .unwrap()
+                .shape()
+                .to_vec()
+        };
+        assert_eq!(shape(&[3], &[2, 3, 5]), [2, 5]);
+        assert_eq!(shape(&[2, 4, 3], &[3]), [2, 4]);
+        assert!(v.matmul(&Tensor::zeros([4])).is_err());
     }
 }

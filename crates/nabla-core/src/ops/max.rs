@@ -6,7 +6,7 @@
 
 use super::sum::{reduce_dims, squeeze_dims};
 use crate::cpu::reduce::ReduceOp;
-use crate::{Result, Tensor};
+use crate::{Error, Result, Tensor};
 
 fn extreme(
     x: &Tensor,
@@ -16,6 +16,16 @@ fn extreme(
     op: ReduceOp,
 ) -> Result<Tensor> {
     let (y_keep, reduced) = reduce_dims(name, x, dims, op)?;
+    // (as PyTorch: an empty set has no largest value)
+    if let Some(&d) = reduced.iter().find(|&&d| x.shape()[d] == 0) {
+        return Err(Error::Arg {
+            op: name,
+            msg: format!(
+                "cannot reduce dimension {d} of size 0 (shape {:?}): no elements",
+                x.shape()
+            ),
+        });
+    }
     let keep_shape = y_keep.shape().to_vec();
     let y = if keepdim {
         y_keep.clone()
@@ -23,7 +33,12 @@ fn extreme(
         y_keep.reshape(squeeze_dims(&keep_shape, &reduced))?
     };
     let dims: Vec<isize> = reduced.iter().map(|&d| d as isize).collect();
-    Ok(y.attach(name, &[x], move |g, inputs| {
+    let backward = if op == ReduceOp::Max {
+        "MaxBackward"
+    } else {
+        "MinBackward"
+    };
+    Ok(y.attach(backward, &[x], move |g, inputs| {
         let x = &inputs[0];
         let mask = x.eq(&y_keep)?;
         let count = mask.sum(&dims, true)?;
@@ -35,12 +50,12 @@ fn extreme(
 impl Tensor {
     /// Largest value over `dims` (all when empty).
     pub fn max(&self, dims: &[isize], keepdim: bool) -> Result<Tensor> {
-        extreme(self, "MaxBackward", dims, keepdim, ReduceOp::Max)
+        extreme(self, "max", dims, keepdim, ReduceOp::Max)
     }
 
     /// Smallest value over `dims` (all when empty).
     pub fn min(&self, dims: &[isize], keepdim: bool) -> Result<Tensor> {
-        extreme(self, "MinBackward", dims, keepdim, ReduceOp::Min)
+        extreme(self, "min", dims, keepdim, ReduceOp::Min)
     }
 
     pub fn max_all(&self) -> Result<Tensor> {
@@ -63,6 +78,20 @@ mod tests {
         assert_eq!(x.max(&[1], false).unwrap().to_vec(), vec![5., 6.]);
         assert_eq!(x.min(&[0], true).unwrap().to_vec(), vec![1., 2., 3.]);
         assert_eq!(x.max_all().unwrap().item().unwrap(), 6.);
+    }
+
+    #[test]
+    fn an_empty_reduction_is_an_error() {
+        let x = Tensor::zeros([0, 3]);
+        let e = x.max(&[0], false).unwrap_err().to_string();
+        assert_eq!(
+            e,
+            "max: cannot reduce dimension 0 of size 0 (shape [0, 3]): no elements"
+        );
+        assert!(x.min_all().is_err());
+        assert!(Tensor::zeros([0]).max_all().is_err());
+        // reducing the other dimension leaves an empty result, which is fine
+        assert_eq!(x.max(&[1], false).unwrap().shape(), &[0]);
     }
 
     #[test]

@@ -33,18 +33,25 @@ pub(super) fn check(
     states: &[(&str, &Tensor)],
     mask: Option<&[f32]>,
 ) -> Result<Dims> {
-    let (t, n, i) = x.dims3()?;
-    let (gh, h) = w_hh.dims2()?;
-    let bad = |what: &str, s: &[usize]| Error::Shape {
-        op,
-        msg: format!(
-            "{what} has shape {s:?} for input {:?} and w_hh {:?}",
-            x.shape(),
+    let shape_err = |msg: String| Error::Shape { op, msg };
+    let [t, n, i] = x.shape()[..] else {
+        return Err(shape_err(format!(
+            "expected an input of shape [T, N, I], got {:?}",
+            x.shape()
+        )));
+    };
+    let [gh, h] = w_hh.shape()[..] else {
+        return Err(shape_err(format!(
+            "expected w_hh of shape [{gates}·H, H], got {:?}",
             w_hh.shape()
-        ),
+        )));
     };
     if gh != gates * h {
-        return Err(bad("w_hh", w_hh.shape()));
+        return Err(shape_err(format!(
+            "w_hh has shape {:?}: with H = {h} (its columns) it must be [{}, {h}] ({gates} gates)",
+            w_hh.shape(),
+            gates * h
+        )));
     }
     if h == 0 {
         return Err(Error::Arg {
@@ -52,23 +59,35 @@ pub(super) fn check(
             msg: format!("w_hh {:?} has no hidden units", w_hh.shape()),
         });
     }
+    // the rest as x and w_hh say they must be
+    let bad = |what: &str, s: &[usize], want: &[usize]| {
+        shape_err(format!(
+            "{what} has shape {s:?}, expected {want:?} (input {:?}, w_hh {:?})",
+            x.shape(),
+            w_hh.shape()
+        ))
+    };
     if w_ih.shape() != [gh, i] {
-        return Err(bad("w_ih", w_ih.shape()));
+        return Err(bad("w_ih", w_ih.shape(), &[gh, i]));
     }
     for (name, b) in [("b_ih", biases[0]), ("b_hh", biases[1])] {
         if b.shape() != [gh] {
-            return Err(bad(name, b.shape()));
+            return Err(bad(name, b.shape(), &[gh]));
         }
     }
     for (name, s) in states {
         if s.shape() != [n, h] {
-            return Err(bad(name, s.shape()));
+            return Err(bad(name, s.shape(), &[n, h]));
         }
     }
     if mask.is_some_and(|m| m.len() != t * n) {
         return Err(Error::Arg {
             op,
-            msg: format!("mask must have {} values", t * n),
+            msg: format!(
+                "mask must have T·N = {} values (one per step and row), got {}",
+                t * n,
+                mask.map_or(0, |m| m.len())
+            ),
         });
     }
     Ok(Dims { t, n, i, h })
@@ -534,6 +553,67 @@ mod tests {
         assert!(empty
             .iter()
             .all(|b| b.len() == 2 && b.iter().all(|p| p.is_empty())));
+    }
+
+    /// A wrong shape names the op, what is wrong and the shape expected.
+    #[test]
+    fn shape_errors_say_what_was_expected() {
+        let z = |s: &[usize]| Tensor::zeros(s.to_vec());
+        let (x, h) = (z(&[5, 2, 3]), z(&[2, 4]));
+        let lstm = |w_ih: &[usize], w_hh: &[usize], b: &[usize], mask: Option<Vec<f32>>| {
+            x.lstm_sequence(&z(w_ih), &z(w_hh), &z(b), &z(&[16]), &h, &h, mask, false)
+                .unwrap_err()
+                .to_string()
+        };
+        assert_eq!(
+            lstm(&[16, 3], &[16, 5], &[16], None),
+            "lstm_sequence: w_hh has shape [16, 5]: with H = 5 (its columns) it must be [20, 5] (4 gates)"
+        );
+        assert_eq!(
+            lstm(&[16, 2], &[16, 4], &[16], None),
+            "lstm_sequence: w_ih has shape [16, 2], expected [16, 3] (input [5, 2, 3], w_hh [16, 4])"
+        );
+        assert_eq!(
+            lstm(&[16, 3], &[16, 4], &[12], None),
+            "lstm_sequence: b_ih has shape [12], expected [16] (input [5, 2, 3], w_hh [16, 4])"
+        );
+        assert_eq!(
+            lstm(&[16, 3], &[16, 4], &[16], Some(vec![1.0; 8])),
+            "lstm_sequence: mask must have T·N = 10 values (one per step and row), got 8"
+        );
+        let e = z(&[2, 3])
+            .gru_sequence(
+                &z(&[12, 3]),
+                &z(&[12, 4]),
+                &z(&[12]),
+                &z(&[12]),
+                &h,
+                None,
+                false,
+            )
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "gru_sequence: expected an input of shape [T, N, I], got [2, 3]"
+        );
+        let e = x
+            .rnn_sequence(
+                &z(&[4, 3]),
+                &z(&[4, 4]),
+                &z(&[4]),
+                &z(&[4]),
+                &z(&[3, 4]),
+                None,
+                false,
+                false,
+            )
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            e,
+            "rnn_sequence: h0 has shape [3, 4], expected [2, 4] (input [5, 2, 3], w_hh [4, 4])"
+        );
     }
 
     /// Block-major pieces hold each block's rows of every step one after

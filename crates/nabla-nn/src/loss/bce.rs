@@ -5,12 +5,26 @@
 //! - `bce_with_logits(x, y)`: the same on logits, computed stably as
 //!   `max(x, 0) − x·y + ln(1 + e^(−|x|))`, gradient `σ(x) − y`.
 
-use nabla_core::{no_grad, Result, Tensor};
+use nabla_core::{no_grad, Error, Result, Tensor};
 
 use super::{reduce, same_shape, Reduction};
 
+/// `input` holds probabilities: a value outside [0, 1] (or NaN) is an
+/// error, as in PyTorch (logits belong in [`bce_with_logits`]).
 pub fn bce_loss(input: &Tensor, target: &Tensor, reduction: Reduction) -> Result<Tensor> {
     same_shape("bce_loss", input, target)?;
+    if let Some(p) = input
+        .to_vec()
+        .into_iter()
+        .find(|p| !(0.0..=1.0).contains(p))
+    {
+        return Err(Error::Arg {
+            op: "bce_loss",
+            msg: format!(
+                "input values must be probabilities in [0, 1], got {p} (for logits use bce_with_logits)"
+            ),
+        });
+    }
     let log_p = input.log()?.clamp(-100.0, f32::INFINITY)?;
     let log_q = input
         .neg()?
@@ -42,6 +56,23 @@ pub fn bce_with_logits(input: &Tensor, target: &Tensor, reduction: Reduction) ->
 mod tests {
     use super::*;
     use nabla_core::gradcheck::{gradcheck, rand_input};
+
+    #[test]
+    fn probabilities_outside_zero_to_one_are_refused() {
+        let y = Tensor::from_vec(vec![1.0, 0.0], [2]).unwrap();
+        for bad in [1.5, -0.1, f32::NAN] {
+            let p = Tensor::from_vec(vec![0.5, bad], [2]).unwrap();
+            let e = bce_loss(&p, &y, Reduction::Mean).unwrap_err().to_string();
+            assert!(
+                e.starts_with("bce_loss: input values must be probabilities in [0, 1], got"),
+                "{e}"
+            );
+        }
+        // the ends themselves are fine (the logs are clamped at −100)
+        let p = Tensor::from_vec(vec![0.0, 1.0], [2]).unwrap();
+        let l = bce_loss(&p, &y, Reduction::Mean).unwrap().item().unwrap();
+        assert_eq!(l, 100.0);
+    }
 
     #[test]
     fn logits_form_matches_the_probability_form() {

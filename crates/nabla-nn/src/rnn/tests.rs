@@ -161,6 +161,63 @@ fn variable_length_batches_equal_per_sequence_runs() {
     }
 }
 
+/// `[T, I]` with states `[L·D, H]` is the batch of one `[T, 1, I]` without
+/// its batch dimension, whatever batch_first says (PyTorch's rule).
+#[test]
+fn an_unbatched_sequence_is_a_batch_of_one() {
+    nabla_core::manual_seed(5);
+    for (kind, batch_first) in [
+        (RnnKind::Lstm, false),
+        (RnnKind::Gru, true),
+        (RnnKind::RnnTanh, false),
+    ] {
+        let cfg = RnnConfig {
+            num_layers: 2,
+            bidirectional: true,
+            batch_first,
+            ..RnnConfig::new(3, 4)
+        };
+        let r = Recurrent::new(kind, cfg);
+        let x = Tensor::randn([5, 3]);
+        let h0 = Tensor::randn([4, 4]);
+        let c0 = Tensor::randn([4, 4]);
+        let c0 = (kind == RnnKind::Lstm).then_some(&c0);
+        let one = r.run(&x, Some(&h0), c0, None).unwrap();
+        let b = if batch_first { 0 } else { 1 };
+        let batch = r
+            .run(
+                &x.unsqueeze(b).unwrap(),
+                Some(&h0.unsqueeze(1).unwrap()),
+                c0.map(|c| c.unsqueeze(1).unwrap()).as_ref(),
+                None,
+            )
+            .unwrap();
+        assert_eq!(one.output.shape(), &[5, 8], "{kind:?}");
+        assert_eq!(one.h_n.shape(), &[4, 4], "{kind:?}");
+        assert_eq!(one.output.to_vec(), batch.output.to_vec(), "{kind:?}");
+        assert_eq!(one.h_n.to_vec(), batch.h_n.to_vec(), "{kind:?}");
+        assert_eq!(
+            one.c_n.map(|c| c.to_vec()),
+            batch.c_n.map(|c| c.to_vec()),
+            "{kind:?}"
+        );
+        // batched states with an unbatched input are refused, naming both
+        let e = r
+            .run(&x, Some(&h0.unsqueeze(1).unwrap()), None, None)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(
+            e.contains("unbatched states [L·D, H], got [4, 1, 4]"),
+            "{e}"
+        );
+    }
+    // the classifier's encoder: [D·H] for one sequence
+    let enc = LastHidden(Recurrent::lstm(RnnConfig::new(3, 4)));
+    assert_eq!(enc.forward(&Tensor::randn([5, 3])).unwrap().shape(), &[4]);
+    assert!(enc.forward(&Tensor::scalar(1.0)).is_err());
+}
+
 #[test]
 fn the_fused_lstm_sequence_equals_the_per_step_cells() {
     nabla_core::manual_seed(5);
