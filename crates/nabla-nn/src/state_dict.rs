@@ -76,7 +76,8 @@ pub fn save_safetensors(path: impl AsRef<Path>, tensors: &[(String, Tensor)]) ->
     })
 }
 
-/// Parses safetensors bytes into named f32 tensors (f16/bf16/f64 are converted).
+/// Parses safetensors bytes into named f32 tensors (f16, bf16, f64 and
+/// integer or bool tensors are converted).
 pub fn from_safetensors_bytes(bytes: &[u8], source: &str) -> Result<Vec<(String, Tensor)>> {
     let bad = |msg: String| StateDictError::Format {
         path: source.to_string(),
@@ -99,10 +100,25 @@ pub fn from_safetensors_bytes(bytes: &[u8], source: &str) -> Result<Vec<(String,
                 .chunks_exact(2)
                 .map(|b| f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16))
                 .collect(),
+            Dtype::F16 => data
+                .chunks_exact(2)
+                .map(|b| f16_to_f32(u16::from_le_bytes([b[0], b[1]])))
+                .collect(),
+            // integer buffers (BatchNorm's num_batches_tracked), masks
             Dtype::I64 => data
                 .chunks_exact(8)
                 .map(|b| i64::from_le_bytes(b.try_into().unwrap()) as f32)
                 .collect(),
+            Dtype::I32 => data
+                .chunks_exact(4)
+                .map(|b| i32::from_le_bytes(b.try_into().unwrap()) as f32)
+                .collect(),
+            Dtype::I16 => data
+                .chunks_exact(2)
+                .map(|b| i16::from_le_bytes([b[0], b[1]]) as f32)
+                .collect(),
+            Dtype::I8 => data.iter().map(|&b| b as i8 as f32).collect(),
+            Dtype::U8 | Dtype::BOOL => data.iter().map(|&b| b as f32).collect(),
             other => {
                 return Err(bad(format!(
                     "tensor {name:?} has unsupported dtype {other:?}"
@@ -114,6 +130,19 @@ pub fn from_safetensors_bytes(bytes: &[u8], source: &str) -> Result<Vec<(String,
     // safetensors stores keys sorted; keep a stable order
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
+}
+
+/// An IEEE 754 half-precision value (PyTorch's float16) as f32, exactly:
+/// the 5-bit exponent rebiased (15 → 127), the 10-bit mantissa shifted up;
+/// subnormals are `mantissa · 2⁻²⁴`, all-ones exponents infinities or NaNs.
+fn f16_to_f32(h: u16) -> f32 {
+    let sign = if h & 0x8000 != 0 { -1.0 } else { 1.0 };
+    let (exp, mant) = (u32::from(h >> 10) & 0x1f, u32::from(h) & 0x3ff);
+    match exp {
+        0 => sign * mant as f32 * 2f32.powi(-24),
+        0x1f => f32::from_bits(u32::from(h & 0x8000) << 16 | 0x7f80_0000 | mant << 13),
+        _ => f32::from_bits(u32::from(h & 0x8000) << 16 | (exp + 112) << 23 | mant << 13),
+    }
 }
 
 /// Reads a safetensors file into named f32 tensors.
@@ -206,5 +235,58 @@ mod tests {
             .contains("not a valid safetensors file"));
         std::fs::remove_file(&path).unwrap();
         assert!(load_safetensors(&path).is_err());
+    }
+
+    /// PyTorch saves half-precision, double and integer tensors too: each
+    /// is read as the f32 it stands for.
+    #[test]
+    fn other_dtypes_are_converted_to_f32() {
+        use safetensors::tensor::TensorView;
+        // f16 bit patterns: 1, −2, 0.5, the largest finite, the smallest
+        // subnormal, −0, +∞
+        let halves: [u16; 7] = [0x3c00, 0xc000, 0x3800, 0x7bff, 0x0001, 0x8000, 0x7c00];
+        let f16: Vec<u8> = halves.iter().flat_map(|h| h.to_le_bytes()).collect();
+        let bf16: Vec<u8> = [0x3f80u16, 0xc040]
+            .iter()
+            .flat_map(|h| h.to_le_bytes())
+            .collect();
+        let f64s: Vec<u8> = [0.25f64, -3.5]
+            .iter()
+            .flat_map(|v| v.to_le_bytes())
+            .collect();
+        let i64s: Vec<u8> = [7i64, -1].iter().flat_map(|v| v.to_le_bytes()).collect();
+        let i8s = vec![0xffu8, 5];
+        let views = [
+            ("half", TensorView::new(Dtype::F16, vec![7], &f16).unwrap()),
+            (
+                "bf16",
+                TensorView::new(Dtype::BF16, vec![2], &bf16).unwrap(),
+            ),
+            (
+                "double",
+                TensorView::new(Dtype::F64, vec![2], &f64s).unwrap(),
+            ),
+            ("long", TensorView::new(Dtype::I64, vec![2], &i64s).unwrap()),
+            ("int8", TensorView::new(Dtype::I8, vec![2], &i8s).unwrap()),
+            (
+                "mask",
+                TensorView::new(Dtype::BOOL, vec![2], &[1u8, 0][..]).unwrap(),
+            ),
+        ];
+        let bytes =
+            safetensors::serialize(views.iter().map(|(n, v)| (*n, v.clone())), None).unwrap();
+        let got = from_safetensors_bytes(&bytes, "test").unwrap();
+        let value = |name: &str| got.iter().find(|(n, _)| n == name).unwrap().1.to_vec();
+        let half = value("half");
+        assert_eq!(half[..4], [1.0, -2.0, 0.5, 65504.0]);
+        assert_eq!(half[4], 2f32.powi(-24));
+        assert!(half[5] == 0.0 && half[5].is_sign_negative());
+        assert_eq!(half[6], f32::INFINITY);
+        assert!(f16_to_f32(0x7e00).is_nan());
+        assert_eq!(value("bf16"), [1.0, -3.0]);
+        assert_eq!(value("double"), [0.25, -3.5]);
+        assert_eq!(value("long"), [7.0, -1.0]);
+        assert_eq!(value("int8"), [-1.0, 5.0]);
+        assert_eq!(value("mask"), [1.0, 0.0]);
     }
 }
