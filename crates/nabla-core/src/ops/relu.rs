@@ -1,6 +1,6 @@
 //! Rectifiers.
 //!
-//! `relu`: `y = max(x, 0)`; `dx = dy · [x > 0]`.
+//! `relu`: `y = max(x, 0)`; `dx = dy · [x > 0]` (a NaN stays NaN, as in PyTorch).
 //! `leaky_relu`: `y = x` for x > 0, `slope · x` otherwise; `dx = dy · (1 or slope)`.
 
 use super::unary_op;
@@ -11,8 +11,11 @@ impl Tensor {
         unary_op(
             self,
             "ReluBackward",
-            |x| x.max(0.0),
-            |x, _| if x > 0.0 { 1.0 } else { 0.0 },
+            // (written so that a NaN passes through, forward and back, as
+            // in PyTorch: f32::max would turn it into 0 and hide a
+            // diverging network behind its ReLUs)
+            |x| if x < 0.0 { 0.0 } else { x },
+            |x, _| if x <= 0.0 { 0.0 } else { 1.0 },
         )
     }
 
@@ -53,6 +56,9 @@ mod tests {
     fn relu_values() {
         let x = Tensor::from_vec(vec![-1.0, 0.0, 2.0], [3]).unwrap();
         assert_eq!(x.relu().unwrap().to_vec(), vec![0.0, 0.0, 2.0]);
+        let nan = Tensor::from_vec(vec![f32::NAN, -1.0], [2]).unwrap();
+        assert!(nan.relu().unwrap().to_vec()[0].is_nan());
+        assert!(nan.leaky_relu(0.1).unwrap().to_vec()[0].is_nan());
         assert_eq!(x.leaky_relu(0.01).unwrap().to_vec(), vec![-0.01, 0.0, 2.0]);
     }
 }

@@ -78,7 +78,11 @@ unsafe fn activate_avx2(b: &mut StepRows, h: usize, relu: bool) {
 #[inline(always)]
 fn activate<const FMA: bool>(b: &mut StepRows, h: usize, relu: bool) {
     match relu {
-        true => b.act.iter_mut().for_each(|z| *z = z.max(0.0)),
+        // (a NaN passes, as in relu)
+        true => b
+            .act
+            .iter_mut()
+            .for_each(|z| *z = if *z < 0.0 { 0.0 } else { *z }),
         false => b.act.iter_mut().for_each(|z| *z = tanh::<FMA>(*z)),
     }
     for r in 0..b.h.len() / h {
@@ -125,7 +129,7 @@ fn backward_rows(b: &mut BackRows, whh: Option<&PackedRhs>, h: usize, relu: bool
         for ((dz, dh), (&a, &dout)) in grads.zip(b.act[rs.clone()].iter().zip(&b.dout[rs])) {
             let dh_t = *dh + m * dout;
             let slope = match relu {
-                true => (a > 0.0) as u8 as f32,
+                true => !(a <= 0.0) as u8 as f32,
                 false => 1.0 - a * a,
             };
             dz.write(m * dh_t * slope);
