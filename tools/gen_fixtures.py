@@ -167,6 +167,13 @@ def losses():
     save("loss_ce_none", {"x": logits}, lambda x: F.cross_entropy(x, labels, reduction="none"), consts={"target": lf})
     save("loss_nll_weight", {"x": logits}, lambda x: F.nll_loss(F.log_softmax(x, 1), labels, weight=w),
          consts={"target": lf, "weight": w})
+    # targets of -100 (ignore_index's default) count for nothing
+    ig = torch.tensor([0, -100, 2, -100, 1, 3])
+    igf = ig.float()
+    save("loss_ce_ignore_smoothing", {"x": logits},
+         lambda x: F.cross_entropy(x, ig, weight=w, label_smoothing=0.1), consts={"target": igf, "weight": w})
+    save("loss_nll_ignore", {"x": logits}, lambda x: F.nll_loss(F.log_softmax(x, 1), ig, weight=w),
+         consts={"target": igf, "weight": w})
 
 
 def read_idx(path):

@@ -145,7 +145,7 @@ fn optimizer_state_round_trips() {
 #[test]
 fn losses_match_pytorch() {
     type LossFn = fn(&Tensor, &HashMap<String, Tensor>) -> Tensor;
-    let cases: [(&str, LossFn); 9] = [
+    let cases: [(&str, LossFn); 11] = [
         ("loss_mse", |x, t| {
             loss::mse_loss(x, &t["target"], Reduction::Mean).unwrap()
         }),
@@ -168,9 +168,27 @@ fn losses_match_pytorch() {
             let opts = CrossEntropyOptions {
                 weight: Some(t["weight"].clone()),
                 label_smoothing: 0.1,
-                reduction: Reduction::Mean,
+                ..Default::default()
             };
             loss::cross_entropy_with(x, &t["target"], &opts).unwrap()
+        }),
+        // targets of −100 skipped (ignore_index's default)
+        ("loss_ce_ignore_smoothing", |x, t| {
+            let opts = CrossEntropyOptions {
+                weight: Some(t["weight"].clone()),
+                label_smoothing: 0.1,
+                ..Default::default()
+            };
+            loss::cross_entropy_with(x, &t["target"], &opts).unwrap()
+        }),
+        ("loss_nll_ignore", |x, t| {
+            loss::nll_loss(
+                &x.log_softmax(1).unwrap(),
+                &t["target"],
+                Some(&t["weight"]),
+                Reduction::Mean,
+            )
+            .unwrap()
         }),
         ("loss_ce_none", |x, t| {
             let opts = CrossEntropyOptions {

@@ -129,7 +129,13 @@ fn backward_rows(b: &mut BackRows, whh: Option<&PackedRhs>, h: usize, relu: bool
         for ((dz, dh), (&a, &dout)) in grads.zip(b.act[rs.clone()].iter().zip(&b.dout[rs])) {
             let dh_t = *dh + m * dout;
             let slope = match relu {
-                true => !(a <= 0.0) as u8 as f32,
+                true => {
+                    if a <= 0.0 {
+                        0.0
+                    } else {
+                        1.0
+                    }
+                }
                 false => 1.0 - a * a,
             };
             dz.write(m * dh_t * slope);

@@ -10,18 +10,39 @@
 //! Gradient: `∂loss_i/∂x_ic = (1−ε)·w_{y_i}·(p_ic − [c = y_i]) + (ε/C)·(W·p_ic − w_c)`
 //! with `W = Σ_c w_c`. One pass computes both, with no `[N, C]`
 //! intermediates beyond p.
+//!
+//! A sample whose target is `ignore_index` (−100 by default, PyTorch's, as
+//! for padding) adds nothing to the loss, its gradient or the mean's
+//! divisor; when every sample is ignored the mean is 0/0 = NaN, as in
+//! PyTorch.
 
 use nabla_core::{Error, Result, Tensor};
 
 use super::Reduction;
 
 /// Options of [`cross_entropy_with`] (PyTorch's `weight`, `label_smoothing`,
-/// `reduction`).
-#[derive(Clone, Debug, Default)]
+/// `reduction`, `ignore_index`), PyTorch's defaults in `default()`.
+#[derive(Clone, Debug)]
 pub struct CrossEntropyOptions {
     pub weight: Option<Tensor>,
     pub label_smoothing: f32,
     pub reduction: Reduction,
+    /// Targets with this value are skipped (`None`: none are).
+    pub ignore_index: Option<i64>,
+}
+
+/// PyTorch's `ignore_index` default.
+pub const IGNORE_INDEX: i64 = -100;
+
+impl Default for CrossEntropyOptions {
+    fn default() -> Self {
+        CrossEntropyOptions {
+            weight: None,
+            label_smoothing: 0.0,
+            reduction: Reduction::Mean,
+            ignore_index: Some(IGNORE_INDEX),
+        }
+    }
 }
 
 /// Mean cross-entropy of `logits [N, C]` against class indices `targets [N]`.
@@ -29,11 +50,13 @@ pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Result<Tensor> {
     cross_entropy_with(logits, targets, &CrossEntropyOptions::default())
 }
 
+/// `[N, C]`, and each target's class (None for an ignored one).
 fn check_targets(
     op: &'static str,
     input: &Tensor,
     targets: &Tensor,
-) -> Result<(usize, usize, Vec<usize>)> {
+    ignore: Option<i64>,
+) -> Result<(usize, usize, Vec<Option<usize>>)> {
     let (n, c) = input.dims2().map_err(|_| Error::Shape {
         op,
         msg: format!("expected input [N, C], got {:?}", input.shape()),
@@ -52,8 +75,10 @@ fn check_targets(
         .to_vec()
         .into_iter()
         .map(|v| {
-            if v >= 0.0 && v.fract() == 0.0 && (v as usize) < c {
-                Ok(v as usize)
+            if ignore.is_some_and(|i| v == i as f32) {
+                Ok(None)
+            } else if v >= 0.0 && v.fract() == 0.0 && (v as usize) < c {
+                Ok(Some(v as usize))
             } else {
                 Err(Error::Index {
                     op,
@@ -72,7 +97,7 @@ pub fn cross_entropy_with(
     opts: &CrossEntropyOptions,
 ) -> Result<Tensor> {
     let op = "cross_entropy";
-    let (n, c, ids) = check_targets(op, logits, targets)?;
+    let (n, c, ids) = check_targets(op, logits, targets, opts.ignore_index)?;
     let eps = opts.label_smoothing;
     if !(0.0..=1.0).contains(&eps) {
         return Err(Error::Arg {
@@ -95,6 +120,7 @@ pub fn cross_entropy_with(
     let mut probs = vec![0f32; n * c];
     let mut losses = vec![0f32; n];
     for i in 0..n {
+        let Some(y) = ids[i] else { continue };
         let row = &x[i * c..(i + 1) * c];
         let m = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
         let s: f32 = row.iter().map(|&v| (v - m).exp()).sum();
@@ -105,10 +131,10 @@ pub fn cross_entropy_with(
             probs[i * c + k] = logp.exp();
             smooth -= w[k] * logp;
         }
-        let nll = -(row[ids[i]] - lse) * w[ids[i]];
+        let nll = -(row[y] - lse) * w[y];
         losses[i] = (1.0 - eps) * nll + eps / c as f32 * smooth;
     }
-    let denom: f32 = ids.iter().map(|&y| w[y]).sum();
+    let denom: f32 = ids.iter().flatten().map(|&y| w[y]).sum();
     let value = match opts.reduction {
         Reduction::Mean => Tensor::scalar(losses.iter().sum::<f32>() / denom),
         Reduction::Sum => Tensor::scalar(losses.iter().sum()),
@@ -126,11 +152,13 @@ pub fn cross_entropy_with(
             };
             let mut dx = vec![0f32; n * c];
             for i in 0..n {
+                // (an ignored sample's row stays 0)
+                let Some(y) = ids[i] else { continue };
                 let s = scale(i);
-                let wy = w[ids[i]];
+                let wy = w[y];
                 for k in 0..c {
                     let p = probs[i * c + k];
-                    let hard = (1.0 - eps) * wy * (p - if k == ids[i] { 1.0 } else { 0.0 });
+                    let hard = (1.0 - eps) * wy * (p - if k == y { 1.0 } else { 0.0 });
                     let soft = eps / c as f32 * (w_total * p - w[k]);
                     dx[i * c + k] = s * (hard + soft);
                 }
@@ -141,33 +169,38 @@ pub fn cross_entropy_with(
 }
 
 /// Negative log-likelihood of log-probabilities `[N, C]` (as from
-/// `log_softmax`): `loss_i = −w_{y_i}·logp_{i,y_i}`, mean over `Σ w_{y_i}`.
+/// `log_softmax`): `loss_i = −w_{y_i}·logp_{i,y_i}`, mean over `Σ w_{y_i}`;
+/// targets of −100 ([`IGNORE_INDEX`]) are skipped, as in PyTorch.
 pub fn nll_loss(
     log_probs: &Tensor,
     targets: &Tensor,
     weight: Option<&Tensor>,
     reduction: Reduction,
 ) -> Result<Tensor> {
-    let (n, c, ids) = check_targets("nll_loss", log_probs, targets)?;
-    let picked = log_probs
-        .gather(1, &targets.reshape([n, 1])?)?
-        .reshape([n])?
-        .neg()?;
-    let (per_sample, denom) = match weight {
-        Some(w) => {
-            if w.shape() != [c] {
-                return Err(Error::Shape {
-                    op: "nll_loss",
-                    msg: format!("weight must be [{c}], got {:?}", w.shape()),
-                });
-            }
-            let wv = w.to_vec();
-            let wy: Vec<f32> = ids.iter().map(|&y| wv[y]).collect();
-            let denom = wy.iter().sum::<f32>();
-            (picked.mul(&Tensor::from_vec(wy, [n])?)?, denom)
+    let (n, c, ids) = check_targets("nll_loss", log_probs, targets, Some(IGNORE_INDEX))?;
+    let wv = match weight {
+        Some(w) if w.shape() != [c] => {
+            return Err(Error::Shape {
+                op: "nll_loss",
+                msg: format!("weight must be [{c}], got {:?}", w.shape()),
+            })
         }
-        None => (picked, n as f32),
+        Some(w) => w.to_vec(),
+        None => vec![1.0; c],
     };
+    // an ignored sample picks class 0 and weighs 0, through `where` so
+    // that an infinite log-probability there cannot make a NaN
+    let index: Vec<f32> = ids.iter().map(|y| y.unwrap_or(0) as f32).collect();
+    let keep: Vec<f32> = ids.iter().map(|y| y.is_some() as u8 as f32).collect();
+    let wy: Vec<f32> = ids.iter().map(|y| y.map_or(0.0, |y| wv[y])).collect();
+    let denom = wy.iter().sum::<f32>();
+    let picked = log_probs
+        .gather(1, &Tensor::from_vec(index, [n, 1])?)?
+        .reshape([n])?
+        .neg()?
+        .mul(&Tensor::from_vec(wy, [n])?)?;
+    let per_sample =
+        Tensor::where_cond(&Tensor::from_vec(keep, [n])?, &picked, &Tensor::zeros([n]))?;
     match reduction {
         Reduction::Mean => per_sample.sum_all()?.div_scalar(denom),
         Reduction::Sum => per_sample.sum_all(),
@@ -202,6 +235,7 @@ mod tests {
                 weight,
                 label_smoothing: smoothing,
                 reduction,
+                ..Default::default()
             };
             let f = |t: &[Tensor]| cross_entropy_with(&t[0], &y, &opts);
             gradcheck(f, &[x.clone()], Default::default()).unwrap();
@@ -230,6 +264,37 @@ mod tests {
             &Tensor::zeros([64]),
         );
         assert!(e.unwrap_err().to_string().contains("expected input [N, C]"));
+    }
+
+    #[test]
+    fn ignored_targets_count_for_nothing() {
+        let x = rand_input(&[4, 3], 2);
+        let y = Tensor::from_vec(vec![2., -100., 0., -100.], [4]).unwrap();
+        let kept = Tensor::from_vec(vec![2., 0.], [2]).unwrap();
+        let rows = x.index_select(0, &Tensor::from_vec(vec![0., 2.], [2]).unwrap());
+        let (all, some) = (
+            cross_entropy(&x, &y).unwrap().item().unwrap(),
+            cross_entropy(&rows.unwrap(), &kept)
+                .unwrap()
+                .item()
+                .unwrap(),
+        );
+        assert!((all - some).abs() < 1e-6, "{all} vs {some}");
+        // an infinite log-probability in an ignored row does not leak in
+        let lp = Tensor::from_vec(vec![f32::NEG_INFINITY, 0.0, -1.0, -2.0], [2, 2]).unwrap();
+        let y2 = Tensor::from_vec(vec![-100., 1.], [2]).unwrap();
+        let l = nll_loss(&lp, &y2, None, Reduction::Mean).unwrap();
+        assert_eq!(l.item().unwrap(), 2.0);
+        // all ignored: 0/0 as PyTorch; with ignore_index off, −100 is a bad index
+        let none = Tensor::full([4], -100.0);
+        assert!(cross_entropy(&x, &none).unwrap().item().unwrap().is_nan());
+        let opts = CrossEntropyOptions {
+            ignore_index: None,
+            ..Default::default()
+        };
+        assert!(cross_entropy_with(&x, &y, &opts).is_err());
+        let f = |t: &[Tensor]| cross_entropy(&t[0], &y);
+        gradcheck(f, &[x], Default::default()).unwrap();
     }
 
     #[test]

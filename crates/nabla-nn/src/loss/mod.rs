@@ -7,7 +7,9 @@ mod cross_entropy;
 mod regression;
 
 pub use bce::{bce_loss, bce_with_logits};
-pub use cross_entropy::{cross_entropy, cross_entropy_with, nll_loss, CrossEntropyOptions};
+pub use cross_entropy::{
+    cross_entropy, cross_entropy_with, nll_loss, CrossEntropyOptions, IGNORE_INDEX,
+};
 pub use regression::{huber_loss, l1_loss, mse_loss};
 
 use nabla_core::{Error, Result, Tensor};
