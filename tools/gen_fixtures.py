@@ -174,6 +174,15 @@ def losses():
          lambda x: F.cross_entropy(x, ig, weight=w, label_smoothing=0.1), consts={"target": igf, "weight": w})
     save("loss_nll_ignore", {"x": logits}, lambda x: F.nll_loss(F.log_softmax(x, 1), ig, weight=w),
          consts={"target": igf, "weight": w})
+    # a class per position: logits [N, C, L], targets [N, L]
+    seq = rand(2, 5, 3) * 2
+    seq_labels = torch.tensor([[1, 4, -100], [0, 2, 2]])
+    save("loss_ce_positions", {"x": seq},
+         lambda x: F.cross_entropy(x, seq_labels, label_smoothing=0.1), consts={"target": seq_labels.float()})
+    save("loss_ce_positions_none", {"x": seq},
+         lambda x: F.cross_entropy(x, seq_labels, reduction="none"), consts={"target": seq_labels.float()})
+    save("loss_nll_positions", {"x": seq},
+         lambda x: F.nll_loss(F.log_softmax(x, 1), seq_labels, reduction="sum"), consts={"target": seq_labels.float()})
 
 
 def read_idx(path):

@@ -145,7 +145,7 @@ fn optimizer_state_round_trips() {
 #[test]
 fn losses_match_pytorch() {
     type LossFn = fn(&Tensor, &HashMap<String, Tensor>) -> Tensor;
-    let cases: [(&str, LossFn); 11] = [
+    let cases: [(&str, LossFn); 14] = [
         ("loss_mse", |x, t| {
             loss::mse_loss(x, &t["target"], Reduction::Mean).unwrap()
         }),
@@ -180,6 +180,29 @@ fn losses_match_pytorch() {
                 ..Default::default()
             };
             loss::cross_entropy_with(x, &t["target"], &opts).unwrap()
+        }),
+        ("loss_ce_positions", |x, t| {
+            let opts = CrossEntropyOptions {
+                label_smoothing: 0.1,
+                ..Default::default()
+            };
+            loss::cross_entropy_with(x, &t["target"], &opts).unwrap()
+        }),
+        ("loss_ce_positions_none", |x, t| {
+            let opts = CrossEntropyOptions {
+                reduction: Reduction::None,
+                ..Default::default()
+            };
+            loss::cross_entropy_with(x, &t["target"], &opts).unwrap()
+        }),
+        ("loss_nll_positions", |x, t| {
+            loss::nll_loss(
+                &x.log_softmax(1).unwrap(),
+                &t["target"],
+                None,
+                Reduction::Sum,
+            )
+            .unwrap()
         }),
         ("loss_nll_ignore", |x, t| {
             loss::nll_loss(

@@ -11,6 +11,10 @@
 //! with `W = Σ_c w_c`. One pass computes both, with no `[N, C]`
 //! intermediates beyond p.
 //!
+//! Logits `[N, C, d1, …]` with targets `[N, d1, …]` (a class per position:
+//! a sequence's tokens, an image's pixels) are the `N·d1·…` samples
+//! `[·, C]`, as in PyTorch; `Reduction::None` gives `[N, d1, …]`.
+//!
 //! A sample whose target is `ignore_index` (−100 by default, PyTorch's, as
 //! for padding) adds nothing to the loss, its gradient or the mean's
 //! divisor; when every sample is ignored the mean is 0/0 = NaN, as in
@@ -91,12 +95,45 @@ fn check_targets(
     Ok((n, c, ids))
 }
 
+/// Logits `[N, C, d…]` and targets `[N, d…]` as samples `[N·d…, C]` and
+/// `[N·d…]` (the classes moved last), and the shape `[N, d…]` of the
+/// per-sample losses; `[N, C]` and `[N]` pass through.
+fn positions_as_samples(
+    op: &'static str,
+    input: &Tensor,
+    targets: &Tensor,
+) -> Result<(Tensor, Tensor, Vec<usize>)> {
+    let shape = input.shape();
+    if shape.len() <= 2 {
+        return Ok((input.clone(), targets.clone(), targets.shape().to_vec()));
+    }
+    let mut per_sample = vec![shape[0]];
+    per_sample.extend(&shape[2..]);
+    if targets.shape() != per_sample {
+        return Err(Error::Shape {
+            op,
+            msg: format!(
+                "targets must be [N, d1, …] = {per_sample:?} class indices for input {shape:?} ([N, C, d1, …]), got {:?}",
+                targets.shape()
+            ),
+        });
+    }
+    let mut perm = vec![0];
+    perm.extend(2..shape.len());
+    perm.push(1);
+    let m = targets.numel();
+    let samples = input.permute(&perm)?.reshape([m, shape[1]])?;
+    Ok((samples, targets.reshape([m])?, per_sample))
+}
+
 pub fn cross_entropy_with(
     logits: &Tensor,
     targets: &Tensor,
     opts: &CrossEntropyOptions,
 ) -> Result<Tensor> {
     let op = "cross_entropy";
+    let (logits, targets, per_sample) = positions_as_samples(op, logits, targets)?;
+    let (logits, targets) = (&logits, &targets);
     let (n, c, ids) = check_targets(op, logits, targets, opts.ignore_index)?;
     let eps = opts.label_smoothing;
     if !(0.0..=1.0).contains(&eps) {
@@ -141,31 +178,33 @@ pub fn cross_entropy_with(
         Reduction::None => Tensor::from_vec(losses, [n])?,
     };
     let reduction = opts.reduction;
-    Ok(
-        value.attach("CrossEntropyBackward", &[logits], move |g, _| {
-            // upstream gradient per sample
-            let gv = g.to_vec();
-            let scale = |i: usize| match reduction {
-                Reduction::Mean => gv[0] / denom,
-                Reduction::Sum => gv[0],
-                Reduction::None => gv[i],
-            };
-            let mut dx = vec![0f32; n * c];
-            for i in 0..n {
-                // (an ignored sample's row stays 0)
-                let Some(y) = ids[i] else { continue };
-                let s = scale(i);
-                let wy = w[y];
-                for k in 0..c {
-                    let p = probs[i * c + k];
-                    let hard = (1.0 - eps) * wy * (p - if k == y { 1.0 } else { 0.0 });
-                    let soft = eps / c as f32 * (w_total * p - w[k]);
-                    dx[i * c + k] = s * (hard + soft);
-                }
+    let y = value.attach("CrossEntropyBackward", &[logits], move |g, _| {
+        // upstream gradient per sample
+        let gv = g.to_vec();
+        let scale = |i: usize| match reduction {
+            Reduction::Mean => gv[0] / denom,
+            Reduction::Sum => gv[0],
+            Reduction::None => gv[i],
+        };
+        let mut dx = vec![0f32; n * c];
+        for i in 0..n {
+            // (an ignored sample's row stays 0)
+            let Some(y) = ids[i] else { continue };
+            let s = scale(i);
+            let wy = w[y];
+            for k in 0..c {
+                let p = probs[i * c + k];
+                let hard = (1.0 - eps) * wy * (p - if k == y { 1.0 } else { 0.0 });
+                let soft = eps / c as f32 * (w_total * p - w[k]);
+                dx[i * c + k] = s * (hard + soft);
             }
-            Ok(vec![Some(Tensor::from_vec(dx, [n, c])?)])
-        }),
-    )
+        }
+        Ok(vec![Some(Tensor::from_vec(dx, [n, c])?)])
+    });
+    match reduction {
+        Reduction::None => y.reshape(per_sample),
+        _ => Ok(y),
+    }
 }
 
 /// Negative log-likelihood of log-probabilities `[N, C]` (as from
@@ -177,6 +216,8 @@ pub fn nll_loss(
     weight: Option<&Tensor>,
     reduction: Reduction,
 ) -> Result<Tensor> {
+    let (log_probs, targets, sample_shape) = positions_as_samples("nll_loss", log_probs, targets)?;
+    let (log_probs, targets) = (&log_probs, &targets);
     let (n, c, ids) = check_targets("nll_loss", log_probs, targets, Some(IGNORE_INDEX))?;
     let wv = match weight {
         Some(w) if w.shape() != [c] => {
@@ -204,7 +245,7 @@ pub fn nll_loss(
     match reduction {
         Reduction::Mean => per_sample.sum_all()?.div_scalar(denom),
         Reduction::Sum => per_sample.sum_all(),
-        Reduction::None => Ok(per_sample),
+        Reduction::None => per_sample.reshape(sample_shape),
     }
 }
 
@@ -263,6 +304,12 @@ mod tests {
             &Tensor::zeros([64, 1600]).reshape([64, 40, 40]).unwrap(),
             &Tensor::zeros([64]),
         );
+        // (a class per position of [N, C, d1]: the targets must say so)
+        assert_eq!(
+            e.unwrap_err().to_string(),
+            "cross_entropy: targets must be [N, d1, …] = [64, 40] class indices for input [64, 40, 40] ([N, C, d1, …]), got [64]"
+        );
+        let e = cross_entropy(&Tensor::zeros([3]), &Tensor::scalar(1.0));
         assert!(e.unwrap_err().to_string().contains("expected input [N, C]"));
     }
 
