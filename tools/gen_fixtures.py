@@ -344,6 +344,15 @@ def recurrent():
         save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(OUT, f"{name}_2layer_bidir.safetensors"))
 
 
+def conv_same():
+    """padding='same': even and odd totals of padding, with dilation."""
+    torch.manual_seed(7)
+    for name, ws, d in [("conv2d_same_k4", (4, 3, 4, 4), 1), ("conv2d_same_k2x3", (4, 3, 2, 3), 1),
+                        ("conv2d_same_k2_d3", (4, 3, 2, 2), 3), ("conv2d_same_k3_d2", (4, 3, 3, 3), 2)]:
+        save(name, {"x": rand(2, 3, 7, 6), "w": rand(*ws), "b": rand(ws[0])},
+             lambda x, w, b, d=d: F.conv2d(x, w, b, padding="same", dilation=d), {"dilation": d})
+
+
 if __name__ == "__main__":
     main()
     recurrent()
@@ -352,3 +361,4 @@ if __name__ == "__main__":
     optimizers()
     losses()
     lenet()
+    conv_same()

@@ -290,6 +290,7 @@ pub fn build(spec: &ModelFile, source: &str, dropout: Option<f32>) -> Result<Fil
                     padding: (*padding, *padding),
                     dilation: (*dilation, *dilation),
                     groups: *groups,
+                    same: false,
                 };
                 let per = c / groups * kernel * kernel;
                 let params = out_channels * per + if *bias { *out_channels } else { 0 };

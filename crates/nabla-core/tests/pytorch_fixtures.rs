@@ -114,6 +114,34 @@ fn conv2d_matches_pytorch() {
     }
 }
 
+/// `padding='same'`, with odd totals of padding (one more row or column
+/// after than before) and even ones.
+#[test]
+fn conv2d_same_padding_matches_pytorch() {
+    for name in [
+        "conv2d_same_k4",
+        "conv2d_same_k2x3",
+        "conv2d_same_k2_d3",
+        "conv2d_same_k3_d2",
+    ] {
+        check(name, &["x", "w", "b"], |fx, x| {
+            let p = Conv2dParams::default().dilation(fx.p("dilation")).same();
+            let y = x[0].conv2d(&x[1], Some(&x[2]), p).unwrap();
+            assert_eq!(y.shape()[2..], x[0].shape()[2..], "{name}");
+            y
+        });
+    }
+    let e = Tensor::zeros([1, 1, 5, 5])
+        .conv2d(
+            &Tensor::zeros([1, 1, 3, 3]),
+            None,
+            Conv2dParams::default().stride(2).same(),
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("padding 'same' needs stride 1"), "{e}");
+}
+
 #[test]
 fn pooling_matches_pytorch() {
     for name in ["max_pool2d_k2", "max_pool2d_k3s2p1"] {

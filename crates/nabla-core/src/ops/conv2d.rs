@@ -19,6 +19,10 @@ pub struct Conv2dParams {
     pub padding: (usize, usize),
     pub dilation: (usize, usize),
     pub groups: usize,
+    /// PyTorch's `padding='same'` (stride 1 only): the output as large as
+    /// the input, `dh·(KH−1)` rows of zeros in all, half before and the
+    /// rest (one more when odd) after; `padding` is then not used.
+    pub same: bool,
 }
 
 impl Default for Conv2dParams {
@@ -28,6 +32,7 @@ impl Default for Conv2dParams {
             padding: (0, 0),
             dilation: (1, 1),
             groups: 1,
+            same: false,
         }
     }
 }
@@ -53,6 +58,10 @@ impl Conv2dParams {
     }
     pub fn groups(self, g: usize) -> Self {
         Conv2dParams { groups: g, ..self }
+    }
+    /// `padding='same'`: the output keeps the input's height and width.
+    pub fn same(self) -> Self {
+        Conv2dParams { same: true, ..self }
     }
 }
 
@@ -132,6 +141,41 @@ fn check(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -> Res
 }
 
 impl Tensor {
+    /// `padding='same'` as symmetric padding of ⌈total/2⌉; when the total is
+    /// odd that pads one row (column) too many in front, whose output row
+    /// is dropped, leaving PyTorch's extra row of zeros after.
+    fn conv2d_same(
+        &self,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        p: Conv2dParams,
+    ) -> Result<Tensor> {
+        if p.stride != (1, 1) {
+            return Err(Error::arg(
+                "conv2d",
+                format!("padding 'same' needs stride 1, as in PyTorch: {p:?}"),
+            ));
+        }
+        let symmetric = Conv2dParams { same: false, ..p };
+        let &[_, _, kh, kw] = weight.shape() else {
+            // (the usual check names the bad weight)
+            return self.conv2d(weight, bias, symmetric);
+        };
+        let total = |k: usize, d: usize| d * k.saturating_sub(1);
+        let (th, tw) = (total(kh, p.dilation.0), total(kw, p.dilation.1));
+        let padded = Conv2dParams {
+            padding: (th.div_ceil(2), tw.div_ceil(2)),
+            ..symmetric
+        };
+        let mut y = self.conv2d(weight, bias, padded)?;
+        for (dim, t) in [(2, th), (3, tw)] {
+            if t % 2 == 1 {
+                y = y.narrow(dim, 1, y.shape()[dim as usize] - 1)?;
+            }
+        }
+        Ok(y)
+    }
+
     /// Convolution of `self` `[N, C, H, W]` with `weight` `[O, C/groups, KH, KW]`.
     pub fn conv2d(
         &self,
@@ -139,6 +183,9 @@ impl Tensor {
         bias: Option<&Tensor>,
         p: Conv2dParams,
     ) -> Result<Tensor> {
+        if p.same {
+            return self.conv2d_same(weight, bias, p);
+        }
         let g = check(self, weight, bias, &p)?;
         let (groups, o) = (p.groups, weight.shape()[0]);
         let x = self.contiguous()?;
