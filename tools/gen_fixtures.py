@@ -353,6 +353,26 @@ def conv_same():
              lambda x, w, b, d=d: F.conv2d(x, w, b, padding="same", dilation=d), {"dilation": d})
 
 
+def pool_ceil():
+    """ceil_mode: partial last windows (max: cut at the input; avg: divided
+    by the window cut at the padded input, or by its pixels)."""
+    torch.manual_seed(8)
+    cases = [
+        ("max_pool2d_k2_ceil", (2, 3, 7, 7), dict(kind="max", kernel=2, stride=2, padding=0, count_include_pad=1)),
+        ("max_pool2d_k3s2p1_ceil", (2, 3, 8, 9), dict(kind="max", kernel=3, stride=2, padding=1, count_include_pad=1)),
+        ("avg_pool2d_k2_ceil", (2, 3, 7, 7), dict(kind="avg", kernel=2, stride=2, padding=0, count_include_pad=1)),
+        ("avg_pool2d_k3s2p1_ceil", (2, 3, 8, 9), dict(kind="avg", kernel=3, stride=2, padding=1, count_include_pad=1)),
+        ("avg_pool2d_k3s2p1_ceil_nopad", (2, 3, 8, 9), dict(kind="avg", kernel=3, stride=2, padding=1, count_include_pad=0)),
+    ]
+    for name, xs, p in cases:
+        def f(x, p=p):
+            if p["kind"] == "max":
+                return F.max_pool2d(x, p["kernel"], p["stride"], p["padding"], ceil_mode=True)
+            return F.avg_pool2d(x, p["kernel"], p["stride"], p["padding"], ceil_mode=True,
+                                count_include_pad=bool(p["count_include_pad"]))
+        save(name, {"x": rand(*xs)}, f, p)
+
+
 if __name__ == "__main__":
     main()
     recurrent()
@@ -362,3 +382,4 @@ if __name__ == "__main__":
     losses()
     lenet()
     conv_same()
+    pool_ceil()

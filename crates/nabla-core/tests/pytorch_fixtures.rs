@@ -158,6 +158,31 @@ fn pooling_matches_pytorch() {
     });
 }
 
+/// ceil_mode's partial last windows, max and average, with and without
+/// padding in the average's divisor.
+#[test]
+fn pooling_with_ceil_mode_matches_pytorch() {
+    for name in [
+        "max_pool2d_k2_ceil",
+        "max_pool2d_k3s2p1_ceil",
+        "avg_pool2d_k2_ceil",
+        "avg_pool2d_k3s2p1_ceil",
+        "avg_pool2d_k3s2p1_ceil_nopad",
+    ] {
+        check(name, &["x"], |fx, x| {
+            let p = Pool2d::new(fx.p("kernel"))
+                .stride(fx.p("stride"))
+                .padding(fx.p("padding"))
+                .count_include_pad(fx.p("count_include_pad") == 1)
+                .ceil_mode(true);
+            match fx.meta["kind"].as_str() {
+                "max" => x[0].max_pool2d(p).unwrap(),
+                _ => x[0].avg_pool2d(p).unwrap(),
+            }
+        });
+    }
+}
+
 #[test]
 fn softmax_family_matches_pytorch() {
     check("log_softmax_dim1", &["x"], |_, x| {

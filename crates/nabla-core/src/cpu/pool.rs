@@ -137,7 +137,9 @@ unsafe fn max_pool_plane_2x2_avx2(plane: &[f32], g: &ConvGeom, out: &mut [f32], 
 /// Max pooling of one plane: outputs and the winning input index of each.
 fn max_pool_plane(plane: &[f32], g: &ConvGeom, out: &mut [f32], arg: &mut [u32]) {
     let simple = (g.sh, g.sw, g.ph, g.pw, g.dh, g.dw) == (2, 2, 0, 0, 1, 1);
-    if simple && (g.kh, g.kw) == (2, 2) {
+    // (whole windows only: ceil mode's last ones run past the input)
+    let whole = 2 * g.oh <= g.h && 2 * g.ow <= g.w;
+    if simple && whole && (g.kh, g.kw) == (2, 2) {
         #[cfg(target_arch = "x86_64")]
         if is_x86_feature_detected!("avx2") {
             // SAFETY: AVX2 is present; the function checks its bounds.
@@ -207,17 +209,20 @@ pub fn max_pool_backward(grad: &[f32], arg: &[u32], planes: usize, g: &ConvGeom)
     dx
 }
 
-/// Number of elements averaged by the window at (oy, ox).
+/// Number of elements averaged by the window at (oy, ox): the window cut
+/// at the padded input's end (only ceil mode's last windows run past it;
+/// PyTorch's rule), and without the padding unless `count_include_pad`.
 fn divisor(g: &ConvGeom, oy: usize, ox: usize, count_include_pad: bool) -> f32 {
-    if count_include_pad {
-        return (g.kh * g.kw) as f32;
-    }
     let (y0, x0) = (
         (oy * g.sh) as isize - g.ph as isize,
         (ox * g.sw) as isize - g.pw as isize,
     );
-    let rows = (y0.max(0)..(y0 + g.kh as isize).min(g.h as isize)).len();
-    let cols = (x0.max(0)..(x0 + g.kw as isize).min(g.w as isize)).len();
+    let (lo_y, lo_x, hi_y, hi_x) = match count_include_pad {
+        true => (y0, x0, (g.h + g.ph) as isize, (g.w + g.pw) as isize),
+        false => (y0.max(0), x0.max(0), g.h as isize, g.w as isize),
+    };
+    let rows = (lo_y..(y0 + g.kh as isize).min(hi_y)).len();
+    let cols = (lo_x..(x0 + g.kw as isize).min(hi_x)).len();
     (rows * cols).max(1) as f32
 }
 

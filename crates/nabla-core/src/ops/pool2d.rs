@@ -1,6 +1,9 @@
 //! 2-d max and average pooling.
 //!
-//! x `[N, C, H, W]` → y `[N, C, OH, OW]`, `OH = (H + 2·ph − KH) / sh + 1`.
+//! x `[N, C, H, W]` → y `[N, C, OH, OW]`, `OH = ⌊(H + 2·ph − KH) / sh⌋ + 1`
+//! (with `ceil_mode`, ⌈…⌉ + 1 less a last window that would start past the
+//! input and its left padding, PyTorch's rule; windows running past the
+//! padded input are cut there).
 //! Max: `y = max` over the window (padding is −∞); backward sends `dy` to
 //! the element that won. Average: `y = mean` over the window (padding counts
 //! as zeros when `count_include_pad`, PyTorch's default); backward spreads
@@ -17,6 +20,9 @@ pub struct Pool2d {
     pub stride: (usize, usize),
     pub padding: (usize, usize),
     pub count_include_pad: bool,
+    /// PyTorch's `ceil_mode`: a last, partial window where the input does
+    /// not divide evenly.
+    pub ceil_mode: bool,
 }
 
 impl Pool2d {
@@ -27,6 +33,7 @@ impl Pool2d {
             stride: (k, k),
             padding: (0, 0),
             count_include_pad: true,
+            ceil_mode: false,
         }
     }
     pub fn stride(self, s: usize) -> Self {
@@ -46,6 +53,26 @@ impl Pool2d {
             count_include_pad: on,
             ..self
         }
+    }
+    pub fn ceil_mode(self, on: bool) -> Self {
+        Pool2d {
+            ceil_mode: on,
+            ..self
+        }
+    }
+    /// The output length along one dim of `len` inputs.
+    fn out_len(&self, len: usize, kernel: usize, stride: usize, pad: usize) -> Option<usize> {
+        let span = (len + 2 * pad).checked_sub(kernel)?;
+        let steps = match self.ceil_mode {
+            true => span.div_ceil(stride),
+            false => span / stride,
+        };
+        // (ceil mode: the last window must start inside the input or its
+        // left padding)
+        Some(match self.ceil_mode && steps * stride >= len + pad {
+            true => steps,
+            false => steps + 1,
+        })
     }
 }
 
@@ -78,8 +105,8 @@ fn geometry(op: &'static str, x: &Tensor, p: &Pool2d) -> Result<ConvGeom> {
             ),
         ));
     }
-    let oh = ConvGeom::out_size(h, kh, p.stride.0, p.padding.0, 1);
-    let ow = ConvGeom::out_size(w, kw, p.stride.1, p.padding.1, 1);
+    let oh = p.out_len(h, kh, p.stride.0, p.padding.0);
+    let ow = p.out_len(w, kw, p.stride.1, p.padding.1);
     let (Some(oh), Some(ow)) = (oh, ow) else {
         return Err(Error::shape(
             op,
