@@ -127,7 +127,7 @@ pub struct ExplainArgs {
     #[arg(long)]
     pub index: Option<usize>,
     /// Explain the first K test examples in one sheet
-    #[arg(long, value_name = "K")]
+    #[arg(long, value_name = "K", value_parser = at_least_one)]
     pub grid: Option<usize>,
     #[arg(long, value_enum, default_value = "saliency")]
     pub method: ExplainMethod,
@@ -267,6 +267,14 @@ fn positive(s: &str) -> Result<f32, String> {
     }
 }
 
+/// A whole number ≥ 1 (a bad value is a usage error, exit code 2).
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(v) if v >= 1 => Ok(v),
+        _ => Err(format!("{s:?} is not a whole number of at least 1")),
+    }
+}
+
 #[derive(Clone, Debug, Args)]
 pub struct EvalArgs {
     #[command(flatten)]
@@ -285,7 +293,7 @@ pub struct PredictArgs {
     /// Test-set example indices
     #[arg(long = "index", value_name = "N")]
     pub indices: Vec<usize>,
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 3, value_parser = at_least_one)]
     pub top_k: usize,
 }
 

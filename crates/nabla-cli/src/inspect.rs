@@ -226,7 +226,7 @@ pub fn predict(a: PredictArgs) -> Result<()> {
         order.sort_by(|&i, &j| p[j].total_cmp(&p[i]));
         let top: Vec<String> = order
             .iter()
-            .take(a.top_k.max(1))
+            .take(a.top_k)
             .map(|&c| format!("{} ({:.3})", name(c), p[c]))
             .collect();
         println!("{label}: {}", top.join(", "));

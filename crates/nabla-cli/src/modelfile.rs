@@ -266,6 +266,9 @@ pub fn build(spec: &ModelFile, source: &str, dropout: Option<f32>) -> Result<Fil
                 groups,
                 bias,
             } => {
+                if *out_channels == 0 || *kernel == 0 {
+                    bail!("{here}: out_channels and kernel must be at least 1");
+                }
                 let (c, h, w) = image(&shape)?;
                 if let Some(ic) = in_channels {
                     if *ic != c {
@@ -532,12 +535,25 @@ mod tests {
         );
         assert!(load_spec("no-such-model").is_err());
         // empty layers are refused when the model is built, not at its first step
-        for (layer, what) in [
-            ("type = \"lstm\"\nhidden_size = 0", "hidden_size"),
-            ("type = \"linear\"\nout_features = 0", "out_features"),
+        for (input, layer, what) in [
+            (
+                "[28, 28]",
+                "type = \"lstm\"\nhidden_size = 0",
+                "hidden_size",
+            ),
+            (
+                "[28, 28]",
+                "type = \"linear\"\nout_features = 0",
+                "out_features",
+            ),
+            (
+                "[1, 28, 28]",
+                "type = \"conv2d\"\nout_channels = 0\nkernel = 3",
+                "out_channels",
+            ),
         ] {
             let spec: ModelFile =
-                toml::from_str(&format!("input = [28, 28]\n[[layers]]\n{layer}\n")).unwrap();
+                toml::from_str(&format!("input = {input}\n[[layers]]\n{layer}\n")).unwrap();
             let e = build(&spec, "m.toml", None).err().unwrap().to_string();
             assert!(e.contains(what) && e.contains("at least 1"), "{e}");
         }

@@ -141,6 +141,15 @@ fn bad_flags_and_paths_give_one_line_and_the_right_code() {
     );
     let o = run(&["summary", "no-such-model"]);
     assert_eq!(o.status.code(), Some(1));
+    // counts of zero are usage errors, before any run directory is read
+    for args in [
+        &["predict", "no-such-run", "--index", "0", "--top-k", "0"][..],
+        &["explain", "no-such-run", "--grid", "0"],
+    ] {
+        let o = run(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(text(&o).1.contains("is not a whole number of at least 1"), "{args:?}");
+    }
 }
 
 #[test]
