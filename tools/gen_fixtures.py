@@ -373,6 +373,21 @@ def pool_ceil():
         save(name, {"x": rand(*xs)}, f, p)
 
 
+def activations():
+    """The smooth rectifiers added after the first unary group."""
+    torch.manual_seed(9)
+    unary = {
+        "silu": F.silu,
+        "mish": F.mish,
+        "elu": lambda x: F.elu(x, alpha=0.7),
+        "selu": F.selu,
+        "softplus": F.softplus,
+        "softplus_b15_t2": lambda x: F.softplus(x, beta=1.5, threshold=2.0),
+    }
+    for name, fn in unary.items():
+        save("unary_" + name, {"x": rand(4, 5) * 3}, lambda x, fn=fn: fn(x))
+
+
 if __name__ == "__main__":
     main()
     recurrent()
@@ -383,3 +398,4 @@ if __name__ == "__main__":
     lenet()
     conv_same()
     pool_ceil()
+    activations()

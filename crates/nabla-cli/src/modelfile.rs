@@ -5,7 +5,8 @@
 //! input = [1, 28, 28]          # one example: [C, H, W] or [features]
 //! [[layers]]
 //! type = "conv2d"              # conv2d maxpool2d avgpool2d relu sigmoid tanh gelu
-//! name = "conv1"               # leakyrelu flatten linear dropout batchnorm
+//! name = "conv1"               # leakyrelu silu mish selu elu softplus flatten
+//!                              # linear dropout batchnorm lstm gru rnn
 //! out_channels = 6
 //! kernel = 5
 //! padding = 2
@@ -23,8 +24,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use nabla_core::cpu::conv::ConvGeom;
 use nabla_core::{Conv2dParams, Pool2d, Tensor};
 use nabla_nn::{
-    AvgPool2d, BatchNorm, Conv2d, Dropout, Flatten, LeakyReLU, Linear, MaxPool2d, Module, ReLU,
-    Sigmoid, Tanh, GELU,
+    AvgPool2d, BatchNorm, Conv2d, Dropout, Flatten, LeakyReLU, Linear, MaxPool2d, Mish, Module,
+    ReLU, SiLU, Sigmoid, Softplus, Tanh, ELU, GELU, SELU,
 };
 use serde::Deserialize;
 
@@ -49,6 +50,12 @@ fn yes() -> bool {
 }
 fn half() -> f32 {
     0.5
+}
+fn one_f32() -> f32 {
+    1.0
+}
+fn twenty() -> f32 {
+    20.0
 }
 fn slope() -> f32 {
     0.01
@@ -112,6 +119,19 @@ pub enum LayerKind {
     Leakyrelu {
         #[serde(default = "slope")]
         slope: f32,
+    },
+    Silu,
+    Mish,
+    Selu,
+    Elu {
+        #[serde(default = "one_f32")]
+        alpha: f32,
+    },
+    Softplus {
+        #[serde(default = "one_f32")]
+        beta: f32,
+        #[serde(default = "twenty")]
+        threshold: f32,
     },
     Flatten,
     Dropout {
@@ -363,6 +383,20 @@ pub fn build(spec: &ModelFile, source: &str, dropout: Option<f32>) -> Result<Fil
             LayerKind::Tanh => (Box::new(Tanh), shape.clone(), 0, 0),
             LayerKind::Gelu => (Box::new(GELU), shape.clone(), 0, 0),
             LayerKind::Leakyrelu { slope } => (Box::new(LeakyReLU(*slope)), shape.clone(), 0, 0),
+            LayerKind::Silu => (Box::new(SiLU), shape.clone(), 0, 0),
+            LayerKind::Mish => (Box::new(Mish), shape.clone(), 0, 0),
+            LayerKind::Selu => (Box::new(SELU), shape.clone(), 0, 0),
+            LayerKind::Elu { alpha } => (Box::new(ELU(*alpha)), shape.clone(), 0, 0),
+            LayerKind::Softplus { beta, threshold } => {
+                if !(*beta > 0.0 && beta.is_finite()) {
+                    bail!("{here}: softplus beta must be a positive number, got {beta}");
+                }
+                let m = Softplus {
+                    beta: *beta,
+                    threshold: *threshold,
+                };
+                (Box::new(m), shape.clone(), 0, 0)
+            }
             LayerKind::Dropout { p } => {
                 let p = dropout.unwrap_or(*p);
                 if !(0.0..1.0).contains(&p) {
@@ -557,6 +591,31 @@ mod tests {
             let e = build(&spec, "m.toml", None).err().unwrap().to_string();
             assert!(e.contains(what) && e.contains("at least 1"), "{e}");
         }
+    }
+
+    #[test]
+    fn every_activation_builds_and_runs() {
+        let spec: ModelFile = toml::from_str(
+            "input = [6]\n\
+             [[layers]]\ntype = \"silu\"\n[[layers]]\ntype = \"mish\"\n\
+             [[layers]]\ntype = \"selu\"\n[[layers]]\ntype = \"elu\"\nalpha = 0.5\n\
+             [[layers]]\ntype = \"softplus\"\nbeta = 2.0\n[[layers]]\ntype = \"gelu\"\n\
+             [[layers]]\ntype = \"leakyrelu\"\n[[layers]]\ntype = \"linear\"\nout_features = 3\n",
+        )
+        .unwrap();
+        let m = build(&spec, "m.toml", None).unwrap();
+        let x = Tensor::from_vec((0..12).map(|v| v as f32 - 6.0).collect(), [2, 6]).unwrap();
+        // the same chain of tensor ops, then the linear layer
+        let mut h = x.silu().unwrap().mish().unwrap().selu().unwrap();
+        h = h.elu(0.5).unwrap().softplus(2.0, 20.0).unwrap();
+        h = h.gelu().unwrap().leaky_relu(0.01).unwrap();
+        let p = m.named_parameters();
+        let want = h.linear(&p[0].1, Some(&p[1].1)).unwrap();
+        assert_eq!(m.forward(&x).unwrap().to_vec(), want.to_vec());
+        let spec: ModelFile =
+            toml::from_str("input = [6]\n[[layers]]\ntype = \"softplus\"\nbeta = 0.0\n").unwrap();
+        let e = build(&spec, "m.toml", None).err().unwrap().to_string();
+        assert!(e.contains("softplus beta must be a positive number"), "{e}");
     }
 
     #[test]

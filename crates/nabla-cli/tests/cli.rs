@@ -148,7 +148,10 @@ fn bad_flags_and_paths_give_one_line_and_the_right_code() {
     ] {
         let o = run(args);
         assert_eq!(o.status.code(), Some(2), "{args:?}");
-        assert!(text(&o).1.contains("is not a whole number of at least 1"), "{args:?}");
+        assert!(
+            text(&o).1.contains("is not a whole number of at least 1"),
+            "{args:?}"
+        );
     }
 }
 

@@ -197,7 +197,7 @@ fn softmax_family_matches_pytorch() {
 #[test]
 fn unary_ops_match_pytorch() {
     type Op = fn(&Tensor) -> Tensor;
-    let ops: [(&str, Op); 9] = [
+    let ops: [(&str, Op); 15] = [
         ("exp", |x| x.exp().unwrap()),
         ("log", |x| {
             x.abs().unwrap().add_scalar(0.1).unwrap().log().unwrap()
@@ -211,6 +211,12 @@ fn unary_ops_match_pytorch() {
         ("gelu_tanh", |x| x.gelu_tanh().unwrap()),
         ("relu", |x| x.relu().unwrap()),
         ("leaky_relu", |x| x.leaky_relu(0.1).unwrap()),
+        ("silu", |x| x.silu().unwrap()),
+        ("mish", |x| x.mish().unwrap()),
+        ("elu", |x| x.elu(0.7).unwrap()),
+        ("selu", |x| x.selu().unwrap()),
+        ("softplus", |x| x.softplus(1.0, 20.0).unwrap()),
+        ("softplus_b15_t2", |x| x.softplus(1.5, 2.0).unwrap()),
     ];
     for (name, op) in ops {
         check(&format!("unary_{name}"), &["x"], |_, x| op(&x[0]));

@@ -153,6 +153,48 @@ activation!(/// `nn.Tanh()`
     Tanh, |x| x.tanh());
 activation!(/// `nn.GELU()` (exact form)
     GELU, |x| x.gelu());
+activation!(/// `nn.SiLU()` (swish): `x·σ(x)`
+    SiLU, |x| x.silu());
+activation!(/// `nn.Mish()`: `x·tanh(softplus(x))`
+    Mish, |x| x.mish());
+activation!(/// `nn.SELU()`
+    SELU, |x| x.selu());
+
+/// `nn.ELU(alpha)` (PyTorch's default alpha is 1).
+pub struct ELU(pub f32);
+
+impl Module for ELU {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        x.elu(self.0)
+    }
+    fn describe(&self) -> String {
+        format!("ELU(alpha={})", self.0)
+    }
+}
+
+/// `nn.Softplus(beta, threshold)` (PyTorch's defaults: 1 and 20).
+pub struct Softplus {
+    pub beta: f32,
+    pub threshold: f32,
+}
+
+impl Default for Softplus {
+    fn default() -> Self {
+        Softplus {
+            beta: 1.0,
+            threshold: 20.0,
+        }
+    }
+}
+
+impl Module for Softplus {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        x.softplus(self.beta, self.threshold)
+    }
+    fn describe(&self) -> String {
+        format!("Softplus(beta={}, threshold={})", self.beta, self.threshold)
+    }
+}
 
 /// `nn.LeakyReLU(negative_slope)` (PyTorch's default slope is 0.01).
 pub struct LeakyReLU(pub f32);

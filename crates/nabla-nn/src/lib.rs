@@ -21,8 +21,8 @@ pub mod zoo;
 
 pub use conv::Conv2d;
 pub use layers::{
-    AdaptiveAvgPool2d, AvgPool2d, Dropout, Flatten, LeakyReLU, LogSoftmax, MaxPool2d, ReLU,
-    Sigmoid, Softmax, Tanh, GELU,
+    AdaptiveAvgPool2d, AvgPool2d, Dropout, Flatten, LeakyReLU, LogSoftmax, MaxPool2d, Mish, ReLU,
+    SiLU, Sigmoid, Softmax, Softplus, Tanh, ELU, GELU, SELU,
 };
 pub use linear::Linear;
 pub use lm::{CharLm, LmState};

@@ -1,0 +1,54 @@
+//! Exponential linear units.
+//!
+//! `elu(α)`: `y = x` for x > 0, `α·(eˣ − 1)` otherwise; `dx = dy` for x > 0,
+//! `dy·(y + α)` otherwise (`α·eˣ`).
+//! `selu`: `scale·elu(x, α)` with PyTorch's constants α ≈ 1.6733,
+//! scale ≈ 1.0507 (self-normalizing networks).
+
+use super::unary_op;
+use crate::{Result, Tensor};
+
+const SELU_ALPHA: f32 = 1.673_263_2;
+const SELU_SCALE: f32 = 1.050_701;
+
+impl Tensor {
+    /// `nn.ELU(alpha)` (PyTorch's default alpha is 1).
+    pub fn elu(&self, alpha: f32) -> Result<Tensor> {
+        unary_op(
+            self,
+            "EluBackward",
+            move |x| if x > 0.0 { x } else { alpha * x.exp_m1() },
+            move |x, y| if x > 0.0 { 1.0 } else { y + alpha },
+        )
+    }
+
+    /// `nn.SELU()`.
+    pub fn selu(&self) -> Result<Tensor> {
+        let (a, s) = (SELU_ALPHA, SELU_SCALE);
+        unary_op(
+            self,
+            "SeluBackward",
+            move |x| s * if x > 0.0 { x } else { a * x.exp_m1() },
+            move |x, y| if x > 0.0 { s } else { y + s * a },
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::gradcheck::{gradcheck, rand_input};
+    use crate::Tensor;
+
+    #[test]
+    fn values_and_gradcheck() {
+        let x = Tensor::from_vec(vec![-2.0, 0.0, 3.0], [3]).unwrap();
+        let y = x.elu(0.5).unwrap().to_vec();
+        assert!((y[0] - 0.5 * ((-2f32).exp() - 1.0)).abs() < 1e-7);
+        assert_eq!(y[1..], [0.0, 3.0]);
+        let y = x.selu().unwrap().to_vec();
+        assert!((y[2] - 3.152_103).abs() < 1e-5 && (y[0] + 1.520_166_2).abs() < 1e-5);
+        let x = rand_input(&[3, 4], 1).mul_scalar(2.0).unwrap();
+        gradcheck(|x| x[0].elu(1.3), &[x.clone()], Default::default()).unwrap();
+        gradcheck(|x| x[0].selu(), &[x], Default::default()).unwrap();
+    }
+}
