@@ -145,6 +145,27 @@ fn optimizer_state_round_trips() {
 #[test]
 fn losses_match_pytorch() {
     type LossFn = fn(&Tensor, &HashMap<String, Tensor>) -> Tensor;
+    // each form of call, and the fixtures it is checked on (a target of
+    // −100 is skipped: ignore_index's default)
+    let ce_weight_smoothing: LossFn = |x, t| {
+        let opts = CrossEntropyOptions {
+            weight: Some(t["weight"].clone()),
+            label_smoothing: 0.1,
+            ..Default::default()
+        };
+        loss::cross_entropy_with(x, &t["target"], &opts).unwrap()
+    };
+    let ce_none: LossFn = |x, t| {
+        let opts = CrossEntropyOptions {
+            reduction: Reduction::None,
+            ..Default::default()
+        };
+        loss::cross_entropy_with(x, &t["target"], &opts).unwrap()
+    };
+    let nll_weight: LossFn = |x, t| {
+        let logp = x.log_softmax(1).unwrap();
+        loss::nll_loss(&logp, &t["target"], Some(&t["weight"]), Reduction::Mean).unwrap()
+    };
     let cases: [(&str, LossFn); 14] = [
         ("loss_mse", |x, t| {
             loss::mse_loss(x, &t["target"], Reduction::Mean).unwrap()
@@ -164,23 +185,8 @@ fn losses_match_pytorch() {
         ("loss_ce", |x, t| {
             loss::cross_entropy(x, &t["target"]).unwrap()
         }),
-        ("loss_ce_weight_smoothing", |x, t| {
-            let opts = CrossEntropyOptions {
-                weight: Some(t["weight"].clone()),
-                label_smoothing: 0.1,
-                ..Default::default()
-            };
-            loss::cross_entropy_with(x, &t["target"], &opts).unwrap()
-        }),
-        // targets of −100 skipped (ignore_index's default)
-        ("loss_ce_ignore_smoothing", |x, t| {
-            let opts = CrossEntropyOptions {
-                weight: Some(t["weight"].clone()),
-                label_smoothing: 0.1,
-                ..Default::default()
-            };
-            loss::cross_entropy_with(x, &t["target"], &opts).unwrap()
-        }),
+        ("loss_ce_weight_smoothing", ce_weight_smoothing),
+        ("loss_ce_ignore_smoothing", ce_weight_smoothing),
         ("loss_ce_positions", |x, t| {
             let opts = CrossEntropyOptions {
                 label_smoothing: 0.1,
@@ -188,46 +194,13 @@ fn losses_match_pytorch() {
             };
             loss::cross_entropy_with(x, &t["target"], &opts).unwrap()
         }),
-        ("loss_ce_positions_none", |x, t| {
-            let opts = CrossEntropyOptions {
-                reduction: Reduction::None,
-                ..Default::default()
-            };
-            loss::cross_entropy_with(x, &t["target"], &opts).unwrap()
-        }),
+        ("loss_ce_none", ce_none),
+        ("loss_ce_positions_none", ce_none),
+        ("loss_nll_weight", nll_weight),
+        ("loss_nll_ignore", nll_weight),
         ("loss_nll_positions", |x, t| {
-            loss::nll_loss(
-                &x.log_softmax(1).unwrap(),
-                &t["target"],
-                None,
-                Reduction::Sum,
-            )
-            .unwrap()
-        }),
-        ("loss_nll_ignore", |x, t| {
-            loss::nll_loss(
-                &x.log_softmax(1).unwrap(),
-                &t["target"],
-                Some(&t["weight"]),
-                Reduction::Mean,
-            )
-            .unwrap()
-        }),
-        ("loss_ce_none", |x, t| {
-            let opts = CrossEntropyOptions {
-                reduction: Reduction::None,
-                ..Default::default()
-            };
-            loss::cross_entropy_with(x, &t["target"], &opts).unwrap()
-        }),
-        ("loss_nll_weight", |x, t| {
-            loss::nll_loss(
-                &x.log_softmax(1).unwrap(),
-                &t["target"],
-                Some(&t["weight"]),
-                Reduction::Mean,
-            )
-            .unwrap()
+            let logp = x.log_softmax(1).unwrap();
+            loss::nll_loss(&logp, &t["target"], None, Reduction::Sum).unwrap()
         }),
     ];
     for (name, f) in cases {
