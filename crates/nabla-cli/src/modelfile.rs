@@ -9,8 +9,10 @@
 //!                              # linear dropout batchnorm lstm gru rnn
 //! out_channels = 6
 //! kernel = 5
-//! padding = 2
+//! padding = 2                  # or "same" (stride 1)
 //! ```
+//!
+//! Pooling layers take `kernel`, `stride`, `padding` and `ceil_mode`.
 //!
 //! Building walks the layers with the shape of one example, fills in what
 //! can be inferred (`in_channels`, `in_features`) and refuses a model whose
@@ -76,6 +78,36 @@ pub struct LayerSpec {
     pub kind: LayerKind,
 }
 
+/// A convolution's padding: rows and columns of zeros on each side, or
+/// PyTorch's words for it, `"same"` (the output as large as the input) and
+/// `"valid"` (none).
+#[derive(Clone, Copy, Debug, Default)]
+pub enum Padding {
+    Size(usize),
+    #[default]
+    Valid,
+    Same,
+}
+
+impl<'de> Deserialize<'de> for Padding {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            Size(usize),
+            Word(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::Size(p) => Ok(Padding::Size(p)),
+            Raw::Word(w) if w == "same" => Ok(Padding::Same),
+            Raw::Word(w) if w == "valid" => Ok(Padding::Valid),
+            Raw::Word(w) => Err(serde::de::Error::custom(format!(
+                "padding must be a number, \"same\" or \"valid\", got {w:?}"
+            ))),
+        }
+    }
+}
+
 #[derive(Debug, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
 pub enum LayerKind {
@@ -86,7 +118,7 @@ pub enum LayerKind {
         #[serde(default = "one")]
         stride: usize,
         #[serde(default)]
-        padding: usize,
+        padding: Padding,
         #[serde(default = "one")]
         dilation: usize,
         #[serde(default = "one")]
@@ -99,12 +131,16 @@ pub enum LayerKind {
         stride: Option<usize>,
         #[serde(default)]
         padding: usize,
+        #[serde(default)]
+        ceil_mode: bool,
     },
     Avgpool2d {
         kernel: usize,
         stride: Option<usize>,
         #[serde(default)]
         padding: usize,
+        #[serde(default)]
+        ceil_mode: bool,
     },
     Linear {
         out_features: usize,
@@ -303,17 +339,30 @@ pub fn build(spec: &ModelFile, source: &str, dropout: Option<f32>) -> Result<Fil
                 {
                     bail!("{here}: groups {groups} must divide {c} input and {out_channels} output channels; stride and dilation must be positive");
                 }
-                let oh = ConvGeom::out_size(h, *kernel, *stride, *padding, *dilation);
-                let ow = ConvGeom::out_size(w, *kernel, *stride, *padding, *dilation);
-                let (Some(oh), Some(ow)) = (oh, ow) else {
-                    bail!("{here}: kernel {kernel}×{kernel} does not fit the input {shape:?} (padding {padding})");
-                };
                 let p = Conv2dParams {
                     stride: (*stride, *stride),
-                    padding: (*padding, *padding),
                     dilation: (*dilation, *dilation),
                     groups: *groups,
-                    same: false,
+                    ..Default::default()
+                };
+                let pad = match *padding {
+                    Padding::Same if *stride != 1 => {
+                        bail!("{here}: padding \"same\" needs stride 1, as in PyTorch")
+                    }
+                    Padding::Same => None,
+                    Padding::Valid => Some(0),
+                    Padding::Size(pad) => Some(pad),
+                };
+                let (p, oh, ow) = match pad {
+                    None => (p.same(), Some(h), Some(w)),
+                    Some(pad) => (
+                        p.padding(pad),
+                        ConvGeom::out_size(h, *kernel, *stride, pad, *dilation),
+                        ConvGeom::out_size(w, *kernel, *stride, pad, *dilation),
+                    ),
+                };
+                let (Some(oh), Some(ow)) = (oh, ow) else {
+                    bail!("{here}: kernel {kernel}×{kernel} does not fit the input {shape:?} (padding {:?})", p.padding);
                 };
                 let per = c / groups * kernel * kernel;
                 let params = out_channels * per + if *bias { *out_channels } else { 0 };
@@ -328,24 +377,29 @@ pub fn build(spec: &ModelFile, source: &str, dropout: Option<f32>) -> Result<Fil
                 kernel,
                 stride,
                 padding,
+                ceil_mode,
             }
             | LayerKind::Avgpool2d {
                 kernel,
                 stride,
                 padding,
+                ceil_mode,
             } => {
                 let (c, h, w) = image(&shape)?;
                 let s = stride.unwrap_or(*kernel);
                 if *kernel == 0 || s == 0 || padding * 2 > *kernel {
                     bail!("{here}: kernel and stride must be positive, padding at most half the kernel");
                 }
+                let pool = Pool2d::new(*kernel)
+                    .stride(s)
+                    .padding(*padding)
+                    .ceil_mode(*ceil_mode);
                 let (Some(oh), Some(ow)) = (
-                    ConvGeom::out_size(h, *kernel, s, *padding, 1),
-                    ConvGeom::out_size(w, *kernel, s, *padding, 1),
+                    pool.out_len(h, *kernel, s, *padding),
+                    pool.out_len(w, *kernel, s, *padding),
                 ) else {
                     bail!("{here}: window {kernel}×{kernel} does not fit the input {shape:?}");
                 };
-                let pool = Pool2d::new(*kernel).stride(s).padding(*padding);
                 let m: Box<dyn Module> = if matches!(l.kind, LayerKind::Maxpool2d { .. }) {
                     Box::new(MaxPool2d(pool))
                 } else {
@@ -591,6 +645,35 @@ mod tests {
             let e = build(&spec, "m.toml", None).err().unwrap().to_string();
             assert!(e.contains(what) && e.contains("at least 1"), "{e}");
         }
+    }
+
+    /// "same" padding and ceil_mode: the inferred shapes are the ones the
+    /// layers produce.
+    #[test]
+    fn same_padding_and_ceil_mode_shapes_are_inferred() {
+        let spec: ModelFile = toml::from_str(
+            "input = [2, 7, 9]\n\
+             [[layers]]\ntype = \"conv2d\"\nout_channels = 3\nkernel = 4\npadding = \"same\"\n\
+             [[layers]]\ntype = \"maxpool2d\"\nkernel = 2\nceil_mode = true\n\
+             [[layers]]\ntype = \"avgpool2d\"\nkernel = 3\nstride = 2\npadding = 1\nceil_mode = true\n\
+             [[layers]]\ntype = \"conv2d\"\nout_channels = 2\nkernel = 3\npadding = \"valid\"\n",
+        )
+        .unwrap();
+        let m = build(&spec, "m.toml", None).unwrap();
+        // 7×9 → same 7×9 → ceil 4×5 → ceil 3×3 → valid 1×1
+        assert_eq!(m.output_shape(), &[2, 1, 1]);
+        let y = m.forward(&Tensor::zeros([5, 2, 7, 9])).unwrap();
+        assert_eq!(y.shape(), &[5, 2, 1, 1]);
+        let conv = |padding: &str, stride: usize| {
+            let text = format!("input = [1, 8, 8]\n[[layers]]\ntype = \"conv2d\"\nout_channels = 1\nkernel = 3\nstride = {stride}\npadding = {padding}\n");
+            match toml::from_str::<ModelFile>(&text) {
+                Ok(spec) => build(&spec, "m.toml", None).err().unwrap().to_string(),
+                Err(e) => e.message().to_string(),
+            }
+        };
+        assert!(conv("\"same\"", 2).contains("needs stride 1"));
+        assert!(conv("\"full\"", 1)
+            .contains("padding must be a number, \"same\" or \"valid\", got \"full\""));
     }
 
     #[test]

@@ -60,8 +60,9 @@ impl Pool2d {
             ..self
         }
     }
-    /// The output length along one dim of `len` inputs.
-    fn out_len(&self, len: usize, kernel: usize, stride: usize, pad: usize) -> Option<usize> {
+    /// The output length along one dim of `len` inputs (None when the
+    /// window does not fit the padded input).
+    pub fn out_len(&self, len: usize, kernel: usize, stride: usize, pad: usize) -> Option<usize> {
         let span = (len + 2 * pad).checked_sub(kernel)?;
         let steps = match self.ceil_mode {
             true => span.div_ceil(stride),
