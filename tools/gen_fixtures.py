@@ -183,6 +183,13 @@ def losses():
          lambda x: F.cross_entropy(x, seq_labels, reduction="none"), consts={"target": seq_labels.float()})
     save("loss_nll_positions", {"x": seq},
          lambda x: F.nll_loss(F.log_softmax(x, 1), seq_labels, reduction="sum"), consts={"target": seq_labels.float()})
+    # class probabilities as targets (soft labels)
+    probs = F.softmax(rand(6, 5), 1)
+    save("loss_ce_probs", {"x": logits},
+         lambda x: F.cross_entropy(x, probs, weight=w, label_smoothing=0.1), consts={"target": probs, "weight": w})
+    seq_probs = F.softmax(rand(2, 5, 3), 1)
+    save("loss_ce_probs_positions_none", {"x": seq},
+         lambda x: F.cross_entropy(x, seq_probs, reduction="none"), consts={"target": seq_probs})
 
 
 def read_idx(path):

@@ -166,7 +166,7 @@ fn losses_match_pytorch() {
         let logp = x.log_softmax(1).unwrap();
         loss::nll_loss(&logp, &t["target"], Some(&t["weight"]), Reduction::Mean).unwrap()
     };
-    let cases: [(&str, LossFn); 14] = [
+    let cases: [(&str, LossFn); 16] = [
         ("loss_mse", |x, t| {
             loss::mse_loss(x, &t["target"], Reduction::Mean).unwrap()
         }),
@@ -187,6 +187,8 @@ fn losses_match_pytorch() {
         }),
         ("loss_ce_weight_smoothing", ce_weight_smoothing),
         ("loss_ce_ignore_smoothing", ce_weight_smoothing),
+        ("loss_ce_probs", ce_weight_smoothing),
+        ("loss_ce_probs_positions_none", ce_none),
         ("loss_ce_positions", |x, t| {
             let opts = CrossEntropyOptions {
                 label_smoothing: 0.1,

@@ -11,6 +11,9 @@
 //! with `W = Σ_c w_c`. One pass computes both, with no `[N, C]`
 //! intermediates beyond p.
 //!
+//! Targets of the logits' own shape are class probabilities (soft labels,
+//! `loss/soft_targets.rs`).
+//!
 //! Logits `[N, C, d1, …]` with targets `[N, d1, …]` (a class per position:
 //! a sequence's tokens, an image's pixels) are the `N·d1·…` samples
 //! `[·, C]`, as in PyTorch; `Reduction::None` gives `[N, d1, …]`.
@@ -118,12 +121,21 @@ fn positions_as_samples(
             ),
         });
     }
+    let m = targets.numel();
+    Ok((classes_last(input)?, targets.reshape([m])?, per_sample))
+}
+
+/// `[N, C, d…]` as `[N·d…, C]`: every position a sample (the classes moved
+/// last); `[N, C]` as it is.
+pub(super) fn classes_last(x: &Tensor) -> Result<Tensor> {
+    let shape = x.shape();
+    if shape.len() <= 2 {
+        return Ok(x.clone());
+    }
     let mut perm = vec![0];
     perm.extend(2..shape.len());
     perm.push(1);
-    let m = targets.numel();
-    let samples = input.permute(&perm)?.reshape([m, shape[1]])?;
-    Ok((samples, targets.reshape([m])?, per_sample))
+    x.permute(&perm)?.reshape([x.numel() / shape[1], shape[1]])
 }
 
 pub fn cross_entropy_with(
@@ -132,6 +144,9 @@ pub fn cross_entropy_with(
     opts: &CrossEntropyOptions,
 ) -> Result<Tensor> {
     let op = "cross_entropy";
+    if logits.rank() >= 2 && targets.shape() == logits.shape() {
+        return super::soft_targets::cross_entropy_probabilities(logits, targets, opts);
+    }
     let (logits, targets, per_sample) = positions_as_samples(op, logits, targets)?;
     let (logits, targets) = (&logits, &targets);
     let (n, c, ids) = check_targets(op, logits, targets, opts.ignore_index)?;

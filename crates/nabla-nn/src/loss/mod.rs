@@ -5,6 +5,7 @@
 mod bce;
 mod cross_entropy;
 mod regression;
+mod soft_targets;
 
 pub use bce::{bce_loss, bce_with_logits};
 pub use cross_entropy::{
