@@ -210,16 +210,43 @@ impl Module for LayerNorm {
     }
 }
 
-/// `nn.Embedding(num_embeddings, embedding_dim)`.
+/// `nn.Embedding(num_embeddings, embedding_dim, padding_idx)`: weights
+/// N(0, 1); the row of `padding_idx` (a padding token's) starts at zeros
+/// and gets no gradient, as in PyTorch.
 pub struct Embedding {
     pub weight: Tensor,
+    pub padding_idx: Option<usize>,
 }
 
 impl Embedding {
     pub fn new(num_embeddings: usize, embedding_dim: usize) -> Embedding {
         Embedding {
             weight: Tensor::randn([num_embeddings, embedding_dim]).requires_grad_(true),
+            padding_idx: None,
         }
+    }
+
+    /// With a padding token: its row zeroed now and kept out of training.
+    /// An index past the table is an error.
+    pub fn with_padding_idx(
+        num_embeddings: usize,
+        embedding_dim: usize,
+        padding_idx: usize,
+    ) -> Result<Embedding> {
+        if padding_idx >= num_embeddings {
+            return Err(Error::Arg {
+                op: "embedding",
+                msg: format!(
+                    "padding_idx {padding_idx} is not a row of a table of {num_embeddings}"
+                ),
+            });
+        }
+        let mut values = Tensor::randn([num_embeddings, embedding_dim]).to_vec();
+        values[padding_idx * embedding_dim..(padding_idx + 1) * embedding_dim].fill(0.0);
+        Ok(Embedding {
+            weight: Tensor::from_vec(values, [num_embeddings, embedding_dim])?.requires_grad_(true),
+            padding_idx: Some(padding_idx),
+        })
     }
 }
 
@@ -228,9 +255,22 @@ impl Module for Embedding {
     fn forward(&self, indices: &Tensor) -> Result<Tensor> {
         let dim = self.weight.shape()[1];
         let flat = indices.reshape([-1])?;
+        let mut rows = self.weight.index_select(0, &flat)?;
+        if let Some(pad) = self.padding_idx {
+            // the padding positions read the row without a graph, so no
+            // gradient reaches it
+            let n = flat.numel();
+            let at_pad: Vec<f32> = flat
+                .to_vec()
+                .iter()
+                .map(|&i| (i == pad as f32) as u8 as f32)
+                .collect();
+            let at_pad = Tensor::from_vec(at_pad, [n, 1])?;
+            rows = Tensor::where_cond(&at_pad, &rows.detach(), &rows)?;
+        }
         let mut shape = indices.shape().to_vec();
         shape.push(dim);
-        self.weight.index_select(0, &flat)?.reshape(shape)
+        rows.reshape(shape)
     }
 
     fn named_parameters(&self) -> Vec<(String, Tensor)> {
@@ -286,10 +326,33 @@ mod tests {
         let f = move |x: &[Tensor]| {
             Embedding {
                 weight: x[0].clone(),
+                padding_idx: None,
             }
             .forward(&idx)
         };
         gradcheck(f, &[rand_input(&[4, 3], 7)], Default::default()).unwrap();
+    }
+
+    #[test]
+    fn the_padding_row_starts_at_zero_and_gets_no_gradient() {
+        let e = Embedding::with_padding_idx(4, 3, 2).unwrap();
+        let idx = Tensor::from_vec(vec![2., 1., 2., 3.], [2, 2]).unwrap();
+        let y = e.forward(&idx).unwrap();
+        assert_eq!(y.shape(), &[2, 2, 3]);
+        assert_eq!(y.to_vec()[..3], [0.0; 3]);
+        y.mul(&y)
+            .unwrap()
+            .add(&y)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        let g = e.weight.grad().unwrap().to_vec();
+        assert_eq!(g[6..9], [0.0; 3], "the padding row");
+        assert!(g[3..6].iter().all(|&v| v != 0.0) && g[9..].iter().all(|&v| v != 0.0));
+        assert_eq!(g[..3], [0.0; 3], "row 0 is not used");
+        assert!(Embedding::with_padding_idx(4, 3, 4).is_err());
     }
 
     #[test]
