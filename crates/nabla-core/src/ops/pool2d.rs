@@ -61,9 +61,12 @@ impl Pool2d {
         }
     }
     /// The output length along one dim of `len` inputs (None when the
-    /// window does not fit the padded input).
+    /// window does not fit the padded input, or the stride is 0).
     pub fn out_len(&self, len: usize, kernel: usize, stride: usize, pad: usize) -> Option<usize> {
         let span = (len + 2 * pad).checked_sub(kernel)?;
+        if stride == 0 {
+            return None;
+        }
         let steps = match self.ceil_mode {
             true => span.div_ceil(stride),
             false => span / stride,
