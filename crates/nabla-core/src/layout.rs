@@ -127,10 +127,13 @@ impl Layout {
 }
 
 /// Turns a PyTorch-style dim (negative counts from the end) into an index.
+/// As in PyTorch, a 0-d tensor takes dim 0 or −1 (as if it had one dim),
+/// and gets 0: a caller that indexes the shape with it must treat 0-d
+/// tensors apart, or use [`existing_dim`].
 pub fn normalize_dim(op: &'static str, dim: isize, shape: &[usize]) -> Result<usize> {
     let rank = shape.len() as isize;
-    let d = if dim < 0 { dim + rank } else { dim };
-    if d < 0 || d >= rank.max(1) || (rank == 0 && d != 0) {
+    let d = if dim < 0 { dim + rank.max(1) } else { dim };
+    if d < 0 || d >= rank.max(1) {
         return Err(Error::Dim {
             op,
             dim,
@@ -141,10 +144,32 @@ pub fn normalize_dim(op: &'static str, dim: isize, shape: &[usize]) -> Result<us
     Ok(d as usize)
 }
 
-/// Normalizes a list of dims, rejecting repeats. An empty list means all dims.
+/// [`normalize_dim`] for an op that needs the dimension to exist: a 0-d
+/// tensor has none.
+pub fn existing_dim(op: &'static str, dim: isize, shape: &[usize]) -> Result<usize> {
+    if shape.is_empty() {
+        return Err(Error::Dim {
+            op,
+            dim,
+            rank: 0,
+            shape: vec![],
+        });
+    }
+    normalize_dim(op, dim, shape)
+}
+
+/// Normalizes a list of dims, rejecting repeats. An empty list means all
+/// dims; a 0-d tensor's dim 0 (or −1) is none at all (the reduction of a
+/// scalar over it is the scalar, as in PyTorch).
 pub fn normalize_dims(op: &'static str, dims: &[isize], shape: &[usize]) -> Result<Vec<usize>> {
     if dims.is_empty() {
         return Ok((0..shape.len()).collect());
+    }
+    if shape.is_empty() {
+        for &d in dims {
+            normalize_dim(op, d, shape)?;
+        }
+        return Ok(vec![]);
     }
     let mut out = Vec::with_capacity(dims.len());
     for &d in dims {
@@ -237,6 +262,11 @@ mod tests {
     fn negative_dims() {
         assert_eq!(normalize_dim("t", -1, &[2, 3]).unwrap(), 1);
         assert!(normalize_dim("t", 2, &[2, 3]).is_err());
+        // a 0-d tensor takes 0 and −1, as PyTorch's do; existing_dim none
+        assert_eq!(normalize_dim("t", -1, &[]).unwrap(), 0);
+        assert!(normalize_dim("t", 1, &[]).is_err() && normalize_dim("t", -2, &[]).is_err());
+        assert!(existing_dim("t", 0, &[]).is_err());
+        assert_eq!(normalize_dims("t", &[0], &[]).unwrap(), Vec::<usize>::new());
         assert!(normalize_dims("t", &[0, -2], &[2, 3]).is_err());
     }
 }

@@ -264,7 +264,7 @@ impl Tensor {
 
     /// Size of dimension `dim` (negative counts from the end).
     pub fn size(&self, dim: isize) -> Result<usize> {
-        let d = crate::layout::normalize_dim("size", dim, self.shape())?;
+        let d = crate::layout::existing_dim("size", dim, self.shape())?;
         Ok(self.shape()[d])
     }
 

@@ -5,7 +5,7 @@
 //! Backward: each input gets its slice of `dy` (`narrow`).
 
 use super::narrow::{narrowed, scatter_into_view};
-use crate::layout::normalize_dim;
+use crate::layout::existing_dim;
 use crate::{Error, Result, Tensor};
 
 impl Tensor {
@@ -13,7 +13,7 @@ impl Tensor {
         let first = xs
             .first()
             .ok_or_else(|| Error::arg("cat", "expected at least one tensor"))?;
-        let d = normalize_dim("cat", dim, first.shape())?;
+        let d = existing_dim("cat", dim, first.shape())?;
         let mut total = 0;
         for x in xs {
             let same_rank = x.rank() == first.rank();

@@ -176,6 +176,36 @@ impl Tensor {
         Ok(y)
     }
 
+    /// Images of no rows or no columns, padded enough for outputs: these
+    /// see only zeros, so they are the bias, and the input and weight get
+    /// zero gradients (the kernels assume at least one row and column).
+    fn conv2d_of_padding(
+        &self,
+        weight: &Tensor,
+        bias: Option<&Tensor>,
+        g: &ConvGeom,
+    ) -> Result<Tensor> {
+        let o = weight.shape()[0];
+        let b = bias.map_or_else(|| vec![0.0; o], |b| b.to_vec());
+        let plane = g.oh * g.ow;
+        let out: Vec<f32> = (0..g.n * o)
+            .flat_map(|k| std::iter::repeat(b[k % o]).take(plane))
+            .collect();
+        let y = Tensor::from_cpu(out, &[g.n, o, g.oh, g.ow]);
+        let inputs: Vec<&Tensor> = [self, weight].into_iter().chain(bias).collect();
+        Ok(y.attach("ConvolutionBackward", &inputs, |dy, inputs| {
+            let zeros = |t: &Tensor| t.requires_grad().then(|| Tensor::zeros(t.shape().to_vec()));
+            let db = inputs
+                .get(2)
+                .map(|_| dy.sum(&[0, 2, 3], false))
+                .transpose()?;
+            Ok(vec![zeros(&inputs[0]), zeros(&inputs[1]), db]
+                .into_iter()
+                .take(inputs.len())
+                .collect())
+        }))
+    }
+
     /// Convolution of `self` `[N, C, H, W]` with `weight` `[O, C/groups, KH, KW]`.
     pub fn conv2d(
         &self,
@@ -188,6 +218,9 @@ impl Tensor {
         }
         let g = check(self, weight, bias, &p)?;
         let (groups, o) = (p.groups, weight.shape()[0]);
+        if g.h == 0 || g.w == 0 {
+            return self.conv2d_of_padding(weight, bias, &g);
+        }
         let x = self.contiguous()?;
         let w = weight.contiguous()?.detach();
         let b = bias.map(|b| b.to_vec());
@@ -400,6 +433,32 @@ mod tests {
             let per_channel = (xs[0] * side * side) as f32;
             assert!(b.grad().unwrap().to_vec().iter().all(|&g| g == per_channel));
             assert!(w.grad().unwrap().to_vec().iter().all(|&g| g == 0.0));
+        }
+    }
+
+    #[test]
+    fn images_of_no_rows_padded_give_the_bias() {
+        // H = 0 or W = 0, and padding enough for outputs
+        for (xs, p) in [
+            ([3usize, 1, 0, 1], Conv2dParams::default().padding(1)),
+            ([2, 1, 4, 0], Conv2dParams::default().padding(2)),
+        ] {
+            let x = Tensor::zeros(xs).requires_grad_(true);
+            let w = rand_input(&[2, 1, 2, 2], 3).requires_grad_(true);
+            let b = Tensor::from_vec(vec![0.5, -1.0], [2])
+                .unwrap()
+                .requires_grad_(true);
+            let y = x.conv2d(&w, Some(&b), p).unwrap();
+            let plane = y.shape()[2] * y.shape()[3];
+            assert!(plane > 0, "{xs:?}");
+            let want: Vec<f32> = (0..xs[0] * 2)
+                .flat_map(|k| vec![[0.5, -1.0][k % 2]; plane])
+                .collect();
+            assert_eq!(y.to_vec(), want);
+            y.sum_all().unwrap().backward().unwrap();
+            assert_eq!(x.grad().unwrap().shape(), &xs[..]);
+            assert!(w.grad().unwrap().to_vec().iter().all(|&g| g == 0.0));
+            assert_eq!(b.grad().unwrap().to_vec(), vec![(xs[0] * plane) as f32; 2]);
         }
     }
 

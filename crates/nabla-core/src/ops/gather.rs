@@ -5,12 +5,12 @@
 //! Backward: scatter-add `dy` into zeros at the gathered positions.
 
 use super::index_select::indices;
-use crate::layout::{contiguous_strides, normalize_dim};
+use crate::layout::{contiguous_strides, existing_dim};
 use crate::{Error, Result, Tensor};
 
 impl Tensor {
     pub fn gather(&self, dim: isize, index: &Tensor) -> Result<Tensor> {
-        let d = normalize_dim("gather", dim, self.shape())?;
+        let d = existing_dim("gather", dim, self.shape())?;
         let (xs, is) = (self.shape(), index.shape());
         let fits = is.len() == xs.len() && (0..xs.len()).all(|k| k == d || is[k] <= xs[k]);
         if !fits {

@@ -3,7 +3,7 @@
 //! `y[.., i, ..] = x[.., idx[i], ..]`. Backward: `dx[.., idx[i], ..] += dy[.., i, ..]`
 //! (repeated indices accumulate).
 
-use crate::layout::normalize_dim;
+use crate::layout::existing_dim;
 use crate::{Error, Result, Tensor};
 
 /// Index values as usize, checked against `size`. Index tensors hold
@@ -23,7 +23,7 @@ pub(crate) fn indices(op: &'static str, idx: &Tensor, size: usize) -> Result<Vec
 
 impl Tensor {
     pub fn index_select(&self, dim: isize, idx: &Tensor) -> Result<Tensor> {
-        let d = normalize_dim("index_select", dim, self.shape())?;
+        let d = existing_dim("index_select", dim, self.shape())?;
         if idx.rank() != 1 {
             return Err(Error::shape(
                 "index_select",

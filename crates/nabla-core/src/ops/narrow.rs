@@ -2,7 +2,7 @@
 //! (PyTorch's `x[:, start:start+len]`). Backward: `dx` is zero except the
 //! slice, which receives `dy`.
 
-use crate::layout::{normalize_dim, Layout};
+use crate::layout::{existing_dim, Layout};
 use crate::{Error, Result, Tensor};
 
 /// Writes `src` (row-major) into the elements of `view` over `dst`.
@@ -24,7 +24,7 @@ pub(crate) fn narrowed(shape: &[usize], dim: usize, start: usize, len: usize) ->
 
 impl Tensor {
     pub fn narrow(&self, dim: isize, start: usize, len: usize) -> Result<Tensor> {
-        let d = normalize_dim("narrow", dim, self.shape())?;
+        let d = existing_dim("narrow", dim, self.shape())?;
         let size = self.shape()[d];
         if start + len > size {
             return Err(Error::shape(

@@ -40,6 +40,9 @@ impl Tensor {
     pub fn transpose(&self, d0: isize, d1: isize) -> Result<Tensor> {
         let a = normalize_dim("transpose", d0, self.shape())?;
         let b = normalize_dim("transpose", d1, self.shape())?;
+        if self.rank() == 0 {
+            return Ok(self.clone()); // (PyTorch's transpose(0, 0) of a scalar)
+        }
         let mut perm: Vec<usize> = (0..self.rank()).collect();
         perm.swap(a, b);
         self.permute(&perm)
