@@ -395,6 +395,51 @@ def activations():
         save("unary_" + name, {"x": rand(4, 5) * 3}, lambda x, fn=fn: fn(x))
 
 
+def random_configs():
+    """Convolutions and poolings with drawn settings (stride, padding,
+    dilation, groups, rectangular kernels, ceil_mode, count_include_pad):
+    cases no one picked by hand. Files rand_conv_K / rand_pool_K."""
+    g = torch.Generator().manual_seed(10)
+
+    def draw(lo, hi):
+        return int(torch.randint(lo, hi + 1, (1,), generator=g))
+
+    torch.manual_seed(10)
+    k = 0
+    while k < 16:
+        groups = draw(1, 3)
+        c, o = groups * draw(1, 2), groups * draw(1, 3)
+        kh, kw = draw(1, 4), draw(1, 4)
+        sh, sw = draw(1, 3), draw(1, 3)
+        dh, dw = draw(1, 2), draw(1, 2)
+        ph, pw = draw(0, 2), draw(0, 2)
+        h, w = draw(1, 9), draw(1, 9)
+        if h + 2 * ph < dh * (kh - 1) + 1 or w + 2 * pw < dw * (kw - 1) + 1:
+            continue
+        p = dict(stride=(sh, sw), padding=(ph, pw), dilation=(dh, dw), groups=groups)
+        meta = dict(sh=sh, sw=sw, ph=ph, pw=pw, dh=dh, dw=dw, groups=groups)
+        save(f"rand_conv_{k}", {"x": rand(2, c, h, w), "w": rand(o, c // groups, kh, kw), "b": rand(o)},
+             lambda x, w, b, p=p: F.conv2d(x, w, b, **p), meta)
+        k += 1
+    k = 0
+    while k < 16:
+        kh, kw = draw(1, 4), draw(1, 4)
+        sh, sw = draw(1, 3), draw(1, 3)
+        ph, pw = draw(0, kh // 2), draw(0, kw // 2)
+        h, w = draw(1, 9), draw(1, 9)
+        ceil, count_pad, kind = draw(0, 1), draw(0, 1), ("max", "avg")[draw(0, 1)]
+        if h + 2 * ph < kh or w + 2 * pw < kw:
+            continue
+        meta = dict(kind=kind, kh=kh, kw=kw, sh=sh, sw=sw, ph=ph, pw=pw, ceil=ceil, count_pad=count_pad)
+
+        def f(x, kind=kind, k=(kh, kw), s=(sh, sw), p=(ph, pw), ceil=ceil, count_pad=count_pad):
+            if kind == "max":
+                return F.max_pool2d(x, k, s, p, ceil_mode=bool(ceil))
+            return F.avg_pool2d(x, k, s, p, ceil_mode=bool(ceil), count_include_pad=bool(count_pad))
+        save(f"rand_pool_{k}", {"x": rand(2, 3, h, w)}, f, meta)
+        k += 1
+
+
 if __name__ == "__main__":
     main()
     recurrent()
@@ -406,3 +451,4 @@ if __name__ == "__main__":
     conv_same()
     pool_ceil()
     activations()
+    random_configs()

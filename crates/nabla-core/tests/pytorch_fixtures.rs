@@ -183,6 +183,38 @@ fn pooling_with_ceil_mode_matches_pytorch() {
     }
 }
 
+/// Settings drawn by the fixture script (stride, padding, dilation,
+/// groups, rectangular windows, ceil_mode, count_include_pad): 16
+/// convolutions and 16 poolings no one picked by hand.
+#[test]
+fn drawn_convolutions_and_poolings_match_pytorch() {
+    for k in 0..16 {
+        check(&format!("rand_conv_{k}"), &["x", "w", "b"], |fx, x| {
+            let p = Conv2dParams {
+                stride: (fx.p("sh"), fx.p("sw")),
+                padding: (fx.p("ph"), fx.p("pw")),
+                dilation: (fx.p("dh"), fx.p("dw")),
+                groups: fx.p("groups"),
+                ..Default::default()
+            };
+            x[0].conv2d(&x[1], Some(&x[2]), p).unwrap()
+        });
+        check(&format!("rand_pool_{k}"), &["x"], |fx, x| {
+            let p = Pool2d {
+                kernel: (fx.p("kh"), fx.p("kw")),
+                stride: (fx.p("sh"), fx.p("sw")),
+                padding: (fx.p("ph"), fx.p("pw")),
+                count_include_pad: fx.p("count_pad") == 1,
+                ceil_mode: fx.p("ceil") == 1,
+            };
+            match fx.meta["kind"].as_str() {
+                "max" => x[0].max_pool2d(p).unwrap(),
+                _ => x[0].avg_pool2d(p).unwrap(),
+            }
+        });
+    }
+}
+
 #[test]
 fn softmax_family_matches_pytorch() {
     check("log_softmax_dim1", &["x"], |_, x| {
