@@ -440,6 +440,56 @@ def random_configs():
         k += 1
 
 
+def recurrent_configs():
+    """More recurrent stacks: relu RNNs, no biases, one and three layers,
+    either batch order, variable lengths (packed sequences), one step, a
+    batch of one. Files rnn_cfg_K; the loss adds c_n's term for an LSTM."""
+    torch.manual_seed(11)
+    configs = [
+        # kind, layers, bidirectional, batch_first, bias, input, hidden, T, N, lengths
+        ("rnn_relu", 3, False, False, True, 2, 3, 4, 3, [4, 2, 3]),
+        ("lstm", 1, True, False, False, 3, 5, 3, 2, None),
+        ("gru", 3, True, True, False, 4, 2, 5, 3, [5, 1, 3]),
+        ("lstm", 2, False, True, True, 1, 6, 6, 1, None),
+        ("gru", 1, False, False, True, 5, 4, 2, 4, [2, 1, 2, 1]),
+        ("rnn_tanh", 2, True, True, False, 3, 3, 3, 2, [3, 2]),
+        ("lstm", 2, True, False, True, 2, 3, 1, 3, None),
+    ]
+    for k, (kind, layers, bidir, bf, bias, i, h, t, n, lengths) in enumerate(configs):
+        d = 2 if bidir else 1
+        common = dict(num_layers=layers, bidirectional=bidir, batch_first=bf, bias=bias)
+        if kind.startswith("rnn"):
+            m = torch.nn.RNN(i, h, nonlinearity=kind[4:], **common)
+        else:
+            m = (torch.nn.LSTM if kind == "lstm" else torch.nn.GRU)(i, h, **common)
+        x = rand(*((n, t, i) if bf else (t, n, i))).requires_grad_(True)
+        h0, c0 = rand(layers * d, n, h), rand(layers * d, n, h)
+        state0 = (h0, c0) if kind == "lstm" else h0
+        if lengths is None:
+            out, state = m(x, state0)
+        else:
+            packed = torch.nn.utils.rnn.pack_padded_sequence(x, torch.tensor(lengths), batch_first=bf, enforce_sorted=False)
+            out, state = m(packed, state0)
+            out, _ = torch.nn.utils.rnn.pad_packed_sequence(out, batch_first=bf, total_length=t)
+        h_n = state[0] if kind == "lstm" else state
+        g_out, g_h = rand(*out.shape), rand(*h_n.shape)
+        loss = (out * g_out).sum() + (h_n * g_h).sum()
+        tensors = {"x": x.detach(), "h0": h0, "out": out.detach(), "h_n": h_n.detach(), "grad_out": g_out, "grad_h_n": g_h}
+        if kind == "lstm":
+            g_c = rand(*state[1].shape)
+            loss = loss + (state[1] * g_c).sum()
+            tensors.update({"c0": c0, "c_n": state[1].detach(), "grad_c_n": g_c})
+        loss.backward()
+        tensors["grad_x"] = x.grad
+        for name, v in m.named_parameters():
+            tensors[name] = v.detach().contiguous()
+            tensors["grad_" + name] = v.grad.contiguous()
+        meta = dict(kind=kind, layers=layers, bidirectional=int(bidir), batch_first=int(bf), bias=int(bias),
+                    input=i, hidden=h, lengths=",".join(map(str, lengths or [])), torch=torch.__version__)
+        save_file({key: v.contiguous() for key, v in tensors.items()}, os.path.join(OUT, f"rnn_cfg_{k}.safetensors"),
+                  metadata={key: str(v) for key, v in meta.items()})
+
+
 if __name__ == "__main__":
     main()
     recurrent()
@@ -452,3 +502,4 @@ if __name__ == "__main__":
     pool_ceil()
     activations()
     random_configs()
+    recurrent_configs()

@@ -448,65 +448,101 @@ fn norm_layers_match_pytorch() {
     );
 }
 
+/// A recurrent stack with the fixture's weights against PyTorch: outputs,
+/// final states, and the gradients of the input and every parameter of
+/// `out·grad_out + h_n·grad_h_n` (+ `c_n·grad_c_n` where the fixture has it).
+fn check_recurrent(
+    name: &str,
+    kind: nabla_nn::rnn::RnnKind,
+    cfg: nabla_nn::rnn::RnnConfig,
+    lengths: Option<&[usize]>,
+) {
+    use nabla_nn::rnn::Recurrent;
+    let (t, _) = load(name);
+    let r = Recurrent::new(kind, cfg);
+    for (pname, p) in r.named_parameters() {
+        p.copy_from(&t[&pname]).unwrap();
+    }
+    let x = t["x"].detach().requires_grad_(true);
+    let o = r.run(&x, Some(&t["h0"]), t.get("c0"), lengths).unwrap();
+    let close = |what: &str, ours: &Tensor, key: &str| {
+        assert_close(
+            &format!("{name} {what}"),
+            &ours.to_vec(),
+            &t[key].to_vec(),
+            1e-4,
+            1e-5,
+        )
+    };
+    close("out", &o.output, "out");
+    close("h_n", &o.h_n, "h_n");
+    if let Some(c) = &o.c_n {
+        close("c_n", c, "c_n");
+    }
+    let term = |y: &Tensor, key: &str| y.mul(&t[key]).unwrap().sum_all().unwrap();
+    let mut loss = term(&o.output, "grad_out")
+        .add(&term(&o.h_n, "grad_h_n"))
+        .unwrap();
+    if let (Some(c), true) = (&o.c_n, t.contains_key("grad_c_n")) {
+        loss = loss.add(&term(c, "grad_c_n")).unwrap();
+    }
+    loss.backward().unwrap();
+    close("grad_x", &x.grad().unwrap(), "grad_x");
+    for (pname, p) in r.named_parameters() {
+        close(
+            &format!("grad_{pname}"),
+            &p.grad().unwrap(),
+            &format!("grad_{pname}"),
+        );
+    }
+}
+
 #[test]
 fn recurrent_layers_match_pytorch() {
-    use nabla_nn::rnn::{Recurrent, RnnConfig, RnnKind};
+    use nabla_nn::rnn::{RnnConfig, RnnKind};
     for (name, kind) in [
         ("rnn", RnnKind::RnnTanh),
         ("lstm", RnnKind::Lstm),
         ("gru", RnnKind::Gru),
     ] {
-        let (t, _) = load(&format!("{name}_2layer_bidir"));
         let cfg = RnnConfig {
             num_layers: 2,
             bidirectional: true,
             batch_first: true,
             ..RnnConfig::new(3, 4)
         };
-        let r = Recurrent::new(kind, cfg);
-        for (pname, p) in r.named_parameters() {
-            p.copy_from(&t[&pname]).unwrap();
-        }
-        let x = t["x"].detach().requires_grad_(true);
-        let o = r.run(&x, Some(&t["h0"]), t.get("c0"), None).unwrap();
-        assert_close(
-            &format!("{name} out"),
-            &o.output.to_vec(),
-            &t["out"].to_vec(),
-            1e-4,
-            1e-5,
-        );
-        assert_close(
-            &format!("{name} h_n"),
-            &o.h_n.to_vec(),
-            &t["h_n"].to_vec(),
-            1e-4,
-            1e-5,
-        );
-        if let Some(c) = &o.c_n {
-            assert_close("lstm c_n", &c.to_vec(), &t["c_n"].to_vec(), 1e-4, 1e-5);
-        }
-        let loss = o.output.mul(&t["grad_out"]).unwrap().sum_all().unwrap();
-        let loss = loss
-            .add(&o.h_n.mul(&t["grad_h_n"]).unwrap().sum_all().unwrap())
-            .unwrap();
-        loss.backward().unwrap();
-        assert_close(
-            &format!("{name} grad_x"),
-            &x.grad().unwrap().to_vec(),
-            &t["grad_x"].to_vec(),
-            1e-4,
-            1e-5,
-        );
-        for (pname, p) in r.named_parameters() {
-            let want = &t[&format!("grad_{pname}")];
-            assert_close(
-                &format!("{name} grad_{pname}"),
-                &p.grad().unwrap().to_vec(),
-                &want.to_vec(),
-                1e-4,
-                1e-5,
-            );
-        }
+        check_recurrent(&format!("{name}_2layer_bidir"), kind, cfg, None);
+    }
+}
+
+/// Relu RNNs, no biases, one and three layers, either batch order,
+/// variable lengths (PyTorch's packed sequences), one step, a batch of one.
+#[test]
+fn more_recurrent_configurations_match_pytorch() {
+    use nabla_nn::rnn::{RnnConfig, RnnKind};
+    for k in 0..7 {
+        let name = format!("rnn_cfg_{k}");
+        let (_, meta) = load(&name);
+        let num = |key: &str| meta[key].parse::<usize>().unwrap();
+        let kind = match meta["kind"].as_str() {
+            "rnn_relu" => RnnKind::RnnRelu,
+            "rnn_tanh" => RnnKind::RnnTanh,
+            "lstm" => RnnKind::Lstm,
+            _ => RnnKind::Gru,
+        };
+        let cfg = RnnConfig {
+            num_layers: num("layers"),
+            bidirectional: num("bidirectional") == 1,
+            batch_first: num("batch_first") == 1,
+            bias: num("bias") == 1,
+            ..RnnConfig::new(num("input"), num("hidden"))
+        };
+        let lengths: Vec<usize> = meta["lengths"]
+            .split(',')
+            .filter(|v| !v.is_empty())
+            .map(|v| v.parse().unwrap())
+            .collect();
+        let lengths = (!lengths.is_empty()).then_some(&lengths[..]);
+        check_recurrent(&name, kind, cfg, lengths);
     }
 }
