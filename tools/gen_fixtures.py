@@ -490,6 +490,35 @@ def recurrent_configs():
                   metadata={key: str(v) for key, v in meta.items()})
 
 
+def cells():
+    """nn.LSTMCell, nn.GRUCell without biases, nn.RNNCell with relu: one
+    step from given states; the gradients of the input, the states and
+    every parameter. Files cell_lstm, cell_gru, cell_rnn_relu."""
+    torch.manual_seed(12)
+    for name, m in (("lstm", torch.nn.LSTMCell(3, 4)), ("gru", torch.nn.GRUCell(3, 4, bias=False)),
+                    ("rnn_relu", torch.nn.RNNCell(3, 4, nonlinearity="relu"))):
+        x, h0, c0 = (rand(2, 3).requires_grad_(True), rand(2, 4).requires_grad_(True),
+                     rand(2, 4).requires_grad_(True))
+        out = m(x, (h0, c0)) if name == "lstm" else m(x, h0)
+        h = out[0] if name == "lstm" else out
+        g_h = rand(*h.shape)
+        loss = (h * g_h).sum()
+        tensors = {"x": x.detach(), "h0": h0.detach(), "h": h.detach(), "grad_h": g_h}
+        if name == "lstm":
+            g_c = rand(*out[1].shape)
+            loss = loss + (out[1] * g_c).sum()
+            tensors.update({"c0": c0.detach(), "c": out[1].detach(), "grad_c": g_c, "grad_c0": None})
+        loss.backward()
+        tensors.update({"grad_x": x.grad, "grad_h0": h0.grad})
+        if name == "lstm":
+            tensors["grad_c0"] = c0.grad
+        for k, v in m.named_parameters():
+            tensors[k] = v.detach().contiguous()
+            tensors["grad_" + k] = v.grad.contiguous()
+        save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(OUT, f"cell_{name}.safetensors"),
+                  metadata={"torch": torch.__version__})
+
+
 if __name__ == "__main__":
     main()
     recurrent()
@@ -503,3 +532,4 @@ if __name__ == "__main__":
     activations()
     random_configs()
     recurrent_configs()
+    cells()

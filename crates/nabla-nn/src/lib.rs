@@ -28,4 +28,5 @@ pub use linear::Linear;
 pub use lm::{CharLm, LmState};
 pub use module::{prefixed, Module};
 pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, Embedding, LayerNorm};
+pub use rnn::{Recurrent, RecurrentCell};
 pub use sequential::Sequential;

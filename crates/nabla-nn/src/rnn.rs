@@ -54,13 +54,29 @@ impl RnnKind {
     }
 }
 
-/// Weights of one direction of one layer.
+/// Weights of one direction of one layer (or of a cell).
 #[derive(Clone)]
 pub struct RnnWeights {
     pub weight_ih: Tensor,
     pub weight_hh: Tensor,
     pub bias_ih: Option<Tensor>,
     pub bias_hh: Option<Tensor>,
+}
+
+impl RnnWeights {
+    /// PyTorch's initialization, every weight U(±1/√H), for `input`
+    /// features and `hidden` units.
+    pub fn new(kind: RnnKind, input: usize, hidden: usize, bias: bool) -> RnnWeights {
+        let (h, g) = (hidden, kind.gates());
+        let bound = 1.0 / (h as f32).sqrt();
+        let param = |shape: &[usize]| uniform(shape, bound).requires_grad_(true);
+        RnnWeights {
+            weight_ih: param(&[g * h, input]),
+            weight_hh: param(&[g * h, h]),
+            bias_ih: bias.then(|| param(&[g * h])),
+            bias_hh: bias.then(|| param(&[g * h])),
+        }
+    }
 }
 
 /// Options of a recurrent layer (PyTorch's constructor arguments).
@@ -108,9 +124,8 @@ pub struct RnnOutput {
 
 impl Recurrent {
     pub fn new(kind: RnnKind, config: RnnConfig) -> Recurrent {
-        let (h, g) = (config.hidden_size, kind.gates());
+        let h = config.hidden_size;
         let dirs = if config.bidirectional { 2 } else { 1 };
-        let bound = 1.0 / (h as f32).sqrt();
         let weights = (0..config.num_layers)
             .map(|layer| {
                 let inp = if layer == 0 {
@@ -119,16 +134,7 @@ impl Recurrent {
                     dirs * h
                 };
                 (0..dirs)
-                    .map(|_| RnnWeights {
-                        weight_ih: uniform(&[g * h, inp], bound).requires_grad_(true),
-                        weight_hh: uniform(&[g * h, h], bound).requires_grad_(true),
-                        bias_ih: config
-                            .bias
-                            .then(|| uniform(&[g * h], bound).requires_grad_(true)),
-                        bias_hh: config
-                            .bias
-                            .then(|| uniform(&[g * h], bound).requires_grad_(true)),
-                    })
+                    .map(|_| RnnWeights::new(kind, inp, h, config.bias))
                     .collect()
             })
             .collect();
@@ -446,6 +452,9 @@ impl Module for LastHidden {
         self.0.describe()
     }
 }
+
+mod cells;
+pub use cells::RecurrentCell;
 
 #[cfg(test)]
 mod tests;

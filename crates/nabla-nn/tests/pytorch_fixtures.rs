@@ -515,6 +515,55 @@ fn recurrent_layers_match_pytorch() {
     }
 }
 
+/// `nn.LSTMCell`, `nn.GRUCell` (no biases), `nn.RNNCell` (relu): one step
+/// from given states, with the gradients of the input, the states and the
+/// parameters.
+#[test]
+fn cells_match_pytorch() {
+    use nabla_nn::rnn::{RecurrentCell, RnnKind};
+    for (name, kind, bias) in [
+        ("lstm", RnnKind::Lstm, true),
+        ("gru", RnnKind::Gru, false),
+        ("rnn_relu", RnnKind::RnnRelu, true),
+    ] {
+        let (t, _) = load(&format!("cell_{name}"));
+        let cell = RecurrentCell::new(kind, 3, 4, bias);
+        for (pname, p) in cell.named_parameters() {
+            p.copy_from(&t[&pname]).unwrap();
+        }
+        let leaf = |k: &str| t.get(k).map(|v| v.detach().requires_grad_(true));
+        let (x, h0, c0) = (leaf("x").unwrap(), leaf("h0").unwrap(), leaf("c0"));
+        let (h, c) = cell.step(&x, Some(&h0), c0.as_ref()).unwrap();
+        let close = |what: &str, ours: &Tensor| {
+            let want = &t[what];
+            assert_close(
+                &format!("{name} {what}"),
+                &ours.to_vec(),
+                &want.to_vec(),
+                1e-4,
+                1e-5,
+            )
+        };
+        close("h", &h);
+        let mut loss = h.mul(&t["grad_h"]).unwrap().sum_all().unwrap();
+        if let Some(c) = &c {
+            close("c", c);
+            loss = loss
+                .add(&c.mul(&t["grad_c"]).unwrap().sum_all().unwrap())
+                .unwrap();
+        }
+        loss.backward().unwrap();
+        close("grad_x", &x.grad().unwrap());
+        close("grad_h0", &h0.grad().unwrap());
+        if let Some(c0) = &c0 {
+            close("grad_c0", &c0.grad().unwrap());
+        }
+        for (pname, p) in cell.named_parameters() {
+            close(&format!("grad_{pname}"), &p.grad().unwrap());
+        }
+    }
+}
+
 /// Relu RNNs, no biases, one and three layers, either batch order,
 /// variable lengths (PyTorch's packed sequences), one step, a batch of one.
 #[test]

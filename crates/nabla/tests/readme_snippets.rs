@@ -1,0 +1,91 @@
+//! The README's library snippets, as written there (with their free
+//! variables made arguments), so that a change to the API that breaks one
+//! breaks the build. The small tensor one also runs.
+#![allow(unused)]
+
+type R = Result<(), Box<dyn std::error::Error>>;
+
+/// "A training program".
+fn training_program(batches: Vec<(nabla::Tensor, nabla::Tensor)>) -> R {
+    use nabla::nn::{loss::cross_entropy, zoo::LeNet};
+    use nabla::optim::{Optimizer, Sgd};
+    use nabla::prelude::*;
+
+    let model = LeNet::new();
+    let mut optimizer = Sgd::new(model.parameters(), 0.001).momentum(0.9);
+    for (data, target) in batches {
+        optimizer.zero_grad();
+        let output = model.forward(&data)?;
+        let loss = cross_entropy(&output, &target)?;
+        loss.backward()?;
+        optimizer.step()?;
+    }
+    Ok(())
+}
+
+/// "Sequences".
+fn sequences(
+    x: nabla::Tensor,
+    lengths: Vec<usize>,
+    vocab: usize,
+    ids: nabla::Tensor,
+    next_ids: nabla::Tensor,
+    prompt: Vec<u32>,
+    mut generator: nabla::Generator,
+) -> R {
+    use nabla::nn::rnn::{RnnConfig, RnnKind};
+    use nabla::nn::{CharLm, Recurrent};
+
+    let lstm = Recurrent::lstm(RnnConfig {
+        num_layers: 2,
+        bidirectional: true,
+        batch_first: true,
+        ..RnnConfig::new(28, 128)
+    });
+    let out = lstm.run(&x, None, None, Some(&lengths))?;
+    let lm = CharLm::new(RnnKind::Lstm, vocab, 64, 256, 1);
+    let loss = lm.loss(&ids, &next_ids)?;
+    let text = lm.sample(&prompt, 400, 0.8, &mut generator)?;
+    Ok(())
+}
+
+/// "Tensors and autograd".
+fn tensors_and_autograd() -> R {
+    use nabla::{Conv2dParams, Tensor};
+    let x = Tensor::randn([64, 1, 28, 28]);
+    let w = Tensor::randn([6, 1, 5, 5]).requires_grad_(true);
+    let y = x
+        .conv2d(&w, None, Conv2dParams::default().padding(2))?
+        .relu()?
+        .max_pool2d(2)?;
+    let loss = y.mean_all()?;
+    loss.backward()?;
+    println!("{}", w.grad().unwrap().narrow(0, 0, 1)?);
+    Ok(())
+}
+
+/// "Data".
+fn data() -> R {
+    use nabla::data::{DataLoader, ImageDataset, Mnist, Transform};
+    let mnist = Mnist::locate("mnist", None)?;
+    let train = ImageDataset::new(
+        mnist.train,
+        vec![
+            Transform::RandomCrop { padding: 2 },
+            Transform::Normalize {
+                mean: 0.1307,
+                std: 0.3081,
+            },
+        ],
+    );
+    let loader = DataLoader::new(train, 64).seed(1);
+    for batch in loader.epoch(0) {
+        let batch = batch?;
+    }
+    Ok(())
+}
+
+#[test]
+fn the_tensor_snippet_runs() {
+    tensors_and_autograd().unwrap();
+}
