@@ -144,6 +144,19 @@ pub fn cross_entropy_with(
     opts: &CrossEntropyOptions,
 ) -> Result<Tensor> {
     let op = "cross_entropy";
+    if logits.rank() == 1 && targets.rank() <= 1 {
+        // one unbatched example: logits [C], its class (0-d) or its
+        // probabilities [C], as PyTorch takes them
+        let t = match targets.rank() {
+            0 => targets.reshape([1])?,
+            _ => targets.unsqueeze(0)?,
+        };
+        let loss = cross_entropy_with(&logits.unsqueeze(0)?, &t, opts)?;
+        return match opts.reduction {
+            Reduction::None => loss.reshape(Vec::<usize>::new()),
+            _ => Ok(loss),
+        };
+    }
     if logits.rank() >= 2 && targets.shape() == logits.shape() {
         return super::soft_targets::cross_entropy_probabilities(logits, targets, opts);
     }
@@ -324,8 +337,17 @@ mod tests {
             e.unwrap_err().to_string(),
             "cross_entropy: targets must be [N, d1, …] = [64, 40] class indices for input [64, 40, 40] ([N, C, d1, …]), got [64]"
         );
-        let e = cross_entropy(&Tensor::zeros([3]), &Tensor::scalar(1.0));
-        assert!(e.unwrap_err().to_string().contains("expected input [N, C]"));
+        // one unbatched example: [C] with its class, or with probabilities
+        let x = Tensor::from_vec(vec![0.5, -1.0, 2.0], [3]).unwrap();
+        let one = cross_entropy(&x, &Tensor::scalar(2.0)).unwrap();
+        let batch = cross_entropy(&x.unsqueeze(0).unwrap(), &Tensor::full([1], 2.0)).unwrap();
+        assert_eq!(one.shape(), &[] as &[usize]);
+        assert_eq!(one.item().unwrap(), batch.item().unwrap());
+        let p = Tensor::from_vec(vec![0.0, 0.0, 1.0], [3]).unwrap();
+        assert!(
+            (cross_entropy(&x, &p).unwrap().item().unwrap() - one.item().unwrap()).abs() < 1e-6
+        );
+        assert!(cross_entropy(&x, &Tensor::zeros([2])).is_err());
     }
 
     #[test]
