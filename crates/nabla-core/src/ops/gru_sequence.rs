@@ -25,7 +25,7 @@
 use std::ops::Range;
 
 use super::sequence::{self, row_blocks, row_blocks_ref, Dims};
-use crate::cpu::math::{sigmoid_with as sigmoid, tanh_with as tanh};
+use crate::cpu::math::{sigmoid_with as sigmoid, tanh_abs_with as tanh};
 use crate::cpu::matmul::MatRef;
 use crate::cpu::packed_gemm::{gemm_packed, PackedRhs};
 use crate::cpu::small_gemm::Strided;

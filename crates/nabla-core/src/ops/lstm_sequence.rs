@@ -24,7 +24,7 @@
 use std::ops::Range;
 
 use super::sequence::{self, row_blocks, Dims};
-use crate::cpu::math::{sigmoid_with as sigmoid, tanh_with as tanh};
+use crate::cpu::math::{sigmoid_with as sigmoid, tanh_abs_with as tanh};
 use crate::cpu::packed_gemm::{gemm_packed, gemm_packed_prefix, PackedRhs};
 use crate::cpu::small_gemm::Strided;
 use crate::cpu::uninit::{assume_init, spare, write_copy, Slots};
