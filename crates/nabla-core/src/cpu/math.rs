@@ -35,6 +35,13 @@ pub fn tanh(x: f32) -> f32 {
     tanh_with::<false>(x)
 }
 
+/// `ln(1 + eˣ)` without overflow or loss for large |x|:
+/// `max(x, 0) + ln(1 + e^(−|x|))` (softplus, and Mish's inner function).
+#[inline(always)]
+pub fn softplus(x: f32) -> f32 {
+    x.max(0.0) + (-x.abs()).exp().ln_1p()
+}
+
 /// [`exp`], with fused multiply-adds when `FMA` (a third faster in the LSTM
 /// cells; call it so only from code compiled with the `fma` feature).
 #[inline(always)]

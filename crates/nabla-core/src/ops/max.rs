@@ -15,8 +15,8 @@ fn extreme(
     keepdim: bool,
     op: ReduceOp,
 ) -> Result<Tensor> {
-    let (y_keep, reduced) = reduce_dims(name, x, dims, op)?;
     // (as PyTorch: an empty set has no largest value)
+    let reduced = crate::layout::normalize_dims(name, dims, x.shape())?;
     if let Some(&d) = reduced.iter().find(|&&d| x.shape()[d] == 0) {
         return Err(Error::Arg {
             op: name,
@@ -26,6 +26,7 @@ fn extreme(
             ),
         });
     }
+    let (y_keep, reduced) = reduce_dims(name, x, dims, op)?;
     let keep_shape = y_keep.shape().to_vec();
     let y = if keepdim {
         y_keep.clone()

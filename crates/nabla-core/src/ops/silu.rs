@@ -5,16 +5,8 @@
 //! `dx = dy·(tanh s + x·σ(x)·(1 − tanh² s))` (`ds/dx = σ(x)`).
 
 use super::unary_op;
+use crate::cpu::math::{sigmoid, softplus};
 use crate::{Result, Tensor};
-
-fn sigmoid(x: f32) -> f32 {
-    1.0 / (1.0 + (-x).exp())
-}
-
-/// `ln(1 + eˣ)` without overflow: `max(x, 0) + ln(1 + e^(−|x|))`.
-pub(crate) fn softplus(x: f32) -> f32 {
-    x.max(0.0) + (-x.abs()).exp().ln_1p()
-}
 
 impl Tensor {
     /// `nn.SiLU`: `x·σ(x)`.

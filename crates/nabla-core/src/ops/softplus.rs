@@ -2,8 +2,8 @@
 //! `βx > threshold` (PyTorch's linear tail, β = 1 and threshold 20 by
 //! default); `dx = dy·σ(βx)` (1 on the tail).
 
-use super::silu::softplus;
 use super::unary_op;
+use crate::cpu::math::{sigmoid, softplus};
 use crate::{Error, Result, Tensor};
 
 impl Tensor {
@@ -31,7 +31,7 @@ impl Tensor {
                 if bx > threshold {
                     1.0
                 } else {
-                    1.0 / (1.0 + (-bx).exp())
+                    sigmoid(bx)
                 }
             },
         )
