@@ -29,7 +29,12 @@ pub fn contiguous(data: &[f32], layout: &Layout) -> Vec<f32> {
         while r < rows {
             let base = layout.row_offset(first_row + r);
             let g = 8.min(rows - r);
-            if transposed && g > 1 && layout.row_offset(first_row + r + g - 1) == base + g - 1 {
+            // The block is one transpose only if *every* row in it starts
+            // one float after the previous: rows that wrap past the end of
+            // dim −2 jump elsewhere even when the last one lands back in
+            // line (checking the ends alone scrambled such views).
+            let in_line = || (1..g).all(|q| layout.row_offset(first_row + r + q) == base + q);
+            if transposed && g > 1 && in_line() {
                 // output row q, element j = data[base + j·stride + q]
                 let block = &mut c[r * inner..(r + g) * inner];
                 // SAFETY: block holds g rows of inner values
@@ -91,5 +96,53 @@ mod tests {
             layout.for_each_offset(|o| want.push(data[o]));
             assert_eq!(super::contiguous(&data, &layout), want, "{layout:?}");
         }
+    }
+
+    /// Every permutation of every rank-4 and rank-5 shape with sizes 1–4
+    /// (and a few offsets) against a walk of the offsets one by one: the
+    /// transpose fast path must never take a block whose rows wrap.
+    #[test]
+    fn every_small_permuted_view_matches_a_naive_walk() {
+        fn permutations(n: usize) -> Vec<Vec<usize>> {
+            if n == 0 {
+                return vec![vec![]];
+            }
+            let mut all = Vec::new();
+            for p in permutations(n - 1) {
+                for at in 0..n {
+                    let mut q = p.clone();
+                    q.insert(at, n - 1);
+                    all.push(q);
+                }
+            }
+            all
+        }
+        let data: Vec<f32> = (0..1100).map(|v| v as f32).collect();
+        let mut checked = 0;
+        for rank in [4usize, 5] {
+            let perms = permutations(rank);
+            for code in 0..4usize.pow(rank as u32) {
+                let shape: Vec<usize> = (0..rank)
+                    .map(|k| code / 4usize.pow(k as u32) % 4 + 1)
+                    .collect();
+                let mut strides = vec![1; rank];
+                for k in (0..rank - 1).rev() {
+                    strides[k] = strides[k + 1] * shape[k + 1];
+                }
+                for perm in &perms {
+                    let offset = checked % 3;
+                    let layout = Layout::new(
+                        perm.iter().map(|&p| shape[p]).collect(),
+                        perm.iter().map(|&p| strides[p]).collect(),
+                        offset,
+                    );
+                    let mut want = Vec::new();
+                    layout.for_each_offset(|o| want.push(data[o]));
+                    assert_eq!(super::contiguous(&data, &layout), want, "{layout:?}");
+                    checked += 1;
+                }
+            }
+        }
+        assert_eq!(checked, 256 * 24 + 1024 * 120);
     }
 }
