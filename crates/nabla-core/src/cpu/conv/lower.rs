@@ -193,8 +193,11 @@ fn fill_strips_body(x: &[f32], g: &ConvGeom, strips: Slots) {
                     left.iter_mut().chain(right).for_each(|o| {
                         o.write(0.0);
                     });
-                    for (o, v) in mid.iter_mut().zip(&row[lo + kj - g.pw..]) {
-                        o.write(*v);
+                    if lo < hi {
+                        // (an empty range can start left of the row)
+                        for (o, v) in mid.iter_mut().zip(&row[lo + kj - g.pw..]) {
+                            o.write(*v);
+                        }
                     }
                 }
             }
@@ -239,6 +242,11 @@ pub fn im2col_image(x: &[f32], g: &ConvGeom, cols: &mut [f32]) {
                     }
                     for d in &mut dst[ox_hi..] {
                         *d = 0.0;
+                    }
+                    if ox_lo == ox_hi {
+                        // no output column reads this kernel column (the
+                        // first one's offset below would underflow)
+                        continue;
                     }
                     let first = ox_lo * g.sw + kj * g.dw - g.pw;
                     let dst = &mut dst[ox_lo..ox_hi];
