@@ -1,6 +1,8 @@
-//! `y = min(max(x, lo), hi)`. Backward: `dx = dy` where `lo ≤ x ≤ hi`, else 0.
+//! `y = min(max(x, lo), hi)`. Backward: `dx = dy` strictly inside,
+//! `lo < x < hi`, else 0 — at the bounds too, and even for an infinite or
+//! NaN dy (PyTorch 2's rule: it selects, it does not multiply by 0).
 
-use super::unary_op;
+use super::unary_select_op;
 use crate::{Result, Tensor};
 
 impl Tensor {
@@ -11,17 +13,12 @@ impl Tensor {
                 msg: format!("min {lo} is greater than max {hi}"),
             });
         }
-        unary_op(
+        unary_select_op(
             self,
             "ClampBackward",
-            move |x| x.max(lo).min(hi),
-            move |x, _| {
-                if x >= lo && x <= hi {
-                    1.0
-                } else {
-                    0.0
-                }
-            },
+            // (f32::max would turn a NaN into lo; PyTorch keeps it)
+            move |x| if x.is_nan() { x } else { x.max(lo).min(hi) },
+            move |x| x > lo && x < hi,
         )
     }
 }
@@ -42,5 +39,19 @@ mod tests {
         )
         .unwrap();
         assert!(Tensor::zeros([1]).clamp(1.0, 0.0).is_err());
+    }
+
+    /// PyTorch 2: the bounds themselves get no gradient, a NaN stays NaN,
+    /// and an infinite upstream gradient does not leak out of the range.
+    #[test]
+    fn bounds_nan_and_infinite_gradients() {
+        let x = Tensor::from_vec(vec![-2.0, -1.5, -1.7, 0.0, f32::NAN], [5])
+            .unwrap()
+            .requires_grad_(true);
+        let y = x.clamp(-2.0, -1.5).unwrap();
+        assert!(y.to_vec()[4].is_nan());
+        let g = Tensor::from_vec(vec![f32::INFINITY, 1.0, 1.0, f32::NAN, 0.0], [5]).unwrap();
+        y.mul(&g).unwrap().sum_all().unwrap().backward().unwrap();
+        assert_eq!(x.grad().unwrap().to_vec(), vec![0.0, 0.0, 1.0, 0.0, 0.0]);
     }
 }

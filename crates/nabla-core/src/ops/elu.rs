@@ -1,7 +1,8 @@
 //! Exponential linear units.
 //!
 //! `elu(α)`: `y = x` for x > 0, `α·(eˣ − 1)` otherwise; `dx = dy` for x > 0,
-//! `dy·(y + α)` otherwise (`α·eˣ`).
+//! `dy·α·eˣ` otherwise (computed as such: `y + α` is the same number but
+//! cancels to 0 for very negative x, where α·eˣ is tiny but not 0).
 //! `selu`: `scale·elu(x, α)` with PyTorch's constants α ≈ 1.6733,
 //! scale ≈ 1.0507 (self-normalizing networks).
 
@@ -18,7 +19,7 @@ impl Tensor {
             self,
             "EluBackward",
             move |x| if x > 0.0 { x } else { alpha * x.exp_m1() },
-            move |x, y| if x > 0.0 { 1.0 } else { y + alpha },
+            move |x, _| if x > 0.0 { 1.0 } else { alpha * x.exp() },
         )
     }
 
@@ -29,7 +30,7 @@ impl Tensor {
             self,
             "SeluBackward",
             move |x| s * if x > 0.0 { x } else { a * x.exp_m1() },
-            move |x, y| if x > 0.0 { s } else { y + s * a },
+            move |x, _| if x > 0.0 { s } else { s * a * x.exp() },
         )
     }
 }
@@ -50,5 +51,23 @@ mod tests {
         let x = rand_input(&[3, 4], 1).mul_scalar(2.0).unwrap();
         gradcheck(|x| x[0].elu(1.3), &[x.clone()], Default::default()).unwrap();
         gradcheck(|x| x[0].selu(), &[x], Default::default()).unwrap();
+    }
+
+    /// PyTorch: ELU's gradient at x = −20 is α·e⁻²⁰ ≈ 2.06e-9, not 0.
+    #[test]
+    fn gradient_of_very_negative_inputs_does_not_cancel() {
+        let x = Tensor::from_vec(vec![-20.0], [1])
+            .unwrap()
+            .requires_grad_(true);
+        x.elu(1.0).unwrap().sum_all().unwrap().backward().unwrap();
+        let g = x.grad().unwrap().to_vec()[0];
+        assert!((g - 2.061_153_6e-9).abs() < 1e-15, "{g}");
+        let x = Tensor::from_vec(vec![-20.0], [1])
+            .unwrap()
+            .requires_grad_(true);
+        x.selu().unwrap().sum_all().unwrap().backward().unwrap();
+        let g = x.grad().unwrap().to_vec()[0];
+        let want = 1.050_701 * 1.673_263_2 * (-20f32).exp();
+        assert!((g - want).abs() < 1e-15, "{g}");
     }
 }

@@ -1,24 +1,41 @@
 //! Elementwise maximum and minimum of two tensors, with broadcasting.
 //!
 //! `y = max(a, b)`: the gradient goes to the larger input; on ties it is
-//! split evenly (PyTorch's rule), so `da = dy·[a>b] + dy/2·[a=b]`.
+//! split evenly (PyTorch's rule), so `da = dy·[a>b] + dy/2·[a=b]`; the
+//! input that lost gets 0 even for an infinite or NaN dy.
 
 use super::binary_map;
 use crate::{Result, Tensor};
 
+/// The gradients of `a` and `b`: `g · share`, where `share(a, b)` is 1,
+/// ½ (a tie) or 0, and a share of 0 *selects* 0, so that an infinite or
+/// NaN `g` does not reach the input that lost (PyTorch's `masked_fill`).
 fn select_grads(
     g: &Tensor,
     inputs: &[Tensor],
-    wins: fn(f32, f32) -> f32,
+    share_a: fn(f32, f32) -> f32,
+    share_b: fn(f32, f32) -> f32,
 ) -> Result<Vec<Option<Tensor>>> {
     let (a, b) = (&inputs[0], &inputs[1]);
-    // share of the gradient that goes to `a`: 1, 0 or 1/2 on ties
-    let share = binary_map("maximum", a, b, wins)?;
-    let da = g.mul(&share)?.sum_to_shape(a.shape())?;
-    let db = g
-        .mul(&share.neg()?.add_scalar(1.0)?)?
-        .sum_to_shape(b.shape())?;
+    let pick = |s: f32, g: f32| if s == 0.0 { 0.0 } else { g * s };
+    let da = binary_map("maximum", a, b, share_a)?;
+    let db = binary_map("maximum", a, b, share_b)?;
+    let da = binary_map("maximum", &da, g, pick)?.sum_to_shape(a.shape())?;
+    let db = binary_map("maximum", &db, g, pick)?.sum_to_shape(b.shape())?;
     Ok(vec![Some(da), Some(db)])
+}
+
+/// The share of the gradient that goes to the first of (x, y) when the
+/// output is the larger one: none if y is larger, half on a tie, else all
+/// (a NaN on either side gives both all of it, as in PyTorch).
+fn share_of_larger(x: f32, y: f32) -> f32 {
+    if x < y {
+        0.0
+    } else if x == y {
+        0.5
+    } else {
+        1.0
+    }
 }
 
 impl Tensor {
@@ -31,15 +48,7 @@ impl Tensor {
             }
         })?;
         Ok(y.attach("MaximumBackward", &[self, rhs], |g, inputs| {
-            select_grads(g, inputs, |a, b| {
-                if a > b {
-                    1.0
-                } else if a == b {
-                    0.5
-                } else {
-                    0.0
-                }
-            })
+            select_grads(g, inputs, share_of_larger, |a, b| share_of_larger(b, a))
         }))
     }
 
@@ -52,15 +61,7 @@ impl Tensor {
             }
         })?;
         Ok(y.attach("MinimumBackward", &[self, rhs], |g, inputs| {
-            select_grads(g, inputs, |a, b| {
-                if a < b {
-                    1.0
-                } else if a == b {
-                    0.5
-                } else {
-                    0.0
-                }
-            })
+            select_grads(g, inputs, |a, b| share_of_larger(b, a), share_of_larger)
         }))
     }
 }

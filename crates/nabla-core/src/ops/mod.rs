@@ -24,6 +24,7 @@ mod gru_sequence;
 mod index_select;
 mod linear;
 mod log;
+mod log1p;
 mod log_softmax;
 mod lstm_sequence;
 mod matmul;
@@ -86,6 +87,29 @@ pub(crate) fn unary_op(
     f: impl Fn(f32) -> f32 + Sync + Send,
     df: impl Fn(f32, f32) -> f32 + Sync + Send + Copy + 'static,
 ) -> Result<Tensor> {
+    unary_with_backward(x, name, f, move |g, x, y| g * df(x, y))
+}
+
+/// An elementwise unary op whose gradient passes where `passes(x)` and is
+/// 0 elsewhere — selected, not multiplied by 0, so that an infinite or NaN
+/// upstream gradient stops there (PyTorch's rule for relu and clamp: a
+/// `sqrt` after a `relu` must not put NaN into the inputs that were cut).
+pub(crate) fn unary_select_op(
+    x: &Tensor,
+    name: &'static str,
+    f: impl Fn(f32) -> f32 + Sync + Send,
+    passes: impl Fn(f32) -> bool + Sync + Send + Copy + 'static,
+) -> Result<Tensor> {
+    unary_with_backward(x, name, f, move |g, x, _| if passes(x) { g } else { 0.0 })
+}
+
+/// `y = f(x)`, and `dx = grad(dy, x, y)` in one fused pass.
+fn unary_with_backward(
+    x: &Tensor,
+    name: &'static str,
+    f: impl Fn(f32) -> f32 + Sync + Send,
+    grad: impl Fn(f32, f32, f32) -> f32 + Sync + Send + Copy + 'static,
+) -> Result<Tensor> {
     let y = unary_map(x, f);
     if !(crate::is_grad_enabled() && x.requires_grad()) {
         return Ok(y);
@@ -102,7 +126,7 @@ pub(crate) fn unary_op(
                         &dx[lx.offset()..lx.offset() + n],
                         &dy[ly.offset()..ly.offset() + n],
                     );
-                    cpu::elementwise::map3(dg, dx, dy, |g, x, y| g * df(x, y))
+                    cpu::elementwise::map3(dg, dx, dy, grad)
                 })
             })
         });

@@ -1,21 +1,22 @@
 //! Rectifiers.
 //!
-//! `relu`: `y = max(x, 0)`; `dx = dy · [x > 0]` (a NaN stays NaN, as in PyTorch).
+//! `relu`: `y = max(x, 0)`; `dx = dy` where x > 0 (or NaN), else 0 — even
+//! for an infinite or NaN dy, as in PyTorch.
 //! `leaky_relu`: `y = x` for x > 0, `slope · x` otherwise; `dx = dy · (1 or slope)`.
 
-use super::unary_op;
+use super::{unary_op, unary_select_op};
 use crate::{Result, Tensor};
 
 impl Tensor {
     pub fn relu(&self) -> Result<Tensor> {
-        unary_op(
+        unary_select_op(
             self,
             "ReluBackward",
             // (written so that a NaN passes through, forward and back, as
             // in PyTorch: f32::max would turn it into 0 and hide a
             // diverging network behind its ReLUs)
             |x| if x < 0.0 { 0.0 } else { x },
-            |x, _| if x <= 0.0 { 0.0 } else { 1.0 },
+            |x| x > 0.0 || x.is_nan(),
         )
     }
 

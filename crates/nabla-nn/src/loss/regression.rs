@@ -6,7 +6,7 @@
 //! - Huber(δ): `½d²` where `|d| < δ`, else `δ(|d| − ½δ)`, `d = x − y`;
 //!   gradient `d` inside, `δ·sign(d)` outside.
 
-use nabla_core::{Result, Tensor};
+use nabla_core::{no_grad, Result, Tensor};
 
 use super::{reduce, same_shape, Reduction};
 
@@ -28,12 +28,26 @@ pub fn huber_loss(
     reduction: Reduction,
 ) -> Result<Tensor> {
     same_shape("huber_loss", input, target)?;
-    let d = input.sub(target)?;
-    let a = d.abs()?;
-    let inside = d.mul(&d)?.mul_scalar(0.5)?;
-    let outside = a.sub_scalar(0.5 * delta)?.mul_scalar(delta)?;
-    let small = a.lt(&Tensor::scalar(delta))?;
-    reduce(Tensor::where_cond(&small, &inside, &outside)?, reduction)
+    let per_element = no_grad(|| -> Result<Tensor> {
+        let d = input.sub(target)?;
+        let a = d.abs()?;
+        let inside = d.mul(&d)?.mul_scalar(0.5)?;
+        let outside = a.sub_scalar(0.5 * delta)?.mul_scalar(delta)?;
+        let small = a.lt(&Tensor::scalar(delta))?;
+        Tensor::where_cond(&small, &inside, &outside)
+    })?;
+    // ∂l/∂x = clamp(d, −δ, δ) = −∂l/∂y, as one rule: through the composed
+    // branches an infinite d made 0 · ∞ = NaN in the branch not taken
+    let d = no_grad(|| input.sub(target)?.clamp(-delta, delta))?;
+    let l = per_element.attach("HuberLossBackward", &[input, target], move |g, inputs| {
+        let dx = d.mul(g)?;
+        let dy = match inputs[1].requires_grad() {
+            true => Some(dx.neg()?),
+            false => None,
+        };
+        Ok(vec![inputs[0].requires_grad().then_some(dx), dy])
+    });
+    reduce(l, reduction)
 }
 
 #[cfg(test)]
