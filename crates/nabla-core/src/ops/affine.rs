@@ -7,7 +7,12 @@ use crate::{Result, Tensor};
 
 impl Tensor {
     pub fn affine(&self, mul: f32, add: f32) -> Result<Tensor> {
-        let y = unary_map(self, move |x| x * mul + add);
+        // (no `+ 0.0` for a plain product: it would turn −0 into +0, and
+        // 1/−0 = −∞ downstream into +∞)
+        let y = match add == 0.0 {
+            true => unary_map(self, move |x| x * mul),
+            false => unary_map(self, move |x| x * mul + add),
+        };
         Ok(y.attach("AffineBackward", &[self], move |g, _| {
             Ok(vec![Some(unary_map(g, move |v| v * mul))])
         }))
@@ -51,5 +56,15 @@ mod tests {
         )
         .unwrap();
         gradcheck(|x| x[0].neg(), &[rand_input(&[4], 2)], Default::default()).unwrap();
+    }
+
+    /// `neg` and `mul_scalar` keep the sign of zero, as PyTorch's do.
+    #[test]
+    fn signed_zeros_survive() {
+        let x = crate::Tensor::from_vec(vec![0.0, -0.0], [2]).unwrap();
+        let n = x.neg().unwrap().to_vec();
+        assert!(n[0].is_sign_negative() && n[1].is_sign_positive());
+        let m = x.mul_scalar(3.0).unwrap().to_vec();
+        assert!(m[0].is_sign_positive() && m[1].is_sign_negative());
     }
 }

@@ -1,6 +1,6 @@
 //! Log-softmax over one dimension, numerically stable.
 //!
-//! `y_i = x_i − m − ln Σ_j e^(x_j − m)` with `m = max_j x_j`.
+//! `y_i = (x_i − m) − ln Σ_j e^(x_j − m)` with `m = max_j x_j`.
 //! Backward: `dx_i = dy_i − e^(y_i) · Σ_j dy_j`.
 
 use super::softmax::{along_dim, map_rows};
@@ -9,8 +9,10 @@ use crate::{Result, Tensor};
 fn log_softmax_row(r: &mut [f32]) {
     let m = r.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
     let s: f32 = r.iter().map(|&v| (v - m).exp()).sum();
-    let lse = m + s.ln();
-    r.iter_mut().for_each(|v| *v -= lse);
+    // (x − m) − ln s, not x − (m + ln s): for large logits m + ln s rounds
+    // to m's spacing and every output loses those bits
+    let ln_s = s.ln();
+    r.iter_mut().for_each(|v| *v = (*v - m) - ln_s);
 }
 
 fn log_softmax_last(x: &Tensor) -> Result<Tensor> {
@@ -49,5 +51,17 @@ mod tests {
         let x = rand_input(&[3, 5], 1).mul_scalar(3.0).unwrap();
         gradcheck(|x| x[0].log_softmax(-1), &[x.clone()], Default::default()).unwrap();
         gradcheck(|x| x[0].log_softmax(0), &[x], Default::default()).unwrap();
+    }
+
+    /// Large logits keep their precision: PyTorch (f32, and f64 rounded)
+    /// gives these values for logits near 1356.
+    #[test]
+    fn large_logits_lose_no_precision() {
+        let x = Tensor::from_vec(vec![1356.6038, 1356.1819, 1358.5898], [3]).unwrap();
+        let y = x.log_softmax(0).unwrap().to_vec();
+        let want = [-2.190_844_f32, -2.612_719, -0.204_76];
+        for (a, b) in y.iter().zip(want) {
+            assert!((a - b).abs() <= 2e-6, "{y:?}");
+        }
     }
 }

@@ -48,10 +48,10 @@ fn softmax_last(x: &Tensor) -> Result<Tensor> {
     let y = map_rows(x, softmax_row);
     let ys = y.detach();
     Ok(y.attach("SoftmaxBackward", &[x], move |g, _| {
-        // dx = y · (g − Σ g·y), row by row
-        let gy = g.mul(&ys)?;
-        let s = gy.sum(&[-1], true)?;
-        Ok(vec![Some(gy.sub(&ys.mul(&s)?)?)])
+        // dx = y · (g − Σ g·y), row by row, in that form: y·g − y·s rounds
+        // both products before they cancel (PyTorch's form, too)
+        let s = g.mul(&ys)?.sum(&[-1], true)?;
+        Ok(vec![Some(ys.mul(&g.sub(&s)?)?)])
     }))
 }
 

@@ -188,16 +188,27 @@ pub fn cross_entropy_with(
         let Some(y) = ids[i] else { continue };
         let row = &x[i * c..(i + 1) * c];
         let m = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-        let s: f32 = row.iter().map(|&v| (v - m).exp()).sum();
-        let lse = m + s.ln();
-        let mut smooth = 0f32;
-        for k in 0..c {
-            let logp = row[k] - lse;
-            probs[i * c + k] = logp.exp();
-            smooth -= w[k] * logp;
+        // p = e^(x − m) / s, as softmax computes it (equal logits give
+        // exactly 1/C, whose gradients then cancel exactly)
+        let p = &mut probs[i * c..(i + 1) * c];
+        for (p, &v) in p.iter_mut().zip(row) {
+            *p = (v - m).exp();
         }
-        let nll = -(row[y] - lse) * w[y];
-        losses[i] = (1.0 - eps) * nll + eps / c as f32 * smooth;
+        let s: f32 = p.iter().sum();
+        p.iter_mut().for_each(|p| *p /= s);
+        // (x − m) − ln s, not x − (m + ln s): for large logits the sum
+        // m + ln s rounds away the low bits of ln s
+        let ln_s = s.ln();
+        let nll = -((row[y] - m) - ln_s) * w[y];
+        // (the smoothing term only with smoothing: 0 · ∞ would turn the
+        // infinite loss of a −∞ logit into NaN)
+        losses[i] = match eps > 0.0 {
+            true => {
+                let smooth: f32 = (0..c).map(|k| -w[k] * ((row[k] - m) - ln_s)).sum();
+                (1.0 - eps) * nll + eps / c as f32 * smooth
+            }
+            false => nll,
+        };
     }
     let denom: f32 = ids.iter().flatten().map(|&y| w[y]).sum();
     let value = match opts.reduction {
@@ -244,6 +255,20 @@ pub fn nll_loss(
     weight: Option<&Tensor>,
     reduction: Reduction,
 ) -> Result<Tensor> {
+    if log_probs.rank() == 1 && targets.rank() == 0 {
+        // one unbatched example, as cross_entropy (and PyTorch) take it:
+        // log-probabilities [C] and a 0-d class
+        let loss = nll_loss(
+            &log_probs.unsqueeze(0)?,
+            &targets.reshape([1])?,
+            weight,
+            reduction,
+        )?;
+        return match reduction {
+            Reduction::None => loss.reshape(Vec::<usize>::new()),
+            _ => Ok(loss),
+        };
+    }
     let (log_probs, targets, sample_shape) = positions_as_samples("nll_loss", log_probs, targets)?;
     let (log_probs, targets) = (&log_probs, &targets);
     let (n, c, ids) = check_targets("nll_loss", log_probs, targets, Some(IGNORE_INDEX))?;
@@ -339,6 +364,12 @@ mod tests {
         );
         // one unbatched example: [C] with its class, or with probabilities
         let x = Tensor::from_vec(vec![0.5, -1.0, 2.0], [3]).unwrap();
+        let logp = x.log_softmax(0).unwrap();
+        for r in [Reduction::Mean, Reduction::Sum, Reduction::None] {
+            let one = nll_loss(&logp, &Tensor::scalar(2.0), None, r).unwrap();
+            assert_eq!(one.shape(), &[] as &[usize]);
+            assert_eq!(one.item().unwrap(), -logp.to_vec()[2]);
+        }
         let one = cross_entropy(&x, &Tensor::scalar(2.0)).unwrap();
         let batch = cross_entropy(&x.unsqueeze(0).unwrap(), &Tensor::full([1], 2.0)).unwrap();
         assert_eq!(one.shape(), &[] as &[usize]);
@@ -386,5 +417,13 @@ mod tests {
         let x = Tensor::from_vec(vec![1000.0, 0.0, -1000.0, 0.0], [2, 2]).unwrap();
         let l = cross_entropy(&x, &Tensor::from_vec(vec![0., 1.], [2]).unwrap()).unwrap();
         assert!(l.item().unwrap().abs() < 1e-6);
+    }
+
+    /// A target whose logit is −∞ has an infinite loss, not NaN (PyTorch).
+    #[test]
+    fn a_minus_infinity_logit_gives_an_infinite_loss() {
+        let x = Tensor::from_vec(vec![f32::NEG_INFINITY, 0.0, 1.0], [1, 3]).unwrap();
+        let l = cross_entropy(&x, &Tensor::from_vec(vec![0.0], [1]).unwrap()).unwrap();
+        assert_eq!(l.item().unwrap(), f32::INFINITY);
     }
 }
