@@ -18,6 +18,7 @@ mod dropout;
 mod elu;
 mod exp;
 mod expand;
+mod expm1;
 mod gather;
 mod gelu;
 mod gru_sequence;

@@ -40,8 +40,9 @@ fn softmax_row(r: &mut [f32]) {
         *v = (*v - m).exp();
         s += *v;
     }
-    let inv = 1.0 / s;
-    r.iter_mut().for_each(|v| *v *= inv);
+    // divided, not multiplied by 1/s: the outputs then sum to 1 as
+    // closely as PyTorch's, and the gradient of a sum of them cancels
+    r.iter_mut().for_each(|v| *v /= s);
 }
 
 fn softmax_last(x: &Tensor) -> Result<Tensor> {

@@ -197,8 +197,9 @@ pub fn cross_entropy_with(
         let s: f32 = p.iter().sum();
         p.iter_mut().for_each(|p| *p /= s);
         // (x − m) − ln s, not x − (m + ln s): for large logits the sum
-        // m + ln s rounds away the low bits of ln s
-        let ln_s = s.ln();
+        // m + ln s rounds away the low bits of ln s; and ln s from the
+        // terms below the max, which ln of the rounded sum loses
+        let ln_s = nabla_core::cpu::math::ln_sum_exp_below_max(row);
         let nll = -((row[y] - m) - ln_s) * w[y];
         // (the smoothing term only with smoothing: 0 · ∞ would turn the
         // infinite loss of a −∞ logit into NaN)
@@ -231,9 +232,13 @@ pub fn cross_entropy_with(
             let Some(y) = ids[i] else { continue };
             let s = scale(i);
             let wy = w[y];
+            let row = &probs[i * c..(i + 1) * c];
+            // p_y − 1 as −Σ_{k≠y} p_k: the difference cancels where the
+            // class is nearly certain, the sum keeps its digits
+            let others: f32 = (0..c).filter(|&k| k != y).map(|k| row[k]).sum();
             for k in 0..c {
-                let p = probs[i * c + k];
-                let hard = (1.0 - eps) * wy * (p - if k == y { 1.0 } else { 0.0 });
+                let p = row[k];
+                let hard = (1.0 - eps) * wy * if k == y { -others } else { p };
                 let soft = eps / c as f32 * (w_total * p - w[k]);
                 dx[i * c + k] = s * (hard + soft);
             }
