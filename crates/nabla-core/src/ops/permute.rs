@@ -81,4 +81,24 @@ mod tests {
         )
         .unwrap();
     }
+
+    /// The views the strided copy used to scramble (issue 28), with
+    /// PyTorch's values.
+    #[test]
+    fn permuted_views_copy_in_order() {
+        let y = Tensor::arange(0., 8., 1.)
+            .unwrap()
+            .reshape([2, 2, 1, 2])
+            .unwrap()
+            .permute(&[1, 0, 3, 2])
+            .unwrap();
+        assert_eq!(y.to_vec(), vec![0., 1., 4., 5., 2., 3., 6., 7.]);
+        let y = Tensor::arange(0., 4., 1.)
+            .unwrap()
+            .reshape([1, 2, 2, 1])
+            .unwrap()
+            .permute(&[2, 1, 3, 0])
+            .unwrap();
+        assert_eq!(y.to_vec(), vec![0., 2., 1., 3.]);
+    }
 }

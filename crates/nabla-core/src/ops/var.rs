@@ -17,15 +17,24 @@ use crate::{Error, Result, Tensor};
 /// `Σ (x − x̄)² / (n − correction)` of one row, accumulated in f64, or
 /// its square root (taken in f64 too: a standard deviation of 1e20 is a
 /// fine f32 even though its variance is not).
-/// Also the row's mean (rounded once, for the backward pass: centering
-/// with an f32 running sum instead loses digits when the mean is large
-/// against the spread).
-fn row_spread(row: &[f32], correction: usize, sqrt: bool) -> (f32, f32) {
+/// Also the row's mean as two f32s, hi + lo, for the backward pass:
+/// `(x − hi) − lo` centers to within rounding, so the deviations sum to 0
+/// as they should (a bias's gradient through a variance is 0, not an ulp
+/// of the mean times the row's length).
+fn row_spread(row: &[f32], correction: usize, sqrt: bool) -> ([f32; 2], f32) {
     let n = row.len() as f64;
     let mean = row.iter().map(|&v| v as f64).sum::<f64>() / n;
     let m2: f64 = row.iter().map(|&v| (v as f64 - mean).powi(2)).sum();
     let var = m2 / (n - correction as f64);
-    (mean as f32, (if sqrt { var.sqrt() } else { var }) as f32)
+    let hi = mean as f32;
+    // (an infinite mean has no low part: ∞ − ∞ would make every
+    // deviation NaN, where PyTorch's x − x̄ gives ±∞ for the finite x)
+    let lo = if mean.is_finite() {
+        (mean - hi as f64) as f32
+    } else {
+        0.0
+    };
+    ([hi, lo], (if sqrt { var.sqrt() } else { var }) as f32)
 }
 
 /// The variance (or, with `sqrt`, the standard deviation) of `x` over
@@ -51,7 +60,7 @@ fn spread(
     let kept = (0..shape.len()).filter(|d| !reduced.contains(d));
     let perm: Vec<usize> = kept.chain(reduced.iter().copied()).collect();
     let rows = x.detach().permute(&perm)?.contiguous()?;
-    let (means, out): (Vec<f32>, Vec<f32>) = rows.with_cpu(|data, l| {
+    let (means, out): (Vec<[f32; 2]>, Vec<f32>) = rows.with_cpu(|data, l| {
         let data = &data[l.offset()..l.offset() + l.numel()];
         data.chunks(n)
             .map(|r| row_spread(r, correction, sqrt))
@@ -65,7 +74,8 @@ fn spread(
         true => y_keep.clone(),
         false => y_keep.reshape(squeeze_dims(&keep_shape, &reduced))?,
     };
-    let means = Tensor::from_cpu(means, &keep_shape);
+    let mean_hi = Tensor::from_cpu(means.iter().map(|m| m[0]).collect(), &keep_shape);
+    let mean_lo = Tensor::from_cpu(means.iter().map(|m| m[1]).collect(), &keep_shape);
     let scale = 2.0 / (n - correction) as f32;
     let name = if sqrt { "StdBackward" } else { "VarBackward" };
     Ok(y.attach(name, &[x], move |g, inputs| {
@@ -81,7 +91,7 @@ fn spread(
                 }
             })?;
         }
-        let centered = x.sub(&means)?;
+        let centered = x.sub(&mean_hi)?.sub(&mean_lo)?;
         Ok(vec![Some(centered.mul(&g.mul_scalar(scale)?)?)])
     }))
 }
