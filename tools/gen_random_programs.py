@@ -715,8 +715,8 @@ def main():
     torch.set_num_threads(1)
     rng = random.Random(a.seed)
     tmp = a.out + ".tmp"
-    # (mtime 0: the same seed writes the same bytes)
-    with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0) as z, \
+    # (no name and mtime 0 in the header: the same seed writes the same bytes)
+    with open(tmp, "wb") as raw, gzip.GzipFile(filename="", fileobj=raw, mode="wb", mtime=0) as z, \
             io.TextIOWrapper(z) as out:
         set_aside = collections.Counter()
         for n in range(a.count):

@@ -30,7 +30,9 @@ fn log_softmax_last(x: &Tensor) -> Result<Tensor> {
         // (and only for a finite sum: with s = ±∞, e^y − 1 = 0 at y = 0
         // would make 0 · ∞ = NaN where g − e^y·s gives PyTorch's ∓∞)
         let finite = s.abs()?.lt(&Tensor::scalar(f32::INFINITY))?;
-        let dominant = ys.gt(&Tensor::scalar(-std::f32::consts::LN_2))?.mul(&finite)?;
+        let dominant = ys
+            .gt(&Tensor::scalar(-std::f32::consts::LN_2))?
+            .mul(&finite)?;
         Ok(vec![Some(Tensor::where_cond(&dominant, &near, &far)?)])
     }))
 }
