@@ -3,8 +3,10 @@
 //! - [`idx`]: the IDX format of MNIST-style files (raw or gzip);
 //! - [`mnist`]: MNIST and Fashion-MNIST found in a folder, the shipped digits;
 //! - [`Dataset`], [`ImageDataset`] with [`Transform`]s, [`DataLoader`];
+//! - [`augment`]: augmentation specs, mixup and CutMix;
 //! - [`csv`]: numeric tables; [`text`]: character corpora.
 
+pub mod augment;
 pub mod csv;
 pub mod dataset;
 pub mod download;
@@ -16,6 +18,7 @@ pub mod mnist;
 pub mod text;
 pub mod transform;
 
+pub use augment::{Augmentation, BatchMix};
 pub use dataset::{check_input_shape, Dataset};
 pub use error::{DataError, Result};
 pub use image::ImageDataset;

@@ -34,6 +34,39 @@ impl ImageSet {
         self.labels.is_empty()
     }
 
+    /// A class-balanced subset for studying scarce data: `fraction` of
+    /// each class's examples (rounded, at least one), picked by a shuffle
+    /// seeded with `seed`, kept in their original order.
+    pub fn balanced_subset(&self, fraction: f32, seed: u64) -> ImageSet {
+        let hw = self.height * self.width;
+        let mut keep = Vec::new();
+        for class in 0..self.classes {
+            let mut members: Vec<usize> = (0..self.len())
+                .filter(|&i| self.labels[i] as usize == class)
+                .collect();
+            if members.is_empty() {
+                continue;
+            }
+            let n =
+                ((members.len() as f64 * fraction as f64).round() as usize).clamp(1, members.len());
+            nabla_core::Generator::new(seed ^ (class as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15))
+                .shuffle(&mut members);
+            keep.extend_from_slice(&members[..n]);
+        }
+        keep.sort_unstable();
+        ImageSet {
+            images: keep
+                .iter()
+                .flat_map(|&i| &self.images[i * hw..(i + 1) * hw])
+                .copied()
+                .collect(),
+            labels: keep.iter().map(|&i| self.labels[i]).collect(),
+            height: self.height,
+            width: self.width,
+            classes: self.classes,
+        }
+    }
+
     /// Images as `[N, 1, H, W]` in [0, 1] normalized by `(x − mean) / std`
     /// (ToTensor then Normalize), and labels as `[N]` class indices.
     pub fn to_tensors(&self, mean: f32, std: f32) -> Result<(Tensor, Tensor)> {
@@ -242,5 +275,33 @@ mod tests {
         let e = Mnist::load(root.join("nope")).unwrap_err().to_string();
         assert!(e.ends_with("nope: data folder not found"), "{e}");
         std::fs::remove_dir_all(&root).unwrap();
+    }
+
+    /// A balanced subset keeps each class's share, picks by seed, and
+    /// keeps images with their labels.
+    #[test]
+    fn balanced_subsets() {
+        let labels: Vec<u8> = (0..100).map(|i| if i < 80 { 0 } else { 1 }).collect();
+        let set = ImageSet {
+            images: (0..100).map(|i| i as u8).collect(),
+            labels,
+            height: 1,
+            width: 1,
+            classes: 2,
+        };
+        let s = set.balanced_subset(0.1, 7);
+        assert_eq!(s.labels.iter().filter(|&&l| l == 0).count(), 8);
+        assert_eq!(s.labels.iter().filter(|&&l| l == 1).count(), 2);
+        for (img, l) in s.images.iter().zip(&s.labels) {
+            assert_eq!(*l, if *img < 80 { 0 } else { 1 });
+        }
+        assert_eq!(s.images, set.balanced_subset(0.1, 7).images);
+        assert_ne!(s.images, set.balanced_subset(0.1, 8).images);
+        assert_eq!(
+            set.balanced_subset(0.001, 1).len(),
+            2,
+            "at least one per class"
+        );
+        assert_eq!(set.balanced_subset(1.0, 1).images, set.images);
     }
 }

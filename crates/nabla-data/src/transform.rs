@@ -25,6 +25,26 @@ pub enum Transform {
     RandomRotation {
         degrees: f32,
     },
+    /// Mirrors left–right with probability `p` (torchvision's
+    /// `RandomHorizontalFlip`; wrong for digits, right for clothes).
+    RandomHorizontalFlip {
+        p: f32,
+    },
+    /// With probability `p`, sets a rectangle to 0 (torchvision's
+    /// `RandomErasing`, "cutout"): its area a fraction in [0.02, 0.33] of
+    /// the image's, its aspect ratio in [0.3, 3.3] (log-uniform), its place
+    /// uniform; redrawn up to 10 times until it fits, else no erasing.
+    RandomErasing {
+        p: f32,
+    },
+    /// Elastic distortion (Simard, Steinkraus & Platt 2003, the classic
+    /// for MNIST): a field of uniform random displacements in [−1, 1],
+    /// smoothed by a Gaussian of std `sigma` pixels and scaled by `alpha`,
+    /// moves every pixel (bilinear, zeros outside).
+    ElasticDistortion {
+        alpha: f32,
+        sigma: f32,
+    },
     /// `(x − mean)/std` on every channel.
     Normalize {
         mean: f32,
@@ -58,6 +78,17 @@ pub fn apply(transforms: &[Transform], img: &mut [f32], h: usize, w: usize, rng:
                 let angle = (rng.uniform() * 2.0 - 1.0) * degrees;
                 rotate(img, h, w, angle.to_radians());
             }
+            Transform::RandomHorizontalFlip { p } => {
+                if rng.uniform() < p {
+                    img.chunks_mut(w).for_each(|row| row.reverse());
+                }
+            }
+            Transform::RandomErasing { p } => {
+                if rng.uniform() < p {
+                    erase(img, h, w, rng);
+                }
+            }
+            Transform::ElasticDistortion { alpha, sigma } => elastic(img, h, w, alpha, sigma, rng),
             Transform::Normalize { mean, std } => {
                 img.iter_mut().for_each(|v| *v = (*v - mean) / std)
             }
@@ -84,11 +115,9 @@ fn shift(img: &mut [f32], h: usize, w: usize, dy: isize, dx: isize) {
     }
 }
 
-/// Rotates about the centre by `theta` radians, bilinear, zeros outside.
-fn rotate(img: &mut [f32], h: usize, w: usize, theta: f32) {
-    let src = img.to_vec();
-    let (c, s) = (theta.cos(), theta.sin());
-    let (cy, cx) = ((h as f32 - 1.0) / 2.0, (w as f32 - 1.0) / 2.0);
+/// The `h×w` image `src` at the real position (y, x): bilinear between
+/// the four pixels around it, zeros outside.
+fn bilinear(src: &[f32], h: usize, w: usize, y: f32, x: f32) -> f32 {
     let at = |y: isize, x: isize| -> f32 {
         if y < 0 || x < 0 || y as usize >= h || x as usize >= w {
             0.0
@@ -96,19 +125,93 @@ fn rotate(img: &mut [f32], h: usize, w: usize, theta: f32) {
             src[y as usize * w + x as usize]
         }
     };
+    let (y0, x0) = (y.floor(), x.floor());
+    let (fy, fx) = (y - y0, x - x0);
+    let (y0, x0) = (y0 as isize, x0 as isize);
+    (1.0 - fy) * ((1.0 - fx) * at(y0, x0) + fx * at(y0, x0 + 1))
+        + fy * ((1.0 - fx) * at(y0 + 1, x0) + fx * at(y0 + 1, x0 + 1))
+}
+
+/// Rotates about the centre by `theta` radians, bilinear, zeros outside.
+fn rotate(img: &mut [f32], h: usize, w: usize, theta: f32) {
+    let src = img.to_vec();
+    let (c, s) = (theta.cos(), theta.sin());
+    let (cy, cx) = ((h as f32 - 1.0) / 2.0, (w as f32 - 1.0) / 2.0);
     for y in 0..h {
         for x in 0..w {
             // source position of the output pixel: inverse rotation
             let (ry, rx) = (y as f32 - cy, x as f32 - cx);
             let sy = c * ry - s * rx + cy;
             let sx = s * ry + c * rx + cx;
-            let (y0, x0) = (sy.floor(), sx.floor());
-            let (fy, fx) = (sy - y0, sx - x0);
-            let (y0, x0) = (y0 as isize, x0 as isize);
-            img[y * w + x] = (1.0 - fy) * ((1.0 - fx) * at(y0, x0) + fx * at(y0, x0 + 1))
-                + fy * ((1.0 - fx) * at(y0 + 1, x0) + fx * at(y0 + 1, x0 + 1));
+            img[y * w + x] = bilinear(&src, h, w, sy, sx);
         }
     }
+}
+
+/// Zeros a random rectangle ([`Transform::RandomErasing`]).
+fn erase(img: &mut [f32], h: usize, w: usize, rng: &mut Generator) {
+    let area = (h * w) as f32;
+    for _ in 0..10 {
+        let target = area * (0.02 + rng.uniform() * (0.33 - 0.02));
+        let (lo, hi) = (0.3f32.ln(), (1.0f32 / 0.3).ln());
+        let ratio = (lo + rng.uniform() * (hi - lo)).exp();
+        let eh = (target * ratio).sqrt().round() as usize;
+        let ew = (target / ratio).sqrt().round() as usize;
+        if eh == 0 || ew == 0 || eh >= h || ew >= w {
+            continue;
+        }
+        let (y0, x0) = (rng.below(h - eh + 1), rng.below(w - ew + 1));
+        for row in img.chunks_mut(w).skip(y0).take(eh) {
+            row[x0..x0 + ew].fill(0.0);
+        }
+        return;
+    }
+}
+
+/// Elastic distortion ([`Transform::ElasticDistortion`]).
+fn elastic(img: &mut [f32], h: usize, w: usize, alpha: f32, sigma: f32, rng: &mut Generator) {
+    let field = |rng: &mut Generator| {
+        let raw: Vec<f32> = (0..h * w).map(|_| rng.uniform() * 2.0 - 1.0).collect();
+        let mut d = gaussian_blur(&raw, h, w, sigma);
+        d.iter_mut().for_each(|v| *v *= alpha);
+        d
+    };
+    let (dy, dx) = (field(rng), field(rng));
+    let src = img.to_vec();
+    for y in 0..h {
+        for x in 0..w {
+            let k = y * w + x;
+            img[k] = bilinear(&src, h, w, y as f32 + dy[k], x as f32 + dx[k]);
+        }
+    }
+}
+
+/// A Gaussian blur of std `sigma` (kernel to 3σ, zeros outside), rows then
+/// columns.
+fn gaussian_blur(src: &[f32], h: usize, w: usize, sigma: f32) -> Vec<f32> {
+    let r = (3.0 * sigma).ceil().max(0.0) as isize;
+    let kernel: Vec<f32> = (-r..=r)
+        .map(|i| (-((i * i) as f32) / (2.0 * sigma * sigma).max(1e-12)).exp())
+        .collect();
+    let total: f32 = kernel.iter().sum();
+    let kernel: Vec<f32> = kernel.iter().map(|k| k / total).collect();
+    let pass = |src: &[f32], along_rows: bool| -> Vec<f32> {
+        let mut out = vec![0f32; h * w];
+        for y in 0..h as isize {
+            for x in 0..w as isize {
+                let mut acc = 0f32;
+                for (j, k) in (-r..=r).zip(&kernel) {
+                    let (sy, sx) = if along_rows { (y, x + j) } else { (y + j, x) };
+                    if sy >= 0 && sx >= 0 && (sy as usize) < h && (sx as usize) < w {
+                        acc += k * src[sy as usize * w + sx as usize];
+                    }
+                }
+                out[y as usize * w + x as usize] = acc;
+            }
+        }
+        out
+    };
+    pass(&pass(src, true), false)
 }
 
 #[cfg(test)]
@@ -151,5 +254,95 @@ mod tests {
             &mut g,
         );
         assert!(img.iter().all(|&v| v == 0.0 || v == 1.0));
+    }
+
+    /// A flip mirrors every row exactly; p = 0 never flips, p = 1 always.
+    #[test]
+    fn flips_are_exact() {
+        let mut g = Generator::new(2);
+        let mut img: Vec<f32> = (0..6).map(|v| v as f32).collect();
+        apply(
+            &[Transform::RandomHorizontalFlip { p: 1.0 }],
+            &mut img,
+            2,
+            3,
+            &mut g,
+        );
+        assert_eq!(img, vec![2., 1., 0., 5., 4., 3.]);
+        apply(
+            &[Transform::RandomHorizontalFlip { p: 0.0 }],
+            &mut img,
+            2,
+            3,
+            &mut g,
+        );
+        assert_eq!(img, vec![2., 1., 0., 5., 4., 3.]);
+    }
+
+    /// A quarter turn moves pixels exactly where they belong (to float
+    /// rounding of cos and sin).
+    #[test]
+    fn a_quarter_turn_is_exact() {
+        let mut img: Vec<f32> = (0..9).map(|v| v as f32).collect();
+        rotate(&mut img, 3, 3, std::f32::consts::FRAC_PI_2);
+        // output (y, x) reads source (−rx, ry) about the centre: with rows
+        // running down, a clockwise quarter turn on the screen
+        let want = [6., 3., 0., 7., 4., 1., 8., 5., 2.];
+        for (a, b) in img.iter().zip(want) {
+            assert!((a - b).abs() < 1e-5, "{img:?}");
+        }
+    }
+
+    /// Erasing zeros one rectangle of 2–33% of the image and nothing else.
+    #[test]
+    fn erasing_zeros_one_rectangle() {
+        let (h, w) = (28, 28);
+        for seed in 0..50 {
+            let mut img = vec![1.0f32; h * w];
+            let mut g = Generator::new(seed);
+            apply(
+                &[Transform::RandomErasing { p: 1.0 }],
+                &mut img,
+                h,
+                w,
+                &mut g,
+            );
+            let zeros: Vec<(usize, usize)> = (0..h * w)
+                .filter(|&k| img[k] == 0.0)
+                .map(|k| (k / w, k % w))
+                .collect();
+            let (y0, y1) = (
+                zeros.iter().map(|z| z.0).min().unwrap(),
+                zeros.iter().map(|z| z.0).max().unwrap(),
+            );
+            let (x0, x1) = (
+                zeros.iter().map(|z| z.1).min().unwrap(),
+                zeros.iter().map(|z| z.1).max().unwrap(),
+            );
+            assert_eq!(zeros.len(), (y1 - y0 + 1) * (x1 - x0 + 1), "a rectangle");
+            let frac = zeros.len() as f32 / (h * w) as f32;
+            assert!((0.015..=0.35).contains(&frac), "{frac}");
+        }
+    }
+
+    /// Without displacement (alpha 0) the elastic distortion is the
+    /// identity; with it, the image changes but keeps its values' range and
+    /// most of its mass; the same generator state gives the same image.
+    #[test]
+    fn elastic_distortion() {
+        let img: Vec<f32> = (0..28 * 28)
+            .map(|k| ((k % 28 > 8 && k % 28 < 20) as u8) as f32)
+            .collect();
+        let mut same = img.clone();
+        elastic(&mut same, 28, 28, 0.0, 4.0, &mut Generator::new(1));
+        assert_eq!(same, img);
+        let (mut a, mut b) = (img.clone(), img.clone());
+        elastic(&mut a, 28, 28, 34.0, 4.0, &mut Generator::new(7));
+        elastic(&mut b, 28, 28, 34.0, 4.0, &mut Generator::new(7));
+        assert_eq!(a, b);
+        assert_ne!(a, img);
+        assert!(a.iter().all(|v| (0.0..=1.0 + 1e-6).contains(v)));
+        let (ma, mi) = (a.iter().sum::<f32>(), img.iter().sum::<f32>());
+        assert!((ma / mi - 1.0).abs() < 0.25, "{ma} vs {mi}");
     }
 }
