@@ -44,6 +44,8 @@ pub enum PlotKind {
     Confusion,
     /// The most confident mistakes on the test set
     Misclassified,
+    /// Training images as the model sees them through the run's --augment, one row per epoch
+    Augmentations,
 }
 
 impl PlotKind {
@@ -54,6 +56,7 @@ impl PlotKind {
             PlotKind::FeatureMaps => "feature-maps",
             PlotKind::Confusion => "confusion",
             PlotKind::Misclassified => "misclassified",
+            PlotKind::Augmentations => "augmentations",
         }
     }
 }
@@ -88,7 +91,7 @@ pub struct PlotArgs {
     /// Test example whose feature maps to draw
     #[arg(long, default_value_t = 0)]
     pub index: usize,
-    /// How many misclassified examples to show
+    /// How many misclassified examples (or training images, for augmentations) to show
     #[arg(long, default_value_t = 32)]
     pub count: usize,
     /// Output PNG (default: KIND.png)
@@ -245,6 +248,17 @@ pub struct TrainArgs {
     /// Keep the data in file order
     #[arg(long)]
     pub no_shuffle: bool,
+    /// Augment the training images, e.g. "crop:2,rotate:10": crop:P, shift:N,
+    /// rotate:D, flip[:P], erase[:P] (cutout), elastic[:ALPHA:SIGMA], and one of
+    /// mixup[:ALPHA] or cutmix[:ALPHA] on each batch
+    #[arg(long, value_name = "SPEC", value_parser = augmentation)]
+    #[serde(default)]
+    pub augment: Option<String>,
+    /// Train on this fraction of the training set, the same share of every
+    /// class (a seeded choice), to study scarce data
+    #[arg(long, value_name = "F", value_parser = fraction)]
+    #[serde(default)]
+    pub train_fraction: Option<f32>,
     /// Start from these weights (safetensors, PyTorch state-dict keys)
     #[arg(long)]
     pub init_weights: Option<PathBuf>,
@@ -264,6 +278,21 @@ fn positive(s: &str) -> Result<f32, String> {
     match s.parse::<f32>() {
         Ok(v) if v > 0.0 && v.is_finite() => Ok(v),
         _ => Err(format!("{s:?} is not a positive number")),
+    }
+}
+
+/// An augmentation spec that parses (a bad one is a usage error).
+fn augmentation(s: &str) -> Result<String, String> {
+    nabla_data::Augmentation::parse(s)
+        .map(|_| s.to_string())
+        .map_err(|e| e.to_string())
+}
+
+/// A fraction in (0, 1] (a bad value is a usage error).
+fn fraction(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(v) if v > 0.0 && v <= 1.0 => Ok(v),
+        _ => Err(format!("{s:?} is not a fraction in (0, 1]")),
     }
 }
 

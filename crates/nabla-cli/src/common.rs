@@ -38,8 +38,14 @@ pub fn load_data(dataset: &str, data: Option<&Path>, download: bool) -> Result<M
 
 /// The data set as normalized examples.
 pub fn dataset(set: ImageSet, name: &str) -> ImageDataset {
+    augmented_dataset(set, name, Vec::new())
+}
+
+/// The data set through `augment` (per-image transforms), then normalized.
+pub fn augmented_dataset(set: ImageSet, name: &str, mut augment: Vec<Transform>) -> ImageDataset {
     let (mean, std) = mean_std(name);
-    ImageDataset::new(set, vec![Transform::Normalize { mean, std }])
+    augment.push(Transform::Normalize { mean, std });
+    ImageDataset::new(set, augment)
 }
 
 /// Builds the model and checks it fits the data's examples.

@@ -65,7 +65,7 @@ pub(crate) fn test_example(x: &Tensor, i: usize) -> Result<Tensor> {
     Ok(x.narrow(0, i, 1)?.squeeze(0)?)
 }
 
-fn run_config(dir: &Path) -> Result<TrainArgs> {
+pub(crate) fn run_config(dir: &Path) -> Result<TrainArgs> {
     let cfg = dir.join("config.toml");
     let text = std::fs::read_to_string(&cfg)
         .with_context(|| format!("{}: not a run directory (no config.toml)", dir.display()))?;

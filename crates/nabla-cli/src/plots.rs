@@ -1,6 +1,9 @@
 //! `nabla plot`: pictures of a run as PNG — training curves, the filters of
 //! a convolution, the feature maps of a layer for one test image, the
-//! confusion matrix and the misclassified test examples.
+//! confusion matrix, the misclassified test examples, and training images
+//! through the run's augmentation.
+
+use std::path::Path;
 
 use anyhow::{anyhow, bail, Result};
 use nabla_core::{no_grad, Tensor};
@@ -9,7 +12,10 @@ use nabla_train::canvas::Canvas;
 use nabla_train::curves::{training_curves, History};
 use nabla_train::plot::{confusion_matrix, feature_maps, filters, image_grid, Tile};
 
+use nabla_data::DataLoader;
+
 use crate::args::{PlotArgs, PlotKind};
+use crate::common::{augmented_dataset, load_data};
 use crate::inspect::{test_example, Trained};
 use crate::modelfile::FileModel;
 
@@ -136,8 +142,45 @@ pub(crate) fn feature_maps_of(
     Ok((l.name.clone(), feature_maps(&maps.squeeze(0)?)?))
 }
 
+/// Training images as the model sees them: the first `count` (at most
+/// 12) of the run's training set, one row for each of epochs 1–4, through
+/// its `--augment` transforms exactly as its loader draws them (a batch
+/// mix, mixup or CutMix, is named in the caption, not drawn).
+pub(crate) fn augmentations(dir: &Path, count: usize) -> Result<Canvas> {
+    let cfg = crate::inspect::run_config(dir)?;
+    let aug = nabla_data::Augmentation::parse(cfg.augment.as_deref().unwrap_or_default())
+        .map_err(|e| anyhow!("{e}"))?;
+    let data = load_data(&cfg.dataset, cfg.data.as_deref(), false)?;
+    let train = match cfg.train_fraction {
+        Some(f) => data.train.balanced_subset(f, cfg.seed),
+        None => data.train,
+    };
+    let set = augmented_dataset(train, &cfg.dataset, aug.transforms);
+    let n = count.clamp(1, 12).min(nabla_data::Dataset::len(&set));
+    let indices: Vec<usize> = (0..n).collect();
+    let mut tiles = Vec::new();
+    for epoch in 1..=4 {
+        let b =
+            DataLoader::make_batch(&set, &indices, cfg.seed, epoch).map_err(|e| anyhow!("{e}"))?;
+        for i in 0..n {
+            tiles.push(Tile {
+                image: b.inputs.narrow(0, i, 1)?.squeeze(0)?,
+                overlay: None,
+                caption: format!("epoch {epoch}"),
+                caption_color: [200, 200, 200],
+            });
+        }
+    }
+    if let Some(m) = aug.mix {
+        println!("(each batch is also mixed, {m:?}: not drawn)");
+    }
+    Ok(image_grid(&tiles, n, 3, false)?)
+}
+
 pub fn run(a: PlotArgs) -> Result<()> {
-    let picture = if a.kind == PlotKind::Curves {
+    let picture = if a.kind == PlotKind::Augmentations {
+        augmentations(&a.trained.weights, a.count)?
+    } else if a.kind == PlotKind::Curves {
         if !a.trained.weights.is_dir() {
             bail!(
                 "{}: training curves need a run directory (with metrics.csv)",
@@ -156,7 +199,7 @@ pub fn run(a: PlotArgs) -> Result<()> {
             PlotKind::Confusion => confusion_matrix(&predict_test(&t)?.confusion)?,
             PlotKind::Misclassified => misclassified(&predict_test(&t)?, a.count)?
                 .ok_or_else(|| anyhow!("no test example is misclassified: nothing to plot"))?,
-            PlotKind::Curves => unreachable!("handled above"),
+            PlotKind::Curves | PlotKind::Augmentations => unreachable!("handled above"),
         }
     };
     let out = a

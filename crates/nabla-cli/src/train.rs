@@ -16,8 +16,9 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
-use nabla_core::{set_global_generator_state, Device, GeneratorState, Tensor};
-use nabla_data::DataLoader;
+use nabla_core::{set_global_generator_state, Device, Generator, GeneratorState, Tensor};
+use nabla_data::augment::mix_batch;
+use nabla_data::{Augmentation, DataLoader};
 use nabla_nn::loss::cross_entropy;
 use nabla_nn::optim::{clip_grad_norm, Adagrad, Adam, Optimizer, RMSprop, Sgd};
 use nabla_nn::regularization::l1_penalty;
@@ -27,7 +28,7 @@ use nabla_nn::Module;
 
 use crate::args::{DeviceKind, OptimizerKind, SchedulerKind, TrainArgs};
 use crate::checkpoint::{self, Progress};
-use crate::common::{dataset, evaluate, load_data, model_for, test_line};
+use crate::common::{augmented_dataset, dataset, evaluate, load_data, model_for, test_line};
 
 /// Exit code of a run stopped by SIGINT or SIGTERM (after its checkpoint).
 pub const INTERRUPTED: i32 = 130;
@@ -134,6 +135,15 @@ fn append_rows(path: &Path, rows: &mut String) -> Result<()> {
     Ok(())
 }
 
+/// The seed of a batch's mix (mixup, CutMix): distinct per (seed, epoch,
+/// step), and not the loader's streams.
+fn mix_seed(seed: u64, epoch: usize, step: usize) -> u64 {
+    let mut z = seed ^ 0x6d69_7875_7021_u64 ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    z ^= (step as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z ^ (z >> 31)
+}
+
 fn default_run_dir(model: &str) -> PathBuf {
     let secs = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -197,7 +207,14 @@ fn train(a: TrainArgs, run_dir: PathBuf, resume: bool) -> Result<i32> {
         .data
         .as_ref()
         .map_or(a.dataset.clone(), |d| d.display().to_string());
-    let train_set = dataset(data.train, &a.dataset);
+    let augmentation = Augmentation::parse(a.augment.as_deref().unwrap_or_default())
+        .map_err(|e| anyhow!("{e}"))?;
+    let train_images = match a.train_fraction {
+        Some(f) => data.train.balanced_subset(f, a.seed),
+        None => data.train,
+    };
+    let classes = train_images.classes;
+    let train_set = augmented_dataset(train_images, &a.dataset, augmentation.transforms);
     let test_set = dataset(data.test, &a.dataset);
     let model = model_for(&a.model, a.dropout, &train_set, &data_name)?;
     if let Some(w) = &a.init_weights {
@@ -336,7 +353,13 @@ fn train(a: TrainArgs, run_dir: PathBuf, resume: bool) -> Result<i32> {
             if i < progress.step_in_epoch {
                 continue; // resumed mid-epoch: these batches are done
             }
-            let batch = batch.map_err(|e| anyhow!("{e}"))?;
+            let mut batch = batch.map_err(|e| anyhow!("{e}"))?;
+            if let Some(mix) = augmentation.mix {
+                // drawn from (seed, epoch, step) alone: a resumed run mixes alike
+                let mut rng = Generator::new(mix_seed(a.seed, epoch, i));
+                (batch.inputs, batch.targets) =
+                    mix_batch(mix, &batch.inputs, &batch.targets, classes, &mut rng)?;
+            }
             opt.zero_grad();
             let mut loss = cross_entropy(&model.forward(&batch.inputs)?, &batch.targets)?;
             if a.l1 > 0.0 {

@@ -153,6 +153,30 @@ fn bad_flags_and_paths_give_one_line_and_the_right_code() {
             "{args:?}"
         );
     }
+    // augmentation specs and fractions are checked before anything runs
+    for (args, says) in [
+        (
+            &["train", "--augment", "zoom:3"][..],
+            "unknown item \"zoom:3\"",
+        ),
+        (&["train", "--augment", "crop"], "crop needs a value"),
+        (
+            &["train", "--augment", "mixup,cutmix"],
+            "one batch mix at most",
+        ),
+        (
+            &["train", "--train-fraction", "0"],
+            "is not a fraction in (0, 1]",
+        ),
+        (
+            &["train", "--train-fraction", "1.5"],
+            "is not a fraction in (0, 1]",
+        ),
+    ] {
+        let o = run(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}");
+        assert!(text(&o).1.contains(says), "{args:?}: {}", text(&o).1);
+    }
 }
 
 #[test]
@@ -236,9 +260,60 @@ fn out_of_range_settings_are_refused_before_the_run_starts() {
 
 #[test]
 fn interrupt_and_resume_equal_an_uninterrupted_run_bit_for_bit() {
-    let (a, b) = (tmp("whole"), tmp("interrupted"));
+    let (a, b) = interrupted_and_whole("plain", &[]);
+    // a truncated checkpoint is a clear error
+    let last = b.join("checkpoints/last.safetensors");
+    let bytes = std::fs::read(&last).unwrap();
+    std::fs::write(&last, &bytes[..bytes.len() / 2]).unwrap();
+    let o = run(&["train", "--resume", b.to_str().unwrap()]);
+    let (_, stderr) = text(&o);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr.contains("corrupt or truncated checkpoint"),
+        "{stderr}"
+    );
+    std::fs::remove_dir_all(&a).unwrap();
+    std::fs::remove_dir_all(&b).unwrap();
+}
+
+/// Augmentation (every per-image transform, and a batch mix) and a
+/// fraction of the data resume bit for bit too, and are in the config.
+#[test]
+fn augmented_runs_resume_bit_for_bit() {
+    let spec = "crop:2,rotate:10,flip:0.1,erase,elastic,cutmix";
+    let (a, b) =
+        interrupted_and_whole("augmented", &["--augment", spec, "--train-fraction", "0.5"]);
+    let cfg = std::fs::read_to_string(b.join("config.toml")).unwrap();
+    assert!(
+        cfg.contains(spec) && cfg.contains("train_fraction = 0.5"),
+        "{cfg}"
+    );
+    // and the picture of what the model saw
+    let png = a.join("augmentations.png");
+    let o = run(&[
+        "plot",
+        a.to_str().unwrap(),
+        "--kind",
+        "augmentations",
+        "-o",
+        png.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    assert!(png.is_file());
+    std::fs::remove_dir_all(&a).unwrap();
+    std::fs::remove_dir_all(&b).unwrap();
+}
+
+/// Trains with `extra` flags twice, once whole and once interrupted by
+/// SIGINT then resumed, checks the final weights are the same bit for bit,
+/// and returns the two run directories.
+fn interrupted_and_whole(name: &str, extra: &[&str]) -> (PathBuf, PathBuf) {
+    let (a, b) = (
+        tmp(&format!("whole-{name}")),
+        tmp(&format!("interrupted-{name}")),
+    );
     // six epochs: the signal, sent in epoch 1, always lands before the end
-    let common = [
+    let mut common = vec![
         "train",
         "--model",
         "mlp",
@@ -249,15 +324,16 @@ fn interrupt_and_resume_equal_an_uninterrupted_run_bit_for_bit() {
         "--log-interval",
         "1",
     ];
+    common.extend_from_slice(extra);
     let o = nabla()
-        .args(common)
+        .args(&common)
         .args(["--out", a.to_str().unwrap()])
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", text(&o).1);
 
     let mut child = nabla()
-        .args(common)
+        .args(&common)
         .args(["--out", b.to_str().unwrap()])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -288,20 +364,7 @@ fn interrupt_and_resume_equal_an_uninterrupted_run_bit_for_bit() {
         weights(&a.join("model.safetensors")),
         weights(&b.join("model.safetensors"))
     );
-
-    // a truncated checkpoint is a clear error
-    let last = b.join("checkpoints/last.safetensors");
-    let bytes = std::fs::read(&last).unwrap();
-    std::fs::write(&last, &bytes[..bytes.len() / 2]).unwrap();
-    let o = run(&["train", "--resume", b.to_str().unwrap()]);
-    let (_, stderr) = text(&o);
-    assert_eq!(o.status.code(), Some(1));
-    assert!(
-        stderr.contains("corrupt or truncated checkpoint"),
-        "{stderr}"
-    );
-    std::fs::remove_dir_all(&a).unwrap();
-    std::fs::remove_dir_all(&b).unwrap();
+    (a, b)
 }
 
 #[test]
