@@ -38,9 +38,10 @@ pub enum Transform {
         p: f32,
     },
     /// Elastic distortion (Simard, Steinkraus & Platt 2003, the classic
-    /// for MNIST): a field of uniform random displacements in [−1, 1],
-    /// smoothed by a Gaussian of std `sigma` pixels and scaled by `alpha`,
-    /// moves every pixel (bilinear, zeros outside).
+    /// for MNIST): a smooth random displacement field, varying over about
+    /// `sigma` pixels, as strong as Simard's uniform noise blurred by a
+    /// Gaussian of std `sigma` and scaled by `alpha`, moves every pixel
+    /// (bilinear, zeros outside).
     ElasticDistortion {
         alpha: f32,
         sigma: f32,
@@ -169,49 +170,31 @@ fn erase(img: &mut [f32], h: usize, w: usize, rng: &mut Generator) {
 }
 
 /// Elastic distortion ([`Transform::ElasticDistortion`]).
+///
+/// Simard's field is uniform noise in [−1, 1] blurred by a Gaussian of std
+/// σ and scaled by α: a smooth random field whose values have std
+/// `α·(1/√3)/(2√π·σ)` and which varies over about σ pixels. Blurring every
+/// pixel's noise cost ~90 µs an image, most of an epoch at 2 threads; the
+/// same kind of field is drawn here as independent normal values on a grid
+/// of spacing σ, with that std, interpolated bilinearly (~3 µs).
 fn elastic(img: &mut [f32], h: usize, w: usize, alpha: f32, sigma: f32, rng: &mut Generator) {
-    let field = |rng: &mut Generator| {
-        let raw: Vec<f32> = (0..h * w).map(|_| rng.uniform() * 2.0 - 1.0).collect();
-        let mut d = gaussian_blur(&raw, h, w, sigma);
-        d.iter_mut().for_each(|v| *v *= alpha);
-        d
-    };
-    let (dy, dx) = (field(rng), field(rng));
+    let sigma = sigma.max(0.5);
+    let std = alpha * (1.0 / 3f32.sqrt()) / (2.0 * std::f32::consts::PI.sqrt() * sigma);
+    let (gh, gw) = (
+        (h as f32 / sigma).ceil() as usize + 2,
+        (w as f32 / sigma).ceil() as usize + 2,
+    );
+    let grid =
+        |rng: &mut Generator| -> Vec<f32> { (0..gh * gw).map(|_| rng.normal() * std).collect() };
+    let (gy, gx) = (grid(rng), grid(rng));
     let src = img.to_vec();
     for y in 0..h {
         for x in 0..w {
-            let k = y * w + x;
-            img[k] = bilinear(&src, h, w, y as f32 + dy[k], x as f32 + dx[k]);
+            let (py, px) = (y as f32 / sigma, x as f32 / sigma);
+            let (dy, dx) = (bilinear(&gy, gh, gw, py, px), bilinear(&gx, gh, gw, py, px));
+            img[y * w + x] = bilinear(&src, h, w, y as f32 + dy, x as f32 + dx);
         }
     }
-}
-
-/// A Gaussian blur of std `sigma` (kernel to 3σ, zeros outside), rows then
-/// columns.
-fn gaussian_blur(src: &[f32], h: usize, w: usize, sigma: f32) -> Vec<f32> {
-    let r = (3.0 * sigma).ceil().max(0.0) as isize;
-    let kernel: Vec<f32> = (-r..=r)
-        .map(|i| (-((i * i) as f32) / (2.0 * sigma * sigma).max(1e-12)).exp())
-        .collect();
-    let total: f32 = kernel.iter().sum();
-    let kernel: Vec<f32> = kernel.iter().map(|k| k / total).collect();
-    let pass = |src: &[f32], along_rows: bool| -> Vec<f32> {
-        let mut out = vec![0f32; h * w];
-        for y in 0..h as isize {
-            for x in 0..w as isize {
-                let mut acc = 0f32;
-                for (j, k) in (-r..=r).zip(&kernel) {
-                    let (sy, sx) = if along_rows { (y, x + j) } else { (y + j, x) };
-                    if sy >= 0 && sx >= 0 && (sy as usize) < h && (sx as usize) < w {
-                        acc += k * src[sy as usize * w + sx as usize];
-                    }
-                }
-                out[y as usize * w + x as usize] = acc;
-            }
-        }
-        out
-    };
-    pass(&pass(src, true), false)
 }
 
 #[cfg(test)]
