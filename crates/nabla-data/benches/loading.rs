@@ -1,6 +1,6 @@
 //! Data loading speed (issue: loading 60,000 Fashion-MNIST images into a
 //! normalized tensor well under a second; a DataLoader epoch a small
-//! fraction of a training epoch).
+//! fraction of a training epoch), and each augmentation's cost per image.
 //!
 //!     cargo bench -p nabla-data --bench loading
 //!
@@ -9,6 +9,8 @@
 
 use std::time::Instant;
 
+use nabla_core::Generator;
+use nabla_data::transform::{apply, Transform};
 use nabla_data::{DataLoader, ImageDataset, Mnist};
 
 fn main() {
@@ -47,4 +49,38 @@ fn main() {
         best = best.min(t.elapsed().as_secs_f64());
     }
     println!("dataloader_epoch_{n}_batch64 {:.3} s", best);
+    augmentation_costs();
+}
+
+/// Microseconds an image for each augmentation on 28×28 images (each with
+/// its own generator, as the loader draws them).
+fn augmentation_costs() {
+    let img: Vec<f32> = (0..784).map(|k| (k % 7) as f32 / 7.0).collect();
+    for t in [
+        Transform::RandomCrop { padding: 2 },
+        Transform::RandomHorizontalFlip { p: 0.5 },
+        Transform::RandomErasing { p: 0.5 },
+        Transform::RandomRotation { degrees: 10.0 },
+        Transform::ElasticDistortion {
+            alpha: 34.0,
+            sigma: 4.0,
+        },
+    ] {
+        let n = 20_000;
+        let start = Instant::now();
+        let mut sink = 0f32;
+        for i in 0..n {
+            let mut x = img.clone();
+            apply(
+                std::slice::from_ref(&t),
+                &mut x,
+                28,
+                28,
+                &mut Generator::new(i),
+            );
+            sink += x[400];
+        }
+        let us = start.elapsed().as_secs_f64() * 1e6 / n as f64;
+        println!("augment {t:?}: {us:.2} us/image (checksum {sink})");
+    }
 }

@@ -116,26 +116,48 @@ fn shift(img: &mut [f32], h: usize, w: usize, dy: isize, dx: isize) {
     }
 }
 
-/// The `h×w` image `src` at the real position (y, x): bilinear between
-/// the four pixels around it, zeros outside.
-fn bilinear(src: &[f32], h: usize, w: usize, y: f32, x: f32) -> f32 {
-    let at = |y: isize, x: isize| -> f32 {
-        if y < 0 || x < 0 || y as usize >= h || x as usize >= w {
-            0.0
-        } else {
-            src[y as usize * w + x as usize]
+/// An `h×w` image with a border of zeros (one row and column before, two
+/// after), so that bilinear sampling needs no bounds checks: a position is
+/// clamped into the border, where every tap it reads is 0.
+struct Padded {
+    data: Vec<f32>,
+    h: usize,
+    w: usize,
+}
+
+impl Padded {
+    fn new(src: &[f32], h: usize, w: usize) -> Padded {
+        let pw = w + 3;
+        let mut data = vec![0f32; (h + 3) * pw];
+        for (y, row) in src.chunks(w).enumerate() {
+            data[(y + 1) * pw + 1..(y + 1) * pw + 1 + w].copy_from_slice(row);
         }
-    };
-    let (y0, x0) = (y.floor(), x.floor());
-    let (fy, fx) = (y - y0, x - x0);
-    let (y0, x0) = (y0 as isize, x0 as isize);
-    (1.0 - fy) * ((1.0 - fx) * at(y0, x0) + fx * at(y0, x0 + 1))
-        + fy * ((1.0 - fx) * at(y0 + 1, x0) + fx * at(y0 + 1, x0 + 1))
+        Padded { data, h, w }
+    }
+
+    /// The image at the real position (y, x): bilinear between the four
+    /// pixels around it, zeros outside.
+    #[inline(always)]
+    fn sample(&self, y: f32, x: f32) -> f32 {
+        // outside [−1, h] the clamped position lands on the border with a
+        // weight of 0 on the inside (a NaN position reads the border too)
+        let y = y.max(-1.0).min(self.h as f32) + 1.0;
+        let x = x.max(-1.0).min(self.w as f32) + 1.0;
+        let (y0, x0) = (y as usize, x as usize); // y, x ≥ 0: truncation is floor
+        let (fy, fx) = (y - y0 as f32, x - x0 as f32);
+        let pw = self.w + 3;
+        let (a, b) = (self.data[y0 * pw + x0], self.data[y0 * pw + x0 + 1]);
+        let (c, d) = (
+            self.data[(y0 + 1) * pw + x0],
+            self.data[(y0 + 1) * pw + x0 + 1],
+        );
+        (1.0 - fy) * ((1.0 - fx) * a + fx * b) + fy * ((1.0 - fx) * c + fx * d)
+    }
 }
 
 /// Rotates about the centre by `theta` radians, bilinear, zeros outside.
 fn rotate(img: &mut [f32], h: usize, w: usize, theta: f32) {
-    let src = img.to_vec();
+    let src = Padded::new(img, h, w);
     let (c, s) = (theta.cos(), theta.sin());
     let (cy, cx) = ((h as f32 - 1.0) / 2.0, (w as f32 - 1.0) / 2.0);
     for y in 0..h {
@@ -144,7 +166,7 @@ fn rotate(img: &mut [f32], h: usize, w: usize, theta: f32) {
             let (ry, rx) = (y as f32 - cy, x as f32 - cx);
             let sy = c * ry - s * rx + cy;
             let sx = s * ry + c * rx + cx;
-            img[y * w + x] = bilinear(&src, h, w, sy, sx);
+            img[y * w + x] = src.sample(sy, sx);
         }
     }
 }
@@ -175,8 +197,8 @@ fn erase(img: &mut [f32], h: usize, w: usize, rng: &mut Generator) {
 /// σ and scaled by α: a smooth random field whose values have std
 /// `α·(1/√3)/(2√π·σ)` and which varies over about σ pixels. Blurring every
 /// pixel's noise cost ~90 µs an image, most of an epoch at 2 threads; the
-/// same kind of field is drawn here as independent normal values on a grid
-/// of spacing σ, with that std, interpolated bilinearly (~3 µs).
+/// same kind of field is drawn here as independent uniform values on a
+/// grid of spacing σ, with that std, interpolated bilinearly.
 fn elastic(img: &mut [f32], h: usize, w: usize, alpha: f32, sigma: f32, rng: &mut Generator) {
     let sigma = sigma.max(0.5);
     let std = alpha * (1.0 / 3f32.sqrt()) / (2.0 * std::f32::consts::PI.sqrt() * sigma);
@@ -184,15 +206,47 @@ fn elastic(img: &mut [f32], h: usize, w: usize, alpha: f32, sigma: f32, rng: &mu
         (h as f32 / sigma).ceil() as usize + 2,
         (w as f32 / sigma).ceil() as usize + 2,
     );
-    let grid =
-        |rng: &mut Generator| -> Vec<f32> { (0..gh * gw).map(|_| rng.normal() * std).collect() };
-    let (gy, gx) = (grid(rng), grid(rng));
-    let src = img.to_vec();
+    // uniform values of that std (as Simard's noise; a normal draw costs
+    // several times more, and the field is a sum of many of them anyway)
+    let half_width = std * 3f32.sqrt();
+    let grid = |rng: &mut Generator| -> Vec<f32> {
+        (0..gh * gw)
+            .map(|_| (rng.uniform() * 2.0 - 1.0) * half_width)
+            .collect()
+    };
+    // the grid interpolated to every pixel, along x then along y (every
+    // position lies inside the grid: it is two points larger than needed)
+    let cols: Vec<(usize, f32)> = (0..w)
+        .map(|x| {
+            let p = x as f32 / sigma;
+            (p as usize, p.fract())
+        })
+        .collect();
+    let upsample = |g: &[f32]| -> Vec<f32> {
+        let mut rows = vec![0f32; gh * w];
+        for (r, out) in rows.chunks_mut(w).enumerate() {
+            let row = &g[r * gw..(r + 1) * gw];
+            for (o, &(i, f)) in out.iter_mut().zip(&cols) {
+                *o = (1.0 - f) * row[i] + f * row[i + 1];
+            }
+        }
+        let mut field = vec![0f32; h * w];
+        for (y, out) in field.chunks_mut(w).enumerate() {
+            let p = y as f32 / sigma;
+            let (i, f) = (p as usize, p.fract());
+            let (r0, r1) = (&rows[i * w..(i + 1) * w], &rows[(i + 1) * w..(i + 2) * w]);
+            for ((o, a), b) in out.iter_mut().zip(r0).zip(r1) {
+                *o = (1.0 - f) * a + f * b;
+            }
+        }
+        field
+    };
+    let (dy, dx) = (upsample(&grid(rng)), upsample(&grid(rng)));
+    let src = Padded::new(img, h, w);
     for y in 0..h {
         for x in 0..w {
-            let (py, px) = (y as f32 / sigma, x as f32 / sigma);
-            let (dy, dx) = (bilinear(&gy, gh, gw, py, px), bilinear(&gx, gh, gw, py, px));
-            img[y * w + x] = bilinear(&src, h, w, y as f32 + dy, x as f32 + dx);
+            let k = y * w + x;
+            img[k] = src.sample(y as f32 + dy[k], x as f32 + dx[k]);
         }
     }
 }
