@@ -47,7 +47,7 @@ import torch.nn.functional as F
 OUT = os.path.join(os.path.dirname(__file__), "..", "tests", "fixtures", "random_programs.txt.gz")
 
 UNARY = ["relu", "sigmoid", "tanh", "exp", "abs", "neg", "gelu", "gelu_tanh", "silu",
-         "mish", "selu", "log", "sqrt"]
+         "mish", "selu", "log", "sqrt", "log1p", "expm1"]
 BINARY = ["add", "sub", "mul", "div", "maximum", "minimum", "pow"]
 REDUCE = ["sum", "mean", "max", "min", "var", "std"]
 LOSSES = ["cross_entropy", "nll_loss", "soft_cross_entropy", "mse_loss", "l1_loss",
@@ -62,7 +62,7 @@ def apply(op, xs, p):
     """Runs one step in torch; `xs` are the input tensors, `p` the
     parameters as strings (exactly what the Rust test reads)."""
     x = xs[0]
-    if op in ("relu", "sigmoid", "tanh", "exp", "abs", "neg", "log", "sqrt"):
+    if op in ("relu", "sigmoid", "tanh", "exp", "abs", "neg", "log", "sqrt", "log1p", "expm1"):
         return getattr(torch, op)(x)
     if op == "gelu":
         return F.gelu(x)
@@ -316,7 +316,7 @@ def draw_step(prog):
     if kind == "unary":
         op = rng.choice(UNARY)
         v = prog.values[x]
-        if op in ("log", "sqrt") and (v < 0).any():
+        if op in ("log", "sqrt", "log1p") and (v < 0).any():
             x = prog.step("abs", [x])
             if rng.random() < 0.7:
                 x = prog.step("affine", [x], mul=1.0, add=rng.choice([0.1, 1.0]))
@@ -692,7 +692,7 @@ def documented_difference(prog, upstream):
 
 # Ops that turn a difference near 0 (a subnormal against 0, 1e-42 against
 # 0) into a large one: logs, roots, reciprocals.
-AMPLIFIERS = {"log", "sqrt", "powf", "pow", "div", "bce_loss", "std", "log_softmax",
+AMPLIFIERS = {"log", "log1p", "sqrt", "powf", "pow", "div", "bce_loss", "std", "log_softmax",
               "cross_entropy", "nll_loss"}
 
 

@@ -181,6 +181,8 @@ fn apply(op: &str, xs: &[Tensor], p: &Params) -> Result<Tensor> {
         "abs" => x.abs()?,
         "neg" => x.neg()?,
         "log" => x.log()?,
+        "log1p" => x.log1p()?,
+        "expm1" => x.expm1()?,
         "sqrt" => x.sqrt()?,
         "gelu" => x.gelu()?,
         "gelu_tanh" => x.gelu_tanh()?,
