@@ -656,6 +656,9 @@ def documented_difference(prog, upstream):
       exactly 0: nabla's mean is exact there (f64), so x − x̄ is 0 and
       ∞ · 0 gives NaN; PyTorch's float32 mean is off by an ulp and gives
       ±∞;
+    - ±∞ or NaN in the gradient of a step whose backward sums (a
+      broadcast, a reduction): the order of the sum decides between ±∞
+      and NaN, and the two frameworks sum in different orders;
     - a gradient in float32's subnormal range (as for values, below);
     - a log-softmax below 1e-10 in magnitude in a row of several (p
       within 1e-10 of 1) with a log, root or division after it: PyTorch's
@@ -674,9 +677,10 @@ def documented_difference(prog, upstream):
                 prog.values[i].abs() < 1e-10).any() and amplified_after(prog, i):
             return "a log-softmax within 1e-10 of 0, then a log, root or division"
         zero_spread = op in ("var", "std") and (env[i] == 0).any()
+        sums = op not in VIEWS and any(env[j].shape != env[i].shape for j in ids)
         if env[i].requires_grad:
             env[i].retain_grad()
-            watched.append((env[i], products or zero_spread))
+            watched.append((env[i], products or zero_spread or sums))
     last = env[prog.steps[-1][0]]
     if last.requires_grad:
         last.backward(upstream)
@@ -684,11 +688,14 @@ def documented_difference(prog, upstream):
     grads += [(t.grad, False) for t in leaves.values() if t.grad is not None]
     for g, strict in grads:
         if strict and not torch.isfinite(g).all():
-            return "±∞ or NaN gradient into a product or a zero variance"
+            return "±∞ or NaN gradient into a product, a sum or a zero variance"
         if subnormal(g):
             return "a subnormal gradient"
     return None
 
+
+# Ops that only move or pick values: their backward sums nothing.
+VIEWS = {"permute", "transpose", "reshape", "narrow", "unsqueeze", "flatten", "cat", "stack"}
 
 # Ops that turn a difference near 0 (a subnormal against 0, 1e-42 against
 # 0) into a large one: logs, roots, reciprocals.

@@ -6,7 +6,7 @@
 //! Where the formulas give 0 · ∞ at a limit whose value is 0 (an exponent
 //! of 0; a base of 0 for db), the gradient is 0, as in PyTorch.
 
-use super::{binary_map, unary_op};
+use super::{binary_map, unary_op, unary_select_op};
 use crate::{Result, Tensor};
 
 /// `x^e`, with PyTorch's special exponents computed as it does (they are
@@ -26,6 +26,11 @@ fn pow_scalar(x: f32, e: f32) -> f32 {
 
 impl Tensor {
     pub fn powf(&self, e: f32) -> Result<Tensor> {
+        if e == 0.0 {
+            // x⁰ = 1 (NaN⁰ too, as IEEE and PyTorch have it), and its
+            // gradient is 0 whatever arrives from above, ∞ and NaN included
+            return unary_select_op(self, "PowBackward", |_| 1.0, |_| false);
+        }
         unary_op(
             self,
             "PowBackward",
@@ -129,5 +134,24 @@ mod tests {
         let db = b.grad().unwrap().to_vec();
         assert_eq!(&db[..2], &[0.0, 0.0]);
         assert!((db[2] - 2f32.ln()).abs() < 1e-6);
+    }
+
+    /// x⁰'s gradient is 0 even under an infinite upstream gradient.
+    #[test]
+    fn zero_exponent_stops_infinite_gradients() {
+        use crate::Tensor;
+        let x = Tensor::from_vec(vec![0.0, 3.0], [2])
+            .unwrap()
+            .requires_grad_(true);
+        let g = Tensor::from_vec(vec![f32::INFINITY, f32::NAN], [2]).unwrap();
+        x.powf(0.0)
+            .unwrap()
+            .mul(&g)
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        assert_eq!(x.grad().unwrap().to_vec(), vec![0.0, 0.0]);
     }
 }
