@@ -135,13 +135,11 @@ fn append_rows(path: &Path, rows: &mut String) -> Result<()> {
     Ok(())
 }
 
-/// The seed of a batch's mix (mixup, CutMix): distinct per (seed, epoch,
-/// step), and not the loader's streams.
+/// The seed of a batch's mix (mixup, CutMix): a stream of its own per
+/// (seed, epoch, step), apart from the loader's.
 fn mix_seed(seed: u64, epoch: usize, step: usize) -> u64 {
-    let mut z = seed ^ 0x6d69_7875_7021_u64 ^ (epoch as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z ^= (step as u64).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z ^ (z >> 31)
+    const MIXES: u64 = 0x6d69_7875_7021; // "mixup!"
+    nabla_data::loader::stream_seed(seed ^ MIXES, epoch as u64, step as u64)
 }
 
 fn default_run_dir(model: &str) -> PathBuf {

@@ -43,7 +43,10 @@ pub struct DataLoader<D: Dataset + 'static> {
     pub prefetch: usize,
 }
 
-fn mix(seed: u64, a: u64, b: u64) -> u64 {
+/// The seed of the random stream for `(seed, a, b)`: the loader's
+/// shuffles (a = epoch, b = 0) and examples (b = index + 1), and the
+/// training loop's batch mixes (under a seed of their own).
+pub fn stream_seed(seed: u64, a: u64, b: u64) -> u64 {
     // splitmix64 steps: well-spread, distinct streams per (seed, a, b)
     let mut z =
         seed ^ a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_mul(0xBF58_476D_1CE4_E5B9);
@@ -100,7 +103,7 @@ impl<D: Dataset + 'static> DataLoader<D> {
     pub fn order(&self, epoch: usize) -> Vec<usize> {
         let mut order: Vec<usize> = (0..self.dataset.len()).collect();
         if self.shuffle {
-            Generator::new(mix(self.seed, epoch as u64, 0)).shuffle(&mut order);
+            Generator::new(stream_seed(self.seed, epoch as u64, 0)).shuffle(&mut order);
         }
         order
     }
@@ -124,7 +127,7 @@ impl<D: Dataset + 'static> DataLoader<D> {
             if k % 8 == 7 {
                 nabla_core::threads::run_pending();
             }
-            let mut rng = Generator::new(mix(seed, epoch as u64, i as u64 + 1));
+            let mut rng = Generator::new(stream_seed(seed, epoch as u64, i as u64 + 1));
             dataset.get(
                 i,
                 &mut inputs[k * isz..(k + 1) * isz],

@@ -111,25 +111,40 @@ pub fn tanh_with<const FMA: bool>(x: f32) -> f32 {
     t.copysign(x)
 }
 
-/// `ln Σ_j e^(x_j − m)`, `m = max x`, as `ln_1p` of the sum without the
-/// max's own term (that term is 1): where one logit dominates, the sum is
-/// 1 + t with t tiny, and `ln` of the rounded sum keeps few digits of t
-/// (log-probabilities of −2e-5 were 0.3% off). Log-softmax and
-/// cross-entropy use it.
-pub fn ln_sum_exp_below_max(r: &[f32]) -> f32 {
+/// The max `m` of a row and `ln Σ_j e^(x_j − m)`, the log as `ln_1p` of
+/// the sum without the max's own term (that term is 1): where one logit
+/// dominates, the sum is 1 + t with t tiny, and `ln` of the rounded sum
+/// keeps few digits of t (log-probabilities of −2e-5 were 0.3% off).
+pub fn max_and_ln_sum_exp(r: &[f32]) -> (f32, f32) {
     let m = r.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
     let top = r.iter().position(|&v| v == m);
-    let rest: f32 = r
+    let rest = r
         .iter()
         .enumerate()
         .filter(|&(k, _)| Some(k) != top)
-        .map(|(_, &v)| (v - m).exp())
-        .sum();
-    match top {
-        // (the max's own term is e^(m − m): NaN, not 1, for an infinite m,
-        // and so is the sum, as PyTorch has it)
-        Some(_) if m.is_finite() => rest.ln_1p(),
-        _ => f32::NAN,
+        .map(|(_, &v)| (v - m).exp());
+    (m, ln_1p_of_rest(rest, m))
+}
+
+/// [`max_and_ln_sum_exp`]'s log from a row's exponentials already taken,
+/// `e_j = e^(x_j − m)` (cross-entropy keeps them for its probabilities):
+/// a term equal to 1 is the max's.
+pub fn ln_sum_of_shifted_exps(e: &[f32], m: f32) -> f32 {
+    let top = e.iter().position(|&v| v == 1.0);
+    let rest = e
+        .iter()
+        .enumerate()
+        .filter(|&(k, _)| Some(k) != top)
+        .map(|(_, &v)| v);
+    ln_1p_of_rest(rest, m)
+}
+
+fn ln_1p_of_rest(rest: impl Iterator<Item = f32>, m: f32) -> f32 {
+    // (the max's own term is e^(m − m): NaN, not 1, for an infinite m or a
+    // row of NaN, and so is the sum, as PyTorch has it)
+    match m.is_finite() {
+        true => rest.sum::<f32>().ln_1p(),
+        false => f32::NAN,
     }
 }
 

@@ -194,12 +194,12 @@ pub fn cross_entropy_with(
         for (p, &v) in p.iter_mut().zip(row) {
             *p = (v - m).exp();
         }
-        let s: f32 = p.iter().sum();
-        p.iter_mut().for_each(|p| *p /= s);
         // (x − m) − ln s, not x − (m + ln s): for large logits the sum
         // m + ln s rounds away the low bits of ln s; and ln s from the
         // terms below the max, which ln of the rounded sum loses
-        let ln_s = nabla_core::cpu::math::ln_sum_exp_below_max(row);
+        let ln_s = nabla_core::cpu::math::ln_sum_of_shifted_exps(p, m);
+        let s: f32 = p.iter().sum();
+        p.iter_mut().for_each(|p| *p /= s);
         let nll = -((row[y] - m) - ln_s) * w[y];
         // (the smoothing term only with smoothing: 0 · ∞ would turn the
         // infinite loss of a −∞ logit into NaN)
