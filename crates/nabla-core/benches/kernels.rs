@@ -9,7 +9,9 @@
 
 use std::time::Instant;
 
-use nabla_core::cpu::conv::{conv_backward_input, conv_backward_params, conv_forward, ConvGeom};
+use nabla_core::backend::cpu::conv::{
+    conv_backward_input, conv_backward_params, conv_forward, ConvGeom,
+};
 use nabla_core::{in_pool, manual_seed, num_threads, Conv2dParams, Tensor};
 
 /// Best seconds per call of `f` over repetitions filling about `budget` seconds.
@@ -50,7 +52,7 @@ fn main() {
     if wanted("mlp_products") {
         // the MLP 784-256-128-10's products at batch 64, as a training step
         // runs them (on the pool): (name, m, k, n, lhs transposed, rhs transposed)
-        use nabla_core::cpu::matmul::{gemm_into, MatRef};
+        use nabla_core::backend::cpu::matmul::{gemm_into, MatRef};
         for (name, m, k, n, lhs_t, rhs_t) in [
             ("fc1_forward", 64, 784, 256, false, true),
             ("fc2_forward", 64, 256, 128, false, true),
@@ -83,7 +85,7 @@ fn main() {
         }
     }
     if wanted("orient") {
-        use nabla_core::cpu::matmul::{gemm_into, MatRef};
+        use nabla_core::backend::cpu::matmul::{gemm_into, MatRef};
         // y = x·Wᵀ (x [m,k], W [n,k]) into a row-major y, as matmul returns
         // it (for short, wide products through (W·xᵀ)ᵀ and a transpose),
         // against W·xᵀ alone: the product written column-major
@@ -136,9 +138,9 @@ fn main() {
         // forward z += h·W_hhᵀ, backward dh += dz·W_hh; gemm (packing W
         // every call) against W packed once (one thread, as each row block
         // of a step runs)
-        use nabla_core::cpu::matmul::{gemm_into, MatRef};
-        use nabla_core::cpu::packed_gemm::{gemm_packed, PackedRhs};
-        use nabla_core::cpu::small_gemm::Strided;
+        use nabla_core::backend::cpu::matmul::{gemm_into, MatRef};
+        use nabla_core::backend::cpu::packed_gemm::{gemm_packed, PackedRhs};
+        use nabla_core::backend::cpu::small_gemm::Strided;
         let h = 128usize;
         let w = Tensor::randn([4 * h * h]).to_vec();
         // 64 rows (one thread's block) and 32 (each of two threads' blocks)
@@ -193,7 +195,7 @@ fn main() {
     if wanted("lstm_whole") {
         // the row-by-row LSTM's products over all 28 steps at once (batch
         // 64: 1792 rows): input projection, and the weight gradients
-        use nabla_core::cpu::matmul::{gemm_new, MatRef};
+        use nabla_core::backend::cpu::matmul::{gemm_new, MatRef};
         let (rows, i, g, h) = (28 * 64usize, 28usize, 512usize, 128usize);
         let x = Tensor::randn([rows * i]).to_vec();
         let w_ih = Tensor::randn([g * i]).to_vec();
@@ -228,7 +230,7 @@ fn main() {
     if wanted("lstm_dw_split") {
         // the LSTM's weight gradients [x | h | 1]ᵀ·dz (K = 28·64 rows):
         // gemm's own split of M and N against K cut between the threads
-        use nabla_core::cpu::matmul::{gemm_new, gemm_new_split_k, MatRef};
+        use nabla_core::backend::cpu::matmul::{gemm_new, gemm_new_split_k, MatRef};
         let (rows, k, g) = (28 * 64usize, 157usize, 512usize);
         let dz = Tensor::randn([rows * g]).to_vec();
         let xh = Tensor::randn([rows * k]).to_vec();

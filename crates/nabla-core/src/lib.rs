@@ -11,7 +11,7 @@
 
 mod alloc;
 mod autograd;
-pub mod cpu;
+pub mod backend;
 mod device;
 mod display;
 mod error;

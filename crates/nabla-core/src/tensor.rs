@@ -5,10 +5,11 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 use crate::autograd::{Node, NodeSlot};
+use crate::backend::cpu;
 use crate::layout::{contiguous_strides, Layout};
 use crate::rng::{with_global_generator, Generator};
 use crate::storage::{CpuStorage, Storage};
-use crate::{cpu, Device, Error, Result};
+use crate::{Device, Error, Result};
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 

@@ -9,7 +9,7 @@
 //! `dcols_n = Wᵀ · dy_n` then col2im, `db = Σ_{n,i,j} dy`. Each gradient is
 //! computed only if its input needs it (the images of a CNN never do).
 
-use crate::cpu::conv::{self, ConvGeom};
+use crate::backend::cpu::conv::{self, ConvGeom};
 use crate::{Error, Result, Tensor};
 
 /// Stride, padding, dilation and groups of a convolution; PyTorch's defaults.

@@ -25,10 +25,10 @@
 use std::ops::Range;
 
 use super::sequence::{self, row_blocks, row_blocks_ref, Dims};
-use crate::cpu::math::{sigmoid_with as sigmoid, tanh_abs_with as tanh};
-use crate::cpu::matmul::MatRef;
-use crate::cpu::packed_gemm::{gemm_packed, PackedRhs};
-use crate::cpu::small_gemm::Strided;
+use crate::backend::cpu::math::{sigmoid_with as sigmoid, tanh_abs_with as tanh};
+use crate::backend::cpu::matmul::MatRef;
+use crate::backend::cpu::packed_gemm::{gemm_packed, PackedRhs};
+use crate::backend::cpu::small_gemm::Strided;
 use crate::{Result, Tensor};
 
 /// What the forward pass keeps of one step for the backward one.
@@ -133,7 +133,7 @@ unsafe fn cells_avx2(s: &mut Step, hs: usize) {
 
 fn run_cells(s: &mut Step, hs: usize) {
     #[cfg(target_arch = "x86_64")]
-    if crate::cpu::has_avx2_fma() {
+    if crate::backend::cpu::has_avx2_fma() {
         // SAFETY: the CPU has AVX2 and FMA; the function only does slice arithmetic.
         return unsafe { cells_avx2(s, hs) };
     }
@@ -204,7 +204,7 @@ unsafe fn backward_cells_avx2(s: &mut BackStep, h: usize) {
 
 fn run_backward_cells(s: &mut BackStep, h: usize) {
     #[cfg(target_arch = "x86_64")]
-    if crate::cpu::has_avx2_fma() {
+    if crate::backend::cpu::has_avx2_fma() {
         // SAFETY: the CPU has AVX2 and FMA; the function only does slice arithmetic.
         return unsafe { backward_cells_avx2(s, h) };
     }

@@ -8,7 +8,7 @@
 //! (with batch dims, the weight gradient up to the order of its sum).
 //! Backward: `dx = dy·W`, `dW = dyᵀ·x` (in W's layout), `db = Σ_rows dy`.
 
-use crate::cpu::matmul::gemm_to;
+use crate::backend::cpu::matmul::gemm_to;
 use crate::{Error, Result, Tensor};
 
 impl Tensor {

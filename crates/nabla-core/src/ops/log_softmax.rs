@@ -10,7 +10,7 @@ use super::softmax::{along_dim, map_rows};
 use crate::{Result, Tensor};
 
 fn log_softmax_row(r: &mut [f32]) {
-    let (m, ln_s) = crate::cpu::math::max_and_ln_sum_exp(r);
+    let (m, ln_s) = crate::backend::cpu::math::max_and_ln_sum_exp(r);
     // (x − m) − ln s, not x − (m + ln s): for large logits m + ln s rounds
     // to m's spacing and every output loses those bits
     r.iter_mut().for_each(|v| *v = (*v - m) - ln_s);

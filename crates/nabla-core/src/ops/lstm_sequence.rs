@@ -24,10 +24,10 @@
 use std::ops::Range;
 
 use super::sequence::{self, row_blocks, Dims};
-use crate::cpu::math::{sigmoid_with as sigmoid, tanh_abs_with as tanh};
-use crate::cpu::packed_gemm::{gemm_packed, gemm_packed_prefix, PackedRhs};
-use crate::cpu::small_gemm::Strided;
-use crate::cpu::uninit::{assume_init, spare, write_copy, Slots};
+use crate::backend::cpu::math::{sigmoid_with as sigmoid, tanh_abs_with as tanh};
+use crate::backend::cpu::packed_gemm::{gemm_packed, gemm_packed_prefix, PackedRhs};
+use crate::backend::cpu::small_gemm::Strided;
+use crate::backend::cpu::uninit::{assume_init, spare, write_copy, Slots};
 use crate::{Result, Tensor};
 
 /// One block of batch rows of one step, forward.
@@ -83,7 +83,7 @@ fn forward_rows(b: &mut StepRows, w: &PackedRhs, i: usize, h: usize, h_is_zero: 
     gemm_packed_prefix(rows, xh, w, k_used, b.zh, 4 * h, false);
     write_copy(b.cp, b.c);
     #[cfg(target_arch = "x86_64")]
-    if crate::cpu::has_avx2_fma() {
+    if crate::backend::cpu::has_avx2_fma() {
         // SAFETY: the CPU has AVX2 and FMA; the function only does slice arithmetic.
         return unsafe { forward_cells_avx2(b, h) };
     }
@@ -176,7 +176,7 @@ struct BackBlock<'a> {
 /// dh after it).
 fn backward_rows(b: &mut BackRows, whh: Option<&PackedRhs>, h: usize) {
     let rows = b.dh.len() / h;
-    match crate::cpu::has_avx2_fma() {
+    match crate::backend::cpu::has_avx2_fma() {
         #[cfg(target_arch = "x86_64")]
         // SAFETY: the CPU has AVX2 and FMA; the function only does slice arithmetic.
         true => unsafe { backward_cells_avx2(b, h) },

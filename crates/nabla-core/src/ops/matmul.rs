@@ -8,7 +8,7 @@
 
 use rayon::prelude::*;
 
-use crate::cpu::matmul::{gemm_to, MatRef};
+use crate::backend::cpu::matmul::{gemm_to, MatRef};
 use crate::layout::{broadcast_shapes, broadcast_strides, Layout};
 use crate::{Error, Result, Tensor};
 

@@ -56,8 +56,9 @@ mod where_;
 pub use conv2d::Conv2dParams;
 pub use pool2d::Pool2d;
 
+use crate::backend::cpu;
 use crate::layout::broadcast_shapes;
-use crate::{cpu, Error, Result, Tensor};
+use crate::{Error, Result, Tensor};
 
 /// `f(a, b)` elementwise with broadcasting; no graph recorded.
 pub(crate) fn binary_map(

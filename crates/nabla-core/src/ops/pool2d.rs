@@ -9,8 +9,8 @@
 //! as zeros when `count_include_pad`, PyTorch's default); backward spreads
 //! `dy / window` over the window. Stride defaults to the kernel size.
 
-use crate::cpu::conv::ConvGeom;
-use crate::cpu::pool;
+use crate::backend::cpu::conv::ConvGeom;
+use crate::backend::cpu::pool;
 use crate::{Error, Result, Tensor};
 
 /// Window of a pooling op.

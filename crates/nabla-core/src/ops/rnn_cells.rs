@@ -17,7 +17,7 @@
 //! `du = dh'(h − n)·u(1 − u)`, `dr = dn·b_n·r(1 − r)`; `da = (dr, du, dn)`,
 //! `db = (dr, du, dn·r)`, `dh = dh'·u`.
 
-use crate::cpu::math::{sigmoid, tanh};
+use crate::backend::cpu::math::{sigmoid, tanh};
 use crate::{Error, Result, Tensor};
 
 fn check(op: &'static str, t: &Tensor, n: usize, width: usize, what: &str) -> Result<()> {

@@ -21,10 +21,10 @@
 use std::ops::Range;
 
 use super::sequence::{self, row_blocks, Dims};
-use crate::cpu::math::tanh_with as tanh;
-use crate::cpu::packed_gemm::{gemm_packed, gemm_packed_prefix, PackedRhs};
-use crate::cpu::small_gemm::Strided;
-use crate::cpu::uninit::{assume_init, spare, write_copy, Slots};
+use crate::backend::cpu::math::tanh_with as tanh;
+use crate::backend::cpu::packed_gemm::{gemm_packed, gemm_packed_prefix, PackedRhs};
+use crate::backend::cpu::small_gemm::Strided;
+use crate::backend::cpu::uninit::{assume_init, spare, write_copy, Slots};
 use crate::{Result, Tensor};
 
 /// One block of batch rows of one step, forward.
@@ -61,7 +61,7 @@ fn forward_rows(
     let k_used = if h_is_zero { i + 1 } else { k };
     gemm_packed_prefix(rows, xh, w, k_used, b.act, h, false);
     #[cfg(target_arch = "x86_64")]
-    if crate::cpu::has_avx2_fma() {
+    if crate::backend::cpu::has_avx2_fma() {
         // SAFETY: the CPU has AVX2 and FMA; the function only does slice arithmetic.
         return unsafe { activate_avx2(b, h, relu) };
     }

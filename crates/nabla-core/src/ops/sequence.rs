@@ -6,8 +6,8 @@
 
 use std::ops::Range;
 
-use crate::cpu::matmul::{gemm_new, gemm_new_split_k, sum_parts, MatRef};
-use crate::cpu::uninit::{assume_init, write_copy, Slots};
+use crate::backend::cpu::matmul::{gemm_new, gemm_new_split_k, sum_parts, MatRef};
+use crate::backend::cpu::uninit::{assume_init, write_copy, Slots};
 use crate::{Error, Result, Tensor};
 
 /// Steps, batch rows, input features, hidden units.
@@ -255,7 +255,10 @@ pub(super) fn product(shape: &[usize], lhs: MatRef, rhs: MatRef, threads: usize)
 /// (eight lanes per column, as a bias gradient is summed elsewhere).
 pub(super) fn column_sums(v: &[f32], width: usize) -> Tensor {
     let rows = v.len() / width.max(1);
-    Tensor::from_cpu(crate::cpu::reduce::sum_columns(v, rows, width), &[width])
+    Tensor::from_cpu(
+        crate::backend::cpu::reduce::sum_columns(v, rows, width),
+        &[width],
+    )
 }
 
 /// How many blocks of rows a batch of `n` is split into for `t` steps of a

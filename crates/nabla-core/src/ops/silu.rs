@@ -5,7 +5,7 @@
 //! `dx = dy·(tanh s + x·σ(x)·(1 − tanh² s))` (`ds/dx = σ(x)`).
 
 use super::unary_op;
-use crate::cpu::math::{sigmoid, softplus};
+use crate::backend::cpu::math::{sigmoid, softplus};
 use crate::{Result, Tensor};
 
 impl Tensor {

@@ -5,8 +5,9 @@
 //! Backward: `dx_i = y_i · (dy_i − Σ_j dy_j·y_j)`.
 //! The kernel works on the last dim; other dims are transposed there.
 
+use crate::backend::cpu;
 use crate::layout::normalize_dim;
-use crate::{cpu, Result, Tensor};
+use crate::{Result, Tensor};
 
 /// Applies `f` to the last dim of `x` after moving `dim` there, then moves it back.
 pub(crate) fn along_dim(

@@ -3,7 +3,7 @@
 //! default); `dx = dy·σ(βx)` (1 on the tail).
 
 use super::unary_op;
-use crate::cpu::math::{sigmoid, softplus};
+use crate::backend::cpu::math::{sigmoid, softplus};
 use crate::{Error, Result, Tensor};
 
 impl Tensor {

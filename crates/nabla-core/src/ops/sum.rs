@@ -4,7 +4,7 @@
 //! `keepdim`). An empty `dims` list means all dims. Backward: `dx = dy`
 //! broadcast back over the summed dims.
 
-use crate::cpu::reduce::{reduce_rows, sum_columns, ReduceOp};
+use crate::backend::cpu::reduce::{reduce_rows, sum_columns, ReduceOp};
 use crate::layout::normalize_dims;
 use crate::{Result, Tensor};
 
@@ -38,7 +38,12 @@ pub(crate) fn reduce_dims(
                 let o = layout.offset();
                 reduce_rows(&data[o..o + rows * len], rows, len, op)
             } else {
-                reduce_rows(&crate::cpu::copy::contiguous(data, layout), rows, len, op)
+                reduce_rows(
+                    &crate::backend::cpu::copy::contiguous(data, layout),
+                    rows,
+                    len,
+                    op,
+                )
             }
         })
     };

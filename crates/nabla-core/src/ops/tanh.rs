@@ -8,9 +8,12 @@ use crate::{Result, Tensor};
 
 impl Tensor {
     pub fn tanh(&self) -> Result<Tensor> {
-        unary_op(self, "TanhBackward", crate::cpu::math::tanh, |_, y| {
-            1.0 - y * y
-        })
+        unary_op(
+            self,
+            "TanhBackward",
+            crate::backend::cpu::math::tanh,
+            |_, y| 1.0 - y * y,
+        )
     }
 }
 

@@ -197,7 +197,7 @@ pub fn cross_entropy_with(
         // (x − m) − ln s, not x − (m + ln s): for large logits the sum
         // m + ln s rounds away the low bits of ln s; and ln s from the
         // terms below the max, which ln of the rounded sum loses
-        let ln_s = nabla_core::cpu::math::ln_sum_of_shifted_exps(p, m);
+        let ln_s = nabla_core::backend::cpu::math::ln_sum_of_shifted_exps(p, m);
         let s: f32 = p.iter().sum();
         p.iter_mut().for_each(|p| *p /= s);
         let nll = -((row[y] - m) - ln_s) * w[y];

@@ -286,7 +286,7 @@ mod avx {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu::test_values;
+    use crate::backend::cpu::test_values;
 
     /// The product in f64, for reference.
     fn reference(m: usize, k: usize, n: usize, a: &Strided, b: &Strided) -> Vec<f64> {

@@ -294,7 +294,7 @@ unsafe fn gemm_raw(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu::test_values as vals;
+    use crate::backend::cpu::test_values as vals;
 
     #[test]
     fn column_blocks_on_two_threads_give_the_one_thread_product() {

@@ -142,7 +142,7 @@ mod avx {
 #[cfg(test)]
 mod tests {
     use super::transpose_into;
-    use crate::cpu::test_values;
+    use crate::backend::cpu::test_values;
 
     /// Whole 8×8 blocks, ragged edges on either side or both, a wider
     /// destination whose gaps stay untouched, and both write modes.

@@ -270,7 +270,7 @@ pub(super) mod avx {
 
     /// A mask selecting the first `n` (≤ 8) of 8 lanes.
     #[inline(always)]
-    pub(in crate::cpu) unsafe fn lane_mask(n: usize) -> __m256i {
+    pub(in crate::backend::cpu) unsafe fn lane_mask(n: usize) -> __m256i {
         let idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
         _mm256_cmpgt_epi32(_mm256_set1_epi32(n.min(8) as i32), idx)
     }
@@ -417,7 +417,7 @@ pub(super) mod avx {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::cpu::test_values as vals;
+    use crate::backend::cpu::test_values as vals;
 
     fn naive(
         m: usize,

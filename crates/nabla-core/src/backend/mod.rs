@@ -1,0 +1,3 @@
+//! The backend seam (in progress): kernels for each device.
+
+pub mod cpu;
