@@ -142,7 +142,7 @@ impl Tensor {
                 self.shape()
             )));
         }
-        let ones = Tensor::ones(self.shape());
+        let ones = self.ones_like();
         self.backward_with_grad(&ones)
     }
 

@@ -8,9 +8,13 @@ use crate::{Error, Result};
 /// A compute device.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default)]
 pub enum Device {
-    /// Host memory, CPU kernels (the reference backend every other is tested against).
+    /// Host memory, the fast CPU kernels.
     #[default]
     Cpu,
+    /// Host memory, the reference backend: plain loops with f64
+    /// accumulation, one thread. Slow and obviously right: the oracle every
+    /// other backend is tested against.
+    Reference,
     /// An NVIDIA GPU by ordinal. Not available in this build yet.
     Cuda(usize),
 }
@@ -34,7 +38,7 @@ impl Device {
     /// Checks that the device can hold tensors now.
     pub fn ensure_available(self) -> Result<()> {
         match self {
-            Device::Cpu => Ok(()),
+            Device::Cpu | Device::Reference => Ok(()),
             Device::Cuda(_) => Err(Error::Device {
                 device: self.to_string(),
                 reason: "this build of nabla has no CUDA backend yet; use the CPU".into(),
@@ -47,6 +51,7 @@ impl fmt::Display for Device {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Device::Cpu => write!(f, "cpu"),
+            Device::Reference => write!(f, "reference"),
             Device::Cuda(i) => write!(f, "cuda:{i}"),
         }
     }
@@ -57,12 +62,13 @@ impl std::str::FromStr for Device {
     fn from_str(s: &str) -> Result<Device> {
         match s {
             "cpu" => Ok(Device::Cpu),
+            "reference" => Ok(Device::Reference),
             "cuda" => Ok(Device::Cuda(0)),
             _ => match s.strip_prefix("cuda:").and_then(|n| n.parse().ok()) {
                 Some(i) => Ok(Device::Cuda(i)),
                 None => Err(Error::arg(
                     "device",
-                    format!("unknown device {s:?} (expected cpu, cuda or cuda:N)"),
+                    format!("unknown device {s:?} (expected cpu, reference, cuda or cuda:N)"),
                 )),
             },
         }

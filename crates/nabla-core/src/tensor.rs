@@ -5,10 +5,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 use crate::autograd::{Node, NodeSlot};
-use crate::backend::cpu;
+use crate::backend::{self, Backend, View};
 use crate::layout::{contiguous_strides, Layout};
 use crate::rng::{with_global_generator, Generator};
-use crate::storage::{CpuStorage, Storage};
+use crate::storage::Storage;
 use crate::{Device, Error, Result};
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -115,12 +115,24 @@ impl Tensor {
         }))
     }
 
-    /// A contiguous CPU tensor owning `data` (`data.len()` must equal the
-    /// product of `shape`; internal callers guarantee it).
-    pub(crate) fn from_cpu(data: Vec<f32>, shape: &[usize]) -> Tensor {
-        debug_assert_eq!(data.len(), shape.iter().product::<usize>());
-        let storage = Storage::Cpu(CpuStorage::new(data));
+    /// A contiguous tensor over a new storage (which holds at least the
+    /// product of `shape` values; the backends guarantee it).
+    pub(crate) fn from_storage(storage: Storage, shape: &[usize]) -> Tensor {
         Tensor::from_parts(Arc::new(RwLock::new(storage)), Layout::contiguous(shape))
+    }
+
+    /// A contiguous tensor on `device` holding `data` (`data.len()` must
+    /// equal the product of `shape`; internal callers guarantee it).
+    pub(crate) fn from_host(data: Vec<f32>, shape: &[usize], device: Device) -> Tensor {
+        debug_assert_eq!(data.len(), shape.iter().product::<usize>());
+        Tensor::from_storage(backend::for_device(device).upload(data), shape)
+    }
+
+    /// A contiguous CPU tensor owning `data`: for the fused recurrent ops,
+    /// whose CPU kernels have not moved behind the backend seam yet (they
+    /// run only on CPU tensors; other devices take the composed path).
+    pub(crate) fn from_cpu(data: Vec<f32>, shape: &[usize]) -> Tensor {
+        Tensor::from_host(data, shape, Device::Cpu)
     }
 
     /// A view of this tensor's storage with another layout (no copy).
@@ -130,6 +142,13 @@ impl Tensor {
 
     /// A tensor from a vector and a shape: `Tensor::from_vec(v, [2, 3])`.
     pub fn from_vec(data: Vec<f32>, shape: impl ShapeArg) -> Result<Tensor> {
+        Tensor::from_vec_on(data, shape, Device::Cpu)
+    }
+
+    /// A tensor on `device` from a vector and a shape (PyTorch's
+    /// `torch.tensor(v, device=d)`).
+    pub fn from_vec_on(data: Vec<f32>, shape: impl ShapeArg, device: Device) -> Result<Tensor> {
+        device.ensure_available()?;
         let shape = plain_shape("from_vec", shape)?;
         let n: usize = shape.iter().product();
         if n != data.len() {
@@ -141,7 +160,7 @@ impl Tensor {
                 ),
             ));
         }
-        Ok(Tensor::from_cpu(data, &shape))
+        Ok(Tensor::from_host(data, &shape, device))
     }
 
     /// A tensor copied from a slice.
@@ -150,15 +169,24 @@ impl Tensor {
     }
 
     /// A 0-d tensor holding one value.
+    /// A 0-d CPU tensor holding one value. As in PyTorch, a 0-d CPU tensor
+    /// may meet a tensor of any device in an elementwise op.
     pub fn scalar(v: f32) -> Tensor {
-        Tensor::from_cpu(vec![v], &[])
+        Tensor::from_host(vec![v], &[], Device::Cpu)
     }
 
     /// A tensor filled with `value`.
     pub fn full(shape: impl ShapeArg, value: f32) -> Tensor {
+        Tensor::full_on(shape, value, Device::Cpu)
+    }
+
+    /// A tensor on `device` filled with `value` (panics on a device this
+    /// build cannot use, as a bad shape does).
+    pub fn full_on(shape: impl ShapeArg, value: f32, device: Device) -> Tensor {
+        device.ensure_available().unwrap_or_else(|e| panic!("{e}"));
         let shape = plain_shape("full", shape).unwrap_or_else(|e| panic!("{e}"));
         let n = shape.iter().product();
-        Tensor::from_cpu(vec![value; n], &shape)
+        Tensor::from_storage(backend::for_device(device).full(n, value), &shape)
     }
 
     pub fn zeros(shape: impl ShapeArg) -> Tensor {
@@ -169,12 +197,22 @@ impl Tensor {
         Tensor::full(shape, 1.0)
     }
 
-    pub fn zeros_like(&self) -> Tensor {
-        Tensor::zeros(self.shape())
+    pub fn zeros_on(shape: impl ShapeArg, device: Device) -> Tensor {
+        Tensor::full_on(shape, 0.0, device)
     }
 
+    pub fn ones_on(shape: impl ShapeArg, device: Device) -> Tensor {
+        Tensor::full_on(shape, 1.0, device)
+    }
+
+    /// Zeros of this tensor's shape, on its device.
+    pub fn zeros_like(&self) -> Tensor {
+        Tensor::zeros_on(self.shape(), self.device())
+    }
+
+    /// Ones of this tensor's shape, on its device.
     pub fn ones_like(&self) -> Tensor {
-        Tensor::ones(self.shape())
+        Tensor::ones_on(self.shape(), self.device())
     }
 
     /// `[start, start + step, ...]` up to but excluding `end` (1-d).
@@ -187,14 +225,14 @@ impl Tensor {
         }
         let n = ((end - start) / step).ceil() as usize;
         let data: Vec<f32> = (0..n).map(|i| start + i as f32 * step).collect();
-        Ok(Tensor::from_cpu(data, &[n]))
+        Ok(Tensor::from_host(data, &[n], Device::Cpu))
     }
 
     fn random(shape: impl ShapeArg, mut f: impl FnMut(&mut Generator) -> f32) -> Tensor {
         let shape = plain_shape("random", shape).unwrap_or_else(|e| panic!("{e}"));
         let n: usize = shape.iter().product();
         let data = with_global_generator(|g| (0..n).map(|_| f(g)).collect());
-        Tensor::from_cpu(data, &shape)
+        Tensor::from_host(data, &shape, Device::Cpu)
     }
 
     /// Uniform in [0, 1) from the global generator (`torch.rand`).
@@ -216,7 +254,7 @@ impl Tensor {
     pub fn randn_with(shape: impl ShapeArg, gen: &mut Generator) -> Tensor {
         let shape = plain_shape("randn", shape).unwrap_or_else(|e| panic!("{e}"));
         let n: usize = shape.iter().product();
-        Tensor::from_cpu((0..n).map(|_| gen.normal()).collect(), &shape)
+        Tensor::from_host((0..n).map(|_| gen.normal()).collect(), &shape, Device::Cpu)
     }
 
     /// Uniform values in [low, high) from an explicit generator.
@@ -224,7 +262,7 @@ impl Tensor {
         let shape = plain_shape("uniform", shape).unwrap_or_else(|e| panic!("{e}"));
         let n: usize = shape.iter().product();
         let data = (0..n).map(|_| low + (high - low) * gen.uniform()).collect();
-        Tensor::from_cpu(data, &shape)
+        Tensor::from_host(data, &shape, Device::Cpu)
     }
 
     // ---- metadata -----------------------------------------------------
@@ -301,17 +339,20 @@ impl Tensor {
         self.0.storage.read().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Runs `f` on the CPU buffer and this tensor's layout.
-    pub(crate) fn with_cpu<R>(&self, f: impl FnOnce(&[f32], &Layout) -> R) -> R {
-        let storage = self.storage();
-        match &*storage {
-            Storage::Cpu(s) => f(s.as_slice(), self.layout()),
-        }
+    /// The backend that computes this tensor's device.
+    pub(crate) fn backend(&self) -> &'static dyn Backend {
+        backend::for_device(self.device())
     }
 
-    /// The elements in row-major order, copied to a new vector.
+    /// Runs `f` on this tensor's storage and layout, as kernels take them.
+    pub(crate) fn with_view<R>(&self, f: impl FnOnce(View) -> R) -> R {
+        let storage = self.storage();
+        f((&storage, self.layout()))
+    }
+
+    /// The elements in row-major order, copied to a new host vector.
     pub fn to_vec(&self) -> Vec<f32> {
-        self.with_cpu(cpu::copy::contiguous)
+        self.with_view(|v| self.backend().to_vec(v))
     }
 
     /// Whether the two tensors are views of the same storage.
@@ -319,15 +360,15 @@ impl Tensor {
         Arc::ptr_eq(&self.0.storage, &other.0.storage)
     }
 
-    /// Runs `f` on the elements in row-major order: the storage itself when
-    /// the tensor is contiguous (no copy: optimizers read gradients this
-    /// way), else a copy.
+    /// Runs `f` on the elements in row-major order: the host storage itself
+    /// when the tensor is contiguous (no copy: optimizers read gradients
+    /// this way), else a copy.
     pub fn read_data<R>(&self, f: impl FnOnce(&[f32]) -> R) -> R {
         if !self.is_contiguous() {
             return f(&self.to_vec());
         }
         let (off, n) = (self.layout().offset(), self.numel());
-        self.with_cpu(|d, _| f(&d[off..off + n]))
+        f(&self.storage().host()[off..off + n])
     }
 
     /// The value of a one-element tensor.
@@ -341,7 +382,7 @@ impl Tensor {
                 ),
             ));
         }
-        Ok(self.with_cpu(|d, l| d[l.offset()]))
+        Ok(self.to_vec()[0])
     }
 
     /// Rows of a 2-d tensor as nested vectors.
@@ -350,10 +391,42 @@ impl Tensor {
         Ok(self.to_vec().chunks(c.max(1)).map(|r| r.to_vec()).collect())
     }
 
-    /// The same data on another device.
-    pub fn to_device(&self, device: Device) -> Result<Tensor> {
+    /// The same values on `device` (PyTorch's `x.to(device)`): this tensor
+    /// itself when it is there already, else a copy whose gradient flows
+    /// back to this device.
+    pub fn to(&self, device: Device) -> Result<Tensor> {
         device.ensure_available()?;
-        Ok(self.clone())
+        if self.device() == device {
+            return Ok(self.clone());
+        }
+        let from = self.device();
+        let y = Tensor::from_host(self.to_vec(), self.shape(), device);
+        Ok(y.attach("ToCopyBackward", &[self], move |g, _| {
+            Ok(vec![Some(g.to(from)?)])
+        }))
+    }
+
+    /// Moves this tensor's storage to `device` in place: every view of it
+    /// (and every holder of this tensor, such as an optimizer) sees the
+    /// values there from now on. This is how `Module::to` moves
+    /// parameters, as PyTorch's `module.to(device)` replaces `param.data`.
+    pub fn move_to(&self, device: Device) -> Result<()> {
+        device.ensure_available()?;
+        if self.device() == device {
+            return Ok(());
+        }
+        let backend = self.backend();
+        let whole = {
+            let storage = self.storage();
+            let n = storage.len();
+            backend.to_vec((&storage, &Layout::contiguous(&[n])))
+        };
+        let moved = backend::for_device(device).upload(whole);
+        *self.0.storage.write().unwrap_or_else(|e| e.into_inner()) = moved;
+        if let Some(g) = self.grad() {
+            g.move_to(device)?;
+        }
+        Ok(())
     }
 
     /// Writes into this tensor's elements in place, without recording a
@@ -365,9 +438,7 @@ impl Tensor {
         }
         let (off, n) = (self.layout().offset(), self.numel());
         let mut storage = self.0.storage.write().unwrap_or_else(|e| e.into_inner());
-        match &mut *storage {
-            Storage::Cpu(s) => Ok(f(&mut s.as_mut_slice()[off..off + n])),
-        }
+        Ok(f(&mut storage.host_mut()[off..off + n]))
     }
 
     /// Copies `src`'s values into this tensor in place (shapes must match).
@@ -382,8 +453,13 @@ impl Tensor {
                 ),
             ));
         }
-        let values = src.to_vec();
-        self.update_data(|d| d.copy_from_slice(&values))
+        let (src, backend) = (src.to(self.device())?, self.backend());
+        // (a copy first: `src` may be a view of this very storage)
+        let values = src.with_view(|v| backend.contiguous(v));
+        let whole = Layout::contiguous(self.shape());
+        let mut storage = self.0.storage.write().unwrap_or_else(|e| e.into_inner());
+        backend.write_view(&mut storage, self.layout(), (&values, &whole));
+        Ok(())
     }
 
     // ---- autograd state -------------------------------------------------
@@ -463,7 +539,10 @@ impl Tensor {
         if self.is_contiguous() && self.layout().offset() == 0 {
             return Ok(self.clone());
         }
-        let out = Tensor::from_cpu(self.to_vec(), self.shape());
+        let out = Tensor::from_storage(
+            self.with_view(|v| self.backend().contiguous(v)),
+            self.shape(),
+        );
         Ok(out.attach("ContiguousBackward", &[self], |g, _| {
             Ok(vec![Some(g.clone())])
         }))

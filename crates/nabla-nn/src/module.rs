@@ -6,7 +6,7 @@
 //! children's names with theirs (`conv1.weight`, `0.bias` in a
 //! [`Sequential`](crate::Sequential)).
 
-use nabla_core::{Result, Tensor};
+use nabla_core::{Device, Result, Tensor};
 
 pub trait Module: Send + Sync {
     /// Applies the module to a batch.
@@ -37,6 +37,26 @@ pub trait Module: Send + Sync {
     /// Number of trainable values: the model's scale.
     fn num_parameters(&self) -> usize {
         self.named_parameters().iter().map(|(_, t)| t.numel()).sum()
+    }
+
+    /// Moves every parameter and buffer to `device`, in place
+    /// (`model.to(device)`): an optimizer made before still holds them.
+    fn to(&self, device: Device) -> Result<()> {
+        for (_, t) in self
+            .named_parameters()
+            .into_iter()
+            .chain(self.named_buffers())
+        {
+            t.move_to(device)?;
+        }
+        Ok(())
+    }
+
+    /// The device of the first parameter (the CPU for a module without).
+    fn device(&self) -> Device {
+        self.named_parameters()
+            .first()
+            .map_or(Device::Cpu, |(_, t)| t.device())
     }
 
     /// Forgets the gradients of all parameters.

@@ -102,20 +102,15 @@ impl Module for BatchNorm {
             let mean = x.mean(&dims, true)?;
             let var = x.var(&dims, 0, true)?;
             no_grad(|| -> Result<()> {
-                let (m, bm, bv) = (self.momentum, mean.to_vec(), var.to_vec());
-                let unbias = n as f32 / (n - 1) as f32;
-                self.running_mean.update_data(|r| {
-                    r.iter_mut()
-                        .zip(&bm)
-                        .for_each(|(r, v)| *r = (1.0 - m) * *r + m * v)
-                })?;
-                self.running_var.update_data(|r| {
-                    r.iter_mut()
-                        .zip(&bv)
-                        .for_each(|(r, v)| *r = (1.0 - m) * *r + m * v * unbias)
-                })?;
-                self.num_batches_tracked.update_data(|t| t[0] += 1.0)?;
-                Ok(())
+                // running ← (1 − m)·running + m·batch (the variance unbiased)
+                let (m, unbias) = (self.momentum, n as f32 / (n - 1) as f32);
+                let update = |running: &Tensor, batch: Tensor| -> Result<()> {
+                    running.copy_from(&running.mul_scalar(1.0 - m)?.add(&batch.reshape([c])?)?)
+                };
+                update(&self.running_mean, mean.mul_scalar(m)?)?;
+                update(&self.running_var, var.mul_scalar(m)?.mul_scalar(unbias)?)?;
+                let tracked = &self.num_batches_tracked;
+                tracked.copy_from(&tracked.add_scalar(1.0)?)
             })?;
             (mean, var)
         } else {

@@ -217,6 +217,7 @@ impl Recurrent {
                 ),
             });
         }
+        let device = x.device();
         let x = if cfg.batch_first {
             x.transpose(0, 1)?
         } else {
@@ -279,15 +280,15 @@ impl Recurrent {
                 let k = layer * dirs + d;
                 let h_init = match h0 {
                     Some(s) => s.narrow(0, k, 1)?.reshape([n, h])?,
-                    None => Tensor::zeros([n, h]),
+                    None => Tensor::zeros_on([n, h], device),
                 };
                 let c_init = match c0 {
                     Some(s) => s.narrow(0, k, 1)?.reshape([n, h])?,
-                    None => Tensor::zeros([n, h]),
+                    None => Tensor::zeros_on([n, h], device),
                 };
                 let (seq, hl, cl) = if self.kind == RnnKind::Lstm {
                     // the whole direction as one fused op (nabla-core's lstm_sequence)
-                    let zero = || Tensor::zeros([4 * h]);
+                    let zero = || Tensor::zeros_on([4 * h], device);
                     let (bi, bh) = (
                         w.bias_ih.clone().unwrap_or_else(zero),
                         w.bias_hh.clone().unwrap_or_else(zero),
@@ -306,7 +307,7 @@ impl Recurrent {
                     (y.narrow(0, 0, t)?, last(0)?, last(1)?)
                 } else if self.kind == RnnKind::Gru {
                     // likewise one fused op (nabla-core's gru_sequence)
-                    let zero = || Tensor::zeros([3 * h]);
+                    let zero = || Tensor::zeros_on([3 * h], device);
                     let (bi, bh) = (
                         w.bias_ih.clone().unwrap_or_else(zero),
                         w.bias_hh.clone().unwrap_or_else(zero),
@@ -324,7 +325,7 @@ impl Recurrent {
                     (y.narrow(0, 0, t)?, h_last.clone(), h_last)
                 } else {
                     // and the plain RNN too (nabla-core's rnn_sequence)
-                    let zero = || Tensor::zeros([h]);
+                    let zero = || Tensor::zeros_on([h], device);
                     let (bi, bh) = (
                         w.bias_ih.clone().unwrap_or_else(zero),
                         w.bias_hh.clone().unwrap_or_else(zero),

@@ -105,9 +105,10 @@ fn main() -> AnyResult<()> {
     let data = Mnist::load(Mnist::shipped_dir())?;
     let (train_x, train_y) = data.train.to_tensors(0.1307, 0.3081)?;
     let (test_x, test_y) = data.test.to_tensors(0.1307, 0.3081)?;
-    let (train_x, test_x) = (train_x.to_device(device)?, test_x.to_device(device)?);
+    let (train_x, test_x) = (train_x.to(device)?, test_x.to(device)?);
     let test_batches = batches(&test_x, &test_y, 100, None)?;
     let model = LeNet::new();
+    model.to(device)?;
     println!("LeNet: {} parameters, on {device}", model.num_parameters());
     let mut optimizer = Sgd::new(model.parameters(), 0.001).momentum(0.9);
     let mut shuffle = Generator::new(1);

@@ -1,3 +1,280 @@
-//! The backend seam (in progress): kernels for each device.
+//! The backend seam: every op reaches data through the [`Backend`] trait.
+//!
+//! A backend is a set of named primitives over its own [`Storage`]: memory
+//! moves, elementwise maps named by [`UnaryOp`] / [`BinaryOp`] (an enum, not
+//! a closure, so a GPU can run them), reductions, products, convolution and
+//! pooling with their backward kernels, and indexing. Ops (`ops/*.rs`) check
+//! shapes, pick the primitive, and record the backward rule; the backward
+//! rules call primitives or other ops, never a kernel directly.
+//!
+//! Two backends run everywhere:
+//!
+//! - [`cpu`]: the fast kernels (threads, AVX2/FMA, packed products);
+//! - [`reference`]: plain loops with f64 accumulation, one thread, written
+//!   to be obviously right. It is the oracle the CPU backend is tested
+//!   against (`Device::Reference`).
+//!
+//! Random values (init, dropout masks) come from the host's seeded generator
+//! on every device, so a seed gives the same numbers wherever a model runs.
+//!
+//! Adding a backend: a `Storage` variant, an implementation of `Backend`,
+//! and a `Device` that names it (see docs/ARCHITECTURE.md).
 
 pub mod cpu;
+pub mod reference;
+
+use std::any::Any;
+
+use crate::layout::Layout;
+use crate::Device;
+
+pub use crate::storage::{DType, HostBuffer, Storage};
+pub use cpu::conv::ConvGeom;
+pub use cpu::reduce::ReduceOp;
+
+/// What a kernel keeps from a forward pass for its backward kernel (conv's
+/// lowered images, max-pool's argmax): private to the backend that made it.
+pub type Saved = Box<dyn Any + Send + Sync>;
+
+/// Elementwise maps of one tensor, `y = f(x)`. Each op's file documents
+/// its formula; each backend implements it and its derivative
+/// ([`Backend::unary_grad`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum UnaryOp {
+    Abs,
+    Exp,
+    Expm1,
+    Log,
+    Log1p,
+    Sqrt,
+    Tanh,
+    Sigmoid,
+    Relu,
+    LeakyRelu(f32),
+    Elu(f32),
+    Selu,
+    Gelu,
+    GeluTanh,
+    Silu,
+    Mish,
+    Softplus {
+        beta: f32,
+        threshold: f32,
+    },
+    Clamp {
+        min: f32,
+        max: f32,
+    },
+    /// `x^e` (PyTorch's special exponents as it computes them).
+    Powf(f32),
+    /// `x·mul + add` (`x·mul` exactly when add is 0, keeping −0).
+    Affine {
+        mul: f32,
+        add: f32,
+    },
+    /// `x / v`, divided (not multiplied by 1/v).
+    DivScalar(f32),
+}
+
+/// Elementwise maps of two tensors with broadcasting, `y = f(a, b)`.
+/// Comparisons give 1.0 or 0.0.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BinaryOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+    /// The larger (a NaN wins, as in PyTorch).
+    Maximum,
+    /// The smaller (a NaN wins).
+    Minimum,
+    Pow,
+    Eq,
+    Ne,
+    Gt,
+    Ge,
+    Lt,
+    Le,
+    /// `∂(aᵇ)/∂a = b·aᵇ⁻¹`, 0 where b = 0.
+    PowGradBase,
+    /// `∂(aᵇ)/∂b = aᵇ·ln a`, 0 where a = 0 and b ≥ 0.
+    PowGradExponent,
+    /// Share of `max(a, b)`'s gradient that goes to a: 0, ½ on a tie, 1.
+    ShareOfLarger,
+    /// `b·a`, selected to 0 (not multiplied) where a = 0: a gradient `b`
+    /// scaled by a share `a`, so an infinite `b` never reaches a loser.
+    ScaleByShare,
+    /// `a / (2b)`, 0 where b = 0: the gradient of `b = √v` from `a = ∂/∂b`.
+    HalfQuotientOrZero,
+}
+
+/// Normalizations along the last dim of each row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RowOp {
+    Softmax,
+    LogSoftmax,
+}
+
+/// Arg-reductions along the last dim (NaN counts as the extreme).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ArgOp {
+    Max,
+    Min,
+}
+
+/// A tensor's storage and layout, as the kernels take them.
+pub type View<'a> = (&'a Storage, &'a Layout);
+
+/// The primitives a device offers. Outputs are new contiguous storages
+/// (row-major) unless a method says otherwise; inputs are any layout
+/// unless named "contiguous". Shapes have been checked by the op.
+pub trait Backend: Send + Sync {
+    /// The device whose tensors this backend computes.
+    fn device(&self) -> Device;
+
+    // ---- memory ----------------------------------------------------------
+
+    /// A storage holding `data` (copied to the device).
+    fn upload(&self, data: Vec<f32>) -> Storage;
+    /// `n` copies of `value`.
+    fn full(&self, n: usize, value: f32) -> Storage;
+    /// The elements of a view in row-major order, on the host.
+    fn to_vec(&self, x: View) -> Vec<f32>;
+    /// A contiguous copy of a view (the strided copy).
+    fn contiguous(&self, x: View) -> Storage;
+    /// Writes `src`'s elements (row-major) into the elements of `view`
+    /// over `dst`.
+    fn write_view(&self, dst: &mut Storage, view: &Layout, src: View);
+
+    // ---- elementwise -----------------------------------------------------
+
+    fn unary(&self, op: UnaryOp, x: View) -> Storage;
+    /// `dx = g · f'(x)` of a unary op from the upstream gradient `g`, its
+    /// input `x` and output `y` (all contiguous, same shape); relu and
+    /// clamp select 0 instead of multiplying, so an infinite `g` stops.
+    fn unary_grad(&self, op: UnaryOp, g: View, x: View, y: View) -> Storage;
+    /// `op(a, b)` broadcast to `shape`.
+    fn binary(&self, op: BinaryOp, a: View, b: View, shape: &[usize]) -> Storage;
+    /// `c ≠ 0 ? a : b`, broadcast to `shape`.
+    fn select(&self, c: View, a: View, b: View, shape: &[usize]) -> Storage;
+
+    // ---- reductions ------------------------------------------------------
+
+    /// Reduces `x` over `dims` (sorted, distinct); the output has `x`'s
+    /// shape with those dims of size 1.
+    fn reduce(&self, op: ReduceOp, x: View, dims: &[usize]) -> Storage;
+    /// Index of the extreme of each row (last dim, non-empty), as f32.
+    fn arg_reduce(&self, op: ArgOp, x: View) -> Storage;
+    /// Softmax or log-softmax of each row (last dim).
+    fn row_op(&self, op: RowOp, x: View) -> Storage;
+    /// Of each contiguous row of `len` values: the variance with Bessel's
+    /// `correction` (or its square root), and the mean as a pair of f32
+    /// (`hi + lo`, for an exact centring in the backward pass).
+    fn row_spread(
+        &self,
+        x: View,
+        len: usize,
+        correction: usize,
+        sqrt: bool,
+    ) -> (Storage, Storage, Storage);
+
+    // ---- products --------------------------------------------------------
+
+    /// `a [.., m, k] · b [.., k, n]` with the batch dims broadcast to
+    /// `batch` (each operand has rank ≥ 2).
+    fn matmul(&self, a: View, b: View, batch: &[usize]) -> Storage;
+    /// `x [m, in] · wᵀ + bias` with `w [out, in]`, `bias [out]`.
+    fn linear(&self, x: View, w: View, bias: Option<View>) -> Storage;
+
+    // ---- convolution and pooling (contiguous NCHW) -----------------------
+
+    /// `y [N, O, OH, OW]` from `x [N, C, H, W]`, `w [O, C/groups, KH, KW]`;
+    /// with `keep`, what [`conv2d_backward_params`](Self::conv2d_backward_params)
+    /// needs from `x`.
+    fn conv2d(
+        &self,
+        x: &Storage,
+        w: &Storage,
+        bias: Option<&Storage>,
+        g: &ConvGeom,
+        o: usize,
+        groups: usize,
+        keep: bool,
+    ) -> (Storage, Option<Saved>);
+    fn conv2d_backward_input(
+        &self,
+        dy: &Storage,
+        w: &Storage,
+        g: &ConvGeom,
+        o: usize,
+        groups: usize,
+    ) -> Storage;
+    /// The weight gradient (when `saved` is given) and the bias gradient.
+    fn conv2d_backward_params(
+        &self,
+        dy: &Storage,
+        saved: Option<&Saved>,
+        g: &ConvGeom,
+        o: usize,
+        groups: usize,
+    ) -> (Option<Storage>, Storage);
+    /// Max pooling of `planes` planes `[H, W]`; saves where each max came from.
+    fn max_pool2d(&self, x: &Storage, planes: usize, g: &ConvGeom) -> (Storage, Saved);
+    fn max_pool2d_backward(
+        &self,
+        dy: &Storage,
+        saved: &Saved,
+        planes: usize,
+        g: &ConvGeom,
+    ) -> Storage;
+    fn avg_pool2d(
+        &self,
+        x: &Storage,
+        planes: usize,
+        g: &ConvGeom,
+        count_include_pad: bool,
+    ) -> Storage;
+    fn avg_pool2d_backward(
+        &self,
+        dy: &Storage,
+        planes: usize,
+        g: &ConvGeom,
+        count_include_pad: bool,
+    ) -> Storage;
+
+    // ---- indexing --------------------------------------------------------
+
+    /// Contiguous `x` (viewed as `[outer, size, inner]`) at `ids` along the
+    /// middle: `[outer, ids.len(), inner]`.
+    fn index_select(
+        &self,
+        x: &Storage,
+        outer: usize,
+        size: usize,
+        inner: usize,
+        ids: &[usize],
+    ) -> Storage;
+    /// The adjoint: `g [outer, ids.len(), inner]` added into zeros
+    /// `[outer, size, inner]` at `ids`.
+    fn index_add(
+        &self,
+        g: &Storage,
+        outer: usize,
+        size: usize,
+        inner: usize,
+        ids: &[usize],
+    ) -> Storage;
+    /// The elements of contiguous `x` at positions `at`.
+    fn gather(&self, x: &Storage, at: &[usize]) -> Storage;
+    /// The adjoint: `g`'s values added into `n` zeros at positions `at`.
+    fn scatter_add(&self, g: &Storage, at: &[usize], n: usize) -> Storage;
+}
+
+/// The backend that computes a device's tensors.
+pub fn for_device(device: Device) -> &'static dyn Backend {
+    match device {
+        Device::Cpu => &cpu::CpuBackend,
+        Device::Reference => &reference::ReferenceBackend,
+        Device::Cuda(_) => unreachable!("no tensor lives on {device} in this build"),
+    }
+}

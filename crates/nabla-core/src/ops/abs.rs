@@ -1,19 +1,12 @@
 //! `y = |x|`. Backward: `dx = dy · sign(x)` (0 at x = 0, as PyTorch).
 
 use super::unary_op;
+use crate::backend::UnaryOp;
 use crate::{Result, Tensor};
 
 impl Tensor {
     pub fn abs(&self) -> Result<Tensor> {
-        unary_op(self, "AbsBackward", f32::abs, |x, _| {
-            if x > 0.0 {
-                1.0
-            } else if x < 0.0 {
-                -1.0
-            } else {
-                0.0
-            }
-        })
+        unary_op(self, "AbsBackward", UnaryOp::Abs)
     }
 }
 

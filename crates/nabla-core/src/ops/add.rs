@@ -4,11 +4,12 @@
 //! Backward: `da = sum_to(dy, a.shape)`, `db = sum_to(dy, b.shape)`.
 
 use super::binary_map;
+use crate::backend::BinaryOp;
 use crate::{Result, Tensor};
 
 impl Tensor {
     pub fn add(&self, rhs: &Tensor) -> Result<Tensor> {
-        let y = binary_map("add", self, rhs, |a, b| a + b)?;
+        let y = binary_map("add", self, rhs, BinaryOp::Add)?;
         Ok(y.attach("AddBackward", &[self, rhs], |g, inputs| {
             Ok(vec![
                 Some(g.sum_to_shape(inputs[0].shape())?),

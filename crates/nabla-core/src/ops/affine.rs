@@ -3,18 +3,16 @@
 //! Backward: `dx = mul · dy`.
 
 use super::unary_map;
+use crate::backend::UnaryOp;
 use crate::{Result, Tensor};
 
 impl Tensor {
+    /// `x·mul + add` (exactly `x·mul` when add is 0: a `+ 0.0` would turn
+    /// −0 into +0, and 1/−0 = −∞ downstream into +∞).
     pub fn affine(&self, mul: f32, add: f32) -> Result<Tensor> {
-        // (no `+ 0.0` for a plain product: it would turn −0 into +0, and
-        // 1/−0 = −∞ downstream into +∞)
-        let y = match add == 0.0 {
-            true => unary_map(self, move |x| x * mul),
-            false => unary_map(self, move |x| x * mul + add),
-        };
+        let y = unary_map(self, UnaryOp::Affine { mul, add });
         Ok(y.attach("AffineBackward", &[self], move |g, _| {
-            Ok(vec![Some(unary_map(g, move |v| v * mul))])
+            Ok(vec![Some(unary_map(g, UnaryOp::Affine { mul, add: 0.0 }))])
         }))
     }
 
@@ -32,9 +30,9 @@ impl Tensor {
 
     /// `x / v`, divided (not multiplied by 1/v) so results match PyTorch bit for bit.
     pub fn div_scalar(&self, v: f32) -> Result<Tensor> {
-        let y = unary_map(self, move |x| x / v);
+        let y = unary_map(self, UnaryOp::DivScalar(v));
         Ok(y.attach("DivBackward", &[self], move |g, _| {
-            Ok(vec![Some(unary_map(g, move |d| d / v))])
+            Ok(vec![Some(unary_map(g, UnaryOp::DivScalar(v)))])
         }))
     }
 

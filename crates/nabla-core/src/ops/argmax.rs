@@ -2,6 +2,7 @@
 //! (the first one on ties, as PyTorch). Not differentiable.
 
 use super::softmax::along_dim;
+use crate::backend::ArgOp;
 use crate::{Error, Result, Tensor};
 
 fn arg_extreme(
@@ -9,12 +10,11 @@ fn arg_extreme(
     name: &'static str,
     dim: isize,
     keepdim: bool,
-    better: fn(f32, f32) -> bool,
+    op: ArgOp,
 ) -> Result<Tensor> {
     let x = x.detach();
     let keep = along_dim(&x, name, dim, |t| {
-        let len = t.shape().last().copied().unwrap_or(1);
-        if len == 0 {
+        if t.shape().last() == Some(&0) {
             return Err(Error::Arg {
                 op: name,
                 msg: format!(
@@ -23,24 +23,12 @@ fn arg_extreme(
                 ),
             });
         }
-        let data = t.to_vec();
-        let idx: Vec<f32> = data
-            .chunks(len)
-            .map(|row| {
-                let mut best = 0;
-                for (i, &v) in row.iter().enumerate() {
-                    if better(v, row[best]) {
-                        best = i;
-                    }
-                }
-                best as f32
-            })
-            .collect();
+        let idx = t.with_view(|v| t.backend().arg_reduce(op, v));
         let mut shape = t.shape().to_vec();
         if let Some(l) = shape.last_mut() {
             *l = 1;
         }
-        Ok(Tensor::from_cpu(idx, &shape))
+        Ok(Tensor::from_storage(idx, &shape))
     })?;
     if keepdim {
         Ok(keep)
@@ -50,16 +38,15 @@ fn arg_extreme(
 }
 
 impl Tensor {
+    /// Index of the largest value along `dim` (the first of equals; a NaN
+    /// counts as the largest), as f32.
     pub fn argmax(&self, dim: isize, keepdim: bool) -> Result<Tensor> {
-        arg_extreme(self, "argmax", dim, keepdim, |v, b| {
-            v > b || (v.is_nan() && !b.is_nan())
-        })
+        arg_extreme(self, "argmax", dim, keepdim, ArgOp::Max)
     }
 
+    /// Index of the smallest value along `dim` (a NaN counts as the smallest).
     pub fn argmin(&self, dim: isize, keepdim: bool) -> Result<Tensor> {
-        arg_extreme(self, "argmin", dim, keepdim, |v, b| {
-            v < b || (v.is_nan() && !b.is_nan())
-        })
+        arg_extreme(self, "argmin", dim, keepdim, ArgOp::Min)
     }
 }
 

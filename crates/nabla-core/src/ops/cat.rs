@@ -4,7 +4,7 @@
 //! it. `stack(xs, dim)`: equal shapes, joined along a new dim.
 //! Backward: each input gets its slice of `dy` (`narrow`).
 
-use super::narrow::{narrowed, scatter_into_view};
+use super::narrow::narrowed;
 use crate::layout::existing_dim;
 use crate::{Error, Result, Tensor};
 
@@ -33,16 +33,18 @@ impl Tensor {
         }
         let mut shape = first.shape().to_vec();
         shape[d] = total;
-        let mut out = vec![0f32; shape.iter().product()];
+        let be = first.backend();
+        let mut out = be.full(shape.iter().product(), 0.0);
         let mut start = 0;
         let mut starts = Vec::with_capacity(xs.len());
         for x in xs {
+            super::same_device("cat", first, x)?;
             let len = x.shape()[d];
-            scatter_into_view(&mut out, &narrowed(&shape, d, start, len), &x.to_vec());
+            x.with_view(|v| be.write_view(&mut out, &narrowed(&shape, d, start, len), v));
             starts.push((start, len));
             start += len;
         }
-        let y = Tensor::from_cpu(out, &shape);
+        let y = Tensor::from_storage(out, &shape);
         let refs: Vec<&Tensor> = xs.iter().collect();
         Ok(y.attach("CatBackward", &refs, move |g, inputs| {
             inputs

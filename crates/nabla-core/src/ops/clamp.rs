@@ -2,7 +2,8 @@
 //! `lo < x < hi`, else 0 — at the bounds too, and even for an infinite or
 //! NaN dy (PyTorch 2's rule: it selects, it does not multiply by 0).
 
-use super::unary_select_op;
+use super::unary_op;
+use crate::backend::UnaryOp;
 use crate::{Result, Tensor};
 
 impl Tensor {
@@ -13,13 +14,8 @@ impl Tensor {
                 msg: format!("min {lo} is greater than max {hi}"),
             });
         }
-        unary_select_op(
-            self,
-            "ClampBackward",
-            // (f32::max would turn a NaN into lo; PyTorch keeps it)
-            move |x| if x.is_nan() { x } else { x.max(lo).min(hi) },
-            move |x| x > lo && x < hi,
-        )
+        // a NaN stays NaN (PyTorch); the gradient passes strictly inside
+        unary_op(self, "ClampBackward", UnaryOp::Clamp { min: lo, max: hi })
     }
 }
 

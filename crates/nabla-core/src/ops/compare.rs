@@ -3,26 +3,27 @@
 //! masks and accuracy.
 
 use super::binary_map;
+use crate::backend::BinaryOp;
 use crate::{Result, Tensor};
 
 impl Tensor {
     pub fn eq(&self, rhs: &Tensor) -> Result<Tensor> {
-        binary_map("eq", self, rhs, |a, b| (a == b) as u8 as f32)
+        binary_map("eq", self, rhs, BinaryOp::Eq)
     }
     pub fn ne(&self, rhs: &Tensor) -> Result<Tensor> {
-        binary_map("ne", self, rhs, |a, b| (a != b) as u8 as f32)
+        binary_map("ne", self, rhs, BinaryOp::Ne)
     }
     pub fn gt(&self, rhs: &Tensor) -> Result<Tensor> {
-        binary_map("gt", self, rhs, |a, b| (a > b) as u8 as f32)
+        binary_map("gt", self, rhs, BinaryOp::Gt)
     }
     pub fn ge(&self, rhs: &Tensor) -> Result<Tensor> {
-        binary_map("ge", self, rhs, |a, b| (a >= b) as u8 as f32)
+        binary_map("ge", self, rhs, BinaryOp::Ge)
     }
     pub fn lt(&self, rhs: &Tensor) -> Result<Tensor> {
-        binary_map("lt", self, rhs, |a, b| (a < b) as u8 as f32)
+        binary_map("lt", self, rhs, BinaryOp::Lt)
     }
     pub fn le(&self, rhs: &Tensor) -> Result<Tensor> {
-        binary_map("le", self, rhs, |a, b| (a <= b) as u8 as f32)
+        binary_map("le", self, rhs, BinaryOp::Le)
     }
 }
 

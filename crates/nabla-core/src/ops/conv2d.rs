@@ -9,7 +9,7 @@
 //! `dcols_n = Wᵀ · dy_n` then col2im, `db = Σ_{n,i,j} dy`. Each gradient is
 //! computed only if its input needs it (the images of a CNN never do).
 
-use crate::backend::cpu::conv::{self, ConvGeom};
+use crate::backend::ConvGeom;
 use crate::{Error, Result, Tensor};
 
 /// Stride, padding, dilation and groups of a convolution; PyTorch's defaults.
@@ -186,15 +186,20 @@ impl Tensor {
         g: &ConvGeom,
     ) -> Result<Tensor> {
         let o = weight.shape()[0];
-        let b = bias.map_or_else(|| vec![0.0; o], |b| b.to_vec());
-        let plane = g.oh * g.ow;
-        let out: Vec<f32> = (0..g.n * o)
-            .flat_map(|k| std::iter::repeat(b[k % o]).take(plane))
-            .collect();
-        let y = Tensor::from_cpu(out, &[g.n, o, g.oh, g.ow]);
+        let (be, plane) = (self.backend(), g.oh * g.ow);
+        let y = match bias {
+            Some(b) => {
+                // each output channel's plane holds its bias
+                let b = b.reshape([1, o, 1, 1])?.detach();
+                let shape = [g.n, o, g.oh, g.ow];
+                let zero = Tensor::from_storage(be.full(g.n * o * plane, 0.0), &shape);
+                zero.add(&b)?.detach()
+            }
+            None => Tensor::from_storage(be.full(g.n * o * plane, 0.0), &[g.n, o, g.oh, g.ow]),
+        };
         let inputs: Vec<&Tensor> = [self, weight].into_iter().chain(bias).collect();
         Ok(y.attach("ConvolutionBackward", &inputs, |dy, inputs| {
-            let zeros = |t: &Tensor| t.requires_grad().then(|| Tensor::zeros(t.shape().to_vec()));
+            let zeros = |t: &Tensor| t.requires_grad().then(|| t.zeros_like());
             let db = inputs
                 .get(2)
                 .map(|_| dy.sum(&[0, 2, 3], false))
@@ -218,63 +223,57 @@ impl Tensor {
         }
         let g = check(self, weight, bias, &p)?;
         let (groups, o) = (p.groups, weight.shape()[0]);
+        for t in [Some(weight), bias].into_iter().flatten() {
+            super::same_device("conv2d", self, t)?;
+        }
         if g.h == 0 || g.w == 0 {
             return self.conv2d_of_padding(weight, bias, &g);
         }
         let x = self.contiguous()?;
         let w = weight.contiguous()?.detach();
-        let b = bias.map(|b| b.to_vec());
-        // The images are saved (as cols) only when the weight gradient needs them.
-        let keep_cols = crate::is_grad_enabled() && weight.requires_grad();
-        let (out, cols) = x.with_cpu(|xd, xl| {
-            w.with_cpu(|wd, wl| {
-                conv::conv_forward(
-                    &xd[xl.offset()..],
-                    &wd[wl.offset()..],
-                    b.as_deref(),
-                    &g,
-                    o,
-                    groups,
-                    keep_cols,
-                )
+        let b = bias.map(|b| b.contiguous()).transpose()?;
+        // The images are saved (as the backend likes them) only when the
+        // weight gradient needs them.
+        let keep = crate::is_grad_enabled() && weight.requires_grad();
+        let be = self.backend();
+        let (out, saved) = x.with_view(|(xs, _)| {
+            w.with_view(|(ws, _)| {
+                let bs = b.as_ref().map(|b| b.storage());
+                be.conv2d(xs, ws, bs.as_deref(), &g, o, groups, keep)
             })
         });
-        let y = Tensor::from_cpu(out, &[g.n, o, g.oh, g.ow]);
+        let y = Tensor::from_storage(out, &[g.n, o, g.oh, g.ow]);
         let inputs: Vec<&Tensor> = match bias {
             Some(b) => vec![self, weight, b],
             None => vec![self, weight],
         };
         Ok(y.attach("ConvolutionBackward", &inputs, move |dy, inputs| {
             let dy = dy.contiguous()?;
-            let dx = if inputs[0].requires_grad() {
-                let dx = dy.with_cpu(|d, l| {
-                    w.with_cpu(|wd, wl| {
-                        conv::conv_backward_input(
-                            &d[l.offset()..],
-                            &wd[wl.offset()..],
-                            &g,
-                            o,
-                            groups,
-                        )
-                    })
-                });
-                Some(Tensor::from_cpu(dx, &[g.n, g.c, g.h, g.w]))
-            } else {
-                None
+            let dx = match inputs[0].requires_grad() {
+                true => {
+                    let dx = dy.with_view(|(d, _)| {
+                        w.with_view(|(ws, _)| be.conv2d_backward_input(d, ws, &g, o, groups))
+                    });
+                    Some(Tensor::from_storage(dx, &[g.n, g.c, g.h, g.w]))
+                }
+                false => None,
             };
-            let want_dw = inputs[1].requires_grad() && cols.is_some();
+            let want_dw = inputs[1].requires_grad() && saved.is_some();
             let want_db = inputs.len() == 3 && inputs[2].requires_grad();
             let (dw, db) = if want_dw || want_db {
-                let cols = if want_dw { cols.as_deref() } else { None };
-                dy.with_cpu(|d, l| {
-                    conv::conv_backward_params(&d[l.offset()..], cols, &g, o, groups)
-                })
+                let saved = if want_dw { saved.as_ref() } else { None };
+                let (dw, db) =
+                    dy.with_view(|(d, _)| be.conv2d_backward_params(d, saved, &g, o, groups));
+                (dw, Some(db))
             } else {
-                (None, vec![])
+                (None, None)
             };
-            let mut grads = vec![dx, dw.map(|dw| Tensor::from_cpu(dw, inputs[1].shape()))];
+            let mut grads = vec![dx, dw.map(|dw| Tensor::from_storage(dw, inputs[1].shape()))];
             if inputs.len() == 3 {
-                grads.push(want_db.then(|| Tensor::from_cpu(db, &[o])));
+                grads.push(
+                    db.filter(|_| want_db)
+                        .map(|db| Tensor::from_storage(db, &[o])),
+                );
             }
             Ok(grads)
         }))

@@ -4,11 +4,12 @@
 //! `db = sum_to(−dy · (a / b) / b, b.shape)`.
 
 use super::binary_map;
+use crate::backend::BinaryOp;
 use crate::{Result, Tensor};
 
 impl Tensor {
     pub fn div(&self, rhs: &Tensor) -> Result<Tensor> {
-        let y = binary_map("div", self, rhs, |a, b| a / b)?;
+        let y = binary_map("div", self, rhs, BinaryOp::Div)?;
         Ok(y.attach("DivBackward", &[self, rhs], |g, inputs| {
             let (a, b) = (&inputs[0], &inputs[1]);
             let da = match a.requires_grad() {

@@ -22,7 +22,7 @@ impl Tensor {
                 .map(|_| if g.uniform() < p { 0.0 } else { scale })
                 .collect()
         });
-        Ok(Tensor::from_cpu(mask, shape))
+        Ok(Tensor::from_host(mask, shape, crate::Device::Cpu))
     }
 
     /// Applies dropout with probability `p` when `training`; identity otherwise.
@@ -31,7 +31,9 @@ impl Tensor {
         if !training || p == 0.0 {
             return Ok(self.clone());
         }
-        self.mul(&mask)
+        // (drawn on the host from the one generator, so a seed drops the
+        // same elements on every device)
+        self.mul(&mask.to(self.device())?)
     }
 }
 

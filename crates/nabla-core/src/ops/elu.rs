@@ -7,31 +7,18 @@
 //! scale ≈ 1.0507 (self-normalizing networks).
 
 use super::unary_op;
+use crate::backend::UnaryOp;
 use crate::{Result, Tensor};
-
-const SELU_ALPHA: f32 = 1.673_263_2;
-const SELU_SCALE: f32 = 1.050_701;
 
 impl Tensor {
     /// `nn.ELU(alpha)` (PyTorch's default alpha is 1).
     pub fn elu(&self, alpha: f32) -> Result<Tensor> {
-        unary_op(
-            self,
-            "EluBackward",
-            move |x| if x > 0.0 { x } else { alpha * x.exp_m1() },
-            move |x, _| if x > 0.0 { 1.0 } else { alpha * x.exp() },
-        )
+        unary_op(self, "EluBackward", UnaryOp::Elu(alpha))
     }
 
     /// `nn.SELU()`.
     pub fn selu(&self) -> Result<Tensor> {
-        let (a, s) = (SELU_ALPHA, SELU_SCALE);
-        unary_op(
-            self,
-            "SeluBackward",
-            move |x| s * if x > 0.0 { x } else { a * x.exp_m1() },
-            move |x, _| if x > 0.0 { s } else { s * a * x.exp() },
-        )
+        unary_op(self, "SeluBackward", UnaryOp::Selu)
     }
 }
 

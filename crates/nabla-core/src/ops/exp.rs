@@ -1,11 +1,12 @@
 //! `y = eˣ`. Backward: `dx = dy · y`.
 
 use super::unary_op;
+use crate::backend::UnaryOp;
 use crate::{Result, Tensor};
 
 impl Tensor {
     pub fn exp(&self) -> Result<Tensor> {
-        unary_op(self, "ExpBackward", f32::exp, |_, y| y)
+        unary_op(self, "ExpBackward", UnaryOp::Exp)
     }
 }
 

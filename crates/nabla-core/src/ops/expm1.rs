@@ -3,11 +3,12 @@
 //! Backward: `dx = dy · eˣ = dy · (y + 1)`.
 
 use super::unary_op;
+use crate::backend::UnaryOp;
 use crate::{Result, Tensor};
 
 impl Tensor {
     pub fn expm1(&self) -> Result<Tensor> {
-        unary_op(self, "Expm1Backward", f32::exp_m1, |x, _| x.exp())
+        unary_op(self, "Expm1Backward", UnaryOp::Expm1)
     }
 }
 

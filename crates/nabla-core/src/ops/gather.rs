@@ -38,14 +38,13 @@ impl Tensor {
             })
             .collect();
         let src = self.contiguous()?;
-        let picked = src.with_cpu(|x, l| offsets.iter().map(|&o| x[l.offset() + o]).collect());
-        let y = Tensor::from_cpu(picked, is);
+        let picked = src.with_view(|(x, _)| src.backend().gather(x, &offsets));
+        let y = Tensor::from_storage(picked, is);
         Ok(y.attach("GatherBackward", &[self], move |g, inputs| {
-            let mut dx = vec![0f32; inputs[0].numel()];
-            for (&o, gv) in offsets.iter().zip(g.to_vec()) {
-                dx[o] += gv;
-            }
-            Ok(vec![Some(Tensor::from_cpu(dx, inputs[0].shape()))])
+            let g = g.contiguous()?;
+            let n = inputs[0].numel();
+            let dx = g.with_view(|(s, _)| g.backend().scatter_add(s, &offsets, n));
+            Ok(vec![Some(Tensor::from_storage(dx, inputs[0].shape()))])
         }))
     }
 }

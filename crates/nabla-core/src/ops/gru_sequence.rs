@@ -25,6 +25,7 @@
 use std::ops::Range;
 
 use super::sequence::{self, row_blocks, row_blocks_ref, Dims};
+use super::sequence_steps::{self as steps, Cell};
 use crate::backend::cpu::math::{sigmoid_with as sigmoid, tanh_abs_with as tanh};
 use crate::backend::cpu::matmul::MatRef;
 use crate::backend::cpu::packed_gemm::{gemm_packed, PackedRhs};
@@ -233,6 +234,11 @@ impl Tensor {
             &[("h0", h0)],
             mask.as_deref(),
         )?;
+        if self.device() != crate::Device::Cpu {
+            // this backend has no fused kernel: the composed steps
+            let weights = [w_ih, w_hh, b_ih, b_hh];
+            return steps::direction(Cell::Gru, self, weights, h0, None, mask.as_deref(), reverse);
+        }
         let threads = crate::threads::num_threads();
         let (bih, bhh) = (b_ih.to_vec(), b_hh.to_vec());
         let keep = sequence::needs_backward(&[self, w_ih, w_hh, b_ih, b_hh, h0]);

@@ -37,32 +37,15 @@ impl Tensor {
         // Read the selected rows straight from storage: copying the whole
         // source first would cost a full data set per batch.
         let src = self.contiguous()?;
-        let mut out = Vec::with_capacity(outer * ids.len() * inner);
-        src.with_cpu(|x, l| {
-            let x = &x[l.offset()..];
-            for o in 0..outer {
-                for &i in &ids {
-                    let s = (o * shape[d] + i) * inner;
-                    out.extend_from_slice(&x[s..s + inner]);
-                }
-            }
-        });
+        let size = shape[d];
+        let out = src.with_view(|(x, _)| src.backend().index_select(x, outer, size, inner, &ids));
         let mut out_shape = shape.to_vec();
         out_shape[d] = ids.len();
-        let y = Tensor::from_cpu(out, &out_shape);
+        let y = Tensor::from_storage(out, &out_shape);
         Ok(y.attach("IndexSelectBackward", &[self], move |g, inputs| {
-            let in_shape = inputs[0].shape();
-            let gv = g.to_vec();
-            let mut dx = vec![0f32; inputs[0].numel()];
-            for o in 0..outer {
-                for (k, &i) in ids.iter().enumerate() {
-                    let (s, t) = ((o * in_shape[d] + i) * inner, (o * ids.len() + k) * inner);
-                    for j in 0..inner {
-                        dx[s + j] += gv[t + j];
-                    }
-                }
-            }
-            Ok(vec![Some(Tensor::from_cpu(dx, in_shape))])
+            let g = g.contiguous()?;
+            let dx = g.with_view(|(s, _)| g.backend().index_add(s, outer, size, inner, &ids));
+            Ok(vec![Some(Tensor::from_storage(dx, inputs[0].shape()))])
         }))
     }
 }

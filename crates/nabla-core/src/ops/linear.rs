@@ -8,7 +8,6 @@
 //! (with batch dims, the weight gradient up to the order of its sum).
 //! Backward: `dx = dy·W`, `dW = dyᵀ·x` (in W's layout), `db = Σ_rows dy`.
 
-use crate::backend::cpu::matmul::gemm_to;
 use crate::{Error, Result, Tensor};
 
 impl Tensor {
@@ -46,27 +45,13 @@ impl Tensor {
                 .reshape(shape);
         }
         let m = self.shape()[0];
-        let mut out = Vec::with_capacity(m * out_f);
-        self.with_cpu(|xd, xl| {
-            weight.with_cpu(|wd, wl| {
-                let x = super::matmul::mat(xd, xl, xl.offset());
-                let w_t = super::matmul::mat(wd, wl, wl.offset()).t();
-                let threads = crate::threads::num_threads();
-                // SAFETY: out's capacity holds the m×out product, which
-                // gemm_to writes whole (no accumulate) without reading it.
-                unsafe { gemm_to(out.as_mut_ptr(), false, x, w_t, threads) }
+        let out = self.with_view(|x| {
+            weight.with_view(|w| match bias {
+                Some(b) => b.with_view(|b| self.backend().linear(x, w, Some(b))),
+                None => self.backend().linear(x, w, None),
             })
         });
-        // SAFETY: written above (nothing to write when m·out = 0)
-        unsafe { out.set_len(m * out_f) };
-        if let Some(b) = bias {
-            b.read_data(|bv| {
-                for row in out.chunks_mut(out_f.max(1)) {
-                    row.iter_mut().zip(bv).for_each(|(y, b)| *y += b);
-                }
-            });
-        }
-        let y = Tensor::from_cpu(out, &[m, out_f]);
+        let y = Tensor::from_storage(out, &[m, out_f]);
         let inputs: Vec<&Tensor> = [self, weight].into_iter().chain(bias).collect();
         Ok(y.attach("LinearBackward", &inputs, |g, inputs| {
             let (x, w) = (&inputs[0], &inputs[1]);

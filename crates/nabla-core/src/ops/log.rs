@@ -1,11 +1,12 @@
 //! Natural logarithm `y = ln x`. Backward: `dx = dy / x`.
 
 use super::unary_op;
+use crate::backend::UnaryOp;
 use crate::{Result, Tensor};
 
 impl Tensor {
     pub fn log(&self) -> Result<Tensor> {
-        unary_op(self, "LogBackward", f32::ln, |x, _| 1.0 / x)
+        unary_op(self, "LogBackward", UnaryOp::Log)
     }
 }
 

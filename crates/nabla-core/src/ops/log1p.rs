@@ -3,11 +3,12 @@
 //! Backward: `dx = dy / (1 + x)`.
 
 use super::unary_op;
+use crate::backend::UnaryOp;
 use crate::{Result, Tensor};
 
 impl Tensor {
     pub fn log1p(&self) -> Result<Tensor> {
-        unary_op(self, "Log1pBackward", f32::ln_1p, |x, _| 1.0 / (1.0 + x))
+        unary_op(self, "Log1pBackward", UnaryOp::Log1p)
     }
 }
 

@@ -7,17 +7,11 @@
 //! `1 − p` exact where p is near 1.
 
 use super::softmax::{along_dim, map_rows};
+use crate::backend::RowOp;
 use crate::{Result, Tensor};
 
-fn log_softmax_row(r: &mut [f32]) {
-    let (m, ln_s) = crate::backend::cpu::math::max_and_ln_sum_exp(r);
-    // (x − m) − ln s, not x − (m + ln s): for large logits m + ln s rounds
-    // to m's spacing and every output loses those bits
-    r.iter_mut().for_each(|v| *v = (*v - m) - ln_s);
-}
-
 fn log_softmax_last(x: &Tensor) -> Result<Tensor> {
-    let y = map_rows(x, log_softmax_row);
+    let y = map_rows(x, RowOp::LogSoftmax);
     let ys = y.detach();
     Ok(y.attach("LogSoftmaxBackward", &[x], move |g, _| {
         let s = g.sum(&[-1], true)?;

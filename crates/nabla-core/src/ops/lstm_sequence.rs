@@ -24,6 +24,7 @@
 use std::ops::Range;
 
 use super::sequence::{self, row_blocks, Dims};
+use super::sequence_steps::{self as steps, Cell};
 use crate::backend::cpu::math::{sigmoid_with as sigmoid, tanh_abs_with as tanh};
 use crate::backend::cpu::packed_gemm::{gemm_packed, gemm_packed_prefix, PackedRhs};
 use crate::backend::cpu::small_gemm::Strided;
@@ -250,6 +251,19 @@ impl Tensor {
             mask.as_deref(),
         )?;
         let Dims { t, n, i, h } = dims;
+        if self.device() != crate::Device::Cpu {
+            // this backend has no fused kernel: the composed steps
+            let weights = [w_ih, w_hh, b_ih, b_hh];
+            return steps::direction(
+                Cell::Lstm,
+                self,
+                weights,
+                h0,
+                Some(c0),
+                mask.as_deref(),
+                reverse,
+            );
+        }
         let threads = crate::threads::num_threads();
         let bias: Vec<f32> = b_ih
             .to_vec()

@@ -6,77 +6,8 @@
 //! Backward: `da = sum_to(dy · bᵀ, a.shape)`, `db = sum_to(aᵀ · dy, b.shape)`.
 //! Transposed views go to gemm as strides: no copies.
 
-use rayon::prelude::*;
-
-use crate::backend::cpu::matmul::{gemm_to, MatRef};
-use crate::layout::{broadcast_shapes, broadcast_strides, Layout};
+use crate::layout::broadcast_shapes;
 use crate::{Error, Result, Tensor};
-
-/// Storage offset of the `flat`-th element (row-major order) of `layout`.
-fn offset_of(layout: &Layout, mut flat: usize) -> usize {
-    let mut off = layout.offset();
-    for k in (0..layout.rank()).rev() {
-        off += (flat % layout.shape()[k]) * layout.strides()[k];
-        flat /= layout.shape()[k];
-    }
-    off
-}
-
-/// The batch part (all but the last two dims) of `l`, broadcast to `batch`.
-fn batch_layout(l: &Layout, batch: &[usize]) -> Layout {
-    let r = l.rank() - 2;
-    let own = Layout::new(
-        l.shape()[..r].to_vec(),
-        l.strides()[..r].to_vec(),
-        l.offset(),
-    );
-    Layout::new(batch.to_vec(), broadcast_strides(&own, batch), l.offset())
-}
-
-/// The last two dims of `l` as a matrix starting at `offset`.
-pub(super) fn mat<'a>(data: &'a [f32], l: &Layout, offset: usize) -> MatRef<'a> {
-    let r = l.rank();
-    MatRef {
-        data,
-        offset,
-        rows: l.shape()[r - 2],
-        cols: l.shape()[r - 1],
-        rs: l.strides()[r - 2],
-        cs: l.strides()[r - 1],
-    }
-}
-
-fn forward(a: &Tensor, b: &Tensor, batch: &[usize], m: usize, n: usize) -> Vec<f32> {
-    let count: usize = batch.iter().product();
-    let len = count * m * n;
-    let mut out = Vec::with_capacity(len);
-    let base = out.as_mut_ptr() as usize;
-    a.with_cpu(|da, la| {
-        b.with_cpu(|db, lb| {
-            let (ba, bb) = (batch_layout(la, batch), batch_layout(lb, batch));
-            let one = |i: usize, threads: usize| {
-                let lhs = mat(da, la, offset_of(&ba, i));
-                let rhs = mat(db, lb, offset_of(&bb, i));
-                // SAFETY: product i fills elements i·m·n .. (i+1)·m·n of
-                // out's capacity, disjoint from the others' and written
-                // without being read (no accumulate).
-                unsafe { gemm_to((base as *mut f32).add(i * m * n), false, lhs, rhs, threads) }
-            };
-            let threads = crate::threads::num_threads();
-            let k = la.shape()[la.rank() - 1];
-            if count > 1 && m * n * k < (1 << 21) && m * n > 0 {
-                // Many small products: one per thread beats threading each.
-                crate::threads::in_pool(|| (0..count).into_par_iter().for_each(|i| one(i, 1)));
-            } else if m * n > 0 {
-                (0..count).for_each(|i| one(i, threads));
-            }
-        })
-    });
-    // SAFETY: the products above wrote all count·m·n elements (none when
-    // m·n = 0).
-    unsafe { out.set_len(len) };
-    out
-}
 
 impl Tensor {
     pub fn matmul(&self, rhs: &Tensor) -> Result<Tensor> {
@@ -124,10 +55,10 @@ impl Tensor {
                     ),
                 )
             })?;
-        let out = forward(self, rhs, &batch, m, n);
+        let out = self.with_view(|a| rhs.with_view(|b| self.backend().matmul(a, b, &batch)));
         let mut shape = batch.clone();
         shape.extend([m, n]);
-        let y = Tensor::from_cpu(out, &shape);
+        let y = Tensor::from_storage(out, &shape);
         Ok(y.attach("MmBackward", &[self, rhs], |g, inputs| {
             let (a, b) = (&inputs[0], &inputs[1]);
             let da = match a.requires_grad() {

@@ -5,7 +5,7 @@
 //! (PyTorch's rule for `amax`).
 
 use super::sum::{reduce_dims, squeeze_dims};
-use crate::backend::cpu::reduce::ReduceOp;
+use crate::backend::ReduceOp;
 use crate::{Error, Result, Tensor};
 
 fn extreme(

@@ -5,63 +5,39 @@
 //! input that lost gets 0 even for an infinite or NaN dy.
 
 use super::binary_map;
+use crate::backend::BinaryOp;
 use crate::{Result, Tensor};
 
-/// The gradients of `a` and `b`: `g · share`, where `share(a, b)` is 1,
-/// ½ (a tie) or 0, and a share of 0 *selects* 0, so that an infinite or
-/// NaN `g` does not reach the input that lost (PyTorch's `masked_fill`).
-fn select_grads(
-    g: &Tensor,
-    inputs: &[Tensor],
-    share_a: fn(f32, f32) -> f32,
-    share_b: fn(f32, f32) -> f32,
-) -> Result<Vec<Option<Tensor>>> {
+/// The gradients of `a` and `b`: `g · share`, where the share of the
+/// first of (x, y) is 1, ½ (a tie) or 0 (`ShareOfLarger(x, y)`), and a
+/// share of 0 *selects* 0, so that an infinite or NaN `g` does not reach
+/// the input that lost (PyTorch's `masked_fill`). `larger` says whether
+/// the output is the larger input.
+fn select_grads(g: &Tensor, inputs: &[Tensor], larger: bool) -> Result<Vec<Option<Tensor>>> {
     let (a, b) = (&inputs[0], &inputs[1]);
-    let pick = |s: f32, g: f32| if s == 0.0 { 0.0 } else { g * s };
-    let da = binary_map("maximum", a, b, share_a)?;
-    let db = binary_map("maximum", a, b, share_b)?;
-    let da = binary_map("maximum", &da, g, pick)?.sum_to_shape(a.shape())?;
-    let db = binary_map("maximum", &db, g, pick)?.sum_to_shape(b.shape())?;
+    // for the minimum, a's share is that of the larger of (−a, −b): b vs a
+    let (first, second) = if larger { (a, b) } else { (b, a) };
+    let share_a = binary_map("maximum", first, second, BinaryOp::ShareOfLarger)?;
+    let share_b = binary_map("maximum", second, first, BinaryOp::ShareOfLarger)?;
+    let da = binary_map("maximum", &share_a, g, BinaryOp::ScaleByShare)?.sum_to_shape(a.shape())?;
+    let db = binary_map("maximum", &share_b, g, BinaryOp::ScaleByShare)?.sum_to_shape(b.shape())?;
     Ok(vec![Some(da), Some(db)])
 }
 
-/// The share of the gradient that goes to the first of (x, y) when the
-/// output is the larger one: none if y is larger, half on a tie, else all
-/// (a NaN on either side gives both all of it, as in PyTorch).
-fn share_of_larger(x: f32, y: f32) -> f32 {
-    if x < y {
-        0.0
-    } else if x == y {
-        0.5
-    } else {
-        1.0
-    }
-}
-
 impl Tensor {
+    /// The larger of `self` and `rhs` (a NaN on either side wins).
     pub fn maximum(&self, rhs: &Tensor) -> Result<Tensor> {
-        let y = binary_map("maximum", self, rhs, |a, b| {
-            if a.is_nan() || a > b {
-                a
-            } else {
-                b
-            }
-        })?;
+        let y = binary_map("maximum", self, rhs, BinaryOp::Maximum)?;
         Ok(y.attach("MaximumBackward", &[self, rhs], |g, inputs| {
-            select_grads(g, inputs, share_of_larger, |a, b| share_of_larger(b, a))
+            select_grads(g, inputs, true)
         }))
     }
 
+    /// The smaller of `self` and `rhs` (a NaN on either side wins).
     pub fn minimum(&self, rhs: &Tensor) -> Result<Tensor> {
-        let y = binary_map("minimum", self, rhs, |a, b| {
-            if a.is_nan() || a < b {
-                a
-            } else {
-                b
-            }
-        })?;
+        let y = binary_map("minimum", self, rhs, BinaryOp::Minimum)?;
         Ok(y.attach("MinimumBackward", &[self, rhs], |g, inputs| {
-            select_grads(g, inputs, |a, b| share_of_larger(b, a), share_of_larger)
+            select_grads(g, inputs, false)
         }))
     }
 }

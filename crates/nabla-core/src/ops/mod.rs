@@ -42,6 +42,7 @@ mod reshape;
 mod rnn_cells;
 mod rnn_sequence;
 mod sequence;
+mod sequence_steps;
 mod sigmoid;
 mod silu;
 mod softmax;
@@ -56,84 +57,59 @@ mod where_;
 pub use conv2d::Conv2dParams;
 pub use pool2d::Pool2d;
 
-use crate::backend::cpu;
+use crate::backend::{BinaryOp, UnaryOp};
 use crate::layout::broadcast_shapes;
-use crate::{Error, Result, Tensor};
+use crate::{Device, Error, Result, Tensor};
 
-/// `f(a, b)` elementwise with broadcasting; no graph recorded.
+/// `op(a, b)` elementwise with broadcasting; no graph recorded.
 pub(crate) fn binary_map(
-    op: &'static str,
+    name: &'static str,
     a: &Tensor,
     b: &Tensor,
-    f: impl Fn(f32, f32) -> f32 + Sync + Send,
+    op: BinaryOp,
 ) -> Result<Tensor> {
-    same_device(op, a, b)?;
-    let shape = broadcast_shapes(op, a.shape(), b.shape())?;
-    let out = a.with_cpu(|da, la| {
-        b.with_cpu(|db, lb| cpu::elementwise::binary(da, la, db, lb, &shape, f))
-    });
-    Ok(Tensor::from_cpu(out, &shape))
+    let (a, b) = on_one_device(name, a, b)?;
+    let shape = broadcast_shapes(name, a.shape(), b.shape())?;
+    let out = a.with_view(|va| b.with_view(|vb| a.backend().binary(op, va, vb, &shape)));
+    Ok(Tensor::from_storage(out, &shape))
 }
 
-/// `f(x)` elementwise; no graph recorded.
-pub(crate) fn unary_map(x: &Tensor, f: impl Fn(f32) -> f32 + Sync + Send) -> Tensor {
-    let out = x.with_cpu(|d, l| cpu::elementwise::unary(d, l, f));
-    Tensor::from_cpu(out, x.shape())
+/// `op(x)` elementwise; no graph recorded.
+pub(crate) fn unary_map(x: &Tensor, op: UnaryOp) -> Tensor {
+    Tensor::from_storage(x.with_view(|v| x.backend().unary(op, v)), x.shape())
 }
 
-/// An elementwise unary op `y = f(x)` whose backward is `dx = dy · df(x, y)`,
-/// computed in one fused pass.
-pub(crate) fn unary_op(
-    x: &Tensor,
-    name: &'static str,
-    f: impl Fn(f32) -> f32 + Sync + Send,
-    df: impl Fn(f32, f32) -> f32 + Sync + Send + Copy + 'static,
-) -> Result<Tensor> {
-    unary_with_backward(x, name, f, move |g, x, y| g * df(x, y))
-}
-
-/// An elementwise unary op whose gradient passes where `passes(x)` and is
-/// 0 elsewhere — selected, not multiplied by 0, so that an infinite or NaN
-/// upstream gradient stops there (PyTorch's rule for relu and clamp: a
-/// `sqrt` after a `relu` must not put NaN into the inputs that were cut).
-pub(crate) fn unary_select_op(
-    x: &Tensor,
-    name: &'static str,
-    f: impl Fn(f32) -> f32 + Sync + Send,
-    passes: impl Fn(f32) -> bool + Sync + Send + Copy + 'static,
-) -> Result<Tensor> {
-    unary_with_backward(x, name, f, move |g, x, _| if passes(x) { g } else { 0.0 })
-}
-
-/// `y = f(x)`, and `dx = grad(dy, x, y)` in one fused pass.
-fn unary_with_backward(
-    x: &Tensor,
-    name: &'static str,
-    f: impl Fn(f32) -> f32 + Sync + Send,
-    grad: impl Fn(f32, f32, f32) -> f32 + Sync + Send + Copy + 'static,
-) -> Result<Tensor> {
-    let y = unary_map(x, f);
+/// An elementwise unary op `y = f(x)` whose backward, `dx = dy · f'(x)`
+/// (or selected: relu, clamp), is the backend's fused `unary_grad`.
+pub(crate) fn unary_op(x: &Tensor, name: &'static str, op: UnaryOp) -> Result<Tensor> {
+    let y = unary_map(x, op);
     if !(crate::is_grad_enabled() && x.requires_grad()) {
         return Ok(y);
     }
     let (xs, ys) = (x.contiguous()?.detach(), y.detach());
     Ok(y.attach(name, &[x], move |g, _| {
         let g = g.contiguous()?;
-        let out = g.with_cpu(|dg, lg| {
-            xs.with_cpu(|dx, lx| {
-                ys.with_cpu(|dy, ly| {
-                    let n = lg.numel();
-                    let (dg, dx, dy) = (
-                        &dg[lg.offset()..lg.offset() + n],
-                        &dx[lx.offset()..lx.offset() + n],
-                        &dy[ly.offset()..ly.offset() + n],
-                    );
-                    cpu::elementwise::map3(dg, dx, dy, grad)
-                })
-            })
+        let dx = g.with_view(|vg| {
+            xs.with_view(|vx| ys.with_view(|vy| g.backend().unary_grad(op, vg, vx, vy)))
         });
-        Ok(vec![Some(Tensor::from_cpu(out, g.shape()))])
+        Ok(vec![Some(Tensor::from_storage(dx, g.shape()))])
     }))
+}
+
+/// Checks that `op`'s two inputs live on one device, or moves a 0-d CPU
+/// tensor (a scalar) to the other's device, as PyTorch allows.
+pub(crate) fn on_one_device(op: &'static str, a: &Tensor, b: &Tensor) -> Result<(Tensor, Tensor)> {
+    let (da, db) = (a.device(), b.device());
+    if da == db {
+        return Ok((a.clone(), b.clone()));
+    }
+    if a.rank() == 0 && da == Device::Cpu {
+        return Ok((a.to(db)?, b.clone()));
+    }
+    if b.rank() == 0 && db == Device::Cpu {
+        return Ok((a.clone(), b.to(da)?));
+    }
+    same_device(op, a, b).map(|_| (a.clone(), b.clone()))
 }
 
 pub(crate) fn same_device(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {

@@ -3,11 +3,12 @@
 //! `y = a · b`. Backward: `da = sum_to(dy · b, a.shape)`, `db = sum_to(dy · a, b.shape)`.
 
 use super::binary_map;
+use crate::backend::BinaryOp;
 use crate::{Result, Tensor};
 
 impl Tensor {
     pub fn mul(&self, rhs: &Tensor) -> Result<Tensor> {
-        let y = binary_map("mul", self, rhs, |a, b| a * b)?;
+        let y = binary_map("mul", self, rhs, BinaryOp::Mul)?;
         Ok(y.attach("MulBackward", &[self, rhs], |g, inputs| {
             let (a, b) = (&inputs[0], &inputs[1]);
             let da = match a.requires_grad() {

@@ -5,15 +5,6 @@
 use crate::layout::{existing_dim, Layout};
 use crate::{Error, Result, Tensor};
 
-/// Writes `src` (row-major) into the elements of `view` over `dst`.
-pub(crate) fn scatter_into_view(dst: &mut [f32], view: &Layout, src: &[f32]) {
-    let mut i = 0;
-    view.for_each_offset(|o| {
-        dst[o] = src[i];
-        i += 1;
-    });
-}
-
 /// The layout of `shape`'s contiguous buffer narrowed along `dim`.
 pub(crate) fn narrowed(shape: &[usize], dim: usize, start: usize, len: usize) -> Layout {
     let full = Layout::contiguous(shape);
@@ -46,9 +37,10 @@ impl Tensor {
         ));
         Ok(y.attach("NarrowBackward", &[self], move |g, inputs| {
             let in_shape = inputs[0].shape();
-            let mut dx = vec![0f32; inputs[0].numel()];
-            scatter_into_view(&mut dx, &narrowed(in_shape, d, start, len), &g.to_vec());
-            Ok(vec![Some(Tensor::from_cpu(dx, in_shape))])
+            let be = g.backend();
+            let mut dx = be.full(inputs[0].numel(), 0.0);
+            g.with_view(|vg| be.write_view(&mut dx, &narrowed(in_shape, d, start, len), vg));
+            Ok(vec![Some(Tensor::from_storage(dx, in_shape))])
         }))
     }
 }

@@ -9,8 +9,7 @@
 //! as zeros when `count_include_pad`, PyTorch's default); backward spreads
 //! `dy / window` over the window. Stride defaults to the kernel size.
 
-use crate::backend::cpu::conv::ConvGeom;
-use crate::backend::cpu::pool;
+use crate::backend::ConvGeom;
 use crate::{Error, Result, Tensor};
 
 /// Window of a pooling op.
@@ -142,13 +141,14 @@ impl Tensor {
     /// Max pooling: `x.max_pool2d(2)` or `x.max_pool2d(Pool2d::new(3).stride(2).padding(1))`.
     pub fn max_pool2d(&self, p: impl Into<Pool2d>) -> Result<Tensor> {
         let g = geometry("max_pool2d", self, &p.into())?;
-        let planes = g.n * g.c;
+        let (planes, be) = (g.n * g.c, self.backend());
         let x = self.contiguous()?;
-        let (out, arg) = x.with_cpu(|d, l| pool::max_pool_forward(&d[l.offset()..], planes, &g));
-        let y = Tensor::from_cpu(out, &[g.n, g.c, g.oh, g.ow]);
+        let (out, arg) = x.with_view(|(xs, _)| be.max_pool2d(xs, planes, &g));
+        let y = Tensor::from_storage(out, &[g.n, g.c, g.oh, g.ow]);
         Ok(y.attach("MaxPool2DBackward", &[self], move |dy, _| {
-            let dx = pool::max_pool_backward(&dy.to_vec(), &arg, planes, &g);
-            Ok(vec![Some(Tensor::from_cpu(dx, &[g.n, g.c, g.h, g.w]))])
+            let dy = dy.contiguous()?;
+            let dx = dy.with_view(|(d, _)| be.max_pool2d_backward(d, &arg, planes, &g));
+            Ok(vec![Some(Tensor::from_storage(dx, &[g.n, g.c, g.h, g.w]))])
         }))
     }
 
@@ -156,15 +156,14 @@ impl Tensor {
     pub fn avg_pool2d(&self, p: impl Into<Pool2d>) -> Result<Tensor> {
         let p = p.into();
         let g = geometry("avg_pool2d", self, &p)?;
-        let planes = g.n * g.c;
+        let (planes, be, cip) = (g.n * g.c, self.backend(), p.count_include_pad);
         let x = self.contiguous()?;
-        let out = x.with_cpu(|d, l| {
-            pool::avg_pool_forward(&d[l.offset()..], planes, &g, p.count_include_pad)
-        });
-        let y = Tensor::from_cpu(out, &[g.n, g.c, g.oh, g.ow]);
+        let out = x.with_view(|(xs, _)| be.avg_pool2d(xs, planes, &g, cip));
+        let y = Tensor::from_storage(out, &[g.n, g.c, g.oh, g.ow]);
         Ok(y.attach("AvgPool2DBackward", &[self], move |dy, _| {
-            let dx = pool::avg_pool_backward(&dy.to_vec(), planes, &g, p.count_include_pad);
-            Ok(vec![Some(Tensor::from_cpu(dx, &[g.n, g.c, g.h, g.w]))])
+            let dy = dy.contiguous()?;
+            let dx = dy.with_view(|(d, _)| be.avg_pool2d_backward(d, planes, &g, cip));
+            Ok(vec![Some(Tensor::from_storage(dx, &[g.n, g.c, g.h, g.w]))])
         }))
     }
 }

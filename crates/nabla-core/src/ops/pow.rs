@@ -6,81 +6,38 @@
 //! Where the formulas give 0 · ∞ at a limit whose value is 0 (an exponent
 //! of 0; a base of 0 for db), the gradient is 0, as in PyTorch.
 
-use super::{binary_map, unary_op, unary_select_op};
+use super::{binary_map, unary_op};
+use crate::backend::{BinaryOp, UnaryOp};
 use crate::{Result, Tensor};
 
-/// `x^e`, with PyTorch's special exponents computed as it does (they are
-/// faster, and differ from `powf` in the sign of an infinite result:
-/// `(−0)^−½` is `1/√−0 = −∞` there, `+∞` for IEEE `pow`).
-fn pow_scalar(x: f32, e: f32) -> f32 {
-    match e {
-        0.5 => x.sqrt(),
-        2.0 => x * x,
-        3.0 => x * x * x,
-        -0.5 => 1.0 / x.sqrt(),
-        -1.0 => 1.0 / x,
-        -2.0 => 1.0 / (x * x),
-        _ => x.powf(e),
-    }
-}
-
 impl Tensor {
+    /// `x^e`. PyTorch's special exponents are computed as it does (½, 2, 3,
+    /// −½, −1, −2: faster, and `(−0)^−½ = 1/√−0 = −∞` where IEEE `pow`
+    /// gives +∞). `x⁰ = 1` (NaN⁰ too) and its gradient is 0 whatever
+    /// arrives from above, ∞ and NaN included.
     pub fn powf(&self, e: f32) -> Result<Tensor> {
-        if e == 0.0 {
-            // x⁰ = 1 (NaN⁰ too, as IEEE and PyTorch have it), and its
-            // gradient is 0 whatever arrives from above, ∞ and NaN included
-            return unary_select_op(self, "PowBackward", |_| 1.0, |_| false);
-        }
-        unary_op(
-            self,
-            "PowBackward",
-            move |x| pow_scalar(x, e),
-            // x⁰ = 1 has derivative 0 everywhere, x = 0 included (where
-            // e · x^(e−1) would be 0 · ∞ = NaN); PyTorch agrees
-            move |x, _| {
-                if e == 0.0 {
-                    0.0
-                } else {
-                    e * pow_scalar(x, e - 1.0)
-                }
-            },
-        )
+        unary_op(self, "PowBackward", UnaryOp::Powf(e))
     }
 
+    /// `aᵇ` elementwise with broadcasting. Backward: `da = dy·b·aᵇ⁻¹` (0
+    /// where b = 0), `db = dy·aᵇ·ln a` (0 where a = 0 and b ≥ 0, the limit
+    /// PyTorch takes; 0·−∞ would be NaN).
     pub fn pow(&self, exponent: &Tensor) -> Result<Tensor> {
-        let y = binary_map("pow", self, exponent, f32::powf)?;
+        let y = binary_map("pow", self, exponent, BinaryOp::Pow)?;
         Ok(
             y.attach("PowBackward", &[self, exponent], move |g, inputs| {
                 let (a, b) = (&inputs[0], &inputs[1]);
-                let da = match a.requires_grad() {
-                    true => {
-                        // 0 where b = 0 (as for powf(0))
-                        let d = binary_map("pow", a, b, |a, b| {
-                            if b == 0.0 {
-                                0.0
-                            } else {
-                                b * a.powf(b - 1.0)
-                            }
-                        })?;
-                        Some(g.mul(&d)?.sum_to_shape(a.shape())?)
-                    }
-                    false => None,
+                let grad = |op, shape: &[usize]| -> Result<Tensor> {
+                    g.mul(&binary_map("pow", a, b, op)?)?.sum_to_shape(shape)
                 };
-                let db = match b.requires_grad() {
-                    true => {
-                        // aᵇ · ln a, taken as 0 where a = 0 and b ≥ 0 (the
-                        // limit; 0 · −∞ would be NaN), as PyTorch does
-                        let d = binary_map("pow", a, b, |a, b| {
-                            if a == 0.0 && b >= 0.0 {
-                                0.0
-                            } else {
-                                a.powf(b) * a.ln()
-                            }
-                        })?;
-                        Some(g.mul(&d)?.sum_to_shape(b.shape())?)
-                    }
-                    false => None,
-                };
+                let da = a
+                    .requires_grad()
+                    .then(|| grad(BinaryOp::PowGradBase, a.shape()))
+                    .transpose()?;
+                let db = b
+                    .requires_grad()
+                    .then(|| grad(BinaryOp::PowGradExponent, b.shape()))
+                    .transpose()?;
                 Ok(vec![da, db])
             }),
         )

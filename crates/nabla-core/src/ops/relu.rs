@@ -4,29 +4,20 @@
 //! for an infinite or NaN dy, as in PyTorch.
 //! `leaky_relu`: `y = x` for x > 0, `slope · x` otherwise; `dx = dy · (1 or slope)`.
 
-use super::{unary_op, unary_select_op};
+use super::unary_op;
+use crate::backend::UnaryOp;
 use crate::{Result, Tensor};
 
 impl Tensor {
+    /// `max(x, 0)`; a NaN passes through, forward and back, as in PyTorch
+    /// (hiding it would hide a diverging network behind its ReLUs), and the
+    /// gradient is selected where `x > 0`, not multiplied by 0 elsewhere.
     pub fn relu(&self) -> Result<Tensor> {
-        unary_select_op(
-            self,
-            "ReluBackward",
-            // (written so that a NaN passes through, forward and back, as
-            // in PyTorch: f32::max would turn it into 0 and hide a
-            // diverging network behind its ReLUs)
-            |x| if x < 0.0 { 0.0 } else { x },
-            |x| x > 0.0 || x.is_nan(),
-        )
+        unary_op(self, "ReluBackward", UnaryOp::Relu)
     }
 
     pub fn leaky_relu(&self, slope: f32) -> Result<Tensor> {
-        unary_op(
-            self,
-            "LeakyReluBackward",
-            move |x| if x > 0.0 { x } else { x * slope },
-            move |x, _| if x > 0.0 { 1.0 } else { slope },
-        )
+        unary_op(self, "LeakyReluBackward", UnaryOp::LeakyRelu(slope))
     }
 }
 

@@ -35,6 +35,12 @@ impl Tensor {
     pub fn lstm_cell(&self, c: &Tensor) -> Result<Tensor> {
         let (n, h) = c.dims2()?;
         check("lstm_cell", self, n, 4 * h, "gates")?;
+        super::same_device("lstm_cell", self, c)?;
+        if self.device() != crate::Device::Cpu {
+            // this backend has no fused kernel: composed ops
+            let (h_new, c_new) = super::sequence_steps::lstm_cell(self, c)?;
+            return Tensor::cat(&[h_new, c_new], 1);
+        }
         let (z, cv) = (self.to_vec(), c.to_vec());
         // saved for backward: activated gates [N, 4H] and tanh(c') [N, H]
         let mut act = vec![0f32; n * 4 * h];
@@ -93,6 +99,12 @@ impl Tensor {
         let (n, hs) = h.dims2()?;
         check("gru_cell", self, n, 3 * hs, "input gates")?;
         check("gru_cell", b, n, 3 * hs, "hidden gates")?;
+        super::same_device("gru_cell", self, b)?;
+        super::same_device("gru_cell", self, h)?;
+        if self.device() != crate::Device::Cpu {
+            // this backend has no fused kernel: composed ops
+            return super::sequence_steps::gru_cell(self, b, h);
+        }
         let (av, bv, hv) = (self.to_vec(), b.to_vec(), h.to_vec());
         // saved: r, u, n per element
         let mut act = vec![0f32; n * 3 * hs];

@@ -34,6 +34,12 @@ pub(super) fn check(
     mask: Option<&[f32]>,
 ) -> Result<Dims> {
     let shape_err = |msg: String| Error::Shape { op, msg };
+    for other in [w_ih, w_hh, biases[0], biases[1]]
+        .into_iter()
+        .chain(states.iter().map(|s| s.1))
+    {
+        super::same_device(op, x, other)?;
+    }
     let [t, n, i] = x.shape()[..] else {
         return Err(shape_err(format!(
             "expected an input of shape [T, N, I], got {:?}",
@@ -218,9 +224,9 @@ pub(super) fn with_rows<R>(x: &Tensor, f: impl FnOnce(RowsAt) -> R) -> R {
     let strides = x.layout().strides();
     if strides[2] == 1 && x.numel() > 0 {
         let (step, row) = (strides[0], strides[1]);
-        return x.with_cpu(|data, layout| {
+        return x.with_view(|(storage, layout)| {
             f(RowsAt {
-                data,
+                data: storage.host(),
                 offset: layout.offset(),
                 step,
                 row,

@@ -2,19 +2,12 @@
 //! Computed as `e^x / (1 + e^x)` for negative x so it never overflows.
 
 use super::unary_op;
+use crate::backend::UnaryOp;
 use crate::{Result, Tensor};
 
 impl Tensor {
     pub fn sigmoid(&self) -> Result<Tensor> {
-        let f = |x: f32| {
-            if x >= 0.0 {
-                1.0 / (1.0 + (-x).exp())
-            } else {
-                let e = x.exp();
-                e / (1.0 + e)
-            }
-        };
-        unary_op(self, "SigmoidBackward", f, |_, y| y * (1.0 - y))
+        unary_op(self, "SigmoidBackward", UnaryOp::Sigmoid)
     }
 }
 

@@ -5,34 +5,18 @@
 //! `dx = dy·(tanh s + x·σ(x)·(1 − tanh² s))` (`ds/dx = σ(x)`).
 
 use super::unary_op;
-use crate::backend::cpu::math::{sigmoid, softplus};
+use crate::backend::UnaryOp;
 use crate::{Result, Tensor};
 
 impl Tensor {
     /// `nn.SiLU`: `x·σ(x)`.
     pub fn silu(&self) -> Result<Tensor> {
-        unary_op(
-            self,
-            "SiluBackward",
-            |x| x * sigmoid(x),
-            |x, _| {
-                let s = sigmoid(x);
-                s * (1.0 + x * (1.0 - s))
-            },
-        )
+        unary_op(self, "SiluBackward", UnaryOp::Silu)
     }
 
     /// `nn.Mish`: `x·tanh(softplus(x))`.
     pub fn mish(&self) -> Result<Tensor> {
-        unary_op(
-            self,
-            "MishBackward",
-            |x| x * softplus(x).tanh(),
-            |x, _| {
-                let t = softplus(x).tanh();
-                t + x * sigmoid(x) * (1.0 - t * t)
-            },
-        )
+        unary_op(self, "MishBackward", UnaryOp::Mish)
     }
 }
 

@@ -5,7 +5,7 @@
 //! Backward: `dx_i = y_i · (dy_i − Σ_j dy_j·y_j)`.
 //! The kernel works on the last dim; other dims are transposed there.
 
-use crate::backend::cpu;
+use crate::backend::RowOp;
 use crate::layout::normalize_dim;
 use crate::{Result, Tensor};
 
@@ -24,32 +24,13 @@ pub(crate) fn along_dim(
     f(&x.transpose(d as isize, last as isize)?)?.transpose(d as isize, last as isize)
 }
 
-/// Row-wise kernel over the last dim of a contiguous copy of `x`.
-pub(crate) fn map_rows(x: &Tensor, f: impl Fn(&mut [f32]) + Sync + Send) -> Tensor {
-    let len = x.shape().last().copied().unwrap_or(1);
-    let mut data = x.to_vec();
-    cpu::for_each_chunk(&mut data, cpu::rows_per_chunk(len), |_, c| {
-        c.chunks_mut(len.max(1)).for_each(&f)
-    });
-    Tensor::from_cpu(data, x.shape())
-}
-
-fn softmax_row(r: &mut [f32]) {
-    let m = r.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-    let mut s = 0f64;
-    for v in r.iter_mut() {
-        *v = (*v - m).exp();
-        s += *v as f64;
-    }
-    // the sum and the quotients in f64, each output rounded once: the
-    // outputs then sum to 1 within an ulp or two, and the gradient of a
-    // sum of them cancels as it should (an f32 running sum of 12 terms
-    // left 1 − Σy at 2.4e-7)
-    r.iter_mut().for_each(|v| *v = (*v as f64 / s) as f32);
+/// Softmax or log-softmax of each row (the last dim) of `x`.
+pub(crate) fn map_rows(x: &Tensor, op: RowOp) -> Tensor {
+    Tensor::from_storage(x.with_view(|v| x.backend().row_op(op, v)), x.shape())
 }
 
 fn softmax_last(x: &Tensor) -> Result<Tensor> {
-    let y = map_rows(x, softmax_row);
+    let y = map_rows(x, RowOp::Softmax);
     let ys = y.detach();
     Ok(y.attach("SoftmaxBackward", &[x], move |g, _| {
         // dx = y · (g − Σ g·y), row by row, in that form: y·g − y·s rounds

@@ -3,7 +3,7 @@
 //! default); `dx = dy·σ(βx)` (1 on the tail).
 
 use super::unary_op;
-use crate::backend::cpu::math::{sigmoid, softplus};
+use crate::backend::UnaryOp;
 use crate::{Error, Result, Tensor};
 
 impl Tensor {
@@ -18,22 +18,7 @@ impl Tensor {
         unary_op(
             self,
             "SoftplusBackward",
-            move |x| {
-                let bx = beta * x;
-                if bx > threshold {
-                    x
-                } else {
-                    softplus(bx) / beta
-                }
-            },
-            move |x, _| {
-                let bx = beta * x;
-                if bx > threshold {
-                    1.0
-                } else {
-                    sigmoid(bx)
-                }
-            },
+            UnaryOp::Softplus { beta, threshold },
         )
     }
 }

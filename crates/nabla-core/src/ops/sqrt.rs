@@ -1,11 +1,12 @@
 //! `y = √x`. Backward: `dx = dy / (2y)`.
 
 use super::unary_op;
+use crate::backend::UnaryOp;
 use crate::{Result, Tensor};
 
 impl Tensor {
     pub fn sqrt(&self) -> Result<Tensor> {
-        unary_op(self, "SqrtBackward", f32::sqrt, |_, y| 0.5 / y)
+        unary_op(self, "SqrtBackward", UnaryOp::Sqrt)
     }
 }
 

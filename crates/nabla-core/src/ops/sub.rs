@@ -3,11 +3,12 @@
 //! `y = a − b`. Backward: `da = sum_to(dy, a.shape)`, `db = −sum_to(dy, b.shape)`.
 
 use super::binary_map;
+use crate::backend::BinaryOp;
 use crate::{Result, Tensor};
 
 impl Tensor {
     pub fn sub(&self, rhs: &Tensor) -> Result<Tensor> {
-        let y = binary_map("sub", self, rhs, |a, b| a - b)?;
+        let y = binary_map("sub", self, rhs, BinaryOp::Sub)?;
         Ok(y.attach("SubBackward", &[self, rhs], |g, inputs| {
             Ok(vec![
                 Some(g.sum_to_shape(inputs[0].shape())?),

@@ -4,12 +4,12 @@
 //! `keepdim`). An empty `dims` list means all dims. Backward: `dx = dy`
 //! broadcast back over the summed dims.
 
-use crate::backend::cpu::reduce::{reduce_rows, sum_columns, ReduceOp};
+use crate::backend::ReduceOp;
 use crate::layout::normalize_dims;
 use crate::{Result, Tensor};
 
-/// Reduces `x` over `dims` with `op`; returns the keepdim-shaped result.
-/// Reduced dims are moved last so each output reduces one contiguous row.
+/// Reduces `x` over `dims` with `op`; returns the keepdim-shaped result
+/// and the reduced dims.
 pub(crate) fn reduce_dims(
     op_name: &'static str,
     x: &Tensor,
@@ -18,36 +18,11 @@ pub(crate) fn reduce_dims(
 ) -> Result<(Tensor, Vec<usize>)> {
     let shape = x.shape();
     let dims = normalize_dims(op_name, dims, shape)?;
-    let kept: Vec<usize> = (0..shape.len()).filter(|d| !dims.contains(d)).collect();
-    let perm: Vec<usize> = kept.iter().chain(dims.iter()).copied().collect();
-    let rows: usize = kept.iter().map(|&d| shape[d]).product();
-    let len: usize = dims.iter().map(|&d| shape[d]).product();
     let keep_shape: Vec<usize> = (0..shape.len())
         .map(|d| if dims.contains(&d) { 1 } else { shape[d] })
         .collect();
-    let leading = dims.iter().enumerate().all(|(i, &d)| i == d);
-    let out = if op == ReduceOp::Sum && leading && rows > 1 && x.is_contiguous() {
-        // over leading dims (a bias's gradient: the sum over the batch):
-        // add whole rows instead of transposing first (a full sum, one
-        // output, keeps the blocked parallel path)
-        let o = x.layout().offset();
-        x.with_cpu(|data, _| sum_columns(&data[o..o + rows * len], len, rows))
-    } else {
-        x.detach().permute(&perm)?.with_cpu(|data, layout| {
-            if layout.is_contiguous() {
-                let o = layout.offset();
-                reduce_rows(&data[o..o + rows * len], rows, len, op)
-            } else {
-                reduce_rows(
-                    &crate::backend::cpu::copy::contiguous(data, layout),
-                    rows,
-                    len,
-                    op,
-                )
-            }
-        })
-    };
-    Ok((Tensor::from_cpu(out, &keep_shape), dims))
+    let out = x.with_view(|v| x.backend().reduce(op, v, &dims));
+    Ok((Tensor::from_storage(out, &keep_shape), dims))
 }
 
 /// The output shape without the reduced dims.

@@ -4,16 +4,12 @@
 //! error below 4e-7.
 
 use super::unary_op;
+use crate::backend::UnaryOp;
 use crate::{Result, Tensor};
 
 impl Tensor {
     pub fn tanh(&self) -> Result<Tensor> {
-        unary_op(
-            self,
-            "TanhBackward",
-            crate::backend::cpu::math::tanh,
-            |_, y| 1.0 - y * y,
-        )
+        unary_op(self, "TanhBackward", UnaryOp::Tanh)
     }
 }
 

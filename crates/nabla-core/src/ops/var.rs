@@ -14,29 +14,6 @@ use super::sum::squeeze_dims;
 use crate::layout::normalize_dims;
 use crate::{Error, Result, Tensor};
 
-/// `Σ (x − x̄)² / (n − correction)` of one row, accumulated in f64, or
-/// its square root (taken in f64 too: a standard deviation of 1e20 is a
-/// fine f32 even though its variance is not).
-/// Also the row's mean as two f32s, hi + lo, for the backward pass:
-/// `(x − hi) − lo` centers to within rounding, so the deviations sum to 0
-/// as they should (a bias's gradient through a variance is 0, not an ulp
-/// of the mean times the row's length).
-fn row_spread(row: &[f32], correction: usize, sqrt: bool) -> ([f32; 2], f32) {
-    let n = row.len() as f64;
-    let mean = row.iter().map(|&v| v as f64).sum::<f64>() / n;
-    let m2: f64 = row.iter().map(|&v| (v as f64 - mean).powi(2)).sum();
-    let var = m2 / (n - correction as f64);
-    let hi = mean as f32;
-    // (an infinite mean has no low part: ∞ − ∞ would make every
-    // deviation NaN, where PyTorch's x − x̄ gives ±∞ for the finite x)
-    let lo = if mean.is_finite() {
-        (mean - hi as f64) as f32
-    } else {
-        0.0
-    };
-    ([hi, lo], (if sqrt { var.sqrt() } else { var }) as f32)
-}
-
 /// The variance (or, with `sqrt`, the standard deviation) of `x` over
 /// `dims`, with its gradient.
 fn spread(
@@ -59,23 +36,21 @@ fn spread(
     let shape = x.shape();
     let kept = (0..shape.len()).filter(|d| !reduced.contains(d));
     let perm: Vec<usize> = kept.chain(reduced.iter().copied()).collect();
-    let rows = x.detach().permute(&perm)?.contiguous()?;
-    let (means, out): (Vec<[f32; 2]>, Vec<f32>) = rows.with_cpu(|data, l| {
-        let data = &data[l.offset()..l.offset() + l.numel()];
-        data.chunks(n)
-            .map(|r| row_spread(r, correction, sqrt))
-            .unzip()
-    });
+    // each row's spread in f64, and its mean as two f32, hi + lo:
+    // `(x − hi) − lo` centers to within rounding, so the deviations sum to
+    // 0 as they should (a bias's gradient through a variance is 0)
+    let rows = x.detach().permute(&perm)?;
+    let (out, hi, lo) = rows.with_view(|v| x.backend().row_spread(v, n, correction, sqrt));
     let keep_shape: Vec<usize> = (0..shape.len())
         .map(|d| if reduced.contains(&d) { 1 } else { shape[d] })
         .collect();
-    let y_keep = Tensor::from_cpu(out, &keep_shape);
+    let y_keep = Tensor::from_storage(out, &keep_shape);
     let y = match keepdim {
         true => y_keep.clone(),
         false => y_keep.reshape(squeeze_dims(&keep_shape, &reduced))?,
     };
-    let mean_hi = Tensor::from_cpu(means.iter().map(|m| m[0]).collect(), &keep_shape);
-    let mean_lo = Tensor::from_cpu(means.iter().map(|m| m[1]).collect(), &keep_shape);
+    let mean_hi = Tensor::from_storage(hi, &keep_shape);
+    let mean_lo = Tensor::from_storage(lo, &keep_shape);
     let scale = 2.0 / (n - correction) as f32;
     let name = if sqrt { "StdBackward" } else { "VarBackward" };
     Ok(y.attach(name, &[x], move |g, inputs| {
@@ -83,13 +58,12 @@ fn spread(
         let mut g = g.reshape(&keep_shape)?;
         if sqrt {
             // d√v = dv / (2√v), selected to 0 where √v = 0 (constant rows)
-            g = super::binary_map(name, &g, &y_keep, |g, s| {
-                if s == 0.0 {
-                    0.0
-                } else {
-                    g / (2.0 * s)
-                }
-            })?;
+            g = super::binary_map(
+                name,
+                &g,
+                &y_keep,
+                crate::backend::BinaryOp::HalfQuotientOrZero,
+            )?;
         }
         let centered = x.sub(&mean_hi)?.sub(&mean_lo)?;
         Ok(vec![Some(centered.mul(&g.mul_scalar(scale)?)?)])

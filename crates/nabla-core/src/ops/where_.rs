@@ -3,7 +3,6 @@
 //! `mask ≠ 0`. Backward: `da = sum_to(dy·[cond], a.shape)`,
 //! `db = sum_to(dy·[¬cond], b.shape)`; nothing flows to `cond`.
 
-use super::binary_map;
 use crate::layout::broadcast_shapes;
 use crate::{Result, Tensor};
 
@@ -11,22 +10,28 @@ impl Tensor {
     pub fn where_cond(cond: &Tensor, on_true: &Tensor, on_false: &Tensor) -> Result<Tensor> {
         let shape = broadcast_shapes("where", cond.shape(), on_true.shape())?;
         let shape = broadcast_shapes("where", &shape, on_false.shape())?;
-        let c = cond.detach().broadcast_to(&shape)?.to_vec();
-        let a = on_true.detach().broadcast_to(&shape)?.to_vec();
-        let b = on_false.detach().broadcast_to(&shape)?.to_vec();
-        let out = c
+        // scalars from the CPU follow the others' device
+        let device = [cond, on_true, on_false]
             .iter()
-            .zip(a.iter().zip(&b))
-            .map(|(&c, (&a, &b))| if c != 0.0 { a } else { b })
-            .collect();
-        let y = Tensor::from_cpu(out, &shape);
+            .find(|t| t.rank() > 0 || t.device() != crate::Device::Cpu)
+            .map_or(crate::Device::Cpu, |t| t.device());
+        let moved = |t: &Tensor| match t.rank() == 0 {
+            true => t.to(device),
+            false => Ok(t.clone()),
+        };
+        let (cond, on_true, on_false) = (moved(cond)?, moved(on_true)?, moved(on_false)?);
+        super::same_device("where", &cond, &on_true)?;
+        super::same_device("where", &cond, &on_false)?;
+        let out = cond.with_view(|c| {
+            on_true.with_view(|a| on_false.with_view(|b| cond.backend().select(c, a, b, &shape)))
+        });
+        let y = Tensor::from_storage(out, &shape);
         let cond = cond.detach();
         Ok(
-            y.attach("WhereBackward", &[on_true, on_false], move |g, inputs| {
-                let keep_true =
-                    binary_map("where", g, &cond, |g, c| if c != 0.0 { g } else { 0.0 })?;
-                let keep_false =
-                    binary_map("where", g, &cond, |g, c| if c != 0.0 { 0.0 } else { g })?;
+            y.attach("WhereBackward", &[&on_true, &on_false], move |g, inputs| {
+                let zero = Tensor::scalar(0.0);
+                let keep_true = Tensor::where_cond(&cond, g, &zero)?;
+                let keep_false = Tensor::where_cond(&cond, &zero, g)?;
                 Ok(vec![
                     Some(keep_true.sum_to_shape(inputs[0].shape())?),
                     Some(keep_false.sum_to_shape(inputs[1].shape())?),

@@ -212,10 +212,17 @@ pub fn cross_entropy_with(
         };
     }
     let denom: f32 = ids.iter().flatten().map(|&y| w[y]).sum();
+    let device = logits.device();
     let value = match opts.reduction {
-        Reduction::Mean => Tensor::scalar(losses.iter().sum::<f32>() / denom),
-        Reduction::Sum => Tensor::scalar(losses.iter().sum()),
-        Reduction::None => Tensor::from_vec(losses, [n])?,
+        Reduction::Mean => Tensor::from_vec_on(
+            vec![losses.iter().sum::<f32>() / denom],
+            Vec::<usize>::new(),
+            device,
+        )?,
+        Reduction::Sum => {
+            Tensor::from_vec_on(vec![losses.iter().sum()], Vec::<usize>::new(), device)?
+        }
+        Reduction::None => Tensor::from_vec_on(losses, [n], device)?,
     };
     let reduction = opts.reduction;
     let y = value.attach("CrossEntropyBackward", &[logits], move |g, _| {
@@ -243,7 +250,7 @@ pub fn cross_entropy_with(
                 dx[i * c + k] = s * (hard + soft);
             }
         }
-        Ok(vec![Some(Tensor::from_vec(dx, [n, c])?)])
+        Ok(vec![Some(Tensor::from_vec_on(dx, [n, c], device)?)])
     });
     match reduction {
         Reduction::None => y.reshape(per_sample),
@@ -293,13 +300,14 @@ pub fn nll_loss(
     let keep: Vec<f32> = ids.iter().map(|y| y.is_some() as u8 as f32).collect();
     let wy: Vec<f32> = ids.iter().map(|y| y.map_or(0.0, |y| wv[y])).collect();
     let denom = wy.iter().sum::<f32>();
+    let device = log_probs.device();
     let picked = log_probs
         .gather(1, &Tensor::from_vec(index, [n, 1])?)?
         .reshape([n])?
         .neg()?
-        .mul(&Tensor::from_vec(wy, [n])?)?;
-    let per_sample =
-        Tensor::where_cond(&Tensor::from_vec(keep, [n])?, &picked, &Tensor::zeros([n]))?;
+        .mul(&Tensor::from_vec_on(wy, [n], device)?)?;
+    let keep = Tensor::from_vec_on(keep, [n], device)?;
+    let per_sample = Tensor::where_cond(&keep, &picked, &Tensor::zeros_on([n], device))?;
     match reduction {
         Reduction::Mean => per_sample.sum_all()?.div_scalar(denom),
         Reduction::Sum => per_sample.sum_all(),

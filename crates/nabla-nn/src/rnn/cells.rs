@@ -68,7 +68,7 @@ impl RecurrentCell {
         let state = |s: Option<&Tensor>, what: &str| match s {
             Some(s) if s.shape() != [n, hs] => Err(self.shape_error(what, s, &[n, hs])),
             Some(s) => Ok(s.clone()),
-            None => Ok(Tensor::zeros([n, hs])),
+            None => Ok(Tensor::zeros_on([n, hs], x.device())),
         };
         let (h, c) = (state(h, "h")?, state(c, "c")?);
         let w = &self.weights;

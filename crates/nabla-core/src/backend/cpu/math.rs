@@ -148,6 +148,34 @@ fn ln_1p_of_rest(rest: impl Iterator<Item = f32>, m: f32) -> f32 {
     }
 }
 
+/// erf(x) with relative error below 1.2e-7 (Numerical Recipes' erfc
+/// Chebyshev fit, evaluated in f64).
+pub fn erf(x: f32) -> f32 {
+    let z = (x as f64).abs();
+    let t = 1.0 / (1.0 + 0.5 * z);
+    let poly = -z * z - 1.265_512_23
+        + t * (1.000_023_68
+            + t * (0.374_091_96
+                + t * (0.096_784_18
+                    + t * (-0.186_288_06
+                        + t * (0.278_868_07
+                            + t * (-1.135_203_98
+                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
+    let erfc = t * poly.exp();
+    let r = 1.0 - erfc;
+    (if x >= 0.0 { r } else { -r }) as f32
+}
+
+/// The standard normal's distribution function Φ(x).
+pub fn normal_cdf(x: f32) -> f32 {
+    0.5 * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
+}
+
+/// The standard normal's density φ(x).
+pub fn normal_pdf(x: f32) -> f32 {
+    (-0.5 * x * x).exp() * 0.398_942_3
+}
+
 #[cfg(test)]
 mod tests {
     use super::{exp_with, sigmoid_with, tanh_abs_with, tanh_with};

@@ -2,11 +2,13 @@
 //! allocate only their output, and go parallel (in the nabla thread pool)
 //! once the work is large enough to pay for it.
 
+mod backend;
 pub mod conv;
 pub mod copy;
 pub mod elementwise;
 pub mod math;
 pub mod matmul;
+pub mod named;
 pub mod packed_gemm;
 pub mod pool;
 pub mod reduce;
@@ -15,6 +17,8 @@ pub mod transpose;
 pub mod uninit;
 
 use rayon::prelude::*;
+
+pub use backend::CpuBackend;
 
 /// Below this many elements an elementwise kernel runs on one thread.
 pub const PAR_MIN_ELEMS: usize = 1 << 15;

@@ -1,0 +1,760 @@
+//! [`ReferenceBackend`]: every primitive as the plainest loop that computes
+//! it — one thread, no vector tricks, values widened to f64 and rounded
+//! once at the end. It is slow on purpose and easy to check by eye, and it
+//! is the oracle: the test suite runs ops and models on `Device::Reference`
+//! and on `Device::Cpu` and compares.
+
+use crate::backend::{ArgOp, Backend, BinaryOp, ConvGeom, ReduceOp, RowOp, Saved, UnaryOp, View};
+use crate::layout::{broadcast_strides, contiguous_strides, Layout};
+use crate::storage::{HostBuffer, Storage};
+use crate::Device;
+
+/// Plain loops in f64, one thread.
+pub struct ReferenceBackend;
+
+fn new(data: Vec<f32>) -> Storage {
+    Storage::Reference(HostBuffer::new(data))
+}
+
+/// The elements of a view in row-major order.
+fn values((s, l): View) -> Vec<f32> {
+    let data = s.host();
+    let mut out = Vec::with_capacity(l.numel());
+    l.for_each_offset(|o| out.push(data[o]));
+    out
+}
+
+/// The elements of a view broadcast to `shape`, in row-major order.
+fn broadcast_values((s, l): View, shape: &[usize]) -> Vec<f32> {
+    let view = Layout::new(shape.to_vec(), broadcast_strides(l, shape), l.offset());
+    values((s, &view))
+}
+
+/// erf in f64: its Maclaurin series below 3, the continued fraction of
+/// erfc above (both to about 1e-15).
+fn erf(x: f64) -> f64 {
+    let z = x.abs();
+    let r = if z < 3.0 {
+        // erf z = 2/√π Σ (−1)ⁿ z^(2n+1) / (n! (2n+1))
+        let (mut term, mut sum, mut n) = (z, z, 0.0);
+        while term.abs() > 1e-17 * sum.abs() {
+            n += 1.0;
+            term *= -z * z / n;
+            sum += term / (2.0 * n + 1.0);
+        }
+        sum * 2.0 / std::f64::consts::PI.sqrt()
+    } else {
+        // erfc z = e^(−z²)/√π · 1/(z + ½/(z + 1/(z + 3/2/(z + …))))
+        let mut f = z;
+        for k in (1..60).rev() {
+            f = z + (k as f64 / 2.0) / f;
+        }
+        1.0 - (-z * z).exp() / std::f64::consts::PI.sqrt() / f
+    };
+    r.copysign(x)
+}
+
+fn normal_cdf(x: f64) -> f64 {
+    0.5 * (1.0 + erf(x / std::f64::consts::SQRT_2))
+}
+
+fn sigmoid(x: f64) -> f64 {
+    1.0 / (1.0 + (-x).exp())
+}
+
+/// ln(1 + eˣ) without overflow.
+fn softplus(x: f64) -> f64 {
+    x.max(0.0) + (-x.abs()).exp().ln_1p()
+}
+
+const SELU_ALPHA: f64 = 1.673_263_242_354_377_3;
+const SELU_SCALE: f64 = 1.050_700_987_355_480_5;
+const GELU_C: f64 = 0.797_884_560_802_865_4; // √(2/π)
+
+fn unary(op: UnaryOp, x: f64) -> f64 {
+    use UnaryOp::*;
+    match op {
+        Abs => x.abs(),
+        Exp => x.exp(),
+        Expm1 => x.exp_m1(),
+        Log => x.ln(),
+        Log1p => x.ln_1p(),
+        Sqrt => x.sqrt(),
+        Tanh => x.tanh(),
+        Sigmoid => sigmoid(x),
+        Relu if x < 0.0 => 0.0,
+        Relu => x,
+        LeakyRelu(s) => {
+            if x > 0.0 {
+                x
+            } else {
+                x * s as f64
+            }
+        }
+        Elu(a) => {
+            if x > 0.0 {
+                x
+            } else {
+                a as f64 * x.exp_m1()
+            }
+        }
+        Selu => SELU_SCALE * if x > 0.0 { x } else { SELU_ALPHA * x.exp_m1() },
+        Gelu => x * normal_cdf(x),
+        GeluTanh => 0.5 * x * (1.0 + (GELU_C * (x + 0.044715 * x.powi(3))).tanh()),
+        Silu => x * sigmoid(x),
+        Mish => x * softplus(x).tanh(),
+        Softplus { beta, threshold } => {
+            let bx = beta as f64 * x;
+            if bx > threshold as f64 {
+                x
+            } else {
+                softplus(bx) / beta as f64
+            }
+        }
+        Clamp { .. } if x.is_nan() => x,
+        Clamp { min, max } => x.max(min as f64).min(max as f64),
+        // PyTorch's 1/√x for −½ (so (−0)^−½ = −∞), 1/x for −1, …
+        Powf(-0.5) => 1.0 / x.sqrt(),
+        Powf(0.5) => x.sqrt(),
+        Powf(-1.0) => 1.0 / x,
+        Powf(-2.0) => 1.0 / (x * x),
+        Powf(e) => x.powf(e as f64),
+        Affine { mul, add: 0.0 } => x * mul as f64,
+        Affine { mul, add } => x * mul as f64 + add as f64,
+        DivScalar(v) => x / v as f64,
+    }
+}
+
+/// `dy/dx` of a unary op, or None where the gradient is selected to 0.
+fn derivative(op: UnaryOp, x: f64, y: f64) -> Option<f64> {
+    use UnaryOp::*;
+    let d = match op {
+        Abs => x.signum() * (x != 0.0) as u8 as f64,
+        Exp => y,
+        Expm1 => x.exp(),
+        Log => 1.0 / x,
+        Log1p => 1.0 / (1.0 + x),
+        Sqrt => 0.5 / y,
+        Tanh => 1.0 - y * y,
+        Sigmoid => y * (1.0 - y),
+        Relu => return (x > 0.0 || x.is_nan()).then_some(1.0),
+        LeakyRelu(s) => {
+            if x > 0.0 {
+                1.0
+            } else {
+                s as f64
+            }
+        }
+        Elu(a) => {
+            if x > 0.0 {
+                1.0
+            } else {
+                a as f64 * x.exp()
+            }
+        }
+        Selu => SELU_SCALE * if x > 0.0 { 1.0 } else { SELU_ALPHA * x.exp() },
+        Gelu => normal_cdf(x) + x * (-0.5 * x * x).exp() / (2.0 * std::f64::consts::PI).sqrt(),
+        GeluTanh => {
+            let t = (GELU_C * (x + 0.044715 * x.powi(3))).tanh();
+            0.5 * (1.0 + t) + 0.5 * x * (1.0 - t * t) * GELU_C * (1.0 + 3.0 * 0.044715 * x * x)
+        }
+        Silu => sigmoid(x) * (1.0 + x * (1.0 - sigmoid(x))),
+        Mish => {
+            let t = softplus(x).tanh();
+            t + x * sigmoid(x) * (1.0 - t * t)
+        }
+        Softplus { beta, threshold } => {
+            let bx = beta as f64 * x;
+            if bx > threshold as f64 {
+                1.0
+            } else {
+                sigmoid(bx)
+            }
+        }
+        Clamp { min, max } => return (x > min as f64 && x < max as f64).then_some(1.0),
+        Powf(0.0) => return None,
+        Powf(e) => e as f64 * unary(Powf(e - 1.0), x),
+        Affine { mul, .. } => mul as f64,
+        DivScalar(v) => 1.0 / v as f64,
+    };
+    Some(d)
+}
+
+fn binary(op: BinaryOp, a: f64, b: f64) -> f64 {
+    use BinaryOp::*;
+    let flag = |c: bool| c as u8 as f64;
+    match op {
+        Add => a + b,
+        Sub => a - b,
+        Mul => a * b,
+        Div => a / b,
+        Maximum => {
+            if a.is_nan() || a > b {
+                a
+            } else {
+                b
+            }
+        }
+        Minimum => {
+            if a.is_nan() || a < b {
+                a
+            } else {
+                b
+            }
+        }
+        Pow => a.powf(b),
+        Eq => flag(a == b),
+        Ne => flag(a != b),
+        Gt => flag(a > b),
+        Ge => flag(a >= b),
+        Lt => flag(a < b),
+        Le => flag(a <= b),
+        PowGradBase if b == 0.0 => 0.0,
+        PowGradBase => b * a.powf(b - 1.0),
+        PowGradExponent if a == 0.0 && b >= 0.0 => 0.0,
+        PowGradExponent => a.powf(b) * a.ln(),
+        ShareOfLarger if a < b => 0.0,
+        ShareOfLarger if a == b => 0.5,
+        ShareOfLarger => 1.0,
+        ScaleByShare if a == 0.0 => 0.0,
+        ScaleByShare => a * b,
+        HalfQuotientOrZero if b == 0.0 => 0.0,
+        HalfQuotientOrZero => a / (2.0 * b),
+    }
+}
+
+/// The row-major index of each element of `shape` as coordinates.
+fn coords(shape: &[usize], mut flat: usize) -> Vec<usize> {
+    let mut c = vec![0; shape.len()];
+    for k in (0..shape.len()).rev() {
+        c[k] = flat % shape[k];
+        flat /= shape[k];
+    }
+    c
+}
+
+fn at(strides: &[usize], c: &[usize]) -> usize {
+    c.iter().zip(strides).map(|(i, s)| i * s).sum()
+}
+
+/// Output `[oh, ow]` window positions of a pooling or convolution tap:
+/// the input row of output row `o` and tap `k`, if inside the image.
+fn input_at(
+    o: usize,
+    k: usize,
+    stride: usize,
+    pad: usize,
+    dil: usize,
+    size: usize,
+) -> Option<usize> {
+    (o * stride + k * dil)
+        .checked_sub(pad)
+        .filter(|&i| i < size)
+}
+
+impl Backend for ReferenceBackend {
+    fn device(&self) -> Device {
+        Device::Reference
+    }
+
+    fn upload(&self, data: Vec<f32>) -> Storage {
+        new(data)
+    }
+
+    fn full(&self, n: usize, value: f32) -> Storage {
+        new(vec![value; n])
+    }
+
+    fn to_vec(&self, x: View) -> Vec<f32> {
+        values(x)
+    }
+
+    fn contiguous(&self, x: View) -> Storage {
+        new(values(x))
+    }
+
+    fn write_view(&self, dst: &mut Storage, view: &Layout, src: View) {
+        let src = values(src);
+        let dst = dst.host_mut();
+        let mut i = 0;
+        view.for_each_offset(|o| {
+            dst[o] = src[i];
+            i += 1;
+        });
+    }
+
+    fn unary(&self, op: UnaryOp, x: View) -> Storage {
+        new(values(x)
+            .iter()
+            .map(|&v| unary(op, v as f64) as f32)
+            .collect())
+    }
+
+    fn unary_grad(&self, op: UnaryOp, g: View, x: View, y: View) -> Storage {
+        let (g, x, y) = (values(g), values(x), values(y));
+        let dx = (0..g.len()).map(|i| match derivative(op, x[i] as f64, y[i] as f64) {
+            Some(d) => (g[i] as f64 * d) as f32,
+            None => 0.0,
+        });
+        new(dx.collect())
+    }
+
+    fn binary(&self, op: BinaryOp, a: View, b: View, shape: &[usize]) -> Storage {
+        let (a, b) = (broadcast_values(a, shape), broadcast_values(b, shape));
+        new(a
+            .iter()
+            .zip(&b)
+            .map(|(&a, &b)| binary(op, a as f64, b as f64) as f32)
+            .collect())
+    }
+
+    fn select(&self, c: View, a: View, b: View, shape: &[usize]) -> Storage {
+        let (c, a, b) = (
+            broadcast_values(c, shape),
+            broadcast_values(a, shape),
+            broadcast_values(b, shape),
+        );
+        new((0..c.len())
+            .map(|i| if c[i] != 0.0 { a[i] } else { b[i] })
+            .collect())
+    }
+
+    fn reduce(&self, op: ReduceOp, x: View, dims: &[usize]) -> Storage {
+        let shape = x.1.shape();
+        let out_shape: Vec<usize> = (0..shape.len())
+            .map(|d| if dims.contains(&d) { 1 } else { shape[d] })
+            .collect();
+        let out_strides = contiguous_strides(&out_shape);
+        let n_out: usize = out_shape.iter().product();
+        let start = match op {
+            ReduceOp::Sum => 0.0,
+            ReduceOp::Max => f64::NEG_INFINITY,
+            ReduceOp::Min => f64::INFINITY,
+        };
+        let mut acc = vec![start; n_out];
+        for (i, &v) in values(x).iter().enumerate() {
+            let mut c = coords(shape, i);
+            dims.iter().for_each(|&d| c[d] = 0);
+            let (a, v) = (&mut acc[at(&out_strides, &c)], v as f64);
+            *a = match op {
+                ReduceOp::Sum => *a + v,
+                _ if a.is_nan() || v.is_nan() => f64::NAN,
+                ReduceOp::Max => a.max(v),
+                ReduceOp::Min => a.min(v),
+            };
+        }
+        new(acc.iter().map(|&a| a as f32).collect())
+    }
+
+    fn arg_reduce(&self, op: ArgOp, x: View) -> Storage {
+        let len = x.1.shape().last().copied().unwrap_or(1);
+        let beats = |v: f32, b: f32| match op {
+            _ if b.is_nan() => false,
+            _ if v.is_nan() => true,
+            ArgOp::Max => v > b,
+            ArgOp::Min => v < b,
+        };
+        let values = values(x);
+        let idx = values.chunks(len).map(|row| {
+            let mut best = 0;
+            for i in 1..row.len() {
+                if beats(row[i], row[best]) {
+                    best = i;
+                }
+            }
+            best as f32
+        });
+        new(idx.collect())
+    }
+
+    fn row_op(&self, op: RowOp, x: View) -> Storage {
+        let len = x.1.shape().last().copied().unwrap_or(1).max(1);
+        let mut out = Vec::with_capacity(x.1.numel());
+        for row in values(x).chunks(len) {
+            let m = row.iter().fold(f64::NEG_INFINITY, |m, &v| m.max(v as f64));
+            let s: f64 = row.iter().map(|&v| (v as f64 - m).exp()).sum();
+            out.extend(row.iter().map(|&v| match op {
+                RowOp::Softmax => ((v as f64 - m).exp() / s) as f32,
+                RowOp::LogSoftmax => (v as f64 - m - s.ln()) as f32,
+            }));
+        }
+        new(out)
+    }
+
+    fn row_spread(
+        &self,
+        x: View,
+        len: usize,
+        correction: usize,
+        sqrt: bool,
+    ) -> (Storage, Storage, Storage) {
+        let (mut out, mut hi, mut lo) = (vec![], vec![], vec![]);
+        for row in values(x).chunks(len) {
+            let mean = row.iter().map(|&v| v as f64).sum::<f64>() / len as f64;
+            let var = row.iter().map(|&v| (v as f64 - mean).powi(2)).sum::<f64>()
+                / (len - correction) as f64;
+            out.push(if sqrt { var.sqrt() } else { var } as f32);
+            hi.push(mean as f32);
+            lo.push(if mean.is_finite() {
+                (mean - mean as f32 as f64) as f32
+            } else {
+                0.0
+            });
+        }
+        (new(out), new(hi), new(lo))
+    }
+
+    fn matmul(&self, a: View, b: View, batch: &[usize]) -> Storage {
+        let (ra, rb) = (a.1.rank(), b.1.rank());
+        let (m, k, n) = (
+            a.1.shape()[ra - 2],
+            a.1.shape()[ra - 1],
+            b.1.shape()[rb - 1],
+        );
+        let full = |v: View, rows: usize, cols: usize| {
+            let mut shape = batch.to_vec();
+            shape.extend([rows, cols]);
+            broadcast_values(v, &shape)
+        };
+        let (av, bv) = (full(a, m, k), full(b, k, n));
+        let count: usize = batch.iter().product();
+        let mut out = Vec::with_capacity(count * m * n);
+        for p in 0..count {
+            let (a, b) = (&av[p * m * k..], &bv[p * k * n..]);
+            for i in 0..m {
+                for j in 0..n {
+                    let s: f64 = (0..k)
+                        .map(|t| a[i * k + t] as f64 * b[t * n + j] as f64)
+                        .sum();
+                    out.push(s as f32);
+                }
+            }
+        }
+        new(out)
+    }
+
+    fn linear(&self, x: View, w: View, bias: Option<View>) -> Storage {
+        let ((m, k), o) = ((x.1.shape()[0], x.1.shape()[1]), w.1.shape()[0]);
+        let (xv, wv) = (values(x), values(w));
+        let b = bias.map(values).unwrap_or_else(|| vec![0.0; o]);
+        let mut out = Vec::with_capacity(m * o);
+        for i in 0..m {
+            for j in 0..o {
+                let s: f64 = (0..k)
+                    .map(|t| xv[i * k + t] as f64 * wv[j * k + t] as f64)
+                    .sum();
+                out.push((s + b[j] as f64) as f32);
+            }
+        }
+        new(out)
+    }
+
+    fn conv2d(
+        &self,
+        x: &Storage,
+        w: &Storage,
+        bias: Option<&Storage>,
+        g: &ConvGeom,
+        o: usize,
+        groups: usize,
+        keep: bool,
+    ) -> (Storage, Option<Saved>) {
+        let (x, w) = (&x.host()[..g.n * g.c * g.h * g.w], w.host());
+        let (cg, og) = (g.c / groups, o / groups);
+        let mut y = Vec::with_capacity(g.n * o * g.oh * g.ow);
+        for n in 0..g.n {
+            for oc in 0..o {
+                let first = oc / og * cg;
+                for oy in 0..g.oh {
+                    for ox in 0..g.ow {
+                        let mut s = bias.map_or(0.0, |b| b.host()[oc] as f64);
+                        for ci in 0..cg {
+                            for ky in 0..g.kh {
+                                let Some(iy) = input_at(oy, ky, g.sh, g.ph, g.dh, g.h) else {
+                                    continue;
+                                };
+                                for kx in 0..g.kw {
+                                    let Some(ix) = input_at(ox, kx, g.sw, g.pw, g.dw, g.w) else {
+                                        continue;
+                                    };
+                                    let xv = x[((n * g.c + first + ci) * g.h + iy) * g.w + ix];
+                                    let wv = w[((oc * cg + ci) * g.kh + ky) * g.kw + kx];
+                                    s += xv as f64 * wv as f64;
+                                }
+                            }
+                        }
+                        y.push(s as f32);
+                    }
+                }
+            }
+        }
+        (new(y), keep.then(|| Box::new(x.to_vec()) as Saved))
+    }
+
+    fn conv2d_backward_input(
+        &self,
+        dy: &Storage,
+        w: &Storage,
+        g: &ConvGeom,
+        o: usize,
+        groups: usize,
+    ) -> Storage {
+        let (dy, w) = (dy.host(), w.host());
+        let (cg, og) = (g.c / groups, o / groups);
+        let mut dx = vec![0f64; g.n * g.c * g.h * g.w];
+        for n in 0..g.n {
+            for oc in 0..o {
+                let first = oc / og * cg;
+                for oy in 0..g.oh {
+                    for ox in 0..g.ow {
+                        let d = dy[((n * o + oc) * g.oh + oy) * g.ow + ox] as f64;
+                        for ci in 0..cg {
+                            for ky in 0..g.kh {
+                                let Some(iy) = input_at(oy, ky, g.sh, g.ph, g.dh, g.h) else {
+                                    continue;
+                                };
+                                for kx in 0..g.kw {
+                                    let Some(ix) = input_at(ox, kx, g.sw, g.pw, g.dw, g.w) else {
+                                        continue;
+                                    };
+                                    let wv = w[((oc * cg + ci) * g.kh + ky) * g.kw + kx] as f64;
+                                    dx[((n * g.c + first + ci) * g.h + iy) * g.w + ix] += d * wv;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        new(dx.iter().map(|&v| v as f32).collect())
+    }
+
+    fn conv2d_backward_params(
+        &self,
+        dy: &Storage,
+        saved: Option<&Saved>,
+        g: &ConvGeom,
+        o: usize,
+        groups: usize,
+    ) -> (Option<Storage>, Storage) {
+        let dy = dy.host();
+        let x = saved.map(|s| {
+            s.downcast_ref::<Vec<f32>>()
+                .expect("conv2d: saved by the reference backend")
+        });
+        let (cg, og) = (g.c / groups, o / groups);
+        let mut dw = vec![0f64; o * cg * g.kh * g.kw];
+        let mut db = vec![0f64; o];
+        for n in 0..g.n {
+            for oc in 0..o {
+                let first = oc / og * cg;
+                for oy in 0..g.oh {
+                    for ox in 0..g.ow {
+                        let d = dy[((n * o + oc) * g.oh + oy) * g.ow + ox] as f64;
+                        db[oc] += d;
+                        let Some(x) = x else { continue };
+                        for ci in 0..cg {
+                            for ky in 0..g.kh {
+                                let Some(iy) = input_at(oy, ky, g.sh, g.ph, g.dh, g.h) else {
+                                    continue;
+                                };
+                                for kx in 0..g.kw {
+                                    let Some(ix) = input_at(ox, kx, g.sw, g.pw, g.dw, g.w) else {
+                                        continue;
+                                    };
+                                    let xv =
+                                        x[((n * g.c + first + ci) * g.h + iy) * g.w + ix] as f64;
+                                    dw[((oc * cg + ci) * g.kh + ky) * g.kw + kx] += d * xv;
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let round = |v: Vec<f64>| new(v.iter().map(|&v| v as f32).collect());
+        (x.map(|_| round(dw)), round(db))
+    }
+
+    fn max_pool2d(&self, x: &Storage, planes: usize, g: &ConvGeom) -> (Storage, Saved) {
+        let x = x.host();
+        let (mut y, mut arg) = (vec![], vec![]);
+        for p in 0..planes {
+            for oy in 0..g.oh {
+                for ox in 0..g.ow {
+                    // the first maximum in row-major order; a NaN wins
+                    let mut best: Option<(f32, usize)> = None;
+                    for ky in 0..g.kh {
+                        let Some(iy) = input_at(oy, ky, g.sh, g.ph, g.dh, g.h) else {
+                            continue;
+                        };
+                        for kx in 0..g.kw {
+                            let Some(ix) = input_at(ox, kx, g.sw, g.pw, g.dw, g.w) else {
+                                continue;
+                            };
+                            let i = iy * g.w + ix;
+                            let v = x[p * g.h * g.w + i];
+                            let wins = match best {
+                                None => true,
+                                Some((b, _)) => !b.is_nan() && (v.is_nan() || v > b),
+                            };
+                            if wins {
+                                best = Some((v, i));
+                            }
+                        }
+                    }
+                    let (v, i) = best.expect("max_pool2d: every window holds an element");
+                    y.push(v);
+                    arg.push(i);
+                }
+            }
+        }
+        (new(y), Box::new(arg))
+    }
+
+    fn max_pool2d_backward(
+        &self,
+        dy: &Storage,
+        saved: &Saved,
+        planes: usize,
+        g: &ConvGeom,
+    ) -> Storage {
+        let arg = saved
+            .downcast_ref::<Vec<usize>>()
+            .expect("max_pool2d: saved by the reference backend");
+        let (hw, p) = (g.h * g.w, g.oh * g.ow);
+        let mut dx = vec![0f64; planes * hw];
+        for (k, &d) in dy.host()[..planes * p].iter().enumerate() {
+            dx[k / p * hw + arg[k]] += d as f64;
+        }
+        new(dx.iter().map(|&v| v as f32).collect())
+    }
+
+    fn avg_pool2d(
+        &self,
+        x: &Storage,
+        planes: usize,
+        g: &ConvGeom,
+        count_include_pad: bool,
+    ) -> Storage {
+        let x = x.host();
+        let mut y = vec![];
+        for p in 0..planes {
+            for oy in 0..g.oh {
+                for ox in 0..g.ow {
+                    let mut s = 0f64;
+                    for (iy, ix) in window(g, oy, ox) {
+                        s += x[(p * g.h + iy) * g.w + ix] as f64;
+                    }
+                    y.push((s / pool_divisor(g, oy, ox, count_include_pad)) as f32);
+                }
+            }
+        }
+        new(y)
+    }
+
+    fn avg_pool2d_backward(
+        &self,
+        dy: &Storage,
+        planes: usize,
+        g: &ConvGeom,
+        count_include_pad: bool,
+    ) -> Storage {
+        let dy = dy.host();
+        let mut dx = vec![0f64; planes * g.h * g.w];
+        for p in 0..planes {
+            for oy in 0..g.oh {
+                for ox in 0..g.ow {
+                    let d = dy[(p * g.oh + oy) * g.ow + ox] as f64
+                        / pool_divisor(g, oy, ox, count_include_pad);
+                    for (iy, ix) in window(g, oy, ox) {
+                        dx[(p * g.h + iy) * g.w + ix] += d;
+                    }
+                }
+            }
+        }
+        new(dx.iter().map(|&v| v as f32).collect())
+    }
+
+    fn index_select(
+        &self,
+        x: &Storage,
+        outer: usize,
+        size: usize,
+        inner: usize,
+        ids: &[usize],
+    ) -> Storage {
+        let x = x.host();
+        let mut out = vec![];
+        for o in 0..outer {
+            for &i in ids {
+                for j in 0..inner {
+                    out.push(x[(o * size + i) * inner + j]);
+                }
+            }
+        }
+        new(out)
+    }
+
+    fn index_add(
+        &self,
+        g: &Storage,
+        outer: usize,
+        size: usize,
+        inner: usize,
+        ids: &[usize],
+    ) -> Storage {
+        let g = g.host();
+        let mut dx = vec![0f64; outer * size * inner];
+        for o in 0..outer {
+            for (k, &i) in ids.iter().enumerate() {
+                for j in 0..inner {
+                    dx[(o * size + i) * inner + j] += g[(o * ids.len() + k) * inner + j] as f64;
+                }
+            }
+        }
+        new(dx.iter().map(|&v| v as f32).collect())
+    }
+
+    fn gather(&self, x: &Storage, at: &[usize]) -> Storage {
+        new(at.iter().map(|&o| x.host()[o]).collect())
+    }
+
+    fn scatter_add(&self, g: &Storage, at: &[usize], n: usize) -> Storage {
+        let mut dx = vec![0f64; n];
+        for (&o, &v) in at.iter().zip(g.host()) {
+            dx[o] += v as f64;
+        }
+        new(dx.iter().map(|&v| v as f32).collect())
+    }
+}
+
+/// The input positions inside the image under output `(oy, ox)`'s window.
+fn window(g: &ConvGeom, oy: usize, ox: usize) -> Vec<(usize, usize)> {
+    let mut w = vec![];
+    for ky in 0..g.kh {
+        for kx in 0..g.kw {
+            if let (Some(iy), Some(ix)) = (
+                input_at(oy, ky, g.sh, g.ph, g.dh, g.h),
+                input_at(ox, kx, g.sw, g.pw, g.dw, g.w),
+            ) {
+                w.push((iy, ix));
+            }
+        }
+    }
+    w
+}
+
+/// PyTorch's average-pool divisor: the window clipped to the padded image
+/// (`count_include_pad`) or to the image itself.
+fn pool_divisor(g: &ConvGeom, oy: usize, ox: usize, count_include_pad: bool) -> f64 {
+    let span = |o: usize, k: usize, s: usize, p: usize, size: usize| {
+        let start = (o * s) as isize - p as isize;
+        let (lo, hi) = match count_include_pad {
+            true => (-(p as isize), (size + p) as isize),
+            false => (0, size as isize),
+        };
+        ((start + k as isize).min(hi) - start.max(lo)) as f64
+    };
+    span(oy, g.kh, g.sh, g.ph, g.h) * span(ox, g.kw, g.sw, g.pw, g.w)
+}
