@@ -178,6 +178,9 @@ pub enum DeviceKind {
     Auto,
     Cpu,
     Cuda,
+    /// The reference backend: plain loops in f64, one thread; slow, for
+    /// checking results
+    Reference,
 }
 
 #[derive(Clone, Debug, Args, Serialize, Deserialize)]

@@ -80,7 +80,9 @@ pub struct Evaluation {
 pub fn evaluate(model: &dyn Module, data: ImageDataset, batch: usize) -> Result<Evaluation> {
     let classes = data.set.classes;
     let total = data.set.len();
-    let loader = DataLoader::new(data, batch.max(1)).shuffle(false);
+    let loader = DataLoader::new(data, batch.max(1))
+        .shuffle(false)
+        .to(model.device());
     model.eval();
     let mut ev = Evaluation {
         loss: 0.0,

@@ -23,7 +23,7 @@
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
-use nabla_core::backend::cpu::conv::ConvGeom;
+use nabla_core::backend::ConvGeom;
 use nabla_core::{Conv2dParams, Pool2d, Tensor};
 use nabla_nn::{
     AvgPool2d, BatchNorm, Conv2d, Dropout, Flatten, LeakyReLU, Linear, MaxPool2d, Mish, Module,

@@ -196,6 +196,7 @@ fn train(a: TrainArgs, run_dir: PathBuf, resume: bool) -> Result<i32> {
         DeviceKind::Auto => Device::best_available(),
         DeviceKind::Cpu => Device::Cpu,
         DeviceKind::Cuda => Device::Cuda(0),
+        DeviceKind::Reference => Device::Reference,
     };
     device.ensure_available()?;
     nabla_core::manual_seed(a.seed);
@@ -219,10 +220,12 @@ fn train(a: TrainArgs, run_dir: PathBuf, resume: bool) -> Result<i32> {
         let sd = load_safetensors(w).map_err(|e| anyhow!("{e}"))?;
         load_state_dict(&model, &sd).map_err(|e| anyhow!("{}: {e}", w.display()))?;
     }
+    model.to(device)?;
     let mut opt = optimizer(&a, model.parameters())?;
     let loader = DataLoader::new(train_set, a.batch_size)
         .shuffle(!a.no_shuffle)
-        .seed(a.seed);
+        .seed(a.seed)
+        .to(device);
     let batches_per_epoch = loader.len();
     let mut sched = match a.scheduler {
         SchedulerKind::None | SchedulerKind::Plateau => None,

@@ -237,8 +237,8 @@ pub fn mix_batch(
         );
     }
     Ok((
-        Tensor::from_vec(out, shape)?,
-        Tensor::from_vec(soft, [n, classes])?,
+        Tensor::from_vec_on(out, shape, inputs.device())?,
+        Tensor::from_vec_on(soft, [n, classes], inputs.device())?,
     ))
 }
 

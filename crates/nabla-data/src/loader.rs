@@ -22,7 +22,7 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
 use std::sync::Arc;
 
-use nabla_core::{Generator, Tensor};
+use nabla_core::{Device, Generator, Tensor};
 
 use crate::dataset::Dataset;
 use crate::error::{DataError, Result};
@@ -34,6 +34,17 @@ pub struct Batch {
     pub targets: Tensor,
 }
 
+impl Batch {
+    /// The batch on `device` (one copy of each tensor, none when it is
+    /// there already).
+    pub fn to(&self, device: Device) -> Result<Batch> {
+        Ok(Batch {
+            inputs: self.inputs.to(device)?,
+            targets: self.targets.to(device)?,
+        })
+    }
+}
+
 pub struct DataLoader<D: Dataset + 'static> {
     dataset: Arc<D>,
     pub batch_size: usize,
@@ -41,6 +52,8 @@ pub struct DataLoader<D: Dataset + 'static> {
     pub drop_last: bool,
     pub seed: u64,
     pub prefetch: usize,
+    /// Where the batches are delivered (each moved once, as it is made).
+    pub device: Device,
 }
 
 /// The seed of the random stream for `(seed, a, b)`: the loader's
@@ -65,6 +78,7 @@ impl<D: Dataset + 'static> DataLoader<D> {
             drop_last: false,
             seed: 0,
             prefetch: 4,
+            device: Device::Cpu,
         }
     }
 
@@ -78,6 +92,12 @@ impl<D: Dataset + 'static> DataLoader<D> {
     }
     pub fn seed(mut self, seed: u64) -> Self {
         self.seed = seed;
+        self
+    }
+    /// Delivers the batches on `device` (PyTorch's `x.to(device)` in the
+    /// loop, done here once per batch, ahead of the step that needs it).
+    pub fn to(mut self, device: Device) -> Self {
+        self.device = device;
         self
     }
 
@@ -157,13 +177,13 @@ impl<D: Dataset + 'static> DataLoader<D> {
         }
         let (tx, rx) = channel();
         let dataset = Arc::clone(&self.dataset);
-        let seed = self.seed;
+        let (seed, device) = (self.seed, self.device);
         let make = move |k: usize, chunk: Vec<usize>, tx: Sender<(usize, Result<Batch>)>| {
             let dataset = Arc::clone(&dataset);
             nabla_core::threads::spawn(move || {
                 // a dataset that panics ends this batch with an error, not the process
                 let batch = catch_unwind(AssertUnwindSafe(|| {
-                    Self::make_batch(&dataset, &chunk, seed, epoch)
+                    Self::make_batch(&dataset, &chunk, seed, epoch)?.to(device)
                 }))
                 .unwrap_or_else(|_| {
                     Err(DataError::Invalid {
