@@ -402,6 +402,19 @@ fn indexing_and_views_agree() {
 }
 
 #[test]
+fn fused_cross_entropy_agrees() {
+    let ids = vec![Some(2), None, Some(0), Some(4), Some(4)];
+    let weight = vec![0.5, 1.0, 2.0, 1.5, 1.0];
+    for (eps, total) in [(0.0, true), (0.0, false), (0.3, true), (0.3, false)] {
+        let (ids, weight) = (ids.clone(), weight.clone());
+        let x = randn(&[5, 5], 3).mul_scalar(4.0).unwrap();
+        agree("cross_entropy", &[x], &move |x| {
+            x[0].cross_entropy_rows(ids.clone(), weight.clone(), eps, total)
+        });
+    }
+}
+
+#[test]
 fn seeded_dropout_masks_agree() {
     // one generator on the host: a seed drops the same elements everywhere
     let f: &Program<'_> = &|x| {

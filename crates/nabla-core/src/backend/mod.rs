@@ -122,6 +122,15 @@ pub enum ArgOp {
     Min,
 }
 
+/// The targets of a fused cross-entropy over rows of logits `[N, C]`:
+/// each row's class (None: ignored), the class weights `[C]` and the
+/// label smoothing ε.
+pub struct CrossEntropyRows<'a> {
+    pub ids: &'a [Option<usize>],
+    pub weight: &'a [f32],
+    pub smoothing: f32,
+}
+
 /// A tensor's storage and layout, as the kernels take them.
 pub type View<'a> = (&'a Storage, &'a Layout);
 
@@ -268,6 +277,30 @@ pub trait Backend: Send + Sync {
     fn gather(&self, x: &Storage, at: &[usize]) -> Storage;
     /// The adjoint: `g`'s values added into `n` zeros at positions `at`.
     fn scatter_add(&self, g: &Storage, at: &[usize], n: usize) -> Storage;
+
+    // ---- fused (optional: None sends the caller to its composed path) ----
+
+    /// Softmax and cross-entropy of contiguous logits `[N, C]` in one pass:
+    /// each row's loss `[N]` (with `total`, their sum `[1]`) and the
+    /// probabilities `[N, C]` for the backward pass.
+    fn cross_entropy(
+        &self,
+        _logits: &Storage,
+        _rows: &CrossEntropyRows,
+        _total: bool,
+    ) -> Option<(Storage, Storage)> {
+        None
+    }
+    /// `dx [N, C]` from the probabilities and each row's upstream gradient
+    /// `scale [N]` (contiguous).
+    fn cross_entropy_backward(
+        &self,
+        _probs: &Storage,
+        _rows: &CrossEntropyRows,
+        _scale: &Storage,
+    ) -> Option<Storage> {
+        None
+    }
 }
 
 /// The backend that computes a device's tensors.

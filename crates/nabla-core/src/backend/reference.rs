@@ -4,7 +4,9 @@
 //! is the oracle: the test suite runs ops and models on `Device::Reference`
 //! and on `Device::Cpu` and compares.
 
-use crate::backend::{ArgOp, Backend, BinaryOp, ConvGeom, ReduceOp, RowOp, Saved, UnaryOp, View};
+use crate::backend::{
+    ArgOp, Backend, BinaryOp, ConvGeom, CrossEntropyRows, ReduceOp, RowOp, Saved, UnaryOp, View,
+};
 use crate::layout::{broadcast_strides, contiguous_strides, Layout};
 use crate::storage::{HostBuffer, Storage};
 use crate::Device;
@@ -726,6 +728,62 @@ impl Backend for ReferenceBackend {
             dx[o] += v as f64;
         }
         new(dx.iter().map(|&v| v as f32).collect())
+    }
+
+    fn cross_entropy(
+        &self,
+        logits: &Storage,
+        rows: &CrossEntropyRows,
+        total: bool,
+    ) -> Option<(Storage, Storage)> {
+        let (n, c) = (rows.ids.len(), rows.weight.len());
+        let (x, w, eps) = (logits.host(), rows.weight, rows.smoothing as f64);
+        let (mut losses, mut probs) = (vec![0f64; n], vec![0f32; n * c]);
+        for (i, &id) in rows.ids.iter().enumerate() {
+            let Some(y) = id else { continue };
+            let row: Vec<f64> = x[i * c..(i + 1) * c].iter().map(|&v| v as f64).collect();
+            let m = row.iter().fold(f64::NEG_INFINITY, |a, &b| a.max(b));
+            let ln_s = row.iter().map(|v| (v - m).exp()).sum::<f64>().ln();
+            let log_p = |k: usize| row[k] - m - ln_s;
+            for k in 0..c {
+                probs[i * c + k] = log_p(k).exp() as f32;
+            }
+            let nll = -log_p(y) * w[y] as f64;
+            let smooth: f64 = (0..c).map(|k| -(w[k] as f64) * log_p(k)).sum();
+            losses[i] = if eps > 0.0 {
+                (1.0 - eps) * nll + eps / c as f64 * smooth
+            } else {
+                nll
+            };
+        }
+        let losses = if total {
+            vec![losses.iter().sum()]
+        } else {
+            losses
+        };
+        Some((new(losses.iter().map(|&v| v as f32).collect()), new(probs)))
+    }
+
+    fn cross_entropy_backward(
+        &self,
+        probs: &Storage,
+        rows: &CrossEntropyRows,
+        scale: &Storage,
+    ) -> Option<Storage> {
+        let (n, c) = (rows.ids.len(), rows.weight.len());
+        let (p, w, eps) = (probs.host(), rows.weight, rows.smoothing as f64);
+        let w_total: f64 = w.iter().map(|&v| v as f64).sum();
+        let mut dx = vec![0f32; n * c];
+        for (i, &id) in rows.ids.iter().enumerate() {
+            let Some(y) = id else { continue };
+            for k in 0..c {
+                let pk = p[i * c + k] as f64;
+                let hard = (1.0 - eps) * w[y] as f64 * (pk - (k == y) as u8 as f64);
+                let soft = eps / c as f64 * (w_total * pk - w[k] as f64);
+                dx[i * c + k] = (scale.host()[i] as f64 * (hard + soft)) as f32;
+            }
+        }
+        Some(new(dx))
     }
 }
 

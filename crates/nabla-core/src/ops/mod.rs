@@ -13,6 +13,7 @@ mod cat;
 mod clamp;
 mod compare;
 mod conv2d;
+mod cross_entropy;
 mod div;
 mod dropout;
 mod elu;

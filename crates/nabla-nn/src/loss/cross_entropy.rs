@@ -162,7 +162,7 @@ pub fn cross_entropy_with(
     }
     let (logits, targets, per_sample) = positions_as_samples(op, logits, targets)?;
     let (logits, targets) = (&logits, &targets);
-    let (n, c, ids) = check_targets(op, logits, targets, opts.ignore_index)?;
+    let (_, c, ids) = check_targets(op, logits, targets, opts.ignore_index)?;
     let eps = opts.label_smoothing;
     if !(0.0..=1.0).contains(&eps) {
         return Err(Error::Arg {
@@ -180,78 +180,15 @@ pub fn cross_entropy_with(
         Some(w) => w.to_vec(),
         None => vec![1.0; c],
     };
-    let w_total: f32 = w.iter().sum();
-    let x = logits.to_vec();
-    let mut probs = vec![0f32; n * c];
-    let mut losses = vec![0f32; n];
-    for i in 0..n {
-        let Some(y) = ids[i] else { continue };
-        let row = &x[i * c..(i + 1) * c];
-        let m = row.iter().fold(f32::NEG_INFINITY, |a, &b| a.max(b));
-        // p = e^(x − m) / s, as softmax computes it (equal logits give
-        // exactly 1/C, whose gradients then cancel exactly)
-        let p = &mut probs[i * c..(i + 1) * c];
-        for (p, &v) in p.iter_mut().zip(row) {
-            *p = (v - m).exp();
-        }
-        // (x − m) − ln s, not x − (m + ln s): for large logits the sum
-        // m + ln s rounds away the low bits of ln s; and ln s from the
-        // terms below the max, which ln of the rounded sum loses
-        let ln_s = nabla_core::backend::cpu::math::ln_sum_of_shifted_exps(p, m);
-        let s: f32 = p.iter().sum();
-        p.iter_mut().for_each(|p| *p /= s);
-        let nll = -((row[y] - m) - ln_s) * w[y];
-        // (the smoothing term only with smoothing: 0 · ∞ would turn the
-        // infinite loss of a −∞ logit into NaN)
-        losses[i] = match eps > 0.0 {
-            true => {
-                let smooth: f32 = (0..c).map(|k| -w[k] * ((row[k] - m) - ln_s)).sum();
-                (1.0 - eps) * nll + eps / c as f32 * smooth
-            }
-            false => nll,
-        };
-    }
+    // the weight of the samples that count: the mean's divisor
     let denom: f32 = ids.iter().flatten().map(|&y| w[y]).sum();
-    let device = logits.device();
-    let value = match opts.reduction {
-        Reduction::Mean => Tensor::from_vec_on(
-            vec![losses.iter().sum::<f32>() / denom],
-            Vec::<usize>::new(),
-            device,
-        )?,
-        Reduction::Sum => {
-            Tensor::from_vec_on(vec![losses.iter().sum()], Vec::<usize>::new(), device)?
-        }
-        Reduction::None => Tensor::from_vec_on(losses, [n], device)?,
-    };
     let reduction = opts.reduction;
-    let y = value.attach("CrossEntropyBackward", &[logits], move |g, _| {
-        // upstream gradient per sample
-        let gv = g.to_vec();
-        let scale = |i: usize| match reduction {
-            Reduction::Mean => gv[0] / denom,
-            Reduction::Sum => gv[0],
-            Reduction::None => gv[i],
-        };
-        let mut dx = vec![0f32; n * c];
-        for i in 0..n {
-            // (an ignored sample's row stays 0)
-            let Some(y) = ids[i] else { continue };
-            let s = scale(i);
-            let wy = w[y];
-            let row = &probs[i * c..(i + 1) * c];
-            // p_y − 1 as −Σ_{k≠y} p_k: the difference cancels where the
-            // class is nearly certain, the sum keeps its digits
-            let others: f32 = (0..c).filter(|&k| k != y).map(|k| row[k]).sum();
-            for k in 0..c {
-                let p = row[k];
-                let hard = (1.0 - eps) * wy * if k == y { -others } else { p };
-                let soft = eps / c as f32 * (w_total * p - w[k]);
-                dx[i * c + k] = s * (hard + soft);
-            }
-        }
-        Ok(vec![Some(Tensor::from_vec_on(dx, [n, c], device)?)])
-    });
+    let total = reduction != Reduction::None;
+    let y = logits.cross_entropy_rows(ids, w, eps, total)?;
+    let y = match reduction {
+        Reduction::Mean => y.div_scalar(denom)?,
+        _ => y,
+    };
     match reduction {
         Reduction::None => y.reshape(per_sample),
         _ => Ok(y),

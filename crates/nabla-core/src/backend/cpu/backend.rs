@@ -4,8 +4,10 @@ use rayon::prelude::*;
 
 use super::matmul::{gemm_to, MatRef};
 use super::reduce::{reduce_rows, sum_columns};
-use super::{conv, copy, named, pool};
-use crate::backend::{ArgOp, Backend, BinaryOp, ConvGeom, ReduceOp, RowOp, Saved, UnaryOp, View};
+use super::{conv, copy, loss, named, pool};
+use crate::backend::{
+    ArgOp, Backend, BinaryOp, ConvGeom, CrossEntropyRows, ReduceOp, RowOp, Saved, UnaryOp, View,
+};
 use crate::layout::{broadcast_strides, Layout};
 use crate::storage::{HostBuffer, Storage};
 use crate::Device;
@@ -433,5 +435,28 @@ impl Backend for CpuBackend {
             dx[o] += gv;
         }
         new(dx)
+    }
+
+    fn cross_entropy(
+        &self,
+        logits: &Storage,
+        rows: &CrossEntropyRows,
+        total: bool,
+    ) -> Option<(Storage, Storage)> {
+        let (losses, probs) = loss::cross_entropy(logits.host(), rows, total);
+        Some((new(losses), new(probs)))
+    }
+
+    fn cross_entropy_backward(
+        &self,
+        probs: &Storage,
+        rows: &CrossEntropyRows,
+        scale: &Storage,
+    ) -> Option<Storage> {
+        Some(new(loss::cross_entropy_backward(
+            probs.host(),
+            rows,
+            scale.host(),
+        )))
     }
 }

@@ -6,6 +6,7 @@ mod backend;
 pub mod conv;
 pub mod copy;
 pub mod elementwise;
+pub mod loss;
 pub mod math;
 pub mod matmul;
 pub mod named;
