@@ -339,6 +339,12 @@ impl Tensor {
         self.0.storage.read().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// The storage, for writing in place (no view of it may be read while
+    /// the guard lives).
+    pub(crate) fn storage_mut(&self) -> std::sync::RwLockWriteGuard<'_, Storage> {
+        self.0.storage.write().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// The backend that computes this tensor's device.
     pub(crate) fn backend(&self) -> &'static dyn Backend {
         backend::for_device(self.device())

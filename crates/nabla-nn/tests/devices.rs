@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use nabla_core::{manual_seed, Device, Result, Tensor};
 use nabla_nn::loss::cross_entropy;
-use nabla_nn::optim::{Adam, Optimizer, RMSprop, Sgd};
+use nabla_nn::optim::{Adagrad, Adam, Optimizer, RMSprop, Sgd};
 use nabla_nn::rnn::RnnConfig;
 use nabla_nn::zoo::LeNet;
 use nabla_nn::{BatchNorm1d, Linear, Module, ReLU, Recurrent, Sequential};
@@ -29,7 +29,8 @@ on_every_device!(
     lenet_sgd_steps,
     mlp_batchnorm_adam_steps,
     lstm_stack_steps,
-    gru_stack_steps
+    gru_stack_steps,
+    every_update_rule,
 );
 
 /// Held by each run: the seeded initialization and data draw from the one
@@ -163,4 +164,35 @@ fn lstm_stack_steps(device: Device) {
 
 fn gru_stack_steps(device: Device) {
     recurrent_steps(device, Recurrent::gru);
+}
+
+/// Each optimizer's variants (momentum, Nesterov, weight decay, AdamW,
+/// AMSGrad, centered RMSprop, maximize) for a few steps of a small
+/// regression.
+fn every_update_rule(device: Device) {
+    let data = batches(&[8, 5], 8, 3, 4);
+    type Make = fn(Vec<Tensor>) -> Box<dyn Optimizer>;
+    let rules: &[Make] = &[
+        |p| Box::new(Sgd::new(p, 0.1)),
+        |p| {
+            Box::new(
+                Sgd::new(p, 0.1)
+                    .momentum(0.9)
+                    .dampening(0.1)
+                    .weight_decay(0.01),
+            )
+        },
+        |p| Box::new(Sgd::new(p, 0.1).momentum(0.9).nesterov(true)),
+        |p| Box::new(Adam::new(p, 0.01).weight_decay(0.1)),
+        |p| Box::new(Adam::adamw(p, 0.01).amsgrad(true)),
+        |p| Box::new(RMSprop::new(p, 0.01).centered(true).momentum(0.5)),
+        |p| Box::new(RMSprop::new(p, 0.01).weight_decay(0.1)),
+        |p| Box::new(Adagrad::new(p, 0.1).lr_decay(0.01)),
+        |p| Box::new(Sgd::new(p, 0.05).momentum(0.5).maximize(true)),
+    ];
+    for make in rules {
+        agree(device, 1e-4, |d| {
+            train(d, || Linear::new(5, 3), make, &data, classify)
+        });
+    }
 }

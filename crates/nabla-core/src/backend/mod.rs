@@ -131,6 +131,52 @@ pub struct CrossEntropyRows<'a> {
     pub smoothing: f32,
 }
 
+/// One optimizer update of a parameter, with this step's hyperparameters
+/// (PyTorch's formulas; nabla-nn's `optim/` derives them). The state
+/// buffers come in the order listed for each rule.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub enum UpdateRule {
+    /// State: `[momentum_buffer]` when momentum ≠ 0, else none.
+    /// `first_step` starts the buffer at the gradient.
+    Sgd {
+        lr: f32,
+        momentum: f32,
+        dampening: f32,
+        weight_decay: f32,
+        nesterov: bool,
+        first_step: bool,
+    },
+    /// State: `[exp_avg, exp_avg_sq]`, and `max_exp_avg_sq` for AMSGrad.
+    /// `step_size = lr / (1 − β1ᵗ)`, `bc2_sqrt = √(1 − β2ᵗ)`; `decoupled`
+    /// is AdamW's weight decay.
+    Adam {
+        lr: f32,
+        step_size: f32,
+        bc2_sqrt: f32,
+        beta1: f32,
+        beta2: f32,
+        eps: f32,
+        weight_decay: f32,
+        decoupled: bool,
+    },
+    /// State: `[square_avg]`, then `grad_avg` when centered, then
+    /// `momentum_buffer` when momentum > 0.
+    RmsProp {
+        lr: f32,
+        alpha: f32,
+        eps: f32,
+        weight_decay: f32,
+        momentum: f32,
+        centered: bool,
+    },
+    /// State: `[sum]`; `lr` is this step's decayed rate.
+    Adagrad {
+        lr: f32,
+        eps: f32,
+        weight_decay: f32,
+    },
+}
+
 /// A tensor's storage and layout, as the kernels take them.
 pub type View<'a> = (&'a Storage, &'a Layout);
 
@@ -277,6 +323,21 @@ pub trait Backend: Send + Sync {
     fn gather(&self, x: &Storage, at: &[usize]) -> Storage;
     /// The adjoint: `g`'s values added into `n` zeros at positions `at`.
     fn scatter_add(&self, g: &Storage, at: &[usize], n: usize) -> Storage;
+
+    // ---- optimizers -------------------------------------------------------
+
+    /// One optimizer update, in place: the parameter's values at `at` in
+    /// `param`, its gradient (contiguous, as many values, negated first
+    /// when `maximize`) and the rule's state buffers.
+    fn update(
+        &self,
+        rule: &UpdateRule,
+        param: &mut Storage,
+        at: std::ops::Range<usize>,
+        grad: View,
+        state: &mut [&mut Storage],
+        maximize: bool,
+    );
 
     // ---- fused (optional: None sends the caller to its composed path) ----
 

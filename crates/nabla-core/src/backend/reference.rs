@@ -5,7 +5,8 @@
 //! and on `Device::Cpu` and compares.
 
 use crate::backend::{
-    ArgOp, Backend, BinaryOp, ConvGeom, CrossEntropyRows, ReduceOp, RowOp, Saved, UnaryOp, View,
+    ArgOp, Backend, BinaryOp, ConvGeom, CrossEntropyRows, ReduceOp, RowOp, Saved, UnaryOp,
+    UpdateRule, View,
 };
 use crate::layout::{broadcast_strides, contiguous_strides, Layout};
 use crate::storage::{HostBuffer, Storage};
@@ -784,6 +785,124 @@ impl Backend for ReferenceBackend {
             }
         }
         Some(new(dx))
+    }
+
+    fn update(
+        &self,
+        rule: &UpdateRule,
+        param: &mut Storage,
+        at: std::ops::Range<usize>,
+        grad: View,
+        state: &mut [&mut Storage],
+        maximize: bool,
+    ) {
+        let g = values(grad);
+        let w = &mut param.host_mut()[at];
+        let mut s: Vec<&mut [f32]> = state.iter_mut().map(|s| s.host_mut()).collect();
+        for k in 0..w.len() {
+            let g = if maximize { -g[k] as f64 } else { g[k] as f64 };
+            let mut x = w[k] as f64;
+            // each buffer's value, updated in f64 and stored back in f32
+            let mut b: Vec<f64> = s.iter().map(|s| s[k] as f64).collect();
+            step(rule, &mut x, g, &mut b);
+            w[k] = x as f32;
+            for (s, b) in s.iter_mut().zip(b) {
+                s[k] = b as f32;
+            }
+        }
+    }
+}
+
+/// One element's optimizer update, in f64 (the formulas as PyTorch's
+/// documentation writes them).
+fn step(rule: &UpdateRule, w: &mut f64, g: f64, b: &mut [f64]) {
+    match *rule {
+        UpdateRule::Sgd {
+            lr,
+            momentum,
+            dampening,
+            weight_decay,
+            nesterov,
+            first_step,
+        } => {
+            let g = g + weight_decay as f64 * *w;
+            let d = match b {
+                [] => g,
+                [buf] => {
+                    let (mu, damp) = (momentum as f64, dampening as f64);
+                    *buf = if first_step {
+                        g
+                    } else {
+                        mu * *buf + (1.0 - damp) * g
+                    };
+                    if nesterov {
+                        g + mu * *buf
+                    } else {
+                        *buf
+                    }
+                }
+                _ => unreachable!("one buffer at most"),
+            };
+            *w -= lr as f64 * d;
+        }
+        UpdateRule::Adam {
+            lr,
+            step_size,
+            bc2_sqrt,
+            beta1,
+            beta2,
+            eps,
+            weight_decay,
+            decoupled,
+        } => {
+            let (b1, b2, wd) = (beta1 as f64, beta2 as f64, weight_decay as f64);
+            let mut g = g;
+            match decoupled {
+                true => *w *= 1.0 - lr as f64 * wd,
+                false => g += wd * *w,
+            }
+            b[0] = b1 * b[0] + (1.0 - b1) * g;
+            b[1] = b2 * b[1] + (1.0 - b2) * g * g;
+            if b.len() == 3 {
+                b[2] = b[2].max(b[1]);
+            }
+            let v_hat = b[b.len() - 1];
+            *w -= step_size as f64 * b[0] / (v_hat.sqrt() / bc2_sqrt as f64 + eps as f64);
+        }
+        UpdateRule::RmsProp {
+            lr,
+            alpha,
+            eps,
+            weight_decay,
+            momentum,
+            centered,
+        } => {
+            let (a, g) = (alpha as f64, g + weight_decay as f64 * *w);
+            b[0] = a * b[0] + (1.0 - a) * g * g;
+            let mut d = b[0];
+            if centered {
+                b[1] = a * b[1] + (1.0 - a) * g;
+                d -= b[1] * b[1];
+            }
+            let d = d.sqrt() + eps as f64;
+            match momentum > 0.0 {
+                true => {
+                    let buf = b.last_mut().expect("momentum_buffer");
+                    *buf = momentum as f64 * *buf + g / d;
+                    *w -= lr as f64 * *buf;
+                }
+                false => *w -= lr as f64 * g / d,
+            }
+        }
+        UpdateRule::Adagrad {
+            lr,
+            eps,
+            weight_decay,
+        } => {
+            let g = g + weight_decay as f64 * *w;
+            b[0] += g * g;
+            *w -= lr as f64 * g / (b[0].sqrt() + eps as f64);
+        }
     }
 }
 

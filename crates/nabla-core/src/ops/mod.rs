@@ -52,6 +52,7 @@ mod sqrt;
 mod sub;
 mod sum;
 mod tanh;
+mod update;
 mod var;
 mod where_;
 

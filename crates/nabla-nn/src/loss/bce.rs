@@ -16,10 +16,20 @@ use super::{reduce, same_shape, Reduction};
 /// error, as in PyTorch (logits belong in [`bce_with_logits`]).
 pub fn bce_loss(input: &Tensor, target: &Tensor, reduction: Reduction) -> Result<Tensor> {
     same_shape("bce_loss", input, target)?;
-    if let Some(p) = input
-        .to_vec()
-        .into_iter()
-        .find(|p| !(0.0..=1.0).contains(p))
+    // one value read to check them all (NaN fails both comparisons);
+    // the offending value only on the error path
+    let inside = input
+        .ge(&Tensor::scalar(0.0))?
+        .mul(&input.le(&Tensor::scalar(1.0))?)?;
+    let all_inside = inside.numel() == 0 || inside.min_all()?.item()? == 1.0;
+    if let Some(p) = (!all_inside)
+        .then(|| {
+            input
+                .to_vec()
+                .into_iter()
+                .find(|p| !(0.0..=1.0).contains(p))
+        })
+        .flatten()
     {
         return Err(Error::Arg {
             op: "bce_loss",

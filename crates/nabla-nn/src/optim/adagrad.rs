@@ -10,7 +10,8 @@
 
 use nabla_core::{Result, Tensor};
 
-use super::{check_non_negative, update_param, OptimCore, Optimizer};
+use super::{check_non_negative, OptimCore, Optimizer};
+use nabla_core::backend::UpdateRule;
 
 pub struct Adagrad {
     core: OptimCore,
@@ -84,17 +85,13 @@ impl Optimizer for Adagrad {
             let slots = &mut self.core.slots;
             slots.step[i] += 1;
             let clr = (lr as f64 / (1.0 + (slots.step[i] - 1) as f64 * decay as f64)) as f32;
-            let (state, _) = slots.get(i, &["sum"], p.numel(), init);
-            update_param(p, &grad, self.maximize, state, move |w, g, state| {
-                let [s] = state else {
-                    unreachable!("one buffer")
-                };
-                for ((w, &g), s) in w.iter_mut().zip(g).zip(s.iter_mut()) {
-                    let g = if wd != 0.0 { g + wd * *w } else { g };
-                    *s += g * g;
-                    *w += -clr * (g / (s.sqrt() + eps));
-                }
-            })?;
+            let (state, _) = slots.get(i, &["sum"], p, init);
+            let rule = UpdateRule::Adagrad {
+                lr: clr,
+                eps,
+                weight_decay: wd,
+            };
+            p.apply_update(&rule, &grad, &state, self.maximize)?;
         }
         Ok(())
     }

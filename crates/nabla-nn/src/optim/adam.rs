@@ -13,7 +13,8 @@
 
 use nabla_core::{Error, Result, Tensor};
 
-use super::{check_non_negative, update_param, OptimCore, Optimizer};
+use super::{check_non_negative, OptimCore, Optimizer};
+use nabla_core::backend::UpdateRule;
 
 pub struct Adam {
     core: OptimCore,
@@ -113,45 +114,18 @@ impl Optimizer for Adam {
                 true => &["exp_avg", "exp_avg_sq", "max_exp_avg_sq"],
                 false => &["exp_avg", "exp_avg_sq"],
             };
-            let (state, _) = slots.get(i, names, p.numel(), 0.0);
-            update_param(p, &grad, self.maximize, state, move |w, g, state| {
-                let (m, rest) = state.split_first_mut().expect("exp_avg");
-                let (v, vmax) = rest.split_first_mut().expect("exp_avg_sq");
-                let adam =
-                    |w: &mut f32, g: f32, m: &mut f32, v: &mut f32, vmax: Option<&mut f32>| {
-                        let mut g = g;
-                        if wd != 0.0 {
-                            match decoupled {
-                                true => *w *= 1.0 - lr * wd,
-                                false => g += wd * *w,
-                            }
-                        }
-                        *m += (1.0 - b1) * (g - *m);
-                        *v = *v * b2 + (1.0 - b2) * g * g;
-                        let v_hat = match vmax {
-                            Some(vmax) => {
-                                *vmax = vmax.max(*v);
-                                *vmax
-                            }
-                            None => *v,
-                        };
-                        *w += -step_size * (*m / (v_hat.sqrt() / bc2_sqrt + eps));
-                    };
-                // zipped iterators: no bounds checks, so the loops vectorize
-                let each = w.iter_mut().zip(g).zip(m.iter_mut()).zip(v.iter_mut());
-                match vmax.first_mut() {
-                    Some(vmax) => {
-                        for ((((w, &g), m), v), x) in each.zip(vmax.iter_mut()) {
-                            adam(w, g, m, v, Some(x));
-                        }
-                    }
-                    None => {
-                        for (((w, &g), m), v) in each {
-                            adam(w, g, m, v, None);
-                        }
-                    }
-                }
-            })?;
+            let (state, _) = slots.get(i, names, p, 0.0);
+            let rule = UpdateRule::Adam {
+                lr,
+                step_size,
+                bc2_sqrt,
+                beta1: b1,
+                beta2: b2,
+                eps,
+                weight_decay: wd,
+                decoupled,
+            };
+            p.apply_update(&rule, &grad, &state, self.maximize)?;
         }
         Ok(())
     }

@@ -13,18 +13,25 @@ pub fn clip_grad_norm(params: &[Tensor], max_norm: f32, norm_type: f32) -> Resul
         });
     }
     let grads: Vec<Tensor> = params.iter().filter_map(|p| p.grad()).collect();
-    let total = if norm_type.is_infinite() {
-        grads
-            .iter()
-            .flat_map(|g| g.to_vec())
-            .fold(0f32, |m, v| m.max(v.abs()))
-    } else {
-        let s: f64 = grads
-            .iter()
-            .flat_map(|g| g.to_vec())
-            .map(|v| (v.abs() as f64).powf(norm_type as f64))
-            .sum();
-        s.powf(1.0 / norm_type as f64) as f32
+    if grads.is_empty() {
+        return Ok(0.0);
+    }
+    // each gradient's part on its device, then the total: one value read
+    let parts = grads
+        .iter()
+        .filter(|g| g.numel() > 0)
+        .map(|g| match norm_type.is_infinite() {
+            true => g.abs()?.max_all(),
+            false => g.abs()?.powf(norm_type)?.sum_all(),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    if parts.is_empty() {
+        return Ok(0.0);
+    }
+    let parts = Tensor::stack(&parts, 0)?;
+    let total = match norm_type.is_infinite() {
+        true => parts.max_all()?.item()?,
+        false => parts.sum_all()?.powf(1.0 / norm_type)?.item()?,
     };
     let coef = max_norm / (total + 1e-6);
     if coef < 1.0 {

@@ -20,7 +20,6 @@ pub use rmsprop::RMSprop;
 pub use sgd::Sgd;
 
 use nabla_core::{Error, Result, Tensor};
-use rayon::prelude::*;
 
 /// What every optimizer holds: the parameters, the learning rate and the
 /// per-parameter state.
@@ -107,11 +106,12 @@ pub(crate) fn check_non_negative(op: &'static str, values: &[(&str, f32)]) -> Re
     }
 }
 
-/// Per-parameter buffers of an optimizer, by name, allocated on first use.
+/// Per-parameter buffers of an optimizer, by name, allocated on first use
+/// where the parameter lives.
 #[derive(Clone, Debug, Default)]
 pub(crate) struct Slots {
     pub step: Vec<u64>,
-    pub buffers: Vec<Vec<(&'static str, Vec<f32>)>>,
+    pub buffers: Vec<Vec<(&'static str, Tensor)>>,
 }
 
 impl Slots {
@@ -122,35 +122,35 @@ impl Slots {
         }
     }
 
-    /// Buffers `names` of parameter `i` (`n` elements each), created
-    /// filled with `init` on first use; `fresh` says whether they were just
-    /// created.
+    /// Buffers `names` of parameter `p` (the `i`-th), created filled with
+    /// `init` on its device on first use; `fresh` says whether they were
+    /// just created.
     pub fn get(
         &mut self,
         i: usize,
         names: &[&'static str],
-        n: usize,
+        p: &Tensor,
         init: f32,
-    ) -> (Vec<&mut [f32]>, bool) {
+    ) -> (Vec<Tensor>, bool) {
         let bufs = &mut self.buffers[i];
         let mut fresh = false;
         for &name in names {
             if !bufs.iter().any(|(b, _)| *b == name) {
-                bufs.push((name, vec![init; n]));
+                bufs.push((name, Tensor::full_on(p.shape(), init, p.device())));
                 fresh = true;
             }
         }
-        let mut found: Vec<Option<&mut [f32]>> = names.iter().map(|_| None).collect();
-        for (b, v) in bufs.iter_mut() {
-            if let Some(k) = names.iter().position(|name| name == b) {
-                found[k] = Some(v.as_mut_slice());
-            }
-        }
-        let out = found
-            .into_iter()
-            .map(|v| v.expect("every name was inserted above"))
+        let found = names
+            .iter()
+            .map(|name| {
+                let (_, t) = bufs
+                    .iter()
+                    .find(|(b, _)| b == name)
+                    .expect("every name was inserted above");
+                t.clone()
+            })
             .collect();
-        (out, fresh)
+        (found, fresh)
     }
 
     pub fn to_tensors(&self, params: &[Tensor]) -> Vec<(String, Tensor)> {
@@ -160,8 +160,9 @@ impl Slots {
                 format!("state.{i}.step"),
                 Tensor::scalar(self.step[i] as f32),
             ));
-            for (name, v) in &self.buffers[i] {
-                let t = Tensor::from_vec(v.clone(), p.shape())
+            for (name, t) in &self.buffers[i] {
+                // a copy on the host: the checkpoint must not change with later steps
+                let t = Tensor::from_vec(t.to_vec(), p.shape())
                     .expect("buffer has the parameter's size");
                 out.push((format!("state.{i}.{name}"), t));
             }
@@ -198,103 +199,12 @@ impl Slots {
                 });
             }
             let name: &'static str = Box::leak(name.to_string().into_boxed_str());
-            slots.buffers[i].push((name, t.to_vec()));
+            let t = Tensor::from_vec_on(t.to_vec(), p.shape(), p.device())?;
+            slots.buffers[i].push((name, t));
         }
         *self = slots;
         Ok(())
     }
-}
-
-/// Parameters of at least two chunks are updated a chunk per task on the
-/// pool's threads: an update is a few flops per element, so smaller ones are
-/// not worth a hand-over.
-const CHUNK: usize = 1 << 14;
-
-/// One optimizer update of parameter `p` in a single pass over memory:
-/// `f(w, g, state)` runs on matching pieces of the values (updated in
-/// place), its gradient `grad` (negated when `maximize`) and each `state`
-/// buffer.
-///
-/// The pieces are independent, so the result does not depend on how they
-/// are cut: `f` must treat every element alone.
-pub(crate) fn update_param(
-    p: &Tensor,
-    grad: &Tensor,
-    maximize: bool,
-    state: Vec<&mut [f32]>,
-    f: impl Fn(&mut [f32], &[f32], &mut [&mut [f32]]) + Sync,
-) -> Result<()> {
-    if grad.numel() != p.numel() {
-        return Err(Error::Shape {
-            op: "optimizer step",
-            msg: format!(
-                "gradient of shape {:?} for a parameter of shape {:?}",
-                grad.shape(),
-                p.shape()
-            ),
-        });
-    }
-    let update = |g: &[f32]| {
-        let negated: Vec<f32>;
-        let g = if maximize {
-            negated = g.iter().map(|v| -v).collect();
-            &negated
-        } else {
-            g
-        };
-        p.update_data(|w| in_chunks(w, g, state, &f))
-    };
-    if grad.shares_storage(p) {
-        // reading the gradient in place while writing the values would
-        // lock the one storage twice: copy it first
-        return update(&grad.to_vec());
-    }
-    grad.read_data(update)
-}
-
-/// One piece of an update: values, gradient, state buffers.
-type Piece<'a> = (&'a mut [f32], &'a [f32], Vec<&'a mut [f32]>);
-
-/// Runs `f` on the whole of `w`, `g` and `state` at once, or on their
-/// [`pieces`] in parallel when there are at least two.
-fn in_chunks(
-    w: &mut [f32],
-    g: &[f32],
-    mut state: Vec<&mut [f32]>,
-    f: &(impl Fn(&mut [f32], &[f32], &mut [&mut [f32]]) + Sync),
-) {
-    if w.len() < 2 * CHUNK || nabla_core::num_threads() == 1 {
-        return f(w, g, &mut state);
-    }
-    let pieces = pieces(w, g, state);
-    nabla_core::in_pool(|| {
-        pieces
-            .into_par_iter()
-            .for_each(|(w, g, mut s)| f(w, g, &mut s))
-    });
-}
-
-/// `w`, `g` and every `state` buffer cut at the same multiples of [`CHUNK`].
-fn pieces<'a>(
-    mut w: &'a mut [f32],
-    mut g: &'a [f32],
-    mut state: Vec<&'a mut [f32]>,
-) -> Vec<Piece<'a>> {
-    let mut out = vec![];
-    while !w.is_empty() {
-        let at = CHUNK.min(w.len());
-        let (w0, w1) = w.split_at_mut(at);
-        let (g0, g1) = g.split_at(at);
-        let (mut heads, mut tails) = (vec![], vec![]);
-        for s in state {
-            let (h, t) = s.split_at_mut(at);
-            heads.push(h);
-            tails.push(t);
-        }
-        out.push((w0, g0, heads));
-        (w, g, state) = (w1, g1, tails);
-    }
-    out
 }
 
 #[cfg(test)]
@@ -364,38 +274,5 @@ mod tests {
             Box::new(Adagrad::new(ps(), 0.1)),
         ];
         fine.iter_mut().for_each(|o| o.step().unwrap());
-    }
-
-    /// An update whose result says which element it came from: chunks cut
-    /// at the wrong place, or state out of step with the values, show.
-    fn update(w: &mut [f32], g: &[f32], s: &mut [&mut [f32]]) {
-        let [a, b] = s else { panic!("two buffers") };
-        for k in 0..w.len() {
-            a[k] += g[k];
-            b[k] = a[k] * 2.0 + w[k];
-            w[k] -= 0.5 * b[k];
-        }
-    }
-
-    #[test]
-    fn chunked_updates_equal_one_pass() {
-        let n = 5 * CHUNK + 77;
-        let values = |k: usize, s: f32| {
-            (0..n)
-                .map(|i| ((i * k) % 97) as f32 * s)
-                .collect::<Vec<f32>>()
-        };
-        let g = values(3, 0.01);
-        let (mut w1, mut a1, mut b1) = (values(5, 0.1), values(7, 1.0), vec![0.0; n]);
-        let (mut w2, mut a2, mut b2) = (w1.clone(), a1.clone(), b1.clone());
-        update(&mut w1, &g, &mut [&mut a1, &mut b1]);
-        let cut = pieces(&mut w2, &g, vec![&mut a2, &mut b2]);
-        assert_eq!(cut.len(), 6);
-        for (w, g, mut s) in cut {
-            update(w, g, &mut s);
-        }
-        assert_eq!(w1, w2);
-        assert_eq!(a1, a2);
-        assert_eq!(b1, b2);
     }
 }

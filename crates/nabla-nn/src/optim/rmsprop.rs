@@ -10,7 +10,8 @@
 
 use nabla_core::{Result, Tensor};
 
-use super::{check_non_negative, update_param, OptimCore, Optimizer};
+use super::{check_non_negative, OptimCore, Optimizer};
+use nabla_core::backend::UpdateRule;
 
 pub struct RMSprop {
     core: OptimCore,
@@ -99,34 +100,16 @@ impl Optimizer for RMSprop {
             if mu > 0.0 {
                 names.push("momentum_buffer");
             }
-            let (state, _) = slots.get(i, &names, p.numel(), 0.0);
-            update_param(p, &grad, self.maximize, state, move |w, g, state| {
-                let (s, rest) = state.split_first_mut().expect("square_avg");
-                let (mut a, mut b) = match centered {
-                    true => {
-                        let (a, b) = rest.split_first_mut().expect("grad_avg");
-                        (Some(a), b.first_mut())
-                    }
-                    false => (None, rest.first_mut()),
-                };
-                for k in 0..w.len() {
-                    let g = if wd != 0.0 { g[k] + wd * w[k] } else { g[k] };
-                    s[k] = s[k] * alpha + (1.0 - alpha) * g * g;
-                    let mut d = s[k];
-                    if let Some(a) = a.as_deref_mut() {
-                        a[k] += (1.0 - alpha) * (g - a[k]);
-                        d += -(a[k] * a[k]);
-                    }
-                    let d = d.sqrt() + eps;
-                    match b.as_deref_mut() {
-                        Some(b) => {
-                            b[k] = b[k] * mu + g / d;
-                            w[k] += -lr * b[k];
-                        }
-                        None => w[k] += -lr * (g / d),
-                    }
-                }
-            })?;
+            let (state, _) = slots.get(i, &names, p, 0.0);
+            let rule = UpdateRule::RmsProp {
+                lr,
+                alpha,
+                eps,
+                weight_decay: wd,
+                momentum: mu,
+                centered,
+            };
+            p.apply_update(&rule, &grad, &state, self.maximize)?;
         }
         Ok(())
     }

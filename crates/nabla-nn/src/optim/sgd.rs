@@ -10,7 +10,8 @@
 
 use nabla_core::{Error, Result, Tensor};
 
-use super::{check_non_negative, update_param, OptimCore, Optimizer};
+use super::{check_non_negative, OptimCore, Optimizer};
+use nabla_core::backend::UpdateRule;
 
 pub struct Sgd {
     core: OptimCore,
@@ -92,29 +93,18 @@ impl Optimizer for Sgd {
             let slots = &mut self.core.slots;
             slots.step[i] += 1;
             let (state, fresh) = match mu != 0.0 {
-                true => slots.get(i, &["momentum_buffer"], p.numel(), 0.0),
+                true => slots.get(i, &["momentum_buffer"], p, 0.0),
                 false => (vec![], false),
             };
-            update_param(p, &grad, self.maximize, state, move |w, g, state| {
-                // zipped iterators: no bounds checks, so the loops vectorize
-                let decayed = |g: f32, w: f32| if wd != 0.0 { g + wd * w } else { g };
-                match state {
-                    [b] => {
-                        for ((w, &g), b) in w.iter_mut().zip(g).zip(b.iter_mut()) {
-                            let g = decayed(g, *w);
-                            // the first step starts the buffer at g
-                            *b = if fresh { g } else { *b * mu + (1.0 - damp) * g };
-                            let g = if nesterov { g + mu * *b } else { *b };
-                            *w += -lr * g;
-                        }
-                    }
-                    _ => {
-                        for (w, &g) in w.iter_mut().zip(g) {
-                            *w += -lr * decayed(g, *w);
-                        }
-                    }
-                }
-            })?;
+            let rule = UpdateRule::Sgd {
+                lr,
+                momentum: mu,
+                dampening: damp,
+                weight_decay: wd,
+                nesterov,
+                first_step: fresh,
+            };
+            p.apply_update(&rule, &grad, &state, self.maximize)?;
         }
         Ok(())
     }

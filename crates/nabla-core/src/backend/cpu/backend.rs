@@ -4,9 +4,10 @@ use rayon::prelude::*;
 
 use super::matmul::{gemm_to, MatRef};
 use super::reduce::{reduce_rows, sum_columns};
-use super::{conv, copy, loss, named, pool};
+use super::{conv, copy, loss, named, optim, pool};
 use crate::backend::{
-    ArgOp, Backend, BinaryOp, ConvGeom, CrossEntropyRows, ReduceOp, RowOp, Saved, UnaryOp, View,
+    ArgOp, Backend, BinaryOp, ConvGeom, CrossEntropyRows, ReduceOp, RowOp, Saved, UnaryOp,
+    UpdateRule, View,
 };
 use crate::layout::{broadcast_strides, Layout};
 use crate::storage::{HostBuffer, Storage};
@@ -458,5 +459,19 @@ impl Backend for CpuBackend {
             rows,
             scale.host(),
         )))
+    }
+
+    fn update(
+        &self,
+        rule: &UpdateRule,
+        param: &mut Storage,
+        at: std::ops::Range<usize>,
+        grad: View,
+        state: &mut [&mut Storage],
+        maximize: bool,
+    ) {
+        let g = rows(grad);
+        let state = state.iter_mut().map(|s| s.host_mut()).collect();
+        optim::update(rule, &mut param.host_mut()[at], &g, state, maximize);
     }
 }

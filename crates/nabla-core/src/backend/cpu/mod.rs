@@ -10,6 +10,7 @@ pub mod loss;
 pub mod math;
 pub mod matmul;
 pub mod named;
+pub mod optim;
 pub mod packed_gemm;
 pub mod pool;
 pub mod reduce;
