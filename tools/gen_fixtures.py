@@ -519,6 +519,39 @@ def cells():
                   metadata={"torch": torch.__version__})
 
 
+def examples_pieces():
+    """What PyTorch's examples need beyond the rest (issue 27): Adadelta,
+    transposed convolutions, topk."""
+    torch.manual_seed(27)
+    for name, kw in [("adadelta", dict(lr=1.0)),
+                     ("adadelta_rho_wd", dict(lr=0.5, rho=0.8, eps=1e-5, weight_decay=0.1)),
+                     ("adadelta_maximize", dict(lr=1.0, maximize=True))]:
+        p0, a, b = rand(3, 4), rand(3, 4), rand(3, 4)
+        p = p0.clone().requires_grad_(True)
+        opt = torch.optim.Adadelta([p], **kw)
+        for _ in range(5):
+            with torch.no_grad():
+                p.grad = a * p + b
+            opt.step()
+        meta = {"kind": "Adadelta"}
+        meta.update({k: str(int(v) if isinstance(v, bool) else v) for k, v in kw.items()})
+        save_file({"p0": p0, "a": a, "b": b, "p5": p.detach().clone()},
+                  os.path.join(OUT, f"optim_{name}.safetensors"), metadata=meta)
+    convs = [
+        ("conv_transpose2d", (2, 3, 4, 5), (3, 2, 3, 3), dict(stride=1, padding=0, output_padding=0, dilation=1, groups=1)),
+        ("conv_transpose2d_dcgan", (2, 8, 7, 7), (8, 4, 4, 4), dict(stride=2, padding=1, output_padding=0, dilation=1, groups=1)),
+        ("conv_transpose2d_outpad", (1, 2, 3, 4), (2, 3, 3, 2), dict(stride=2, padding=1, output_padding=1, dilation=1, groups=1)),
+        ("conv_transpose2d_g2d2", (2, 4, 3, 3), (4, 1, 3, 3), dict(stride=1, padding=1, output_padding=0, dilation=2, groups=2)),
+    ]
+    for name, xs, ws, p in convs:
+        out = ws[1] * p["groups"]
+        save(name, {"x": rand(*xs), "w": rand(*ws), "b": rand(out)},
+             lambda x, w, b, p=p: F.conv_transpose2d(x, w, b, **p), p)
+    x = rand(4, 9)
+    save("topk_largest", {"x": x}, lambda x: torch.topk(x, 3, dim=1).values)
+    save("topk_smallest_dim0", {"x": x}, lambda x: torch.topk(x, 2, dim=0, largest=False).values)
+
+
 if __name__ == "__main__":
     main()
     recurrent()
@@ -533,3 +566,4 @@ if __name__ == "__main__":
     random_configs()
     recurrent_configs()
     cells()
+    examples_pieces()

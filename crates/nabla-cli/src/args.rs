@@ -153,6 +153,8 @@ pub enum OptimizerKind {
     Adamw,
     Rmsprop,
     Adagrad,
+    /// ρ 0.9, eps 1e-6 (PyTorch's MNIST example: --lr 1.0 --scheduler exponential)
+    Adadelta,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]

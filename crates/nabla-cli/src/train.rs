@@ -20,7 +20,7 @@ use nabla_core::{set_global_generator_state, Device, Generator, GeneratorState, 
 use nabla_data::augment::mix_batch;
 use nabla_data::{Augmentation, DataLoader};
 use nabla_nn::loss::cross_entropy;
-use nabla_nn::optim::{clip_grad_norm, Adagrad, Adam, Optimizer, RMSprop, Sgd};
+use nabla_nn::optim::{clip_grad_norm, Adadelta, Adagrad, Adam, Optimizer, RMSprop, Sgd};
 use nabla_nn::regularization::l1_penalty;
 use nabla_nn::scheduler::{LrScheduler, ReduceLrOnPlateau, Schedule};
 use nabla_nn::state_dict::{load_safetensors, load_state_dict, save_safetensors, state_dict};
@@ -75,6 +75,9 @@ fn optimizer(a: &TrainArgs, params: Vec<Tensor>) -> Result<Box<dyn Optimizer>> {
                 .weight_decay(a.weight_decay),
         ),
         OptimizerKind::Adagrad => Box::new(Adagrad::new(params, a.lr).weight_decay(a.weight_decay)),
+        OptimizerKind::Adadelta => {
+            Box::new(Adadelta::new(params, a.lr).weight_decay(a.weight_decay))
+        }
     })
 }
 

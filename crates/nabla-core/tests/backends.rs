@@ -5,7 +5,9 @@
 //! and empty tensors, broadcasting and strided views. A new backend joins
 //! by adding its device to `DEVICES`.
 
-use nabla_core::{manual_seed, Conv2dParams, Device, Generator, Pool2d, Result, Tensor};
+use nabla_core::{
+    manual_seed, Conv2dParams, ConvTranspose2dParams, Device, Generator, Pool2d, Result, Tensor,
+};
 
 /// The devices checked against the reference.
 const DEVICES: &[Device] = &[Device::Cpu];
@@ -335,6 +337,34 @@ fn convolution_and_pooling_agree() {
         ];
         agree(name, &inputs, &move |x| x[0].conv2d(&x[1], Some(&x[2]), p));
         agree(name, &inputs[..2], &move |x| x[0].conv2d(&x[1], None, p));
+    }
+    let transposed: &[([usize; 4], [usize; 4], ConvTranspose2dParams)] = &[
+        ([2, 3, 4, 5], [3, 2, 3, 3], ConvTranspose2dParams::default()),
+        (
+            [1, 4, 5, 5],
+            [4, 3, 4, 4],
+            ConvTranspose2dParams::default().stride(2).padding(1),
+        ),
+        (
+            [2, 2, 3, 4],
+            [2, 2, 3, 2],
+            ConvTranspose2dParams::default().stride(2).output_padding(1),
+        ),
+        (
+            [1, 4, 3, 3],
+            [4, 1, 3, 3],
+            ConvTranspose2dParams::default()
+                .groups(2)
+                .dilation(2)
+                .padding(1),
+        ),
+    ];
+    for (k, &(xs, ws, p)) in transposed.iter().enumerate() {
+        let b = randn(&[ws[1] * p.groups], 60 + k as u64);
+        let inputs = [randn(&xs, k as u64), randn(&ws, 50 + k as u64), b];
+        agree("conv_transpose2d", &inputs, &move |x| {
+            x[0].conv_transpose2d(&x[1], Some(&x[2]), p)
+        });
     }
     let pools: &[(&str, Pool2d)] = &[
         ("pool2", Pool2d::new(2)),

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 
-use nabla_core::{Conv2dParams, Pool2d, Tensor};
+use nabla_core::{Conv2dParams, ConvTranspose2dParams, Pool2d, Tensor};
 use safetensors::SafeTensors;
 
 struct Fixture {
@@ -112,6 +112,36 @@ fn conv2d_matches_pytorch() {
             x[0].conv2d(&x[1], Some(&x[2]), p).unwrap()
         });
     }
+}
+
+#[test]
+fn conv_transpose2d_matches_pytorch() {
+    for name in [
+        "conv_transpose2d",
+        "conv_transpose2d_dcgan",
+        "conv_transpose2d_outpad",
+        "conv_transpose2d_g2d2",
+    ] {
+        check(name, &["x", "w", "b"], |fx, x| {
+            let p = ConvTranspose2dParams::default()
+                .stride(fx.p("stride"))
+                .padding(fx.p("padding"))
+                .output_padding(fx.p("output_padding"))
+                .dilation(fx.p("dilation"))
+                .groups(fx.p("groups"));
+            x[0].conv_transpose2d(&x[1], Some(&x[2]), p).unwrap()
+        });
+    }
+}
+
+#[test]
+fn topk_matches_pytorch() {
+    check("topk_largest", &["x"], |_, x| {
+        x[0].topk(3, 1, true).unwrap().0
+    });
+    check("topk_smallest_dim0", &["x"], |_, x| {
+        x[0].topk(2, 0, false).unwrap().0
+    });
 }
 
 /// `padding='same'`, with odd totals of padding (one more row or column

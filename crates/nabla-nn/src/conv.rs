@@ -2,9 +2,9 @@
 //! dilation, groups, bias)`. Weight `[out, in/groups, kh, kw]`, bias `[out]`;
 //! the op itself (formula, shapes, gradients) is `Tensor::conv2d`.
 
-use nabla_core::{Conv2dParams, Result, Tensor};
+use nabla_core::{Conv2dParams, ConvTranspose2dParams, Result, Tensor};
 
-use crate::init::default_weight_and_bias;
+use crate::init::{default_weight_and_bias, fans, kaiming_uniform, uniform};
 use crate::Module;
 
 pub struct Conv2d {
@@ -66,6 +66,81 @@ impl Module for Conv2d {
             "Conv2d({}, {}, kernel={}x{}, stride={:?}, padding={:?})",
             s[1] * p.groups,
             s[0],
+            s[2],
+            s[3],
+            p.stride,
+            p.padding
+        )
+    }
+}
+
+/// `nn.ConvTranspose2d(in, out, kernel, stride, padding, output_padding,
+/// groups, bias, dilation)`: weight `[in, out/groups, kh, kw]`, bias
+/// `[out]`, PyTorch's default initialization (its fan-in is
+/// `out/groups·kh·kw`, the weight's second dim); the op is
+/// `Tensor::conv_transpose2d`.
+pub struct ConvTranspose2d {
+    pub weight: Tensor,
+    pub bias: Option<Tensor>,
+    pub params: ConvTranspose2dParams,
+}
+
+impl ConvTranspose2d {
+    /// A square `kernel`×`kernel` transposed convolution, stride 1.
+    pub fn new(in_channels: usize, out_channels: usize, kernel: usize) -> ConvTranspose2d {
+        ConvTranspose2d::with(
+            in_channels,
+            out_channels,
+            kernel,
+            ConvTranspose2dParams::default(),
+            true,
+        )
+    }
+
+    /// Any stride, padding, output padding, dilation, groups; with or
+    /// without bias.
+    pub fn with(
+        in_channels: usize,
+        out_channels: usize,
+        kernel: usize,
+        params: ConvTranspose2dParams,
+        bias: bool,
+    ) -> ConvTranspose2d {
+        let groups = params.groups.max(1);
+        let shape = [in_channels, out_channels / groups, kernel, kernel];
+        let weight = kaiming_uniform(&shape, 5f32.sqrt()).requires_grad_(true);
+        let bound = 1.0 / (fans(&shape).0 as f32).sqrt();
+        let bias = bias.then(|| uniform(&[out_channels], bound).requires_grad_(true));
+        ConvTranspose2d {
+            weight,
+            bias,
+            params,
+        }
+    }
+}
+
+impl Module for ConvTranspose2d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        crate::layers::images(x, |x| {
+            x.conv_transpose2d(&self.weight, self.bias.as_ref(), self.params)
+        })
+    }
+
+    fn named_parameters(&self) -> Vec<(String, Tensor)> {
+        let mut p = vec![("weight".to_string(), self.weight.clone())];
+        if let Some(b) = &self.bias {
+            p.push(("bias".to_string(), b.clone()));
+        }
+        p
+    }
+
+    fn describe(&self) -> String {
+        let s = self.weight.shape();
+        let p = &self.params;
+        format!(
+            "ConvTranspose2d({}, {}, kernel={}x{}, stride={:?}, padding={:?})",
+            s[0],
+            s[1] * p.groups,
             s[2],
             s[3],
             p.stride,

@@ -130,6 +130,34 @@ impl Module for Dropout {
     }
 }
 
+/// `nn.Dropout2d(p)`: zeroes whole channels of `[N, C, H, W]` (or of one
+/// image `[C, H, W]`) with probability p while training.
+pub struct Dropout2d {
+    pub p: f32,
+    training: AtomicBool,
+}
+
+impl Dropout2d {
+    pub fn new(p: f32) -> Dropout2d {
+        Dropout2d {
+            p,
+            training: AtomicBool::new(true),
+        }
+    }
+}
+
+impl Module for Dropout2d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        x.dropout2d(self.p, self.training.load(Ordering::Relaxed))
+    }
+    fn set_training(&self, on: bool) {
+        self.training.store(on, Ordering::Relaxed);
+    }
+    fn describe(&self) -> String {
+        format!("Dropout2d(p={})", self.p)
+    }
+}
+
 macro_rules! activation {
     ($(#[$doc:meta])* $name:ident, |$x:ident| $body:expr) => {
         $(#[$doc])*

@@ -19,10 +19,10 @@ pub mod rnn;
 mod sequential;
 pub mod zoo;
 
-pub use conv::Conv2d;
+pub use conv::{Conv2d, ConvTranspose2d};
 pub use layers::{
-    AdaptiveAvgPool2d, AvgPool2d, Dropout, Flatten, LeakyReLU, LogSoftmax, MaxPool2d, Mish, ReLU,
-    SiLU, Sigmoid, Softmax, Softplus, Tanh, ELU, GELU, SELU,
+    AdaptiveAvgPool2d, AvgPool2d, Dropout, Dropout2d, Flatten, LeakyReLU, LogSoftmax, MaxPool2d,
+    Mish, ReLU, SiLU, Sigmoid, Softmax, Softplus, Tanh, ELU, GELU, SELU,
 };
 pub use linear::Linear;
 pub use lm::{CharLm, LmState};

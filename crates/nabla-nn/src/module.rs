@@ -26,17 +26,23 @@ pub trait Module: Send + Sync {
     /// Switches training behaviour (dropout, batch statistics) on or off.
     fn set_training(&self, _on: bool) {}
 
-    /// The parameters alone, for an optimizer.
+    /// The parameters alone, for an optimizer: each tensor once, in the
+    /// order it first appears, as PyTorch's `parameters()` (a weight tied
+    /// between two layers, such as a language model's embedding and its
+    /// output layer, is updated once per step, not twice).
     fn parameters(&self) -> Vec<Tensor> {
+        let mut seen = std::collections::HashSet::new();
         self.named_parameters()
             .into_iter()
             .map(|(_, t)| t)
+            .filter(|t| seen.insert(t.id()))
             .collect()
     }
 
-    /// Number of trainable values: the model's scale.
+    /// Number of trainable values (a tied weight counted once): the
+    /// model's scale.
     fn num_parameters(&self) -> usize {
-        self.named_parameters().iter().map(|(_, t)| t.numel()).sum()
+        self.parameters().iter().map(|t| t.numel()).sum()
     }
 
     /// Moves every parameter and buffer to `device`, in place
@@ -89,4 +95,41 @@ pub fn prefixed(prefix: &str, named: Vec<(String, Tensor)>) -> Vec<(String, Tens
         .into_iter()
         .map(|(n, t)| (format!("{prefix}.{n}"), t))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Linear;
+
+    /// Two layers sharing one weight, as a language model ties its
+    /// embedding and its output layer.
+    struct Tied {
+        a: Linear,
+        b: Linear,
+    }
+
+    impl Module for Tied {
+        fn forward(&self, x: &Tensor) -> Result<Tensor> {
+            self.b.forward(&self.a.forward(x)?)
+        }
+        fn named_parameters(&self) -> Vec<(String, Tensor)> {
+            let mut p = prefixed("a", self.a.named_parameters());
+            p.extend(prefixed("b", self.b.named_parameters()));
+            p
+        }
+    }
+
+    #[test]
+    fn tied_weights_are_one_parameter() {
+        let a = Linear::new(4, 4);
+        let mut b = Linear::new(4, 4);
+        b.weight = a.weight.clone();
+        let m = Tied { a, b };
+        assert_eq!(m.named_parameters().len(), 4, "the state dict keeps both names");
+        let p = m.parameters();
+        assert_eq!(p.len(), 3);
+        assert!(p[0].shares_storage(&m.b.weight));
+        assert_eq!(m.num_parameters(), 16 + 4 + 4);
+    }
 }

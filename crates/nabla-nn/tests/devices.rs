@@ -8,7 +8,7 @@ use std::sync::Mutex;
 
 use nabla_core::{manual_seed, Device, Result, Tensor};
 use nabla_nn::loss::cross_entropy;
-use nabla_nn::optim::{Adagrad, Adam, Optimizer, RMSprop, Sgd};
+use nabla_nn::optim::{Adadelta, Adagrad, Adam, Optimizer, RMSprop, Sgd};
 use nabla_nn::rnn::RnnConfig;
 use nabla_nn::zoo::LeNet;
 use nabla_nn::{BatchNorm1d, Linear, Module, ReLU, Recurrent, Sequential};
@@ -188,6 +188,7 @@ fn every_update_rule(device: Device) {
         |p| Box::new(RMSprop::new(p, 0.01).centered(true).momentum(0.5)),
         |p| Box::new(RMSprop::new(p, 0.01).weight_decay(0.1)),
         |p| Box::new(Adagrad::new(p, 0.1).lr_decay(0.01)),
+        |p| Box::new(Adadelta::new(p, 1.0).weight_decay(0.01)),
         |p| Box::new(Sgd::new(p, 0.05).momentum(0.5).maximize(true)),
     ];
     for make in rules {

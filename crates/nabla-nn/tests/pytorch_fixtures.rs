@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use nabla_core::Tensor;
 use nabla_nn::loss::{self, CrossEntropyOptions, Reduction};
-use nabla_nn::optim::{Adagrad, Adam, Optimizer, RMSprop, Sgd};
+use nabla_nn::optim::{Adadelta, Adagrad, Adam, Optimizer, RMSprop, Sgd};
 use nabla_nn::state_dict::{load_safetensors, load_state_dict, state_dict};
 use nabla_nn::zoo::LeNet;
 use nabla_nn::Module;
@@ -87,6 +87,18 @@ fn optimizer(meta: &HashMap<String, String>, p: Tensor) -> Box<dyn Optimizer> {
                 .weight_decay(f("weight_decay").unwrap_or(0.0))
                 .initial_accumulator_value(f("initial_accumulator_value").unwrap_or(0.0)),
         ),
+        "Adadelta" => {
+            let mut o = Adadelta::new(vec![p], lr)
+                .weight_decay(f("weight_decay").unwrap_or(0.0))
+                .maximize(on("maximize"));
+            if let Some(r) = f("rho") {
+                o = o.rho(r);
+            }
+            if let Some(e) = f("eps") {
+                o = o.eps(e);
+            }
+            Box::new(o)
+        }
         other => panic!("unknown optimizer {other}"),
     }
 }
@@ -101,7 +113,7 @@ fn optimizers_match_pytorch_after_five_steps() {
         .map(|n| n.trim_end_matches(".safetensors").to_string())
         .collect();
     names.sort();
-    assert!(names.len() >= 19, "optimizer fixtures missing: {names:?}");
+    assert!(names.len() >= 22, "optimizer fixtures missing: {names:?}");
     for name in names {
         let (t, meta) = load(&name);
         let p = t["p0"].detach().requires_grad_(true);

@@ -175,6 +175,13 @@ pub enum UpdateRule {
         eps: f32,
         weight_decay: f32,
     },
+    /// State: `[square_avg, acc_delta]`.
+    Adadelta {
+        lr: f32,
+        rho: f32,
+        eps: f32,
+        weight_decay: f32,
+    },
 }
 
 /// A tensor's storage and layout, as the kernels take them.
@@ -220,6 +227,10 @@ pub trait Backend: Send + Sync {
     fn reduce(&self, op: ReduceOp, x: View, dims: &[usize]) -> Storage;
     /// Index of the extreme of each row (last dim, non-empty), as f32.
     fn arg_reduce(&self, op: ArgOp, x: View) -> Storage;
+    /// The indices (as f32) of the `k` largest (or smallest) values of each
+    /// row (last dim), in order: the first is the extreme; equal values in
+    /// index order; NaN counts as the largest.
+    fn topk_indices(&self, x: View, k: usize, largest: bool) -> Storage;
     /// Softmax or log-softmax of each row (last dim).
     fn row_op(&self, op: RowOp, x: View) -> Storage;
     /// Of each contiguous row of `len` values: the variance with Bessel's

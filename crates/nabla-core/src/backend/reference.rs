@@ -370,6 +370,35 @@ impl Backend for ReferenceBackend {
         new(idx.collect())
     }
 
+    fn topk_indices(&self, x: View, k: usize, largest: bool) -> Storage {
+        let len = x.1.shape().last().copied().unwrap_or(1).max(1);
+        let values = values(x);
+        let mut out = vec![];
+        for row in values.chunks(len) {
+            // k passes of selection: each takes the first extreme not yet taken
+            let mut taken = vec![false; len];
+            // NaN above every number
+            let above = |a: f32, b: f32| (a.is_nan() && !b.is_nan()) || a > b;
+            for _ in 0..k {
+                let mut best: Option<usize> = None;
+                for i in (0..len).filter(|&i| !taken[i]) {
+                    let better = match best {
+                        None => true,
+                        Some(b) if largest => above(row[i], row[b]),
+                        Some(b) => above(row[b], row[i]),
+                    };
+                    if better {
+                        best = Some(i);
+                    }
+                }
+                let b = best.expect("k ≤ the row's length");
+                taken[b] = true;
+                out.push(b as f32);
+            }
+        }
+        new(out)
+    }
+
     fn row_op(&self, op: RowOp, x: View) -> Storage {
         let len = x.1.shape().last().copied().unwrap_or(1).max(1);
         let mut out = Vec::with_capacity(x.1.numel());
@@ -893,6 +922,18 @@ fn step(rule: &UpdateRule, w: &mut f64, g: f64, b: &mut [f64]) {
                 }
                 false => *w -= lr as f64 * g / d,
             }
+        }
+        UpdateRule::Adadelta {
+            lr,
+            rho,
+            eps,
+            weight_decay,
+        } => {
+            let (rho, eps, g) = (rho as f64, eps as f64, g + weight_decay as f64 * *w);
+            b[0] = rho * b[0] + (1.0 - rho) * g * g;
+            let delta = (b[1] + eps).sqrt() / (b[0] + eps).sqrt() * g;
+            b[1] = rho * b[1] + (1.0 - rho) * delta * delta;
+            *w -= lr as f64 * delta;
         }
         UpdateRule::Adagrad {
             lr,

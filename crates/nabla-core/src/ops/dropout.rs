@@ -35,12 +35,68 @@ impl Tensor {
         // same elements on every device)
         self.mul(&mask.to(self.device())?)
     }
+
+    /// Channel dropout (`nn.Dropout2d`, `F.dropout2d`): while training,
+    /// each channel of `[N, C, H, W]` (or of one image `[C, H, W]`) is
+    /// zeroed whole with probability `p` and the others are scaled by
+    /// `1/(1−p)` — neighbouring pixels of a feature map are correlated, so
+    /// dropping single pixels would hardly regularize a convolution.
+    /// `y = x · m` with `m` of shape `[N, C, 1, 1]`; `dx = dy · m`.
+    pub fn dropout2d(&self, p: f32, training: bool) -> Result<Tensor> {
+        let s = self.shape();
+        let per_channel: Vec<usize> = match s.len() {
+            4 => vec![s[0], s[1], 1, 1],
+            3 => vec![s[0], 1, 1],
+            _ => {
+                return Err(Error::shape(
+                    "dropout2d",
+                    format!("expected [N, C, H, W] or [C, H, W], got {s:?}"),
+                ))
+            }
+        };
+        if !(0.0..=1.0).contains(&p) {
+            return Err(Error::arg(
+                "dropout2d",
+                format!("probability has to be between 0 and 1, got {p}"),
+            ));
+        }
+        if !training || p == 0.0 {
+            return Ok(self.clone());
+        }
+        let mask = Tensor::dropout_mask(&per_channel, p)?;
+        self.mul(&mask.to(self.device())?)
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use crate::gradcheck::{gradcheck, rand_input};
     use crate::Tensor;
+
+    #[test]
+    fn dropout2d_drops_whole_channels() {
+        crate::manual_seed(4);
+        let x = Tensor::ones([8, 16, 3, 3]);
+        let y = x.dropout2d(0.5, true).unwrap().to_vec();
+        let planes: Vec<&[f32]> = y.chunks(9).collect();
+        // every plane all zeros or all 2
+        assert!(planes
+            .iter()
+            .all(|p| p.iter().all(|&v| v == 0.0) || p.iter().all(|&v| v == 2.0)));
+        let dropped = planes.iter().filter(|p| p[0] == 0.0).count();
+        assert!(
+            (40..=88).contains(&dropped),
+            "{dropped} of 128 channels dropped"
+        );
+        assert_eq!(x.dropout2d(0.5, false).unwrap().to_vec(), x.to_vec());
+        let img = Tensor::ones([4, 2, 2])
+            .dropout2d(0.5, true)
+            .unwrap()
+            .to_vec();
+        assert!(img.chunks(4).all(|p| p.iter().all(|&v| v == p[0])));
+        assert!(x.dropout2d(1.5, true).is_err());
+        assert!(Tensor::ones([2, 3]).dropout2d(0.5, true).is_err());
+    }
 
     #[test]
     fn keeps_the_expected_value() {

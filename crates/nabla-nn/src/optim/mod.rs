@@ -7,12 +7,14 @@
 //! are the same optimizer fed batches of the whole set, of B samples, or of
 //! one sample: only the data loader's batch size differs.
 
+mod adadelta;
 mod adagrad;
 mod adam;
 mod clip;
 mod rmsprop;
 mod sgd;
 
+pub use adadelta::Adadelta;
 pub use adagrad::Adagrad;
 pub use adam::{Adam, AdamW};
 pub use clip::{clip_grad_norm, clip_grad_value};

@@ -212,6 +212,36 @@ impl Backend for CpuBackend {
         new(idx)
     }
 
+    fn topk_indices(&self, x: View, k: usize, largest: bool) -> Storage {
+        let len = x.1.shape().last().copied().unwrap_or(1).max(1);
+        let values = rows(x);
+        let mut out = Vec::with_capacity(values.len() / len * k);
+        let mut order: Vec<usize> = Vec::with_capacity(len);
+        for row in values.chunks(len) {
+            order.clear();
+            order.extend(0..len);
+            // NaN above everything (total_cmp orders it so for positive NaN;
+            // any NaN is lifted there), ties in index order (a stable sort)
+            let key = |i: &usize| {
+                let v = row[*i];
+                if v.is_nan() {
+                    f32::INFINITY
+                } else {
+                    v
+                }
+            };
+            let nan_first = |a: &usize, b: &usize| row[*b].is_nan().cmp(&row[*a].is_nan());
+            match largest {
+                true => order.sort_by(|a, b| nan_first(a, b).then(key(b).total_cmp(&key(a)))),
+                false => {
+                    order.sort_by(|a, b| nan_first(a, b).reverse().then(key(a).total_cmp(&key(b))))
+                }
+            }
+            out.extend(order[..k].iter().map(|&i| i as f32));
+        }
+        new(out)
+    }
+
     fn row_op(&self, op: RowOp, x: View) -> Storage {
         let len = x.1.shape().last().copied().unwrap_or(1);
         let f = match op {

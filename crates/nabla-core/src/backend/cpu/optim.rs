@@ -32,6 +32,7 @@ pub fn update(rule: &UpdateRule, w: &mut [f32], g: &[f32], state: Vec<&mut [f32]
         UpdateRule::Adam { .. } => adam(rule, w, g, s),
         UpdateRule::RmsProp { .. } => rmsprop(rule, w, g, s),
         UpdateRule::Adagrad { .. } => adagrad(rule, w, g, s),
+        UpdateRule::Adadelta { .. } => adadelta(rule, w, g, s),
     };
     in_chunks(w, g, state, &f)
 }
@@ -178,6 +179,28 @@ fn adagrad(rule: &UpdateRule, w: &mut [f32], g: &[f32], state: &mut [&mut [f32]]
         let g = if wd != 0.0 { g + wd * *w } else { g };
         *s += g * g;
         *w += -lr * (g / (s.sqrt() + eps));
+    }
+}
+
+fn adadelta(rule: &UpdateRule, w: &mut [f32], g: &[f32], state: &mut [&mut [f32]]) {
+    let UpdateRule::Adadelta {
+        lr,
+        rho,
+        eps,
+        weight_decay: wd,
+    } = *rule
+    else {
+        unreachable!()
+    };
+    let [v, u] = state else {
+        unreachable!("two buffers")
+    };
+    for (((w, &g), v), u) in w.iter_mut().zip(g).zip(v.iter_mut()).zip(u.iter_mut()) {
+        let g = if wd != 0.0 { g + wd * *w } else { g };
+        *v = *v * rho + (1.0 - rho) * g * g;
+        let delta = (*u + eps).sqrt() / (*v + eps).sqrt() * g;
+        *u = *u * rho + (1.0 - rho) * delta * delta;
+        *w += -lr * delta;
     }
 }
 
