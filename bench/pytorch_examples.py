@@ -1,0 +1,66 @@
+#!/usr/bin/env python3
+"""nabla's ports of PyTorch's examples (crates/nabla/examples/pytorch/)
+beside the PyTorch programs (bench/pytorch_examples/), on the same data and
+settings, the two alternated at each thread count. Prints a Markdown table
+per example: the last epoch's test loss and accuracy, and the best and
+median training time per epoch.
+
+    cargo build --release -p nabla --examples
+    python3 bench/pytorch_examples.py --python ~/torch/bin/python [--threads 1 2] [--epochs 3]
+
+Uses only the standard library."""
+import argparse
+import os
+import re
+import statistics
+import subprocess
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+EXAMPLES = {
+    # name: (nabla binary, its flags, PyTorch script)
+    "mnist": ("pytorch_mnist", ["--log-interval", "1000"], "bench/pytorch_examples/mnist.py"),
+}
+
+
+def run(cmd, env):
+    out = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout
+    return out
+
+
+def nabla(binary, flags, epochs, threads):
+    env = dict(os.environ, NABLA_NUM_THREADS=str(threads))
+    out = run([os.path.join(ROOT, "target", "release", "examples", binary), "--epochs", str(epochs)] + flags, env)
+    tests = re.findall(r"Average loss: ([0-9.]+), Accuracy: (\d+)/(\d+)", out)
+    times = [float(t) for t in re.findall(r"epoch \d+: ([0-9.]+) s training", out)]
+    return float(tests[-1][0]), int(tests[-1][1]), int(tests[-1][2]), times
+
+
+def torch_side(python, script, epochs, threads):
+    out = run([python, script, "--epochs", str(epochs), "--threads", str(threads)], dict(os.environ))
+    rows = re.findall(r"test loss ([0-9.]+) accuracy (\d+)/(\d+) train ([0-9.]+) s", out)
+    loss, correct, n, _ = rows[-1]
+    return float(loss), int(correct), int(n), [float(r[3]) for r in rows]
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--python", required=True)
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--epochs", type=int, default=3)
+    p.add_argument("--examples", nargs="+", default=list(EXAMPLES))
+    a = p.parse_args()
+    for name in a.examples:
+        binary, flags, script = EXAMPLES[name]
+        print(f"\n### {name} ({a.epochs} epochs)\n")
+        print("| threads | side | test loss | accuracy | epoch s (best / median) | PyTorch / nabla |")
+        print("|---|---|---|---|---|---|")
+        for t in a.threads:
+            n_loss, n_right, n_total, n_times = nabla(binary, flags, a.epochs, t)
+            p_loss, p_right, p_total, p_times = torch_side(a.python, script, a.epochs, t)
+            ratio = statistics.median(p_times) / statistics.median(n_times)
+            print(f"| {t} | nabla | {n_loss:.4f} | {n_right}/{n_total} | {min(n_times):.2f} / {statistics.median(n_times):.2f} | {ratio:.2f}× |")
+            print(f"| {t} | PyTorch | {p_loss:.4f} | {p_right}/{p_total} | {min(p_times):.2f} / {statistics.median(p_times):.2f} | |")
+
+
+if __name__ == "__main__":
+    main()
