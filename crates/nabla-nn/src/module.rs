@@ -126,7 +126,11 @@ mod tests {
         let mut b = Linear::new(4, 4);
         b.weight = a.weight.clone();
         let m = Tied { a, b };
-        assert_eq!(m.named_parameters().len(), 4, "the state dict keeps both names");
+        assert_eq!(
+            m.named_parameters().len(),
+            4,
+            "the state dict keeps both names"
+        );
         let p = m.parameters();
         assert_eq!(p.len(), 3);
         assert!(p[0].shares_storage(&m.b.weight));

@@ -7,9 +7,15 @@ mod mnist;
 
 #[test]
 fn mnist_runs_a_step_and_tests() {
-    let args: Vec<String> = ["--epochs", "1", "--dry-run"].iter().map(|s| s.to_string()).collect();
+    let args: Vec<String> = ["--epochs", "1", "--dry-run"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let args = mnist::Args::parse(&args).unwrap();
-    assert_eq!((args.batch_size, args.test_batch_size, args.lr, args.gamma), (64, 1000, 1.0, 0.7));
+    assert_eq!(
+        (args.batch_size, args.test_batch_size, args.lr, args.gamma),
+        (64, 1000, 1.0, 0.7)
+    );
     let (loss, correct) = mnist::run(&args).unwrap();
     assert!(loss.is_finite() && loss > 0.0, "test loss {loss}");
     assert!(correct <= 2004);

@@ -11,12 +11,12 @@
 //! log-softmax; NLL loss, Adadelta (lr 1.0), StepLR (step 1, γ 0.7).
 
 use nabla::data::{DataLoader, Dataset, ImageDataset, Mnist};
+use nabla::in_pool;
 use nabla::nn::loss::{nll_loss, Reduction};
+use nabla::nn::prefixed;
 use nabla::nn::{Conv2d, Dropout, Linear};
 use nabla::optim::{Adadelta, LrScheduler, Optimizer, Schedule};
 use nabla::prelude::*;
-use nabla::in_pool;
-use nabla::nn::prefixed;
 
 type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
 
@@ -40,6 +40,12 @@ impl Net {
             fc1: Linear::new(9216, 128),
             fc2: Linear::new(128, 10),
         }
+    }
+}
+
+impl Default for Net {
+    fn default() -> Self {
+        Net::new()
     }
 }
 
@@ -119,7 +125,9 @@ impl Args {
             }
         }
         if a.batch_size == 0 || a.test_batch_size == 0 || a.log_interval == 0 {
-            return Err("--batch-size, --test-batch-size and --log-interval must be positive".into());
+            return Err(
+                "--batch-size, --test-batch-size and --log-interval must be positive".into(),
+            );
         }
         Ok(a)
     }
@@ -189,14 +197,21 @@ fn test(model: &Net, test_loader: &DataLoader<ImageDataset>) -> AnyResult<(f32, 
 pub fn run(args: &Args) -> AnyResult<(f32, usize)> {
     manual_seed(args.seed);
     let device = Device::best_available();
-    let data = Mnist::load(args.data.clone().map_or_else(Mnist::shipped_dir, Into::into))?;
+    let data = Mnist::load(
+        args.data
+            .clone()
+            .map_or_else(Mnist::shipped_dir, Into::into),
+    )?;
     // transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))
     let train_loader = DataLoader::new(ImageDataset::mnist_normalized(data.train), args.batch_size)
         .seed(args.seed)
         .to(device);
-    let test_loader = DataLoader::new(ImageDataset::mnist_normalized(data.test), args.test_batch_size)
-        .shuffle(false)
-        .to(device);
+    let test_loader = DataLoader::new(
+        ImageDataset::mnist_normalized(data.test),
+        args.test_batch_size,
+    )
+    .shuffle(false)
+    .to(device);
     let model = Net::new();
     model.to(device)?;
     let mut optimizer = Adadelta::new(model.parameters(), args.lr);
