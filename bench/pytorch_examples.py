@@ -14,12 +14,33 @@ import os
 import re
 import statistics
 import subprocess
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = {
     # name: (nabla binary, its flags, PyTorch script)
     "mnist": ("pytorch_mnist", ["--log-interval", "1000"], "bench/pytorch_examples/mnist.py"),
+    "regression": ("pytorch_regression", [], "bench/pytorch_examples/regression.py"),
 }
+
+
+def regression(python, seeds, threads):
+    """Batches to converge over `seeds` (random targets differ between the
+    two generators, so the distributions are compared), and time per run."""
+    rows = {"nabla": [], "PyTorch": []}
+    for seed in seeds:
+        env = dict(os.environ, NABLA_NUM_THREADS=str(threads))
+        start = time.perf_counter()
+        out = run([os.path.join(ROOT, "target", "release", "examples", "pytorch_regression"), "--seed", str(seed)], env)
+        seconds = time.perf_counter() - start
+        loss, batches = re.search(r"Loss: ([0-9.]+) after (\d+) batches", out).groups()
+        rows["nabla"].append((int(batches), seconds))
+        start = time.perf_counter()
+        out = run([python, EXAMPLES["regression"][2], "--seed", str(seed), "--threads", str(threads)], dict(os.environ))
+        # PyTorch's own timing of its loop (its import alone takes seconds)
+        loss, batches, seconds = re.search(r"Loss: ([0-9.]+) after (\d+) batches in ([0-9.]+) s", out).groups()
+        rows["PyTorch"].append((int(batches), float(seconds)))
+    return rows
 
 
 def run(cmd, env):
@@ -51,6 +72,16 @@ def main():
     a = p.parse_args()
     for name in a.examples:
         binary, flags, script = EXAMPLES[name]
+        if name == "regression":
+            print("\n### regression (seeds 1-10; nabla: the whole process, PyTorch: its loop alone)\n")
+            print("| threads | side | batches to loss < 1e-3: median, mean (min-max) | s per run (median) |")
+            print("|---|---|---|---|")
+            for t in a.threads:
+                rows = regression(a.python, range(1, 11), t)
+                for side, r in rows.items():
+                    b = [x for x, _ in r]
+                    print(f"| {t} | {side} | {statistics.median(b):.0f}, {statistics.mean(b):.0f} ({min(b)}-{max(b)}) | {statistics.median(s for _, s in r):.3f} |")
+            continue
         print(f"\n### {name} ({a.epochs} epochs)\n")
         print("| threads | side | test loss | accuracy | epoch s (best / median) | PyTorch / nabla |")
         print("|---|---|---|---|---|---|")

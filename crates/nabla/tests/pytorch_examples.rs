@@ -5,6 +5,9 @@
 #[path = "../examples/pytorch/mnist.rs"]
 mod mnist;
 
+#[path = "../examples/pytorch/regression.rs"]
+mod regression;
+
 #[test]
 fn mnist_runs_a_step_and_tests() {
     let args: Vec<String> = ["--epochs", "1", "--dry-run"]
@@ -24,4 +27,14 @@ fn mnist_runs_a_step_and_tests() {
         let bad: Vec<String> = bad.iter().map(|s| s.to_string()).collect();
         assert!(mnist::Args::parse(&bad).is_err(), "{bad:?}");
     }
+}
+
+#[test]
+fn regression_fits_its_polynomial() {
+    // the whole program: it stops once a batch's loss is below 1e-3
+    let (loss, batches) = regression::run(1).unwrap();
+    assert!(
+        loss < 1e-3 && batches > 1,
+        "loss {loss} after {batches} batches"
+    );
 }

@@ -4,7 +4,7 @@
 //! y `[N, O, OH, OW]` with `OH = (H + 2·ph − dh·(KH−1) − 1) / sh + 1`.
 //! `y[n,o,i,j] = b[o] + Σ_{c∈group(o),ki,kj} w[o,c,ki,kj] · x[n, c, i·sh + ki·dh − ph, j·sw + kj·dw − pw]`.
 //!
-//! Lowered to GEMMs (im2col, see `cpu::conv`), per image n and group g:
+//! Lowered to GEMMs (im2col, on the CPU: `backend/cpu/conv/`), per image n and group g:
 //! forward `y_n = W · cols_n`; backward `dW = Σ_n dy_n · cols_nᵀ`,
 //! `dcols_n = Wᵀ · dy_n` then col2im, `db = Σ_{n,i,j} dy`. Each gradient is
 //! computed only if its input needs it (the images of a CNN never do).

@@ -2,7 +2,7 @@
 //!
 //! `y = x·Wᵀ + b`: x `[.., in]`, W `[out, in]`, b `[out]` (optional) →
 //! y `[.., out]`. The product goes to gemm like `matmul` (a short, wide
-//! one computed transposed, see `cpu::matmul`), and the bias is added to
+//! one computed transposed, see `backend/cpu/matmul.rs`), and the bias is added to
 //! its output in place: no second tensor, pass or graph node as with
 //! `matmul` then `add`. The values are the same as theirs, bit for bit
 //! (with batch dims, the weight gradient up to the order of its sum).

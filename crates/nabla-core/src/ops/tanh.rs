@@ -1,5 +1,5 @@
 //! Hyperbolic tangent. Backward: `dx = dy · (1 − y²)`.
-//! Computed with `cpu::math::tanh` (one polynomial exp, or a polynomial
+//! On the CPU computed with `backend::cpu::math::tanh` (one polynomial exp, or a polynomial
 //! below |x| = 1/4; libm's `tanhf` costs several times more); relative
 //! error below 4e-7.
 
