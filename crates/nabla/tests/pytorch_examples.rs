@@ -8,6 +8,9 @@ mod mnist;
 #[path = "../examples/pytorch/regression.rs"]
 mod regression;
 
+#[path = "../examples/pytorch/vae.rs"]
+mod vae;
+
 #[test]
 fn mnist_runs_a_step_and_tests() {
     let args: Vec<String> = ["--epochs", "1", "--dry-run"]
@@ -37,4 +40,33 @@ fn regression_fits_its_polynomial() {
         loss < 1e-3 && batches > 1,
         "loss {loss} after {batches} batches"
     );
+}
+
+#[test]
+fn vae_trains_and_writes_its_pictures() {
+    let out = std::env::temp_dir().join(format!("nabla-vae-test-{}", std::process::id()));
+    let args: Vec<String> = ["--epochs", "2", "--out", out.to_str().unwrap()]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let mut args = vae::Args::parse(&args).unwrap();
+    assert_eq!((args.batch_size, args.log_interval), (128, 10));
+    args.max_batches = Some(8);
+    let (train, test) = vae::run(&args).unwrap();
+    // the loss per digit starts near 784·ln 2 ≈ 543 and falls fast
+    assert!(
+        train.is_finite() && test < 400.0,
+        "train {train}, test {test}"
+    );
+    for name in [
+        "reconstruction_1.png",
+        "sample_1.png",
+        "reconstruction_2.png",
+        "sample_2.png",
+    ] {
+        let bytes = std::fs::read(out.join(name)).unwrap();
+        assert_eq!(&bytes[1..4], b"PNG", "{name}");
+    }
+    std::fs::remove_dir_all(&out).unwrap();
+    assert!(vae::Args::parse(&["--epochs".to_string()]).is_err());
 }
