@@ -20,6 +20,7 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 EXAMPLES = {
     # name: (nabla binary, its flags, PyTorch script)
     "mnist": ("pytorch_mnist", ["--log-interval", "1000"], "bench/pytorch_examples/mnist.py"),
+    "mnist_rnn": ("pytorch_mnist_rnn", ["--log-interval", "1000"], "bench/pytorch_examples/mnist_rnn.py"),
     "regression": ("pytorch_regression", [], "bench/pytorch_examples/regression.py"),
     "vae": ("pytorch_vae", ["--log-interval", "1000", "--out", "/tmp/nabla-vae-results"], "bench/pytorch_examples/vae.py"),
 }

@@ -130,8 +130,9 @@ impl Module for Dropout {
     }
 }
 
-/// `nn.Dropout2d(p)`: zeroes whole channels of `[N, C, H, W]` (or of one
-/// image `[C, H, W]`) with probability p while training.
+/// `nn.Dropout2d(p)`: zeroes whole channels of `[N, C, H, W]` with
+/// probability p while training (`[N, C, L]` and `[N, C]` as PyTorch 2
+/// takes them; see `Tensor::dropout2d`).
 pub struct Dropout2d {
     pub p: f32,
     training: AtomicBool,

@@ -5,6 +5,9 @@
 #[path = "../examples/pytorch/mnist.rs"]
 mod mnist;
 
+#[path = "../examples/pytorch/mnist_rnn.rs"]
+mod mnist_rnn;
+
 #[path = "../examples/pytorch/regression.rs"]
 mod regression;
 
@@ -69,4 +72,19 @@ fn vae_trains_and_writes_its_pictures() {
     }
     std::fs::remove_dir_all(&out).unwrap();
     assert!(vae::Args::parse(&["--epochs".to_string()]).is_err());
+}
+
+#[test]
+fn mnist_rnn_runs_a_step_and_tests() {
+    let args: Vec<String> = ["--epochs", "1", "--dry-run"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let args = mnist_rnn::Args::parse(&args).unwrap();
+    assert_eq!((args.batch_size, args.lr), (64, 0.1));
+    let (loss, correct) = mnist_rnn::run(&args).unwrap();
+    assert!(
+        loss.is_finite() && loss > 0.0 && correct <= 2004,
+        "test loss {loss}"
+    );
 }

@@ -37,20 +37,23 @@ impl Tensor {
     }
 
     /// Channel dropout (`nn.Dropout2d`, `F.dropout2d`): while training,
-    /// each channel of `[N, C, H, W]` (or of one image `[C, H, W]`) is
-    /// zeroed whole with probability `p` and the others are scaled by
-    /// `1/(1−p)` — neighbouring pixels of a feature map are correlated, so
-    /// dropping single pixels would hardly regularize a convolution.
-    /// `y = x · m` with `m` of shape `[N, C, 1, 1]`; `dx = dy · m`.
+    /// each channel of `[N, C, H, W]` is zeroed whole with probability `p`
+    /// and the others are scaled by `1/(1−p)` — neighbouring pixels of a
+    /// feature map are correlated, so dropping single pixels would hardly
+    /// regularize a convolution. `y = x · m` with `m` of shape
+    /// `[N, C, 1, 1]`; `dx = dy · m`. Other ranks as PyTorch 2 takes them
+    /// (with a deprecation warning there): `[N, C, L]` channel by channel
+    /// (`m [N, C, 1]`), `[N, C]` element by element.
     pub fn dropout2d(&self, p: f32, training: bool) -> Result<Tensor> {
         let s = self.shape();
         let per_channel: Vec<usize> = match s.len() {
             4 => vec![s[0], s[1], 1, 1],
-            3 => vec![s[0], 1, 1],
+            3 => vec![s[0], s[1], 1],
+            2 => s.to_vec(),
             _ => {
                 return Err(Error::shape(
                     "dropout2d",
-                    format!("expected [N, C, H, W] or [C, H, W], got {s:?}"),
+                    format!("expected [N, C, H, W] (or [N, C, L], [N, C]), got {s:?}"),
                 ))
             }
         };
@@ -89,13 +92,14 @@ mod tests {
             "{dropped} of 128 channels dropped"
         );
         assert_eq!(x.dropout2d(0.5, false).unwrap().to_vec(), x.to_vec());
-        let img = Tensor::ones([4, 2, 2])
+        // [N, C, L]: each (n, c) row whole, as PyTorch 2 reads 3-d input
+        let rows = Tensor::ones([4, 3, 5])
             .dropout2d(0.5, true)
             .unwrap()
             .to_vec();
-        assert!(img.chunks(4).all(|p| p.iter().all(|&v| v == p[0])));
+        assert!(rows.chunks(5).all(|r| r.iter().all(|&v| v == r[0])));
         assert!(x.dropout2d(1.5, true).is_err());
-        assert!(Tensor::ones([2, 3]).dropout2d(0.5, true).is_err());
+        assert!(Tensor::ones([2]).dropout2d(0.5, true).is_err());
     }
 
     #[test]
