@@ -550,6 +550,22 @@ def examples_pieces():
     x = rand(4, 9)
     save("topk_largest", {"x": x}, lambda x: torch.topk(x, 3, dim=1).values)
     save("topk_smallest_dim0", {"x": x}, lambda x: torch.topk(x, 2, dim=0, largest=False).values)
+    # L-BFGS on 0.5·Σ(a⊙p + b)² + 0.1·Σp⁴, three steps of five iterations
+    for name, ls in [("lbfgs", None), ("lbfgs_strong_wolfe", "strong_wolfe")]:
+        p0, a, b = rand(3, 4), rand(3, 4), rand(3, 4)
+        p = p0.clone().requires_grad_(True)
+        opt = torch.optim.LBFGS([p], lr=0.5 if ls is None else 1.0, max_iter=5, history_size=4, line_search_fn=ls)
+
+        def closure():
+            opt.zero_grad()
+            loss = 0.5 * ((a * p + b) ** 2).sum() + 0.1 * (p ** 4).sum()
+            loss.backward()
+            return loss
+        losses = torch.tensor([float(opt.step(closure).detach()) for _ in range(3)])
+        save_file({"p0": p0, "a": a, "b": b, "p3": p.detach().clone(), "losses": losses,
+                   "func_evals": torch.tensor([float(opt.state[p]["func_evals"])])},
+                  os.path.join(OUT, f"{name}.safetensors"),
+                  metadata={"lr": str(0.5 if ls is None else 1.0), "line_search": str(ls)})
 
 
 if __name__ == "__main__":

@@ -11,7 +11,7 @@ use std::collections::HashMap;
 
 use nabla_core::Tensor;
 use nabla_nn::loss::{self, CrossEntropyOptions, Reduction};
-use nabla_nn::optim::{Adadelta, Adagrad, Adam, Optimizer, RMSprop, Sgd};
+use nabla_nn::optim::{Adadelta, Adagrad, Adam, Lbfgs, LineSearch, Optimizer, RMSprop, Sgd};
 use nabla_nn::state_dict::{load_safetensors, load_state_dict, state_dict};
 use nabla_nn::zoo::LeNet;
 use nabla_nn::Module;
@@ -605,5 +605,60 @@ fn more_recurrent_configurations_match_pytorch() {
             .collect();
         let lengths = (!lengths.is_empty()).then_some(&lengths[..]);
         check_recurrent(&name, kind, cfg, lengths);
+    }
+}
+
+/// Three steps of L-BFGS (five iterations each, history 4) on
+/// `0.5·Σ(a⊙p + b)² + 0.1·Σp⁴`, with fixed steps and with the strong
+/// Wolfe line search: PyTorch's parameters, losses and evaluation count.
+#[test]
+fn lbfgs_matches_pytorch() {
+    for (name, search) in [
+        ("lbfgs", LineSearch::None),
+        ("lbfgs_strong_wolfe", LineSearch::StrongWolfe),
+    ] {
+        let (t, meta) = load(name);
+        let p = t["p0"].detach().requires_grad_(true);
+        let lr: f32 = meta["lr"].parse().unwrap();
+        let mut opt = Lbfgs::new(vec![p.clone()], lr)
+            .max_iter(5)
+            .history_size(4)
+            .line_search(search);
+        let (a, b) = (t["a"].clone(), t["b"].clone());
+        let losses: Vec<f32> = (0..3)
+            .map(|_| {
+                opt.step_with(|| {
+                    p.zero_grad();
+                    let r = a.mul(&p)?.add(&b)?;
+                    let loss = r
+                        .mul(&r)?
+                        .sum_all()?
+                        .mul_scalar(0.5)?
+                        .add(&p.powf(4.0)?.sum_all()?.mul_scalar(0.1)?)?;
+                    loss.backward()?;
+                    Ok(loss)
+                })
+                .unwrap()
+            })
+            .collect();
+        assert_close(
+            &format!("{name} losses"),
+            &losses,
+            &t["losses"].to_vec(),
+            1e-4,
+            1e-5,
+        );
+        assert_close(
+            &format!("{name} parameters"),
+            &p.to_vec(),
+            &t["p3"].to_vec(),
+            1e-4,
+            1e-4,
+        );
+        assert_eq!(
+            opt.func_evals() as f32,
+            t["func_evals"].to_vec()[0],
+            "{name}: evaluations"
+        );
     }
 }

@@ -11,6 +11,7 @@ mod adadelta;
 mod adagrad;
 mod adam;
 mod clip;
+mod lbfgs;
 mod rmsprop;
 mod sgd;
 
@@ -18,6 +19,7 @@ pub use adadelta::Adadelta;
 pub use adagrad::Adagrad;
 pub use adam::{Adam, AdamW};
 pub use clip::{clip_grad_norm, clip_grad_value};
+pub use lbfgs::{Lbfgs, LineSearch};
 pub use rmsprop::RMSprop;
 pub use sgd::Sgd;
 
