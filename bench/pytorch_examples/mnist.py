@@ -45,13 +45,15 @@ class Net(nn.Module):
         return F.log_softmax(self.fc2(x), dim=1)
 
 
-def main():
+def main(net=Net, lr=1.0):
+    """The training program for the network `net` makes (mnist_rnn.py
+    passes its own, with its learning rate)."""
     p = argparse.ArgumentParser()
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--epochs", type=int, default=14)
     p.add_argument("--batch-size", type=int, default=64)
     p.add_argument("--test-batch-size", type=int, default=1000)
-    p.add_argument("--lr", type=float, default=1.0)
+    p.add_argument("--lr", type=float, default=lr)
     p.add_argument("--gamma", type=float, default=0.7)
     p.add_argument("--seed", type=int, default=1)
     a = p.parse_args()
@@ -61,7 +63,7 @@ def main():
     norm = lambda x: ((x.float() / 255 - 0.1307) / 0.3081).unsqueeze(1)
     tx, ty = norm(idx(d + "train-images-idx3-ubyte.gz")), idx(d + "train-labels-idx1-ubyte.gz").long()
     vx, vy = norm(idx(d + "t10k-images-idx3-ubyte.gz")), idx(d + "t10k-labels-idx1-ubyte.gz").long()
-    model = Net()
+    model = net()
     optimizer = torch.optim.Adadelta(model.parameters(), lr=a.lr)
     scheduler = torch.optim.lr_scheduler.StepLR(optimizer, step_size=1, gamma=a.gamma)
     for epoch in range(1, a.epochs + 1):

@@ -20,7 +20,7 @@ fn mnist_runs_a_step_and_tests() {
         .iter()
         .map(|s| s.to_string())
         .collect();
-    let args = mnist::Args::parse(&args).unwrap();
+    let args = mnist::parse(&args).unwrap();
     assert_eq!(
         (args.batch_size, args.test_batch_size, args.lr, args.gamma),
         (64, 1000, 1.0, 0.7)
@@ -31,7 +31,7 @@ fn mnist_runs_a_step_and_tests() {
     // the flags refuse what the original's argparse refuses
     for bad in [&["--epochs", "x"][..], &["--bogus", "1"], &["--batch-size"]] {
         let bad: Vec<String> = bad.iter().map(|s| s.to_string()).collect();
-        assert!(mnist::Args::parse(&bad).is_err(), "{bad:?}");
+        assert!(mnist::parse(&bad).is_err(), "{bad:?}");
     }
 }
 
@@ -80,7 +80,7 @@ fn mnist_rnn_runs_a_step_and_tests() {
         .iter()
         .map(|s| s.to_string())
         .collect();
-    let args = mnist_rnn::Args::parse(&args).unwrap();
+    let args = mnist_rnn::parse(&args).unwrap();
     assert_eq!((args.batch_size, args.lr), (64, 0.1));
     let (loss, correct) = mnist_rnn::run(&args).unwrap();
     assert!(
