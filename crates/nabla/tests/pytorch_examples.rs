@@ -2,6 +2,10 @@
 //! the file is compiled into this test and its `run` called as the
 //! example's `main` would, with the original's `--dry-run` (one step).
 
+// mnist.rs and mnist_rnn.rs each include mnist_loop.rs, as each example
+// program does on its own
+#![allow(clippy::duplicate_mod)]
+
 #[path = "../examples/pytorch/mnist.rs"]
 mod mnist;
 
