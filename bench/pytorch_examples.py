@@ -23,7 +23,11 @@ EXAMPLES = {
     "mnist_rnn": ("pytorch_mnist_rnn", ["--log-interval", "1000"], "bench/pytorch_examples/mnist_rnn.py"),
     "regression": ("pytorch_regression", [], "bench/pytorch_examples/regression.py"),
     "vae": ("pytorch_vae", ["--log-interval", "1000", "--out", "/tmp/nabla-vae-results"], "bench/pytorch_examples/vae.py"),
+    # (counted in L-BFGS steps, not epochs; PyTorch in float64 as the original)
+    "time_sequence_prediction": ("pytorch_time_sequence_prediction", ["--out", "/tmp/nabla-tsp"],
+                                 "bench/pytorch_examples/time_sequence_prediction.py"),
 }
+STEPS_NOT_EPOCHS = {"time_sequence_prediction"}
 
 
 def regression(python, seeds, threads):
@@ -50,24 +54,24 @@ def run(cmd, env):
     return out
 
 
-def nabla(binary, flags, epochs, threads):
+def nabla(binary, flags, epochs, threads, count="--epochs"):
     env = dict(os.environ, NABLA_NUM_THREADS=str(threads))
-    out = run([os.path.join(ROOT, "target", "release", "examples", binary), "--epochs", str(epochs)] + flags, env)
-    times = [float(t) for t in re.findall(r"epoch \d+: ([0-9.]+) s training", out)]
+    out = run([os.path.join(ROOT, "target", "release", "examples", binary), count, str(epochs)] + flags, env)
+    times = [float(t) for t in re.findall(r"(?:epoch|step) \d+: ([0-9.]+) s training", out)]
     tests = re.findall(r"Average loss: ([0-9.]+), Accuracy: (\d+)/(\d+)", out)
     if tests:
         return float(tests[-1][0]), f"{tests[-1][1]}/{tests[-1][2]}", times
-    return float(re.findall(r"Test set loss: ([0-9.]+)", out)[-1]), "", times
+    return float(re.findall(r"(?:Test set|test) loss: ([0-9.e-]+)", out)[-1]), "", times
 
 
-def torch_side(python, script, epochs, threads):
-    out = run([python, script, "--epochs", str(epochs), "--threads", str(threads)], dict(os.environ))
+def torch_side(python, script, epochs, threads, count="--epochs"):
+    out = run([python, script, count, str(epochs), "--threads", str(threads)], dict(os.environ))
     rows = re.findall(r"test loss ([0-9.]+) accuracy (\d+)/(\d+) train ([0-9.]+) s", out)
     if rows:
         loss, correct, n, _ = rows[-1]
         return float(loss), f"{correct}/{n}", [float(r[3]) for r in rows]
-    times = [float(t) for t in re.findall(r"epoch \d+: ([0-9.]+) s training", out)]
-    return float(re.findall(r"Test set loss: ([0-9.]+)", out)[-1]), "", times
+    times = [float(t) for t in re.findall(r"(?:epoch|step) \d+: ([0-9.]+) s training", out)]
+    return float(re.findall(r"(?:Test set|test) loss: ([0-9.e-]+)", out)[-1]), "", times
 
 
 def main():
@@ -93,11 +97,12 @@ def main():
         print("| threads | side | test loss | accuracy | epoch s (best / median) | PyTorch / nabla |")
         print("|---|---|---|---|---|---|")
         for t in a.threads:
-            n_loss, n_acc, n_times = nabla(binary, flags, a.epochs, t)
-            p_loss, p_acc, p_times = torch_side(a.python, script, a.epochs, t)
+            count = "--steps" if name in STEPS_NOT_EPOCHS else "--epochs"
+            n_loss, n_acc, n_times = nabla(binary, flags, a.epochs, t, count)
+            p_loss, p_acc, p_times = torch_side(a.python, script, a.epochs, t, count)
             ratio = statistics.median(p_times) / statistics.median(n_times)
-            print(f"| {t} | nabla | {n_loss:.4f} | {n_acc} | {min(n_times):.2f} / {statistics.median(n_times):.2f} | {ratio:.2f}× |")
-            print(f"| {t} | PyTorch | {p_loss:.4f} | {p_acc} | {min(p_times):.2f} / {statistics.median(p_times):.2f} | |")
+            print(f"| {t} | nabla | {n_loss:.4g} | {n_acc} | {min(n_times):.2f} / {statistics.median(n_times):.2f} | {ratio:.2f}× |")
+            print(f"| {t} | PyTorch | {p_loss:.4g} | {p_acc} | {min(p_times):.2f} / {statistics.median(p_times):.2f} | |")
 
 
 if __name__ == "__main__":

@@ -15,6 +15,9 @@ mod mnist_rnn;
 #[path = "../examples/pytorch/regression.rs"]
 mod regression;
 
+#[path = "../examples/pytorch/time_sequence_prediction.rs"]
+mod time_sequence_prediction;
+
 #[path = "../examples/pytorch/vae.rs"]
 mod vae;
 
@@ -91,4 +94,26 @@ fn mnist_rnn_runs_a_step_and_tests() {
         loss.is_finite() && loss > 0.0 && correct <= 2004,
         "test loss {loss}"
     );
+}
+
+#[test]
+fn time_sequence_prediction_takes_an_lbfgs_step_and_predicts() {
+    let out = std::env::temp_dir().join(format!("nabla-tsp-test-{}", std::process::id()));
+    let args: Vec<String> = ["--steps", "1", "--out", out.to_str().unwrap()]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let mut args = time_sequence_prediction::Args::parse(&args).unwrap();
+    (args.train_waves, args.max_iter) = (4, 3);
+    let test_loss = time_sequence_prediction::run(&args).unwrap();
+    // a sine wave's mean square is ½; one short step already does better
+    assert!(
+        test_loss.is_finite() && test_loss < 0.5,
+        "test loss {test_loss}"
+    );
+    assert_eq!(
+        &std::fs::read(out.join("predict0.png")).unwrap()[1..4],
+        b"PNG"
+    );
+    std::fs::remove_dir_all(&out).unwrap();
 }
