@@ -23,6 +23,8 @@ EXAMPLES = {
     "mnist_rnn": ("pytorch_mnist_rnn", ["--log-interval", "1000"], "bench/pytorch_examples/mnist_rnn.py"),
     "regression": ("pytorch_regression", [], "bench/pytorch_examples/regression.py"),
     "vae": ("pytorch_vae", ["--log-interval", "1000", "--out", "/tmp/nabla-vae-results"], "bench/pytorch_examples/vae.py"),
+    "mnist_forward_forward": ("pytorch_mnist_forward_forward", ["--log-interval", "1000"],
+                              "bench/pytorch_examples/mnist_forward_forward.py"),
     # (counted in L-BFGS steps, not epochs; PyTorch in float64 as the original)
     "time_sequence_prediction": ("pytorch_time_sequence_prediction", ["--out", "/tmp/nabla-tsp"],
                                  "bench/pytorch_examples/time_sequence_prediction.py"),
@@ -74,6 +76,23 @@ def torch_side(python, script, epochs, threads, count="--epochs"):
     return float(re.findall(r"(?:Test set|test) loss: ([0-9.e-]+)", out)[-1]), "", times
 
 
+def forward_forward(python, epochs, threads):
+    """Train and test errors and the seconds per layer of each side."""
+    out = {}
+    for side in ("nabla", "PyTorch"):
+        if side == "nabla":
+            env = dict(os.environ, NABLA_NUM_THREADS=str(threads))
+            text = run([os.path.join(ROOT, "target", "release", "examples", "pytorch_mnist_forward_forward"),
+                        "--epochs", str(epochs), "--log-interval", "100000"], env)
+        else:
+            text = run([python, EXAMPLES["mnist_forward_forward"][2], "--epochs", str(epochs),
+                        "--log-interval", "100000", "--threads", str(threads)], dict(os.environ))
+        errors = [float(e) for e in re.findall(r"(?:train|test) error: ([0-9.]+)", text)]
+        layers = [float(t) for t in re.findall(r"layer \d+: ([0-9.]+) s training", text)]
+        out[side] = (errors[0], errors[1], layers)
+    return out
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--python", required=True)
@@ -83,6 +102,17 @@ def main():
     a = p.parse_args()
     for name in a.examples:
         binary, flags, script = EXAMPLES[name]
+        if name == "mnist_forward_forward":
+            print(f"\n### mnist_forward_forward ({a.epochs} epochs a layer)\n")
+            print("| threads | side | train error | test error | s per layer | PyTorch / nabla |")
+            print("|---|---|---|---|---|---|")
+            for t in a.threads:
+                r = forward_forward(a.python, a.epochs, t)
+                ratio = sum(r["PyTorch"][2]) / sum(r["nabla"][2])
+                for side, (tr, te, layers) in r.items():
+                    times = " / ".join(f"{x:.1f}" for x in layers)
+                    print(f"| {t} | {side} | {tr:.4f} | {te:.4f} | {times} | {f'{ratio:.2f}×' if side == 'nabla' else ''} |")
+            continue
         if name == "regression":
             print("\n### regression (seeds 1-10; nabla: the whole process, PyTorch: its loop alone)\n")
             print("| threads | side | batches to loss < 1e-3: median, mean (min-max) | s per run (median) |")

@@ -9,6 +9,9 @@
 #[path = "../examples/pytorch/mnist.rs"]
 mod mnist;
 
+#[path = "../examples/pytorch/mnist_forward_forward.rs"]
+mod mnist_forward_forward;
+
 #[path = "../examples/pytorch/mnist_rnn.rs"]
 mod mnist_rnn;
 
@@ -116,4 +119,20 @@ fn time_sequence_prediction_takes_an_lbfgs_step_and_predicts() {
         b"PNG"
     );
     std::fs::remove_dir_all(&out).unwrap();
+}
+
+#[test]
+fn mnist_forward_forward_trains_its_layers_and_predicts() {
+    let args: Vec<String> = ["--epochs", "2", "--log-interval", "1"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let args = mnist_forward_forward::Args::parse(&args).unwrap();
+    assert_eq!((args.lr, args.threshold, args.seed), (0.03, 2.0, 1));
+    let (train, test) = mnist_forward_forward::run(&args).unwrap();
+    assert!(
+        (0.0..=1.0).contains(&train) && (0.0..=1.0).contains(&test),
+        "{train} {test}"
+    );
+    assert!(mnist_forward_forward::Args::parse(&["--log-interval".into(), "0".into()]).is_err());
 }
