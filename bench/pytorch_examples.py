@@ -25,6 +25,7 @@ EXAMPLES = {
     "vae": ("pytorch_vae", ["--log-interval", "1000", "--out", "/tmp/nabla-vae-results"], "bench/pytorch_examples/vae.py"),
     "mnist_forward_forward": ("pytorch_mnist_forward_forward", ["--log-interval", "1000"],
                               "bench/pytorch_examples/mnist_forward_forward.py"),
+    "mnist_hogwild": ("pytorch_mnist_hogwild", ["--log-interval", "100000"], "bench/pytorch_examples/mnist_hogwild.py"),
     # (counted in L-BFGS steps, not epochs; PyTorch in float64 as the original)
     "time_sequence_prediction": ("pytorch_time_sequence_prediction", ["--out", "/tmp/nabla-tsp"],
                                  "bench/pytorch_examples/time_sequence_prediction.py"),
@@ -93,6 +94,26 @@ def forward_forward(python, epochs, threads):
     return out
 
 
+def hogwild(python, epochs, runs=2):
+    """Two workers over one model: each side's training time and accuracy."""
+    rows = []
+    for threads in (1, 2):
+        for _ in range(runs):
+            env = dict(os.environ, NABLA_NUM_THREADS=str(threads))
+            out = run([os.path.join(ROOT, "target", "release", "examples", "pytorch_mnist_hogwild"),
+                       "--epochs", str(epochs), "--log-interval", "100000"], env)
+            secs = re.search(r"([0-9.]+) s training", out).group(1)
+            acc = re.search(r"Accuracy: (\d+/\d+)", out).group(1)
+            rows.append(("nabla", str(threads), secs, acc))
+    for _ in range(runs):
+        out = run([python, EXAMPLES["mnist_hogwild"][2], "--epochs", str(epochs)], dict(os.environ))
+        loops = max(float(t) for t in re.findall(r"([0-9.]+) s in its loop", out))
+        total = re.search(r"([0-9.]+) s training", out).group(1)
+        acc = re.search(r"Accuracy: (\d+/\d+)", out).group(1)
+        rows.append(("PyTorch", "1 per process", f"{loops:.2f} (loop); {total} with the processes' start", acc))
+    return rows
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--python", required=True)
@@ -102,6 +123,13 @@ def main():
     a = p.parse_args()
     for name in a.examples:
         binary, flags, script = EXAMPLES[name]
+        if name == "mnist_hogwild":
+            print(f"\n### mnist_hogwild (2 workers, {a.epochs} epochs each)\n")
+            print("| side | pool threads | training s | test accuracy |")
+            print("|---|---|---|---|")
+            for side, threads, secs, acc in hogwild(a.python, a.epochs):
+                print(f"| {side} | {threads} | {secs} | {acc} |")
+            continue
         if name == "mnist_forward_forward":
             print(f"\n### mnist_forward_forward ({a.epochs} epochs a layer)\n")
             print("| threads | side | train error | test error | s per layer | PyTorch / nabla |")

@@ -12,6 +12,9 @@ mod mnist;
 #[path = "../examples/pytorch/mnist_forward_forward.rs"]
 mod mnist_forward_forward;
 
+#[path = "../examples/pytorch/mnist_hogwild.rs"]
+mod mnist_hogwild;
+
 #[path = "../examples/pytorch/mnist_rnn.rs"]
 mod mnist_rnn;
 
@@ -135,4 +138,17 @@ fn mnist_forward_forward_trains_its_layers_and_predicts() {
         "{train} {test}"
     );
     assert!(mnist_forward_forward::Args::parse(&["--log-interval".into(), "0".into()]).is_err());
+}
+
+#[test]
+fn mnist_hogwild_workers_share_one_model() {
+    let args: Vec<String> = ["--epochs", "1", "--dry-run", "--num-processes", "3"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let args = mnist_hogwild::Args::parse(&args).unwrap();
+    assert_eq!((args.lr, args.momentum, args.num_processes), (0.01, 0.5, 3));
+    let (loss, correct) = mnist_hogwild::run(&args).unwrap();
+    assert!(loss.is_finite() && correct <= 2004, "test loss {loss}");
+    assert!(mnist_hogwild::Args::parse(&["--num-processes".into(), "0".into()]).is_err());
 }
