@@ -25,6 +25,7 @@ EXAMPLES = {
     "vae": ("pytorch_vae", ["--log-interval", "1000", "--out", "/tmp/nabla-vae-results"], "bench/pytorch_examples/vae.py"),
     "mnist_forward_forward": ("pytorch_mnist_forward_forward", ["--log-interval", "1000"],
                               "bench/pytorch_examples/mnist_forward_forward.py"),
+    "dcgan": ("pytorch_dcgan", ["--out", "/tmp/nabla-dcgan"], "bench/pytorch_examples/dcgan.py"),
     "mnist_hogwild": ("pytorch_mnist_hogwild", ["--log-interval", "100000"], "bench/pytorch_examples/mnist_hogwild.py"),
     # (counted in L-BFGS steps, not epochs; PyTorch in float64 as the original)
     "time_sequence_prediction": ("pytorch_time_sequence_prediction", ["--out", "/tmp/nabla-tsp"],
@@ -114,6 +115,23 @@ def hogwild(python, epochs, runs=2):
     return rows
 
 
+def gan(python, epochs, threads):
+    """The last logged D and G losses and the epoch times of each side."""
+    env = dict(os.environ, NABLA_NUM_THREADS=str(threads))
+    sides = {
+        "nabla": run([os.path.join(ROOT, "target", "release", "examples", "pytorch_dcgan"), "--epochs", str(epochs),
+                      "--out", "/tmp/nabla-dcgan"], env),
+        "PyTorch": run([python, EXAMPLES["dcgan"][2], "--epochs", str(epochs), "--threads", str(threads)],
+                       dict(os.environ)),
+    }
+    out = {}
+    for side, text in sides.items():
+        d, g = re.findall(r"D_loss: ([0-9.]+) \| G_loss: ([0-9.]+)", text)[-1]
+        times = [float(t) for t in re.findall(r"epoch \d+: ([0-9.]+) s training", text)]
+        out[side] = (float(d), float(g), times)
+    return out
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--python", required=True)
@@ -123,6 +141,17 @@ def main():
     a = p.parse_args()
     for name in a.examples:
         binary, flags, script = EXAMPLES[name]
+        if name == "dcgan":
+            print(f"\n### dcgan ({a.epochs} epochs)\n")
+            print("| threads | side | D_loss / G_loss (last logged) | epoch s (median) | PyTorch / nabla |")
+            print("|---|---|---|---|---|")
+            for t in a.threads:
+                r = gan(a.python, a.epochs, t)
+                ratio = statistics.median(r["PyTorch"][2]) / statistics.median(r["nabla"][2])
+                for side, (d, g, times) in r.items():
+                    mark = f"{ratio:.2f}×" if side == "nabla" else ""
+                    print(f"| {t} | {side} | {d:.3f} / {g:.2f} | {statistics.median(times):.1f} | {mark} |")
+            continue
         if name == "mnist_hogwild":
             print(f"\n### mnist_hogwild (2 workers, {a.epochs} epochs each)\n")
             print("| side | pool threads | training s | test accuracy |")

@@ -6,6 +6,9 @@
 // program does on its own
 #![allow(clippy::duplicate_mod)]
 
+#[path = "../examples/pytorch/dcgan.rs"]
+mod dcgan;
+
 #[path = "../examples/pytorch/mnist.rs"]
 mod mnist;
 
@@ -151,4 +154,25 @@ fn mnist_hogwild_workers_share_one_model() {
     let (loss, correct) = mnist_hogwild::run(&args).unwrap();
     assert!(loss.is_finite() && correct <= 2004, "test loss {loss}");
     assert!(mnist_hogwild::Args::parse(&["--num-processes".into(), "0".into()]).is_err());
+}
+
+#[test]
+fn dcgan_trains_both_nets_and_draws_digits() {
+    let out = std::env::temp_dir().join(format!("nabla-dcgan-test-{}", std::process::id()));
+    let args: Vec<String> = ["--epochs", "1", "--out", out.to_str().unwrap()]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let mut args = dcgan::Args::parse(&args).unwrap();
+    args.max_batches = Some(2);
+    let (d_loss, g_loss) = dcgan::run(&args).unwrap();
+    assert!(
+        d_loss.is_finite() && g_loss.is_finite() && d_loss > 0.0 && g_loss > 0.0,
+        "{d_loss} {g_loss}"
+    );
+    assert_eq!(
+        &std::fs::read(out.join("dcgan-sample-final.png")).unwrap()[1..4],
+        b"PNG"
+    );
+    std::fs::remove_dir_all(&out).unwrap();
 }
