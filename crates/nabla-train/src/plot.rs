@@ -421,6 +421,23 @@ pub struct Tile {
     pub caption_color: Rgb,
 }
 
+/// A batch of images `[N, C, H, W]` as a grid of `cols` columns without
+/// captions (a generator's samples, reconstructions beside their inputs).
+pub fn batch_grid(images: &Tensor, cols: usize, scale: usize) -> Result<Canvas> {
+    let [n, _, _, _] = dims::<4>(images, "batch_grid", "[N, C, H, W]")?;
+    let tiles = (0..n)
+        .map(|i| {
+            Ok(Tile {
+                image: images.narrow(0, i, 1)?.squeeze(0)?,
+                overlay: None,
+                caption: String::new(),
+                caption_color: WHITE,
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    image_grid(&tiles, cols, scale, false)
+}
+
 /// The tiles in rows of at most `cols`, each image pixel drawn as a
 /// `scale`×`scale` square; with `colour_bar` a hot-colours bar (0 at the
 /// bottom, the largest value at the top) runs down the right edge.
@@ -622,5 +639,24 @@ mod tests {
             inked(&fm, WHITE) >= 3,
             "each map reaches white at its maximum"
         );
+    }
+
+    #[test]
+    fn a_batch_is_one_tile_per_image() {
+        let batch =
+            Tensor::from_vec((0..3 * 16).map(|v| v as f32).collect(), [3, 1, 4, 4]).unwrap();
+        let (one_row, one_column) = (
+            batch_grid(&batch, 3, 2).unwrap(),
+            batch_grid(&batch, 1, 2).unwrap(),
+        );
+        assert!(
+            one_row.width > 2 * one_column.width,
+            "three tiles side by side"
+        );
+        assert!(
+            one_column.height > 2 * one_row.height,
+            "three tiles stacked"
+        );
+        assert!(batch_grid(&batch.reshape([3, 16]).unwrap(), 3, 2).is_err());
     }
 }

@@ -20,7 +20,7 @@ use nabla::nn::{
     prefixed, BatchNorm2d, Conv2d, ConvTranspose2d, LeakyReLU, Module, Sequential, Sigmoid,
 };
 use nabla::optim::{Adam, Optimizer};
-use nabla::plot::{image_grid, Tile};
+use nabla::plot::batch_grid;
 use nabla::{manual_seed, Conv2dParams, ConvTranspose2dParams, Tensor};
 
 type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
@@ -111,18 +111,7 @@ fn discriminator() -> Sequential {
 
 /// Generated digits `[n, 1, 28, 28]` in [−1, 1] as one PNG row.
 fn save_samples(samples: &Tensor, path: PathBuf) -> AnyResult<()> {
-    let n = samples.shape()[0];
-    let tiles = (0..n)
-        .map(|i| {
-            Ok(Tile {
-                image: samples.narrow(0, i, 1)?.squeeze(0)?,
-                overlay: None,
-                caption: String::new(),
-                caption_color: [255, 255, 255],
-            })
-        })
-        .collect::<nabla::Result<Vec<_>>>()?;
-    image_grid(&tiles, n, 2, false)?.save_png(&path)?;
+    batch_grid(samples, samples.shape()[0], 2)?.save_png(&path)?;
     Ok(())
 }
 

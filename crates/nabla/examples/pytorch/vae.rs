@@ -15,7 +15,7 @@ use nabla::data::{DataLoader, Dataset, ImageDataset, Mnist};
 use nabla::nn::loss::{bce_loss, Reduction};
 use nabla::nn::{prefixed, Linear, Module};
 use nabla::optim::{Adam, Optimizer};
-use nabla::plot::{image_grid, Tile};
+use nabla::plot::batch_grid;
 use nabla::{in_pool, manual_seed, no_grad, Device, Tensor};
 
 type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
@@ -149,18 +149,7 @@ impl Args {
 /// Images `[n, 784]` (or `[n, 1, 28, 28]`) as a PNG grid of `cols` columns.
 fn save_image(images: &Tensor, path: PathBuf, cols: usize) -> AnyResult<()> {
     let n = images.shape()[0];
-    let images = images.reshape([n, 1, 28, 28])?;
-    let tiles = (0..n)
-        .map(|i| {
-            Ok(Tile {
-                image: images.narrow(0, i, 1)?.squeeze(0)?,
-                overlay: None,
-                caption: String::new(),
-                caption_color: [255, 255, 255],
-            })
-        })
-        .collect::<nabla::Result<Vec<_>>>()?;
-    image_grid(&tiles, cols, 2, false)?.save_png(&path)?;
+    batch_grid(&images.reshape([n, 1, 28, 28])?, cols, 2)?.save_png(&path)?;
     Ok(())
 }
 
