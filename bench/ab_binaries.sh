@@ -10,6 +10,7 @@
 #   git stash pop; cargo build --release --bin nabla
 #   bench/ab_binaries.sh /tmp/nabla-before target/release/nabla 5
 #
+# MODELS="lstm-rows" limits the runs to some of the models.
 # Needs Debian's dataset-fashion-mnist (/usr/share/datasets/fashion-mnist).
 set -euo pipefail
 A=${1:?usage: ab_binaries.sh BINARY_A BINARY_B [ROUNDS]}
@@ -25,7 +26,7 @@ settings() {
   esac
 }
 for r in $(seq 1 "$ROUNDS"); do
-  for m in lenet mlp lstm-rows; do
+  for m in ${MODELS:-lenet mlp lstm-rows}; do
     for t in 1 2; do
       for side in A B; do
         bin=$A; [ $side = B ] && bin=$B

@@ -128,13 +128,6 @@ impl Tensor {
         Tensor::from_storage(backend::for_device(device).upload(data), shape)
     }
 
-    /// A contiguous CPU tensor owning `data`: for the fused recurrent ops,
-    /// whose CPU kernels have not moved behind the backend seam yet (they
-    /// run only on CPU tensors; other devices take the composed path).
-    pub(crate) fn from_cpu(data: Vec<f32>, shape: &[usize]) -> Tensor {
-        Tensor::from_host(data, shape, Device::Cpu)
-    }
-
     /// A view of this tensor's storage with another layout (no copy).
     pub(crate) fn view_with(&self, layout: Layout) -> Tensor {
         Tensor::from_parts(self.0.storage.clone(), layout)

@@ -184,6 +184,50 @@ pub enum UpdateRule {
     },
 }
 
+/// Which cell a recurrent direction runs (PyTorch's gate orders).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cell {
+    /// `h' = f(W_ih·x + b_ih + W_hh·h + b_hh)`, f = tanh or ReLU; 1 gate.
+    Rnn { relu: bool },
+    /// Gates i, f, g, o; states h and c.
+    Lstm,
+    /// Gates r, z, n.
+    Gru,
+}
+
+impl Cell {
+    /// G: the pre-activations of a step are `G·H` wide.
+    pub fn gates(self) -> usize {
+        match self {
+            Cell::Rnn { .. } => 1,
+            Cell::Lstm => 4,
+            Cell::Gru => 3,
+        }
+    }
+
+    /// The states the cell carries: h, and c for the LSTM.
+    pub fn states(self) -> usize {
+        match self {
+            Cell::Lstm => 2,
+            _ => 1,
+        }
+    }
+}
+
+/// One recurrent direction over a sequence, as the op checked it: the
+/// cell, steps T, batch rows N, input features I, hidden units H, the mask
+/// `[T, N]` (1 inside a sequence, 0 past its end) and the direction.
+#[derive(Clone, Copy, Debug)]
+pub struct Recurrence<'a> {
+    pub cell: Cell,
+    pub t: usize,
+    pub n: usize,
+    pub i: usize,
+    pub h: usize,
+    pub mask: Option<&'a [f32]>,
+    pub reverse: bool,
+}
+
 /// A tensor's storage and layout, as the kernels take them.
 pub type View<'a> = (&'a Storage, &'a Layout);
 
@@ -371,6 +415,53 @@ pub trait Backend: Send + Sync {
         _rows: &CrossEntropyRows,
         _scale: &Storage,
     ) -> Option<Storage> {
+        None
+    }
+
+    /// A whole recurrent direction (`ops/lstm_sequence.rs` and its siblings
+    /// give the formulas): x `[T, N, I]`, weights `[w_ih, w_hh, b_ih, b_hh]`,
+    /// the initial states `[N, H]` (h, and c for the LSTM). The output is
+    /// `[T + S, N, H]`: every step's output, then the S final states. With
+    /// `keep`, what the backward kernel needs is kept.
+    fn recurrent(
+        &self,
+        _r: &Recurrence,
+        _x: View,
+        _weights: [View; 4],
+        _states: &[View],
+        _keep: bool,
+    ) -> Option<(Storage, Saved)> {
+        None
+    }
+    /// The gradients of x, w_ih, w_hh, b_ih, b_hh and the initial states
+    /// (those `want`ed) from the output's gradient `dy` `[T + S, N, H]`,
+    /// the input and the weights as they are now.
+    fn recurrent_backward(
+        &self,
+        _saved: &Saved,
+        _dy: View,
+        _x: View,
+        _w_ih: View,
+        _w_hh: View,
+        _want: &[bool],
+    ) -> Option<Vec<Option<Storage>>> {
+        None
+    }
+    /// One LSTM cell from its gate pre-activations `z [N, 4H]` and `c
+    /// [N, H]`: `[N, 2H]`, h' then c' (`ops/rnn_cells.rs`).
+    fn lstm_cell(&self, _z: View, _c: View, _h: usize) -> Option<(Storage, Saved)> {
+        None
+    }
+    /// dz `[N, 4H]` and dc `[N, H]` from the output's gradient `[N, 2H]`.
+    fn lstm_cell_backward(&self, _saved: &Saved, _dy: View) -> Option<(Storage, Storage)> {
+        None
+    }
+    /// One GRU cell from `a [N, 3H]`, `b [N, 3H]` and `h [N, H]`: `h' [N, H]`.
+    fn gru_cell(&self, _a: View, _b: View, _h: View, _hidden: usize) -> Option<(Storage, Saved)> {
+        None
+    }
+    /// da, db `[N, 3H]` and dh `[N, H]` from the output's gradient.
+    fn gru_cell_backward(&self, _saved: &Saved, _dy: View) -> Option<[Storage; 3]> {
         None
     }
 }

@@ -17,7 +17,6 @@
 //! `du = dh'(h − n)·u(1 − u)`, `dr = dn·b_n·r(1 − r)`; `da = (dr, du, dn)`,
 //! `db = (dr, du, dn·r)`, `dh = dh'·u`.
 
-use crate::backend::cpu::math::{sigmoid, tanh};
 use crate::{Error, Result, Tensor};
 
 fn check(op: &'static str, t: &Tensor, n: usize, width: usize, what: &str) -> Result<()> {
@@ -30,68 +29,46 @@ fn check(op: &'static str, t: &Tensor, n: usize, width: usize, what: &str) -> Re
     Ok(())
 }
 
+/// The gradients a fused cell's backward kernel gave, shaped as its inputs
+/// and kept where they are wanted.
+fn shaped(grads: Vec<crate::backend::Storage>, inputs: &[Tensor]) -> Vec<Option<Tensor>> {
+    grads
+        .into_iter()
+        .zip(inputs)
+        .map(|(g, t)| {
+            t.requires_grad()
+                .then(|| Tensor::from_storage(g, t.shape()))
+        })
+        .collect()
+}
+
+/// The error of a backend that ran a cell forward but has no backward.
+fn no_backward(op: &'static str, t: &Tensor) -> Error {
+    Error::Arg {
+        op,
+        msg: format!("the {} backend has no backward kernel for it", t.device()),
+    }
+}
+
 impl Tensor {
     /// One LSTM step's elementwise part; see the module docs.
     pub fn lstm_cell(&self, c: &Tensor) -> Result<Tensor> {
         let (n, h) = c.dims2()?;
         check("lstm_cell", self, n, 4 * h, "gates")?;
         super::same_device("lstm_cell", self, c)?;
-        if self.device() != crate::Device::Cpu {
+        let be = self.backend();
+        let fused = self.with_view(|z| c.with_view(|cv| be.lstm_cell(z, cv, h)));
+        let Some((out, saved)) = fused else {
             // this backend has no fused kernel: composed ops
             let (h_new, c_new) = super::sequence_steps::lstm_cell(self, c)?;
             return Tensor::cat(&[h_new, c_new], 1);
-        }
-        let (z, cv) = (self.to_vec(), c.to_vec());
-        // saved for backward: activated gates [N, 4H] and tanh(c') [N, H]
-        let mut act = vec![0f32; n * 4 * h];
-        let mut tc = vec![0f32; n * h];
-        let mut out = vec![0f32; n * 2 * h];
-        for r in 0..n {
-            let (zr, ar) = (
-                &z[r * 4 * h..(r + 1) * 4 * h],
-                &mut act[r * 4 * h..(r + 1) * 4 * h],
-            );
-            for k in 0..h {
-                let (i, f) = (sigmoid(zr[k]), sigmoid(zr[h + k]));
-                let (g, o) = (tanh(zr[2 * h + k]), sigmoid(zr[3 * h + k]));
-                let c_new = f * cv[r * h + k] + i * g;
-                let t = tanh(c_new);
-                (ar[k], ar[h + k], ar[2 * h + k], ar[3 * h + k]) = (i, f, g, o);
-                tc[r * h + k] = t;
-                out[r * 2 * h + k] = o * t;
-                out[r * 2 * h + h + k] = c_new;
-            }
-        }
-        let y = Tensor::from_cpu(out, &[n, 2 * h]);
-        Ok(
-            y.attach("LstmCellBackward", &[self, c], move |grad, inputs| {
-                let gv = grad.to_vec();
-                let mut dz = vec![0f32; n * 4 * h];
-                let mut dc_prev = vec![0f32; n * h];
-                for r in 0..n {
-                    for k in 0..h {
-                        let a = &act[r * 4 * h..];
-                        let (i, f, g, o) = (a[k], a[h + k], a[2 * h + k], a[3 * h + k]);
-                        let t = tc[r * h + k];
-                        let (dh, dc_out) = (gv[r * 2 * h + k], gv[r * 2 * h + h + k]);
-                        let dc = dc_out + dh * o * (1.0 - t * t);
-                        let d = &mut dz[r * 4 * h..];
-                        d[k] = dc * g * i * (1.0 - i);
-                        d[h + k] = dc * cv[r * h + k] * f * (1.0 - f);
-                        d[2 * h + k] = dc * i * (1.0 - g * g);
-                        d[3 * h + k] = dh * t * o * (1.0 - o);
-                        dc_prev[r * h + k] = dc * f;
-                    }
-                }
-                let dz = inputs[0]
-                    .requires_grad()
-                    .then(|| Tensor::from_cpu(dz, &[n, 4 * h]));
-                let dc = inputs[1]
-                    .requires_grad()
-                    .then(|| Tensor::from_cpu(dc_prev, &[n, h]));
-                Ok(vec![dz, dc])
-            }),
-        )
+        };
+        let y = Tensor::from_storage(out, &[n, 2 * h]);
+        Ok(y.attach("LstmCellBackward", &[self, c], move |dy, inputs| {
+            let grads = dy.with_view(|d| be.lstm_cell_backward(&saved, d));
+            let (dz, dc) = grads.ok_or_else(|| no_backward("lstm_cell", dy))?;
+            Ok(shaped(vec![dz, dc], inputs))
+        }))
     }
 
     /// One GRU step's elementwise part; see the module docs. `self` is `a`.
@@ -101,54 +78,19 @@ impl Tensor {
         check("gru_cell", b, n, 3 * hs, "hidden gates")?;
         super::same_device("gru_cell", self, b)?;
         super::same_device("gru_cell", self, h)?;
-        if self.device() != crate::Device::Cpu {
+        let be = self.backend();
+        let fused =
+            self.with_view(|a| b.with_view(|bv| h.with_view(|hv| be.gru_cell(a, bv, hv, hs))));
+        let Some((out, saved)) = fused else {
             // this backend has no fused kernel: composed ops
             return super::sequence_steps::gru_cell(self, b, h);
-        }
-        let (av, bv, hv) = (self.to_vec(), b.to_vec(), h.to_vec());
-        // saved: r, u, n per element
-        let mut act = vec![0f32; n * 3 * hs];
-        let mut out = vec![0f32; n * hs];
-        for row in 0..n {
-            let (ar, br) = (&av[row * 3 * hs..], &bv[row * 3 * hs..]);
-            for k in 0..hs {
-                let r = sigmoid(ar[k] + br[k]);
-                let u = sigmoid(ar[hs + k] + br[hs + k]);
-                let nn = tanh(ar[2 * hs + k] + r * br[2 * hs + k]);
-                let s = &mut act[row * 3 * hs..];
-                (s[k], s[hs + k], s[2 * hs + k]) = (r, u, nn);
-                out[row * hs + k] = (1.0 - u) * nn + u * hv[row * hs + k];
-            }
-        }
-        let y = Tensor::from_cpu(out, &[n, hs]);
+        };
+        let y = Tensor::from_storage(out, &[n, hs]);
         Ok(
-            y.attach("GruCellBackward", &[self, b, h], move |grad, inputs| {
-                let gv = grad.to_vec();
-                let (mut da, mut db, mut dh) = (
-                    vec![0f32; n * 3 * hs],
-                    vec![0f32; n * 3 * hs],
-                    vec![0f32; n * hs],
-                );
-                for row in 0..n {
-                    for k in 0..hs {
-                        let s = &act[row * 3 * hs..];
-                        let (r, u, nn) = (s[k], s[hs + k], s[2 * hs + k]);
-                        let g = gv[row * hs + k];
-                        let dn = g * (1.0 - u) * (1.0 - nn * nn);
-                        let du = g * (hv[row * hs + k] - nn) * u * (1.0 - u);
-                        let dr = dn * bv[row * 3 * hs + 2 * hs + k] * r * (1.0 - r);
-                        let (a, bb) = (&mut da[row * 3 * hs..], &mut db[row * 3 * hs..]);
-                        (a[k], a[hs + k], a[2 * hs + k]) = (dr, du, dn);
-                        (bb[k], bb[hs + k], bb[2 * hs + k]) = (dr, du, dn * r);
-                        dh[row * hs + k] = g * u;
-                    }
-                }
-                let w = |i: usize, v: Vec<f32>, c: usize| {
-                    inputs[i]
-                        .requires_grad()
-                        .then(|| Tensor::from_cpu(v, &[n, c]))
-                };
-                Ok(vec![w(0, da, 3 * hs), w(1, db, 3 * hs), w(2, dh, hs)])
+            y.attach("GruCellBackward", &[self, b, h], move |dy, inputs| {
+                let grads = dy.with_view(|d| be.gru_cell_backward(&saved, d));
+                let grads = grads.ok_or_else(|| no_backward("gru_cell", dy))?;
+                Ok(shaped(Vec::from(grads), inputs))
             }),
         )
     }

@@ -1,13 +1,13 @@
 //! What the fused recurrent ops ([`rnn_sequence`](Tensor::rnn_sequence),
 //! [`lstm_sequence`](Tensor::lstm_sequence),
-//! [`gru_sequence`](Tensor::gru_sequence)) share: the shape checks, the
-//! input's rows where they lie, whether a backward pass will come, the
-//! blocks of rows, and the products and sums that end their backward pass.
+//! [`gru_sequence`](Tensor::gru_sequence)) share: the shape checks, whether
+//! a backward pass will come, and the op itself: the backend's fused
+//! kernel (the CPU's lives in `backend/cpu/recurrent/`, one engine generic
+//! over the cell) with its backward rule, or the composed steps of
+//! [`sequence_steps`](super::sequence_steps) on a backend without one.
 
-use std::ops::Range;
-
-use crate::backend::cpu::matmul::{gemm_new, gemm_new_split_k, sum_parts, MatRef};
-use crate::backend::cpu::uninit::{assume_init, write_copy, Slots};
+use super::sequence_steps;
+use crate::backend::{Cell, Recurrence, View};
 use crate::{Error, Result, Tensor};
 
 /// Steps, batch rows, input features, hidden units.
@@ -99,310 +99,83 @@ pub(super) fn check(
     Ok(Dims { t, n, i, h })
 }
 
-/// Writes the rows `[x_r | 1 | h_r]` of a step (`I + 1 + H` each) into
-/// `xh`, the left operand of an op that multiplies them by
-/// `[W_ih | b | W_hh]ᵀ` (the RNN's and the LSTM's), and returns them; x's
-/// rows lie `x_rs` apart.
-pub(super) fn joined_rows<'a>(
-    xh: Slots<'a>,
-    x: &[f32],
-    x_rs: usize,
-    h_rows: &[f32],
-    (i, h): (usize, usize),
-) -> &'a mut [f32] {
-    let k = i + 1 + h;
-    for (r, row) in xh.chunks_mut(k).enumerate() {
-        let (xp, rest) = row.split_at_mut(i);
-        write_copy(xp, &x[r * x_rs..][..i]);
-        rest[0].write(1.0);
-        write_copy(&mut rest[1..], &h_rows[r * h..(r + 1) * h]);
-    }
-    // SAFETY: every row's I + 1 + H slots were just written.
-    unsafe { assume_init(xh) }
-}
-
-/// A block's share of `[dW_ih | db | dW_hh]ᵀ = Σ [x_t | 1 | h_{t−1}]ᵀ·dz_t`
-/// over its rows of every step (`xh` `[rows, k]`, `dz` `[rows, g]`), on
-/// the thread that wrote them.
-pub(super) fn block_share(xh: &[f32], dz: &[f32], k: usize, g: usize) -> Vec<f32> {
-    let rows = xh.len() / k;
-    let xh = MatRef::row_major(xh, rows, k);
-    gemm_new(xh.t(), MatRef::row_major(dz, rows, g), 1)
-}
-
-/// The gradients of x, W_ih, W_hh, b_ih and b_hh of an op that multiplies
-/// `[x_t | 1 | h]·[W_ih | b | W_hh]ᵀ` (G·H outputs a step), from its sweep
-/// back: the gate gradients `dz` and the saved `[x_t | 1 | h_{t−1}]`
-/// (`xh`), both block-major with blocks of `rb` rows, and the blocks'
-/// shares of the weight gradients (none when one block left the product
-/// to all the threads). `inputs` are the op's (x, w_ih, w_hh, b_ih, b_hh,
-/// …); a gradient is computed when its input needs it.
-pub(super) fn joined_gradients(
-    inputs: &[Tensor],
-    (dz, xh, shares): (&[f32], &[f32], Vec<Vec<f32>>),
-    Dims { t, n, i, h }: Dims,
-    g: usize,
-    rb: usize,
-) -> Result<[Option<Tensor>; 5]> {
-    let threads = crate::threads::num_threads();
-    let want = |k: usize| inputs[k].requires_grad();
-    let k = i + 1 + h;
-    let dz_all = MatRef::row_major(dz, t * n, g);
-    let dx = want(0).then(|| {
-        let dx = inputs[1].read_data(|wih| gemm_new(dz_all, MatRef::row_major(wih, g, i), threads));
-        // (one block: already in time order)
-        let dx = match rb >= n {
-            true => dx,
-            false => to_time_major(&dx, t, n, i, rb),
-        };
-        Tensor::from_cpu(dx, &[t, n, i])
-    });
-    // [dW_ih | db | dW_hh]ᵀ: the blocks' shares summed, or one product, its
-    // K = T·N rows cut between the threads; its row I, from the column of
-    // ones, is the bias gradient
-    let dw_t = (1..=4).any(want).then(|| {
-        let v = match shares.is_empty() {
-            false => sum_parts(shares),
-            true => gemm_new_split_k(MatRef::row_major(xh, t * n, k).t(), dz_all, threads),
-        };
-        Tensor::from_cpu(v, &[k, g])
-    });
-    // rows lo..lo + len of dw_t, transposed into a contiguous gradient
-    let rows_t = |lo: usize, len: usize| {
-        let dw_t = dw_t.as_ref().expect("computed when wanted");
-        dw_t.narrow(0, lo, len)?.t()?.contiguous()
-    };
-    let dwih = want(1).then(|| rows_t(0, i)).transpose()?;
-    let dwhh = want(2).then(|| rows_t(i + 1, h)).transpose()?;
-    let db = (want(3) || want(4))
-        .then(|| rows_t(i, 1)?.reshape([g]))
-        .transpose()?;
-    Ok([
-        dx,
-        dwih,
-        dwhh,
-        db.clone().filter(|_| want(3)),
-        db.filter(|_| want(4)),
-    ])
-}
-
 /// Whether a backward pass can come, so the steps' values must be kept.
 pub(super) fn needs_backward(inputs: &[&Tensor]) -> bool {
     crate::autograd::is_grad_enabled() && inputs.iter().any(|x| x.requires_grad())
 }
 
-/// The rows of an input `[T, N, I]` where they lie in its storage: row
-/// `(s, r)` starts at `offset + s·step + r·row`.
-pub(super) struct RowsAt<'a> {
-    data: &'a [f32],
-    offset: usize,
-    step: usize,
-    pub row: usize,
-}
-
-impl<'a> RowsAt<'a> {
-    /// The storage from row `(s, r)` on.
-    pub fn rows_from(&self, s: usize, r: usize) -> &'a [f32] {
-        &self.data[self.offset + s * self.step + r * self.row..]
-    }
-
-    /// For each block of `rb` of the `n` rows, the storage from its first
-    /// row at each of the `t` steps, `blocks[b][s]`, as [`row_blocks`]
-    /// cuts the op's own buffers (its rows `row` apart).
-    pub fn blocks(&self, t: usize, n: usize, rb: usize) -> Vec<Vec<&'a [f32]>> {
-        let rb = rb.max(1);
-        (0..n.div_ceil(rb))
-            .map(|b| (0..t).map(|s| self.rows_from(s, b * rb)).collect())
-            .collect()
-    }
-}
-
-/// Runs `f` on the rows of `x` `[T, N, I]` in place when each row is
-/// contiguous (a batch-first input seen as `[T, N, I]` is), else on a
-/// contiguous copy.
-pub(super) fn with_rows<R>(x: &Tensor, f: impl FnOnce(RowsAt) -> R) -> R {
-    let strides = x.layout().strides();
-    if strides[2] == 1 && x.numel() > 0 {
-        let (step, row) = (strides[0], strides[1]);
-        return x.with_view(|(storage, layout)| {
-            f(RowsAt {
-                data: storage.host(),
-                offset: layout.offset(),
-                step,
-                row,
-            })
-        });
-    }
-    let (n, i) = (x.shape()[1], x.shape()[2]);
-    f(RowsAt {
-        data: &x.to_vec(),
-        offset: 0,
-        step: n * i,
-        row: i,
-    })
-}
-
-/// The steps in processing order.
-pub(super) fn steps(t: usize, reverse: bool) -> Vec<usize> {
-    if reverse {
-        (0..t).rev().collect()
-    } else {
-        (0..t).collect()
-    }
-}
-
-/// `lhs·rhs` as a new tensor of `shape`; a weight gradient summed over all
-/// T·N rows has its K cut between the threads (`gemm_new_split_k`).
-pub(super) fn product(shape: &[usize], lhs: MatRef, rhs: MatRef, threads: usize) -> Tensor {
-    Tensor::from_cpu(gemm_new_split_k(lhs, rhs, threads), shape)
-}
-
-/// The sums over the rows of `v`, each `width` long, as a `[width]` tensor
-/// (eight lanes per column, as a bias gradient is summed elsewhere).
-pub(super) fn column_sums(v: &[f32], width: usize) -> Tensor {
-    let rows = v.len() / width.max(1);
-    Tensor::from_cpu(
-        crate::backend::cpu::reduce::sum_columns(v, rows, width),
-        &[width],
-    )
-}
-
-/// How many blocks of rows a batch of `n` is split into for `t` steps of a
-/// `[n, k]·[k, g]` product: one per thread when there is enough work to pay
-/// for the hand-off.
-pub(super) fn row_block_count(t: usize, n: usize, k: usize, g: usize, threads: usize) -> usize {
-    if t * n * k * g >= 1 << 20 {
-        threads.min(n).max(1)
-    } else {
-        1
-    }
-}
-
-/// Runs `run` on every block of rows, in parallel in the pool when there
-/// is more than one.
-pub(super) fn run_blocks<B: Send>(work: &mut [B], run: impl Fn(&mut B) + Sync + Send) {
-    use rayon::prelude::*;
-    crate::threads::in_pool(|| match work.len() > 1 {
-        true => work.par_iter_mut().for_each(run),
-        false => work.iter_mut().for_each(run),
-    });
-}
-
-/// The mask values of step `s` for the batch rows `rows` (of `n`).
-pub(super) fn mask_rows<'a>(
-    mask: &'a Option<Vec<f32>>,
-    s: usize,
-    n: usize,
-    rows: &Range<usize>,
-) -> Option<&'a [f32]> {
-    mask.as_ref()
-        .map(|m| &m[s * n + rows.start..s * n + rows.end])
-}
-
-/// Rows of a batch are independent through a recurrence, so a thread can
-/// take a block of rows through every step without waiting for the others.
-/// This cuts a buffer laid out `[steps, n, w]` into, for each block of
-/// `rb` rows, its piece of every step: `blocks[b][s]`.
-pub(super) fn row_blocks<T>(
-    buf: &mut [T],
-    steps: usize,
-    n: usize,
-    w: usize,
-    rb: usize,
-) -> Vec<Vec<&mut [T]>> {
-    assert_eq!(buf.len(), steps * n * w, "row_blocks: buffer size");
-    let rb = rb.max(1);
-    let mut blocks: Vec<Vec<&mut [T]>> = (0..n.div_ceil(rb)).map(|_| Vec::new()).collect();
-    let mut rest = buf;
-    for _ in 0..steps {
-        for (b, pieces) in blocks.iter_mut().enumerate() {
-            let (piece, tail) = std::mem::take(&mut rest).split_at_mut(rb.min(n - b * rb) * w);
-            pieces.push(piece);
-            rest = tail;
-        }
-    }
-    blocks
-}
-
-/// The blocks of a buffer laid out block by block, `[blocks][steps][rows][w]`
-/// (blocks of `rb` of the `n` rows): each block's rows of every step are
-/// one `[steps·rows, w]` matrix, so its share of a weight gradient is one
-/// product over values its own thread wrote.
-pub(super) fn block_regions<T>(
-    buf: &mut [T],
-    steps: usize,
-    n: usize,
-    w: usize,
-    rb: usize,
-) -> Vec<&mut [T]> {
-    assert_eq!(buf.len(), steps * n * w, "block_regions: buffer size");
-    let rb = rb.max(1);
-    let mut rest = buf;
-    (0..n.div_ceil(rb))
-        .map(|b| {
-            let len = steps * rb.min(n - b * rb) * w;
-            let (region, tail) = std::mem::take(&mut rest).split_at_mut(len);
-            rest = tail;
-            region
-        })
-        .collect()
-}
-
-/// [`block_regions`] cut into each block's piece of every step,
-/// `blocks[b][s]`, as [`row_blocks`] cuts a `[steps, n, w]` buffer.
-pub(super) fn block_major<T>(
-    buf: &mut [T],
-    steps: usize,
-    n: usize,
-    w: usize,
-    rb: usize,
-) -> Vec<Vec<&mut [T]>> {
-    let rb = rb.max(1);
-    block_regions(buf, steps, n, w, rb)
+/// One direction of `cell` over x `[T, N, I]` (the op named `op`): the
+/// backend's fused kernel, or the composed steps on a backend without one.
+/// `states` are h0 (and c0 for the LSTM). The output is `[T + S, N, H]`:
+/// every step's output, then the S final states.
+pub(super) fn direction(
+    op: &'static str,
+    cell: Cell,
+    x: &Tensor,
+    weights: [&Tensor; 4],
+    states: &[&Tensor],
+    mask: Option<Vec<f32>>,
+    reverse: bool,
+) -> Result<Tensor> {
+    let [w_ih, w_hh, b_ih, b_hh] = weights;
+    let named: Vec<(&str, &Tensor)> = ["h0", "c0"].into_iter().zip(states.to_vec()).collect();
+    let mask = mask.as_deref();
+    let Dims { t, n, i, h } = check(op, x, cell.gates(), w_ih, w_hh, [b_ih, b_hh], &named, mask)?;
+    let r = Recurrence {
+        cell,
+        t,
+        n,
+        i,
+        h,
+        mask,
+        reverse,
+    };
+    let inputs: Vec<&Tensor> = [x, w_ih, w_hh, b_ih, b_hh]
         .into_iter()
-        .enumerate()
-        .map(|(b, region)| {
-            let piece = (rb.min(n - b * rb) * w).max(1);
-            region.chunks_mut(piece).collect()
-        })
-        .collect()
-}
-
-/// The rows of a block-major `[blocks][steps][rows][w]` buffer put back in
-/// time-major order, `[steps, n, w]`.
-pub(super) fn to_time_major(v: &[f32], steps: usize, n: usize, w: usize, rb: usize) -> Vec<f32> {
-    let rb = rb.max(1);
-    let mut out = vec![0f32; steps * n * w];
-    if w == 0 {
-        return out;
-    }
-    let mut src = v.chunks(w);
-    for r0 in (0..n).step_by(rb) {
-        let rows = rb.min(n - r0);
-        for s in 0..steps {
-            for r in 0..rows {
-                let row = src.next().expect("steps·n rows");
-                out[(s * n + r0 + r) * w..][..w].copy_from_slice(row);
-            }
-        }
-    }
-    out
-}
-
-/// [`row_blocks`] of a buffer that is only read.
-pub(super) fn row_blocks_ref<T>(
-    buf: &[T],
-    steps: usize,
-    n: usize,
-    w: usize,
-    rb: usize,
-) -> Vec<Vec<&[T]>> {
-    assert!(buf.len() >= steps * n * w, "row_blocks_ref: buffer size");
-    let rb = rb.max(1);
-    let piece = |s: usize, b: usize| &buf[(s * n + b * rb) * w..(s * n + n.min((b + 1) * rb)) * w];
-    (0..n.div_ceil(rb))
-        .map(|b| (0..steps).map(|s| piece(s, b)).collect())
-        .collect()
+        .chain(states.iter().copied())
+        .collect();
+    let keep = needs_backward(&inputs);
+    let be = x.backend();
+    let fused = {
+        let guards: Vec<_> = inputs.iter().map(|t| t.storage()).collect();
+        let v: Vec<View> = guards
+            .iter()
+            .zip(&inputs)
+            .map(|(g, t)| (&**g, t.layout()))
+            .collect();
+        be.recurrent(&r, v[0], [v[1], v[2], v[3], v[4]], &v[5..], keep)
+    };
+    let Some((out, saved)) = fused else {
+        let c0 = states.get(1).copied();
+        return sequence_steps::direction(cell, x, weights, states[0], c0, mask, reverse);
+    };
+    let y = Tensor::from_storage(out, &[t + states.len(), n, h]);
+    let name = match cell {
+        Cell::Rnn { .. } => "RnnSequenceBackward",
+        Cell::Lstm => "LstmSequenceBackward",
+        Cell::Gru => "GruSequenceBackward",
+    };
+    Ok(y.attach(name, &inputs, move |dy, inputs| {
+        let want: Vec<bool> = inputs.iter().map(Tensor::requires_grad).collect();
+        let grads = {
+            let at = [dy, &inputs[0], &inputs[1], &inputs[2]];
+            let guards: Vec<_> = at.iter().map(|t| t.storage()).collect();
+            let v: Vec<View> = guards
+                .iter()
+                .zip(at)
+                .map(|(g, t)| (&**g, t.layout()))
+                .collect();
+            be.recurrent_backward(&saved, v[0], v[1], v[2], v[3], &want)
+        };
+        let grads = grads.ok_or_else(|| Error::Arg {
+            op,
+            msg: format!("the {} backend has no backward kernel for it", be.device()),
+        })?;
+        let shaped = grads.into_iter().zip(inputs);
+        Ok(shaped
+            .map(|(g, t)| g.map(|s| Tensor::from_storage(s, t.shape())))
+            .collect())
+    }))
 }
 
 /// What the recurrent ops' tests share.
@@ -532,38 +305,6 @@ pub(super) mod testing {
 mod tests {
     use super::*;
 
-    /// Every element lands in exactly one piece: the one of its step and
-    /// its row's block, in order; the shared version cuts the same pieces.
-    #[test]
-    fn row_blocks_cut_every_step_at_the_same_rows() {
-        let (steps, n, w) = (3, 5, 2);
-        for rb in [1, 2, 3, 5, 7] {
-            let mut buf: Vec<usize> = (0..steps * n * w).collect();
-            let shared = row_blocks_ref(&buf.clone(), steps, n, w, rb)
-                .into_iter()
-                .map(|b| b.into_iter().map(<[usize]>::to_vec).collect::<Vec<_>>())
-                .collect::<Vec<_>>();
-            let blocks = row_blocks(&mut buf, steps, n, w, rb);
-            assert_eq!(blocks.len(), n.div_ceil(rb));
-            for (b, pieces) in blocks.iter().enumerate() {
-                assert_eq!(pieces.len(), steps);
-                for (s, piece) in pieces.iter().enumerate() {
-                    let rows = b * rb..n.min((b + 1) * rb);
-                    let want: Vec<usize> =
-                        (s * n * w + rows.start * w..s * n * w + rows.end * w).collect();
-                    assert_eq!(piece.to_vec(), want, "rb {rb} block {b} step {s}");
-                    assert_eq!(shared[b][s], want);
-                }
-            }
-        }
-        // no rows: no blocks; no width: empty pieces
-        assert!(row_blocks::<f32>(&mut [], 4, 0, 3, 2).is_empty());
-        let empty = row_blocks::<f32>(&mut [], 2, 3, 0, 2);
-        assert!(empty
-            .iter()
-            .all(|b| b.len() == 2 && b.iter().all(|p| p.is_empty())));
-    }
-
     /// A wrong shape names the op, what is wrong and the shape expected.
     #[test]
     fn shape_errors_say_what_was_expected() {
@@ -623,39 +364,5 @@ mod tests {
             e,
             "rnn_sequence: h0 has shape [3, 4], expected [2, 4] (input [5, 2, 3], w_hh [4, 4])"
         );
-    }
-
-    /// Block-major pieces hold each block's rows of every step one after
-    /// another, and putting the rows back in time order inverts the layout.
-    #[test]
-    fn block_major_pieces_and_time_order() {
-        let (steps, n, w) = (3, 5, 2);
-        for rb in [1, 2, 3, 5, 7] {
-            // each row's values name its step and batch row
-            let mut buf = vec![0f32; steps * n * w];
-            let blocks = block_major(&mut buf, steps, n, w, rb);
-            assert_eq!(blocks.len(), n.div_ceil(rb));
-            for (b, pieces) in blocks.into_iter().enumerate() {
-                assert_eq!(pieces.len(), steps);
-                for (s, piece) in pieces.into_iter().enumerate() {
-                    for (r, row) in piece.chunks_mut(w).enumerate() {
-                        row.fill((s * n + b * rb + r) as f32);
-                    }
-                }
-            }
-            // block b's region: steps·rows rows, step by step
-            let regions = block_regions(&mut buf.clone(), steps, n, w, rb)
-                .into_iter()
-                .map(|r| r.len())
-                .collect::<Vec<_>>();
-            let want: Vec<usize> = (0..n.div_ceil(rb))
-                .map(|b| steps * rb.min(n - b * rb) * w)
-                .collect();
-            assert_eq!(regions, want, "rb {rb}");
-            let time_major: Vec<f32> = (0..steps * n * w).map(|j| (j / w) as f32).collect();
-            assert_eq!(to_time_major(&buf, steps, n, w, rb), time_major, "rb {rb}");
-        }
-        // rows of no width (an input without features)
-        assert!(to_time_major(&[], 3, 5, 0, 2).is_empty());
     }
 }

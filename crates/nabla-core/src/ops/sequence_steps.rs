@@ -7,18 +7,8 @@
 //! Its gradients come from the ops' own rules (autograd builds the
 //! backpropagation through time).
 
+use crate::backend::Cell;
 use crate::{Result, Tensor};
-
-/// Which cell a direction runs.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Cell {
-    /// `h' = f(W_ih·x + b_ih + W_hh·h + b_hh)`, f = tanh or ReLU.
-    Rnn { relu: bool },
-    /// PyTorch's LSTM, gates i, f, g, o.
-    Lstm,
-    /// PyTorch's GRU, gates r, z, n.
-    Gru,
-}
 
 /// One LSTM cell from its gate pre-activations `z [N, 4H]` and `c [N, H]`:
 /// `(h', c')`.
@@ -65,7 +55,11 @@ pub(crate) fn direction(
     let (t, n, i) = x.dims3()?;
     let (mut h, mut c) = (h0.clone(), c0.cloned());
     let mut outs: Vec<Option<Tensor>> = vec![None; t];
-    for s in super::sequence::steps(t, reverse) {
+    let order: Vec<usize> = match reverse {
+        true => (0..t).rev().collect(),
+        false => (0..t).collect(),
+    };
+    for s in order {
         let xt = x.narrow(0, s, 1)?.reshape([n, i])?;
         let (h_new, c_new) = match cell {
             Cell::Rnn { relu } => {

@@ -4,10 +4,10 @@ use rayon::prelude::*;
 
 use super::matmul::{gemm_to, MatRef};
 use super::reduce::{reduce_rows, sum_columns};
-use super::{conv, copy, loss, named, optim, pool};
+use super::{conv, copy, loss, named, optim, pool, recurrent};
 use crate::backend::{
-    ArgOp, Backend, BinaryOp, ConvGeom, CrossEntropyRows, ReduceOp, RowOp, Saved, UnaryOp,
-    UpdateRule, View,
+    ArgOp, Backend, BinaryOp, ConvGeom, CrossEntropyRows, Recurrence, ReduceOp, RowOp, Saved,
+    UnaryOp, UpdateRule, View,
 };
 use crate::layout::{broadcast_strides, Layout};
 use crate::storage::{HostBuffer, Storage};
@@ -22,7 +22,7 @@ fn new(data: Vec<f32>) -> Storage {
 }
 
 /// The elements of a contiguous view, or a contiguous copy of them.
-fn rows<'a>((s, l): View<'a>) -> std::borrow::Cow<'a, [f32]> {
+pub(super) fn rows<'a>((s, l): View<'a>) -> std::borrow::Cow<'a, [f32]> {
     if l.is_contiguous() {
         std::borrow::Cow::Borrowed(&s.host()[l.offset()..l.offset() + l.numel()])
     } else {
@@ -489,6 +489,53 @@ impl Backend for CpuBackend {
             rows,
             scale.host(),
         )))
+    }
+
+    fn recurrent(
+        &self,
+        r: &Recurrence,
+        x: View,
+        weights: [View; 4],
+        states: &[View],
+        keep: bool,
+    ) -> Option<(Storage, Saved)> {
+        let w = weights.map(rows);
+        let states = states.iter().map(|&s| rows(s).into_owned()).collect();
+        let (out, saved) = recurrent::forward(r, x, [&w[0], &w[1], &w[2], &w[3]], states, keep);
+        Some((new(out), saved))
+    }
+
+    fn recurrent_backward(
+        &self,
+        saved: &Saved,
+        dy: View,
+        x: View,
+        w_ih: View,
+        w_hh: View,
+        want: &[bool],
+    ) -> Option<Vec<Option<Storage>>> {
+        let (dy, w_ih, w_hh) = (rows(dy), rows(w_ih), rows(w_hh));
+        let grads = recurrent::backward(saved, &dy, (x, &w_ih, &w_hh), want);
+        Some(grads.into_iter().map(|g| g.map(new)).collect())
+    }
+
+    fn lstm_cell(&self, z: View, c: View, h: usize) -> Option<(Storage, Saved)> {
+        let (out, saved) = recurrent::lstm_cell(&rows(z), &rows(c), h);
+        Some((new(out), saved))
+    }
+
+    fn lstm_cell_backward(&self, saved: &Saved, dy: View) -> Option<(Storage, Storage)> {
+        let (dz, dc) = recurrent::lstm_cell_backward(saved, &rows(dy));
+        Some((new(dz), new(dc)))
+    }
+
+    fn gru_cell(&self, a: View, b: View, h: View, hidden: usize) -> Option<(Storage, Saved)> {
+        let (out, saved) = recurrent::gru_cell(&rows(a), &rows(b), &rows(h), hidden);
+        Some((new(out), saved))
+    }
+
+    fn gru_cell_backward(&self, saved: &Saved, dy: View) -> Option<[Storage; 3]> {
+        Some(recurrent::gru_cell_backward(saved, &rows(dy)).map(new))
     }
 
     fn update(

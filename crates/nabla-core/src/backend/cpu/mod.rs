@@ -13,6 +13,7 @@ pub mod named;
 pub mod optim;
 pub mod packed_gemm;
 pub mod pool;
+mod recurrent;
 pub mod reduce;
 pub mod small_gemm;
 pub mod transpose;
