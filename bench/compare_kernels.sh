@@ -1,18 +1,23 @@
 #!/usr/bin/env bash
 # Kernel benchmarks side by side: nabla vs PyTorch, 1 and 2 threads, the two
 # sides alternated ROUNDS times; prints the best of each and the ratio.
-#   PYTHON=~/torch/bin/python bench/compare_kernels.sh [ROUNDS]
+#   PYTHON=~/torch/bin/python bench/compare_kernels.sh [ROUNDS] [CASE ...]
+# (cases by name, default matmul and conv2d_lenet; e.g. attention)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 ROUNDS=${1:-3}
+shift || true
+CASES=("${@:-matmul conv2d_lenet}")
+# shellcheck disable=SC2206
+CASES=(${CASES[*]})
 cargo bench -q -p nabla-core --bench kernels --no-run >/dev/null 2>&1
 BIN=$(ls -t target/release/deps/kernels-* | grep -v '\.d$' | head -1)
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 for threads in 1 2; do
   for r in $(seq "$ROUNDS"); do
-    NABLA_NUM_THREADS=$threads "$BIN" matmul conv2d_lenet >>"$tmp/nabla_$threads"
-    OMP_NUM_THREADS=$threads "$PYTHON" bench/pytorch_kernels.py "$threads" >>"$tmp/torch_$threads"
+    NABLA_NUM_THREADS=$threads "$BIN" "${CASES[@]}" >>"$tmp/nabla_$threads"
+    OMP_NUM_THREADS=$threads "$PYTHON" bench/pytorch_kernels.py "$threads" "${CASES[@]}" >>"$tmp/torch_$threads"
   done
 done
 "$PYTHON" - "$tmp" <<'PY'

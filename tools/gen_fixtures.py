@@ -568,6 +568,34 @@ def examples_pieces():
                   metadata={"lr": str(0.5 if ls is None else 1.0), "line_search": str(ls)})
 
 
+def attention():
+    """scaled_dot_product_attention (issue 20): masks of both kinds (a row
+    that sees nothing included), causal with L != S, grouped-query heads,
+    a scale, and blocks of rows and keys crossed."""
+    torch.manual_seed(20)
+
+    def sdpa(name, q, k, v, mask=None, **kw):
+        consts = {}
+        m = mask
+        if mask is not None:
+            consts["mask"] = mask.float()
+        save(name, {"q": rand(*q), "k": rand(*k), "v": rand(*v)},
+             lambda q, k, v: F.scaled_dot_product_attention(q, k, v, attn_mask=m, **kw),
+             {key: (int(val) if isinstance(val, bool) else val) for key, val in kw.items()}, consts)
+
+    sdpa("sdpa_plain", (2, 3, 5, 8), (2, 3, 7, 8), (2, 3, 7, 6))
+    sdpa("sdpa_causal", (2, 3, 6, 8), (2, 3, 9, 8), (2, 3, 9, 8), is_causal=True)
+    keep = torch.rand(5, 7) > 0.3
+    keep[2] = False
+    sdpa("sdpa_bool_mask", (2, 3, 5, 8), (2, 3, 7, 8), (2, 3, 7, 4), mask=keep)
+    add = torch.randn(3, 1, 7)
+    add[1, 0, 2] = float("-inf")
+    sdpa("sdpa_float_mask", (2, 3, 5, 8), (2, 3, 7, 8), (2, 3, 7, 4), mask=add)
+    sdpa("sdpa_gqa", (2, 4, 5, 8), (2, 2, 7, 8), (2, 2, 7, 8), enable_gqa=True)
+    sdpa("sdpa_scale_3d", (3, 5, 8), (3, 7, 8), (3, 7, 8), scale=0.3)
+    sdpa("sdpa_long_causal", (1, 2, 150, 16), (1, 2, 150, 16), (1, 2, 150, 16), is_causal=True)
+
+
 if __name__ == "__main__":
     main()
     recurrent()
@@ -583,3 +611,4 @@ if __name__ == "__main__":
     recurrent_configs()
     cells()
     examples_pieces()
+    attention()

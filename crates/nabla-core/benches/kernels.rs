@@ -1,5 +1,6 @@
-//! Kernel benchmarks: matmul GFLOP/s at 256³, 512³, 1024³ and conv2d
-//! forward+backward at the reference CNN's shapes (batch 64).
+//! Kernel benchmarks: matmul GFLOP/s at 256³, 512³, 1024³, conv2d
+//! forward+backward at the reference CNN's shapes (batch 64), causal
+//! attention forward+backward at L = 256, 1,024, 4,096 (4 heads of 64).
 //!
 //!     NABLA_NUM_THREADS=1 cargo bench -p nabla-core --bench kernels
 //!
@@ -12,7 +13,7 @@ use std::time::Instant;
 use nabla_core::backend::cpu::conv::{
     conv_backward_input, conv_backward_params, conv_forward, ConvGeom,
 };
-use nabla_core::{in_pool, manual_seed, num_threads, Conv2dParams, Tensor};
+use nabla_core::{in_pool, manual_seed, num_threads, AttentionParams, Conv2dParams, Tensor};
 
 /// Best seconds per call of `f` over repetitions filling about `budget` seconds.
 fn best_time(budget: f64, mut f: impl FnMut()) -> f64 {
@@ -277,6 +278,25 @@ fn main() {
             let overhead = per_region * 1e6 - gap_us as f64 - 20.0;
             println!("pool_region_after_{gap_us}us_serial {overhead:.1} us");
         }
+    }
+    for l in [256usize, 1024, 4096] {
+        // causal self-attention, 4 heads of 64, forward and backward
+        let name = format!("attention_causal_{l}_fwd_bwd");
+        if !wanted(&name) {
+            continue;
+        }
+        let qkv: Vec<Tensor> = (0..3)
+            .map(|_| Tensor::randn([1, 4, l, 64]).requires_grad_(true))
+            .collect();
+        let p = AttentionParams::default().causal();
+        let t = best_time(1.0, || {
+            let y = qkv[0]
+                .scaled_dot_product_attention(&qkv[1], &qkv[2], &p)
+                .unwrap();
+            y.sum_all().unwrap().backward().unwrap();
+            qkv.iter().for_each(Tensor::zero_grad);
+        });
+        println!("{name} {:.3} ms", t * 1e3);
     }
     if wanted("conv2d_lenet") {
         // conv1: [64,1,28,28] * [6,1,5,5] pad 2 (images need no gradient);

@@ -28,7 +28,7 @@ pub use autograd::{is_grad_enabled, no_grad, Backward, NoGradGuard};
 pub use device::Device;
 pub use error::{Error, Result};
 pub use layout::Layout;
-pub use ops::{Conv2dParams, ConvTranspose2dParams, Pool2d};
+pub use ops::{AttentionMask, AttentionParams, Conv2dParams, ConvTranspose2dParams, Pool2d};
 pub use rng::{
     global_generator_state, manual_seed, set_global_generator_state, with_global_generator,
     Generator, GeneratorState,

@@ -6,7 +6,8 @@
 //! by adding its device to `DEVICES`.
 
 use nabla_core::{
-    manual_seed, Conv2dParams, ConvTranspose2dParams, Device, Generator, Pool2d, Result, Tensor,
+    manual_seed, AttentionParams, Conv2dParams, ConvTranspose2dParams, Device, Generator, Pool2d,
+    Result, Tensor,
 };
 
 /// The devices checked against the reference.
@@ -528,4 +529,40 @@ fn devices_do_not_mix() {
         .unwrap();
     let g = x.grad().unwrap();
     assert_eq!((g.device(), g.to_vec()), (Device::Cpu, vec![2.0; 3]));
+}
+
+/// Attention: the CPU's fused kernel against the reference's composed ops,
+/// over several blocks of rows and keys, with every kind of mask and
+/// grouped heads.
+#[test]
+fn attention_agrees() {
+    let qkv = |hk: usize, s: usize| {
+        [
+            randn(&[2, 2, 70, 8], 1),
+            randn(&[2, hk, s, 8], 2),
+            randn(&[2, hk, s, 4], 3),
+        ]
+    };
+    let keep: Vec<f32> = (0..70 * 90).map(|x| (x % 7 != 2) as u8 as f32).collect();
+    let add = randn(&[70, 90], 4).to_vec();
+    let cases: [(&str, usize, usize); 5] = [
+        ("plain", 2, 90),
+        ("causal", 2, 90),
+        ("keep", 2, 90),
+        ("add", 2, 90),
+        ("gqa causal", 1, 70),
+    ];
+    for (name, hk, s) in cases {
+        agree(&format!("attention {name}"), &qkv(hk, s), &|x| {
+            let on = |v: &[f32]| Tensor::from_vec_on(v.to_vec(), [70, 90], x[0].device());
+            let p = match name {
+                "causal" => AttentionParams::default().causal(),
+                "keep" => AttentionParams::default().keep_mask(&on(&keep)?),
+                "add" => AttentionParams::default().add_mask(&on(&add)?),
+                "gqa causal" => AttentionParams::default().gqa().causal(),
+                _ => AttentionParams::default(),
+            };
+            x[0].scaled_dot_product_attention(&x[1], &x[2], &p)
+        });
+    }
 }

@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 
-use nabla_core::{Conv2dParams, ConvTranspose2dParams, Pool2d, Tensor};
+use nabla_core::{AttentionParams, Conv2dParams, ConvTranspose2dParams, Pool2d, Tensor};
 use safetensors::SafeTensors;
 
 struct Fixture {
@@ -309,4 +309,37 @@ fn composed_mlp_with_cross_entropy_matches_pytorch() {
                 .unwrap()
         },
     );
+}
+
+#[test]
+fn scaled_dot_product_attention_matches_pytorch() {
+    for name in [
+        "sdpa_plain",
+        "sdpa_causal",
+        "sdpa_bool_mask",
+        "sdpa_float_mask",
+        "sdpa_gqa",
+        "sdpa_scale_3d",
+        "sdpa_long_causal",
+    ] {
+        check(name, &["q", "k", "v"], |fx, x| {
+            let mut p = AttentionParams::default();
+            if fx.meta.get("is_causal").is_some_and(|v| v == "1") {
+                p = p.causal();
+            }
+            if fx.meta.contains_key("enable_gqa") {
+                p = p.gqa();
+            }
+            if let Some(s) = fx.meta.get("scale") {
+                p = p.scale(s.parse().unwrap());
+            }
+            if fx.tensors.contains_key("mask") {
+                p = match name {
+                    "sdpa_bool_mask" => p.keep_mask(&fx.t("mask")),
+                    _ => p.add_mask(&fx.t("mask")),
+                };
+            }
+            x[0].scaled_dot_product_attention(&x[1], &x[2], &p).unwrap()
+        });
+    }
 }

@@ -228,6 +228,32 @@ pub struct Recurrence<'a> {
     pub reverse: bool,
 }
 
+/// How an attention mask is read: `Keep` (nonzero: the key may be seen;
+/// PyTorch's boolean mask) or `Add` (added to the scores; PyTorch's float
+/// mask).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MaskKind {
+    Keep,
+    Add,
+}
+
+/// One attention call as the op checked it: `batch·heads` query matrices
+/// `[L, E]`, `batch·kv_heads` key `[S, E]` and value `[S, Ev]` matrices
+/// (`heads / kv_heads` query heads share one), the scale of the scores and
+/// whether the mask is causal (key j seen from query i when j ≤ i).
+#[derive(Clone, Copy, Debug)]
+pub struct AttentionShape {
+    pub batch: usize,
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub l: usize,
+    pub s: usize,
+    pub e: usize,
+    pub ev: usize,
+    pub scale: f32,
+    pub causal: bool,
+}
+
 /// A tensor's storage and layout, as the kernels take them.
 pub type View<'a> = (&'a Storage, &'a Layout);
 
@@ -418,6 +444,30 @@ pub trait Backend: Send + Sync {
         None
     }
 
+    /// Scaled dot-product attention fused (`ops/attention.rs`): q `[…, L,
+    /// E]`, k `[…, S, E]`, v `[…, S, Ev]` (any layout; the leading dims
+    /// flatten to batch·heads), the mask, if any, expanded to `[…, L, S]`.
+    /// The output is contiguous `[…, L, Ev]`.
+    fn attention(
+        &self,
+        _a: &AttentionShape,
+        _qkv: [View; 3],
+        _mask: Option<(View, MaskKind)>,
+    ) -> Option<(Storage, Saved)> {
+        None
+    }
+    /// dq, dk, dv (contiguous, shaped as q, k, v) from the output's
+    /// gradient.
+    fn attention_backward(
+        &self,
+        _a: &AttentionShape,
+        _saved: &Saved,
+        _qkv: [View; 3],
+        _mask: Option<(View, MaskKind)>,
+        _dout: View,
+    ) -> Option<[Storage; 3]> {
+        None
+    }
     /// A whole recurrent direction (`ops/lstm_sequence.rs` and its siblings
     /// give the formulas): x `[T, N, I]`, weights `[w_ih, w_hh, b_ih, b_hh]`,
     /// the initial states `[N, H]` (h, and c for the LSTM). The output is

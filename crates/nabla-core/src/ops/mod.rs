@@ -9,6 +9,7 @@ mod abs;
 mod add;
 mod affine;
 mod argmax;
+mod attention;
 mod cat;
 mod clamp;
 mod compare;
@@ -59,6 +60,7 @@ mod update;
 mod var;
 mod where_;
 
+pub use attention::{AttentionMask, AttentionParams};
 pub use conv2d::Conv2dParams;
 pub use conv_transpose2d::ConvTranspose2dParams;
 pub use pool2d::Pool2d;

@@ -4,10 +4,10 @@ use rayon::prelude::*;
 
 use super::matmul::{gemm_to, MatRef};
 use super::reduce::{reduce_rows, sum_columns};
-use super::{conv, copy, loss, named, optim, pool, recurrent};
+use super::{attention, conv, copy, loss, named, optim, pool, recurrent};
 use crate::backend::{
-    ArgOp, Backend, BinaryOp, ConvGeom, CrossEntropyRows, Recurrence, ReduceOp, RowOp, Saved,
-    UnaryOp, UpdateRule, View,
+    ArgOp, AttentionShape, Backend, BinaryOp, ConvGeom, CrossEntropyRows, MaskKind, Recurrence,
+    ReduceOp, RowOp, Saved, UnaryOp, UpdateRule, View,
 };
 use crate::layout::{broadcast_strides, Layout};
 use crate::storage::{HostBuffer, Storage};
@@ -489,6 +489,34 @@ impl Backend for CpuBackend {
             rows,
             scale.host(),
         )))
+    }
+
+    fn attention(
+        &self,
+        a: &AttentionShape,
+        qkv: [View; 3],
+        mask: Option<(View, MaskKind)>,
+    ) -> Option<(Storage, Saved)> {
+        let [q, k, v] = qkv.map(attention::Operand::new);
+        let mask = mask.map(|(m, kind)| attention::Mask::new(m, kind));
+        let (out, kept) = attention::forward(a, (&q, &k, &v), mask.as_ref());
+        Some((new(out), Box::new(kept)))
+    }
+
+    fn attention_backward(
+        &self,
+        a: &AttentionShape,
+        saved: &Saved,
+        qkv: [View; 3],
+        mask: Option<(View, MaskKind)>,
+        dout: View,
+    ) -> Option<[Storage; 3]> {
+        let kept = saved.downcast_ref().expect("attention's kept values");
+        let [q, k, v] = qkv.map(attention::Operand::new);
+        let mask = mask.map(|(m, kind)| attention::Mask::new(m, kind));
+        let dout = attention::Operand::new(dout);
+        let grads = attention::backward(a, (&q, &k, &v), mask.as_ref(), kept, &dout);
+        Some(grads.map(new))
     }
 
     fn recurrent(

@@ -2,6 +2,7 @@
 //! allocate only their output, and go parallel (in the nabla thread pool)
 //! once the work is large enough to pay for it.
 
+mod attention;
 mod backend;
 pub mod conv;
 pub mod copy;
