@@ -596,6 +596,72 @@ def attention():
     sdpa("sdpa_long_causal", (1, 2, 150, 16), (1, 2, 150, 16), (1, 2, 150, 16), is_causal=True)
 
 
+def multihead_attention():
+    """nn.MultiheadAttention (issue 20): self- and cross-attention, key
+    padding and attention masks of both kinds (saved as floats, their kind
+    in the metadata), per-head and averaged weights, kdim/vdim, batch_first,
+    an unbatched input. Saves the parameters under their PyTorch names
+    (`param.` + name), the output, the weights, and the gradients of the
+    inputs and parameters for `Σ out·g (+ Σ weights·gw)`."""
+    torch.manual_seed(21)
+
+    def mha(name, E, H, L, S, N, kdim=None, vdim=None, batch_first=False, kpm=None,
+            attn=None, need_weights=False, average=True, unbatched=False, self_attn=False):
+        m = torch.nn.MultiheadAttention(E, H, kdim=kdim, vdim=vdim, batch_first=batch_first)
+        with torch.no_grad():
+            for p in m.parameters():
+                p.copy_(torch.randn_like(p) * 0.3)
+        def shaped(T, F):
+            if unbatched:
+                return rand(T, F)
+            return rand(N, T, F) if batch_first else rand(T, N, F)
+        q = shaped(L, E).requires_grad_(True)
+        if self_attn:
+            k = v = q
+        else:
+            k = shaped(S, kdim or E).requires_grad_(True)
+            v = shaped(S, vdim or E).requires_grad_(True)
+        out, w = m(q, k, v, key_padding_mask=kpm, attn_mask=attn,
+                   need_weights=need_weights, average_attn_weights=average)
+        g = rand(*out.shape)
+        loss = (out * g).sum()
+        tensors = {"q": q.detach().clone(), "out": out.detach().contiguous(), "grad_out": g}
+        if w is not None:
+            gw = rand(*w.shape)
+            loss = loss + (w * gw).sum()
+            tensors.update({"weights": w.detach().contiguous(), "grad_weights": gw})
+        loss.backward()
+        tensors["grad_q"] = q.grad.clone()
+        if not self_attn:
+            tensors.update({"k": k.detach().clone(), "v": v.detach().clone(),
+                            "grad_k": k.grad.clone(), "grad_v": v.grad.clone()})
+        for pname, p in m.named_parameters():
+            tensors["param." + pname] = p.detach().clone()
+            tensors["grad_param." + pname] = p.grad.clone()
+        meta = dict(E=E, H=H, batch_first=int(batch_first), need_weights=int(need_weights),
+                    average=int(average), self_attn=int(self_attn))
+        for key, mask in (("kpm", kpm), ("attn", attn)):
+            if mask is not None:
+                tensors[key] = mask.float().contiguous()
+                meta[key] = "bool" if mask.dtype == torch.bool else "float"
+        if kdim:
+            meta["kdim"], meta["vdim"] = kdim, vdim
+        save_file({k: t.contiguous() for k, t in tensors.items()}, os.path.join(OUT, name + ".safetensors"),
+                  metadata={k: str(v) for k, v in meta.items()})
+
+    mha("mha_self_weights", 8, 2, 5, 5, 3, need_weights=True, self_attn=True)
+    kpm = torch.zeros(3, 6, dtype=torch.bool)
+    kpm[0, 4:] = True
+    kpm[2, 1] = True
+    mha("mha_cross_kpm_bool", 8, 2, 5, 6, 3, kpm=kpm)
+    mha("mha_attn_float_per_head", 8, 4, 5, 6, 2, batch_first=True,
+        attn=torch.randn(8, 5, 6), need_weights=True, average=False)
+    attn = torch.rand(5, 6) > 0.7
+    attn[:, 0] = False
+    mha("mha_kdim_vdim_attn_bool", 8, 2, 5, 6, 3, kdim=5, vdim=3, attn=attn)
+    mha("mha_unbatched_kpm_float", 6, 3, 4, 7, 1, unbatched=True, kpm=torch.randn(7))
+
+
 if __name__ == "__main__":
     main()
     recurrent()
@@ -612,3 +678,4 @@ if __name__ == "__main__":
     cells()
     examples_pieces()
     attention()
+    multihead_attention()

@@ -2,6 +2,7 @@
 //! semantics (names, layouts, initializations, update formulas), so a
 //! PyTorch training program ports line by line.
 
+mod attention;
 pub mod init;
 pub mod loss;
 pub mod optim;
@@ -19,6 +20,7 @@ pub mod rnn;
 mod sequential;
 pub mod zoo;
 
+pub use attention::{InProj, MhaArgs, MhaMask, MhaOptions, MultiheadAttention};
 pub use conv::{Conv2d, ConvTranspose2d};
 pub use layers::{
     AdaptiveAvgPool2d, AvgPool2d, Dropout, Dropout2d, Flatten, LeakyReLU, LogSoftmax, MaxPool2d,

@@ -662,3 +662,87 @@ fn lbfgs_matches_pytorch() {
         );
     }
 }
+
+/// `nn.MultiheadAttention` with PyTorch's parameters (loaded by name):
+/// outputs, weights and every gradient (inputs and parameters). Tolerance
+/// 1e-5 absolute + 1e-4 relative.
+#[test]
+fn multihead_attention_matches_pytorch() {
+    use nabla_nn::{MhaArgs, MhaMask, MhaOptions, MultiheadAttention};
+    for name in [
+        "mha_self_weights",
+        "mha_cross_kpm_bool",
+        "mha_attn_float_per_head",
+        "mha_kdim_vdim_attn_bool",
+        "mha_unbatched_kpm_float",
+    ] {
+        let (t, meta) = load(name);
+        let num = |k: &str| meta.get(k).map(|v| v.parse::<usize>().unwrap());
+        let on = |k: &str| meta.get(k).is_some_and(|v| v == "1");
+        let opts = MhaOptions {
+            kdim: num("kdim"),
+            vdim: num("vdim"),
+            batch_first: on("batch_first"),
+            ..Default::default()
+        };
+        let m =
+            MultiheadAttention::with_options(num("E").unwrap(), num("H").unwrap(), opts).unwrap();
+        let params: Vec<(String, Tensor)> = t
+            .iter()
+            .filter_map(|(k, v)| k.strip_prefix("param.").map(|n| (n.to_string(), v.clone())))
+            .collect();
+        load_state_dict(&m, &params).unwrap();
+        let leaf = |k: &str| t[k].detach().requires_grad_(true);
+        let q = leaf("q");
+        let (k, v) = match on("self_attn") {
+            true => (q.clone(), q.clone()),
+            false => (leaf("k"), leaf("v")),
+        };
+        let mask = |key: &str| {
+            meta.get(key).map(|kind| match kind.as_str() {
+                "bool" => MhaMask::Ignore(t[key].clone()),
+                _ => MhaMask::Add(t[key].clone()),
+            })
+        };
+        let args = MhaArgs {
+            key_padding_mask: mask("kpm"),
+            attn_mask: mask("attn"),
+            need_weights: on("need_weights"),
+            average_attn_weights: on("average"),
+            is_causal: false,
+        };
+        let (out, w) = m.forward_with(&q, &k, &v, &args).unwrap();
+        let close = |what: &str, a: &Tensor, b: &Tensor| {
+            assert_eq!(a.shape(), b.shape(), "{name} {what}");
+            assert_close(
+                &format!("{name} {what}"),
+                &a.to_vec(),
+                &b.to_vec(),
+                1e-4,
+                1e-5,
+            );
+        };
+        close("out", &out, &t["out"]);
+        let mut loss = out.mul(&t["grad_out"]).unwrap().sum_all().unwrap();
+        assert_eq!(w.is_some(), t.contains_key("weights"), "{name}: weights");
+        if let Some(w) = &w {
+            close("weights", w, &t["weights"]);
+            loss = loss
+                .add(&w.mul(&t["grad_weights"]).unwrap().sum_all().unwrap())
+                .unwrap();
+        }
+        loss.backward().unwrap();
+        close("grad_q", &q.grad().unwrap(), &t["grad_q"]);
+        if !on("self_attn") {
+            close("grad_k", &k.grad().unwrap(), &t["grad_k"]);
+            close("grad_v", &v.grad().unwrap(), &t["grad_v"]);
+        }
+        for (pname, p) in m.named_parameters() {
+            close(
+                &format!("grad {pname}"),
+                &p.grad().unwrap(),
+                &t[&format!("grad_param.{pname}")],
+            );
+        }
+    }
+}
