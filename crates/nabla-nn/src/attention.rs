@@ -224,7 +224,7 @@ impl MultiheadAttention {
         let (heads, weights) = match args.need_weights {
             false => {
                 let mut p = AttentionParams::default().dropout(dropout);
-                p.mask = mask.map(|m| nabla_core::AttentionMask::Add(m));
+                p.mask = mask.map(nabla_core::AttentionMask::Add);
                 p.causal = causal;
                 (q.scaled_dot_product_attention(&k, &v, &p)?, None)
             }
