@@ -662,6 +662,60 @@ def multihead_attention():
     mha("mha_unbatched_kpm_float", 6, 3, 4, 7, 1, unbatched=True, kpm=torch.randn(7))
 
 
+def transformers():
+    """The Transformer modules (issue 20), dropout 0 in training mode:
+    encoder and decoder layers in both norm orders with ReLU and GELU, a
+    whole nn.Transformer with a causal target mask and source key padding.
+    Parameters saved under their PyTorch names (`param.` + name), with the
+    inputs, masks (floats; their kind in the metadata), the output and the
+    gradients of the inputs and parameters for `Σ out·g`."""
+    torch.manual_seed(22)
+    nn = torch.nn
+
+    def run(name, m, inputs, call, meta, masks=None):
+        with torch.no_grad():
+            for p in m.parameters():
+                p.add_(torch.randn_like(p) * 0.1)
+        leaves = {k: v.clone().requires_grad_(True) for k, v in inputs.items()}
+        out = call(m, **leaves)
+        g = rand(*out.shape)
+        (out * g).sum().backward()
+        tensors = {k: v for k, v in inputs.items()}
+        tensors.update({"out": out.detach(), "grad_out": g})
+        tensors.update({"grad_" + k: v.grad for k, v in leaves.items()})
+        for k, (mask, kind) in (masks or {}).items():
+            tensors[k] = mask.float()
+            meta[k] = kind
+        for pname, p in m.named_parameters():
+            tensors["param." + pname] = p.detach()
+            tensors["grad_param." + pname] = p.grad
+        save_file({k: t.contiguous() for k, t in tensors.items()}, os.path.join(OUT, name + ".safetensors"),
+                  metadata={k: str(v) for k, v in meta.items()})
+
+    d, h, ff = 8, 2, 16
+    for norm_first in (False, True):
+        for act in ("relu", "gelu"):
+            layer = nn.TransformerEncoderLayer(d, h, ff, dropout=0.0, activation=act, norm_first=norm_first)
+            kpm = torch.zeros(3, 5, dtype=torch.bool)
+            kpm[1, 3:] = True
+            run(f"encoder_layer_{'pre' if norm_first else 'post'}_{act}", layer, {"src": rand(5, 3, d)},
+                lambda m, src: m(src, src_key_padding_mask=kpm),
+                dict(d=d, h=h, ff=ff, norm_first=int(norm_first), act=act), {"src_kpm": (kpm, "bool")})
+        layer = nn.TransformerDecoderLayer(d, h, ff, dropout=0.0, norm_first=norm_first, batch_first=True)
+        causal = nn.Transformer.generate_square_subsequent_mask(4)
+        run(f"decoder_layer_{'pre' if norm_first else 'post'}", layer, {"tgt": rand(2, 4, d), "memory": rand(2, 6, d)},
+            lambda m, tgt, memory: m(tgt, memory, tgt_mask=causal),
+            dict(d=d, h=h, ff=ff, norm_first=int(norm_first), act="relu", batch_first=1), {"tgt_mask": (causal, "float")})
+    t = nn.Transformer(d, h, 2, 2, ff, dropout=0.0)
+    kpm = torch.zeros(3, 5, dtype=torch.bool)
+    kpm[0, 4] = True
+    causal = nn.Transformer.generate_square_subsequent_mask(4)
+    run("transformer_small", t, {"src": rand(5, 3, d), "tgt": rand(4, 3, d)},
+        lambda m, src, tgt: m(src, tgt, tgt_mask=causal, src_key_padding_mask=kpm, memory_key_padding_mask=kpm),
+        dict(d=d, h=h, ff=ff, norm_first=0, act="relu", enc=2, dec=2),
+        {"tgt_mask": (causal, "float"), "src_kpm": (kpm, "bool")})
+
+
 if __name__ == "__main__":
     main()
     recurrent()
@@ -679,3 +733,4 @@ if __name__ == "__main__":
     examples_pieces()
     attention()
     multihead_attention()
+    transformers()

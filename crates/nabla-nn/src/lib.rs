@@ -18,6 +18,7 @@ mod module;
 mod norm;
 pub mod rnn;
 mod sequential;
+mod transformer;
 pub mod zoo;
 
 pub use attention::{InProj, MhaArgs, MhaMask, MhaOptions, MultiheadAttention};
@@ -32,3 +33,7 @@ pub use module::{prefixed, Module};
 pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, Embedding, LayerNorm};
 pub use rnn::{Recurrent, RecurrentCell};
 pub use sequential::Sequential;
+pub use transformer::{
+    Activation, Masks, Transformer, TransformerConfig, TransformerDecoder, TransformerDecoderLayer,
+    TransformerEncoder, TransformerEncoderLayer, TransformerMasks,
+};

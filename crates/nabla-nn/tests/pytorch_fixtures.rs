@@ -746,3 +746,127 @@ fn multihead_attention_matches_pytorch() {
         }
     }
 }
+
+/// The Transformer modules with PyTorch's parameters (loaded by name):
+/// encoder and decoder layers in both norm orders, ReLU and GELU, a whole
+/// `nn.Transformer` with masks; outputs and every gradient to 1e-5
+/// absolute + 1e-4 relative.
+#[test]
+fn transformer_modules_match_pytorch() {
+    use nabla_nn::{
+        Activation, Masks, MhaMask, Transformer, TransformerConfig, TransformerDecoderLayer,
+        TransformerEncoderLayer, TransformerMasks,
+    };
+    for name in [
+        "encoder_layer_post_relu",
+        "encoder_layer_post_gelu",
+        "encoder_layer_pre_relu",
+        "encoder_layer_pre_gelu",
+        "decoder_layer_post",
+        "decoder_layer_pre",
+        "transformer_small",
+    ] {
+        let (t, meta) = load(name);
+        let num = |k: &str| meta[k].parse::<usize>().unwrap();
+        let on = |k: &str| meta.get(k).is_some_and(|v| v == "1");
+        let activation = match meta["act"].as_str() {
+            "gelu" => Activation::Gelu,
+            _ => Activation::Relu,
+        };
+        let c = TransformerConfig::new(num("d"), num("h"))
+            .dim_feedforward(num("ff"))
+            .dropout(0.0)
+            .activation(activation)
+            .norm_first(on("norm_first"))
+            .batch_first(on("batch_first"));
+        let mask = |key: &str| {
+            meta.get(key).map(|kind| match kind.as_str() {
+                "bool" => MhaMask::Ignore(t[key].clone()),
+                _ => MhaMask::Add(t[key].clone()),
+            })
+        };
+        let leaf = |k: &str| t[k].detach().requires_grad_(true);
+        let inputs: Vec<&str> = ["src", "tgt", "memory"]
+            .into_iter()
+            .filter(|k| t.contains_key(*k))
+            .collect();
+        let leaves: Vec<Tensor> = inputs.iter().map(|k| leaf(k)).collect();
+        let (model, out): (Box<dyn Module>, Tensor) = if name.starts_with("encoder") {
+            let m = TransformerEncoderLayer::new(&c).unwrap();
+            let masks = Masks {
+                key_padding_mask: mask("src_kpm"),
+                ..Default::default()
+            };
+            let p = params(&t);
+            load_state_dict(&m, &p).unwrap();
+            let y = m.forward_with(&leaves[0], &masks).unwrap();
+            (Box::new(m), y)
+        } else if name.starts_with("decoder") {
+            let m = TransformerDecoderLayer::new(&c).unwrap();
+            let masks = Masks {
+                mask: mask("tgt_mask"),
+                ..Default::default()
+            };
+            load_state_dict(&m, &params(&t)).unwrap();
+            let y = m
+                .forward_with(&leaves[0], &leaves[1], &masks, &Masks::default())
+                .unwrap();
+            (Box::new(m), y)
+        } else {
+            let m = Transformer::new(&c, num("enc"), num("dec")).unwrap();
+            load_state_dict(&m, &params(&t)).unwrap();
+            let padding = Masks {
+                key_padding_mask: mask("src_kpm"),
+                ..Default::default()
+            };
+            let masks = TransformerMasks {
+                src: padding.clone(),
+                tgt: Masks {
+                    mask: mask("tgt_mask"),
+                    ..Default::default()
+                },
+                memory: padding,
+            };
+            let y = m.forward_with(&leaves[0], &leaves[1], &masks).unwrap();
+            (Box::new(m), y)
+        };
+        let close = |what: &str, a: &Tensor, b: &Tensor| {
+            assert_eq!(a.shape(), b.shape(), "{name} {what}");
+            assert_close(
+                &format!("{name} {what}"),
+                &a.to_vec(),
+                &b.to_vec(),
+                1e-4,
+                1e-5,
+            );
+        };
+        close("out", &out, &t["out"]);
+        out.mul(&t["grad_out"])
+            .unwrap()
+            .sum_all()
+            .unwrap()
+            .backward()
+            .unwrap();
+        for (k, l) in inputs.iter().zip(&leaves) {
+            close(
+                &format!("grad_{k}"),
+                &l.grad().unwrap(),
+                &t[&format!("grad_{k}")],
+            );
+        }
+        for (pname, p) in model.named_parameters() {
+            close(
+                &format!("grad {pname}"),
+                &p.grad().unwrap(),
+                &t[&format!("grad_param.{pname}")],
+            );
+        }
+    }
+}
+
+/// The fixture's `param.`-prefixed tensors under their PyTorch names.
+fn params(t: &HashMap<String, Tensor>) -> Vec<(String, Tensor)> {
+    t.iter()
+        .filter_map(|(k, v)| k.strip_prefix("param.").map(|n| (n.to_string(), v.clone())))
+        .collect()
+}
