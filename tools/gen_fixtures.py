@@ -716,6 +716,66 @@ def transformers():
         {"tgt_mask": (causal, "float"), "src_kpm": (kpm, "bool")})
 
 
+def gpt():
+    """A GPT with nanoGPT's architecture and names (issue 20), written here
+    from its description: learned positions, pre-norm blocks of causal
+    self-attention (fused c_attn) and a 4x GELU MLP, ln_f, lm_head tied to
+    wte. Saves the parameters (`param.` + name, lm_head included), ids,
+    targets, the logits and the gradients of the cross-entropy loss."""
+    torch.manual_seed(23)
+    nn = torch.nn
+    V, T, L, H, C = 11, 8, 2, 2, 16
+
+    class Block(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.ln_1, self.ln_2 = nn.LayerNorm(C), nn.LayerNorm(C)
+            self.attn = nn.Module()
+            self.attn.c_attn, self.attn.c_proj = nn.Linear(C, 3 * C), nn.Linear(C, C)
+            self.mlp = nn.Module()
+            self.mlp.c_fc, self.mlp.c_proj = nn.Linear(C, 4 * C), nn.Linear(4 * C, C)
+
+        def forward(self, x):
+            B, t, _ = x.shape
+            q, k, v = self.attn.c_attn(self.ln_1(x)).split(C, dim=2)
+            heads = lambda z: z.view(B, t, H, C // H).transpose(1, 2)
+            y = F.scaled_dot_product_attention(heads(q), heads(k), heads(v), is_causal=True)
+            x = x + self.attn.c_proj(y.transpose(1, 2).reshape(B, t, C))
+            return x + self.mlp.c_proj(F.gelu(self.mlp.c_fc(self.ln_2(x))))
+
+    class Gpt(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.transformer = nn.ModuleDict(dict(
+                wte=nn.Embedding(V, C), wpe=nn.Embedding(T, C),
+                h=nn.ModuleList([Block() for _ in range(L)]), ln_f=nn.LayerNorm(C)))
+            self.lm_head = nn.Linear(C, V, bias=False)
+            self.lm_head.weight = self.transformer.wte.weight
+
+        def forward(self, ids):
+            t = ids.shape[1]
+            x = self.transformer.wte(ids) + self.transformer.wpe(torch.arange(t))
+            for b in self.transformer.h:
+                x = b(x)
+            return self.lm_head(self.transformer.ln_f(x))
+
+    m = Gpt()
+    with torch.no_grad():
+        for p in m.parameters():
+            p.copy_(torch.randn_like(p) * 0.2)
+    ids = torch.randint(0, V, (2, 6))
+    targets = torch.randint(0, V, (2, 6))
+    logits = m(ids)
+    loss = F.cross_entropy(logits.view(-1, V), targets.view(-1))
+    loss.backward()
+    tensors = {"ids": ids.float(), "targets": targets.float(), "logits": logits.detach(), "loss": loss.detach().reshape(1)}
+    for name, p in m.state_dict(keep_vars=True).items():
+        tensors["param." + name] = p.detach().clone()
+        tensors["grad_param." + name] = p.grad.clone()
+    save_file({k: t.contiguous() for k, t in tensors.items()}, os.path.join(OUT, "gpt_tiny.safetensors"),
+              metadata=dict(V=str(V), T=str(T), L=str(L), H=str(H), C=str(C)))
+
+
 if __name__ == "__main__":
     main()
     recurrent()
@@ -734,3 +794,4 @@ if __name__ == "__main__":
     attention()
     multihead_attention()
     transformers()
+    gpt()

@@ -6,11 +6,13 @@ mod attention;
 pub mod init;
 pub mod loss;
 pub mod optim;
+pub mod positional;
 pub mod regularization;
 pub mod scheduler;
 pub mod state_dict;
 
 mod conv;
+pub mod gpt;
 mod layers;
 mod linear;
 pub mod lm;
@@ -23,6 +25,7 @@ pub mod zoo;
 
 pub use attention::{InProj, MhaArgs, MhaMask, MhaOptions, MultiheadAttention};
 pub use conv::{Conv2d, ConvTranspose2d};
+pub use gpt::{Gpt, GptConfig, KvCache, Positions};
 pub use layers::{
     AdaptiveAvgPool2d, AvgPool2d, Dropout, Dropout2d, Flatten, LeakyReLU, LogSoftmax, MaxPool2d,
     Mish, ReLU, SiLU, Sigmoid, Softmax, Softplus, Tanh, ELU, GELU, SELU,

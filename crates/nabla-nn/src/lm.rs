@@ -144,6 +144,29 @@ impl CharLm {
     }
 }
 
+/// Draws an index from softmax(logits / temperature) over the `top_k`
+/// largest logits (all when None; argmax at temperature 0).
+pub(crate) fn draw_top_k(
+    logits: &[f32],
+    temperature: f32,
+    top_k: Option<usize>,
+    gen: &mut Generator,
+) -> usize {
+    match top_k {
+        Some(k) if k > 0 && k < logits.len() => {
+            let mut sorted = logits.to_vec();
+            sorted.sort_by(|a, b| b.total_cmp(a));
+            let kth = sorted[k - 1];
+            let kept: Vec<f32> = logits
+                .iter()
+                .map(|&l| if l < kth { f32::NEG_INFINITY } else { l })
+                .collect();
+            draw(&kept, temperature, gen)
+        }
+        _ => draw(logits, temperature, gen),
+    }
+}
+
 /// Draws an index from softmax(logits / temperature) (argmax at 0).
 fn draw(logits: &[f32], temperature: f32, gen: &mut Generator) -> usize {
     let best = (0..logits.len())

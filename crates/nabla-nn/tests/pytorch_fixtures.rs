@@ -870,3 +870,45 @@ fn params(t: &HashMap<String, Tensor>) -> Vec<(String, Tensor)> {
         .filter_map(|(k, v)| k.strip_prefix("param.").map(|n| (n.to_string(), v.clone())))
         .collect()
 }
+
+/// The GPT against a PyTorch model of nanoGPT's architecture with the same
+/// weights (loaded by name, `lm_head.weight` tied to `transformer.wte`):
+/// logits, loss and every parameter's gradient.
+#[test]
+fn gpt_matches_a_nanogpt_model() {
+    use nabla_nn::{Gpt, GptConfig, Positions};
+    let (t, meta) = load("gpt_tiny");
+    let num = |k: &str| meta[k].parse::<usize>().unwrap();
+    let config = GptConfig {
+        vocab_size: num("V"),
+        block_size: num("T"),
+        n_layer: num("L"),
+        n_head: num("H"),
+        n_embd: num("C"),
+        dropout: 0.0,
+        positions: Positions::Learned,
+    };
+    let m = Gpt::new(config).unwrap();
+    load_state_dict(&m, &params(&t)).unwrap();
+    let logits = m.forward(&t["ids"]).unwrap();
+    let close = |what: &str, a: &Tensor, b: &Tensor| {
+        assert_eq!(a.shape(), b.shape(), "{what}");
+        assert_close(what, &a.to_vec(), &b.to_vec(), 1e-4, 1e-5);
+    };
+    close("logits", &logits, &t["logits"]);
+    let v = num("V");
+    let loss = loss::cross_entropy(
+        &logits.reshape([12, v]).unwrap(),
+        &t["targets"].reshape([12]).unwrap(),
+    )
+    .unwrap();
+    close("loss", &loss.reshape([1]).unwrap(), &t["loss"]);
+    loss.backward().unwrap();
+    for (name, p) in m.named_parameters() {
+        close(
+            &format!("grad {name}"),
+            &p.grad().unwrap(),
+            &t[&format!("grad_param.{name}")],
+        );
+    }
+}
