@@ -25,12 +25,15 @@ impl Tensor {
         Ok(Tensor::from_host(mask, shape, crate::Device::Cpu))
     }
 
-    /// Applies dropout with probability `p` when `training`; identity otherwise.
+    /// Applies dropout with probability `p` when `training`; identity
+    /// otherwise (no mask drawn: evaluation leaves the generator as it is).
     pub fn dropout(&self, p: f32, training: bool) -> Result<Tensor> {
-        let mask = Tensor::dropout_mask(self.shape(), p)?;
         if !training || p == 0.0 {
+            // the probability is checked all the same
+            Tensor::dropout_mask(&[0], p)?;
             return Ok(self.clone());
         }
+        let mask = Tensor::dropout_mask(self.shape(), p)?;
         // (drawn on the host from the one generator, so a seed drops the
         // same elements on every device)
         self.mul(&mask.to(self.device())?)

@@ -42,13 +42,52 @@ fn fill(
     out
 }
 
+/// The loops of [`map1`], [`map2`], [`map3`] over one chunk, each also
+/// compiled with AVX2 for CPUs that have it: the loop and the op's closure,
+/// inlined into it, then run on 256-bit vectors. The values are the same
+/// either way (each element's arithmetic is unchanged, and Rust never forms
+/// fused multiply-adds on its own); the exact GELU ran twice as fast.
+macro_rules! chunk_loop {
+    ($name:ident, $wide:ident, ($($x:ident),+), $f:ident: $($fty:tt)+) => {
+        #[inline(always)]
+        fn $name<F: $($fty)+>(out: &mut [MaybeUninit<f32>], $($x: &[f32],)+ $f: &F) -> usize {
+            let mut n = 0;
+            for (i, o) in out.iter_mut().enumerate() {
+                o.write($f($($x[i]),+));
+                n += 1;
+            }
+            n
+        }
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx2,fma")]
+        unsafe fn $wide<F: $($fty)+>(out: &mut [MaybeUninit<f32>], $($x: &[f32],)+ $f: &F) -> usize {
+            $name(out, $($x,)+ $f)
+        }
+    };
+}
+
+chunk_loop!(loop1, loop1_avx2, (a), f: Fn(f32) -> f32);
+chunk_loop!(loop2, loop2_avx2, (a, b), f: Fn(f32, f32) -> f32);
+chunk_loop!(loop3, loop3_avx2, (a, b, c), f: Fn(f32, f32, f32) -> f32);
+
+/// Runs the AVX2 build of a chunk loop where the CPU has it, else the plain.
+macro_rules! run_loop {
+    ($plain:ident, $wide:ident, $($arg:expr),+) => {{
+        #[cfg(target_arch = "x86_64")]
+        if super::has_avx2_fma() {
+            // SAFETY: the CPU has AVX2 and FMA; the loop only does slice arithmetic.
+            return unsafe { $wide($($arg),+) };
+        }
+        $plain($($arg),+)
+    }};
+}
+
 /// `f(a[i])` for every element of a slice.
 pub fn map1(a: &[f32], f: impl Fn(f32) -> f32 + Sync + Send) -> Vec<f32> {
     fill(a.len(), |s, c| {
-        c.iter_mut()
-            .zip(&a[s..])
-            .map(|(o, &x)| o.write(f(x)))
-            .count()
+        let a = &a[s..s + c.len()];
+        run_loop!(loop1, loop1_avx2, c, a, &f)
     })
 }
 
@@ -56,11 +95,8 @@ pub fn map1(a: &[f32], f: impl Fn(f32) -> f32 + Sync + Send) -> Vec<f32> {
 pub fn map2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync + Send) -> Vec<f32> {
     assert_eq!(a.len(), b.len());
     fill(a.len(), |s, c| {
-        c.iter_mut()
-            .zip(&a[s..])
-            .zip(&b[s..])
-            .map(|((o, &x), &y)| o.write(f(x, y)))
-            .count()
+        let (a, b) = (&a[s..s + c.len()], &b[s..s + c.len()]);
+        run_loop!(loop2, loop2_avx2, c, a, b, &f)
     })
 }
 
@@ -73,12 +109,9 @@ pub fn map3(
 ) -> Vec<f32> {
     assert!(a.len() == b.len() && b.len() == c.len());
     fill(a.len(), |s, ch| {
-        ch.iter_mut()
-            .zip(&a[s..])
-            .zip(&b[s..])
-            .zip(&c[s..])
-            .map(|(((o, &x), &y), &z)| o.write(f(x, y, z)))
-            .count()
+        let n = ch.len();
+        let (a, b, c) = (&a[s..s + n], &b[s..s + n], &c[s..s + n]);
+        run_loop!(loop3, loop3_avx2, ch, a, b, c, &f)
     })
 }
 

@@ -148,36 +148,76 @@ fn ln_1p_of_rest(rest: impl Iterator<Item = f32>, m: f32) -> f32 {
     }
 }
 
-/// erf(x) with relative error below 1.2e-7 (Numerical Recipes' erfc
-/// Chebyshev fit, evaluated in f64).
+/// erf(x), absolute error below 3e-7: Numerical Recipes' Chebyshev fit of
+/// erfc, `erfc(z) ≈ t·exp(−z² + P(t))` with `t = 1/(1 + z/2)`, in f32 with
+/// [`exp`], so that a loop over it vectorizes (evaluated in f64 with the
+/// library's exp it was half of a GPT's step).
+#[inline(always)]
 pub fn erf(x: f32) -> f32 {
-    let z = (x as f64).abs();
+    let z = x.abs();
     let t = 1.0 / (1.0 + 0.5 * z);
-    let poly = -z * z - 1.265_512_23
-        + t * (1.000_023_68
-            + t * (0.374_091_96
-                + t * (0.096_784_18
-                    + t * (-0.186_288_06
-                        + t * (0.278_868_07
-                            + t * (-1.135_203_98
-                                + t * (1.488_515_87 + t * (-0.822_152_23 + t * 0.170_872_77))))))));
-    let erfc = t * poly.exp();
+    let mut p = 0.170_872_77f32;
+    for c in [
+        -0.822_152_23,
+        1.488_515_9,
+        -1.135_204,
+        0.278_868_07,
+        -0.186_288_06,
+        0.096_784_18,
+        0.374_091_96,
+        1.000_023_7,
+        -1.265_512_2,
+    ] {
+        p = p * t + c;
+    }
+    let erfc = t * exp(p - z * z);
     let r = 1.0 - erfc;
-    (if x >= 0.0 { r } else { -r }) as f32
+    if x >= 0.0 {
+        r
+    } else {
+        -r
+    }
 }
 
 /// The standard normal's distribution function Φ(x).
+#[inline(always)]
 pub fn normal_cdf(x: f32) -> f32 {
     0.5 * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2))
 }
 
 /// The standard normal's density φ(x).
+#[inline(always)]
 pub fn normal_pdf(x: f32) -> f32 {
-    (-0.5 * x * x).exp() * 0.398_942_3
+    exp(-0.5 * x * x) * 0.398_942_3
 }
 
 #[cfg(test)]
 mod tests {
+    /// erf against f64's series over [−6, 6].
+    #[test]
+    fn erf_is_within_3e7_everywhere() {
+        let exact = |x: f64| {
+            // erf by its Taylor series (converges fast for |x| ≤ 6 in f64 terms up to 200)
+            let (mut term, mut sum, mut n) = (x, x, 0);
+            while n < 400 {
+                n += 1;
+                term *= -x * x / n as f64;
+                sum += term / (2 * n + 1) as f64;
+            }
+            sum * 2.0 / std::f64::consts::PI.sqrt()
+        };
+        for k in -600..=600 {
+            let x = k as f32 / 100.0;
+            let want = if x.abs() > 4.0 {
+                x.signum() as f64
+            } else {
+                exact(x as f64)
+            };
+            let got = super::erf(x) as f64;
+            assert!((got - want).abs() < 3e-7, "erf({x}) = {got} vs {want}");
+        }
+    }
+
     use super::{exp_with, sigmoid_with, tanh_abs_with, tanh_with};
 
     /// Relative accuracy where the value is small: tanh(x) ≈ x.
