@@ -30,6 +30,30 @@ pub enum Command {
     Plot(PlotArgs),
     /// Write a self-contained HTML report of a run (curves, metrics, pictures)
     Report(ReportArgs),
+    /// Continue a text with a trained language model (a gpt-char run), streaming it
+    Generate(GenerateArgs),
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct GenerateArgs {
+    /// The run directory of a gpt-char training
+    pub run: PathBuf,
+    /// The text to continue (characters of the training text's vocabulary)
+    #[arg(long, default_value = "\n")]
+    pub prompt: String,
+    #[arg(long, default_value_t = 500)]
+    pub max_new_tokens: usize,
+    /// Softmax temperature: lower is more conservative, 0 always picks the likeliest
+    #[arg(long, default_value_t = 0.8)]
+    pub temperature: f32,
+    /// Draw only among the K likeliest tokens
+    #[arg(long)]
+    pub top_k: Option<usize>,
+    /// Recompute the whole context for each token instead of using the KV cache
+    #[arg(long)]
+    pub no_cache: bool,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -187,10 +211,11 @@ pub enum DeviceKind {
 
 #[derive(Clone, Debug, Args, Serialize, Deserialize)]
 pub struct TrainArgs {
-    /// Zoo model (lenet, mlp, lstm-rows, gru-rows, rnn-rows, lenet-as-written) or a model file (.toml)
+    /// Zoo model (lenet, mlp, lstm-rows, gru-rows, rnn-rows, lenet-as-written, gpt-char) or a model file (.toml)
     #[arg(long, default_value = "lenet")]
     pub model: String,
-    /// Data folder (MNIST-style files, flat or torchvision's layout); default: shipped digits
+    /// Data folder (MNIST-style files, flat or torchvision's layout; default: shipped
+    /// digits), or for gpt-char a text file (default: the shipped Devil's Dictionary)
     #[arg(long)]
     pub data: Option<PathBuf>,
     /// mnist or fashion-mnist
@@ -201,8 +226,9 @@ pub struct TrainArgs {
     pub download: bool,
     #[arg(long, default_value_t = 10)]
     pub epochs: usize,
-    #[arg(long, default_value_t = 64)]
-    pub batch_size: usize,
+    /// Examples per step (default 64; gpt-char: 12 windows, nanoGPT's CPU setting)
+    #[arg(long)]
+    pub batch_size: Option<usize>,
     #[arg(long, default_value_t = 100)]
     pub test_batch_size: usize,
     #[arg(long, value_enum, default_value = "sgd")]
@@ -276,6 +302,64 @@ pub struct TrainArgs {
     /// Batches between progress lines when output is not a terminal
     #[arg(long, default_value_t = 10)]
     pub log_interval: usize,
+    #[command(flatten)]
+    #[serde(default)]
+    pub gpt: GptArgs,
+}
+
+impl TrainArgs {
+    /// The batch size, or the model's default.
+    pub fn batch_size(&self) -> usize {
+        let default = if self.model.starts_with("gpt") {
+            12
+        } else {
+            64
+        };
+        self.batch_size.unwrap_or(default)
+    }
+}
+
+/// The shape and schedule of a gpt-char model (nanoGPT's CPU configuration
+/// by default). Its "epoch" is `--steps-per-epoch` steps, each on random
+/// windows of the training text, then the validation loss.
+#[derive(Clone, Debug, Args, Serialize, Deserialize)]
+pub struct GptArgs {
+    /// Context length in characters
+    #[arg(long, default_value_t = 64, value_parser = at_least_one)]
+    pub context: usize,
+    #[arg(long, default_value_t = 4, value_parser = at_least_one)]
+    pub layers: usize,
+    #[arg(long, default_value_t = 4, value_parser = at_least_one)]
+    pub heads: usize,
+    /// Embedding width (a multiple of --heads)
+    #[arg(long, default_value_t = 128, value_parser = at_least_one)]
+    pub width: usize,
+    /// learned, sinusoidal or rotary
+    #[arg(long, default_value = "learned")]
+    pub positions: String,
+    /// Steps of linear learning-rate warm-up before the cosine decay to lr/10
+    #[arg(long, default_value_t = 100)]
+    pub warmup_steps: usize,
+    #[arg(long, default_value_t = 200, value_parser = at_least_one)]
+    pub steps_per_epoch: usize,
+    /// Micro-batches whose gradients are summed before each step
+    #[arg(long, default_value_t = 1, value_parser = at_least_one)]
+    pub grad_accum: usize,
+}
+
+impl Default for GptArgs {
+    fn default() -> Self {
+        GptArgs {
+            context: 64,
+            layers: 4,
+            heads: 4,
+            width: 128,
+            positions: "learned".into(),
+            warmup_steps: 100,
+            steps_per_epoch: 200,
+            grad_accum: 1,
+        }
+    }
 }
 
 /// A finite number > 0 (a bad value is a usage error, exit code 2).

@@ -8,6 +8,7 @@ mod checkpoint;
 mod common;
 mod explain;
 mod inspect;
+mod lm;
 mod modelfile;
 mod plots;
 mod report;
@@ -31,6 +32,7 @@ fn main() {
         Command::Explain(a) => explain::run(a).map(|_| 0),
         Command::Plot(a) => plots::run(a).map(|_| 0),
         Command::Report(a) => report::run(a).map(|_| 0),
+        Command::Generate(a) => lm::generate(a).map(|_| 0),
     };
     match result {
         Ok(code) => std::process::exit(code),

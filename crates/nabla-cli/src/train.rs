@@ -82,7 +82,7 @@ fn optimizer(a: &TrainArgs, params: Vec<Tensor>) -> Result<Box<dyn Optimizer>> {
 }
 
 fn check_args(a: &TrainArgs) -> Result<()> {
-    if a.epochs == 0 || a.batch_size == 0 || a.test_batch_size == 0 {
+    if a.epochs == 0 || a.batch_size() == 0 || a.test_batch_size == 0 {
         bail!("--epochs, --batch-size and --test-batch-size must be positive");
     }
     if !(a.lr > 0.0 && a.lr.is_finite()) {
@@ -157,6 +157,12 @@ fn default_run_dir(model: &str) -> PathBuf {
 
 pub fn run(args: TrainArgs) -> Result<i32> {
     let (a, run_dir, resume) = settings(args)?;
+    if a.model.starts_with("gpt") {
+        if let Some(t) = a.threads {
+            nabla_core::set_num_threads(t);
+        }
+        return nabla_core::in_pool(|| crate::lm::train(a, run_dir, resume));
+    }
     check_args(&a)?;
     // before the run enters the pool: work already on a pool thread stays
     // in that pool (until this was moved here, `--threads 1` ran its
@@ -225,7 +231,7 @@ fn train(a: TrainArgs, run_dir: PathBuf, resume: bool) -> Result<i32> {
     }
     model.to(device)?;
     let mut opt = optimizer(&a, model.parameters())?;
-    let loader = DataLoader::new(train_set, a.batch_size)
+    let loader = DataLoader::new(train_set, a.batch_size())
         .shuffle(!a.no_shuffle)
         .seed(a.seed)
         .to(device);
@@ -397,7 +403,7 @@ fn train(a: TrainArgs, run_dir: PathBuf, resume: bool) -> Result<i32> {
                 let at = (epoch - 1) as f64 + (i + 1) as f64 / batches_per_epoch as f64;
                 step_rows += &format!("{},{at:.4},{value:.6},{}\n", progress.global_step, opt.lr());
             }
-            let seen = (i + 1) * a.batch_size;
+            let seen = (i + 1) * a.batch_size();
             match &bar {
                 Some(b) => {
                     let rate = seen as f64 / epoch_start.elapsed().as_secs_f64().max(1e-9);
@@ -407,7 +413,7 @@ fn train(a: TrainArgs, run_dir: PathBuf, resume: bool) -> Result<i32> {
                 None if i % a.log_interval.max(1) == 0 => {
                     println!(
                         "Train Epoch: {epoch} [{}/{n_train} ({:.0}%)]\tLoss: {value:.6}",
-                        i * a.batch_size,
+                        i * a.batch_size(),
                         100.0 * i as f32 / batches_per_epoch as f32
                     );
                 }

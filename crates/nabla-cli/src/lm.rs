@@ -1,0 +1,313 @@
+//! `nabla train --model gpt-char` and `nabla generate`: a character-level
+//! GPT trained with nanoGPT's recipe, and text streamed from it.
+//!
+//! The recipe: the text split 90/10 (training, validation); each step
+//! takes `--batch-size` random windows of `--context` characters, the
+//! targets shifted one on; AdamW (β = 0.9, 0.99) with weight decay 0.1 on
+//! the 2-d weights only (embeddings and matrices, not biases and norms);
+//! the learning rate warms up linearly over `--warmup-steps`, then decays
+//! on a cosine to a tenth of `--lr` at the last step; gradients clipped to
+//! norm 1 and summed over `--grad-accum` micro-batches. After every epoch
+//! (`--steps-per-epoch` steps) the loss on the whole validation split, in
+//! nats and bits per character; the weights, vocabulary and config are
+//! written (atomically) to the run directory.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Context, Result};
+use nabla_core::{no_grad, Generator, Tensor};
+use nabla_data::TextCorpus;
+use nabla_nn::loss::cross_entropy;
+use nabla_nn::optim::{clip_grad_norm, Adam, Optimizer};
+use nabla_nn::state_dict::{load_safetensors, load_state_dict, save_safetensors, state_dict};
+use nabla_nn::{Gpt, GptConfig, Module, Positions};
+
+use crate::args::{GenerateArgs, TrainArgs};
+
+/// The text to train on: `--data`, or the shipped one.
+fn text_path(a: &TrainArgs) -> PathBuf {
+    a.data.clone().unwrap_or_else(|| {
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/text/devils-dictionary.txt")
+    })
+}
+
+fn config(a: &TrainArgs, vocab_size: usize) -> Result<GptConfig> {
+    let g = &a.gpt;
+    let positions = match g.positions.as_str() {
+        "learned" => Positions::Learned,
+        "sinusoidal" => Positions::Sinusoidal,
+        "rotary" => Positions::Rotary,
+        other => bail!("--positions {other}: expected learned, sinusoidal or rotary"),
+    };
+    if g.width % g.heads != 0 {
+        bail!(
+            "--width {} must be a multiple of --heads {}",
+            g.width,
+            g.heads
+        );
+    }
+    Ok(GptConfig {
+        vocab_size,
+        block_size: g.context,
+        n_layer: g.layers,
+        n_head: g.heads,
+        n_embd: g.width,
+        dropout: a.dropout.unwrap_or(0.0),
+        positions,
+    })
+}
+
+/// nanoGPT's learning rate at step `t` of `total`: linear warm-up, then a
+/// cosine from `lr` to `lr / 10`.
+pub fn learning_rate(t: usize, total: usize, warmup: usize, lr: f32) -> f32 {
+    let min = lr / 10.0;
+    if t < warmup {
+        return lr * (t + 1) as f32 / (warmup + 1) as f32;
+    }
+    if t >= total {
+        return min;
+    }
+    let ratio = (t - warmup) as f32 / (total - warmup).max(1) as f32;
+    min + 0.5 * (1.0 + (std::f32::consts::PI * ratio).cos()) * (lr - min)
+}
+
+/// `batch` random windows of `t + 1` ids from `ids`: inputs and targets
+/// `[batch, t]`.
+fn random_windows(
+    ids: &[u32],
+    batch: usize,
+    t: usize,
+    gen: &mut Generator,
+) -> Result<(Tensor, Tensor)> {
+    let starts = ids.len() - t - 1;
+    let (mut x, mut y) = (Vec::with_capacity(batch * t), Vec::with_capacity(batch * t));
+    for _ in 0..batch {
+        let s = ((gen.uniform() as f64 * starts as f64) as usize).min(starts - 1);
+        x.extend(ids[s..s + t].iter().map(|&i| i as f32));
+        y.extend(ids[s + 1..s + t + 1].iter().map(|&i| i as f32));
+    }
+    Ok((
+        Tensor::from_vec(x, [batch, t])?,
+        Tensor::from_vec(y, [batch * t])?,
+    ))
+}
+
+/// The mean loss (nats per character) over the non-overlapping windows of
+/// `ids`.
+fn mean_loss(model: &Gpt, ids: &[u32], t: usize, batch: usize) -> Result<f64> {
+    model.eval();
+    let windows: Vec<usize> = (0..ids.len().saturating_sub(1) / t)
+        .map(|w| w * t)
+        .collect();
+    let (mut total, mut count) = (0f64, 0usize);
+    no_grad(|| -> Result<()> {
+        for chunk in windows.chunks(batch) {
+            let (mut x, mut y) = (Vec::new(), Vec::new());
+            for &s in chunk {
+                x.extend(ids[s..s + t].iter().map(|&i| i as f32));
+                y.extend(ids[s + 1..s + t + 1].iter().map(|&i| i as f32));
+            }
+            let b = chunk.len();
+            let logits = model.forward(&Tensor::from_vec(x, [b, t])?)?;
+            let v = logits.shape()[2];
+            let loss = cross_entropy(&logits.reshape([b * t, v])?, &Tensor::from_vec(y, [b * t])?)?;
+            total += loss.item()? as f64 * (b * t) as f64;
+            count += b * t;
+        }
+        Ok(())
+    })?;
+    model.train();
+    Ok(total / count.max(1) as f64)
+}
+
+/// Trains a gpt-char model; see the module docs.
+pub fn train(a: TrainArgs, run_dir: PathBuf, resume: bool) -> Result<i32> {
+    if resume {
+        bail!("--resume is not supported for gpt-char runs yet: start a new run");
+    }
+    let path = text_path(&a);
+    let corpus = TextCorpus::load(&path).map_err(|e| anyhow!("{e}"))?;
+    let cfg = config(&a, corpus.vocab.len())?;
+    let (t, batch) = (cfg.block_size, a.batch_size());
+    let split = corpus.ids.len() * 9 / 10;
+    let (train_ids, val_ids) = corpus.ids.split_at(split);
+    if train_ids.len() < t + 2 || val_ids.len() < t + 1 {
+        bail!(
+            "{}: {} characters are too few for a context of {t} (90% train, 10% validation)",
+            path.display(),
+            corpus.ids.len()
+        );
+    }
+    if batch == 0 || a.lr.is_nan() || a.lr <= 0.0 {
+        bail!("--batch-size and --lr must be positive");
+    }
+    nabla_core::manual_seed(a.seed);
+    let model = Gpt::new(cfg.clone())?;
+    // weight decay on the 2-d weights only, as nanoGPT
+    let (decay, rest): (Vec<Tensor>, Vec<Tensor>) =
+        model.parameters().into_iter().partition(|p| p.rank() >= 2);
+    let mut opts = [
+        Adam::adamw(decay, a.lr).betas(0.9, 0.99).weight_decay(0.1),
+        Adam::adamw(rest, a.lr).betas(0.9, 0.99).weight_decay(0.0),
+    ];
+    let params = model.parameters();
+    let total = a.max_steps.unwrap_or(a.epochs * a.gpt.steps_per_epoch);
+    std::fs::create_dir_all(&run_dir)
+        .with_context(|| format!("{}: cannot create", run_dir.display()))?;
+    let config_text = toml::to_string(&a).map_err(|e| anyhow!("{e}"))?;
+    nabla_data::write_atomically(&run_dir.join("config.toml"), config_text.as_bytes())
+        .map_err(|e| anyhow!("{e}"))?;
+    let vocab: String = corpus.vocab.iter().collect();
+    nabla_data::write_atomically(&run_dir.join("vocab.txt"), vocab.as_bytes())
+        .map_err(|e| anyhow!("{e}"))?;
+    println!(
+        "{}: {} parameters; {} characters ({} distinct), {} for training",
+        model.describe(),
+        model.num_parameters(),
+        corpus.ids.len(),
+        corpus.vocab.len(),
+        train_ids.len()
+    );
+    let mut metrics = String::from("epoch,step,train_loss,val_loss,val_bpc,train_seconds\n");
+    let mut gen = Generator::new(a.seed);
+    let (mut running, mut seen, mut epoch, mut clock) = (0f64, 0usize, 0usize, 0f64);
+    let started = Instant::now();
+    for step in 0..total {
+        let lr = learning_rate(step, total, a.gpt.warmup_steps, a.lr);
+        opts.iter_mut().for_each(|o| o.set_lr(lr));
+        let tick = Instant::now();
+        for _ in 0..a.gpt.grad_accum {
+            let (x, y) = random_windows(train_ids, batch, t, &mut gen)?;
+            let logits = model.forward(&x)?;
+            let v = logits.shape()[2];
+            let loss = cross_entropy(&logits.reshape([batch * t, v])?, &y)?;
+            let value = loss.item()?;
+            if !value.is_finite() {
+                bail!("the loss diverged ({value}) at step {step}: try a lower --lr");
+            }
+            running += value as f64;
+            seen += 1;
+            loss.mul_scalar(1.0 / a.gpt.grad_accum as f32)?.backward()?;
+        }
+        clip_grad_norm(&params, 1.0, 2.0)?;
+        for o in opts.iter_mut() {
+            o.step()?;
+            o.zero_grad();
+        }
+        clock += tick.elapsed().as_secs_f64();
+        if (step + 1) % a.log_interval.max(1) == 0 {
+            println!(
+                "step {:>5}/{total}  loss {:.4}  lr {lr:.2e}",
+                step + 1,
+                running / seen as f64
+            );
+        }
+        if (step + 1) % a.gpt.steps_per_epoch == 0 || step + 1 == total {
+            epoch += 1;
+            let val = mean_loss(&model, val_ids, t, 64)?;
+            let train_loss = running / seen.max(1) as f64;
+            let bpc = val / std::f64::consts::LN_2;
+            println!(
+                "Epoch {epoch} (step {}): train loss {train_loss:.4}, validation loss {val:.4} nats ({bpc:.3} bits per character), {clock:.1} s training",
+                step + 1
+            );
+            metrics += &format!(
+                "{epoch},{},{train_loss:.6},{val:.6},{bpc:.6},{clock:.3}\n",
+                step + 1
+            );
+            nabla_data::write_atomically(&run_dir.join("metrics.csv"), metrics.as_bytes())
+                .map_err(|e| anyhow!("{e}"))?;
+            save_safetensors(run_dir.join("model.safetensors"), &state_dict(&model))
+                .map_err(|e| anyhow!("{e}"))?;
+            (running, seen) = (0.0, 0);
+        }
+    }
+    let prompt = corpus.encode("\n").unwrap_or_else(|| vec![0]);
+    let sample = model.generate(&prompt, 200, 0.8, None, true, &mut gen, |_| {})?;
+    println!("Sample:\n{}", corpus.decode(&sample));
+    println!(
+        "Saved {} ({:.1} s in all). Continue a text: nabla generate {} --prompt \"...\"",
+        run_dir.join("model.safetensors").display(),
+        started.elapsed().as_secs_f64(),
+        run_dir.display()
+    );
+    Ok(0)
+}
+
+/// `nabla generate RUN`: streams `--max-new-tokens` characters continuing
+/// `--prompt`, then the speed on stderr.
+pub fn generate(g: GenerateArgs) -> Result<()> {
+    let read = |name: &str| {
+        let p = g.run.join(name);
+        std::fs::read_to_string(&p).with_context(|| {
+            format!(
+                "{}: cannot read (is {} a gpt-char run?)",
+                p.display(),
+                g.run.display()
+            )
+        })
+    };
+    let a: TrainArgs = toml::from_str(&read("config.toml")?)
+        .map_err(|e| anyhow!("{}: invalid config: {}", g.run.display(), e.message()))?;
+    if !a.model.starts_with("gpt") {
+        bail!(
+            "{}: a {} run, not a language model",
+            g.run.display(),
+            a.model
+        );
+    }
+    let vocab: Vec<char> = read("vocab.txt")?.chars().collect();
+    let corpus = TextCorpus {
+        vocab,
+        ids: Vec::new(),
+    };
+    let model = Gpt::new(config(&a, corpus.vocab.len())?)?;
+    let weights = load_safetensors(g.run.join("model.safetensors")).map_err(|e| anyhow!("{e}"))?;
+    load_state_dict(&model, &weights).map_err(|e| anyhow!("{}: {e}", g.run.display()))?;
+    let prompt_text = g.prompt.replace("\\n", "\n");
+    let prompt = corpus
+        .encode(&prompt_text)
+        .filter(|p| !p.is_empty())
+        .ok_or_else(|| {
+            anyhow!(
+                "--prompt {:?}: every character must occur in the training text",
+                g.prompt
+            )
+        })?;
+    let mut gen = Generator::new(g.seed);
+    let mut out = std::io::stdout().lock();
+    write!(out, "{prompt_text}")?;
+    let started = Instant::now();
+    let mut failed = None;
+    model.generate(
+        &prompt,
+        g.max_new_tokens,
+        g.temperature,
+        g.top_k,
+        !g.no_cache,
+        &mut gen,
+        |id| {
+            if let Err(e) = write!(out, "{}", corpus.decode(&[id])).and_then(|_| out.flush()) {
+                failed.get_or_insert(e);
+            }
+        },
+    )?;
+    if let Some(e) = failed {
+        return Err(e.into());
+    }
+    writeln!(out)?;
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!(
+        "{} tokens in {secs:.2} s: {:.0} tokens/s ({})",
+        g.max_new_tokens,
+        g.max_new_tokens as f64 / secs.max(1e-9),
+        if g.no_cache {
+            "whole context recomputed"
+        } else {
+            "KV cache"
+        }
+    );
+    Ok(())
+}
