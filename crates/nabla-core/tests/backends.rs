@@ -566,3 +566,19 @@ fn attention_agrees() {
         });
     }
 }
+
+/// Layer norm: the CPU's kernel against the reference's composed ops.
+#[test]
+fn layer_norm_agrees() {
+    let inputs = [
+        randn(&[70, 3, 20], 1),
+        randn(&[3, 20], 2),
+        randn(&[3, 20], 3),
+    ];
+    agree("layer_norm", &inputs, &|x| {
+        x[0].layer_norm(&[3, 20], Some(&x[1]), Some(&x[2]), 1e-5)
+    });
+    agree("layer_norm plain", &inputs[..1], &|x| {
+        x[0].layer_norm(&[20], None, None, 1e-5)
+    });
+}

@@ -175,22 +175,13 @@ impl LayerNorm {
 
 impl Module for LayerNorm {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let k = self.weight.rank();
-        if x.rank() < k || x.shape()[x.rank() - k..] != *self.weight.shape() {
-            return Err(Error::Shape {
-                op: "layer_norm",
-                msg: format!(
-                    "input {:?} does not end with normalized shape {:?}",
-                    x.shape(),
-                    self.weight.shape()
-                ),
-            });
-        }
-        let dims: Vec<isize> = (x.rank() - k..x.rank()).map(|d| d as isize).collect();
-        let mean = x.mean(&dims, true)?;
-        let var = x.var(&dims, 0, true)?;
-        let normed = x.sub(&mean)?.div(&var.add_scalar(self.eps)?.sqrt()?)?;
-        normed.mul(&self.weight)?.add(&self.bias)
+        // the op checks the shapes (and names them)
+        x.layer_norm(
+            self.weight.shape(),
+            Some(&self.weight),
+            Some(&self.bias),
+            self.eps,
+        )
     }
 
     fn named_parameters(&self) -> Vec<(String, Tensor)> {

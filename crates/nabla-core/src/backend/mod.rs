@@ -444,6 +444,28 @@ pub trait Backend: Send + Sync {
         None
     }
 
+    /// Layer normalization of each row of `d` values of `x` with an
+    /// optional weight and bias `[d]` (`ops/layer_norm.rs`).
+    fn layer_norm(
+        &self,
+        _x: View,
+        _d: usize,
+        _affine: (Option<View>, Option<View>),
+        _eps: f32,
+    ) -> Option<(Storage, Saved)> {
+        None
+    }
+    /// dx and the weight's and bias's gradients `[d]` from `dy`.
+    fn layer_norm_backward(
+        &self,
+        _x: View,
+        _d: usize,
+        _weight: Option<View>,
+        _saved: &Saved,
+        _dy: View,
+    ) -> Option<[Storage; 3]> {
+        None
+    }
     /// Scaled dot-product attention fused (`ops/attention.rs`): q `[…, L,
     /// E]`, k `[…, S, E]`, v `[…, S, Ev]` (any layout; the leading dims
     /// flatten to batch·heads), the mask, if any, expanded to `[…, L, S]`.

@@ -26,6 +26,7 @@ mod gather;
 mod gelu;
 mod gru_sequence;
 mod index_select;
+mod layer_norm;
 mod linear;
 mod log;
 mod log1p;

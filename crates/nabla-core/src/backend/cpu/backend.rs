@@ -4,7 +4,7 @@ use rayon::prelude::*;
 
 use super::matmul::{gemm_to, MatRef};
 use super::reduce::{reduce_rows, sum_columns};
-use super::{attention, conv, copy, loss, named, optim, pool, recurrent};
+use super::{attention, conv, copy, loss, named, norm, optim, pool, recurrent};
 use crate::backend::{
     ArgOp, AttentionShape, Backend, BinaryOp, ConvGeom, CrossEntropyRows, MaskKind, Recurrence,
     ReduceOp, RowOp, Saved, UnaryOp, UpdateRule, View,
@@ -489,6 +489,32 @@ impl Backend for CpuBackend {
             rows,
             scale.host(),
         )))
+    }
+
+    fn layer_norm(
+        &self,
+        x: View,
+        d: usize,
+        (w, b): (Option<View>, Option<View>),
+        eps: f32,
+    ) -> Option<(Storage, Saved)> {
+        let (w, b) = (w.map(rows), b.map(rows));
+        let (y, kept) = norm::forward(&rows(x), d, w.as_deref(), b.as_deref(), eps);
+        Some((new(y), Box::new(kept)))
+    }
+
+    fn layer_norm_backward(
+        &self,
+        x: View,
+        d: usize,
+        w: Option<View>,
+        saved: &Saved,
+        dy: View,
+    ) -> Option<[Storage; 3]> {
+        let kept = saved.downcast_ref().expect("layer norm's kept values");
+        let w = w.map(rows);
+        let (dx, dw, db) = norm::backward(&rows(x), d, w.as_deref(), kept, &rows(dy));
+        Some([new(dx), new(dw), new(db)])
     }
 
     fn attention(

@@ -11,6 +11,7 @@ pub mod loss;
 pub mod math;
 pub mod matmul;
 pub mod named;
+mod norm;
 pub mod optim;
 pub mod packed_gemm;
 pub mod pool;
