@@ -19,6 +19,11 @@ pub struct Kept {
     pub rstd: Vec<f32>,
 }
 
+/// A block of rows forward: (y, x) and (means, 1/σ).
+type ForwardBlock<'a> = ((&'a mut [f32], &'a [f32]), (&'a mut [f32], &'a mut [f32]));
+/// A block of rows backward: its index, dx, and (x, dy).
+type BackwardBlock<'a> = (usize, (&'a mut [f32], (&'a [f32], &'a [f32])));
+
 /// `Σ (x − μ)²`, eight lanes at a time.
 fn sum_squares_about(x: &[f32], mu: f32) -> f32 {
     let mut acc = [0f32; 8];
@@ -47,7 +52,7 @@ pub fn forward(
     let rows = x.len() / d.max(1);
     let mut y = vec![0f32; x.len()];
     let (mut mean, mut rstd) = (vec![0f32; rows], vec![0f32; rows]);
-    let run = |((ys, xs), (ms, rs)): ((&mut [f32], &[f32]), (&mut [f32], &mut [f32]))| {
+    let run = |((ys, xs), (ms, rs)): ForwardBlock| {
         for (((yr, xr), m), r) in ys.chunks_mut(d).zip(xs.chunks(d)).zip(ms).zip(rs) {
             let mu = sum_lanes(xr) / d as f32;
             let var = sum_squares_about(xr, mu) / d as f32;
@@ -86,7 +91,7 @@ pub fn backward(
 ) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let mut dx = vec![0f32; x.len()];
     // one (dw, db) partial per block of rows, summed in block order
-    let block = |(b, (dxs, (xs, dys))): (usize, (&mut [f32], (&[f32], &[f32])))| {
+    let block = |(b, (dxs, (xs, dys))): BackwardBlock| {
         let (mut dw, mut db) = (vec![0f32; d], vec![0f32; d]);
         let r0 = b * ROWS;
         for (r, ((dxr, xr), dyr)) in dxs
