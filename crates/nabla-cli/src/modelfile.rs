@@ -12,7 +12,11 @@
 //! padding = 2                  # or "same" (stride 1)
 //! ```
 //!
-//! Pooling layers take `kernel`, `stride`, `padding` and `ceil_mode`.
+//! Pooling layers take `kernel`, `stride`, `padding` and `ceil_mode`. A
+//! Vision Transformer is `patches` (`patch`, `dim`: image → tokens with a
+//! class token and positions), `encoder` (`layers`, `heads`, `ff`,
+//! `dropout`: pre-norm GELU Transformer layers and a final norm) and
+//! `classtoken` (the class token's features, for a `linear` head).
 //!
 //! Building walks the layers with the shape of one example, fills in what
 //! can be inferred (`in_channels`, `in_features`) and refuses a model whose
@@ -26,8 +30,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use nabla_core::backend::ConvGeom;
 use nabla_core::{Conv2dParams, Pool2d, Tensor};
 use nabla_nn::{
-    AvgPool2d, BatchNorm, Conv2d, Dropout, Flatten, LeakyReLU, Linear, MaxPool2d, Mish, Module,
-    ReLU, SiLU, Sigmoid, Softplus, Tanh, ELU, GELU, SELU,
+    Activation, AvgPool2d, BatchNorm, ClassToken, Conv2d, Dropout, Flatten, LeakyReLU, Linear,
+    MaxPool2d, Mish, Module, PatchEmbedding, ReLU, SiLU, Sigmoid, Softplus, Tanh,
+    TransformerConfig, TransformerEncoder, ELU, GELU, SELU,
 };
 use serde::Deserialize;
 
@@ -42,6 +47,7 @@ pub const ZOO: &[(&str, &str)] = &[
     ("lstm-rows", include_str!("../../../models/lstm-rows.toml")),
     ("gru-rows", include_str!("../../../models/gru-rows.toml")),
     ("rnn-rows", include_str!("../../../models/rnn-rows.toml")),
+    ("vit", include_str!("../../../models/vit.toml")),
 ];
 
 fn one() -> usize {
@@ -198,6 +204,21 @@ pub enum LayerKind {
         #[serde(default)]
         bidirectional: bool,
     },
+    /// An image as patch tokens with a class token and learned positions.
+    Patches {
+        patch: usize,
+        dim: usize,
+    },
+    /// Pre-norm Transformer encoder layers (GELU), then a LayerNorm.
+    Encoder {
+        layers: usize,
+        heads: usize,
+        ff: usize,
+        #[serde(default)]
+        dropout: f32,
+    },
+    /// The class token's features.
+    Classtoken,
 }
 
 /// One built layer and what a summary shows of it.
@@ -509,6 +530,54 @@ pub fn build(spec: &ModelFile, source: &str, dropout: Option<f32>) -> Result<Fil
                     t * weights,
                 )
             }
+            LayerKind::Patches { patch, dim } => {
+                let (c, h, w) = image(&shape)?;
+                let p = PatchEmbedding::new([c, h, w], *patch, *dim)
+                    .map_err(|e| anyhow!("{here}: {e}"))?;
+                let tokens = p.pos_embed.shape()[1];
+                let params = p.num_parameters();
+                (
+                    Box::new(p),
+                    vec![tokens, *dim],
+                    params,
+                    (tokens - 1) * dim * c * patch * patch,
+                )
+            }
+            LayerKind::Encoder {
+                layers: n,
+                heads,
+                ff,
+                dropout: p,
+            } => {
+                let [t, d] = shape[..] else {
+                    bail!(
+                        "{here}: expects tokens [T, D] (after a patches layer), receives {shape:?}"
+                    );
+                };
+                if *heads == 0 || d % heads != 0 || *n == 0 || *ff == 0 {
+                    bail!("{here}: needs layers, heads and ff ≥ 1, and D = {d} divisible by heads = {heads}");
+                }
+                let p = dropout.unwrap_or(*p);
+                if !(0.0..1.0).contains(&p) {
+                    bail!("{here}: dropout probability must be in [0, 1), got {p}");
+                }
+                let c = TransformerConfig::new(d, *heads)
+                    .dim_feedforward(*ff)
+                    .dropout(p)
+                    .activation(Activation::Gelu)
+                    .batch_first(true)
+                    .norm_first(true);
+                let e =
+                    TransformerEncoder::new(&c, *n, true).map_err(|e| anyhow!("{here}: {e}"))?;
+                let params = e.num_parameters();
+                // per layer and token: q, k, v, out projections, the MLP, and the scores
+                let macs = n * t * (4 * d * d + 2 * d * ff + 2 * t * d);
+                (Box::new(e), shape.clone(), params, macs)
+            }
+            LayerKind::Classtoken => match shape[..] {
+                [_, d] => (Box::new(ClassToken), vec![d], 0, 0),
+                _ => bail!("{here}: expects tokens [T, D], receives {shape:?}"),
+            },
             LayerKind::Batchnorm => match shape[..] {
                 [c] => (Box::new(BatchNorm::new_1d(c)), shape.clone(), 2 * c, 0),
                 [c, _, _] => (Box::new(BatchNorm::new_2d(c)), shape.clone(), 2 * c, 0),

@@ -21,6 +21,7 @@ mod norm;
 pub mod rnn;
 mod sequential;
 mod transformer;
+mod vit;
 pub mod zoo;
 
 pub use attention::{InProj, MhaArgs, MhaMask, MhaOptions, MultiheadAttention};
@@ -40,3 +41,4 @@ pub use transformer::{
     Activation, Masks, Transformer, TransformerConfig, TransformerDecoder, TransformerDecoderLayer,
     TransformerEncoder, TransformerEncoderLayer, TransformerMasks,
 };
+pub use vit::{ClassToken, PatchEmbedding};

@@ -138,3 +138,42 @@ fn recurrent_layers_read_images_row_by_row() {
     let y = m.forward(&Tensor::zeros([3, 1, 28, 28])).unwrap();
     assert_eq!(y.shape(), &[3, 10]);
 }
+
+/// The ViT layers: shapes inferred through patches, encoder and class
+/// token match what the modules produce; misfits are named.
+#[test]
+fn vision_transformer_layers_infer_and_refuse_shapes() {
+    let (spec, src) = load_spec("vit").unwrap();
+    let m = build(&spec, &src, None).unwrap();
+    let shapes: Vec<Vec<usize>> = m.layers.iter().map(|l| l.out_shape.clone()).collect();
+    assert_eq!(shapes, [vec![17, 64], vec![17, 64], vec![64], vec![10]]);
+    let y = m.forward(&Tensor::randn([3, 1, 28, 28])).unwrap();
+    assert_eq!(y.shape(), [3, 10]);
+    assert!(m
+        .named_parameters()
+        .iter()
+        .any(|(n, _)| n == "encoder.layers.3.self_attn.in_proj_weight"));
+    for (input, layer, what) in [
+        (
+            "[1, 28, 28]",
+            "type = \"patches\"\npatch = 5\ndim = 8",
+            "whole patches of 5",
+        ),
+        (
+            "[1, 28, 28]",
+            "type = \"encoder\"\nlayers = 1\nheads = 2\nff = 4",
+            "expects tokens",
+        ),
+        (
+            "[17, 10]",
+            "type = \"encoder\"\nlayers = 1\nheads = 4\nff = 4",
+            "divisible by heads",
+        ),
+        ("[10]", "type = \"classtoken\"", "expects tokens"),
+    ] {
+        let spec: ModelFile =
+            toml::from_str(&format!("input = {input}\n[[layers]]\n{layer}\n")).unwrap();
+        let e = build(&spec, "m.toml", None).err().unwrap().to_string();
+        assert!(e.contains(what), "{e}");
+    }
+}
