@@ -141,6 +141,8 @@ pub enum ExplainMethod {
     Smoothgrad,
     IntegratedGradients,
     GradCam,
+    /// Attention rollout of a Vision Transformer (--model vit)
+    Attention,
 }
 
 #[derive(Clone, Debug, Args)]

@@ -7,7 +7,9 @@
 use anyhow::{anyhow, bail, Result};
 use nabla_core::{no_grad, Tensor};
 use nabla_nn::Module;
-use nabla_train::explain::{grad_cam, integrated_gradients, saliency, smoothgrad};
+use nabla_train::explain::{
+    attention_rollout, grad_cam, integrated_gradients, saliency, smoothgrad,
+};
 use nabla_train::plot::{image_grid, Tile};
 
 use crate::args::{ExplainArgs, ExplainMethod};
@@ -61,6 +63,43 @@ pub fn run(a: ExplainArgs) -> Result<()> {
     Ok(())
 }
 
+/// The attention rollout `[H, W]` of image `x` `[C, H, W]` through the
+/// model's Transformer encoder (the layers before it make the tokens: a
+/// class token, then a grid of patches shaped like the image).
+fn rollout(model: &FileModel, x: &Tensor) -> Result<Tensor> {
+    let at = model
+        .layers
+        .iter()
+        .position(|l| l.kind == "encoder")
+        .ok_or_else(|| {
+            anyhow!(
+                "{} has no Transformer encoder to take attention maps from (try --model vit)",
+                model.name
+            )
+        })?;
+    let tokens = no_grad(|| {
+        model.layers[..at]
+            .iter()
+            .try_fold(x.unsqueeze(0)?, |y, l| l.module.forward(&y))
+    })?;
+    let (_, weights) = no_grad(|| model.layers[at].module.forward_with_attention(&tokens))
+        .ok_or_else(|| anyhow!("layer {} gives no attention weights", model.layers[at].name))??;
+    let (h, w) = (x.shape()[1], x.shape()[2]);
+    let patches = tokens.shape()[1] - 1;
+    // a grid shaped like the image: gh·gw = patches, gh/gw = h/w
+    let gh = ((patches * h) as f64 / w as f64).sqrt().round() as usize;
+    if gh == 0 || patches % gh != 0 {
+        bail!(
+            "{} tokens after the class token do not form a grid shaped like a {h}×{w} image",
+            patches
+        );
+    }
+    let map = attention_rollout(&weights, (gh, patches / gh), (h, w))?;
+    // every patch keeps some share through the residual path: the map's
+    // floor is not information, so the colours start at its minimum
+    Ok(map.sub(&map.min_all()?)?)
+}
+
 /// Attribution maps of `examples` (input `[C, H, W]`, true class if known)
 /// by `method`, each as a tile: the input with its map over it, captioned
 /// with the true (T) and predicted (P) class, red when they differ.
@@ -112,6 +151,7 @@ pub(crate) fn explain_tiles(
                 .0
                 .abs()?
                 .sum(&[0], false)?,
+            ExplainMethod::Attention => rollout(model, x)?,
             ExplainMethod::GradCam => {
                 let idx = split.expect("checked above");
                 let features = |b: &Tensor| {

@@ -86,6 +86,13 @@ pub trait Module: Send + Sync {
     fn describe(&self) -> String {
         "Module".into()
     }
+
+    /// For a module made of self-attention layers (a Transformer encoder):
+    /// its output and each layer's attention weights `[N, T, T]`, averaged
+    /// over the heads, for attention maps; None for any other module.
+    fn forward_with_attention(&self, _x: &Tensor) -> Option<Result<(Tensor, Vec<Tensor>)>> {
+        None
+    }
 }
 
 /// Prefixes child names: `prefixed("conv1", [("weight", w)])` gives

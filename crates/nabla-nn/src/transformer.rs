@@ -199,16 +199,31 @@ impl TransformerEncoderLayer {
 
     /// The layer on `src` with its masks.
     pub fn forward_with(&self, src: &Tensor, masks: &Masks) -> Result<Tensor> {
+        Ok(self.run(src, masks, false)?.0)
+    }
+
+    /// The layer's output and its attention weights `[N, L, S]` (averaged
+    /// over the heads).
+    pub fn forward_with_weights(&self, src: &Tensor, masks: &Masks) -> Result<(Tensor, Tensor)> {
+        let (y, w) = self.run(src, masks, true)?;
+        Ok((y, w.expect("asked for")))
+    }
+
+    fn run(&self, src: &Tensor, masks: &Masks, weights: bool) -> Result<(Tensor, Option<Tensor>)> {
+        let seen = std::sync::Mutex::new(None);
         let sa = |x: &Tensor| {
-            let (y, _) = self.self_attn.forward_with(x, x, x, &masks.args())?;
+            let args = MhaArgs {
+                need_weights: weights,
+                ..masks.args()
+            };
+            let (y, w) = self.self_attn.forward_with(x, x, x, &args)?;
+            *seen.lock().unwrap_or_else(|e| e.into_inner()) = w;
             self.dropout1.forward(&y)
         };
         let ff = |x: &Tensor| self.dropout2.forward(&self.ff.forward(x)?);
-        residual_blocks(
-            src,
-            self.norm_first,
-            &[(&self.norm1, &sa), (&self.norm2, &ff)],
-        )
+        let blocks: [Block; 2] = [(&self.norm1, &sa), (&self.norm2, &ff)];
+        let y = residual_blocks(src, self.norm_first, &blocks)?;
+        Ok((y, seen.into_inner().unwrap_or_else(|e| e.into_inner())))
     }
 }
 
@@ -392,6 +407,22 @@ impl TransformerEncoder {
 impl Module for TransformerEncoder {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.forward_with(x, &Masks::default())
+    }
+    fn forward_with_attention(&self, x: &Tensor) -> Option<Result<(Tensor, Vec<Tensor>)>> {
+        let run = || {
+            let (mut y, mut all) = (x.clone(), Vec::new());
+            for l in &self.layers {
+                let (out, w) = l.forward_with_weights(&y, &Masks::default())?;
+                y = out;
+                all.push(w);
+            }
+            let y = match &self.norm {
+                Some(n) => n.forward(&y)?,
+                None => y,
+            };
+            Ok((y, all))
+        };
+        Some(run())
     }
     fn named_parameters(&self) -> Vec<(String, Tensor)> {
         stack_parameters(&self.layers, &self.norm)

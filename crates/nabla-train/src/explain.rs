@@ -145,6 +145,48 @@ pub fn grad_cam(
     Ok((bilinear(&cam, hh, ww)?, cam))
 }
 
+/// Attention rollout (Abnar & Zuidema 2020) of a Vision Transformer's
+/// layers, each `[1, T, T]` with the class token first: with the residual
+/// path counted as half of each layer, `Â = ½A + ½I` (rows renormalized),
+/// the product `Â_L ⋯ Â_1`'s class-token row over the patches is how much
+/// each patch reaches the classification. Returned as the `[gh, gw]` grid
+/// of patches (`gh·gw = T − 1`), resized to `[oh, ow]`.
+pub fn attention_rollout(
+    layers: &[Tensor],
+    (gh, gw): (usize, usize),
+    (oh, ow): (usize, usize),
+) -> Result<Tensor> {
+    let t = gh * gw + 1;
+    let eye = |t: usize| {
+        Tensor::from_vec(
+            (0..t * t)
+                .map(|i| (i % (t + 1) == 0) as u8 as f32)
+                .collect(),
+            [t, t],
+        )
+    };
+    let mut roll = eye(t)?;
+    for a in layers {
+        if a.shape() != [1, t, t] {
+            return Err(Error::Shape {
+                op: "attention_rollout",
+                msg: format!("each layer's weights must be [1, {t}, {t}] (a {gh}×{gw} grid and a class token), got {:?}", a.shape()),
+            });
+        }
+        let mixed = a
+            .reshape([t, t])?
+            .mul_scalar(0.5)?
+            .add(&eye(t)?.mul_scalar(0.5)?)?;
+        let mixed = mixed.div(&mixed.sum(&[1], true)?)?;
+        roll = mixed.matmul(&roll)?;
+    }
+    let cls = roll
+        .narrow(0, 0, 1)?
+        .narrow(1, 1, t - 1)?
+        .reshape([gh, gw])?;
+    bilinear(&cls, oh, ow)
+}
+
 /// Bilinear resize of a `[h, w]` map to `[oh, ow]` (align_corners = false).
 pub fn bilinear(map: &Tensor, oh: usize, ow: usize) -> Result<Tensor> {
     let (h, w) = map.dims2()?;
@@ -201,4 +243,37 @@ pub fn rank_correlation(a: &Tensor, b: &Tensor) -> Result<f32> {
     let va: f64 = ra.iter().map(|x| (x - ma).powi(2)).sum();
     let vb: f64 = rb.iter().map(|y| (y - mb).powi(2)).sum();
     Ok((cov / (va * vb).sqrt().max(1e-12)) as f32)
+}
+
+#[cfg(test)]
+mod rollout_tests {
+    use super::*;
+
+    /// The class token looking only at one patch (the others at
+    /// themselves) puts the map's weight on that patch; shapes that do not
+    /// fit the grid are refused.
+    #[test]
+    fn rollout_follows_the_class_token() {
+        let mut a = vec![0f32; 25];
+        a[3] = 1.0; // class token → patch 2 (token 3: grid row 1, column 0)
+        for i in 1..5 {
+            a[i * 5 + i] = 1.0;
+        }
+        let a = Tensor::from_vec(a, [1, 5, 5]).unwrap();
+        let grid = attention_rollout(&[a.clone()], (2, 2), (2, 2))
+            .unwrap()
+            .to_vec();
+        assert_eq!(grid, [0.0, 0.0, 0.5, 0.0]);
+        // two such layers: the class token keeps half of itself each time
+        let two = attention_rollout(&[a.clone(), a.clone()], (2, 2), (2, 2))
+            .unwrap()
+            .to_vec();
+        assert_eq!(two, [0.0, 0.0, 0.75, 0.0]);
+        let up = attention_rollout(&[a.clone()], (2, 2), (4, 4))
+            .unwrap()
+            .to_vec();
+        let best = (0..16).max_by(|&i, &j| up[i].total_cmp(&up[j])).unwrap();
+        assert!(best / 4 >= 2 && best % 4 < 2, "{up:?}");
+        assert!(attention_rollout(&[a], (3, 2), (4, 4)).is_err());
+    }
 }

@@ -23,6 +23,43 @@ fn training_program(batches: Vec<(nabla::Tensor, nabla::Tensor)>) -> R {
     Ok(())
 }
 
+/// "Attention and Transformers".
+fn attention(
+    q: nabla::Tensor,
+    k: nabla::Tensor,
+    v: nabla::Tensor,
+    x: nabla::Tensor,
+    pad: nabla::Tensor,
+    src: nabla::Tensor,
+    tgt: nabla::Tensor,
+) -> R {
+    use nabla::prelude::*;
+    use nabla::{
+        nn::{
+            MhaArgs, MhaMask, MultiheadAttention, Transformer, TransformerConfig, TransformerMasks,
+        },
+        AttentionParams,
+    };
+
+    // q [B, H, L, E], k and v [B, H, S, E]: one fused op, forward and backward
+    let y = q.scaled_dot_product_attention(&k, &v, &AttentionParams::default().causal())?;
+
+    let mha = MultiheadAttention::new(512, 8)?; // PyTorch's names and init
+    let (out, weights) = mha.forward_with(
+        &x,
+        &x,
+        &x,
+        &MhaArgs {
+            key_padding_mask: Some(MhaMask::Ignore(pad)), // PyTorch's polarity: 1 = ignore
+            ..Default::default()                          // need_weights: averaged over heads
+        },
+    )?;
+
+    let t = Transformer::new(&TransformerConfig::new(512, 8).norm_first(true), 6, 6)?;
+    let y = t.forward_with(&src, &tgt, &TransformerMasks::default())?; // a PyTorch nn.Transformer state dict loads
+    Ok(())
+}
+
 /// "Sequences".
 fn sequences(
     x: nabla::Tensor,
