@@ -27,6 +27,8 @@ EXAMPLES = {
                               "bench/pytorch_examples/mnist_forward_forward.py"),
     "dcgan": ("pytorch_dcgan", ["--out", "/tmp/nabla-dcgan"], "bench/pytorch_examples/dcgan.py"),
     "mnist_hogwild": ("pytorch_mnist_hogwild", ["--log-interval", "100000"], "bench/pytorch_examples/mnist_hogwild.py"),
+    "word_language_model": ("pytorch_word_language_model", ["--log-interval", "100000"],
+                            "bench/pytorch_examples/word_language_model.py"),
     # (counted in L-BFGS steps, not epochs; PyTorch in float64 as the original)
     "time_sequence_prediction": ("pytorch_time_sequence_prediction", ["--out", "/tmp/nabla-tsp"],
                                  "bench/pytorch_examples/time_sequence_prediction.py"),

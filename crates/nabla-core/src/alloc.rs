@@ -7,6 +7,9 @@
 //! writes: measured on the row-by-row LSTM, about 40% of a step. Raising the
 //! mmap threshold to its maximum (32 MiB) and the trim threshold well above
 //! that keeps such blocks in the heap, where the next step finds them.
+//! Blocks above 32 MiB (a word-level language model's logits, 700 × 16,705
+//! floats) would still be mmapped each time: mmap is turned off, so they
+//! come from the heap too (the page faults took 40% of that model's step).
 //! Done once, when the thread pool starts; elsewhere than glibc it does
 //! nothing.
 
@@ -15,7 +18,8 @@ pub(crate) fn keep_freed_memory() {
     use std::sync::Once;
     static ONCE: Once = Once::new();
     ONCE.call_once(|| {
-        // glibc's malloc.h: M_TRIM_THRESHOLD = -1, M_MMAP_THRESHOLD = -3
+        // glibc's malloc.h: M_TRIM_THRESHOLD = -1, M_MMAP_THRESHOLD = -3,
+        // M_MMAP_MAX = -4
         extern "C" {
             fn mallopt(param: i32, value: i32) -> i32;
         }
@@ -23,6 +27,7 @@ pub(crate) fn keep_freed_memory() {
         unsafe {
             mallopt(-3, 32 << 20);
             mallopt(-1, 1 << 30);
+            mallopt(-4, 0);
         }
     });
 }

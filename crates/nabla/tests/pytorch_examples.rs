@@ -176,3 +176,39 @@ fn dcgan_trains_both_nets_and_draws_digits() {
     );
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+#[path = "../examples/pytorch/word_language_model.rs"]
+mod word_language_model;
+
+/// The word language model, an LSTM and a Transformer, one step each and
+/// the evaluations; the flags refuse what they should.
+#[test]
+fn word_language_model_runs_a_step_of_each_kind() {
+    for extra in [
+        &["--model", "LSTM"][..],
+        &["--model", "Transformer", "--lr", "5"],
+        &["--model", "GRU", "--tied"],
+    ] {
+        let mut args: Vec<String> = ["--epochs", "1", "--dry-run"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        args.extend(extra.iter().map(|s| s.to_string()));
+        let a = word_language_model::parse(&args).unwrap();
+        let loss = word_language_model::run(&a).unwrap();
+        // a uniform guess over the 16,705 words is ln 16,705 = 9.7
+        assert!(
+            loss.is_finite() && loss > 0.0 && loss < 10.5,
+            "{extra:?}: {loss}"
+        );
+    }
+    for bad in [
+        &["--model", "CNN"][..],
+        &["--bptt", "0"],
+        &["--nhid", "x"],
+        &["--bogus", "1"],
+    ] {
+        let bad: Vec<String> = bad.iter().map(|s| s.to_string()).collect();
+        assert!(word_language_model::parse(&bad).is_err(), "{bad:?}");
+    }
+}
