@@ -347,6 +347,22 @@ pub struct GptArgs {
     /// Micro-batches whose gradients are summed before each step
     #[arg(long, default_value_t = 1, value_parser = at_least_one)]
     pub grad_accum: usize,
+    /// char (one token a character) or bpe (byte-level BPE trained on the text's training part)
+    #[arg(long, default_value = "char")]
+    #[serde(default = "char_tokens")]
+    pub tokenizer: String,
+    /// Tokens of a bpe tokenizer (256 bytes and the merges)
+    #[arg(long, default_value_t = 512)]
+    #[serde(default = "bpe_vocab")]
+    pub vocab_size: usize,
+}
+
+fn char_tokens() -> String {
+    "char".into()
+}
+
+fn bpe_vocab() -> usize {
+    512
 }
 
 impl Default for GptArgs {
@@ -360,6 +376,8 @@ impl Default for GptArgs {
             warmup_steps: 100,
             steps_per_epoch: 200,
             grad_accum: 1,
+            tokenizer: char_tokens(),
+            vocab_size: bpe_vocab(),
         }
     }
 }

@@ -18,13 +18,98 @@ use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
 use nabla_core::{no_grad, Generator, Tensor};
-use nabla_data::TextCorpus;
+use nabla_data::{Bpe, TextCorpus};
 use nabla_nn::loss::cross_entropy;
 use nabla_nn::optim::{clip_grad_norm, Adam, Optimizer};
 use nabla_nn::state_dict::{load_safetensors, load_state_dict, save_safetensors, state_dict};
 use nabla_nn::{Gpt, GptConfig, Module, Positions};
 
 use crate::args::{GenerateArgs, TrainArgs};
+
+/// Text as token ids: one per character, or byte-level BPE.
+enum Tokenizer {
+    Chars(TextCorpus),
+    Bpe(Bpe),
+}
+
+impl Tokenizer {
+    /// Made from `text` (BPE learns its merges from `train_part` only).
+    fn new(a: &TrainArgs, text: &str, train_part: &str) -> Result<Tokenizer> {
+        Ok(match a.gpt.tokenizer.as_str() {
+            "char" => Tokenizer::Chars(TextCorpus::new(text)),
+            "bpe" => {
+                if a.gpt.vocab_size < 257 {
+                    bail!(
+                        "--vocab-size {} must exceed the 256 bytes",
+                        a.gpt.vocab_size
+                    );
+                }
+                Tokenizer::Bpe(Bpe::train(train_part, a.gpt.vocab_size))
+            }
+            other => bail!("--tokenizer {other}: expected char or bpe"),
+        })
+    }
+
+    fn vocab_size(&self) -> usize {
+        match self {
+            Tokenizer::Chars(c) => c.vocab.len(),
+            Tokenizer::Bpe(b) => b.vocab_size(),
+        }
+    }
+
+    /// The ids of `s`; None when a character is not in a char vocabulary.
+    fn encode(&self, s: &str) -> Option<Vec<u32>> {
+        match self {
+            Tokenizer::Chars(c) => c.encode(s),
+            Tokenizer::Bpe(b) => Some(b.encode(s)),
+        }
+    }
+
+    fn decode_bytes(&self, ids: &[u32]) -> Vec<u8> {
+        match self {
+            Tokenizer::Chars(c) => c.decode(ids).into_bytes(),
+            Tokenizer::Bpe(b) => b.decode_bytes(ids),
+        }
+    }
+
+    fn decode(&self, ids: &[u32]) -> String {
+        String::from_utf8_lossy(&self.decode_bytes(ids)).into_owned()
+    }
+
+    /// `vocab.txt` (the characters) or `tokenizer.txt` (the merges).
+    fn save(&self, dir: &Path) -> Result<()> {
+        let (name, text) = match self {
+            Tokenizer::Chars(c) => ("vocab.txt", c.vocab.iter().collect::<String>()),
+            Tokenizer::Bpe(b) => ("tokenizer.txt", b.to_text()),
+        };
+        nabla_data::write_atomically(&dir.join(name), text.as_bytes()).map_err(|e| anyhow!("{e}"))
+    }
+
+    fn load(a: &TrainArgs, dir: &Path) -> Result<Tokenizer> {
+        let read = |name: &str| {
+            let p = dir.join(name);
+            std::fs::read_to_string(&p).with_context(|| {
+                format!(
+                    "{}: cannot read (is {} a gpt-char run?)",
+                    p.display(),
+                    dir.display()
+                )
+            })
+        };
+        Ok(match a.gpt.tokenizer.as_str() {
+            "bpe" => {
+                let p = dir.join("tokenizer.txt");
+                Tokenizer::Bpe(
+                    Bpe::from_text(&read("tokenizer.txt")?, &p).map_err(|e| anyhow!("{e}"))?,
+                )
+            }
+            _ => Tokenizer::Chars(TextCorpus {
+                vocab: read("vocab.txt")?.chars().collect(),
+                ids: Vec::new(),
+            }),
+        })
+    }
+}
 
 /// The text to train on: `--data`, or the shipped one.
 fn text_path(a: &TrainArgs) -> PathBuf {
@@ -128,16 +213,34 @@ pub fn train(a: TrainArgs, run_dir: PathBuf, resume: bool) -> Result<i32> {
         bail!("--resume is not supported for gpt-char runs yet: start a new run");
     }
     let path = text_path(&a);
-    let corpus = TextCorpus::load(&path).map_err(|e| anyhow!("{e}"))?;
-    let cfg = config(&a, corpus.vocab.len())?;
+    let text = std::fs::read_to_string(&path)
+        .with_context(|| format!("{}: cannot read the text", path.display()))?;
+    // the first 90% of the characters train the tokenizer (BPE) and the model
+    let cut = text
+        .char_indices()
+        .nth(text.chars().count() * 9 / 10)
+        .map_or(text.len(), |c| c.0);
+    let tokenizer = Tokenizer::new(&a, &text, &text[..cut])?;
+    let (train_ids, val_ids) = match &tokenizer {
+        Tokenizer::Chars(c) => {
+            let ids = c
+                .encode(&text)
+                .expect("every character is in the vocabulary");
+            let split = ids.len() * 9 / 10;
+            (ids[..split].to_vec(), ids[split..].to_vec())
+        }
+        Tokenizer::Bpe(b) => (b.encode(&text[..cut]), b.encode(&text[cut..])),
+    };
+    let (train_ids, val_ids) = (&train_ids[..], &val_ids[..]);
+    // characters per validation token, for bits per character
+    let val_chars = tokenizer.decode(val_ids).chars().count().max(1);
+    let cfg = config(&a, tokenizer.vocab_size())?;
     let (t, batch) = (cfg.block_size, a.batch_size());
-    let split = corpus.ids.len() * 9 / 10;
-    let (train_ids, val_ids) = corpus.ids.split_at(split);
     if train_ids.len() < t + 2 || val_ids.len() < t + 1 {
         bail!(
-            "{}: {} characters are too few for a context of {t} (90% train, 10% validation)",
+            "{}: {} tokens are too few for a context of {t} (90% train, 10% validation)",
             path.display(),
-            corpus.ids.len()
+            train_ids.len() + val_ids.len()
         );
     }
     if batch == 0 || a.lr.is_nan() || a.lr <= 0.0 {
@@ -159,15 +262,14 @@ pub fn train(a: TrainArgs, run_dir: PathBuf, resume: bool) -> Result<i32> {
     let config_text = toml::to_string(&a).map_err(|e| anyhow!("{e}"))?;
     nabla_data::write_atomically(&run_dir.join("config.toml"), config_text.as_bytes())
         .map_err(|e| anyhow!("{e}"))?;
-    let vocab: String = corpus.vocab.iter().collect();
-    nabla_data::write_atomically(&run_dir.join("vocab.txt"), vocab.as_bytes())
-        .map_err(|e| anyhow!("{e}"))?;
+    tokenizer.save(&run_dir)?;
     println!(
-        "{}: {} parameters; {} characters ({} distinct), {} for training",
+        "{}: {} parameters; {} characters, {} tokens ({} distinct), {} for training",
         model.describe(),
         model.num_parameters(),
-        corpus.ids.len(),
-        corpus.vocab.len(),
+        text.chars().count(),
+        train_ids.len() + val_ids.len(),
+        tokenizer.vocab_size(),
         train_ids.len()
     );
     let mut metrics = String::from("epoch,step,train_loss,val_loss,val_bpc,train_seconds\n");
@@ -208,7 +310,7 @@ pub fn train(a: TrainArgs, run_dir: PathBuf, resume: bool) -> Result<i32> {
             epoch += 1;
             let val = mean_loss(&model, val_ids, t, 64)?;
             let train_loss = running / seen.max(1) as f64;
-            let bpc = val / std::f64::consts::LN_2;
+            let bpc = val * val_ids.len() as f64 / val_chars as f64 / std::f64::consts::LN_2;
             println!(
                 "Epoch {epoch} (step {}): train loss {train_loss:.4}, validation loss {val:.4} nats ({bpc:.3} bits per character), {clock:.1} s training",
                 step + 1
@@ -224,9 +326,12 @@ pub fn train(a: TrainArgs, run_dir: PathBuf, resume: bool) -> Result<i32> {
             (running, seen) = (0.0, 0);
         }
     }
-    let prompt = corpus.encode("\n").unwrap_or_else(|| vec![0]);
+    let prompt = tokenizer
+        .encode("\n")
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| vec![0]);
     let sample = model.generate(&prompt, 200, 0.8, None, true, &mut gen, |_| {})?;
-    println!("Sample:\n{}", corpus.decode(&sample));
+    println!("Sample:\n{}", tokenizer.decode(&sample));
     println!(
         "Saved {} ({:.1} s in all). Continue a text: nabla generate {} --prompt \"...\"",
         run_dir.join("model.safetensors").display(),
@@ -258,16 +363,12 @@ pub fn generate(g: GenerateArgs) -> Result<()> {
             a.model
         );
     }
-    let vocab: Vec<char> = read("vocab.txt")?.chars().collect();
-    let corpus = TextCorpus {
-        vocab,
-        ids: Vec::new(),
-    };
-    let model = Gpt::new(config(&a, corpus.vocab.len())?)?;
+    let tokenizer = Tokenizer::load(&a, &g.run)?;
+    let model = Gpt::new(config(&a, tokenizer.vocab_size())?)?;
     let weights = load_safetensors(g.run.join("model.safetensors")).map_err(|e| anyhow!("{e}"))?;
     load_state_dict(&model, &weights).map_err(|e| anyhow!("{}: {e}", g.run.display()))?;
     let prompt_text = g.prompt.replace("\\n", "\n");
-    let prompt = corpus
+    let prompt = tokenizer
         .encode(&prompt_text)
         .filter(|p| !p.is_empty())
         .ok_or_else(|| {
@@ -289,7 +390,11 @@ pub fn generate(g: GenerateArgs) -> Result<()> {
         !g.no_cache,
         &mut gen,
         |id| {
-            if let Err(e) = write!(out, "{}", corpus.decode(&[id])).and_then(|_| out.flush()) {
+            // a token's bytes as they come (a character may span two tokens)
+            if let Err(e) = out
+                .write_all(&tokenizer.decode_bytes(&[id]))
+                .and_then(|_| out.flush())
+            {
                 failed.get_or_insert(e);
             }
         },

@@ -765,8 +765,58 @@ fn gpt_char_trains_and_generates() {
     assert!(e.contains("--prompt") && e.lines().count() == 1, "{e}");
     let not_lm = run(&["generate", "/nonexistent-run"]);
     assert_eq!(not_lm.status.code(), Some(1));
-    for (flag, value) in [("--positions", "spiral"), ("--width", "30")] {
-        let a = [
+    // byte-level BPE: the merges saved beside the weights, generation decodes them
+    let bpe = tmp("gpt-bpe");
+    let bdir = bpe.to_str().unwrap();
+    let a = [
+        "train",
+        "--model",
+        "gpt-char",
+        "--tokenizer",
+        "bpe",
+        "--vocab-size",
+        "300",
+        "--out",
+        bdir,
+        "--layers",
+        "1",
+        "--heads",
+        "2",
+        "--width",
+        "32",
+        "--context",
+        "32",
+        "--batch-size",
+        "8",
+        "--max-steps",
+        "20",
+        "--steps-per-epoch",
+        "20",
+    ];
+    let o = run(&a);
+    assert!(o.status.success(), "{}", text(&o).1);
+    let merges = std::fs::read_to_string(bpe.join("tokenizer.txt")).unwrap();
+    assert_eq!(merges.lines().count(), 300 - 256);
+    let o = run(&[
+        "generate",
+        bdir,
+        "--prompt",
+        "WAR, n.",
+        "--max-new-tokens",
+        "10",
+    ]);
+    let (stdout, stderr) = text(&o);
+    assert!(
+        o.status.success() && stdout.starts_with("WAR, n."),
+        "{stderr}"
+    );
+    for (flag, value) in [
+        ("--positions", "spiral"),
+        ("--width", "30"),
+        ("--tokenizer", "words"),
+        ("--vocab-size", "100"),
+    ] {
+        let mut a = vec![
             "train",
             "--model",
             "gpt-char",
@@ -777,6 +827,9 @@ fn gpt_char_trains_and_generates() {
             flag,
             value,
         ];
+        if flag == "--vocab-size" {
+            a.extend(["--tokenizer", "bpe"]);
+        }
         let o = run(&a);
         let (_, e) = text(&o);
         assert_eq!(o.status.code(), Some(1), "{flag}: {e}");

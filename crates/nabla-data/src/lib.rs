@@ -7,6 +7,7 @@
 //! - [`csv`]: numeric tables; [`text`]: character corpora.
 
 pub mod augment;
+pub mod bpe;
 pub mod csv;
 pub mod dataset;
 pub mod download;
@@ -19,6 +20,7 @@ pub mod text;
 pub mod transform;
 
 pub use augment::{Augmentation, BatchMix};
+pub use bpe::Bpe;
 pub use dataset::{check_input_shape, Dataset};
 pub use error::{DataError, Result};
 pub use image::ImageDataset;

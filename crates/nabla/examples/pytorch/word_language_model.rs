@@ -11,6 +11,9 @@
 //! when the validation loss stops improving; the best model kept and
 //! tested at the end. The same flags, defaults and printed lines.
 //!
+//! With `--words N` (and `--temperature T`) it then writes N words, as the
+//! original's `generate.py` does with the saved model.
+//!
 //! Its data: `--data DIR` with `train.txt`, `valid.txt`, `test.txt` (the
 //! original's wikitext-2 layout); by default the shipped Devil's Dictionary,
 //! its lines cut 80/10/10.
@@ -51,6 +54,10 @@ pub struct Args {
     log_interval: usize,
     nhead: usize,
     dry_run: bool,
+    /// generate.py's `--words` and `--temperature`: words written after
+    /// the test (0: none)
+    words: usize,
+    temperature: f32,
 }
 
 /// Parses the original's flags (`--model --emsize --nhid --nlayers --lr
@@ -74,6 +81,8 @@ pub fn parse(args: &[String]) -> AnyResult<Args> {
         log_interval: 200,
         nhead: 2,
         dry_run: false,
+        words: 0,
+        temperature: 1.0,
     };
     let mut it = args.iter().cloned();
     while let Some(flag) = it.next() {
@@ -100,6 +109,8 @@ pub fn parse(args: &[String]) -> AnyResult<Args> {
                     "--seed" => a.seed = value.parse().map_err(|e| bad(&e))?,
                     "--log-interval" => a.log_interval = value.parse().map_err(|e| bad(&e))?,
                     "--nhead" => a.nhead = value.parse().map_err(|e| bad(&e))?,
+                    "--words" => a.words = value.parse().map_err(|e| bad(&e))?,
+                    "--temperature" => a.temperature = value.parse().map_err(|e| bad(&e))?,
                     other => return Err(format!("unknown flag {other}").into()),
                 }
             }
@@ -109,6 +120,13 @@ pub fn parse(args: &[String]) -> AnyResult<Args> {
         return Err(format!(
             "--model {}: expected RNN_TANH, RNN_RELU, LSTM, GRU or Transformer",
             a.model
+        )
+        .into());
+    }
+    if a.temperature.is_nan() || a.temperature <= 1e-3 {
+        return Err(format!(
+            "--temperature {} has to be greater or equal 1e-3",
+            a.temperature
         )
         .into());
     }
@@ -377,6 +395,36 @@ fn repackage(h: State) -> State {
     h.map(|(h, c)| (h.detach(), c.map(|c| c.detach())))
 }
 
+/// `generate.py`: `words` words drawn one at a time from
+/// softmax(log-probabilities / temperature), starting from a random word,
+/// the state (or, for the Transformer, the words so far) carried along.
+fn generate(model: &Net, a: &Args, vocab: &[String]) -> AnyResult<String> {
+    model.eval();
+    let mut hidden = model.init_hidden(a, 1);
+    let start = (Tensor::rand([1]).item()? * vocab.len() as f32) as usize;
+    let mut ids = vec![start.min(vocab.len() - 1) as f32];
+    let mut text = String::new();
+    nabla::no_grad(|| -> AnyResult<()> {
+        for i in 0..a.words {
+            let input = match model {
+                Net::Rnn { .. } => Tensor::from_vec(vec![ids[ids.len() - 1]], [1, 1])?,
+                Net::Transformer { .. } => Tensor::from_vec(ids.clone(), [ids.len(), 1])?,
+            };
+            let (output, h) = model.forward(&input, hidden.take())?;
+            hidden = h;
+            let last = output.narrow(0, output.shape()[0] - 1, 1)?;
+            let weights = last.div_scalar(a.temperature)?.exp()?;
+            let word = weights.multinomial(1, false)?.to_vec()[0];
+            ids.push(word);
+            let w = &vocab[word as usize];
+            text += if w == "<eos>" { "\n" } else { w };
+            text += if i % 20 == 19 { "\n" } else { " " };
+        }
+        Ok(())
+    })?;
+    Ok(text)
+}
+
 /// `evaluate`: the mean loss per word over `source`.
 fn evaluate(model: &Net, a: &Args, source: &Tensor, bsz: usize) -> AnyResult<f64> {
     model.eval();
@@ -493,5 +541,8 @@ pub fn run(a: &Args) -> AnyResult<f64> {
     );
     println!("{}", "=".repeat(89));
     println!("test loss: {test_loss:.4}");
+    if a.words > 0 {
+        println!("{}", generate(&model, a, &corpus.words)?);
+    }
     Ok(test_loss)
 }
