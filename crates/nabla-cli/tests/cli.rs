@@ -696,7 +696,8 @@ window.addEventListener('load', () => {
 fn gpt_char_trains_and_generates() {
     let out = tmp("gpt");
     let dir = out.to_str().unwrap();
-    let small = [
+    // a small model, for both tokenizers
+    let model = [
         "--layers",
         "1",
         "--heads",
@@ -707,6 +708,9 @@ fn gpt_char_trains_and_generates() {
         "32",
         "--batch-size",
         "8",
+    ];
+    let mut small = model.to_vec();
+    small.extend([
         "--steps-per-epoch",
         "40",
         "--epochs",
@@ -715,9 +719,9 @@ fn gpt_char_trains_and_generates() {
         "0.003",
         "--warmup-steps",
         "5",
-    ];
+    ]);
     let mut args = vec!["train", "--model", "gpt-char", "--out", dir];
-    args.extend(small);
+    args.extend(&small);
     let o = run(&args);
     let (stdout, stderr) = text(&o);
     assert!(o.status.success(), "{stderr}");
@@ -768,7 +772,7 @@ fn gpt_char_trains_and_generates() {
     // byte-level BPE: the merges saved beside the weights, generation decodes them
     let bpe = tmp("gpt-bpe");
     let bdir = bpe.to_str().unwrap();
-    let a = [
+    let mut a = vec![
         "train",
         "--model",
         "gpt-char",
@@ -778,21 +782,12 @@ fn gpt_char_trains_and_generates() {
         "300",
         "--out",
         bdir,
-        "--layers",
-        "1",
-        "--heads",
-        "2",
-        "--width",
-        "32",
-        "--context",
-        "32",
-        "--batch-size",
-        "8",
         "--max-steps",
         "20",
         "--steps-per-epoch",
         "20",
     ];
+    a.extend(model);
     let o = run(&a);
     assert!(o.status.success(), "{}", text(&o).1);
     let merges = std::fs::read_to_string(bpe.join("tokenizer.txt")).unwrap();

@@ -360,6 +360,26 @@ impl Module for TransformerDecoderLayer {
     }
 }
 
+/// `n` layers made by `make`, and the final norm when asked for: what the
+/// two stacks are built from.
+fn stack<L>(
+    c: &TransformerConfig,
+    n: usize,
+    final_norm: bool,
+    make: impl Fn(&TransformerConfig) -> Result<L>,
+) -> Result<(Vec<L>, Option<LayerNorm>)> {
+    let layers = (0..n).map(|_| make(c)).collect::<Result<_>>()?;
+    Ok((layers, final_norm.then(|| c.norm()).transpose()?))
+}
+
+/// `x` through the stack's final norm, if it has one.
+fn finish(norm: &Option<LayerNorm>, x: Tensor) -> Result<Tensor> {
+    match norm {
+        Some(n) => n.forward(&x),
+        None => Ok(x),
+    }
+}
+
 /// The names and training switch shared by the two stacks.
 fn stack_parameters<L: Module>(layers: &[L], norm: &Option<LayerNorm>) -> Vec<(String, Tensor)> {
     let mut p = Vec::new();
@@ -384,12 +404,8 @@ impl TransformerEncoder {
     /// PyTorch's copies of one layer are before training) and, with
     /// `final_norm`, a LayerNorm after them.
     pub fn new(c: &TransformerConfig, num_layers: usize, final_norm: bool) -> Result<Self> {
-        Ok(TransformerEncoder {
-            layers: (0..num_layers)
-                .map(|_| TransformerEncoderLayer::new(c))
-                .collect::<Result<_>>()?,
-            norm: final_norm.then(|| c.norm()).transpose()?,
-        })
+        let (layers, norm) = stack(c, num_layers, final_norm, TransformerEncoderLayer::new)?;
+        Ok(TransformerEncoder { layers, norm })
     }
 
     pub fn forward_with(&self, src: &Tensor, masks: &Masks) -> Result<Tensor> {
@@ -397,10 +413,7 @@ impl TransformerEncoder {
         for l in &self.layers {
             x = l.forward_with(&x, masks)?;
         }
-        match &self.norm {
-            Some(n) => n.forward(&x),
-            None => Ok(x),
-        }
+        finish(&self.norm, x)
     }
 }
 
@@ -416,11 +429,7 @@ impl Module for TransformerEncoder {
                 y = out;
                 all.push(w);
             }
-            let y = match &self.norm {
-                Some(n) => n.forward(&y)?,
-                None => y,
-            };
-            Ok((y, all))
+            Ok((finish(&self.norm, y)?, all))
         };
         Some(run())
     }
@@ -444,12 +453,8 @@ pub struct TransformerDecoder {
 
 impl TransformerDecoder {
     pub fn new(c: &TransformerConfig, num_layers: usize, final_norm: bool) -> Result<Self> {
-        Ok(TransformerDecoder {
-            layers: (0..num_layers)
-                .map(|_| TransformerDecoderLayer::new(c))
-                .collect::<Result<_>>()?,
-            norm: final_norm.then(|| c.norm()).transpose()?,
-        })
+        let (layers, norm) = stack(c, num_layers, final_norm, TransformerDecoderLayer::new)?;
+        Ok(TransformerDecoder { layers, norm })
     }
 
     pub fn forward_with(
@@ -463,10 +468,7 @@ impl TransformerDecoder {
         for l in &self.layers {
             x = l.forward_with(&x, memory, tgt_masks, memory_masks)?;
         }
-        match &self.norm {
-            Some(n) => n.forward(&x),
-            None => Ok(x),
-        }
+        finish(&self.norm, x)
     }
 }
 

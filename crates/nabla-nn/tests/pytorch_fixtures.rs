@@ -712,16 +712,8 @@ fn multihead_attention_matches_pytorch() {
             is_causal: false,
         };
         let (out, w) = m.forward_with(&q, &k, &v, &args).unwrap();
-        let close = |what: &str, a: &Tensor, b: &Tensor| {
-            assert_eq!(a.shape(), b.shape(), "{name} {what}");
-            assert_close(
-                &format!("{name} {what}"),
-                &a.to_vec(),
-                &b.to_vec(),
-                1e-4,
-                1e-5,
-            );
-        };
+        let close =
+            |what: &str, a: &Tensor, b: &Tensor| close_tensors(&format!("{name} {what}"), a, b);
         close("out", &out, &t["out"]);
         let mut loss = out.mul(&t["grad_out"]).unwrap().sum_all().unwrap();
         assert_eq!(w.is_some(), t.contains_key("weights"), "{name}: weights");
@@ -830,16 +822,8 @@ fn transformer_modules_match_pytorch() {
             let y = m.forward_with(&leaves[0], &leaves[1], &masks).unwrap();
             (Box::new(m), y)
         };
-        let close = |what: &str, a: &Tensor, b: &Tensor| {
-            assert_eq!(a.shape(), b.shape(), "{name} {what}");
-            assert_close(
-                &format!("{name} {what}"),
-                &a.to_vec(),
-                &b.to_vec(),
-                1e-4,
-                1e-5,
-            );
-        };
+        let close =
+            |what: &str, a: &Tensor, b: &Tensor| close_tensors(&format!("{name} {what}"), a, b);
         close("out", &out, &t["out"]);
         out.mul(&t["grad_out"])
             .unwrap()
@@ -862,6 +846,12 @@ fn transformer_modules_match_pytorch() {
             );
         }
     }
+}
+
+/// Shapes equal and every value within 1e-5 absolute + 1e-4 relative.
+fn close_tensors(what: &str, a: &Tensor, b: &Tensor) {
+    assert_eq!(a.shape(), b.shape(), "{what}");
+    assert_close(what, &a.to_vec(), &b.to_vec(), 1e-4, 1e-5);
 }
 
 /// The fixture's `param.`-prefixed tensors under their PyTorch names.
@@ -891,10 +881,7 @@ fn gpt_matches_a_nanogpt_model() {
     let m = Gpt::new(config).unwrap();
     load_state_dict(&m, &params(&t)).unwrap();
     let logits = m.forward(&t["ids"]).unwrap();
-    let close = |what: &str, a: &Tensor, b: &Tensor| {
-        assert_eq!(a.shape(), b.shape(), "{what}");
-        assert_close(what, &a.to_vec(), &b.to_vec(), 1e-4, 1e-5);
-    };
+    let close = close_tensors;
     close("logits", &logits, &t["logits"]);
     let v = num("V");
     let loss = loss::cross_entropy(
