@@ -312,8 +312,9 @@ pub fn train(a: TrainArgs, run_dir: PathBuf, resume: bool) -> Result<i32> {
             let train_loss = running / seen.max(1) as f64;
             let bpc = val * val_ids.len() as f64 / val_chars as f64 / std::f64::consts::LN_2;
             println!(
-                "Epoch {epoch} (step {}): train loss {train_loss:.4}, validation loss {val:.4} nats ({bpc:.3} bits per character), {clock:.1} s training",
-                step + 1
+                "Epoch {epoch} (step {}): train loss {train_loss:.4}, validation loss {val:.4} nats ({bpc:.3} bits per character, perplexity {:.2} a token), {clock:.1} s training",
+                step + 1,
+                val.exp()
             );
             metrics += &format!(
                 "{epoch},{},{train_loss:.6},{val:.6},{bpc:.6},{clock:.3}\n",
