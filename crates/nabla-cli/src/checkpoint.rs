@@ -27,6 +27,10 @@ pub struct Progress {
     pub plateau_best: f32,
     pub plateau_bad: usize,
     pub plateau_cooldown: usize,
+    /// The training loss summed over the steps of the epoch in progress,
+    /// and their count (a language model's running average; optional in
+    /// the file, zero when absent).
+    pub epoch_loss: (f64, usize),
 }
 
 impl Progress {
@@ -52,6 +56,8 @@ impl Progress {
         put("plateau_best", self.plateau_best.to_bits().to_string());
         put("plateau_bad", self.plateau_bad.to_string());
         put("plateau_cooldown", self.plateau_cooldown.to_string());
+        put("epoch_loss_sum", self.epoch_loss.0.to_bits().to_string());
+        put("epoch_loss_count", self.epoch_loss.1.to_string());
         m
     }
 
@@ -84,6 +90,10 @@ impl Progress {
             plateau_best: f("plateau_best")?,
             plateau_bad: get(m, "plateau_bad", source)?,
             plateau_cooldown: get(m, "plateau_cooldown", source)?,
+            epoch_loss: (
+                f64::from_bits(get(m, "epoch_loss_sum", source).unwrap_or(0)),
+                get(m, "epoch_loss_count", source).unwrap_or(0),
+            ),
         })
     }
 }

@@ -10,14 +10,20 @@
 //! norm 1 and summed over `--grad-accum` micro-batches. After every epoch
 //! (`--steps-per-epoch` steps) the loss on the whole validation split, in
 //! nats and bits per character; the weights, vocabulary and config are
-//! written (atomically) to the run directory.
+//! written (atomically) to the run directory, with a checkpoint (weights,
+//! both optimizers' moments, the step and the generator) that `--resume`
+//! continues from, bit for bit; Ctrl-C or SIGTERM writes one and exits
+//! with 130.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
 use anyhow::{anyhow, bail, Context, Result};
-use nabla_core::{no_grad, Generator, Tensor};
+use nabla_core::{no_grad, set_global_generator_state, Generator, GeneratorState, Tensor};
 use nabla_data::{Bpe, TextCorpus};
 use nabla_nn::loss::cross_entropy;
 use nabla_nn::optim::{clip_grad_norm, Adam, Optimizer};
@@ -25,6 +31,7 @@ use nabla_nn::state_dict::{load_safetensors, load_state_dict, save_safetensors, 
 use nabla_nn::{Gpt, GptConfig, Module, Positions};
 
 use crate::args::{GenerateArgs, TrainArgs};
+use crate::checkpoint::{self, Progress};
 
 /// Text as token ids: one per character, or byte-level BPE.
 enum Tokenizer {
@@ -160,16 +167,13 @@ pub fn learning_rate(t: usize, total: usize, warmup: usize, lr: f32) -> f32 {
 
 /// `batch` random windows of `t + 1` ids from `ids`: inputs and targets
 /// `[batch, t]`.
-fn random_windows(
-    ids: &[u32],
-    batch: usize,
-    t: usize,
-    gen: &mut Generator,
-) -> Result<(Tensor, Tensor)> {
+fn random_windows(ids: &[u32], batch: usize, t: usize) -> Result<(Tensor, Tensor)> {
     let starts = ids.len() - t - 1;
     let (mut x, mut y) = (Vec::with_capacity(batch * t), Vec::with_capacity(batch * t));
     for _ in 0..batch {
-        let s = ((gen.uniform() as f64 * starts as f64) as usize).min(starts - 1);
+        // (the global generator: a checkpoint saves its state)
+        let u = nabla_core::with_global_generator(|g| g.uniform());
+        let s = ((u as f64 * starts as f64) as usize).min(starts - 1);
         x.extend(ids[s..s + t].iter().map(|&i| i as f32));
         y.extend(ids[s + 1..s + t + 1].iter().map(|&i| i as f32));
     }
@@ -209,9 +213,6 @@ fn mean_loss(model: &Gpt, ids: &[u32], t: usize, batch: usize) -> Result<f64> {
 
 /// Trains a gpt-char model; see the module docs.
 pub fn train(a: TrainArgs, run_dir: PathBuf, resume: bool) -> Result<i32> {
-    if resume {
-        bail!("--resume is not supported for gpt-char runs yet: start a new run");
-    }
     let path = text_path(&a);
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("{}: cannot read the text", path.display()))?;
@@ -220,7 +221,11 @@ pub fn train(a: TrainArgs, run_dir: PathBuf, resume: bool) -> Result<i32> {
         .char_indices()
         .nth(text.chars().count() * 9 / 10)
         .map_or(text.len(), |c| c.0);
-    let tokenizer = Tokenizer::new(&a, &text, &text[..cut])?;
+    // a resumed run keeps the tokenizer it was trained with
+    let tokenizer = match resume {
+        true => Tokenizer::load(&a, &run_dir)?,
+        false => Tokenizer::new(&a, &text, &text[..cut])?,
+    };
     let (train_ids, val_ids) = match &tokenizer {
         Tokenizer::Chars(c) => {
             let ids = c
@@ -257,12 +262,14 @@ pub fn train(a: TrainArgs, run_dir: PathBuf, resume: bool) -> Result<i32> {
     ];
     let params = model.parameters();
     let total = a.max_steps.unwrap_or(a.epochs * a.gpt.steps_per_epoch);
-    std::fs::create_dir_all(&run_dir)
-        .with_context(|| format!("{}: cannot create", run_dir.display()))?;
-    let config_text = toml::to_string(&a).map_err(|e| anyhow!("{e}"))?;
-    nabla_data::write_atomically(&run_dir.join("config.toml"), config_text.as_bytes())
-        .map_err(|e| anyhow!("{e}"))?;
-    tokenizer.save(&run_dir)?;
+    if !resume {
+        std::fs::create_dir_all(&run_dir)
+            .with_context(|| format!("{}: cannot create", run_dir.display()))?;
+        let config_text = toml::to_string(&a).map_err(|e| anyhow!("{e}"))?;
+        nabla_data::write_atomically(&run_dir.join("config.toml"), config_text.as_bytes())
+            .map_err(|e| anyhow!("{e}"))?;
+        tokenizer.save(&run_dir)?;
+    }
     println!(
         "{}: {} parameters; {} characters, {} tokens ({} distinct), {} for training",
         model.describe(),
@@ -275,13 +282,81 @@ pub fn train(a: TrainArgs, run_dir: PathBuf, resume: bool) -> Result<i32> {
     let mut metrics = String::from("epoch,step,train_loss,val_loss,val_bpc,train_seconds\n");
     let mut gen = Generator::new(a.seed);
     let (mut running, mut seen, mut epoch, mut clock) = (0f64, 0usize, 0usize, 0f64);
+    let mut first = 0;
+    let last = run_dir.join("checkpoint.safetensors");
+    if resume {
+        let c = checkpoint::load(&last)?;
+        load_state_dict(&model, &c.model).map_err(|e| anyhow!("{}: {e}", last.display()))?;
+        for (o, group) in opts.iter_mut().zip(["decay.", "rest."]) {
+            let state: Vec<(String, Tensor)> = c
+                .optim
+                .iter()
+                .filter_map(|(n, t)| n.strip_prefix(group).map(|k| (k.to_string(), t.clone())))
+                .collect();
+            o.load_state(&state)
+                .map_err(|e| anyhow!("{}: {e}", last.display()))?;
+        }
+        set_global_generator_state(GeneratorState {
+            seed: c.progress.rng_seed,
+            word_pos: c.progress.rng_word_pos,
+        });
+        (first, epoch) = (c.progress.global_step, c.progress.epoch);
+        (running, seen) = c.progress.epoch_loss;
+        // the metrics of the epochs done, and their training time
+        metrics = std::fs::read_to_string(run_dir.join("metrics.csv")).unwrap_or(metrics);
+        let rows = metrics.lines().skip(1).take(epoch);
+        metrics = std::iter::once("epoch,step,train_loss,val_loss,val_bpc,train_seconds")
+            .chain(rows)
+            .map(|l| format!("{l}\n"))
+            .collect();
+        clock = metrics
+            .lines()
+            .last()
+            .and_then(|l| l.rsplit(',').next()?.parse().ok())
+            .unwrap_or(0.0);
+        println!("resuming {} at step {first} of {total}", run_dir.display());
+    }
+    // Ctrl-C or SIGTERM: the step in progress ends, a checkpoint is written
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let stop = stop.clone();
+        let _ = ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst));
+    }
+    let save = |steps: usize, epoch: usize, loss: (f64, usize), opts: &[Adam; 2]| -> Result<()> {
+        let st = nabla_core::global_generator_state();
+        let progress = Progress {
+            epoch,
+            global_step: steps,
+            rng_seed: st.seed,
+            rng_word_pos: st.word_pos,
+            epoch_loss: loss,
+            ..Default::default()
+        };
+        let mut state = Vec::new();
+        for (o, group) in opts.iter().zip(["decay.", "rest."]) {
+            state.extend(
+                o.state()
+                    .into_iter()
+                    .map(|(n, t)| (format!("{group}{n}"), t)),
+            );
+        }
+        checkpoint::save(&last, &state_dict(&model), &state, &progress)
+    };
     let started = Instant::now();
-    for step in 0..total {
+    for step in first..total {
+        if stop.load(Ordering::SeqCst) {
+            save(step, epoch, (running, seen), &opts)?;
+            println!(
+                "interrupted at step {step}: checkpoint written; continue with nabla train --resume {}",
+                run_dir.display()
+            );
+            return Ok(crate::train::INTERRUPTED);
+        }
         let lr = learning_rate(step, total, a.gpt.warmup_steps, a.lr);
         opts.iter_mut().for_each(|o| o.set_lr(lr));
         let tick = Instant::now();
         for _ in 0..a.gpt.grad_accum {
-            let (x, y) = random_windows(train_ids, batch, t, &mut gen)?;
+            let (x, y) = random_windows(train_ids, batch, t)?;
             let logits = model.forward(&x)?;
             let v = logits.shape()[2];
             let loss = cross_entropy(&logits.reshape([batch * t, v])?, &y)?;
@@ -325,6 +400,7 @@ pub fn train(a: TrainArgs, run_dir: PathBuf, resume: bool) -> Result<i32> {
             save_safetensors(run_dir.join("model.safetensors"), &state_dict(&model))
                 .map_err(|e| anyhow!("{e}"))?;
             (running, seen) = (0.0, 0);
+            save(step + 1, epoch, (running, seen), &opts)?;
         }
     }
     let prompt = tokenizer

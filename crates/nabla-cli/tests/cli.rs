@@ -865,3 +865,80 @@ fn vit_learns_the_shipped_digits_in_one_epoch() {
         .unwrap();
     assert!(pct > 50.0, "{line}");
 }
+
+/// A gpt-char run interrupted (SIGINT) and resumed ends with the weights
+/// of an uninterrupted run, bit for bit: the checkpoint holds the weights,
+/// both optimizers' moments, the step and the window generator.
+#[test]
+fn gpt_char_resumes_bit_for_bit() {
+    let (a, b) = (tmp("gpt-whole"), tmp("gpt-interrupted"));
+    let common = [
+        "train",
+        "--model",
+        "gpt-char",
+        "--layers",
+        "1",
+        "--heads",
+        "2",
+        "--width",
+        "32",
+        "--context",
+        "32",
+        "--batch-size",
+        "8",
+        "--epochs",
+        "3",
+        "--steps-per-epoch",
+        "60",
+        "--log-interval",
+        "1",
+        "--seed",
+        "4",
+    ];
+    let o = nabla()
+        .args(common)
+        .args(["--out", a.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", text(&o).1);
+    let mut child = nabla()
+        .args(common)
+        .args(["--out", b.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    for l in lines.by_ref() {
+        if l.unwrap().starts_with("step    10/") {
+            break;
+        }
+    }
+    Command::new("sh")
+        .args(["-c", &format!("kill -INT {}", child.id())])
+        .status()
+        .unwrap();
+    for _ in lines {}
+    assert_eq!(
+        child.wait().unwrap().code(),
+        Some(130),
+        "interrupted runs exit with 130"
+    );
+    assert!(b.join("checkpoint.safetensors").is_file());
+    let o = run(&["train", "--resume", b.to_str().unwrap()]);
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "{stderr}");
+    assert!(stdout.contains("resuming"), "{stdout}");
+    assert_eq!(
+        weights(&a.join("model.safetensors")),
+        weights(&b.join("model.safetensors"))
+    );
+    let metrics = |d: &PathBuf| {
+        let m = std::fs::read_to_string(d.join("metrics.csv")).unwrap();
+        // every column but the seconds
+        m.lines()
+            .map(|l| l.rsplit_once(',').unwrap().0.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(metrics(&a), metrics(&b));
+}
