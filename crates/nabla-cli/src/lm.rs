@@ -228,9 +228,13 @@ pub fn train(a: TrainArgs, run_dir: PathBuf, resume: bool) -> Result<i32> {
     };
     let (train_ids, val_ids) = match &tokenizer {
         Tokenizer::Chars(c) => {
-            let ids = c
-                .encode(&text)
-                .expect("every character is in the vocabulary");
+            // (a resumed run's vocabulary may lack what the file gained since)
+            let ids = c.encode(&text).ok_or_else(|| {
+                anyhow!(
+                    "{}: has characters the run's vocabulary lacks (was the text changed?)",
+                    path.display()
+                )
+            })?;
             let split = ids.len() * 9 / 10;
             (ids[..split].to_vec(), ids[split..].to_vec())
         }

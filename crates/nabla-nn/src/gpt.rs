@@ -88,18 +88,16 @@ impl KvCache {
 
     /// Keeps the keys and values of the last `n` tokens (a sliding window:
     /// for rotary positions, whose scores depend on distances only).
-    fn keep_last(&mut self, n: usize) {
+    fn keep_last(&mut self, n: usize) -> Result<()> {
         for l in &mut self.layers {
             if let Some((k, v)) = &l.kv {
                 let held = k.shape()[2];
                 let from = held.saturating_sub(n);
-                let cut = |t: &Tensor| t.narrow(2, from, held - from).and_then(|t| t.contiguous());
-                l.kv = match (cut(k), cut(v)) {
-                    (Ok(k), Ok(v)) => Some((k, v)),
-                    _ => None,
-                };
+                let cut = |t: &Tensor| t.narrow(2, from, held - from)?.contiguous();
+                l.kv = Some((cut(k)?, cut(v)?));
             }
         }
+        Ok(())
     }
 }
 
@@ -364,7 +362,7 @@ impl Gpt {
                     true => {
                         if cache.len + pending.len() > block {
                             if rotary {
-                                cache.keep_last(block - pending.len().min(block));
+                                cache.keep_last(block - pending.len().min(block))?;
                             } else {
                                 // full: rebuild from the last half block
                                 cache = KvCache::default();

@@ -191,23 +191,19 @@ fn composed(
     Ok(out)
 }
 
-/// Runs `f` on the views of `ts` and of the mask.
+/// Runs `f` on the views of `ts` and of the mask (the mask's view last,
+/// with its kind).
 fn with_views<R>(
     ts: &[&Tensor],
     mask: &Option<(Tensor, MaskKind)>,
     f: impl FnOnce(&[View], Option<(View, MaskKind)>) -> R,
 ) -> R {
-    let guards: Vec<_> = ts.iter().map(|t| t.storage()).collect();
-    let views: Vec<View> = guards
-        .iter()
-        .zip(ts)
-        .map(|(g, t)| (&**g, t.layout()))
-        .collect();
-    let mask_guard = mask.as_ref().map(|(m, kind)| (m.storage(), m, *kind));
-    let mask_view = mask_guard
-        .as_ref()
-        .map(|(g, m, kind)| ((&**g, m.layout()), *kind));
-    f(&views, mask_view)
+    let mut all = ts.to_vec();
+    all.extend(mask.as_ref().map(|(m, _)| m));
+    super::with_views(&all, |v| {
+        let mask = mask.as_ref().map(|(_, kind)| (v[ts.len()], *kind));
+        f(&v[..ts.len()], mask)
+    })
 }
 
 impl Tensor {

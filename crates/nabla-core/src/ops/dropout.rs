@@ -6,15 +6,21 @@
 use crate::rng::with_global_generator;
 use crate::{Error, Result, Tensor};
 
+/// A dropout probability in [0, 1], or the error that says it is not.
+fn check_probability(p: f32) -> Result<()> {
+    if !(0.0..=1.0).contains(&p) {
+        return Err(Error::arg(
+            "dropout",
+            format!("probability has to be between 0 and 1, got {p}"),
+        ));
+    }
+    Ok(())
+}
+
 impl Tensor {
     /// The dropout mask alone: `1/(1−p)` with probability `1−p`, else 0.
     pub fn dropout_mask(shape: &[usize], p: f32) -> Result<Tensor> {
-        if !(0.0..=1.0).contains(&p) {
-            return Err(Error::arg(
-                "dropout",
-                format!("probability has to be between 0 and 1, got {p}"),
-            ));
-        }
+        check_probability(p)?;
         let n = shape.iter().product();
         let scale = if p < 1.0 { 1.0 / (1.0 - p) } else { 0.0 };
         let mask = with_global_generator(|g| {
@@ -28,9 +34,8 @@ impl Tensor {
     /// Applies dropout with probability `p` when `training`; identity
     /// otherwise (no mask drawn: evaluation leaves the generator as it is).
     pub fn dropout(&self, p: f32, training: bool) -> Result<Tensor> {
+        check_probability(p)?;
         if !training || p == 0.0 {
-            // the probability is checked all the same
-            Tensor::dropout_mask(&[0], p)?;
             return Ok(self.clone());
         }
         let mask = Tensor::dropout_mask(self.shape(), p)?;

@@ -121,6 +121,18 @@ pub(crate) fn on_one_device(op: &'static str, a: &Tensor, b: &Tensor) -> Result<
     same_device(op, a, b).map(|_| (a.clone(), b.clone()))
 }
 
+/// Runs `f` on the views (storage and layout) of several tensors at once,
+/// for a backend primitive that takes them together.
+pub(crate) fn with_views<R>(ts: &[&Tensor], f: impl FnOnce(&[crate::backend::View]) -> R) -> R {
+    let guards: Vec<_> = ts.iter().map(|t| t.storage()).collect();
+    let views: Vec<crate::backend::View> = guards
+        .iter()
+        .zip(ts)
+        .map(|(g, t)| (&**g, t.layout()))
+        .collect();
+    f(&views)
+}
+
 pub(crate) fn same_device(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {
     if a.device() != b.device() {
         return Err(Error::DeviceMismatch {

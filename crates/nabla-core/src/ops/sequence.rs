@@ -7,7 +7,7 @@
 //! [`sequence_steps`](super::sequence_steps) on a backend without one.
 
 use super::sequence_steps;
-use crate::backend::{Cell, Recurrence, View};
+use crate::backend::{Cell, Recurrence};
 use crate::{Error, Result, Tensor};
 
 /// Steps, batch rows, input features, hidden units.
@@ -136,15 +136,9 @@ pub(super) fn direction(
         .collect();
     let keep = needs_backward(&inputs);
     let be = x.backend();
-    let fused = {
-        let guards: Vec<_> = inputs.iter().map(|t| t.storage()).collect();
-        let v: Vec<View> = guards
-            .iter()
-            .zip(&inputs)
-            .map(|(g, t)| (&**g, t.layout()))
-            .collect();
+    let fused = super::with_views(&inputs, |v| {
         be.recurrent(&r, v[0], [v[1], v[2], v[3], v[4]], &v[5..], keep)
-    };
+    });
     let Some((out, saved)) = fused else {
         let c0 = states.get(1).copied();
         return sequence_steps::direction(cell, x, weights, states[0], c0, mask, reverse);
@@ -157,16 +151,10 @@ pub(super) fn direction(
     };
     Ok(y.attach(name, &inputs, move |dy, inputs| {
         let want: Vec<bool> = inputs.iter().map(Tensor::requires_grad).collect();
-        let grads = {
-            let at = [dy, &inputs[0], &inputs[1], &inputs[2]];
-            let guards: Vec<_> = at.iter().map(|t| t.storage()).collect();
-            let v: Vec<View> = guards
-                .iter()
-                .zip(at)
-                .map(|(g, t)| (&**g, t.layout()))
-                .collect();
+        let at = [dy, &inputs[0], &inputs[1], &inputs[2]];
+        let grads = super::with_views(&at, |v| {
             be.recurrent_backward(&saved, v[0], v[1], v[2], v[3], &want)
-        };
+        });
         let grads = grads.ok_or_else(|| Error::Arg {
             op,
             msg: format!("the {} backend has no backward kernel for it", be.device()),

@@ -196,9 +196,17 @@ impl Corpus {
     }
 }
 
-/// `batchify`: the ids cut into `bsz` columns, `[rows, bsz]`.
-fn batchify(data: &[usize], bsz: usize) -> AnyResult<Tensor> {
+/// `batchify`: the ids cut into `bsz` columns, `[rows, bsz]`; a split too
+/// short for two rows (a window and its next words) is an error.
+fn batchify(data: &[usize], bsz: usize, what: &str) -> AnyResult<Tensor> {
     let rows = data.len() / bsz;
+    if rows < 2 {
+        return Err(format!(
+            "the {what} split has {} words: too few for {bsz} columns of 2",
+            data.len()
+        )
+        .into());
+    }
     let v: Vec<f32> = (0..rows * bsz)
         .map(|k| data[(k % bsz) * rows + k / bsz] as f32)
         .collect();
@@ -457,9 +465,9 @@ pub fn run(a: &Args) -> AnyResult<f64> {
     println!("Using device: cpu");
     let corpus = Corpus::load(a)?;
     let eval_batch_size = 10;
-    let train_data = batchify(&corpus.train, a.batch_size)?;
-    let val_data = batchify(&corpus.valid, eval_batch_size)?;
-    let test_data = batchify(&corpus.test, eval_batch_size)?;
+    let train_data = batchify(&corpus.train, a.batch_size, "training")?;
+    let val_data = batchify(&corpus.valid, eval_batch_size, "validation")?;
+    let test_data = batchify(&corpus.test, eval_batch_size, "test")?;
     let ntokens = corpus.words.len();
     let model = Net::new(a, ntokens)?;
     let params = model.parameters();
