@@ -212,6 +212,7 @@ pub enum DeviceKind {
 }
 
 #[derive(Clone, Debug, Args, Serialize, Deserialize)]
+#[command(allow_negative_numbers = true)]
 pub struct TrainArgs {
     /// Zoo model (lenet, mlp, lstm-rows, gru-rows, rnn-rows, lenet-as-written, gpt-char) or a model file (.toml)
     #[arg(long, default_value = "lenet")]
@@ -265,7 +266,7 @@ pub struct TrainArgs {
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Threads for the kernels (default: NABLA_NUM_THREADS or all cores)
-    #[arg(long)]
+    #[arg(long, value_parser = at_least_one)]
     pub threads: Option<usize>,
     #[arg(long, value_enum, default_value = "auto")]
     pub device: DeviceKind,
@@ -295,12 +296,17 @@ pub struct TrainArgs {
     /// Start from these weights (safetensors, PyTorch state-dict keys)
     #[arg(long)]
     pub init_weights: Option<PathBuf>,
-    /// Continue the run in this directory from its last checkpoint
+    /// Continue the run in this directory from its last checkpoint (--epochs and
+    /// --max-steps may extend it; other flags must match the run's)
     #[arg(long, value_name = "RUN_DIR")]
     pub resume: Option<PathBuf>,
-    /// Run directory (default: runs/MODEL-TIMESTAMP)
+    /// Run directory (default: runs/MODEL-TIMESTAMP); one that holds a run is refused
     #[arg(long, value_name = "RUN_DIR")]
     pub out: Option<PathBuf>,
+    /// Replace the run in --out (its files only) instead of refusing
+    #[arg(long)]
+    #[serde(default, skip_serializing)]
+    pub overwrite: bool,
     /// Batches between progress lines when output is not a terminal
     #[arg(long, default_value_t = 10)]
     pub log_interval: usize,

@@ -4,12 +4,46 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, Result};
-use nabla_core::{no_grad, Tensor};
+use nabla_core::Tensor;
 use nabla_data::{check_input_shape, DataLoader, ImageDataset, ImageSet, Mnist, Transform};
-use nabla_nn::loss::{cross_entropy_with, CrossEntropyOptions, Reduction};
 use nabla_nn::Module;
+use nabla_train::{cross_entropy_loss, Evaluation};
 
 use crate::modelfile::{build, load_spec, FileModel};
+
+/// A usage error: a flag's value that clap could not check alone. The
+/// command exits with 2 for it, as for clap's own.
+#[derive(Debug)]
+pub struct Usage(pub String);
+
+impl std::fmt::Display for Usage {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Usage {}
+
+pub fn usage(msg: impl Into<String>) -> anyhow::Error {
+    Usage(msg.into()).into()
+}
+
+/// The most threads a run may ask for: four for each core (beyond that
+/// they only wait on each other, and each costs a stack).
+pub fn max_threads() -> usize {
+    4 * std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Checks a thread count from `source` (a flag or NABLA_NUM_THREADS).
+pub fn check_threads(n: usize, source: &str) -> Result<()> {
+    if n == 0 || n > max_threads() {
+        return Err(usage(format!(
+            "{source} {n}: must be between 1 and {} on this machine (4 for each of its cores)",
+            max_threads()
+        )));
+    }
+    Ok(())
+}
 
 /// Normalization constants per data set (those of the reference program for MNIST).
 pub fn mean_std(dataset: &str) -> (f32, f32) {
@@ -68,65 +102,20 @@ pub fn model_for(
     Ok(m)
 }
 
-/// Loss summed over the set, correct predictions, and the confusion matrix
-/// (`[true][predicted]`), in eval mode without gradients.
-pub struct Evaluation {
-    pub loss: f32,
-    pub correct: usize,
-    pub total: usize,
-    pub confusion: Vec<Vec<usize>>,
-}
-
+/// The model's summed loss, correct predictions and confusion matrix on
+/// a data set (in eval mode, without gradients).
 pub fn evaluate(model: &dyn Module, data: ImageDataset, batch: usize) -> Result<Evaluation> {
-    let classes = data.set.classes;
-    let total = data.set.len();
+    if data.set.is_empty() {
+        return Err(anyhow!("the test set is empty: nothing to evaluate"));
+    }
     let loader = DataLoader::new(data, batch.max(1))
         .shuffle(false)
         .to(model.device());
-    model.eval();
-    let mut ev = Evaluation {
-        loss: 0.0,
-        correct: 0,
-        total,
-        confusion: vec![vec![0; classes]; classes],
-    };
-    // one hand-over to the thread pool for the whole pass, not one per op
-    no_grad(|| nabla_core::in_pool(|| evaluate_batches(model, &loader, &mut ev)))?;
-    model.train();
-    Ok(ev)
-}
-
-fn evaluate_batches(
-    model: &dyn Module,
-    loader: &DataLoader<ImageDataset>,
-    ev: &mut Evaluation,
-) -> Result<()> {
-    let sum = CrossEntropyOptions {
-        reduction: Reduction::Sum,
-        ..Default::default()
-    };
-    for b in loader.epoch(0) {
-        let b = b.map_err(|e| anyhow!("{e}"))?;
-        let out = model.forward(&b.inputs)?;
-        ev.loss += cross_entropy_with(&out, &b.targets, &sum)?.item()?;
-        let pred = out.argmax(1, false)?.to_vec();
-        for (p, t) in pred.iter().zip(b.targets.to_vec()) {
-            ev.confusion[t as usize][*p as usize] += 1;
-            ev.correct += (*p == t) as usize;
-        }
-    }
-    Ok(())
-}
-
-/// PyTorch's test line.
-pub fn test_line(ev: &Evaluation) -> String {
-    format!(
-        "Test set: Average loss: {:.4}, Accuracy: {}/{} ({:.0}%)",
-        ev.loss / ev.total as f32,
-        ev.correct,
-        ev.total,
-        100.0 * ev.correct as f32 / ev.total as f32
-    )
+    Ok(nabla_train::evaluate(
+        model,
+        &loader,
+        &cross_entropy_loss(),
+    )?)
 }
 
 /// Softmax probabilities of a batch of logits.

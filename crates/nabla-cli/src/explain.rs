@@ -7,14 +7,13 @@
 use anyhow::{anyhow, bail, Result};
 use nabla_core::{no_grad, Tensor};
 use nabla_nn::Module;
-use nabla_train::explain::{
-    attention_rollout, grad_cam, integrated_gradients, saliency, smoothgrad,
-};
-use nabla_train::plot::{image_grid, Tile};
+use nabla_vis::explain::{attention_rollout, grad_cam, integrated_gradients, saliency, smoothgrad};
+use nabla_vis::plot::{image_grid, Tile};
 
 use crate::args::{ExplainArgs, ExplainMethod};
 use crate::inspect::test_example;
 use crate::modelfile::FileModel;
+use nabla_train::say;
 
 pub fn run(a: ExplainArgs) -> Result<()> {
     let t = a.trained.load()?;
@@ -54,7 +53,7 @@ pub fn run(a: ExplainArgs) -> Result<()> {
     sheet
         .save_png(&a.output)
         .map_err(|e| anyhow!("{}: {e}", a.output.display()))?;
-    println!(
+    say!(
         "heatmaps of {} example(s) ({:?}) written to {}",
         examples.len(),
         a.method,

@@ -8,9 +8,9 @@ use nabla_nn::state_dict::{load_safetensors, load_state_dict};
 use nabla_nn::Module;
 
 use crate::args::{EvalArgs, PredictArgs, SummaryArgs, TrainArgs, TrainedArgs};
-use crate::checkpoint;
-use crate::common::{dataset, evaluate, load_data, mean_std, probabilities, test_line};
+use crate::common::{dataset, evaluate, load_data, mean_std, probabilities};
 use crate::modelfile::{build, load_spec, FileModel};
+use nabla_train::say;
 
 pub const FASHION_CLASSES: [&str; 10] = [
     "T-shirt/top",
@@ -65,11 +65,19 @@ pub(crate) fn test_example(x: &Tensor, i: usize) -> Result<Tensor> {
     Ok(x.narrow(0, i, 1)?.squeeze(0)?)
 }
 
+/// A run's settings, its model file (copied into the run) found in the run
+/// directory wherever that now lies.
 pub(crate) fn run_config(dir: &Path) -> Result<TrainArgs> {
     let cfg = dir.join("config.toml");
     let text = std::fs::read_to_string(&cfg)
         .with_context(|| format!("{}: not a run directory (no config.toml)", dir.display()))?;
-    toml::from_str(&text).map_err(|e| anyhow!("{}: invalid config: {}", cfg.display(), e.message()))
+    let mut a: TrainArgs =
+        toml::from_str(&text).map_err(|e| anyhow!("{}: invalid config: {e}", cfg.display()))?;
+    let in_run = dir.join(&a.model);
+    if crate::modelfile::is_file_model(&a.model) && in_run.is_file() {
+        a.model = in_run.display().to_string();
+    }
+    Ok(a)
 }
 
 /// Named tensors of a weights file or a checkpoint (its `model.` part).
@@ -77,7 +85,7 @@ fn weights_of(path: &Path) -> Result<Vec<(String, Tensor)>> {
     let text_err = |e: nabla_nn::state_dict::StateDictError| anyhow!("{e}");
     let all = load_safetensors(path).map_err(text_err)?;
     if all.iter().any(|(n, _)| n.starts_with("model.")) {
-        return Ok(checkpoint::load(path)?.model);
+        return Ok(nabla_train::Checkpoint::read(path)?.model);
     }
     Ok(all)
 }
@@ -137,9 +145,9 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     let data = load_data(&t.dataset, t.data.as_deref(), false)?;
     let test = dataset(data.test, &t.dataset);
     let ev = evaluate(&t.model, test, a.batch_size)?;
-    println!("{}", test_line(&ev));
+    say!("{}", ev.test_line());
     let k = ev.confusion.len();
-    println!("\nclass  precision  recall  support");
+    say!("\nclass  precision  recall  support");
     for c in 0..k {
         let tp = ev.confusion[c][c] as f32;
         let predicted: usize = (0..k).map(|r| ev.confusion[r][c]).sum();
@@ -150,16 +158,14 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             0.0
         };
         let r = if actual > 0 { tp / actual as f32 } else { 0.0 };
-        println!("{c:>5}  {p:>9.3}  {r:>6.3}  {actual:>7}");
+        say!("{c:>5}  {p:>9.3}  {r:>6.3}  {actual:>7}");
     }
-    println!("\nconfusion matrix (rows: true class, columns: predicted)");
-    print!("     ");
-    (0..k).for_each(|c| print!("{c:>6}"));
-    println!();
+    say!("\nconfusion matrix (rows: true class, columns: predicted)");
+    let header: String = (0..k).map(|c| format!("{c:>6}")).collect();
+    say!("     {header}");
     for (c, row) in ev.confusion.iter().enumerate() {
-        print!("{c:>5}");
-        row.iter().for_each(|v| print!("{v:>6}"));
-        println!();
+        let cells: String = row.iter().map(|v| format!("{v:>6}")).collect();
+        say!("{c:>5}{cells}");
     }
     Ok(())
 }
@@ -229,7 +235,7 @@ pub fn predict(a: PredictArgs) -> Result<()> {
             .take(a.top_k)
             .map(|&c| format!("{} ({:.3})", name(c), p[c]))
             .collect();
-        println!("{label}: {}", top.join(", "));
+        say!("{label}: {}", top.join(", "));
     }
     Ok(())
 }
@@ -238,7 +244,7 @@ pub(crate) fn thousands(n: usize) -> String {
     let s = n.to_string();
     let mut out = String::new();
     for (i, ch) in s.chars().enumerate() {
-        if i > 0 && (s.len() - i) % 3 == 0 {
+        if i > 0 && (s.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(ch);
@@ -266,19 +272,23 @@ pub fn summary(a: SummaryArgs) -> Result<()> {
         })?;
         let cfg = run_config(run)?;
         let built = load_trained(path, Some(&cfg.model), Some(&cfg.dataset), None)?.model;
-        println!("weights from {}", path.display());
+        say!("weights from {}", path.display());
         built
     } else {
         let (spec, source) = load_spec(&a.model)?;
         build(&spec, &source, None)?
     };
-    println!("{}: input {:?} per example\n", model.name, model.input);
-    println!(
+    say!("{}: input {:?} per example\n", model.name, model.input);
+    say!(
         "{:<10} {:<10} {:<16} {:>12} {:>14}",
-        "layer", "type", "output", "parameters", "mult-adds"
+        "layer",
+        "type",
+        "output",
+        "parameters",
+        "mult-adds"
     );
     for l in &model.layers {
-        println!(
+        say!(
             "{:<10} {:<10} {:<16} {:>12} {:>14}",
             l.name,
             l.kind,
@@ -289,7 +299,7 @@ pub fn summary(a: SummaryArgs) -> Result<()> {
     }
     let params: usize = model.layers.iter().map(|l| l.params).sum();
     let macs: usize = model.layers.iter().map(|l| l.macs).sum();
-    println!(
+    say!(
         "{:<10} {:<10} {:<16} {:>12} {:>14}",
         "total",
         "",
@@ -297,7 +307,7 @@ pub fn summary(a: SummaryArgs) -> Result<()> {
         thousands(params),
         thousands(macs)
     );
-    println!(
+    say!(
         "\n{} parameters ({:.2} MB as f32); {} multiply-adds per example ({:.2} MFLOP forward, about 3× that per training example)",
         thousands(params),
         params as f64 * 4.0 / 1e6,

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Context, Result};
-use nabla_core::{no_grad, set_global_generator_state, Generator, GeneratorState, Tensor};
+use nabla_core::{no_grad, set_global_generator_state, Generator, Tensor};
 use nabla_data::{Bpe, TextCorpus};
 use nabla_nn::loss::cross_entropy;
 use nabla_nn::optim::{clip_grad_norm, Adam, Optimizer};
@@ -31,7 +31,7 @@ use nabla_nn::state_dict::{load_safetensors, load_state_dict, save_safetensors, 
 use nabla_nn::{Gpt, GptConfig, Module, Positions};
 
 use crate::args::{GenerateArgs, TrainArgs};
-use crate::checkpoint::{self, Progress};
+use nabla_train::{say, Checkpoint, RunDir, TrainState};
 
 /// Text as token ids: one per character, or byte-level BPE.
 enum Tokenizer {
@@ -133,7 +133,7 @@ fn config(a: &TrainArgs, vocab_size: usize) -> Result<GptConfig> {
         "rotary" => Positions::Rotary,
         other => bail!("--positions {other}: expected learned, sinusoidal or rotary"),
     };
-    if g.width % g.heads != 0 {
+    if !g.width.is_multiple_of(g.heads) {
         bail!(
             "--width {} must be a multiple of --heads {}",
             g.width,
@@ -266,15 +266,23 @@ pub fn train(a: TrainArgs, run_dir: PathBuf, resume: bool) -> Result<i32> {
     ];
     let params = model.parameters();
     let total = a.max_steps.unwrap_or(a.epochs * a.gpt.steps_per_epoch);
-    if !resume {
-        std::fs::create_dir_all(&run_dir)
-            .with_context(|| format!("{}: cannot create", run_dir.display()))?;
-        let config_text = toml::to_string(&a).map_err(|e| anyhow!("{e}"))?;
-        nabla_data::write_atomically(&run_dir.join("config.toml"), config_text.as_bytes())
-            .map_err(|e| anyhow!("{e}"))?;
-        tokenizer.save(&run_dir)?;
-    }
-    println!(
+    let (run, resumed_from) = match resume {
+        true => {
+            let (run, checkpoint) = RunDir::resume(&run_dir)?;
+            (run, Some(checkpoint))
+        }
+        false => {
+            let run = RunDir::create(&run_dir, a.overwrite)?;
+            let saved = TrainArgs {
+                overwrite: false,
+                ..a.clone()
+            };
+            run.write(&run.config_path(), toml::to_string(&saved)?.as_bytes())?;
+            tokenizer.save(&run_dir)?;
+            (run, None)
+        }
+    };
+    say!(
         "{}: {} parameters; {} characters, {} tokens ({} distinct), {} for training",
         model.describe(),
         model.num_parameters(),
@@ -287,9 +295,8 @@ pub fn train(a: TrainArgs, run_dir: PathBuf, resume: bool) -> Result<i32> {
     let mut gen = Generator::new(a.seed);
     let (mut running, mut seen, mut epoch, mut clock) = (0f64, 0usize, 0usize, 0f64);
     let mut first = 0;
-    let last = run_dir.join("checkpoint.safetensors");
-    if resume {
-        let c = checkpoint::load(&last)?;
+    let last = run.last_checkpoint();
+    if let Some(c) = resumed_from {
         load_state_dict(&model, &c.model).map_err(|e| anyhow!("{}: {e}", last.display()))?;
         for (o, group) in opts.iter_mut().zip(["decay.", "rest."]) {
             let state: Vec<(String, Tensor)> = c
@@ -300,12 +307,9 @@ pub fn train(a: TrainArgs, run_dir: PathBuf, resume: bool) -> Result<i32> {
             o.load_state(&state)
                 .map_err(|e| anyhow!("{}: {e}", last.display()))?;
         }
-        set_global_generator_state(GeneratorState {
-            seed: c.progress.rng_seed,
-            word_pos: c.progress.rng_word_pos,
-        });
-        (first, epoch) = (c.progress.global_step, c.progress.epoch);
-        (running, seen) = c.progress.epoch_loss;
+        set_global_generator_state(c.state.generator);
+        (first, epoch) = (c.state.global_step, c.state.epoch);
+        (running, seen) = c.state.epoch_loss;
         // the metrics of the epochs done, and their training time
         metrics = std::fs::read_to_string(run_dir.join("metrics.csv")).unwrap_or(metrics);
         let rows = metrics.lines().skip(1).take(epoch);
@@ -318,7 +322,7 @@ pub fn train(a: TrainArgs, run_dir: PathBuf, resume: bool) -> Result<i32> {
             .last()
             .and_then(|l| l.rsplit(',').next()?.parse().ok())
             .unwrap_or(0.0);
-        println!("resuming {} at step {first} of {total}", run_dir.display());
+        say!("resuming {} at step {first} of {total}", run_dir.display());
     }
     // Ctrl-C or SIGTERM: the step in progress ends, a checkpoint is written
     let stop = Arc::new(AtomicBool::new(false));
@@ -327,30 +331,36 @@ pub fn train(a: TrainArgs, run_dir: PathBuf, resume: bool) -> Result<i32> {
         let _ = ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst));
     }
     let save = |steps: usize, epoch: usize, loss: (f64, usize), opts: &[Adam; 2]| -> Result<()> {
-        let st = nabla_core::global_generator_state();
-        let progress = Progress {
+        let state = TrainState {
             epoch,
             global_step: steps,
-            rng_seed: st.seed,
-            rng_word_pos: st.word_pos,
+            generator: nabla_core::global_generator_state(),
             epoch_loss: loss,
+            // the tables as they stand: a resumption keeps them whole
+            metrics_len: run.len_of(&run.metrics_path())?,
+            steps_len: run.len_of(&run.steps_path())?,
             ..Default::default()
         };
-        let mut state = Vec::new();
+        let mut optim = Vec::new();
         for (o, group) in opts.iter().zip(["decay.", "rest."]) {
-            state.extend(
+            optim.extend(
                 o.state()
                     .into_iter()
                     .map(|(n, t)| (format!("{group}{n}"), t)),
             );
         }
-        checkpoint::save(&last, &state_dict(&model), &state, &progress)
+        let checkpoint = Checkpoint {
+            model: state_dict(&model),
+            optim,
+            state,
+        };
+        Ok(run.commit(&checkpoint, false)?)
     };
     let started = Instant::now();
     for step in first..total {
         if stop.load(Ordering::SeqCst) {
             save(step, epoch, (running, seen), &opts)?;
-            println!(
+            say!(
                 "interrupted at step {step}: checkpoint written; continue with nabla train --resume {}",
                 run_dir.display()
             );
@@ -379,7 +389,7 @@ pub fn train(a: TrainArgs, run_dir: PathBuf, resume: bool) -> Result<i32> {
         }
         clock += tick.elapsed().as_secs_f64();
         if (step + 1) % a.log_interval.max(1) == 0 {
-            println!(
+            say!(
                 "step {:>5}/{total}  loss {:.4}  lr {lr:.2e}",
                 step + 1,
                 running / seen as f64
@@ -390,7 +400,7 @@ pub fn train(a: TrainArgs, run_dir: PathBuf, resume: bool) -> Result<i32> {
             let val = mean_loss(&model, val_ids, t, 64)?;
             let train_loss = running / seen.max(1) as f64;
             let bpc = val * val_ids.len() as f64 / val_chars as f64 / std::f64::consts::LN_2;
-            println!(
+            say!(
                 "Epoch {epoch} (step {}): train loss {train_loss:.4}, validation loss {val:.4} nats ({bpc:.3} bits per character, perplexity {:.2} a token), {clock:.1} s training",
                 step + 1,
                 val.exp()
@@ -399,8 +409,7 @@ pub fn train(a: TrainArgs, run_dir: PathBuf, resume: bool) -> Result<i32> {
                 "{epoch},{},{train_loss:.6},{val:.6},{bpc:.6},{clock:.3}\n",
                 step + 1
             );
-            nabla_data::write_atomically(&run_dir.join("metrics.csv"), metrics.as_bytes())
-                .map_err(|e| anyhow!("{e}"))?;
+            run.write(&run.metrics_path(), metrics.as_bytes())?;
             save_safetensors(run_dir.join("model.safetensors"), &state_dict(&model))
                 .map_err(|e| anyhow!("{e}"))?;
             (running, seen) = (0.0, 0);
@@ -412,8 +421,8 @@ pub fn train(a: TrainArgs, run_dir: PathBuf, resume: bool) -> Result<i32> {
         .filter(|p| !p.is_empty())
         .unwrap_or_else(|| vec![0]);
     let sample = model.generate(&prompt, 200, 0.8, None, true, &mut gen, |_| {})?;
-    println!("Sample:\n{}", tokenizer.decode(&sample));
-    println!(
+    say!("Sample:\n{}", tokenizer.decode(&sample));
+    say!(
         "Saved {} ({:.1} s in all). Continue a text: nabla generate {} --prompt \"...\"",
         run_dir.join("model.safetensors").display(),
         started.elapsed().as_secs_f64(),

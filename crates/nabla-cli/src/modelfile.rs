@@ -276,6 +276,11 @@ impl Module for FileModel {
 }
 
 /// Reads a model by zoo name or from a TOML file.
+/// Whether `model` names a model file rather than a zoo model.
+pub fn is_file_model(model: &str) -> bool {
+    !ZOO.iter().any(|(n, _)| *n == model)
+}
+
 pub fn load_spec(model: &str) -> Result<(ModelFile, String)> {
     let (text, source) = match ZOO.iter().find(|(n, _)| *n == model) {
         Some((_, text)) => (text.to_string(), format!("zoo model {model:?}")),
@@ -293,8 +298,9 @@ pub fn load_spec(model: &str) -> Result<(ModelFile, String)> {
             (text, model.to_string())
         }
     };
-    let spec: ModelFile = toml::from_str(&text)
-        .map_err(|e| anyhow!("{source}: invalid model file: {}", e.message()))?;
+    // (the whole message: it names the line and column)
+    let spec: ModelFile =
+        toml::from_str(&text).map_err(|e| anyhow!("{source}: invalid model file: {e}"))?;
     Ok((spec, source))
 }
 

@@ -8,9 +8,9 @@ use std::path::Path;
 use anyhow::{anyhow, bail, Result};
 use nabla_core::{no_grad, Tensor};
 use nabla_nn::Module;
-use nabla_train::canvas::Canvas;
-use nabla_train::curves::{training_curves, History};
-use nabla_train::plot::{confusion_matrix, feature_maps, filters, image_grid, Tile};
+use nabla_vis::canvas::Canvas;
+use nabla_vis::curves::{training_curves, History};
+use nabla_vis::plot::{confusion_matrix, feature_maps, filters, image_grid, Tile};
 
 use nabla_data::DataLoader;
 
@@ -18,6 +18,7 @@ use crate::args::{PlotArgs, PlotKind};
 use crate::common::{augmented_dataset, load_data};
 use crate::inspect::{test_example, Trained};
 use crate::modelfile::FileModel;
+use nabla_train::say;
 
 /// The model's predictions on the whole test set.
 pub(crate) struct TestPredictions {
@@ -172,7 +173,7 @@ pub(crate) fn augmentations(dir: &Path, count: usize) -> Result<Canvas> {
         }
     }
     if let Some(m) = aug.mix {
-        println!("(each batch is also mixed, {m:?}: not drawn)");
+        say!("(each batch is also mixed, {m:?}: not drawn)");
     }
     Ok(image_grid(&tiles, n, 3, false)?)
 }
@@ -208,7 +209,7 @@ pub fn run(a: PlotArgs) -> Result<()> {
     picture
         .save_png(&out)
         .map_err(|e| anyhow!("{}: {e}", out.display()))?;
-    println!(
+    say!(
         "{} ({}×{}) written to {}",
         a.kind.name(),
         picture.width,

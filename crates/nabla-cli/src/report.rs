@@ -5,14 +5,15 @@
 //! and the first convolution's filters and feature maps.
 
 use anyhow::{anyhow, Context, Result};
-use nabla_train::curves::{training_curves, History};
-use nabla_train::plot::{confusion_matrix, image_grid};
-use nabla_train::report::Report;
+use nabla_vis::curves::{training_curves, History};
+use nabla_vis::plot::{confusion_matrix, image_grid};
+use nabla_vis::report::Report;
 
 use crate::args::{ExplainMethod, ReportArgs};
 use crate::explain::explain_tiles;
 use crate::inspect::{load_trained, thousands, FASHION_CLASSES};
 use crate::plots::{feature_maps_of, filters_of, misclassified, predict_test};
+use nabla_train::say;
 
 pub fn run(a: ReportArgs) -> Result<()> {
     let dir = &a.run;
@@ -204,7 +205,7 @@ pub fn run(a: ReportArgs) -> Result<()> {
     let out = a.output.unwrap_or_else(|| dir.join("report.html"));
     nabla_data::write_atomically(&out, r.to_html().as_bytes())
         .map_err(|e| anyhow!("{}: {e}", out.display()))?;
-    println!(
+    say!(
         "report with {} pictures written to {}",
         r.image_count(),
         out.display()

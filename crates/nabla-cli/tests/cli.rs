@@ -101,7 +101,11 @@ fn bad_flags_and_paths_give_one_line_and_the_right_code() {
     let o = run(&["train", "--lr=-1"]);
     assert_eq!(o.status.code(), Some(2));
     let o = run(&["train", "--epochs", "0"]);
-    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(
+        o.status.code(),
+        Some(2),
+        "a usage error found after parsing"
+    );
     assert_eq!(
         text(&o).1,
         "error: --epochs, --batch-size and --test-batch-size must be positive\n"
@@ -215,7 +219,7 @@ fn out_of_range_settings_are_refused_before_the_run_starts() {
             .output()
             .unwrap();
         let (_, stderr) = text(&o);
-        assert_eq!(o.status.code(), Some(1), "{flags:?}: {stderr}");
+        assert_eq!(o.status.code(), Some(2), "{flags:?}: {stderr}");
         assert_eq!(stderr.lines().count(), 1, "{flags:?}: {stderr}");
         assert!(
             stderr.starts_with(&format!("error: {message}")),
@@ -377,8 +381,21 @@ fn diverging_training_stops_with_a_hint() {
     let (_, stderr) = text(&o);
     assert_eq!(o.status.code(), Some(1));
     assert!(
-        stderr.contains("training diverged at epoch 1") && stderr.contains("try a smaller --lr"),
+        stderr.contains("training diverged at epoch 1")
+            && stderr.contains("no checkpoint was written before it")
+            && stderr.contains("--lr"),
         "{stderr}"
+    );
+    // the losses that led to it are on disk, the last one not a number
+    let steps = std::fs::read_to_string(out.join("steps.csv")).unwrap();
+    let last = steps.lines().last().unwrap();
+    assert!(
+        steps.lines().count() >= 2 && last.contains("NaN"),
+        "{steps}"
+    );
+    assert!(
+        std::fs::read_dir(out.join("checkpoints")).unwrap().count() == 0,
+        "no checkpoint, and no temporary file"
     );
     let _ = std::fs::remove_dir_all(&out);
 }

@@ -250,7 +250,7 @@ fn gpt_char_resumes_bit_for_bit() {
         .unwrap();
     assert!(o.status.success(), "{}", text(&o).1);
     interrupt_after(&common, &b, "step    10/");
-    assert!(b.join("checkpoint.safetensors").is_file());
+    assert!(b.join("checkpoints/last.safetensors").is_file());
     let o = run(&["train", "--resume", b.to_str().unwrap()]);
     let (stdout, stderr) = text(&o);
     assert!(o.status.success(), "{stderr}");

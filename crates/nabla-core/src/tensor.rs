@@ -78,7 +78,7 @@ pub(crate) fn resolve_shape(op: &'static str, spec: &[isize], numel: usize) -> R
         .map(|&d| d as usize)
         .product();
     let dims: Vec<usize> = if holes == 1 {
-        if known == 0 || numel % known != 0 {
+        if known == 0 || !numel.is_multiple_of(known) {
             return Err(Error::shape(
                 op,
                 format!("shape {spec:?} is invalid for input of size {numel}"),

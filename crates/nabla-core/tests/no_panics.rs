@@ -79,7 +79,13 @@ fn ops<'a>(a: &'a Tensor, b: &'a Tensor, d: isize, k: usize) -> Vec<Op<'a>> {
         ),
         (
             "avg_pool2d",
-            Box::new(move || a.avg_pool2d(Pool2d::new(2).padding(k.min(1)).ceil_mode(k % 2 == 0))),
+            Box::new(move || {
+                a.avg_pool2d(
+                    Pool2d::new(2)
+                        .padding(k.min(1))
+                        .ceil_mode(k.is_multiple_of(2)),
+                )
+            }),
         ),
         ("dropout", Box::new(|| a.dropout(0.5, true))),
         ("mean_all", Box::new(|| a.mean_all())),

@@ -105,7 +105,7 @@ impl MultiheadAttention {
     /// With PyTorch's initialization: Xavier-uniform input projections,
     /// zero biases, the output layer as `nn.Linear` with a zero bias.
     pub fn with_options(embed_dim: usize, num_heads: usize, o: MhaOptions) -> Result<Self> {
-        if num_heads == 0 || embed_dim % num_heads != 0 {
+        if num_heads == 0 || !embed_dim.is_multiple_of(num_heads) {
             return Err(Error::Arg {
                 op: "MultiheadAttention",
                 msg: format!("embed_dim {embed_dim} must be divisible by num_heads {num_heads}"),

@@ -219,7 +219,7 @@ impl Gpt {
     pub fn new(config: GptConfig) -> Result<Gpt> {
         let c = config.n_embd;
         if config.n_head == 0
-            || c % config.n_head != 0
+            || !c.is_multiple_of(config.n_head)
             || config.vocab_size == 0
             || config.block_size == 0
         {

@@ -30,7 +30,7 @@ pub fn sinusoidal(positions: usize, d: usize, device: Device) -> Result<Tensor> 
 /// + len` of heads of `d` features, each `[len, d]` (both halves repeated),
 /// ready for [`rope`].
 pub fn rope_tables(start: usize, len: usize, d: usize, device: Device) -> Result<(Tensor, Tensor)> {
-    if d % 2 != 0 {
+    if !d.is_multiple_of(2) {
         return Err(Error::Arg {
             op: "rope",
             msg: format!("rotary embeddings need an even head size, got {d}"),

@@ -1,10 +1,51 @@
-//! nabla-train: what sits on top of a trained model. [`explain`]
-//! (attribution maps), [`plot`] and [`curves`] (pictures of a model and its
-//! training, as PNG through [`canvas`]) and [`report`] (a self-contained
-//! HTML page).
+//! nabla-train: training as a library.
+//!
+//! - [`Trainer`] runs the loop (fit, evaluate, predict) over any
+//!   [`BatchSource`] (a [`DataLoader`](nabla_data::DataLoader) is one);
+//! - [`callbacks`] are its parts a user turns on, off or replaces
+//!   (progress display, early stopping, schedules, mixup);
+//! - [`run_dir`] is the run directory (config, metrics, steps,
+//!   checkpoints, final weights), written and read in one place, with the
+//!   promises a run makes (one writer, epochs committed whole).
+//!
+//! A hand-written loop stays as easy as before: the trainer is a
+//! convenience over `forward`, `backward` and `Optimizer::step`, not a
+//! framework a model must live in.
 
-pub mod canvas;
-pub mod curves;
-pub mod explain;
-pub mod plot;
-pub mod report;
+pub mod callbacks;
+pub mod error;
+pub mod evaluate;
+pub mod run_dir;
+pub mod trainer;
+
+pub use callbacks::{Callback, Ctx, EpochEnd, Flow, StepEnd};
+pub use error::{Result, TrainError};
+pub use evaluate::{cross_entropy_loss, evaluate, predict, BatchSource, Evaluation, LossFn};
+pub use run_dir::checkpoint::{Checkpoint, TrainState};
+pub use run_dir::csv::{EpochRow, History, StepRow};
+pub use run_dir::RunDir;
+pub use trainer::{Outcome, Trainer};
+
+/// Prints a line on standard output; a closed pipe (`nabla train | head`)
+/// or a full device ends printing quietly instead of panicking and losing
+/// the run.
+#[macro_export]
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::print_line(format_args!($($arg)*))
+    };
+}
+
+#[doc(hidden)]
+pub fn print_line(args: std::fmt::Arguments) {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static BROKEN: AtomicBool = AtomicBool::new(false);
+    if BROKEN.load(Ordering::Relaxed) {
+        return;
+    }
+    let mut out = std::io::stdout().lock();
+    if writeln!(out, "{args}").and_then(|_| out.flush()).is_err() {
+        BROKEN.store(true, Ordering::Relaxed);
+    }
+}

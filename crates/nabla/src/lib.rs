@@ -2,8 +2,9 @@
 //!
 //! This facade re-exports the crates of the workspace: the tensor engine
 //! ([`nabla_core`], at the top level), layers, losses and optimizers
-//! ([`nn`], [`optim`]) and data loading ([`data`]). Most programs start
-//! with `use nabla::prelude::*;`.
+//! ([`nn`], [`optim`]), data loading ([`data`]), training ([`train`]: the
+//! `Trainer`, its callbacks and run directories) and pictures ([`explain`],
+//! [`plot`], [`report`]). Most programs start with `use nabla::prelude::*;`.
 //!
 //! ```
 //! use nabla::{Conv2dParams, Tensor};
@@ -39,20 +40,26 @@ pub mod optim {
 
 /// Attribution maps: saliency, SmoothGrad, integrated gradients, Grad-CAM.
 pub mod explain {
-    pub use nabla_train::explain::*;
+    pub use nabla_vis::explain::*;
 }
 
 /// Pictures as PNG: line charts and training curves, filters, feature maps,
-/// confusion matrices, image grids ([`nabla_train::plot`], `canvas`, `curves`).
+/// confusion matrices, image grids ([`nabla_vis::plot`], `canvas`, `curves`).
 pub mod plot {
-    pub use nabla_train::canvas::*;
-    pub use nabla_train::curves::*;
-    pub use nabla_train::plot::*;
+    pub use nabla_vis::canvas::*;
+    pub use nabla_vis::curves::*;
+    pub use nabla_vis::plot::*;
 }
 
 /// A self-contained HTML report builder.
 pub mod report {
-    pub use nabla_train::report::*;
+    pub use nabla_vis::report::*;
+}
+
+/// Training as a library: [`Trainer`](nabla_train::Trainer), callbacks,
+/// run directories and checkpoints ([`nabla_train`]).
+pub mod train {
+    pub use nabla_train::*;
 }
 
 /// Data sets and loading ([`nabla_data`]).
@@ -66,4 +73,5 @@ pub mod prelude {
     pub use nabla_nn::loss::{cross_entropy, mse_loss, Reduction};
     pub use nabla_nn::optim::{Adam, Optimizer, Sgd};
     pub use nabla_nn::{Conv2d, Linear, Module, ReLU, Sequential};
+    pub use nabla_train::{RunDir, Trainer};
 }

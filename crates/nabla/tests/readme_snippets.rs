@@ -126,3 +126,77 @@ fn data() -> R {
 fn the_tensor_snippet_runs() {
     tensors_and_autograd().unwrap();
 }
+
+/// "A training program": the Trainer snippet, run for a few steps. Its
+/// text must be the README's (see the test below), but for two changes.
+fn trainer_program(run_dir: &str) -> R {
+    use nabla::data::{DataLoader, ImageDataset, Mnist};
+    use nabla::nn::zoo::LeNet;
+    use nabla::optim::Sgd;
+    use nabla::prelude::*;
+
+    let mnist = Mnist::locate("mnist", None)?; // the shipped digits
+    let train = DataLoader::new(ImageDataset::mnist_normalized(mnist.train), 64);
+    let test = DataLoader::new(ImageDataset::mnist_normalized(mnist.test), 100).shuffle(false);
+    let model = LeNet::new();
+    let sgd = Sgd::new(model.parameters(), 0.001).momentum(0.9);
+    let mut trainer = Trainer::new(&model, sgd)
+        .epochs(1)
+        .max_steps(Some(3))
+        .run_dir(RunDir::create(run_dir, true)?); // metrics, checkpoints, weights
+    trainer.fit(&train, Some(&test))?; // PyTorch's lines; the test pass after each epoch
+    Ok(())
+}
+
+/// The changes from the README's text to `trainer_program`'s.
+const TRAINER_CHANGES: [(&str, &str); 2] = [
+    (".epochs(10)", ".epochs(1).max_steps(Some(3))"),
+    ("\"runs/lenet\"", "run_dir"),
+];
+
+/// The first ```rust block after `marker` in `text`, without whitespace
+/// (so formatting does not count).
+fn block_after(text: &str, marker: &str) -> String {
+    let from = text.find(marker).expect("marker in the text");
+    text[from..]
+        .lines()
+        .skip_while(|l| l.trim() != "```rust")
+        .skip(1)
+        .take_while(|l| l.trim() != "```")
+        .flat_map(|l| l.chars())
+        .filter(|c| !c.is_whitespace())
+        .collect()
+}
+
+#[test]
+fn the_trainer_snippet_is_the_readmes_and_trains() {
+    let mut expected = block_after(include_str!("../../../README.md"), "## A training program");
+    for (from, to) in TRAINER_CHANGES {
+        expected = expected.replace(from, to);
+    }
+    let this_file = include_str!("readme_snippets.rs");
+    let body: String = this_file[this_file.find("fn trainer_program").unwrap()..]
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.starts_with('}'))
+        .filter(|l| l.trim() != "Ok(())")
+        .flat_map(|l| l.chars())
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    assert_eq!(
+        body, expected,
+        "the README's Trainer snippet and trainer_program differ"
+    );
+
+    let dir = std::env::temp_dir().join(format!("nabla-readme-trainer-{}", std::process::id()));
+    trainer_program(dir.to_str().unwrap()).unwrap();
+    let metrics = std::fs::read_to_string(dir.join("metrics.csv")).unwrap();
+    assert_eq!(
+        metrics.lines().count(),
+        1,
+        "stopped after 3 steps, within epoch 1"
+    );
+    assert!(dir.join("checkpoints/last.safetensors").is_file());
+    assert!(dir.join("model.safetensors").is_file());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -82,19 +82,82 @@ pub trait Optimizer: Send {
         let _ = momentum;
         false
     }
-    /// Internal state (step counts, moment buffers) as named tensors, for
-    /// checkpoints: `state.{param index}.{buffer}`.
+    /// Internal state as named tensors, for checkpoints: step counts and
+    /// moment buffers (`state.{param index}.{buffer}`), and the learning
+    /// rate and momentum as they stand (`lr`, `momentum`), which schedules
+    /// change.
     fn state(&self) -> Vec<(String, Tensor)> {
-        self.core().slots.to_tensors(&self.core().params)
+        let mut state = self.core().slots.to_tensors(&self.core().params);
+        state.push(("lr".into(), Tensor::scalar(self.lr())));
+        if let Some(m) = self.momentum() {
+            state.push(("momentum".into(), Tensor::scalar(m)));
+        }
+        state
     }
-    /// Restores what [`state`](Self::state) returned.
+    /// Restores what [`state`](Self::state) returned (a state without a
+    /// learning rate or momentum keeps the current ones).
     fn load_state(&mut self, state: &[(String, Tensor)]) -> Result<()> {
+        let (hyper, slots): (Vec<_>, Vec<_>) = state
+            .iter()
+            .cloned()
+            .partition(|(k, _)| k == "lr" || k == "momentum");
         let core = self.core_mut();
-        core.slots.load(&core.params, state)
+        core.slots.load(&core.params, &slots)?;
+        for (k, t) in hyper {
+            let v = t.item()?;
+            match k.as_str() {
+                "lr" => self.set_lr(v),
+                _ => {
+                    self.set_momentum(v);
+                }
+            }
+        }
+        Ok(())
     }
     /// Forgets all gradients (`optimizer.zero_grad()`).
     fn zero_grad(&self) {
         self.params().iter().for_each(|p| p.zero_grad());
+    }
+}
+
+/// A boxed optimizer is one: an optimizer chosen at run time goes where
+/// any optimizer does.
+impl Optimizer for Box<dyn Optimizer> {
+    fn step(&mut self) -> Result<()> {
+        (**self).step()
+    }
+    fn check(&self) -> Result<()> {
+        (**self).check()
+    }
+    fn core(&self) -> &OptimCore {
+        (**self).core()
+    }
+    fn core_mut(&mut self) -> &mut OptimCore {
+        (**self).core_mut()
+    }
+    fn params(&self) -> &[Tensor] {
+        (**self).params()
+    }
+    fn lr(&self) -> f32 {
+        (**self).lr()
+    }
+    fn set_lr(&mut self, lr: f32) {
+        (**self).set_lr(lr)
+    }
+    fn momentum(&self) -> Option<f32> {
+        (**self).momentum()
+    }
+    fn set_momentum(&mut self, momentum: f32) -> bool {
+        (**self).set_momentum(momentum)
+    }
+    fn state(&self) -> Vec<(String, Tensor)> {
+        (**self).state()
+    }
+    fn load_state(&mut self, state: &[(String, Tensor)]) -> Result<()> {
+        (**self).load_state(state)
+    }
+    fn zero_grad(&self) {
+        (**self).zero_grad()
     }
 }
 

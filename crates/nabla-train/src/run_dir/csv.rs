@@ -1,13 +1,19 @@
-//! Training curves from a run directory: `metrics.csv` (one row per epoch:
-//! `epoch,step,train_loss,test_loss,accuracy,lr,seconds`) and, when
-//! present, `steps.csv` (one row every few steps: `step,epoch,loss,lr`,
-//! where `epoch` counts fractions of an epoch).
+//! The run's two tables, written and read here: `metrics.csv` (one row per
+//! epoch: `epoch,step,train_loss,test_loss,accuracy,lr,seconds,
+//! train_seconds,test_seconds`; `seconds` since the run began, over all
+//! its sessions; a run without validation data writes `nan` for the test
+//! columns) and `steps.csv` (one row every few steps: `step,epoch,loss,lr`,
+//! where `epoch` counts fractions of an epoch). Reading finds columns by
+//! name, so older runs without the last two columns still read.
 
 use std::io::{Error, ErrorKind};
 use std::path::Path;
 
-use crate::canvas::Canvas;
-use crate::plot::{hstack, line_chart, series_color, Chart, Series};
+/// The header of `metrics.csv`.
+pub const METRICS_HEADER: &str =
+    "epoch,step,train_loss,test_loss,accuracy,lr,seconds,train_seconds,test_seconds\n";
+/// The header of `steps.csv`.
+pub const STEPS_HEADER: &str = "step,epoch,loss,lr\n";
 
 /// One row of `metrics.csv`.
 #[derive(Clone, Debug, PartialEq)]
@@ -29,6 +35,33 @@ pub struct StepRow {
     pub epoch: f64,
     pub loss: f64,
     pub lr: f64,
+}
+
+impl EpochRow {
+    /// The row as written, with the epoch's training and test-pass seconds.
+    /// The learning rate is printed as the f32 it is (shortest form).
+    pub fn to_csv(&self, train_seconds: f64, test_seconds: f64) -> String {
+        format!(
+            "{},{},{:.6},{:.6},{:.6},{},{:.3},{train_seconds:.3},{test_seconds:.3}\n",
+            self.epoch,
+            self.step,
+            self.train_loss,
+            self.test_loss,
+            self.accuracy,
+            self.lr as f32,
+            self.seconds
+        )
+    }
+}
+
+impl StepRow {
+    /// The row as written (the learning rate as the f32 it is).
+    pub fn to_csv(&self) -> String {
+        format!(
+            "{},{:.4},{:.6},{}\n",
+            self.step, self.epoch, self.loss, self.lr as f32
+        )
+    }
 }
 
 /// What a training run recorded.
@@ -141,79 +174,12 @@ impl History {
     }
 }
 
-/// Three charts side by side, all against epochs: the loss (training loss
-/// per logged step, thin, and per epoch; test loss per epoch), the test
-/// accuracy in percent, and the learning rate (log scale when it spans
-/// more than a factor of ten).
-pub fn training_curves(h: &History) -> Canvas {
-    let per_epoch = |f: fn(&EpochRow) -> f64| -> Vec<(f64, f64)> {
-        h.epochs.iter().map(|r| (r.epoch, f(r))).collect()
-    };
-    let mut loss = Chart {
-        title: "LOSS".into(),
-        x_label: "EPOCH".into(),
-        ..Default::default()
-    };
-    if !h.steps.is_empty() {
-        let mut s = Series::new(
-            "TRAIN (STEPS)",
-            h.steps.iter().map(|r| (r.epoch, r.loss)).collect(),
-            [170, 200, 230],
-        );
-        s.width = 1;
-        loss.series.push(s);
-    }
-    for (name, f, n) in [
-        (
-            "TRAIN",
-            (|r: &EpochRow| r.train_loss) as fn(&EpochRow) -> f64,
-            0,
-        ),
-        ("TEST", |r: &EpochRow| r.test_loss, 1),
-    ] {
-        let mut s = Series::new(name, per_epoch(f), series_color(n));
-        s.markers = true;
-        loss.series.push(s);
-    }
-    let mut acc = Series::new("TEST", per_epoch(|r| 100.0 * r.accuracy), series_color(1));
-    acc.markers = true;
-    let accuracy = Chart {
-        title: "ACCURACY %".into(),
-        x_label: "EPOCH".into(),
-        series: vec![acc],
-        log_y: false,
-    };
-    let lr_points: Vec<(f64, f64)> = if h.steps.is_empty() {
-        per_epoch(|r| r.lr)
-    } else {
-        h.steps.iter().map(|r| (r.epoch, r.lr)).collect()
-    };
-    let (lo, hi) = lr_points
-        .iter()
-        .filter(|p| p.1 > 0.0)
-        .fold((f64::INFINITY, 0f64), |(a, b), p| (a.min(p.1), b.max(p.1)));
-    let lr = Chart {
-        title: "LEARNING RATE".into(),
-        x_label: "EPOCH".into(),
-        series: vec![Series::new("", lr_points, series_color(2))],
-        log_y: hi > 10.0 * lo,
-    };
-    hstack(
-        &[
-            line_chart(&loss, 480, 320),
-            line_chart(&accuracy, 400, 320),
-            line_chart(&lr, 400, 320),
-        ],
-        8,
-    )
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn dir(name: &str) -> std::path::PathBuf {
-        let d = std::env::temp_dir().join(format!("nabla-curves-{name}-{}", std::process::id()));
+        let d = std::env::temp_dir().join(format!("nabla-history-{name}-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
         d
@@ -242,8 +208,6 @@ mod tests {
                 lr: 0.01
             }]
         );
-        let c = training_curves(&h);
-        assert!(c.width > 1000 && c.height == 320);
         std::fs::remove_dir_all(&d).unwrap();
     }
 

@@ -1,0 +1,10 @@
+//! nabla-vis: pictures of a model and its training. [`explain`]
+//! (attribution maps), [`plot`] and [`curves`] (pictures of a model and its
+//! training, as PNG through [`canvas`]) and [`report`] (a self-contained
+//! HTML page).
+
+pub mod canvas;
+pub mod curves;
+pub mod explain;
+pub mod plot;
+pub mod report;
