@@ -138,6 +138,13 @@ pub(crate) fn explain_tiles(
         }
         _ => None,
     };
+    let classes = model.output_shape().iter().product::<usize>();
+    if let Some(t) = target.filter(|&t| t >= classes) {
+        return Err(crate::common::usage(format!(
+            "--target {t}: the model has {classes} classes (0 to {})",
+            classes - 1
+        )));
+    }
     let mut tiles = vec![];
     for (x, label) in examples {
         let scores = no_grad(|| f(&x.unsqueeze(0)?))?;

@@ -25,6 +25,17 @@ pub const FASHION_CLASSES: [&str; 10] = [
     "Ankle boot",
 ];
 
+/// Class `c`'s name in `dataset` (Fashion-MNIST's garments; a digit's
+/// own value for MNIST).
+pub(crate) fn class_name(dataset: &str, c: usize) -> String {
+    match dataset {
+        "fashion-mnist" => FASHION_CLASSES
+            .get(c)
+            .map_or(c.to_string(), |n| n.to_string()),
+        _ => c.to_string(),
+    }
+}
+
 /// What a run directory or weights file gives: the model (with weights
 /// loaded when there are any), the data set name and folder.
 pub(crate) struct Trained {
@@ -147,7 +158,7 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     let ev = evaluate(&t.model, test, a.batch_size)?;
     say!("{}", ev.test_line());
     let k = ev.confusion.len();
-    say!("\nclass  precision  recall  support");
+    say!("\nclass  precision  recall  support  name");
     for c in 0..k {
         let tp = ev.confusion[c][c] as f32;
         let predicted: usize = (0..k).map(|r| ev.confusion[r][c]).sum();
@@ -158,7 +169,8 @@ pub fn eval(a: EvalArgs) -> Result<()> {
             0.0
         };
         let r = if actual > 0 { tp / actual as f32 } else { 0.0 };
-        say!("{c:>5}  {p:>9.3}  {r:>6.3}  {actual:>7}");
+        let name = class_name(&t.dataset, c);
+        say!("{c:>5}  {p:>9.3}  {r:>6.3}  {actual:>7}  {name}");
     }
     say!("\nconfusion matrix (rows: true class, columns: predicted)");
     let header: String = (0..k).map(|c| format!("{c:>6}")).collect();
@@ -170,25 +182,37 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     Ok(())
 }
 
-/// An image file as one example `[C, H, W]`: grayscale, resized to H×W,
-/// inverted when it is dark-on-light (MNIST digits are light on dark), then
-/// normalized like the training data.
+/// An image file as one example `[C, H, W]`: a square grayscale input
+/// prepared as MNIST's digits were made (`picture.rs`: transparency
+/// flattened, dark-on-light inverted, the ink scaled into its box and
+/// centred; warnings on stderr for pictures far from that); any other input
+/// shape gets the picture resized to it. Then normalized like the training data.
 pub(crate) fn image_input(path: &Path, shape: &[usize], dataset: &str) -> Result<Vec<f32>> {
     let [c, h, w] = shape[..] else {
         bail!("the model's input {shape:?} is not an image")
     };
     let img =
         image::open(path).map_err(|e| anyhow!("{}: cannot read the image: {e}", path.display()))?;
-    let gray = image::imageops::resize(
-        &img.to_luma8(),
-        w as u32,
-        h as u32,
-        image::imageops::FilterType::Triangle,
-    );
-    let mut px: Vec<f32> = gray.pixels().map(|p| p.0[0] as f32 / 255.0).collect();
-    if px.iter().sum::<f32>() / px.len() as f32 > 0.5 {
-        px.iter_mut().for_each(|v| *v = 1.0 - *v);
-    }
+    let mut px: Vec<f32> = if h == w {
+        let p = crate::picture::prepare(&img, h, dataset)
+            .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        for warning in &p.warnings {
+            eprintln!("warning: {}: {warning}", path.display());
+        }
+        p.pixels
+    } else {
+        let gray = image::imageops::resize(
+            &img.to_luma8(),
+            w as u32,
+            h as u32,
+            image::imageops::FilterType::Triangle,
+        );
+        let mut px: Vec<f32> = gray.pixels().map(|p| p.0[0] as f32 / 255.0).collect();
+        if px.iter().sum::<f32>() / px.len() as f32 > 0.5 {
+            px.iter_mut().for_each(|v| *v = 1.0 - *v);
+        }
+        px
+    };
     let (mean, std) = mean_std(dataset);
     px.iter_mut().for_each(|v| *v = (*v - mean) / std);
     Ok(px.repeat(c))

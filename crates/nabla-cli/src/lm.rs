@@ -118,11 +118,20 @@ impl Tokenizer {
     }
 }
 
-/// The text to train on: `--data`, or the shipped one.
-fn text_path(a: &TrainArgs) -> PathBuf {
-    a.data.clone().unwrap_or_else(|| {
-        Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/text/devils-dictionary.txt")
-    })
+/// The shipped text (Bierce's Devil's Dictionary), compiled in so an
+/// installed `nabla` finds it anywhere.
+const SHIPPED_TEXT: &str = include_str!("../../../data/text/devils-dictionary.txt");
+
+/// The text to train on, `--data` or the shipped one, and its name.
+fn read_text(a: &TrainArgs) -> Result<(String, String)> {
+    match &a.data {
+        Some(path) => Ok((
+            std::fs::read_to_string(path)
+                .with_context(|| format!("{}: cannot read the text", path.display()))?,
+            path.display().to_string(),
+        )),
+        None => Ok((SHIPPED_TEXT.to_string(), "the shipped text".into())),
+    }
 }
 
 fn config(a: &TrainArgs, vocab_size: usize) -> Result<GptConfig> {
@@ -213,9 +222,7 @@ fn mean_loss(model: &Gpt, ids: &[u32], t: usize, batch: usize) -> Result<f64> {
 
 /// Trains a gpt-char model; see the module docs.
 pub fn train(a: TrainArgs, run_dir: PathBuf, resume: bool) -> Result<i32> {
-    let path = text_path(&a);
-    let text = std::fs::read_to_string(&path)
-        .with_context(|| format!("{}: cannot read the text", path.display()))?;
+    let (text, source) = read_text(&a)?;
     // the first 90% of the characters train the tokenizer (BPE) and the model
     let cut = text
         .char_indices()
@@ -231,8 +238,7 @@ pub fn train(a: TrainArgs, run_dir: PathBuf, resume: bool) -> Result<i32> {
             // (a resumed run's vocabulary may lack what the file gained since)
             let ids = c.encode(&text).ok_or_else(|| {
                 anyhow!(
-                    "{}: has characters the run's vocabulary lacks (was the text changed?)",
-                    path.display()
+                    "{source}: has characters the run's vocabulary lacks (was the text changed?)"
                 )
             })?;
             let split = ids.len() * 9 / 10;
@@ -247,8 +253,7 @@ pub fn train(a: TrainArgs, run_dir: PathBuf, resume: bool) -> Result<i32> {
     let (t, batch) = (cfg.block_size, a.batch_size());
     if train_ids.len() < t + 2 || val_ids.len() < t + 1 {
         bail!(
-            "{}: {} tokens are too few for a context of {t} (90% train, 10% validation)",
-            path.display(),
+            "{source}: {} tokens are too few for a context of {t} (90% train, 10% validation)",
             train_ids.len() + val_ids.len()
         );
     }

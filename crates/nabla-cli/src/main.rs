@@ -10,6 +10,7 @@ mod explain;
 mod inspect;
 mod lm;
 mod modelfile;
+mod picture;
 mod plots;
 mod report;
 mod settings;

@@ -17,6 +17,16 @@ const MAY_CHANGE: [&str; 4] = ["epochs", "max_steps", "threads", "log_interval"]
 /// run's config, except those of [`MAY_CHANGE`], which extend it.
 pub fn settings(args: TrainArgs, given: &[String]) -> Result<(TrainArgs, PathBuf, bool)> {
     let Some(dir) = args.resume.clone() else {
+        let mut args = args;
+        if !given.iter().any(|g| g == "dataset")
+            && args.data.as_deref().is_some_and(looks_like_fashion)
+        {
+            // Fashion-MNIST's normalization and class names, not MNIST's
+            args.dataset = "fashion-mnist".into();
+            eprintln!(
+                "note: --data looks like Fashion-MNIST; training with --dataset fashion-mnist"
+            );
+        }
         let dir = args
             .out
             .clone()
@@ -59,6 +69,16 @@ pub fn settings(args: TrainArgs, given: &[String]) -> Result<(TrainArgs, PathBuf
         saved.out = Some(dir.clone()); // the run was moved
     }
     Ok((saved, dir, true))
+}
+
+/// Whether a data folder holds Fashion-MNIST: its name says so (Debian's
+/// `fashion-mnist`, a `FashionMNIST` folder), or torchvision's layout does.
+fn looks_like_fashion(data: &Path) -> bool {
+    let named = |p: &Path| {
+        p.file_name()
+            .is_some_and(|n| n.to_string_lossy().to_lowercase().contains("fashion"))
+    };
+    data.ancestors().take(3).any(named) || data.join("FashionMNIST/raw").is_dir()
 }
 
 /// A setting's value in a serialized config: top level, or in the gpt table.

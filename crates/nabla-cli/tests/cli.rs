@@ -443,6 +443,66 @@ fn predicts_image_files_of_any_size() {
         .unwrap()
         .to_string();
     assert_eq!(top, label.to_string(), "{stdout}");
+    // the digits cut to their ink, filling a large transparent canvas, as a
+    // paint program saves them: predicted as the model predicts the
+    // originals (stretched to 28×28 instead, most were read as other digits)
+    let mut agree = 0;
+    for idx in 0..10 {
+        let px = &m.test.images[idx * 784..(idx + 1) * 784];
+        let ink = |x: usize, y: usize| px[y * 28 + x] > 50;
+        let (xs, ys): (Vec<usize>, Vec<usize>) = (0..784)
+            .filter(|i| ink(i % 28, i / 28))
+            .map(|i| (i % 28, i / 28))
+            .unzip();
+        let (x0, x1, y0, y1) = (
+            *xs.iter().min().unwrap(),
+            *xs.iter().max().unwrap(),
+            *ys.iter().min().unwrap(),
+            *ys.iter().max().unwrap(),
+        );
+        let img = image::RgbaImage::from_fn(
+            (x1 - x0 + 1) as u32 * 10,
+            (y1 - y0 + 1) as u32 * 10,
+            |x, y| {
+                let v = px[(y0 + y as usize / 10) * 28 + x0 + x as usize / 10];
+                image::Rgba([0, 0, 0, v]) // black ink, its alpha the stroke
+            },
+        );
+        let file = out.join(format!("canvas{idx}.png"));
+        img.save(&file).unwrap();
+        let top = |args: &[&str]| {
+            let o = run(args);
+            assert!(o.status.success(), "{}", text(&o).1);
+            let s = text(&o).0;
+            s.split(": ")
+                .nth(1)
+                .unwrap()
+                .split(' ')
+                .next()
+                .unwrap()
+                .to_string()
+        };
+        let run_dir = out.to_str().unwrap();
+        let as_drawn = top(&["predict", run_dir, "--image", file.to_str().unwrap()]);
+        let original = top(&["predict", run_dir, "--index", &idx.to_string()]);
+        agree += (as_drawn == original) as usize;
+    }
+    assert!(
+        agree >= 8,
+        "{agree} of 10 drawn digits read as their originals"
+    );
+    // a blank picture is predicted, with a warning
+    let blank = out.join("blank.png");
+    image::GrayImage::from_pixel(40, 40, image::Luma([255]))
+        .save(&blank)
+        .unwrap();
+    let o = run(&[
+        "predict",
+        out.to_str().unwrap(),
+        "--image",
+        blank.to_str().unwrap(),
+    ]);
+    assert!(o.status.success() && text(&o).1.contains("warning: ") && text(&o).1.contains("blank"));
     let o = run(&["predict", out.to_str().unwrap(), "--image", "/no/such.png"]);
     assert_eq!(o.status.code(), Some(1));
     std::fs::remove_dir_all(&out).unwrap();

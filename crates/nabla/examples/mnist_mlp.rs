@@ -38,7 +38,7 @@ fn main() -> AnyResult<()> {
         .transpose()?
         .unwrap_or(3);
     manual_seed(1);
-    let data = Mnist::load(Mnist::shipped_dir())?;
+    let data = Mnist::shipped()?;
     let (train_x, train_y) = data.train.to_tensors(0.1307, 0.3081)?;
     let (test_x, test_y) = data.test.to_tensors(0.1307, 0.3081)?;
     let (train_x, test_x) = (train_x.reshape([-1, 784])?, test_x.reshape([-1, 784])?);

@@ -139,6 +139,16 @@ impl RunDir {
         // who holds it, for the message above (best effort)
         let _ = file.set_len(0);
         let _ = write!(file, "{}", std::process::id());
+        // temporary files of a writer killed mid-write (`write_atomically`'s
+        // `.NAME.PID.tmp`): nobody else writes here now
+        for dir in [path.to_path_buf(), path.join("checkpoints")] {
+            for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
+                let name = entry.file_name().to_string_lossy().to_string();
+                if name.starts_with('.') && name.ends_with(".tmp") {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
         Ok(RunDir {
             path: path.to_path_buf(),
             _lock: file,

@@ -154,7 +154,7 @@ pub fn run(args: &Args) -> AnyResult<(f32, f32)> {
     let generator = DcganGenerator::new(K_NOISE_SIZE);
     let discriminator = discriminator();
     // Normalize(0.5, 0.5): pixels in [−1, 1]
-    let data = Mnist::load(Mnist::shipped_dir())?;
+    let data = Mnist::shipped()?;
     let dataset = ImageDataset::new(
         data.train,
         vec![Transform::Normalize {

@@ -199,7 +199,7 @@ fn error(net: &Net, x: &Tensor, y: &[usize]) -> nabla::Result<f32> {
 /// `if __name__ == "__main__"`: returns the train and test errors.
 pub fn run(args: &Args) -> AnyResult<(f32, f32)> {
     manual_seed(args.seed);
-    let data = Mnist::load(Mnist::shipped_dir())?;
+    let data = Mnist::shipped()?;
     let (x, y) = full_batch(data.train)?;
     let mut net = Net::new(&[784, 500, 500], args);
     let x_pos = overlay_y_on_x(&x, &y)?;

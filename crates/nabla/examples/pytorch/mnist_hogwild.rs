@@ -200,7 +200,7 @@ fn test(args: &Args, model: &Net, data: ImageDataset) -> AnyResult<(f32, usize)>
 /// `main.py`: the workers train the one model at once, then it is tested.
 pub fn run(args: &Args) -> AnyResult<(f32, usize)> {
     manual_seed(args.seed);
-    let data = Mnist::load(Mnist::shipped_dir())?;
+    let data = Mnist::shipped()?;
     let model = Net::new();
     model.train();
     let start = std::time::Instant::now();

@@ -134,11 +134,7 @@ fn test(model: &dyn Module, test_loader: &DataLoader<ImageDataset>) -> AnyResult
 pub fn run<M: Module>(args: &Args, net: impl FnOnce() -> M) -> AnyResult<(f32, usize)> {
     manual_seed(args.seed);
     let device = Device::best_available();
-    let data = Mnist::load(
-        args.data
-            .clone()
-            .map_or_else(Mnist::shipped_dir, Into::into),
-    )?;
+    let data = Mnist::locate("mnist", args.data.as_deref().map(std::path::Path::new))?;
     // transforms.ToTensor(), transforms.Normalize((0.1307,), (0.3081,))
     let train_loader = DataLoader::new(ImageDataset::mnist_normalized(data.train), args.batch_size)
         .seed(args.seed)

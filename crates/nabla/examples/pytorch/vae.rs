@@ -232,7 +232,7 @@ pub fn run(args: &Args) -> AnyResult<(f32, f32)> {
     manual_seed(args.seed);
     let device = Device::best_available();
     std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
-    let data = Mnist::load(Mnist::shipped_dir())?;
+    let data = Mnist::shipped()?;
     // transforms.ToTensor(): pixels in [0, 1], no normalization
     let train_loader = DataLoader::new(ImageDataset::new(data.train, vec![]), args.batch_size)
         .seed(args.seed)
