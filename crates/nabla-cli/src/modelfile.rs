@@ -337,6 +337,16 @@ pub fn build(spec: &ModelFile, source: &str, dropout: Option<f32>) -> Result<Fil
                 _ => bail!("{here}: expects an image [C, H, W], receives {shape:?} per example"),
             }
         };
+        // checked before anything is allocated: a typo of 10^12 channels is
+        // an error, not an aborted allocation
+        let largest = largest_tensor(&l.kind, &shape);
+        if largest > MAX_ELEMENTS {
+            bail!(
+                "{here}: would need a tensor of {largest} elements ({:.1} GB as f32); \
+                 layers are built up to {MAX_ELEMENTS} elements",
+                largest as f64 * 4.0 / 1e9
+            );
+        }
         let (module, out, params, macs): (Box<dyn Module>, Vec<usize>, usize, usize) = match &l.kind
         {
             LayerKind::Conv2d {
@@ -608,6 +618,65 @@ pub fn build(spec: &ModelFile, source: &str, dropout: Option<f32>) -> Result<Fil
         input: spec.input.clone(),
         layers,
     })
+}
+
+/// The most elements a layer's tensor may hold (16 GB of f32).
+const MAX_ELEMENTS: u128 = 1 << 32;
+
+/// About the most elements one tensor of the layer holds (its weights, or
+/// one example's activations), computed in u128 so no size overflows.
+fn largest_tensor(kind: &LayerKind, shape: &[usize]) -> u128 {
+    let s: Vec<u128> = shape.iter().map(|&d| d as u128).collect();
+    let input: u128 = s.iter().product();
+    let first = s.first().copied().unwrap_or(1);
+    let last = s.last().copied().unwrap_or(1);
+    let n = |v: usize| v as u128;
+    let spatial = input / first.max(1);
+    let weights = match kind {
+        LayerKind::Conv2d {
+            out_channels,
+            kernel,
+            groups,
+            padding,
+            ..
+        } => {
+            let pad = match padding {
+                Padding::Size(p) => n(*p),
+                _ => n(*kernel),
+            };
+            let out = n(*out_channels);
+            let grown = s.iter().skip(1).map(|d| d + 2 * pad).product::<u128>();
+            (out * first / n(*groups).max(1) * n(*kernel) * n(*kernel)).max(out * grown)
+        }
+        LayerKind::Linear { out_features, .. } => n(*out_features) * input.max(1),
+        LayerKind::Lstm {
+            hidden_size,
+            num_layers,
+            bidirectional,
+        }
+        | LayerKind::Gru {
+            hidden_size,
+            num_layers,
+            bidirectional,
+        }
+        | LayerKind::Rnn {
+            hidden_size,
+            num_layers,
+            bidirectional,
+        } => {
+            let (h, dirs) = (n(*hidden_size), 1 + *bidirectional as u128);
+            4 * h * (last.max(dirs * h) + h) * dirs * n(*num_layers).max(1)
+        }
+        LayerKind::Patches { patch, dim } => {
+            let p = n(*patch).max(1);
+            n(*dim) * (first * p * p + spatial / (p * p) + 1)
+        }
+        LayerKind::Encoder {
+            layers, heads, ff, ..
+        } => n(*layers) * (4 * last * last + 2 * last * n(*ff)) + n(*heads) * first * first,
+        _ => input,
+    };
+    weights.max(input)
 }
 
 /// The refusal for a linear layer fed the wrong number of features, with a

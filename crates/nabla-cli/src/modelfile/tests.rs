@@ -177,3 +177,26 @@ fn vision_transformer_layers_infer_and_refuse_shapes() {
         assert!(e.contains(what), "{e}");
     }
 }
+
+#[test]
+fn huge_layers_are_refused_before_anything_is_allocated() {
+    for (layer, what) in [
+        (
+            "type = \"conv2d\"\nout_channels = 1000000000000\nkernel = 3",
+            "conv2d",
+        ),
+        (
+            "type = \"flatten\"\n[[layers]]\ntype = \"linear\"\nout_features = 100000000",
+            "linear",
+        ),
+        ("type = \"lstm\"\nhidden_size = 10000000", "lstm"),
+    ] {
+        let text = format!("input = [1, 28, 28]\n[[layers]]\n{layer}\n");
+        let spec: ModelFile = toml::from_str(&text).unwrap();
+        let e = build(&spec, "huge.toml", None).err().unwrap().to_string();
+        assert!(
+            e.contains("would need a tensor of") && e.contains(what),
+            "{e}"
+        );
+    }
+}
