@@ -9,7 +9,7 @@ use nabla_nn::Module;
 
 use crate::args::{EvalArgs, PredictArgs, SummaryArgs, TrainArgs, TrainedArgs};
 use crate::common::{dataset, evaluate, load_data, mean_std, probabilities};
-use crate::modelfile::{build, load_spec, FileModel};
+use crate::modelfile::{build, load_spec, plan, FileModel, LayerInfo};
 use nabla_train::say;
 
 pub const FASHION_CLASSES: [&str; 10] = [
@@ -276,10 +276,13 @@ pub(crate) fn thousands(n: usize) -> String {
     out
 }
 
+/// `nabla summary`: the layers of a zoo model, model file, run or weights
+/// file, from the model's plan: nothing is allocated, so a model too large
+/// to build is still summarized (or refused with its size).
 pub fn summary(a: SummaryArgs) -> Result<()> {
     let path = Path::new(&a.model);
-    let model = if path.is_dir() {
-        load_trained(path, None, None, None)?.model
+    let model_name = if path.is_dir() {
+        run_config(path)?.model
     } else if path.extension().is_some_and(|e| e == "safetensors") {
         // a checkpoint or final weights inside a run directory: its config names the model
         let run = path
@@ -294,14 +297,14 @@ pub fn summary(a: SummaryArgs) -> Result<()> {
                 path.display()
             )
         })?;
-        let cfg = run_config(run)?;
-        let built = load_trained(path, Some(&cfg.model), Some(&cfg.dataset), None)?.model;
         say!("weights from {}", path.display());
-        built
+        run_config(run)?.model
     } else {
-        let (spec, source) = load_spec(&a.model)?;
-        build(&spec, &source, None)?
+        a.model.clone()
     };
+    let (spec, source) = load_spec(&model_name)?;
+    let model = plan(&spec, &source, None)?;
+    let layers: Vec<&LayerInfo> = model.layers.iter().map(|l| &l.info).collect();
     say!("{}: input {:?} per example\n", model.name, model.input);
     say!(
         "{:<10} {:<10} {:<16} {:>12} {:>14}",
@@ -311,7 +314,7 @@ pub fn summary(a: SummaryArgs) -> Result<()> {
         "parameters",
         "mult-adds"
     );
-    for l in &model.layers {
+    for l in &layers {
         say!(
             "{:<10} {:<10} {:<16} {:>12} {:>14}",
             l.name,
@@ -321,8 +324,8 @@ pub fn summary(a: SummaryArgs) -> Result<()> {
             thousands(l.macs)
         );
     }
-    let params: usize = model.layers.iter().map(|l| l.params).sum();
-    let macs: usize = model.layers.iter().map(|l| l.macs).sum();
+    let params: usize = layers.iter().map(|l| l.params).sum();
+    let macs: usize = layers.iter().map(|l| l.macs).sum();
     say!(
         "{:<10} {:<10} {:<16} {:>12} {:>14}",
         "total",

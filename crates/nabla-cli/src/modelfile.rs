@@ -312,9 +312,42 @@ fn product(shape: &[usize]) -> String {
         .join("×")
 }
 
-/// Builds a model for examples of shape `spec.input`, checking every layer.
-/// `dropout` overrides the probability of every dropout layer.
-pub fn build(spec: &ModelFile, source: &str, dropout: Option<f32>) -> Result<FileModel> {
+/// Makes one layer (when the model is built, in the layers' order).
+type Maker = Box<dyn FnOnce() -> nabla_core::Result<Box<dyn Module>>>;
+
+/// A layer made when asked, from a constructor that cannot fail.
+fn lazy<M: Module + 'static>(make: impl FnOnce() -> M + 'static) -> Maker {
+    Box::new(move || Ok(Box::new(make()) as Box<dyn Module>))
+}
+
+/// What a summary shows of a layer.
+#[derive(Clone, Debug)]
+pub struct LayerInfo {
+    pub name: String,
+    pub kind: String,
+    pub out_shape: Vec<usize>,
+    pub params: usize,
+    /// multiply-adds per example
+    pub macs: usize,
+}
+
+/// A layer checked and measured, not yet made.
+pub struct Planned {
+    pub info: LayerInfo,
+    make: Maker,
+}
+
+/// A model file checked layer by layer, shapes inferred and sizes counted,
+/// with nothing allocated: what `nabla summary` shows.
+pub struct Plan {
+    pub name: String,
+    pub input: Vec<usize>,
+    pub layers: Vec<Planned>,
+}
+
+/// Walks a model file's layers with the shape of one example, checking
+/// each and counting its parameters and multiply-adds, without making any.
+pub fn plan(spec: &ModelFile, source: &str, dropout: Option<f32>) -> Result<Plan> {
     if spec.input.is_empty() || spec.input.contains(&0) {
         bail!(
             "{source}: input shape {:?} must have positive sizes",
@@ -322,7 +355,7 @@ pub fn build(spec: &ModelFile, source: &str, dropout: Option<f32>) -> Result<Fil
         );
     }
     let mut shape = spec.input.clone();
-    let mut layers: Vec<Entry> = Vec::new();
+    let mut layers: Vec<Planned> = Vec::new();
     for (i, l) in spec.layers.iter().enumerate() {
         let name = l.name.clone().unwrap_or_else(|| i.to_string());
         let kind = format!("{:?}", l.kind)
@@ -347,8 +380,7 @@ pub fn build(spec: &ModelFile, source: &str, dropout: Option<f32>) -> Result<Fil
                 largest as f64 * 4.0 / 1e9
             );
         }
-        let (module, out, params, macs): (Box<dyn Module>, Vec<usize>, usize, usize) = match &l.kind
-        {
+        let (make, out, params, macs): (Maker, Vec<usize>, usize, usize) = match &l.kind {
             LayerKind::Conv2d {
                 out_channels,
                 kernel,
@@ -404,7 +436,10 @@ pub fn build(spec: &ModelFile, source: &str, dropout: Option<f32>) -> Result<Fil
                 let per = c / groups * kernel * kernel;
                 let params = out_channels * per + if *bias { *out_channels } else { 0 };
                 (
-                    Box::new(Conv2d::with(c, *out_channels, *kernel, p, *bias)),
+                    {
+                        let (o, k, b) = (*out_channels, *kernel, *bias);
+                        lazy(move || Conv2d::with(c, o, k, p, b))
+                    },
                     vec![*out_channels, oh, ow],
                     params,
                     out_channels * oh * ow * per,
@@ -437,14 +472,14 @@ pub fn build(spec: &ModelFile, source: &str, dropout: Option<f32>) -> Result<Fil
                 ) else {
                     bail!("{here}: window {kernel}×{kernel} does not fit the input {shape:?}");
                 };
-                let m: Box<dyn Module> = if matches!(l.kind, LayerKind::Maxpool2d { .. }) {
-                    Box::new(MaxPool2d(pool))
+                let m = if matches!(l.kind, LayerKind::Maxpool2d { .. }) {
+                    lazy(move || MaxPool2d(pool))
                 } else {
-                    Box::new(AvgPool2d(pool))
+                    lazy(move || AvgPool2d(pool))
                 };
                 (m, vec![c, oh, ow], 0, 0)
             }
-            LayerKind::Flatten => (Box::new(Flatten), vec![shape.iter().product()], 0, 0),
+            LayerKind::Flatten => (lazy(|| Flatten), vec![shape.iter().product()], 0, 0),
             LayerKind::Linear {
                 out_features,
                 in_features,
@@ -463,21 +498,40 @@ pub fn build(spec: &ModelFile, source: &str, dropout: Option<f32>) -> Result<Fil
                 }
                 let params = out_features * f + if *bias { *out_features } else { 0 };
                 (
-                    Box::new(Linear::with_bias(f, *out_features, *bias)),
+                    {
+                        let (o, b) = (*out_features, *bias);
+                        lazy(move || Linear::with_bias(f, o, b))
+                    },
                     vec![*out_features],
                     params,
                     out_features * f,
                 )
             }
-            LayerKind::Relu => (Box::new(ReLU), shape.clone(), 0, 0),
-            LayerKind::Sigmoid => (Box::new(Sigmoid), shape.clone(), 0, 0),
-            LayerKind::Tanh => (Box::new(Tanh), shape.clone(), 0, 0),
-            LayerKind::Gelu => (Box::new(GELU), shape.clone(), 0, 0),
-            LayerKind::Leakyrelu { slope } => (Box::new(LeakyReLU(*slope)), shape.clone(), 0, 0),
-            LayerKind::Silu => (Box::new(SiLU), shape.clone(), 0, 0),
-            LayerKind::Mish => (Box::new(Mish), shape.clone(), 0, 0),
-            LayerKind::Selu => (Box::new(SELU), shape.clone(), 0, 0),
-            LayerKind::Elu { alpha } => (Box::new(ELU(*alpha)), shape.clone(), 0, 0),
+            LayerKind::Relu => (lazy(|| ReLU), shape.clone(), 0, 0),
+            LayerKind::Sigmoid => (lazy(|| Sigmoid), shape.clone(), 0, 0),
+            LayerKind::Tanh => (lazy(|| Tanh), shape.clone(), 0, 0),
+            LayerKind::Gelu => (lazy(|| GELU), shape.clone(), 0, 0),
+            LayerKind::Leakyrelu { slope } => (
+                {
+                    let slope = *slope;
+                    lazy(move || LeakyReLU(slope))
+                },
+                shape.clone(),
+                0,
+                0,
+            ),
+            LayerKind::Silu => (lazy(|| SiLU), shape.clone(), 0, 0),
+            LayerKind::Mish => (lazy(|| Mish), shape.clone(), 0, 0),
+            LayerKind::Selu => (lazy(|| SELU), shape.clone(), 0, 0),
+            LayerKind::Elu { alpha } => (
+                {
+                    let alpha = *alpha;
+                    lazy(move || ELU(alpha))
+                },
+                shape.clone(),
+                0,
+                0,
+            ),
             LayerKind::Softplus { beta, threshold } => {
                 if !(*beta > 0.0 && beta.is_finite()) {
                     bail!("{here}: softplus beta must be a positive number, got {beta}");
@@ -486,14 +540,14 @@ pub fn build(spec: &ModelFile, source: &str, dropout: Option<f32>) -> Result<Fil
                     beta: *beta,
                     threshold: *threshold,
                 };
-                (Box::new(m), shape.clone(), 0, 0)
+                (lazy(move || m), shape.clone(), 0, 0)
             }
             LayerKind::Dropout { p } => {
                 let p = dropout.unwrap_or(*p);
                 if !(0.0..1.0).contains(&p) {
                     bail!("{here}: dropout probability must be in [0, 1), got {p}");
                 }
-                (Box::new(Dropout::new(p)), shape.clone(), 0, 0)
+                (lazy(move || Dropout::new(p)), shape.clone(), 0, 0)
             }
             LayerKind::Lstm {
                 hidden_size,
@@ -529,32 +583,44 @@ pub fn build(spec: &ModelFile, source: &str, dropout: Option<f32>) -> Result<Fil
                     batch_first: true,
                     ..RnnConfig::new(f, *hidden_size)
                 };
-                let r = Recurrent::new(rk, cfg);
-                let params = r.num_parameters();
-                // every step multiplies by every weight matrix (all layers, both directions) once
-                let weights: usize = r
-                    .named_parameters()
-                    .iter()
-                    .filter(|(n, _)| n.starts_with("weight"))
-                    .map(|(_, w)| w.numel())
+                // per layer and direction: the gates' input and hidden
+                // weights and their two biases; every step multiplies by
+                // every weight matrix once
+                let gates = match rk {
+                    RnnKind::Lstm => 4,
+                    RnnKind::Gru => 3,
+                    _ => 1,
+                };
+                let (h, dirs) = (*hidden_size, if *bidirectional { 2 } else { 1 });
+                let weights: usize = (0..cfg.num_layers)
+                    .map(|layer| {
+                        let input = if layer == 0 { f } else { dirs * h };
+                        dirs * gates * h * (input + h)
+                    })
                     .sum();
-                let dirs = if *bidirectional { 2 } else { 1 };
+                let params = weights + cfg.num_layers * dirs * 2 * gates * h;
                 (
-                    Box::new(LastHidden(r)),
-                    vec![dirs * hidden_size],
+                    lazy(move || LastHidden(Recurrent::new(rk, cfg))),
+                    vec![dirs * h],
                     params,
                     t * weights,
                 )
             }
             LayerKind::Patches { patch, dim } => {
                 let (c, h, w) = image(&shape)?;
-                let p = PatchEmbedding::new([c, h, w], *patch, *dim)
-                    .map_err(|e| anyhow!("{here}: {e}"))?;
-                let tokens = p.pos_embed.shape()[1];
-                let params = p.num_parameters();
+                let (patch, dim) = (*patch, *dim);
+                if patch == 0 || h % patch != 0 || w % patch != 0 || dim == 0 {
+                    bail!("{here}: the image {h}×{w} must split into whole patches of {patch}, and dim {dim} be positive");
+                }
+                let tokens = 1 + (h / patch) * (w / patch);
+                // the projection (weight and bias), the class token, the positions
+                let params = dim * c * patch * patch + dim + dim + tokens * dim;
                 (
-                    Box::new(p),
-                    vec![tokens, *dim],
+                    Box::new(move || {
+                        let p = PatchEmbedding::new([c, h, w], patch, dim)?;
+                        Ok(Box::new(p) as Box<dyn Module>)
+                    }) as Maker,
+                    vec![tokens, dim],
                     params,
                     (tokens - 1) * dim * c * patch * patch,
                 )
@@ -583,39 +649,77 @@ pub fn build(spec: &ModelFile, source: &str, dropout: Option<f32>) -> Result<Fil
                     .activation(Activation::Gelu)
                     .batch_first(true)
                     .norm_first(true);
-                let e =
-                    TransformerEncoder::new(&c, *n, true).map_err(|e| anyhow!("{here}: {e}"))?;
-                let params = e.num_parameters();
+                // per layer: q, k, v and out projections with biases, the
+                // MLP's two, two norms; then the final norm
+                let per_layer = 4 * d * d + 4 * d + 2 * d * ff + ff + d + 4 * d;
+                let params = n * per_layer + 2 * d;
                 // per layer and token: q, k, v, out projections, the MLP, and the scores
                 let macs = n * t * (4 * d * d + 2 * d * ff + 2 * t * d);
-                (Box::new(e), shape.clone(), params, macs)
+                let n = *n;
+                (
+                    Box::new(move || {
+                        let e = TransformerEncoder::new(&c, n, true)?;
+                        Ok(Box::new(e) as Box<dyn Module>)
+                    }) as Maker,
+                    shape.clone(),
+                    params,
+                    macs,
+                )
             }
             LayerKind::Classtoken => match shape[..] {
-                [_, d] => (Box::new(ClassToken), vec![d], 0, 0),
+                [_, d] => (lazy(|| ClassToken), vec![d], 0, 0),
                 _ => bail!("{here}: expects tokens [T, D], receives {shape:?}"),
             },
             LayerKind::Batchnorm => match shape[..] {
-                [c] => (Box::new(BatchNorm::new_1d(c)), shape.clone(), 2 * c, 0),
-                [c, _, _] => (Box::new(BatchNorm::new_2d(c)), shape.clone(), 2 * c, 0),
+                [c] => (lazy(move || BatchNorm::new_1d(c)), shape.clone(), 2 * c, 0),
+                [c, _, _] => (lazy(move || BatchNorm::new_2d(c)), shape.clone(), 2 * c, 0),
                 _ => bail!("{here}: expects [F] or [C, H, W], receives {shape:?}"),
             },
         };
-        if layers.iter().any(|e| e.name == name) {
+        if layers.iter().any(|e| e.info.name == name) {
             bail!("{here}: another layer is already named {name:?}");
         }
         shape = out.clone();
+        layers.push(Planned {
+            info: LayerInfo {
+                name,
+                kind,
+                out_shape: out,
+                params,
+                macs,
+            },
+            make,
+        });
+    }
+    Ok(Plan {
+        name: spec.name.clone().unwrap_or_else(|| "model".into()),
+        input: spec.input.clone(),
+        layers,
+    })
+}
+
+/// Builds a model for examples of shape `spec.input`, checking every layer
+/// (the [`plan`]), then making its layers in order (which is when weights
+/// are drawn and allocated). `dropout` overrides every dropout layer's
+/// probability.
+pub fn build(spec: &ModelFile, source: &str, dropout: Option<f32>) -> Result<FileModel> {
+    let plan = plan(spec, source, dropout)?;
+    let mut layers = Vec::with_capacity(plan.layers.len());
+    for Planned { info, make } in plan.layers {
+        let module =
+            make().map_err(|e| anyhow!("{source}: layer {} ({}): {e}", info.name, info.kind))?;
         layers.push(Entry {
-            name,
-            kind,
+            name: info.name,
+            kind: info.kind,
             module,
-            out_shape: out,
-            params,
-            macs,
+            out_shape: info.out_shape,
+            params: info.params,
+            macs: info.macs,
         });
     }
     Ok(FileModel {
-        name: spec.name.clone().unwrap_or_else(|| "model".into()),
-        input: spec.input.clone(),
+        name: plan.name,
+        input: plan.input,
         layers,
     })
 }
@@ -681,12 +785,12 @@ fn largest_tensor(kind: &LayerKind, shape: &[usize]) -> u128 {
 
 /// The refusal for a linear layer fed the wrong number of features, with a
 /// hint when an earlier 2×2 pooling would have made them fit.
-fn mismatch_message(here: &str, want: usize, got: usize, before: &[Entry]) -> String {
+fn mismatch_message(here: &str, want: usize, got: usize, before: &[Planned]) -> String {
     let image = before
         .iter()
         .rev()
-        .find(|e| e.out_shape.len() == 3)
-        .map(|e| e.out_shape.clone());
+        .find(|e| e.info.out_shape.len() == 3)
+        .map(|e| e.info.out_shape.clone());
     let what = match &image {
         Some(s) if s.iter().product::<usize>() == got => format!("{got} = {}", product(s)),
         _ => got.to_string(),

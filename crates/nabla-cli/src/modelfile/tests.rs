@@ -200,3 +200,34 @@ fn huge_layers_are_refused_before_anything_is_allocated() {
         );
     }
 }
+
+#[test]
+fn the_plan_counts_what_the_build_makes() {
+    for (name, _) in ZOO.iter().filter(|(n, _)| *n != "lenet-as-written") {
+        let (spec, src) = load_spec(name).unwrap();
+        let planned: usize = plan(&spec, &src, None)
+            .unwrap()
+            .layers
+            .iter()
+            .map(|l| l.info.params)
+            .sum();
+        let built = build(&spec, &src, None).unwrap();
+        assert_eq!(planned, built.num_parameters(), "{name}");
+        for l in &built.layers {
+            assert_eq!(l.params, l.module.num_parameters(), "{name}: {}", l.name);
+        }
+    }
+    // bidirectional and stacked recurrent layers too
+    for kind in ["lstm", "gru", "rnn"] {
+        let text = format!(
+            "input = [1, 28, 28]\n[[layers]]\ntype = \"{kind}\"\nhidden_size = 16\nnum_layers = 2\nbidirectional = true\n"
+        );
+        let spec: ModelFile = toml::from_str(&text).unwrap();
+        let m = build(&spec, kind, None).unwrap();
+        assert_eq!(
+            m.layers[0].params,
+            m.layers[0].module.num_parameters(),
+            "{kind}"
+        );
+    }
+}
