@@ -1,17 +1,19 @@
 //! `nabla explain`: attribution heatmaps as PNG (`--grid K` spreads K test
-//! examples over the set). Each tile shows the input in gray with the map
-//! over it in "hot" colours (black → red → yellow → white, scaled to the
-//! tile's largest value), under it the true (T) and predicted (P) class; a
-//! colour bar runs down the right edge.
+//! examples over the set). A title names the method and the class
+//! explained; each tile shows the input in gray with the map over it in
+//! "hot" colours (black → red → yellow → white, scaled to the tile's
+//! largest value), under it the true and predicted class (names for
+//! Fashion-MNIST) and the prediction's probability; a colour bar with its
+//! scale runs down the right edge. One example is drawn large.
 
 use anyhow::{anyhow, bail, Result};
 use nabla_core::{no_grad, Tensor};
 use nabla_nn::Module;
 use nabla_vis::explain::{attention_rollout, grad_cam, integrated_gradients, saliency, smoothgrad};
-use nabla_vis::plot::{image_grid, Tile};
+use nabla_vis::plot::{image_grid, titled, Tile};
 
 use crate::args::{ExplainArgs, ExplainMethod};
-use crate::inspect::test_example;
+use crate::inspect::{class_name, test_example};
 use crate::modelfile::FileModel;
 use nabla_train::say;
 
@@ -48,8 +50,28 @@ pub fn run(a: ExplainArgs) -> Result<()> {
             examples.push((test_example(&x, i)?, Some(labels[i] as usize)));
         }
     }
-    let tiles = explain_tiles(model, &examples, a.method, a.target, a.layer.as_deref())?;
-    let sheet = image_grid(&tiles, 8, 4, true)?;
+    let tiles = explain_tiles(
+        model,
+        &examples,
+        a.method,
+        a.target,
+        a.layer.as_deref(),
+        &t.dataset,
+    )?;
+    // one example large enough to read, a grid smaller
+    let scale = if examples.len() == 1 { 10 } else { 4 };
+    let target = match a.target {
+        Some(c) => format!("class {}", class_name(&t.dataset, c)),
+        None => "the predicted class".into(),
+    };
+    let sheet = titled(
+        &image_grid(&tiles, 8, scale, true)?,
+        &format!(
+            "{}: what raises the score of {target}",
+            method_name(a.method)
+        ),
+        "bright: the pixels that matter most (each tile scaled to its largest value)",
+    );
     sheet
         .save_png(&a.output)
         .map_err(|e| anyhow!("{}: {e}", a.output.display()))?;
@@ -99,15 +121,28 @@ fn rollout(model: &FileModel, x: &Tensor) -> Result<Tensor> {
     Ok(map.sub(&map.min_all()?)?)
 }
 
+/// The method's name as a reader knows it.
+pub(crate) fn method_name(method: ExplainMethod) -> &'static str {
+    match method {
+        ExplainMethod::Saliency => "Saliency",
+        ExplainMethod::Smoothgrad => "SmoothGrad",
+        ExplainMethod::IntegratedGradients => "Integrated gradients",
+        ExplainMethod::GradCam => "Grad-CAM",
+        ExplainMethod::Attention => "Attention rollout",
+    }
+}
+
 /// Attribution maps of `examples` (input `[C, H, W]`, true class if known)
 /// by `method`, each as a tile: the input with its map over it, captioned
-/// with the true (T) and predicted (P) class, red when they differ.
+/// with the true and predicted class (named as `dataset` names them) and
+/// the prediction's probability, red when they differ.
 pub(crate) fn explain_tiles(
     model: &FileModel,
     examples: &[(Tensor, Option<usize>)],
     method: ExplainMethod,
     target: Option<usize>,
     layer: Option<&str>,
+    dataset: &str,
 ) -> Result<Vec<Tile>> {
     model.eval();
     let f = |b: &Tensor| model.forward(b);
@@ -149,6 +184,7 @@ pub(crate) fn explain_tiles(
     for (x, label) in examples {
         let scores = no_grad(|| f(&x.unsqueeze(0)?))?;
         let pred = scores.argmax(1, false)?.to_vec()[0] as usize;
+        let prob = scores.softmax(1)?.to_vec()[pred];
         let target = target.unwrap_or(pred);
         let map = match method {
             ExplainMethod::Saliency => saliency(&f, x, target)?,
@@ -173,9 +209,15 @@ pub(crate) fn explain_tiles(
                 grad_cam(&features, &head, x, target)?.0
             }
         };
+        let name = |c: usize| class_name(dataset, c);
         let caption = match label {
-            Some(l) => format!("T{l} P{pred}"),
-            None => format!("P{pred}"),
+            Some(l) => format!(
+                "true {} · pred {} {:.0}%",
+                name(*l),
+                name(pred),
+                100.0 * prob
+            ),
+            None => format!("pred {} {:.0}%", name(pred), 100.0 * prob),
         };
         tiles.push(Tile {
             image: x.clone(),

@@ -16,7 +16,7 @@ use nabla_data::DataLoader;
 
 use crate::args::{PlotArgs, PlotKind};
 use crate::common::{augmented_dataset, load_data};
-use crate::inspect::{test_example, Trained};
+use crate::inspect::{class_name, test_example, Trained};
 use crate::modelfile::FileModel;
 use nabla_train::say;
 
@@ -64,9 +64,14 @@ pub(crate) fn predict_test(t: &Trained) -> Result<TestPredictions> {
 }
 
 /// Up to `k` misclassified test examples, the most confident mistakes
-/// first, captioned `T<true> P<predicted> <probability>`; `None` when the
-/// model makes no mistake.
-pub(crate) fn misclassified(p: &TestPredictions, k: usize) -> Result<Option<Canvas>> {
+/// first, captioned with the true and predicted class (named as `dataset`
+/// names them) and the prediction's probability; `None` when the model
+/// makes no mistake.
+pub(crate) fn misclassified(
+    p: &TestPredictions,
+    k: usize,
+    dataset: &str,
+) -> Result<Option<Canvas>> {
     let mut wrong: Vec<usize> = (0..p.labels.len())
         .filter(|&i| p.labels[i] != p.preds[i])
         .collect();
@@ -81,7 +86,12 @@ pub(crate) fn misclassified(p: &TestPredictions, k: usize) -> Result<Option<Canv
             Ok(Tile {
                 image: p.x.narrow(0, i, 1)?.squeeze(0)?,
                 overlay: None,
-                caption: format!("T{} P{} {:.2}", p.labels[i], p.preds[i], p.confidence[i]),
+                caption: format!(
+                    "true {} · pred {} {:.0}%",
+                    class_name(dataset, p.labels[i]),
+                    class_name(dataset, p.preds[i]),
+                    100.0 * p.confidence[i]
+                ),
                 caption_color: [255, 140, 140],
             })
         })
@@ -198,7 +208,7 @@ pub fn run(a: PlotArgs) -> Result<()> {
                 feature_maps_of(&t.model, a.layer.as_deref(), &x)?.1
             }
             PlotKind::Confusion => confusion_matrix(&predict_test(&t)?.confusion)?,
-            PlotKind::Misclassified => misclassified(&predict_test(&t)?, a.count)?
+            PlotKind::Misclassified => misclassified(&predict_test(&t)?, a.count, &t.dataset)?
                 .ok_or_else(|| anyhow!("no test example is misclassified: nothing to plot"))?,
             PlotKind::Curves | PlotKind::Augmentations => unreachable!("handled above"),
         }

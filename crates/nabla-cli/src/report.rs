@@ -165,7 +165,7 @@ pub fn run(a: ReportArgs) -> Result<()> {
         &["class", "name", "precision", "recall", "F1", "support"],
         &rows,
     );
-    match misclassified(&p, 32)? {
+    match misclassified(&p, 32, &t.dataset)? {
         Some(sheet) => r.image(
             &sheet,
             "The most confident mistakes: T = true class, P = predicted, then the predicted probability",
@@ -180,10 +180,17 @@ pub fn run(a: ReportArgs) -> Result<()> {
         .iter()
         .map(|&i| Ok((p.x.narrow(0, i, 1)?.squeeze(0)?, Some(p.labels[i]))))
         .collect::<Result<Vec<_>>>()?;
-    let tiles = explain_tiles(&t.model, &examples, ExplainMethod::Saliency, None, None)?;
+    let tiles = explain_tiles(
+        &t.model,
+        &examples,
+        ExplainMethod::Saliency,
+        None,
+        None,
+        &t.dataset,
+    )?;
     r.image(
         &image_grid(&tiles, 8, 4, true)?,
-        "Saliency (|d score / d pixel| of the predicted class) over 16 test images spread over the set; T true, P predicted (red when wrong)",
+        "Saliency (|d score / d pixel| of the predicted class) over 16 test images spread over the set, with the true and predicted class and its probability (red when wrong)",
     );
     if t.model.layers.iter().any(|l| l.kind == "conv2d") {
         let (layer, f) = filters_of(&t.model, None)?;

@@ -1,8 +1,17 @@
-//! A small RGB raster to draw pictures on, with a built-in pixel font, so
-//! plots need no system fonts or libraries: rectangles, lines, text and
-//! colour maps, written out as PNG.
+//! A small RGB raster to draw pictures on: rectangles, lines, anti-aliased
+//! text in DejaVu Sans (compiled in through the `dejavu` crate and drawn
+//! by `ab_glyph`, so pictures need no system fonts) and colour maps,
+//! written out as PNG.
+//!
+//! Why not `plotters`: its bitmap text needs system fonts (font-kit) or
+//! the same two crates underneath, and nabla's charts are a few hundred
+//! lines on this canvas; `ab_glyph` is the small, well-kept rasterizer
+//! that others build on.
 
 use std::path::Path;
+use std::sync::OnceLock;
+
+use ab_glyph::{point, Font, FontRef, Glyph, PxScale, ScaleFont};
 
 pub type Rgb = [u8; 3];
 
@@ -20,71 +29,41 @@ pub const PALETTE: [Rgb; 6] = [
     [86, 180, 233],
 ];
 
-/// Width and height of one character cell of the font at scale 1 (3×5
-/// glyphs with a pixel of spacing).
-pub const CHAR_W: usize = 4;
+/// The height of a line of text at scale 1 (the text itself is
+/// `FONT_PX · scale` pixels, capitals about 5 of every 7).
 pub const CHAR_H: usize = 6;
 
-/// A 3×5 glyph: five rows top to bottom, three bits each (left = 4).
-/// Lower-case letters are drawn as capitals; unknown characters as `?`.
-fn glyph(c: char) -> [u8; 5] {
-    match c.to_ascii_uppercase() {
-        '0' => [7, 5, 5, 5, 7],
-        '1' => [2, 6, 2, 2, 7],
-        '2' => [7, 1, 7, 4, 7],
-        '3' => [7, 1, 7, 1, 7],
-        '4' => [5, 5, 7, 1, 1],
-        '5' => [7, 4, 7, 1, 7],
-        '6' => [7, 4, 7, 5, 7],
-        '7' => [7, 1, 1, 1, 1],
-        '8' => [7, 5, 7, 5, 7],
-        '9' => [7, 5, 7, 1, 7],
-        'A' => [2, 5, 7, 5, 5],
-        'B' => [6, 5, 6, 5, 6],
-        'C' => [3, 4, 4, 4, 3],
-        'D' => [6, 5, 5, 5, 6],
-        'E' => [7, 4, 6, 4, 7],
-        'F' => [7, 4, 6, 4, 4],
-        'G' => [3, 4, 5, 5, 3],
-        'H' => [5, 5, 7, 5, 5],
-        'I' => [7, 2, 2, 2, 7],
-        'J' => [1, 1, 1, 5, 2],
-        'K' => [5, 5, 6, 5, 5],
-        'L' => [4, 4, 4, 4, 7],
-        'M' => [5, 7, 7, 5, 5],
-        'N' => [6, 5, 5, 5, 5],
-        'O' => [2, 5, 5, 5, 2],
-        'P' => [6, 5, 6, 4, 4],
-        'Q' => [2, 5, 5, 6, 3],
-        'R' => [6, 5, 6, 5, 5],
-        'S' => [3, 4, 2, 1, 6],
-        'T' => [7, 2, 2, 2, 2],
-        'U' => [5, 5, 5, 5, 7],
-        'V' => [5, 5, 5, 5, 2],
-        'W' => [5, 5, 7, 7, 5],
-        'X' => [5, 5, 2, 5, 5],
-        'Y' => [5, 5, 2, 2, 2],
-        'Z' => [7, 1, 2, 4, 7],
-        ' ' => [0, 0, 0, 0, 0],
-        '.' => [0, 0, 0, 0, 2],
-        ',' => [0, 0, 0, 2, 4],
-        '-' => [0, 0, 7, 0, 0],
-        '+' => [0, 2, 7, 2, 0],
-        ':' => [0, 2, 0, 2, 0],
-        '%' => [5, 1, 2, 4, 5],
-        '/' => [1, 1, 2, 4, 4],
-        '(' => [1, 2, 2, 2, 1],
-        ')' => [4, 2, 2, 2, 4],
-        '=' => [0, 7, 0, 7, 0],
-        '_' => [0, 0, 0, 0, 7],
-        '\'' => [2, 2, 0, 0, 0],
-        '>' => [4, 2, 1, 2, 4],
-        '<' => [1, 2, 4, 2, 1],
-        '|' => [2, 2, 2, 2, 2],
-        '*' => [0, 5, 2, 5, 0],
-        '#' => [5, 7, 5, 7, 5],
-        _ => [6, 1, 2, 0, 2],
+/// The font's size in pixels at scale 1: at scale 2 (what the plots use),
+/// 14-pixel DejaVu Sans, capitals 10 pixels tall.
+const FONT_PX: f32 = 7.0;
+
+/// DejaVu Sans (from the `dejavu` crate, compiled in: no system fonts
+/// needed), parsed once.
+fn font() -> Option<&'static FontRef<'static>> {
+    static FONT: OnceLock<Option<FontRef<'static>>> = OnceLock::new();
+    FONT.get_or_init(|| FontRef::try_from_slice(dejavu::sans::regular()).ok())
+        .as_ref()
+}
+
+/// Each character's glyph at `px`, placed along the line from x = 0 (with
+/// kerning), and the line's advance.
+fn layout(text: &str, px: f32) -> (Vec<Glyph>, f32) {
+    let Some(font) = font() else {
+        return (Vec::new(), 0.0);
+    };
+    let scaled = font.as_scaled(PxScale::from(px));
+    let (mut glyphs, mut caret) = (Vec::new(), 0f32);
+    let mut previous = None;
+    for ch in text.chars() {
+        let id = scaled.glyph_id(ch);
+        if let Some(p) = previous {
+            caret += scaled.kern(p, id);
+        }
+        glyphs.push(id.with_scale_and_position(px, point(caret, 0.0)));
+        caret += scaled.h_advance(id);
+        previous = Some(id);
     }
+    (glyphs, caret)
 }
 
 /// An RGB picture in memory.
@@ -154,26 +133,35 @@ impl Canvas {
         }
     }
 
-    /// Draws `text` with its top-left corner at (x, y), each font pixel a
-    /// `scale`×`scale` square; returns the width drawn.
+    /// Draws `text` anti-aliased in DejaVu Sans, `FONT_PX · scale` pixels
+    /// high, the top of its capitals at y and its left edge at x; returns
+    /// the width drawn.
     pub fn text(&mut self, x: i64, y: i64, text: &str, scale: usize, c: Rgb) -> usize {
-        for (k, ch) in text.chars().enumerate() {
-            let left = x + (k * CHAR_W * scale) as i64;
-            for (row, bits) in glyph(ch).iter().enumerate() {
-                for col in 0..3 {
-                    if bits >> (2 - col) & 1 == 1 {
-                        self.fill_rect(
-                            left + (col * scale) as i64,
-                            y + (row * scale) as i64,
-                            scale,
-                            scale,
-                            c,
-                        );
-                    }
+        let px = FONT_PX * scale as f32;
+        let (glyphs, advance) = layout(text, px);
+        let Some(font) = font() else {
+            return 0;
+        };
+        // the baseline sits a capital's height below y
+        let baseline = y as f32 + (0.73 * px).round();
+        for g in glyphs {
+            let Some(outline) = font.outline_glyph(g) else {
+                continue; // a space
+            };
+            let b = outline.px_bounds();
+            let (left, top) = (
+                x + b.min.x.floor() as i64,
+                baseline as i64 + b.min.y.floor() as i64,
+            );
+            outline.draw(|gx, gy, coverage| {
+                let (px, py) = (left + gx as i64, top + gy as i64);
+                if px >= 0 && py >= 0 && (px as usize) < self.width && (py as usize) < self.height {
+                    let under = self.get(px as usize, py as usize);
+                    self.put(px, py, lerp(under, c, coverage));
                 }
-            }
+            });
         }
-        text_width(text, scale)
+        advance.ceil() as usize
     }
 
     /// Copies `other` onto this canvas with its top-left corner at (x, y).
@@ -205,8 +193,7 @@ impl Canvas {
 
 /// The width in pixels of `text` drawn at `scale`.
 pub fn text_width(text: &str, scale: usize) -> usize {
-    let n = text.chars().count();
-    (n * CHAR_W).saturating_sub(1) * scale
+    layout(text, FONT_PX * scale as f32).1.ceil() as usize
 }
 
 fn lerp(a: Rgb, b: Rgb, t: f32) -> Rgb {
@@ -265,19 +252,37 @@ mod tests {
 
     #[test]
     fn text_lands_where_asked_and_reports_its_width() {
-        let mut c = Canvas::new(40, 20, WHITE);
+        let mut c = Canvas::new(60, 24, WHITE);
         let w = c.text(2, 3, "17", 2, BLACK);
         assert_eq!(w, text_width("17", 2));
-        assert_eq!(w, 14);
-        // top bar of the 7 starts at x = 2 + 8, y = 3
-        assert_eq!(c.get(10, 3), BLACK);
-        assert_eq!(c.get(0, 0), WHITE);
-        let inked = (0..20)
-            .flat_map(|y| (0..40).map(move |x| (x, y)))
-            .filter(|&(x, y)| c.get(x, y) == BLACK)
-            .count();
-        // "1" has 8 font pixels, "7" has 7: 15 squares of 2×2
-        assert_eq!(inked, 15 * 4);
+        // two digits of 14-pixel DejaVu Sans: about 9 pixels each
+        assert!((16..=20).contains(&w), "{w}");
+        let inked: Vec<(usize, usize)> = (0..24)
+            .flat_map(|y| (0..60).map(move |x| (x, y)))
+            .filter(|&(x, y)| c.get(x, y) != WHITE)
+            .collect();
+        let (top, bottom) = (
+            inked.iter().map(|p| p.1).min().unwrap(),
+            inked.iter().map(|p| p.1).max().unwrap(),
+        );
+        let (left, right) = (
+            inked.iter().map(|p| p.0).min().unwrap(),
+            inked.iter().map(|p| p.0).max().unwrap(),
+        );
+        // digits stand as tall as capitals, from y = 3 down
+        assert!(
+            (3..=4).contains(&top) && (12..=14).contains(&bottom),
+            "{top}..{bottom}"
+        );
+        assert!(left >= 2 && right < 2 + w, "{left}..{right} of width {w}");
+        // anti-aliased: grey edges beside the black strokes
+        let greys = inked.iter().filter(|&&(x, y)| c.get(x, y) != BLACK).count();
+        assert!(
+            greys > 0 && inked.len() > greys,
+            "{greys} of {}",
+            inked.len()
+        );
+        assert!(text_width("Accuracy", 2) > text_width("11111111", 2) / 2);
     }
 
     #[test]

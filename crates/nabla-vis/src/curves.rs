@@ -15,13 +15,13 @@ pub fn training_curves(h: &History) -> Canvas {
         h.epochs.iter().map(|r| (r.epoch, f(r))).collect()
     };
     let mut loss = Chart {
-        title: "LOSS".into(),
-        x_label: "EPOCH".into(),
+        title: "Loss".into(),
+        x_label: "Epoch".into(),
         ..Default::default()
     };
     if !h.steps.is_empty() {
         let mut s = Series::new(
-            "TRAIN (STEPS)",
+            "Train (steps)",
             h.steps.iter().map(|r| (r.epoch, r.loss)).collect(),
             [170, 200, 230],
         );
@@ -30,21 +30,21 @@ pub fn training_curves(h: &History) -> Canvas {
     }
     for (name, f, n) in [
         (
-            "TRAIN",
+            "Train",
             (|r: &EpochRow| r.train_loss) as fn(&EpochRow) -> f64,
             0,
         ),
-        ("TEST", |r: &EpochRow| r.test_loss, 1),
+        ("Test", |r: &EpochRow| r.test_loss, 1),
     ] {
         let mut s = Series::new(name, per_epoch(f), series_color(n));
         s.markers = true;
         loss.series.push(s);
     }
-    let mut acc = Series::new("TEST", per_epoch(|r| 100.0 * r.accuracy), series_color(1));
+    let mut acc = Series::new("Test", per_epoch(|r| 100.0 * r.accuracy), series_color(1));
     acc.markers = true;
     let accuracy = Chart {
-        title: "ACCURACY %".into(),
-        x_label: "EPOCH".into(),
+        title: "Test accuracy (%)".into(),
+        x_label: "Epoch".into(),
         series: vec![acc],
         log_y: false,
     };
@@ -58,8 +58,8 @@ pub fn training_curves(h: &History) -> Canvas {
         .filter(|p| p.1 > 0.0)
         .fold((f64::INFINITY, 0f64), |(a, b), p| (a.min(p.1), b.max(p.1)));
     let lr = Chart {
-        title: "LEARNING RATE".into(),
-        x_label: "EPOCH".into(),
+        title: "Learning rate".into(),
+        x_label: "Epoch".into(),
         series: vec![Series::new("", lr_points, series_color(2))],
         log_y: hi > 10.0 * lo,
     };

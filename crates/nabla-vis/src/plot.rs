@@ -64,17 +64,16 @@ pub fn nice_ticks(lo: f64, hi: f64, n: usize) -> Vec<f64> {
     (first..=last).map(|k| k as f64 * step).collect()
 }
 
-/// A tick label short enough for the font: plain decimals, or `1E-3` style
-/// for very small or large magnitudes.
+/// A tick label: plain decimals, or `1e-3` style for very small or large
+/// magnitudes.
 pub fn tick_label(v: f64, step: f64) -> String {
     let a = v.abs();
     if v == 0.0 {
         return "0".into();
     }
     if !(1e-3..1e5).contains(&a) {
-        // Rust's exponent form, "1.0e-4" → "1E-4", "2.5e6" → "2.5E6"
-        let s = format!("{v:.1e}").replace(".0e", "e");
-        return s.to_uppercase();
+        // Rust's exponent form, "1.0e-4" → "1e-4", "2.5e6" stays
+        return format!("{v:.1e}").replace(".0e", "e");
     }
     let decimals = if step >= 1.0 || step <= 0.0 {
         0
@@ -117,7 +116,7 @@ pub fn line_chart(chart: &Chart, width: usize, height: usize) -> Canvas {
     let (left, top) = (MARGIN_LEFT as f64, MARGIN_TOP as f64);
     c.rect(MARGIN_LEFT as i64, MARGIN_TOP as i64, pw + 1, ph + 1, GRAY);
     if !x0.is_finite() {
-        let msg = "NO DATA";
+        let msg = "no data";
         c.text(
             (MARGIN_LEFT + pw / 2 - text_width(msg, 2) / 2) as i64,
             (MARGIN_TOP + ph / 2) as i64,
@@ -373,8 +372,8 @@ pub fn confusion_matrix(counts: &[Vec<usize>]) -> Result<Canvas> {
     let cell = (text_width(&most.to_string(), 2) + 10).max(36);
     let (left, top) = (64usize, 56usize);
     let mut c = Canvas::new(left + k * cell + 8, top + k * cell + 8, WHITE);
-    c.text(left as i64, 4, "PREDICTED", 2, BLACK);
-    c.text(4, 4, "TRUE", 2, BLACK);
+    c.text(left as i64, 4, "Predicted", 2, BLACK);
+    c.text(4, 4, "True", 2, BLACK);
     for j in 0..k {
         let label = j.to_string();
         let x = left + j * cell + cell / 2 - text_width(&label, 2) / 2;
@@ -446,15 +445,20 @@ pub fn image_grid(tiles: &[Tile], cols: usize, scale: usize, colour_bar: bool) -
         return Err(invalid("image_grid", "no tiles".into()));
     };
     let [_, h, w] = dims::<3>(&first.image, "image_grid", "[C, H, W]")?;
-    let caption_chars = tiles
+    let caption_width = tiles
         .iter()
-        .map(|t| t.caption.chars().count())
+        .map(|t| text_width(&t.caption, 2))
         .max()
         .unwrap_or(0);
     let cols = cols.clamp(1, tiles.len());
-    let tw = (w * scale).max(text_width(&"0".repeat(caption_chars), 2)) + 8;
-    let th = h * scale + 20;
-    let bar = if colour_bar { 24 } else { 0 };
+    let tw = (w * scale).max(caption_width) + 8;
+    let th = h * scale + 22;
+    // the bar, with "max" at its top and "0" at its foot
+    let bar = if colour_bar {
+        20 + text_width("max", 2) + 6
+    } else {
+        0
+    };
     let mut c = Canvas::new(
         cols * tw + bar,
         tiles.len().div_ceil(cols) * th,
@@ -519,13 +523,32 @@ pub fn image_grid(tiles: &[Tile], cols: usize, scale: usize, colour_bar: bool) -
         );
     }
     if colour_bar {
-        let bh = c.height;
+        let bh = c.height.saturating_sub(4);
         for y in 0..bh {
             let colour = hot(1.0 - y as f32 / (bh - 1).max(1) as f32);
-            c.fill_rect((cols * tw + 6) as i64, y as i64, 12, 1, colour);
+            c.fill_rect((cols * tw + 6) as i64, 2 + y as i64, 12, 1, colour);
         }
+        let x = (cols * tw + 22) as i64;
+        c.text(x, 2, "max", 2, WHITE);
+        c.text(x, bh as i64 - 10, "0", 2, WHITE);
     }
     Ok(c)
+}
+
+/// `picture` under a title line (and a smaller second line), on the
+/// picture's own dark ground, for sheets a reader must understand alone.
+pub fn titled(picture: &Canvas, title: &str, subtitle: &str) -> Canvas {
+    let width = picture
+        .width
+        .max(text_width(title, 2) + 12)
+        .max(text_width(subtitle, 2) + 12);
+    let head = if subtitle.is_empty() { 26 } else { 46 };
+    let ground = picture.get(0, 0);
+    let mut c = Canvas::new(width, picture.height + head, ground);
+    c.text(6, 6, title, 2, WHITE);
+    c.text(6, 26, subtitle, 2, [190, 190, 190]);
+    c.blit(picture, 0, head as i64);
+    c
 }
 
 /// The colour of the n-th series.
@@ -554,7 +577,7 @@ mod tests {
         assert_eq!(t, vec![0.5, 1.0, 1.5, 2.0]);
         assert_eq!(tick_label(0.5, 0.5), "0.5");
         assert_eq!(tick_label(20.0, 10.0), "20");
-        assert_eq!(tick_label(0.0001, 1.0), "1E-4");
+        assert_eq!(tick_label(0.0001, 1.0), "1e-4");
         assert_eq!(nice_ticks(1.0, 1.0, 5), vec![1.0]);
     }
 
