@@ -23,7 +23,7 @@ use nabla::Generator;
 
 type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;
 
-struct Options {
+pub struct Options {
     epochs: usize,
     kind: RnnKind,
     hidden: usize,
@@ -39,7 +39,8 @@ struct Options {
     temperature: f32,
 }
 
-fn options() -> AnyResult<Options> {
+/// The options from the command line's arguments (after the program's name).
+pub fn options(args: impl IntoIterator<Item = String>) -> AnyResult<Options> {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..");
     let mut o = Options {
         epochs: 10,
@@ -56,7 +57,7 @@ fn options() -> AnyResult<Options> {
         length: 400,
         temperature: 0.8,
     };
-    let mut args = std::env::args().skip(1);
+    let mut args = args.into_iter();
     while let Some(flag) = args.next() {
         let mut value = || args.next().ok_or(format!("{flag} needs a value"));
         match flag.as_str() {
@@ -150,11 +151,16 @@ fn sample_only(o: &Options, dir: &std::path::Path) -> AnyResult<()> {
     Ok(())
 }
 
+#[allow(dead_code)] // (a test includes this file and calls `run`)
 fn main() -> AnyResult<()> {
-    let o = options()?;
+    run(&options(std::env::args().skip(1))?)
+}
+
+/// Trains (or samples, with `--sample`) as the options say.
+pub fn run(o: &Options) -> AnyResult<()> {
     manual_seed(o.seed);
     if let Some(dir) = &o.sample {
-        return sample_only(&o, dir);
+        return sample_only(o, dir);
     }
     let corpus = TextCorpus::load(&o.text)?;
     let split = corpus.ids.len() * 9 / 10;

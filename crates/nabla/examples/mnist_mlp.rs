@@ -31,12 +31,19 @@ fn cross_entropy(logits: &Tensor, labels: &Tensor) -> nabla::Result<Tensor> {
         .neg()
 }
 
+#[allow(dead_code)] // (a test includes this file and calls `run`)
 fn main() -> AnyResult<()> {
     let epochs: usize = std::env::args()
         .nth(1)
         .map(|s| s.parse())
         .transpose()?
         .unwrap_or(3);
+    run(epochs, None).map(|_| ())
+}
+
+/// Trains for `epochs` (each at most `max_batches` batches); returns the
+/// last epoch's test accuracy.
+pub fn run(epochs: usize, max_batches: Option<usize>) -> AnyResult<f32> {
     manual_seed(1);
     let data = Mnist::shipped()?;
     let (train_x, train_y) = data.train.to_tensors(0.1307, 0.3081)?;
@@ -52,11 +59,12 @@ fn main() -> AnyResult<()> {
         data.train.len(),
         data.test.len()
     );
+    let mut accuracy = 0.0;
     for epoch in 1..=epochs {
         let mut order: Vec<f32> = (0..data.train.len()).map(|i| i as f32).collect();
         gen.shuffle(&mut order);
         let (mut total, mut batches) = (0.0, 0);
-        for chunk in order.chunks(batch) {
+        for chunk in order.chunks(batch).take(max_batches.unwrap_or(usize::MAX)) {
             let idx = Tensor::from_slice(chunk, [chunk.len()])?;
             let loss = cross_entropy(
                 &forward(&train_x.index_select(0, &idx)?, &params)?,
@@ -85,6 +93,7 @@ fn main() -> AnyResult<()> {
             data.test.len(),
             100.0 * correct / data.test.len() as f32
         );
+        accuracy = correct / data.test.len() as f32;
     }
-    Ok(())
+    Ok(accuracy)
 }
