@@ -36,6 +36,11 @@ pub(crate) fn class_name(dataset: &str, c: usize) -> String {
     }
 }
 
+/// The classes' names of `dataset`, when it has names (Fashion-MNIST).
+pub(crate) fn class_names(dataset: &str) -> Option<Vec<String>> {
+    (dataset == "fashion-mnist").then(|| FASHION_CLASSES.iter().map(|n| n.to_string()).collect())
+}
+
 /// What a run directory or weights file gives: the model (with weights
 /// loaded when there are any), the data set name and folder.
 pub(crate) struct Trained {

@@ -27,7 +27,6 @@
 use std::path::Path;
 
 use anyhow::{anyhow, bail, Context, Result};
-use nabla_core::backend::ConvGeom;
 use nabla_core::{Conv2dParams, Pool2d, Tensor};
 use nabla_nn::{
     Activation, AvgPool2d, BatchNorm, ClassToken, Conv2d, Dropout, Flatten, LeakyReLU, Linear,
@@ -422,15 +421,11 @@ pub fn plan(spec: &ModelFile, source: &str, dropout: Option<f32>) -> Result<Plan
                     Padding::Valid => Some(0),
                     Padding::Size(pad) => Some(pad),
                 };
-                let (p, oh, ow) = match pad {
-                    None => (p.same(), Some(h), Some(w)),
-                    Some(pad) => (
-                        p.padding(pad),
-                        ConvGeom::out_size(h, *kernel, *stride, pad, *dilation),
-                        ConvGeom::out_size(w, *kernel, *stride, pad, *dilation),
-                    ),
+                let p = match pad {
+                    None => p.same(),
+                    Some(pad) => p.padding(pad),
                 };
-                let (Some(oh), Some(ow)) = (oh, ow) else {
+                let Some((oh, ow)) = p.output_size((h, w), (*kernel, *kernel)) else {
                     bail!("{here}: kernel {kernel}×{kernel} does not fit the input {shape:?} (padding {:?})", p.padding);
                 };
                 let per = c / groups * kernel * kernel;

@@ -16,7 +16,7 @@ use nabla_data::DataLoader;
 
 use crate::args::{PlotArgs, PlotKind};
 use crate::common::{augmented_dataset, load_data};
-use crate::inspect::{class_name, test_example, Trained};
+use crate::inspect::{class_name, class_names, test_example, Trained};
 use crate::modelfile::FileModel;
 use nabla_train::say;
 
@@ -207,7 +207,10 @@ pub fn run(a: PlotArgs) -> Result<()> {
                 let x = test_example(&t.test_tensors()?.0, a.index)?;
                 feature_maps_of(&t.model, a.layer.as_deref(), &x)?.1
             }
-            PlotKind::Confusion => confusion_matrix(&predict_test(&t)?.confusion)?,
+            PlotKind::Confusion => confusion_matrix(
+                &predict_test(&t)?.confusion,
+                class_names(&t.dataset).as_deref(),
+            )?,
             PlotKind::Misclassified => misclassified(&predict_test(&t)?, a.count, &t.dataset)?
                 .ok_or_else(|| anyhow!("no test example is misclassified: nothing to plot"))?,
             PlotKind::Curves | PlotKind::Augmentations => unreachable!("handled above"),

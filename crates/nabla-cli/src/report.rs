@@ -11,7 +11,7 @@ use nabla_vis::report::Report;
 
 use crate::args::{ExplainMethod, ReportArgs};
 use crate::explain::explain_tiles;
-use crate::inspect::{load_trained, thousands, FASHION_CLASSES};
+use crate::inspect::{class_names, load_trained, thousands, FASHION_CLASSES};
 use crate::plots::{feature_maps_of, filters_of, misclassified, predict_test};
 use nabla_train::say;
 
@@ -130,7 +130,7 @@ pub fn run(a: ReportArgs) -> Result<()> {
         100.0 * correct as f64 / p.labels.len().max(1) as f64
     ));
     r.image(
-        &confusion_matrix(&p.confusion)?,
+        &confusion_matrix(&p.confusion, class_names(&t.dataset).as_deref())?,
         "Confusion matrix: rows are the true class, columns the predicted one; shade = fraction of the row",
     );
     let k = p.confusion.len();

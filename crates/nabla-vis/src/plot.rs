@@ -355,8 +355,9 @@ pub fn feature_maps(maps: &Tensor) -> Result<Canvas> {
 
 /// A confusion matrix (`counts[true][predicted]`): each cell shaded by the
 /// fraction of its row (the recall of that class along the diagonal), with
-/// the count written in it.
-pub fn confusion_matrix(counts: &[Vec<usize>]) -> Result<Canvas> {
+/// the count written in it; the rows labelled with the classes' `names`
+/// when given (the columns keep their numbers).
+pub fn confusion_matrix(counts: &[Vec<usize>], names: Option<&[String]>) -> Result<Canvas> {
     let k = counts.len();
     if k == 0 || counts.iter().any(|r| r.len() != k) {
         return Err(invalid(
@@ -370,7 +371,15 @@ pub fn confusion_matrix(counts: &[Vec<usize>]) -> Result<Canvas> {
     }
     let most = counts.iter().flatten().max().copied().unwrap_or(0);
     let cell = (text_width(&most.to_string(), 2) + 10).max(36);
-    let (left, top) = (64usize, 56usize);
+    let row_label = |j: usize| match names.and_then(|n| n.get(j)) {
+        Some(name) => format!("{name} {j}"),
+        None => j.to_string(),
+    };
+    let widest = (0..k)
+        .map(|j| text_width(&row_label(j), 2))
+        .max()
+        .unwrap_or(0);
+    let (left, top) = (widest.max(text_width("True", 2)) + 20, 56usize);
     let mut c = Canvas::new(left + k * cell + 8, top + k * cell + 8, WHITE);
     c.text(left as i64, 4, "Predicted", 2, BLACK);
     c.text(4, 4, "True", 2, BLACK);
@@ -379,6 +388,7 @@ pub fn confusion_matrix(counts: &[Vec<usize>]) -> Result<Canvas> {
         let x = left + j * cell + cell / 2 - text_width(&label, 2) / 2;
         c.text(x as i64, 30, &label, 2, BLACK);
         let y = top + j * cell + cell / 2 - 5;
+        let label = row_label(j);
         c.text(
             (left - 10 - text_width(&label, 2)) as i64,
             y as i64,
@@ -636,9 +646,12 @@ mod tests {
 
     #[test]
     fn confusion_matrix_shades_the_diagonal() {
-        let c = confusion_matrix(&[vec![9, 1], vec![0, 10]]).unwrap();
+        let c = confusion_matrix(&[vec![9, 1], vec![0, 10]], None).unwrap();
+        let names = ["Trouser".to_string(), "Ankle boot".to_string()];
+        let named = confusion_matrix(&[vec![9, 1], vec![0, 10]], Some(&names)).unwrap();
+        assert!(named.width > c.width, "the names widen the margin");
         assert!(inked(&c, blues(1.0)) > 0, "the all-correct row is darkest");
-        assert!(confusion_matrix(&[vec![1, 2]]).is_err());
+        assert!(confusion_matrix(&[vec![1, 2]], None).is_err());
     }
 
     #[test]

@@ -63,6 +63,22 @@ impl Conv2dParams {
     pub fn same(self) -> Self {
         Conv2dParams { same: true, ..self }
     }
+    /// The output's height and width for an input of `(h, w)` and a kernel
+    /// of `(kh, kw)`: `(h + 2·pad − dil·(k − 1) − 1) / stride + 1` each, or
+    /// the input's with `same`; None when the kernel does not fit.
+    pub fn output_size(
+        &self,
+        (h, w): (usize, usize),
+        (kh, kw): (usize, usize),
+    ) -> Option<(usize, usize)> {
+        if self.same {
+            return Some((h, w));
+        }
+        Some((
+            ConvGeom::out_size(h, kh, self.stride.0, self.padding.0, self.dilation.0)?,
+            ConvGeom::out_size(w, kw, self.stride.1, self.padding.1, self.dilation.1)?,
+        ))
+    }
 }
 
 fn check(x: &Tensor, w: &Tensor, bias: Option<&Tensor>, p: &Conv2dParams) -> Result<ConvGeom> {
