@@ -98,12 +98,8 @@ fn rollout(model: &FileModel, x: &Tensor) -> Result<Tensor> {
                 model.name
             )
         })?;
-    let tokens = no_grad(|| {
-        model.layers[..at]
-            .iter()
-            .try_fold(x.unsqueeze(0)?, |y, l| l.module.forward(&y))
-    })?;
-    let (_, weights) = no_grad(|| model.layers[at].module.forward_with_attention(&tokens))
+    let tokens = no_grad(|| model.net.forward_range(0..at, &x.unsqueeze(0)?))?;
+    let (_, weights) = no_grad(|| model.net.layers()[at].forward_with_attention(&tokens))
         .ok_or_else(|| anyhow!("layer {} gives no attention weights", model.layers[at].name))??;
     let (h, w) = (x.shape()[1], x.shape()[2]);
     let patches = tokens.shape()[1] - 1;
@@ -196,16 +192,8 @@ pub(crate) fn explain_tiles(
             ExplainMethod::Attention => rollout(model, x)?,
             ExplainMethod::GradCam => {
                 let idx = split.expect("checked above");
-                let features = |b: &Tensor| {
-                    model.layers[..=idx]
-                        .iter()
-                        .try_fold(b.clone(), |y, l| l.module.forward(&y))
-                };
-                let head = |b: &Tensor| {
-                    model.layers[idx + 1..]
-                        .iter()
-                        .try_fold(b.clone(), |y, l| l.module.forward(&y))
-                };
+                let features = |b: &Tensor| model.net.forward_range(0..idx + 1, b);
+                let head = |b: &Tensor| model.net.forward_range(idx + 1..model.net.len(), b);
                 grad_cam(&features, &head, x, target)?.0
             }
         };

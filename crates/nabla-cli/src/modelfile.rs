@@ -30,7 +30,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use nabla_core::{Conv2dParams, Pool2d, Tensor};
 use nabla_nn::{
     Activation, AvgPool2d, BatchNorm, ClassToken, Conv2d, Dropout, Flatten, LeakyReLU, Linear,
-    MaxPool2d, Mish, Module, PatchEmbedding, ReLU, SiLU, Sigmoid, Softplus, Tanh,
+    MaxPool2d, Mish, Module, PatchEmbedding, ReLU, Sequential, SiLU, Sigmoid, Softplus, Tanh,
     TransformerConfig, TransformerEncoder, ELU, GELU, SELU,
 };
 use serde::Deserialize;
@@ -220,22 +220,14 @@ pub enum LayerKind {
     Classtoken,
 }
 
-/// One built layer and what a summary shows of it.
-pub struct Entry {
-    pub name: String,
-    pub kind: String,
-    pub module: Box<dyn Module>,
-    pub out_shape: Vec<usize>,
-    pub params: usize,
-    /// multiply-adds per example
-    pub macs: usize,
-}
-
-/// A model built from a file.
+/// A model built from a file: a `Sequential` whose children carry the
+/// layers' names (so its parameters are `conv1.weight`, …), and what a
+/// summary shows of each layer.
 pub struct FileModel {
     pub name: String,
     pub input: Vec<usize>,
-    pub layers: Vec<Entry>,
+    pub net: Sequential,
+    pub layers: Vec<LayerInfo>,
 }
 
 impl FileModel {
@@ -248,26 +240,16 @@ impl FileModel {
 
 impl Module for FileModel {
     fn forward(&self, x: &Tensor) -> nabla_core::Result<Tensor> {
-        let mut y = x.clone();
-        for l in &self.layers {
-            y = l.module.forward(&y)?;
-        }
-        Ok(y)
+        self.net.forward(x)
     }
     fn named_parameters(&self) -> Vec<(String, Tensor)> {
-        self.layers
-            .iter()
-            .flat_map(|l| nabla_nn::prefixed(&l.name, l.module.named_parameters()))
-            .collect()
+        self.net.named_parameters()
     }
     fn named_buffers(&self) -> Vec<(String, Tensor)> {
-        self.layers
-            .iter()
-            .flat_map(|l| nabla_nn::prefixed(&l.name, l.module.named_buffers()))
-            .collect()
+        self.net.named_buffers()
     }
     fn set_training(&self, on: bool) {
-        self.layers.iter().for_each(|l| l.module.set_training(on));
+        self.net.set_training(on)
     }
     fn describe(&self) -> String {
         self.name.clone()
@@ -699,22 +681,17 @@ pub fn plan(spec: &ModelFile, source: &str, dropout: Option<f32>) -> Result<Plan
 /// probability.
 pub fn build(spec: &ModelFile, source: &str, dropout: Option<f32>) -> Result<FileModel> {
     let plan = plan(spec, source, dropout)?;
-    let mut layers = Vec::with_capacity(plan.layers.len());
+    let (mut net, mut layers) = (Sequential::new(), Vec::with_capacity(plan.layers.len()));
     for Planned { info, make } in plan.layers {
         let module =
             make().map_err(|e| anyhow!("{source}: layer {} ({}): {e}", info.name, info.kind))?;
-        layers.push(Entry {
-            name: info.name,
-            kind: info.kind,
-            module,
-            out_shape: info.out_shape,
-            params: info.params,
-            macs: info.macs,
-        });
+        net.push_named(info.name.clone(), module);
+        layers.push(info);
     }
     Ok(FileModel {
         name: plan.name,
         input: plan.input,
+        net,
         layers,
     })
 }

@@ -117,9 +117,9 @@ fn find_layer(model: &FileModel, name: Option<&str>, kind: &str) -> Result<usize
 
 /// The filters of a convolution (default: the first one) and its name.
 pub(crate) fn filters_of(model: &FileModel, layer: Option<&str>) -> Result<(String, Canvas)> {
-    let l = &model.layers[find_layer(model, layer, "conv2d")?];
-    let weight = l
-        .module
+    let idx = find_layer(model, layer, "conv2d")?;
+    let l = &model.layers[idx];
+    let weight = model.net.layers()[idx]
         .named_parameters()
         .into_iter()
         .find(|(n, t)| n == "weight" && t.shape().len() == 4)
@@ -145,11 +145,7 @@ pub(crate) fn feature_maps_of(
         );
     }
     model.eval();
-    let maps = no_grad(|| {
-        model.layers[..=idx]
-            .iter()
-            .try_fold(x.unsqueeze(0)?, |y, l| l.module.forward(&y))
-    })?;
+    let maps = no_grad(|| model.net.forward_range(0..idx + 1, &x.unsqueeze(0)?))?;
     Ok((l.name.clone(), feature_maps(&maps.squeeze(0)?)?))
 }
 

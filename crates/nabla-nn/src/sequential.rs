@@ -1,5 +1,9 @@
 //! `nn.Sequential`: modules applied in order; parameters named `0.weight`,
-//! `1.bias`, … by position, as PyTorch does.
+//! `1.bias`, … by position, as PyTorch does, or by each child's name when
+//! it was added with one (PyTorch's `Sequential(OrderedDict(...))`:
+//! `conv1.weight`).
+
+use std::ops::Range;
 
 use nabla_core::{Result, Tensor};
 
@@ -9,6 +13,8 @@ use crate::Module;
 #[derive(Default)]
 pub struct Sequential {
     layers: Vec<Box<dyn Module>>,
+    /// Each child's name: its position, or the name it was added with.
+    names: Vec<String>,
 }
 
 impl Sequential {
@@ -19,16 +25,37 @@ impl Sequential {
     /// Appends a layer (builder style): `Sequential::new().add(Linear::new(2, 8)).add(Tanh)`.
     #[allow(clippy::should_implement_trait)]
     pub fn add(mut self, layer: impl Module + 'static) -> Sequential {
-        self.layers.push(Box::new(layer));
+        self.push(Box::new(layer));
         self
     }
 
+    /// Appends a layer named by its position.
     pub fn push(&mut self, layer: Box<dyn Module>) {
+        let name = self.layers.len().to_string();
+        self.push_named(name, layer);
+    }
+
+    /// Appends a layer under `name`: its parameters are `NAME.weight`, ….
+    pub fn push_named(&mut self, name: impl Into<String>, layer: Box<dyn Module>) {
+        self.names.push(name.into());
         self.layers.push(layer);
     }
 
     pub fn layers(&self) -> &[Box<dyn Module>] {
         &self.layers
+    }
+
+    /// The children's names, in order.
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    /// Runs the layers of `range` only (the features before a layer, the
+    /// head after it: Grad-CAM, feature maps, a ViT's tokens).
+    pub fn forward_range(&self, range: Range<usize>, x: &Tensor) -> Result<Tensor> {
+        self.layers[range]
+            .iter()
+            .try_fold(x.clone(), |y, layer| layer.forward(&y))
     }
 
     pub fn len(&self) -> usize {
@@ -42,25 +69,21 @@ impl Sequential {
 
 impl Module for Sequential {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let mut y = x.clone();
-        for layer in &self.layers {
-            y = layer.forward(&y)?;
-        }
-        Ok(y)
+        self.forward_range(0..self.layers.len(), x)
     }
 
     fn named_parameters(&self) -> Vec<(String, Tensor)> {
         let mut out = vec![];
-        for (i, l) in self.layers.iter().enumerate() {
-            out.extend(prefixed(&i.to_string(), l.named_parameters()));
+        for (name, l) in self.names.iter().zip(&self.layers) {
+            out.extend(prefixed(name, l.named_parameters()));
         }
         out
     }
 
     fn named_buffers(&self) -> Vec<(String, Tensor)> {
         let mut out = vec![];
-        for (i, l) in self.layers.iter().enumerate() {
-            out.extend(prefixed(&i.to_string(), l.named_buffers()));
+        for (name, l) in self.names.iter().zip(&self.layers) {
+            out.extend(prefixed(name, l.named_buffers()));
         }
         out
     }
@@ -72,5 +95,26 @@ impl Module for Sequential {
     fn describe(&self) -> String {
         let inner: Vec<String> = self.layers.iter().map(|l| l.describe()).collect();
         format!("Sequential({})", inner.join(", "))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Linear, ReLU};
+
+    #[test]
+    fn children_are_named_by_position_or_by_name_and_run_by_range() {
+        let mut s = Sequential::new().add(Linear::new(3, 4));
+        s.push_named("act", Box::new(ReLU));
+        s.push_named("head", Box::new(Linear::new(4, 2)));
+        let names: Vec<String> = s.named_parameters().into_iter().map(|(n, _)| n).collect();
+        assert_eq!(names, ["0.weight", "0.bias", "head.weight", "head.bias"]);
+        assert_eq!(s.names(), ["0", "act", "head"]);
+        let x = Tensor::from_vec(vec![1.0, -2.0, 3.0], [1, 3]).unwrap();
+        let features = s.forward_range(0..2, &x).unwrap();
+        assert!(features.to_vec().iter().all(|&v| v >= 0.0));
+        let whole = s.forward(&x).unwrap().to_vec();
+        assert_eq!(s.forward_range(2..3, &features).unwrap().to_vec(), whole);
     }
 }

@@ -213,8 +213,8 @@ fn the_plan_counts_what_the_build_makes() {
             .sum();
         let built = build(&spec, &src, None).unwrap();
         assert_eq!(planned, built.num_parameters(), "{name}");
-        for l in &built.layers {
-            assert_eq!(l.params, l.module.num_parameters(), "{name}: {}", l.name);
+        for (l, module) in built.layers.iter().zip(built.net.layers()) {
+            assert_eq!(l.params, module.num_parameters(), "{name}: {}", l.name);
         }
     }
     // bidirectional and stacked recurrent layers too
@@ -226,7 +226,7 @@ fn the_plan_counts_what_the_build_makes() {
         let m = build(&spec, kind, None).unwrap();
         assert_eq!(
             m.layers[0].params,
-            m.layers[0].module.num_parameters(),
+            m.net.layers()[0].num_parameters(),
             "{kind}"
         );
     }
