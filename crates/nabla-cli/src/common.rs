@@ -9,7 +9,7 @@ use nabla_data::{check_input_shape, DataLoader, ImageDataset, ImageSet, Mnist, T
 use nabla_nn::Module;
 use nabla_train::{cross_entropy_loss, Evaluation};
 
-use crate::modelfile::{build, load_spec, FileModel};
+use nabla_nn::modelfile::{build, load_spec, FileModel};
 
 /// A usage error: a flag's value that clap could not check alone. The
 /// command exits with 2 for it, as for clap's own.

@@ -14,7 +14,7 @@ use nabla_vis::plot::{image_grid, titled, Tile};
 
 use crate::args::{ExplainArgs, ExplainMethod};
 use crate::inspect::{class_name, test_example};
-use crate::modelfile::FileModel;
+use nabla_nn::modelfile::FileModel;
 use nabla_train::say;
 
 pub fn run(a: ExplainArgs) -> Result<()> {

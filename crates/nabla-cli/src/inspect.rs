@@ -9,7 +9,7 @@ use nabla_nn::Module;
 
 use crate::args::{EvalArgs, PredictArgs, SummaryArgs, TrainArgs, TrainedArgs};
 use crate::common::{dataset, evaluate, load_data, mean_std, probabilities};
-use crate::modelfile::{build, load_spec, plan, FileModel, LayerInfo};
+use nabla_nn::modelfile::{build, load_spec, plan, FileModel, LayerInfo};
 use nabla_train::say;
 
 pub const FASHION_CLASSES: [&str; 10] = [
@@ -90,7 +90,7 @@ pub(crate) fn run_config(dir: &Path) -> Result<TrainArgs> {
     let mut a: TrainArgs =
         toml::from_str(&text).map_err(|e| anyhow!("{}: invalid config: {e}", cfg.display()))?;
     let in_run = dir.join(&a.model);
-    if crate::modelfile::is_file_model(&a.model) && in_run.is_file() {
+    if nabla_nn::modelfile::is_file_model(&a.model) && in_run.is_file() {
         a.model = in_run.display().to_string();
     }
     Ok(a)

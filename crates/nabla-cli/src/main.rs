@@ -9,7 +9,6 @@ mod common;
 mod explain;
 mod inspect;
 mod lm;
-mod modelfile;
 mod picture;
 mod plots;
 mod report;

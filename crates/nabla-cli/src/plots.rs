@@ -17,7 +17,7 @@ use nabla_data::DataLoader;
 use crate::args::{PlotArgs, PlotKind};
 use crate::common::{augmented_dataset, load_data};
 use crate::inspect::{class_name, class_names, test_example, Trained};
-use crate::modelfile::FileModel;
+use nabla_nn::modelfile::FileModel;
 use nabla_train::say;
 
 /// The model's predictions on the whole test set.

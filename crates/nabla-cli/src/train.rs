@@ -323,7 +323,7 @@ fn write_config(run: &RunDir, a: &TrainArgs) -> Result<()> {
         data: a.data.as_deref().map(absolute),
         ..a.clone()
     };
-    if crate::modelfile::is_file_model(&a.model) {
+    if nabla_nn::modelfile::is_file_model(&a.model) {
         let text = std::fs::read(&a.model)
             .with_context(|| format!("{}: cannot read the model file", a.model))?;
         run.write(&run.path().join("model.toml"), &text)?;

@@ -5,6 +5,7 @@
 mod attention;
 pub mod init;
 pub mod loss;
+pub mod modelfile;
 pub mod optim;
 pub mod positional;
 pub mod regularization;

@@ -26,28 +26,36 @@
 
 use std::path::Path;
 
-use anyhow::{anyhow, bail, Context, Result};
-use nabla_core::{Conv2dParams, Pool2d, Tensor};
-use nabla_nn::{
+/// A model file that cannot be read or built: one line naming the file,
+/// the layer and the problem.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ModelFileError(pub String);
+
+pub type Result<T> = std::result::Result<T, ModelFileError>;
+
+/// `return Err(...)` with a formatted message (as anyhow's `bail!`).
+macro_rules! bail {
+    ($($arg:tt)*) => {
+        return Err(ModelFileError(format!($($arg)*)))
+    };
+}
+
+/// A formatted error (as anyhow's `anyhow!`).
+macro_rules! anyhow {
+    ($($arg:tt)*) => {
+        ModelFileError(format!($($arg)*))
+    };
+}
+use crate::{
     Activation, AvgPool2d, BatchNorm, ClassToken, Conv2d, Dropout, Flatten, LeakyReLU, Linear,
     MaxPool2d, Mish, Module, PatchEmbedding, ReLU, Sequential, SiLU, Sigmoid, Softplus, Tanh,
     TransformerConfig, TransformerEncoder, ELU, GELU, SELU,
 };
+use nabla_core::{Conv2dParams, Pool2d, Tensor};
 use serde::Deserialize;
 
-/// The zoo: model files compiled into the binary, by name.
-pub const ZOO: &[(&str, &str)] = &[
-    ("lenet", include_str!("../../../models/lenet.toml")),
-    (
-        "lenet-as-written",
-        include_str!("../../../models/lenet-as-written.toml"),
-    ),
-    ("mlp", include_str!("../../../models/mlp.toml")),
-    ("lstm-rows", include_str!("../../../models/lstm-rows.toml")),
-    ("gru-rows", include_str!("../../../models/gru-rows.toml")),
-    ("rnn-rows", include_str!("../../../models/rnn-rows.toml")),
-    ("vit", include_str!("../../../models/vit.toml")),
-];
+use crate::zoo::MODEL_FILES as ZOO;
 
 fn one() -> usize {
     1
@@ -275,7 +283,7 @@ pub fn load_spec(model: &str) -> Result<(ModelFile, String)> {
                 );
             }
             let text = std::fs::read_to_string(path)
-                .with_context(|| format!("{model}: cannot read the model file"))?;
+                .map_err(|e| anyhow!("{model}: cannot read the model file: {e}"))?;
             (text, model.to_string())
         }
     };
@@ -541,7 +549,7 @@ pub fn plan(spec: &ModelFile, source: &str, dropout: Option<f32>) -> Result<Plan
                 num_layers,
                 bidirectional,
             } => {
-                use nabla_nn::rnn::{LastHidden, Recurrent, RnnConfig, RnnKind};
+                use crate::rnn::{LastHidden, Recurrent, RnnConfig, RnnKind};
                 if *hidden_size == 0 {
                     bail!("{here}: hidden_size must be at least 1");
                 }
