@@ -81,7 +81,7 @@ pub fn prepare(img: &DynamicImage, size: usize, dataset: &str) -> Result<Prepare
         );
     }
     // scaled into the box, aspect kept
-    let fit = if fashion { size } else { size * 20 / 28 };
+    let fit = if fashion { size } else { size * 20 / 28 }.max(1);
     let scale = fit as f32 / bw.max(bh) as f32;
     let (sw, sh) = (
         ((bw as f32 * scale).round() as usize).clamp(1, fit),
@@ -232,6 +232,8 @@ mod tests {
         let p = prepare(&blank, 28, "mnist").unwrap();
         assert!(p.warnings[0].contains("blank") && p.pixels.iter().all(|&v| v == 0.0));
         let tiny = seven(5, 6, [0, 0, 0, 255], white);
+        // a model of one-pixel inputs still gets one (no empty box)
+        assert_eq!(prepare(&tiny, 1, "mnist").unwrap().pixels.len(), 1);
         assert!(prepare(&tiny, 28, "mnist").unwrap().warnings[0].contains("tiny"));
         let photo = DynamicImage::ImageRgba8(image::RgbaImage::from_fn(60, 60, |x, y| {
             let inside = (10..50).contains(&x) && (10..50).contains(&y);

@@ -34,6 +34,11 @@ pub fn settings(args: TrainArgs, given: &[String]) -> Result<(TrainArgs, PathBuf
         return Ok((args, dir, false));
     };
     let mut saved = crate::inspect::run_config(&dir)?;
+    // the config keeps the data folder absolute: compare it so
+    let args = TrainArgs {
+        data: args.data.as_deref().map(crate::train::absolute),
+        ..args
+    };
     let (old, new) = (
         toml::Value::try_from(&saved)?,
         toml::Value::try_from(&args)?,

@@ -333,6 +333,7 @@ fn write_config(run: &RunDir, a: &TrainArgs) -> Result<()> {
     Ok(())
 }
 
-fn absolute(p: &Path) -> PathBuf {
+/// `p` made absolute (as a run's config keeps its data folder).
+pub fn absolute(p: &Path) -> PathBuf {
     std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
 }

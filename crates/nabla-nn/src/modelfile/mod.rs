@@ -53,180 +53,15 @@ use crate::{
     TransformerConfig, TransformerEncoder, ELU, GELU, SELU,
 };
 use nabla_core::{Conv2dParams, Pool2d, Tensor};
-use serde::Deserialize;
+mod size;
+mod spec;
+
+pub use size::MAX_ELEMENTS;
+pub use spec::{LayerKind, LayerSpec, ModelFile, Padding, RecurrentLayer};
+
+use size::largest_tensor;
 
 use crate::zoo::MODEL_FILES as ZOO;
-
-fn one() -> usize {
-    1
-}
-fn yes() -> bool {
-    true
-}
-fn half() -> f32 {
-    0.5
-}
-fn one_f32() -> f32 {
-    1.0
-}
-fn twenty() -> f32 {
-    20.0
-}
-fn slope() -> f32 {
-    0.01
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ModelFile {
-    pub name: Option<String>,
-    pub input: Vec<usize>,
-    pub layers: Vec<LayerSpec>,
-}
-
-#[derive(Debug, Deserialize)]
-pub struct LayerSpec {
-    pub name: Option<String>,
-    #[serde(flatten)]
-    pub kind: LayerKind,
-}
-
-/// A convolution's padding: rows and columns of zeros on each side, or
-/// PyTorch's words for it, `"same"` (the output as large as the input) and
-/// `"valid"` (none).
-#[derive(Clone, Copy, Debug, Default)]
-pub enum Padding {
-    Size(usize),
-    #[default]
-    Valid,
-    Same,
-}
-
-impl<'de> Deserialize<'de> for Padding {
-    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
-        #[derive(Deserialize)]
-        #[serde(untagged)]
-        enum Raw {
-            Size(usize),
-            Word(String),
-        }
-        match Raw::deserialize(d)? {
-            Raw::Size(p) => Ok(Padding::Size(p)),
-            Raw::Word(w) if w == "same" => Ok(Padding::Same),
-            Raw::Word(w) if w == "valid" => Ok(Padding::Valid),
-            Raw::Word(w) => Err(serde::de::Error::custom(format!(
-                "padding must be a number, \"same\" or \"valid\", got {w:?}"
-            ))),
-        }
-    }
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(tag = "type", rename_all = "lowercase", deny_unknown_fields)]
-pub enum LayerKind {
-    Conv2d {
-        out_channels: usize,
-        kernel: usize,
-        in_channels: Option<usize>,
-        #[serde(default = "one")]
-        stride: usize,
-        #[serde(default)]
-        padding: Padding,
-        #[serde(default = "one")]
-        dilation: usize,
-        #[serde(default = "one")]
-        groups: usize,
-        #[serde(default = "yes")]
-        bias: bool,
-    },
-    Maxpool2d {
-        kernel: usize,
-        stride: Option<usize>,
-        #[serde(default)]
-        padding: usize,
-        #[serde(default)]
-        ceil_mode: bool,
-    },
-    Avgpool2d {
-        kernel: usize,
-        stride: Option<usize>,
-        #[serde(default)]
-        padding: usize,
-        #[serde(default)]
-        ceil_mode: bool,
-    },
-    Linear {
-        out_features: usize,
-        in_features: Option<usize>,
-        #[serde(default = "yes")]
-        bias: bool,
-    },
-    Relu,
-    Sigmoid,
-    Tanh,
-    Gelu,
-    Leakyrelu {
-        #[serde(default = "slope")]
-        slope: f32,
-    },
-    Silu,
-    Mish,
-    Selu,
-    Elu {
-        #[serde(default = "one_f32")]
-        alpha: f32,
-    },
-    Softplus {
-        #[serde(default = "one_f32")]
-        beta: f32,
-        #[serde(default = "twenty")]
-        threshold: f32,
-    },
-    Flatten,
-    Dropout {
-        #[serde(default = "half")]
-        p: f32,
-    },
-    Batchnorm,
-    /// A recurrent encoder (`lstm`, `gru`, `rnn`) reading an image row by
-    /// row (or a `[T, F]` sequence); outputs its final hidden state.
-    Lstm {
-        hidden_size: usize,
-        #[serde(default = "one")]
-        num_layers: usize,
-        #[serde(default)]
-        bidirectional: bool,
-    },
-    Gru {
-        hidden_size: usize,
-        #[serde(default = "one")]
-        num_layers: usize,
-        #[serde(default)]
-        bidirectional: bool,
-    },
-    Rnn {
-        hidden_size: usize,
-        #[serde(default = "one")]
-        num_layers: usize,
-        #[serde(default)]
-        bidirectional: bool,
-    },
-    /// An image as patch tokens with a class token and learned positions.
-    Patches {
-        patch: usize,
-        dim: usize,
-    },
-    /// Pre-norm Transformer encoder layers (GELU), then a LayerNorm.
-    Encoder {
-        layers: usize,
-        heads: usize,
-        ff: usize,
-        #[serde(default)]
-        dropout: f32,
-    },
-    /// The class token's features.
-    Classtoken,
-}
 
 /// A model built from a file: a `Sequential` whose children carry the
 /// layers' names (so its parameters are `conv1.weight`, …), and what a
@@ -264,12 +99,12 @@ impl Module for FileModel {
     }
 }
 
-/// Reads a model by zoo name or from a TOML file.
 /// Whether `model` names a model file rather than a zoo model.
 pub fn is_file_model(model: &str) -> bool {
     !ZOO.iter().any(|(n, _)| *n == model)
 }
 
+/// Reads a model by zoo name or from a TOML file.
 pub fn load_spec(model: &str) -> Result<(ModelFile, String)> {
     let (text, source) = match ZOO.iter().find(|(n, _)| *n == model) {
         Some((_, text)) => (text.to_string(), format!("zoo model {model:?}")),
@@ -534,58 +369,37 @@ pub fn plan(spec: &ModelFile, source: &str, dropout: Option<f32>) -> Result<Plan
                 }
                 (lazy(move || Dropout::new(p)), shape.clone(), 0, 0)
             }
-            LayerKind::Lstm {
-                hidden_size,
-                num_layers,
-                bidirectional,
-            }
-            | LayerKind::Gru {
-                hidden_size,
-                num_layers,
-                bidirectional,
-            }
-            | LayerKind::Rnn {
-                hidden_size,
-                num_layers,
-                bidirectional,
-            } => {
-                use crate::rnn::{LastHidden, Recurrent, RnnConfig, RnnKind};
-                if *hidden_size == 0 {
+            LayerKind::Lstm { .. } | LayerKind::Gru { .. } | LayerKind::Rnn { .. } => {
+                use crate::rnn::{LastHidden, Recurrent, RnnConfig};
+                let Some(r) = l.kind.recurrent() else {
+                    bail!("{here}: not a recurrent layer");
+                };
+                if r.hidden == 0 {
                     bail!("{here}: hidden_size must be at least 1");
                 }
                 let (t, f) = match shape[..] {
                     [1, t, f] | [t, f] => (t, f),
                     _ => bail!("{here}: expects a sequence [T, F] or a one-channel image [1, H, W], receives {shape:?}"),
                 };
-                let rk = match l.kind {
-                    LayerKind::Lstm { .. } => RnnKind::Lstm,
-                    LayerKind::Gru { .. } => RnnKind::Gru,
-                    _ => RnnKind::RnnTanh,
-                };
                 let cfg = RnnConfig {
-                    num_layers: (*num_layers).max(1),
-                    bidirectional: *bidirectional,
+                    num_layers: r.layers,
+                    bidirectional: r.directions == 2,
                     batch_first: true,
-                    ..RnnConfig::new(f, *hidden_size)
+                    ..RnnConfig::new(f, r.hidden)
                 };
                 // per layer and direction: the gates' input and hidden
                 // weights and their two biases; every step multiplies by
                 // every weight matrix once
-                let gates = match rk {
-                    RnnKind::Lstm => 4,
-                    RnnKind::Gru => 3,
-                    _ => 1,
-                };
-                let (h, dirs) = (*hidden_size, if *bidirectional { 2 } else { 1 });
-                let weights: usize = (0..cfg.num_layers)
+                let (h, dirs, gates) = (r.hidden, r.directions, r.gates);
+                let weights: usize = (0..r.layers)
                     .map(|layer| {
                         let input = if layer == 0 { f } else { dirs * h };
                         dirs * gates * h * (input + h)
                     })
                     .sum();
-                let params = weights + cfg.num_layers * dirs * 2 * gates * h;
+                let params = weights + r.layers * dirs * 2 * gates * h;
                 (
-                    lazy(move || LastHidden(Recurrent::new(rk, cfg))),
+                    lazy(move || LastHidden(Recurrent::new(r.kind, cfg))),
                     vec![dirs * h],
                     params,
                     t * weights,
@@ -702,65 +516,6 @@ pub fn build(spec: &ModelFile, source: &str, dropout: Option<f32>) -> Result<Fil
         net,
         layers,
     })
-}
-
-/// The most elements a layer's tensor may hold (16 GB of f32).
-const MAX_ELEMENTS: u128 = 1 << 32;
-
-/// About the most elements one tensor of the layer holds (its weights, or
-/// one example's activations), computed in u128 so no size overflows.
-fn largest_tensor(kind: &LayerKind, shape: &[usize]) -> u128 {
-    let s: Vec<u128> = shape.iter().map(|&d| d as u128).collect();
-    let input: u128 = s.iter().product();
-    let first = s.first().copied().unwrap_or(1);
-    let last = s.last().copied().unwrap_or(1);
-    let n = |v: usize| v as u128;
-    let spatial = input / first.max(1);
-    let weights = match kind {
-        LayerKind::Conv2d {
-            out_channels,
-            kernel,
-            groups,
-            padding,
-            ..
-        } => {
-            let pad = match padding {
-                Padding::Size(p) => n(*p),
-                _ => n(*kernel),
-            };
-            let out = n(*out_channels);
-            let grown = s.iter().skip(1).map(|d| d + 2 * pad).product::<u128>();
-            (out * first / n(*groups).max(1) * n(*kernel) * n(*kernel)).max(out * grown)
-        }
-        LayerKind::Linear { out_features, .. } => n(*out_features) * input.max(1),
-        LayerKind::Lstm {
-            hidden_size,
-            num_layers,
-            bidirectional,
-        }
-        | LayerKind::Gru {
-            hidden_size,
-            num_layers,
-            bidirectional,
-        }
-        | LayerKind::Rnn {
-            hidden_size,
-            num_layers,
-            bidirectional,
-        } => {
-            let (h, dirs) = (n(*hidden_size), 1 + *bidirectional as u128);
-            4 * h * (last.max(dirs * h) + h) * dirs * n(*num_layers).max(1)
-        }
-        LayerKind::Patches { patch, dim } => {
-            let p = n(*patch).max(1);
-            n(*dim) * (first * p * p + spatial / (p * p) + 1)
-        }
-        LayerKind::Encoder {
-            layers, heads, ff, ..
-        } => n(*layers) * (4 * last * last + 2 * last * n(*ff)) + n(*heads) * first * first,
-        _ => input,
-    };
-    weights.max(input)
 }
 
 /// The refusal for a linear layer fed the wrong number of features, with a

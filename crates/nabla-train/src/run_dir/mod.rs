@@ -73,7 +73,7 @@ impl RunDir {
                 existing.join(", ")
             )));
         }
-        for f in existing.iter().chain(&["best.safetensors"]) {
+        for f in &existing {
             let p = path.join(f);
             let removed = if p.is_dir() {
                 std::fs::remove_dir_all(&p)
