@@ -7,31 +7,34 @@
 //! the 2-d weights only (embeddings and matrices, not biases and norms);
 //! the learning rate warms up linearly over `--warmup-steps`, then decays
 //! on a cosine to a tenth of `--lr` at the last step; gradients clipped to
-//! norm 1 and summed over `--grad-accum` micro-batches. After every epoch
-//! (`--steps-per-epoch` steps) the loss on the whole validation split, in
-//! nats and bits per character; the weights, vocabulary and config are
-//! written (atomically) to the run directory, with a checkpoint (weights,
-//! both optimizers' moments, the step and the generator) that `--resume`
-//! continues from, bit for bit; Ctrl-C or SIGTERM writes one and exits
-//! with 130.
+//! norm 1 (`--clip-grad-norm`) and summed over `--grad-accum` batches.
+//! After every epoch (`--steps-per-epoch` steps) the loss on the whole
+//! validation split, in nats and bits per character.
+//!
+//! All of it is a [`Trainer`] with the library's parts, so the run
+//! directory, checkpoints, `--resume` (bit for bit), Ctrl-C (a checkpoint,
+//! exit 130) and the NaN guard are the image models'; only the tokenizer,
+//! the console lines and the closing sample are the language model's own.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
-
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
-use nabla_core::{no_grad, set_global_generator_state, Generator, Tensor};
+use nabla_core::{Generator, Tensor};
 use nabla_data::{Bpe, TextCorpus};
-use nabla_nn::loss::cross_entropy;
-use nabla_nn::optim::{clip_grad_norm, Adam, Optimizer};
-use nabla_nn::state_dict::{load_safetensors, load_state_dict, save_safetensors, state_dict};
+use nabla_nn::optim::{Adam, ParamGroups};
+use nabla_nn::scheduler::Schedule;
+use nabla_nn::state_dict::{load_safetensors, load_state_dict};
 use nabla_nn::{Gpt, GptConfig, Module, Positions};
+use nabla_train::{
+    say, token_cross_entropy_loss, Callback, Ctx, EpochEnd, Flow, Outcome, RandomWindows, RunDir,
+    StepEnd, TrainError, Trainer, Windows,
+};
 
 use crate::args::{GenerateArgs, TrainArgs};
-use nabla_train::{say, Checkpoint, RunDir, TrainState};
 
 /// Text as token ids: one per character, or byte-level BPE.
 enum Tokenizer {
@@ -160,67 +163,51 @@ fn config(a: &TrainArgs, vocab_size: usize) -> Result<GptConfig> {
     })
 }
 
-/// nanoGPT's learning rate at step `t` of `total`: linear warm-up, then a
-/// cosine from `lr` to `lr / 10`.
-pub fn learning_rate(t: usize, total: usize, warmup: usize, lr: f32) -> f32 {
-    let min = lr / 10.0;
-    if t < warmup {
-        return lr * (t + 1) as f32 / (warmup + 1) as f32;
-    }
-    if t >= total {
-        return min;
-    }
-    let ratio = (t - warmup) as f32 / (total - warmup).max(1) as f32;
-    min + 0.5 * (1.0 + (std::f32::consts::PI * ratio).cos()) * (lr - min)
+/// The console lines of a language model's run: every `log_interval`
+/// steps the epoch's running loss and the step's learning rate; after each
+/// epoch the validation loss in nats, bits per character and perplexity.
+struct LmLog {
+    log_interval: usize,
+    total: usize,
+    /// Validation tokens per character: bits per character from nats per token.
+    tokens_per_char: f64,
 }
 
-/// `batch` random windows of `t + 1` ids from `ids`: inputs and targets
-/// `[batch, t]`.
-fn random_windows(ids: &[u32], batch: usize, t: usize) -> Result<(Tensor, Tensor)> {
-    let starts = ids.len() - t - 1;
-    let (mut x, mut y) = (Vec::with_capacity(batch * t), Vec::with_capacity(batch * t));
-    for _ in 0..batch {
-        // (the global generator: a checkpoint saves its state)
-        let u = nabla_core::with_global_generator(|g| g.uniform());
-        let s = ((u as f64 * starts as f64) as usize).min(starts - 1);
-        x.extend(ids[s..s + t].iter().map(|&i| i as f32));
-        y.extend(ids[s + 1..s + t + 1].iter().map(|&i| i as f32));
+impl Callback for LmLog {
+    fn name(&self) -> &str {
+        "lm_log"
     }
-    Ok((
-        Tensor::from_vec(x, [batch, t])?,
-        Tensor::from_vec(y, [batch * t])?,
-    ))
-}
-
-/// The mean loss (nats per character) over the non-overlapping windows of
-/// `ids`.
-fn mean_loss(model: &Gpt, ids: &[u32], t: usize, batch: usize) -> Result<f64> {
-    model.eval();
-    let windows: Vec<usize> = (0..ids.len().saturating_sub(1) / t)
-        .map(|w| w * t)
-        .collect();
-    let (mut total, mut count) = (0f64, 0usize);
-    no_grad(|| -> Result<()> {
-        for chunk in windows.chunks(batch) {
-            let (mut x, mut y) = (Vec::new(), Vec::new());
-            for &s in chunk {
-                x.extend(ids[s..s + t].iter().map(|&i| i as f32));
-                y.extend(ids[s + 1..s + t + 1].iter().map(|&i| i as f32));
-            }
-            let b = chunk.len();
-            let logits = model.forward(&Tensor::from_vec(x, [b, t])?)?;
-            let v = logits.shape()[2];
-            let loss = cross_entropy(&logits.reshape([b * t, v])?, &Tensor::from_vec(y, [b * t])?)?;
-            total += loss.item()? as f64 * (b * t) as f64;
-            count += b * t;
+    fn on_step_end(&mut self, step: &StepEnd, ctx: &mut Ctx) -> nabla_train::Result<Flow> {
+        if step.global_step.is_multiple_of(self.log_interval) {
+            let (sum, n) = ctx.state.epoch_loss;
+            say!(
+                "step {:>5}/{}  loss {:.4}  lr {:.2e}",
+                step.global_step,
+                self.total,
+                sum / n.max(1) as f64,
+                ctx.optimizer.lr()
+            );
         }
-        Ok(())
-    })?;
-    model.train();
-    Ok(total / count.max(1) as f64)
+        Ok(Flow::Continue)
+    }
+    fn on_epoch_end(&mut self, end: &EpochEnd, ctx: &mut Ctx) -> nabla_train::Result<Flow> {
+        if let Some(v) = end.validation {
+            let val = v.mean_loss() as f64;
+            let bpc = val * self.tokens_per_char / std::f64::consts::LN_2;
+            say!(
+                "Epoch {} (step {}): train loss {:.4}, validation loss {val:.4} nats ({bpc:.3} bits per character, perplexity {:.2} a token), {:.1} s training",
+                end.epoch,
+                ctx.state.global_step,
+                end.train_loss,
+                val.exp(),
+                end.train_seconds
+            );
+        }
+        Ok(Flow::Continue)
+    }
 }
 
-/// Trains a gpt-char model; see the module docs.
+/// Trains a gpt-char model on the [`Trainer`]; see the module docs.
 pub fn train(a: TrainArgs, run_dir: PathBuf, resume: bool) -> Result<i32> {
     let (text, source) = read_text(&a)?;
     // the first 90% of the characters train the tokenizer (BPE) and the model
@@ -246,9 +233,8 @@ pub fn train(a: TrainArgs, run_dir: PathBuf, resume: bool) -> Result<i32> {
         }
         Tokenizer::Bpe(b) => (b.encode(&text[..cut]), b.encode(&text[cut..])),
     };
-    let (train_ids, val_ids) = (&train_ids[..], &val_ids[..]);
-    // characters per validation token, for bits per character
-    let val_chars = tokenizer.decode(val_ids).chars().count().max(1);
+    let tokens_per_char =
+        val_ids.len() as f64 / tokenizer.decode(&val_ids).chars().count().max(1) as f64;
     let cfg = config(&a, tokenizer.vocab_size())?;
     let (t, batch) = (cfg.block_size, a.batch_size());
     if train_ids.len() < t + 2 || val_ids.len() < t + 1 {
@@ -260,171 +246,113 @@ pub fn train(a: TrainArgs, run_dir: PathBuf, resume: bool) -> Result<i32> {
     if batch == 0 || a.lr.is_nan() || a.lr <= 0.0 {
         bail!("--batch-size and --lr must be positive");
     }
-    nabla_core::manual_seed(a.seed);
-    let model = Gpt::new(cfg.clone())?;
-    // weight decay on the 2-d weights only, as nanoGPT
-    let (decay, rest): (Vec<Tensor>, Vec<Tensor>) =
-        model.parameters().into_iter().partition(|p| p.rank() >= 2);
-    let mut opts = [
-        Adam::adamw(decay, a.lr).betas(0.9, 0.99).weight_decay(0.1),
-        Adam::adamw(rest, a.lr).betas(0.9, 0.99).weight_decay(0.0),
-    ];
-    let params = model.parameters();
-    let total = a.max_steps.unwrap_or(a.epochs * a.gpt.steps_per_epoch);
-    let (run, resumed_from) = match resume {
-        true => {
-            let (run, checkpoint) = RunDir::resume(&run_dir)?;
-            (run, Some(checkpoint))
-        }
-        false => {
-            let run = RunDir::create(&run_dir, a.overwrite)?;
-            let saved = TrainArgs {
-                overwrite: false,
-                ..a.clone()
-            };
-            run.write(&run.config_path(), toml::to_string(&saved)?.as_bytes())?;
-            tokenizer.save(&run_dir)?;
-            (run, None)
-        }
-    };
-    say!(
-        "{}: {} parameters; {} characters, {} tokens ({} distinct), {} for training",
-        model.describe(),
-        model.num_parameters(),
+    let clip = a.clip_grad_norm.unwrap_or(1.0);
+    if !(clip > 0.0 && clip.is_finite()) {
+        return Err(crate::common::usage(format!(
+            "--clip-grad-norm must be a positive number, got {clip}"
+        )));
+    }
+    let counts = format!(
+        "{} characters, {} tokens ({} distinct), {} for training",
         text.chars().count(),
         train_ids.len() + val_ids.len(),
         tokenizer.vocab_size(),
         train_ids.len()
     );
-    let mut metrics = String::from("epoch,step,train_loss,val_loss,val_bpc,train_seconds\n");
-    let mut gen = Generator::new(a.seed);
-    let (mut running, mut seen, mut epoch, mut clock) = (0f64, 0usize, 0usize, 0f64);
-    let mut first = 0;
-    let last = run.last_checkpoint();
-    if let Some(c) = resumed_from {
-        load_state_dict(&model, &c.model).map_err(|e| anyhow!("{}: {e}", last.display()))?;
-        for (o, group) in opts.iter_mut().zip(["decay.", "rest."]) {
-            let state: Vec<(String, Tensor)> = c
-                .optim
-                .iter()
-                .filter_map(|(n, t)| n.strip_prefix(group).map(|k| (k.to_string(), t.clone())))
-                .collect();
-            o.load_state(&state)
-                .map_err(|e| anyhow!("{}: {e}", last.display()))?;
-        }
-        set_global_generator_state(c.state.generator);
-        (first, epoch) = (c.state.global_step, c.state.epoch);
-        (running, seen) = c.state.epoch_loss;
-        // the metrics of the epochs done, and their training time
-        metrics = std::fs::read_to_string(run_dir.join("metrics.csv")).unwrap_or(metrics);
-        let rows = metrics.lines().skip(1).take(epoch);
-        metrics = std::iter::once("epoch,step,train_loss,val_loss,val_bpc,train_seconds")
-            .chain(rows)
-            .map(|l| format!("{l}\n"))
-            .collect();
-        clock = metrics
-            .lines()
-            .last()
-            .and_then(|l| l.rsplit(',').next()?.parse().ok())
-            .unwrap_or(0.0);
-        say!("resuming {} at step {first} of {total}", run_dir.display());
-    }
-    // Ctrl-C or SIGTERM: the step in progress ends, a checkpoint is written
+    let accum = a.gpt.grad_accum;
+    let train_set = RandomWindows::new(train_ids, batch, t, a.gpt.steps_per_epoch * accum)?;
+    let val_set = Windows::new(val_ids, 64, t)?;
+
+    nabla_core::manual_seed(a.seed);
+    let model = Gpt::new(cfg)?;
+    // weight decay on the 2-d weights only (embeddings and matrices), as nanoGPT
+    let (decay, rest): (Vec<Tensor>, Vec<Tensor>) =
+        model.parameters().into_iter().partition(|p| p.rank() >= 2);
+    let adamw = ParamGroups::new(vec![
+        (
+            "decay",
+            Box::new(Adam::adamw(decay, a.lr).betas(0.9, 0.99).weight_decay(0.1)),
+        ),
+        (
+            "rest",
+            Box::new(Adam::adamw(rest, a.lr).betas(0.9, 0.99).weight_decay(0.0)),
+        ),
+    ]);
+    let total = a.max_steps.unwrap_or(a.epochs * a.gpt.steps_per_epoch);
+    let log_interval = a.log_interval.max(1);
     let stop = Arc::new(AtomicBool::new(false));
     {
         let stop = stop.clone();
         let _ = ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst));
     }
-    let save = |steps: usize, epoch: usize, loss: (f64, usize), opts: &[Adam; 2]| -> Result<()> {
-        let state = TrainState {
-            epoch,
-            global_step: steps,
-            generator: nabla_core::global_generator_state(),
-            epoch_loss: loss,
-            // the tables as they stand: a resumption keeps them whole
-            metrics_len: run.len_of(&run.metrics_path())?,
-            steps_len: run.len_of(&run.steps_path())?,
-            ..Default::default()
-        };
-        let mut optim = Vec::new();
-        for (o, group) in opts.iter().zip(["decay.", "rest."]) {
-            optim.extend(
-                o.state()
-                    .into_iter()
-                    .map(|(n, t)| (format!("{group}{n}"), t)),
+    let mut trainer = Trainer::new(&model, adamw)
+        .without("console")
+        .loss(token_cross_entropy_loss())
+        .steps(total)
+        .grad_accum(accum)
+        .clip_grad_norm(Some(clip))
+        .log_every(log_interval)
+        .interrupt_on(stop)
+        // (before the schedule: the lines show the rate of the step logged)
+        .callback(LmLog {
+            log_interval,
+            total,
+            tokens_per_char,
+        })
+        .schedule(
+            Schedule::WarmupCosine {
+                warmup: a.gpt.warmup_steps,
+                total,
+                final_div_factor: 10.0,
+            },
+            true,
+        );
+    say!(
+        "{}: {} parameters; {counts}",
+        model.describe(),
+        model.num_parameters()
+    );
+    if resume {
+        let (run, checkpoint) = RunDir::resume(&run_dir)?;
+        if !checkpoint.state.callbacks.contains_key("lr_schedule") {
+            bail!(
+                "{}: written by an older nabla, whose gpt-char runs cannot be resumed; train anew with --overwrite",
+                run.last_checkpoint().display()
             );
         }
-        let checkpoint = Checkpoint {
-            model: state_dict(&model),
-            optim,
-            state,
-        };
-        Ok(run.commit(&checkpoint, false)?)
-    };
+        write_config(&run, &a)?;
+        trainer = trainer.resume((run, checkpoint))?;
+        say!(
+            "resuming {} at step {} of {total}",
+            run_dir.display(),
+            trainer.state().global_step
+        );
+    } else {
+        let run = RunDir::create(&run_dir, a.overwrite)?;
+        write_config(&run, &a)?;
+        tokenizer.save(&run_dir)?;
+        trainer = trainer.run_dir(run);
+    }
     let started = Instant::now();
-    for step in first..total {
-        if stop.load(Ordering::SeqCst) {
-            save(step, epoch, (running, seen), &opts)?;
-            say!(
-                "interrupted at step {step}: checkpoint written; continue with nabla train --resume {}",
-                run_dir.display()
-            );
-            return Ok(crate::train::INTERRUPTED);
-        }
-        let lr = learning_rate(step, total, a.gpt.warmup_steps, a.lr);
-        opts.iter_mut().for_each(|o| o.set_lr(lr));
-        let tick = Instant::now();
-        for _ in 0..a.gpt.grad_accum {
-            let (x, y) = random_windows(train_ids, batch, t)?;
-            let logits = model.forward(&x)?;
-            let v = logits.shape()[2];
-            let loss = cross_entropy(&logits.reshape([batch * t, v])?, &y)?;
-            let value = loss.item()?;
-            if !value.is_finite() {
-                bail!("the loss diverged ({value}) at step {step}: try a lower --lr");
-            }
-            running += value as f64;
-            seen += 1;
-            loss.mul_scalar(1.0 / a.gpt.grad_accum as f32)?.backward()?;
-        }
-        clip_grad_norm(&params, 1.0, 2.0)?;
-        for o in opts.iter_mut() {
-            o.step()?;
-            o.zero_grad();
-        }
-        clock += tick.elapsed().as_secs_f64();
-        if (step + 1) % a.log_interval.max(1) == 0 {
-            say!(
-                "step {:>5}/{total}  loss {:.4}  lr {lr:.2e}",
-                step + 1,
-                running / seen as f64
-            );
-        }
-        if (step + 1) % a.gpt.steps_per_epoch == 0 || step + 1 == total {
-            epoch += 1;
-            let val = mean_loss(&model, val_ids, t, 64)?;
-            let train_loss = running / seen.max(1) as f64;
-            let bpc = val * val_ids.len() as f64 / val_chars as f64 / std::f64::consts::LN_2;
-            say!(
-                "Epoch {epoch} (step {}): train loss {train_loss:.4}, validation loss {val:.4} nats ({bpc:.3} bits per character, perplexity {:.2} a token), {clock:.1} s training",
-                step + 1,
-                val.exp()
-            );
-            metrics += &format!(
-                "{epoch},{},{train_loss:.6},{val:.6},{bpc:.6},{clock:.3}\n",
-                step + 1
-            );
-            run.write(&run.metrics_path(), metrics.as_bytes())?;
-            save_safetensors(run_dir.join("model.safetensors"), &state_dict(&model))
-                .map_err(|e| anyhow!("{e}"))?;
-            (running, seen) = (0.0, 0);
-            save(step + 1, epoch, (running, seen), &opts)?;
-        }
+    let outcome = trainer
+        .fit(&train_set, Some(&val_set))
+        .map_err(|e| match e {
+            TrainError::Diverged { .. } => anyhow!("{e} (try a lower --lr)"),
+            e => e.into(),
+        })?;
+    if outcome == Outcome::Interrupted {
+        say!(
+            "interrupted at step {}: checkpoint written; continue with nabla train --resume {}",
+            trainer.state().global_step,
+            run_dir.display()
+        );
+        return Ok(crate::train::INTERRUPTED);
     }
     let prompt = tokenizer
         .encode("\n")
         .filter(|p| !p.is_empty())
         .unwrap_or_else(|| vec![0]);
+    let mut gen = Generator::new(a.seed);
     let sample = model.generate(&prompt, 200, 0.8, None, true, &mut gen, |_| {})?;
     say!("Sample:\n{}", tokenizer.decode(&sample));
     say!(
@@ -434,6 +362,17 @@ pub fn train(a: TrainArgs, run_dir: PathBuf, resume: bool) -> Result<i32> {
         run_dir.display()
     );
     Ok(0)
+}
+
+/// The run's `config.toml`: the settings, with what a resumption extended.
+fn write_config(run: &RunDir, a: &TrainArgs) -> Result<()> {
+    let saved = TrainArgs {
+        resume: None,
+        overwrite: false,
+        ..a.clone()
+    };
+    run.write(&run.config_path(), toml::to_string(&saved)?.as_bytes())?;
+    Ok(())
 }
 
 /// `nabla generate RUN`: streams `--max-new-tokens` characters continuing

@@ -167,6 +167,12 @@ impl<D: Dataset + 'static> DataLoader<D> {
 
     /// The batches of `epoch`, prepared ahead on the thread pool.
     pub fn epoch(&self, epoch: usize) -> Batches {
+        self.epoch_from(epoch, 0)
+    }
+
+    /// The batches of `epoch` from the `first`-th on (a resumed epoch):
+    /// the ones before are not read.
+    pub fn epoch_from(&self, epoch: usize, first: usize) -> Batches {
         let order = self.order(epoch);
         let mut chunks: Vec<Vec<usize>> = order
             .chunks(self.batch_size)
@@ -175,6 +181,7 @@ impl<D: Dataset + 'static> DataLoader<D> {
         if self.drop_last && chunks.last().is_some_and(|c| c.len() < self.batch_size) {
             chunks.pop();
         }
+        let chunk_count = chunks.len();
         let (tx, rx) = channel();
         let dataset = Arc::clone(&self.dataset);
         let (seed, device) = (self.seed, self.device);
@@ -201,8 +208,8 @@ impl<D: Dataset + 'static> DataLoader<D> {
             tx,
             rx,
             ready: BTreeMap::new(),
-            started: 0,
-            next: 0,
+            started: first.min(chunk_count),
+            next: first.min(chunk_count),
             ahead: self.prefetch.max(1),
         };
         batches.start_ahead();
@@ -310,6 +317,23 @@ mod tests {
         let dl = DataLoader::new(toy(10), 4).drop_last(true).shuffle(false);
         let sizes: Vec<usize> = dl.epoch(0).map(|b| b.unwrap().targets.numel()).collect();
         assert_eq!(sizes, vec![4, 4]);
+    }
+
+    /// A resumed epoch's batches are the whole epoch's, from the one asked.
+    #[test]
+    fn an_epoch_can_start_at_any_batch() {
+        let ds = ImageDataset::new(
+            toy(10).set.as_ref().clone(),
+            vec![Transform::RandomShift { max: 1 }],
+        );
+        let dl = DataLoader::new(ds, 3).seed(4);
+        let all: Vec<Vec<f32>> = dl.epoch(2).map(|b| b.unwrap().inputs.to_vec()).collect();
+        let rest: Vec<Vec<f32>> = dl
+            .epoch_from(2, 2)
+            .map(|b| b.unwrap().inputs.to_vec())
+            .collect();
+        assert_eq!(rest, all[2..]);
+        assert_eq!(dl.epoch_from(2, 9).count(), 0);
     }
 
     #[test]

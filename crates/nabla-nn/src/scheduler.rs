@@ -11,6 +11,8 @@
 //!   `momentum: Some((base, max))` (PyTorch's default `cycle_momentum`,
 //!   0.85 and 0.95) the momentum (Adam's β1) runs the other way, from `max`
 //!   down to `base` and back;
+//! - WarmupCosine (nanoGPT's): `lr₀·(t + 1)/(W + 1)` for the first `W`
+//!   steps, then a cosine from `lr₀` to `lr₀/d` at step `T`, and `lr₀/d` after;
 //! - ReduceLROnPlateau: multiply by `factor` when a metric has not improved
 //!   (relative threshold) for `patience` epochs, then wait `cooldown`.
 
@@ -48,6 +50,13 @@ pub enum Schedule {
         /// `(base_momentum, max_momentum)` to cycle, or None
         /// (`cycle_momentum=False`).
         momentum: Option<(f32, f32)>,
+    },
+    /// nanoGPT's: a linear warm-up over `warmup` steps, then a cosine
+    /// decay to `lr₀ / final_div_factor` at step `total` (per optimizer step).
+    WarmupCosine {
+        warmup: usize,
+        total: usize,
+        final_div_factor: f32,
     },
 }
 
@@ -89,6 +98,12 @@ impl Schedule {
                 let min = initial / *final_div_factor as f64;
                 self.one_cycle(t, (initial, max), (max, min))
             }
+            // in f32, as nanoGPT's recipe has always been computed here
+            Schedule::WarmupCosine {
+                warmup,
+                total,
+                final_div_factor,
+            } => warmup_cosine(t, (*warmup, *total), base, *final_div_factor) as f64,
         };
         lr as f32
     }
@@ -131,6 +146,19 @@ impl Schedule {
             cos(down, (t - up_end) / (down_end - up_end))
         }
     }
+}
+
+/// The learning rate of [`Schedule::WarmupCosine`] at step `t`.
+fn warmup_cosine(t: usize, (warmup, total): (usize, usize), lr: f32, div: f32) -> f32 {
+    let min = lr / div;
+    if t < warmup {
+        return lr * (t + 1) as f32 / (warmup + 1) as f32;
+    }
+    if t >= total {
+        return min;
+    }
+    let ratio = (t - warmup) as f32 / (total - warmup).max(1) as f32;
+    min + 0.5 * (1.0 + (std::f32::consts::PI * ratio).cos()) * (lr - min)
 }
 
 /// Applies a [`Schedule`] to an optimizer: call [`step`](Self::step) once per
@@ -236,5 +264,27 @@ impl ReduceLrOnPlateau {
 impl Default for ReduceLrOnPlateau {
     fn default() -> Self {
         ReduceLrOnPlateau::new()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// nanoGPT's schedule: rising to lr₀ over the warm-up, lr₀ where the
+    /// cosine starts, halfway down at its middle, lr₀/d at the end and after.
+    #[test]
+    fn warmup_cosine_rises_then_falls_to_its_floor() {
+        let s = Schedule::WarmupCosine {
+            warmup: 4,
+            total: 24,
+            final_div_factor: 10.0,
+        };
+        let lr = |t| s.lr_at(t, 1.0);
+        assert!((lr(0) - 0.2).abs() < 1e-7 && (lr(3) - 0.8).abs() < 1e-7);
+        assert_eq!(lr(4), 1.0);
+        assert!((lr(14) - 0.55).abs() < 1e-6, "{}", lr(14));
+        assert!((lr(24) - 0.1).abs() < 1e-7 && lr(100) == lr(24));
+        assert!((5..24).all(|t| lr(t) < lr(t - 1)));
     }
 }

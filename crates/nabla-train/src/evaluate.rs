@@ -10,11 +10,21 @@ use nabla_nn::Module;
 use crate::error::Result;
 
 /// Batches, epoch by epoch: what the trainer trains and evaluates on.
-/// [`DataLoader`] is one; a source of its own (random windows of a text,
-/// batches built on the fly) implements these four methods.
+/// [`DataLoader`] is one, [`RandomWindows`](crate::windows::RandomWindows)
+/// of a text another; a source of its own implements these four methods.
 pub trait BatchSource: Send + Sync {
     /// The batches of `epoch` (1-based for training; evaluation asks for 0).
     fn batches(&self, epoch: usize) -> Box<dyn Iterator<Item = Result<Batch>> + '_>;
+    /// The batches of `epoch` from the `first`-th on, as a resumed run
+    /// asks for them. The default makes and drops the first ones; a source
+    /// whose batches draw random numbers must skip them without drawing.
+    fn batches_from(
+        &self,
+        epoch: usize,
+        first: usize,
+    ) -> Box<dyn Iterator<Item = Result<Batch>> + '_> {
+        Box::new(self.batches(epoch).skip(first))
+    }
     /// Batches in an epoch.
     fn num_batches(&self) -> usize;
     /// Examples in an epoch.
@@ -25,7 +35,14 @@ pub trait BatchSource: Send + Sync {
 
 impl<D: Dataset + 'static> BatchSource for DataLoader<D> {
     fn batches(&self, epoch: usize) -> Box<dyn Iterator<Item = Result<Batch>> + '_> {
-        Box::new(self.epoch(epoch).map(|b| b.map_err(Into::into)))
+        self.batches_from(epoch, 0)
+    }
+    fn batches_from(
+        &self,
+        epoch: usize,
+        first: usize,
+    ) -> Box<dyn Iterator<Item = Result<Batch>> + '_> {
+        Box::new(self.epoch_from(epoch, first).map(|b| b.map_err(Into::into)))
     }
     fn num_batches(&self) -> usize {
         self.len()
@@ -48,6 +65,23 @@ pub fn cross_entropy_loss() -> LossFn {
     Box::new(|out, targets, reduction| {
         cross_entropy_with(
             out,
+            targets,
+            &CrossEntropyOptions {
+                reduction,
+                ..Default::default()
+            },
+        )
+    })
+}
+
+/// Cross-entropy over the last dimension of the output, every other one
+/// flattened into rows: a language model's logits `[B, T, V]` against its
+/// next tokens `[B·T]` (the mean or sum over the tokens).
+pub fn token_cross_entropy_loss() -> LossFn {
+    Box::new(|out, targets, reduction| {
+        let classes = out.shape().last().copied().unwrap_or(1);
+        cross_entropy_with(
+            &out.reshape([out.numel() / classes.max(1), classes])?,
             targets,
             &CrossEntropyOptions {
                 reduction,

@@ -4,6 +4,7 @@
 //!   [`BatchSource`] (a [`DataLoader`](nabla_data::DataLoader) is one);
 //! - [`callbacks`] are its parts a user turns on, off or replaces
 //!   (progress display, early stopping, schedules, mixup);
+//! - [`windows`] are the batches of a text for a language model;
 //! - [`run_dir`] is the run directory (config, metrics, steps,
 //!   checkpoints, final weights), written and read in one place, with the
 //!   promises a run makes (one writer, epochs committed whole).
@@ -17,14 +18,19 @@ pub mod error;
 pub mod evaluate;
 pub mod run_dir;
 pub mod trainer;
+pub mod windows;
 
 pub use callbacks::{Callback, Ctx, EpochEnd, Flow, StepEnd};
 pub use error::{Result, TrainError};
-pub use evaluate::{cross_entropy_loss, evaluate, predict, BatchSource, Evaluation, LossFn};
+pub use evaluate::{
+    cross_entropy_loss, evaluate, predict, token_cross_entropy_loss, BatchSource, Evaluation,
+    LossFn,
+};
 pub use run_dir::checkpoint::{Checkpoint, TrainState};
 pub use run_dir::csv::{EpochRow, History, StepRow};
 pub use run_dir::RunDir;
 pub use trainer::{Outcome, Trainer};
+pub use windows::{RandomWindows, Windows};
 
 /// Prints a line on standard output; a closed pipe (`nabla train | head`)
 /// or a full device ends printing quietly instead of panicking and losing

@@ -3,8 +3,9 @@
 //!
 //! One step: the batch (through the callbacks' `on_batch`: mixup), the
 //! forward pass, the loss (mean over the batch, plus an L1 penalty when
-//! asked), the NaN guard, backward, gradient clipping, the optimizer's
-//! step, the callbacks' `on_step_end` (a per-step schedule, the progress
+//! asked), the NaN guard, backward (over `grad_accum` batches, each loss
+//! divided by their number, when gradients are accumulated), gradient
+//! clipping, the optimizer's step, the callbacks' `on_step_end` (a per-step schedule, the progress
 //! display), a row of `steps.csv` every `log_every` steps. After each
 //! epoch: the validation pass, the metrics row, the callbacks'
 //! `on_epoch_end` (schedules, early stopping), and the checkpoint that
@@ -64,6 +65,8 @@ pub struct Trainer<'m> {
     loss: LossFn,
     epochs: usize,
     max_steps: Option<usize>,
+    total_steps: Option<usize>,
+    grad_accum: usize,
     clip_grad_norm: Option<f32>,
     l1: f32,
     log_every: usize,
@@ -85,6 +88,8 @@ impl<'m> Trainer<'m> {
             loss: cross_entropy_loss(),
             epochs: 1,
             max_steps: None,
+            total_steps: None,
+            grad_accum: 1,
             clip_grad_norm: None,
             l1: 0.0,
             log_every: 10,
@@ -108,12 +113,28 @@ impl<'m> Trainer<'m> {
         self.max_steps = steps;
         self
     }
+    /// Trains for `total` optimizer steps in all instead of a number of
+    /// epochs (nanoGPT's way): an epoch of the data is then the interval
+    /// between validations, and the last one ends at step `total`, validated
+    /// and committed like the others.
+    pub fn steps(mut self, total: usize) -> Self {
+        self.total_steps = Some(total);
+        self
+    }
+    /// Sums the gradients of `n` batches before each optimizer step (each
+    /// batch's loss divided by `n`): the step of a batch `n` times larger
+    /// in the memory of one. An epoch's last step takes what is left.
+    pub fn grad_accum(mut self, n: usize) -> Self {
+        self.grad_accum = n.max(1);
+        self
+    }
     /// The loss: `(output, targets, reduction) -> loss` (cross-entropy by default).
     pub fn loss(mut self, loss: LossFn) -> Self {
         self.loss = loss;
         self
     }
-    /// Clips the gradients' global 2-norm to `max` before each step.
+    /// Clips the global 2-norm of the model's gradients to `max` before
+    /// each step.
     pub fn clip_grad_norm(mut self, max: Option<f32>) -> Self {
         self.clip_grad_norm = max;
         self
@@ -264,6 +285,8 @@ impl<'m> Trainer<'m> {
         })
     }
 
+    /// What the callbacks see; a "batch" there is an optimizer step's
+    /// worth of batches.
     fn ctx<'a>(&'a mut self, data: &dyn BatchSource) -> (Ctx<'a>, &'a mut Vec<Box<dyn Callback>>) {
         (
             Ctx {
@@ -271,9 +294,9 @@ impl<'m> Trainer<'m> {
                 optimizer: self.optimizer.as_mut(),
                 state: &self.state,
                 epochs: self.epochs,
-                batches_per_epoch: data.num_batches(),
+                batches_per_epoch: data.num_batches().div_ceil(self.grad_accum),
                 examples_per_epoch: data.num_examples(),
-                batch_size: data.batch_size(),
+                batch_size: data.batch_size() * self.grad_accum,
             },
             &mut self.callbacks,
         )
@@ -295,8 +318,15 @@ impl<'m> Trainer<'m> {
         // rows of steps.csv since the last checkpoint, written with it
         let mut step_rows = String::new();
         let batches = train.num_batches();
-        while self.state.epoch <= self.epochs {
-            if self.max_steps.is_some_and(|m| self.state.global_step >= m) {
+        let accum = self.grad_accum;
+        let epochs = match self.total_steps {
+            Some(_) => usize::MAX,
+            None => self.epochs,
+        };
+        let done =
+            |st: &TrainState, limit: Option<usize>| limit.is_some_and(|m| st.global_step >= m);
+        while self.state.epoch <= epochs && !done(&self.state, self.total_steps) {
+            if done(&self.state, self.max_steps) {
                 return Ok(Outcome::MaxSteps); // a resumed run that had reached it
             }
             let epoch = self.state.epoch;
@@ -308,15 +338,21 @@ impl<'m> Trainer<'m> {
             }
             let epoch_start = Instant::now();
             let seconds_of_epoch_before = self.state.epoch_seconds;
-            for (i, batch) in train.batches(epoch).enumerate() {
-                if i < self.state.step_in_epoch {
-                    continue; // resumed mid-epoch: these batches are done
-                }
+            // resumed mid-epoch: the source skips the batches done
+            let skip = self.state.step_in_epoch * accum;
+            // the losses of the batches of the step under way
+            let mut step_loss = (0f32, 0usize);
+            for (k, batch) in train.batches_from(epoch, skip).enumerate() {
+                let i = skip + k;
                 let mut batch = batch?;
                 for cb in self.callbacks.iter_mut() {
                     cb.on_batch(&mut batch, epoch, i)?;
                 }
-                self.optimizer.zero_grad();
+                let (step_index, group_start) = (i / accum, i / accum * accum);
+                let in_step = accum.min(batches - group_start);
+                if i == group_start {
+                    self.optimizer.zero_grad();
+                }
                 let out = self.model.forward(&batch.inputs)?;
                 let mut loss = (self.loss)(&out, &batch.targets, Reduction::Mean)?;
                 if self.l1 > 0.0 {
@@ -348,23 +384,31 @@ impl<'m> Trainer<'m> {
                         checkpoint,
                     });
                 }
+                if in_step > 1 {
+                    loss = loss.mul_scalar(1.0 / in_step as f32)?;
+                }
                 loss.backward()?;
+                self.state.epoch_loss.0 += value as f64;
+                self.state.epoch_loss.1 += 1;
+                step_loss = (step_loss.0 + value, step_loss.1 + 1);
+                if i + 1 < group_start + in_step {
+                    continue; // more batches to add to this step's gradients
+                }
                 if let Some(max) = self.clip_grad_norm {
-                    clip_grad_norm(self.optimizer.params(), max, 2.0)?;
+                    clip_grad_norm(&self.model.parameters(), max, 2.0)?;
                 }
                 self.optimizer.step()?;
                 let st = &mut self.state;
-                st.step_in_epoch = i + 1;
+                st.step_in_epoch = step_index + 1;
                 st.global_step += 1;
-                st.epoch_loss.0 += value as f64;
-                st.epoch_loss.1 += 1;
                 let step = StepEnd {
                     epoch,
-                    index: i,
+                    index: step_index,
                     global_step: st.global_step,
-                    loss: value,
-                    examples: batch.targets.shape().first().copied().unwrap_or(1),
+                    loss: step_loss.0 / step_loss.1 as f32,
+                    examples: batch.targets.shape().first().copied().unwrap_or(1) * in_step,
                 };
+                step_loss = (0.0, 0);
                 let mut stop = None;
                 {
                     let (mut ctx, callbacks) = self.ctx(train);
@@ -374,14 +418,17 @@ impl<'m> Trainer<'m> {
                         }
                     }
                 }
-                if i % self.log_every == 0 {
+                if step_index % self.log_every == 0 {
                     step_rows += &StepRow {
                         step: self.state.global_step as f64,
                         epoch: (epoch - 1) as f64 + (i + 1) as f64 / batches as f64,
-                        loss: value as f64,
-                        lr: self.optimizer.lr() as f64,
+                        loss: step.loss as f64,
+                        lr: lr as f64, // the step's rate, before a schedule moved it
                     }
                     .to_csv();
+                }
+                if done(&self.state, self.total_steps) {
+                    break; // the run's last step ends its last epoch
                 }
                 let outcome = if self
                     .interrupt
@@ -389,7 +436,7 @@ impl<'m> Trainer<'m> {
                     .is_some_and(|f| f.load(Ordering::SeqCst))
                 {
                     Some(Outcome::Interrupted)
-                } else if self.max_steps.is_some_and(|m| self.state.global_step >= m) {
+                } else if done(&self.state, self.max_steps) {
                     Some(Outcome::MaxSteps)
                 } else {
                     stop.map(Outcome::Stopped)

@@ -309,3 +309,83 @@ fn a_users_callback_stops_the_run_and_its_state_is_kept() {
     let _: &Tensor = &model.parameters()[0];
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+/// Batches held in memory: `n` batches of `size` rows of a fixed random set.
+struct Held(Vec<nabla_data::Batch>);
+
+impl Held {
+    fn new(rows: usize, size: usize) -> Held {
+        let mut gen = nabla_core::Generator::new(5);
+        let x: Vec<f32> = (0..rows * 6).map(|_| gen.uniform() * 2.0 - 1.0).collect();
+        let y: Vec<f32> = (0..rows).map(|r| (r % 3) as f32).collect();
+        let batches = (0..rows / size)
+            .map(|b| nabla_data::Batch {
+                inputs: Tensor::from_vec(x[b * size * 6..(b + 1) * size * 6].to_vec(), [size, 6])
+                    .unwrap(),
+                targets: Tensor::from_vec(y[b * size..(b + 1) * size].to_vec(), [size]).unwrap(),
+            })
+            .collect();
+        Held(batches)
+    }
+}
+
+impl nabla_train::BatchSource for Held {
+    fn batches(
+        &self,
+        _: usize,
+    ) -> Box<dyn Iterator<Item = nabla_train::Result<nabla_data::Batch>> + '_> {
+        Box::new(self.0.iter().cloned().map(Ok))
+    }
+    fn num_batches(&self) -> usize {
+        self.0.len()
+    }
+    fn num_examples(&self) -> usize {
+        self.0.iter().map(|b| b.targets.numel()).sum()
+    }
+    fn batch_size(&self) -> usize {
+        self.0[0].targets.numel()
+    }
+}
+
+/// Gradients summed over two batches of 16 step as one batch of 32 does
+/// (to rounding), with momentum and clipping; and a run of a number of
+/// steps ends its last epoch early, validated.
+#[test]
+fn accumulated_gradients_step_as_a_larger_batch_and_runs_count_steps() {
+    let linear = || {
+        nabla_core::manual_seed(3);
+        Sequential::new().add(Linear::new(6, 3))
+    };
+    let fit = |model: &Sequential, data: &Held, accum: usize| {
+        let sgd = Sgd::new(model.parameters(), 0.1).momentum(0.9);
+        Trainer::new(model, sgd)
+            .without("console")
+            .epochs(2)
+            .clip_grad_norm(Some(0.5))
+            .grad_accum(accum)
+            .fit(data, None)
+            .unwrap()
+    };
+    let (a, b) = (linear(), linear());
+    fit(&a, &Held::new(128, 16), 2);
+    fit(&b, &Held::new(128, 32), 1);
+    let (wa, wb) = (weights(&a), weights(&b));
+    assert_ne!(wa, weights(&linear()), "the weights moved");
+    for (x, y) in wa.iter().flatten().zip(wb.iter().flatten()) {
+        assert!((x - y).abs() < 1e-5, "{wa:?} vs {wb:?}");
+    }
+    // 4 steps an epoch, 6 in all: epochs of 4 and 2 steps, both validated
+    let out = dir("steps");
+    let model = linear();
+    let data = Held::new(128, 32);
+    let mut t = Trainer::new(&model, Sgd::new(model.parameters(), 0.1))
+        .without("console")
+        .steps(6)
+        .run_dir(RunDir::create(&out, false).unwrap());
+    assert_eq!(t.fit(&data, Some(&data)).unwrap(), Outcome::Finished);
+    let history = nabla_train::History::read(&out).unwrap();
+    let rows: Vec<(f64, f64)> = history.epochs.iter().map(|r| (r.epoch, r.step)).collect();
+    assert_eq!(rows, [(1.0, 4.0), (2.0, 6.0)]);
+    assert!(history.epochs.iter().all(|r| r.test_loss.is_finite()));
+    std::fs::remove_dir_all(&out).unwrap();
+}

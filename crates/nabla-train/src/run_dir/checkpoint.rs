@@ -20,13 +20,13 @@ const FORMAT: &str = "nabla-checkpoint-2";
 pub struct TrainState {
     /// The epoch in progress (1-based).
     pub epoch: usize,
-    /// Batches of that epoch already done.
+    /// Optimizer steps of that epoch already done.
     pub step_in_epoch: usize,
     /// Optimizer steps since the run began.
     pub global_step: usize,
     /// The global generator (dropout masks, random windows).
     pub generator: GeneratorState,
-    /// The training loss summed over the steps of the epoch in progress,
+    /// The training loss summed over the batches of the epoch in progress,
     /// and their count: an interrupted epoch's mean covers all its steps.
     pub epoch_loss: (f64, usize),
     /// Training seconds of the epoch in progress so far.
