@@ -318,12 +318,47 @@ pub struct TrainArgs {
 impl TrainArgs {
     /// The batch size, or the model's default.
     pub fn batch_size(&self) -> usize {
-        let default = if self.model.starts_with("gpt") {
+        let default = if crate::lm::is_language_model(&self.model) {
             12
         } else {
             64
         };
         self.batch_size.unwrap_or(default)
+    }
+
+    /// Whether the flag `id` (clap's id: `grad_accum`) means something to
+    /// a run of `model`: a language model trains with nanoGPT's recipe on
+    /// the CPU (no optimizer, schedule, data-set or device flags), an image
+    /// model has no `[gpt]` settings.
+    pub fn applies(model: &str, id: &str) -> bool {
+        /// What only the image models read.
+        const IMAGE_ONLY: [&str; 17] = [
+            "dataset",
+            "download",
+            "test_batch_size",
+            "optimizer",
+            "momentum",
+            "nesterov",
+            "weight_decay",
+            "betas",
+            "alpha",
+            "scheduler",
+            "device",
+            "early_stop",
+            "min_delta",
+            "no_shuffle",
+            "augment",
+            "train_fraction",
+            "init_weights",
+        ];
+        let lm_only = <GptArgs as Args>::augment_args(clap::Command::new("gpt"))
+            .get_arguments()
+            .any(|a| a.get_id() == id)
+            || id == "gpt";
+        match crate::lm::is_language_model(model) {
+            true => !IMAGE_ONLY.contains(&id),
+            false => !lm_only,
+        }
     }
 }
 

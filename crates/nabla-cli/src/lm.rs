@@ -37,7 +37,7 @@ use nabla_train::{
 use crate::args::{GenerateArgs, TrainArgs};
 
 /// Text as token ids: one per character, or byte-level BPE.
-enum Tokenizer {
+pub enum Tokenizer {
     Chars(TextCorpus),
     Bpe(Bpe),
 }
@@ -375,32 +375,64 @@ fn write_config(run: &RunDir, a: &TrainArgs) -> Result<()> {
     Ok(())
 }
 
+/// A language model's run directory: its settings, tokenizer and trained model.
+pub fn load_run(dir: &Path) -> Result<(TrainArgs, Tokenizer, Gpt)> {
+    let path = dir.join("config.toml");
+    let text = std::fs::read_to_string(&path).with_context(|| {
+        format!(
+            "{}: cannot read (is {} a gpt-char run?)",
+            path.display(),
+            dir.display()
+        )
+    })?;
+    let a: TrainArgs = toml::from_str(&text)
+        .map_err(|e| anyhow!("{}: invalid config: {}", dir.display(), e.message()))?;
+    if !is_language_model(&a.model) {
+        bail!("{}: a {} run, not a language model", dir.display(), a.model);
+    }
+    let tokenizer = Tokenizer::load(&a, dir)?;
+    let model = Gpt::new(config(&a, tokenizer.vocab_size())?)?;
+    let weights = load_safetensors(dir.join("model.safetensors")).map_err(|e| anyhow!("{e}"))?;
+    load_state_dict(&model, &weights).map_err(|e| anyhow!("{}: {e}", dir.display()))?;
+    Ok((a, tokenizer, model))
+}
+
+/// Whether `--model` names a language model (trained by this module).
+pub fn is_language_model(model: &str) -> bool {
+    model.starts_with("gpt")
+}
+
+/// `nabla report` of a language model: its size and a sample of
+/// `tokens` tokens continuing a new line (temperature 0.8, seed 0).
+pub fn report_sections(dir: &Path, tokens: usize) -> Result<(String, String)> {
+    let (_, tokenizer, model) = load_run(dir)?;
+    let prompt = tokenizer
+        .encode("\n")
+        .filter(|p| !p.is_empty())
+        .unwrap_or_else(|| vec![0]);
+    let sample = model.generate(
+        &prompt,
+        tokens,
+        0.8,
+        None,
+        true,
+        &mut Generator::new(0),
+        |_| {},
+    )?;
+    Ok((
+        format!(
+            "{}: {} parameters",
+            model.describe(),
+            model.num_parameters()
+        ),
+        tokenizer.decode(&sample),
+    ))
+}
+
 /// `nabla generate RUN`: streams `--max-new-tokens` characters continuing
 /// `--prompt`, then the speed on stderr.
 pub fn generate(g: GenerateArgs) -> Result<()> {
-    let read = |name: &str| {
-        let p = g.run.join(name);
-        std::fs::read_to_string(&p).with_context(|| {
-            format!(
-                "{}: cannot read (is {} a gpt-char run?)",
-                p.display(),
-                g.run.display()
-            )
-        })
-    };
-    let a: TrainArgs = toml::from_str(&read("config.toml")?)
-        .map_err(|e| anyhow!("{}: invalid config: {}", g.run.display(), e.message()))?;
-    if !a.model.starts_with("gpt") {
-        bail!(
-            "{}: a {} run, not a language model",
-            g.run.display(),
-            a.model
-        );
-    }
-    let tokenizer = Tokenizer::load(&a, &g.run)?;
-    let model = Gpt::new(config(&a, tokenizer.vocab_size())?)?;
-    let weights = load_safetensors(g.run.join("model.safetensors")).map_err(|e| anyhow!("{e}"))?;
-    load_state_dict(&model, &weights).map_err(|e| anyhow!("{}: {e}", g.run.display()))?;
+    let (_, tokenizer, model) = load_run(&g.run)?;
     let prompt_text = g.prompt.replace("\\n", "\n");
     let prompt = tokenizer
         .encode(&prompt_text)

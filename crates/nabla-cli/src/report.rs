@@ -2,7 +2,10 @@
 //! nothing fetched): the run's configuration, the model's size, training
 //! curves, per-epoch metrics, test-set results (confusion matrix, per-class
 //! precision and recall), the most confident mistakes, a saliency sheet,
-//! and the first convolution's filters and feature maps.
+//! and the first convolution's filters and feature maps. A language
+//! model's report has its size, curves, metrics and a sample of its text.
+
+use std::path::Path;
 
 use anyhow::{anyhow, Context, Result};
 use nabla_vis::curves::{training_curves, History};
@@ -20,7 +23,6 @@ pub fn run(a: ReportArgs) -> Result<()> {
     if !dir.join("config.toml").is_file() {
         anyhow::bail!("{}: not a run directory (no config.toml)", dir.display());
     }
-    let t = load_trained(dir, None, None, a.data.as_deref())?;
     let history = History::read(dir)?;
     let name = dir
         .canonicalize()
@@ -28,6 +30,66 @@ pub fn run(a: ReportArgs) -> Result<()> {
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_else(|| dir.display().to_string());
     let mut r = Report::new(&format!("nabla run {name}"));
+    let cfg_path = dir.join("config.toml");
+    let cfg =
+        std::fs::read_to_string(&cfg_path).with_context(|| format!("{}", cfg_path.display()))?;
+    let language_model = cfg
+        .parse::<toml::Table>()
+        .ok()
+        .and_then(|t| t.get("model")?.as_str().map(crate::lm::is_language_model))
+        .unwrap_or(false);
+    let cfg = settings_that_apply(&cfg);
+    match language_model {
+        true => language_model_sections(&mut r, dir, &history, &cfg)?,
+        false => image_sections(&mut r, dir, &history, &cfg, &a)?,
+    }
+    let out = a.output.unwrap_or_else(|| dir.join("report.html"));
+    nabla_data::write_atomically(&out, r.to_html().as_bytes())
+        .map_err(|e| anyhow!("{}: {e}", out.display()))?;
+    say!(
+        "report with {} pictures written to {}",
+        r.image_count(),
+        out.display()
+    );
+    Ok(())
+}
+
+/// A language model's: its size, the curves and metrics (in nats per
+/// token and next-token accuracy), and a sample of its text.
+fn language_model_sections(r: &mut Report, dir: &Path, history: &History, cfg: &str) -> Result<()> {
+    let (summary, sample) = crate::lm::report_sections(dir, 400)?;
+    r.paragraph(&match history.epochs.last() {
+        Some(e) => format!(
+            "{summary}. {} epoch(s), {} steps in {:.1} s; validation loss {:.4} nats a token, next token right {:.1}% of the time.",
+            e.epoch,
+            e.step,
+            e.seconds,
+            e.test_loss,
+            100.0 * e.accuracy
+        ),
+        None => format!("{summary}. No epoch finished yet."),
+    });
+    r.heading("Configuration");
+    r.pre(cfg);
+    training_section(r, history);
+    r.heading("A sample");
+    r.paragraph(
+        "400 tokens after a new line, temperature 0.8, seed 0 (nabla generate RUN for more):",
+    );
+    r.pre(&sample);
+    Ok(())
+}
+
+/// An image classifier's: the model's layers, the curves and metrics,
+/// the test set's results and what the model looks at.
+fn image_sections(
+    r: &mut Report,
+    dir: &Path,
+    history: &History,
+    cfg: &str,
+    a: &ReportArgs,
+) -> Result<()> {
+    let t = load_trained(dir, None, None, a.data.as_deref())?;
 
     let params: usize = t.model.layers.iter().map(|l| l.params).sum();
     let macs: usize = t.model.layers.iter().map(|l| l.macs).sum();
@@ -51,10 +113,7 @@ pub fn run(a: ReportArgs) -> Result<()> {
     ));
 
     r.heading("Configuration");
-    let cfg_path = dir.join("config.toml");
-    let cfg =
-        std::fs::read_to_string(&cfg_path).with_context(|| format!("{}", cfg_path.display()))?;
-    r.pre(&cfg);
+    r.pre(cfg);
 
     r.heading("Model");
     let mut rows: Vec<Vec<String>> = t
@@ -83,38 +142,7 @@ pub fn run(a: ReportArgs) -> Result<()> {
         &rows,
     );
 
-    r.heading("Training");
-    r.image(
-        &training_curves(&history),
-        "Loss (training per logged step and per epoch, test per epoch), test accuracy and learning rate",
-    );
-    let rows: Vec<Vec<String>> = history
-        .epochs
-        .iter()
-        .map(|e| {
-            vec![
-                format!("{}", e.epoch),
-                format!("{}", e.step),
-                format!("{:.4}", e.train_loss),
-                format!("{:.4}", e.test_loss),
-                format!("{:.2}%", 100.0 * e.accuracy),
-                format!("{}", e.lr as f32),
-                format!("{:.1}", e.seconds),
-            ]
-        })
-        .collect();
-    r.table(
-        &[
-            "epoch",
-            "step",
-            "train loss",
-            "test loss",
-            "accuracy",
-            "lr",
-            "seconds",
-        ],
-        &rows,
-    );
+    training_section(r, history);
 
     r.heading("Test set");
     let p = predict_test(&t)?;
@@ -208,14 +236,56 @@ pub fn run(a: ReportArgs) -> Result<()> {
     } else {
         r.paragraph("The model has no convolution: no filters or feature maps to show.");
     }
-
-    let out = a.output.unwrap_or_else(|| dir.join("report.html"));
-    nabla_data::write_atomically(&out, r.to_html().as_bytes())
-        .map_err(|e| anyhow!("{}: {e}", out.display()))?;
-    say!(
-        "report with {} pictures written to {}",
-        r.image_count(),
-        out.display()
-    );
     Ok(())
+}
+
+/// The run's config as the report shows it: the settings its model reads
+/// (the file keeps them all), or the file as it is when it does not parse.
+fn settings_that_apply(cfg: &str) -> String {
+    let Ok(mut table) = cfg.parse::<toml::Table>() else {
+        return cfg.to_string();
+    };
+    let model = table
+        .get("model")
+        .and_then(|m| m.as_str())
+        .unwrap_or_default()
+        .to_string();
+    table.retain(|k, _| crate::args::TrainArgs::applies(&model, k));
+    toml::to_string(&table).unwrap_or_else(|_| cfg.to_string())
+}
+
+/// The training curves and the table of epochs.
+fn training_section(r: &mut Report, history: &History) {
+    r.heading("Training");
+    r.image(
+        &training_curves(history),
+        "Loss (training per logged step and per epoch, test per epoch), test accuracy and learning rate",
+    );
+    let rows: Vec<Vec<String>> = history
+        .epochs
+        .iter()
+        .map(|e| {
+            vec![
+                format!("{}", e.epoch),
+                format!("{}", e.step),
+                format!("{:.4}", e.train_loss),
+                format!("{:.4}", e.test_loss),
+                format!("{:.2}%", 100.0 * e.accuracy),
+                format!("{}", e.lr as f32),
+                format!("{:.1}", e.seconds),
+            ]
+        })
+        .collect();
+    r.table(
+        &[
+            "epoch",
+            "step",
+            "train loss",
+            "test loss",
+            "accuracy",
+            "lr",
+            "seconds",
+        ],
+        &rows,
+    );
 }

@@ -123,10 +123,28 @@ fn check_args(a: &TrainArgs) -> Result<()> {
 /// only some of them).
 pub fn run(args: TrainArgs, given: &[String]) -> Result<i32> {
     let (a, run_dir, resume) = settings(args, given)?;
+    let foreign: Vec<String> = given
+        .iter()
+        .filter(|id| !TrainArgs::applies(&a.model, id))
+        .map(|id| format!("--{}", id.replace('_', "-")))
+        .collect();
+    if !foreign.is_empty() {
+        return Err(usage(match crate::lm::is_language_model(&a.model) {
+            true => format!(
+                "{} do not apply to --model {} (nanoGPT's recipe on the CPU: AdamW, warm-up and cosine)",
+                foreign.join(", "),
+                a.model
+            ),
+            false => format!(
+                "{} apply only to a language model (--model gpt-char)",
+                foreign.join(", ")
+            ),
+        }));
+    }
     if let Some(t) = a.threads {
         crate::common::check_threads(t, "--threads")?;
     }
-    if a.model.starts_with("gpt") {
+    if crate::lm::is_language_model(&a.model) {
         if let Some(t) = a.threads {
             nabla_core::set_num_threads(t);
         }

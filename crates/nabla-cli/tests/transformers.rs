@@ -82,6 +82,12 @@ fn gpt_char_trains_and_generates() {
         "{cached:?}"
     );
     assert_eq!(cached, gen(&["--no-cache"]));
+    // its report: the curves, the settings a language model reads, a sample
+    let o = run(&["report", dir]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    let html = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(html.contains("A sample") && html.contains("warmup_steps"));
+    assert!(!html.contains("momentum") && html.contains("<img"));
     // what is refused
     let bad_prompt = run(&["generate", dir, "--prompt", "☃"]);
     let (_, e) = text(&bad_prompt);
@@ -149,6 +155,21 @@ fn gpt_char_trains_and_generates() {
         let (_, e) = text(&o);
         assert_eq!(o.status.code(), Some(1), "{flag}: {e}");
         assert!(e.contains(flag), "{flag}: {e}");
+    }
+    // flags the model would ignore are usage errors, both ways
+    for (model, flags) in [
+        ("gpt-char", ["--optimizer", "sgd", "--momentum", "0.5"]),
+        ("lenet", ["--context", "8", "--grad-accum", "2"]),
+    ] {
+        let mut a = vec!["train", "--model", model, "--out", dir, "--max-steps", "1"];
+        a.extend(flags);
+        let o = run(&a);
+        let (_, e) = text(&o);
+        assert_eq!(o.status.code(), Some(2), "{model}: {e}");
+        assert!(
+            e.contains(&format!("{}, {}", flags[0], flags[2])) && e.lines().count() == 1,
+            "{model}: {e}"
+        );
     }
 }
 
