@@ -196,7 +196,7 @@ fn image_sections(
     match misclassified(&p, 32, &t.dataset)? {
         Some(sheet) => r.image(
             &sheet,
-            "The most confident mistakes: T = true class, P = predicted, then the predicted probability",
+            "The most confident mistakes: the true class, the predicted one and its probability",
         ),
         None => r.paragraph("No test example is misclassified."),
     };
@@ -225,7 +225,7 @@ fn image_sections(
         let (_, maps) = feature_maps_of(&t.model, None, &examples[0].0)?;
         r.image(
             &f,
-            &format!("Filters of {layer}: one row per output channel, one tile per input channel; blue negative, red positive"),
+            &format!("Filters of {layer}, on the scale under them (blue negative, red positive); with several input channels, one row per output channel and a tile per input channel"),
         );
         r.image(
             &maps,

@@ -265,6 +265,7 @@ fn dims<const N: usize>(t: &Tensor, op: &'static str, layout: &str) -> Result<[u
 /// largest magnitude) so filters compare. With one input channel the
 /// filters fill rows of eight, each numbered; otherwise each row is one
 /// output channel (numbered) with a tile per input channel (the first 16).
+/// Under the tiles, the colour scale with its ends' values.
 pub fn filters(weight: &Tensor) -> Result<Canvas> {
     let [o, i, kh, kw] = dims::<4>(weight, "filters", "[out, in, kh, kw]")?;
     let w = weight.to_vec();
@@ -290,7 +291,12 @@ pub fn filters(weight: &Tensor) -> Result<Canvas> {
     } else {
         text_width(&o.to_string(), 2) + 8
     };
-    let mut c = Canvas::new(left + cols * tw + 2, rows * (th + label) + 2, WHITE);
+    let bar_width = 160;
+    let scale_height = 40;
+    let grid_height = rows * (th + label) + 2;
+    let width = (left + cols * tw + 2).max(bar_width + 2 * text_width("-0.000", 2) + 24);
+    let mut c = Canvas::new(width, grid_height + scale_height, WHITE);
+    draw_weight_scale(&mut c, grid_height as i64 + 8, bar_width, top);
     for &(oc, ic, col, row) in &tiles {
         let (x, y) = (left + col * tw, row * (th + label));
         if i == 1 {
@@ -315,6 +321,27 @@ pub fn filters(weight: &Tensor) -> Result<Canvas> {
         }
     }
     Ok(c)
+}
+
+/// A horizontal bar from blue (`-top`) through white (0) to red (`top`)
+/// at height `y`, the three values written beside and under it.
+fn draw_weight_scale(c: &mut Canvas, y: i64, bar_width: usize, top: f32) {
+    let low = format!("{:.3}", -top);
+    let x0 = text_width(&low, 2) as i64 + 12;
+    c.text(4, y - 2, &low, 2, GRAY);
+    for k in 0..bar_width {
+        let v = 2.0 * k as f32 / (bar_width - 1) as f32 - 1.0;
+        c.fill_rect(x0 + k as i64, y, 1, 12, diverging(v));
+    }
+    c.text(
+        x0 + bar_width as i64 + 6,
+        y - 2,
+        &format!("{top:.3}"),
+        2,
+        GRAY,
+    );
+    let zero_x = x0 + bar_width as i64 / 2 - text_width("0", 2) as i64 / 2;
+    c.text(zero_x, y + 14, "0", 2, GRAY);
 }
 
 /// Feature maps `[C, H, W]` of one input: one tile per channel (the first
@@ -636,7 +663,8 @@ mod tests {
     fn filters_show_sign_and_reject_wrong_shapes() {
         let w = Tensor::from_vec(vec![1.0, -1.0, 0.0, 0.5], [1, 1, 2, 2]).unwrap();
         let c = filters(&w).unwrap();
-        assert!(inked(&c, diverging(1.0)) > 0 && inked(&c, diverging(-1.0)) > 0);
+        // a 16-pixel cell each (the scale's ends are a 12-pixel line)
+        assert!(inked(&c, diverging(1.0)) >= 256 && inked(&c, diverging(-1.0)) >= 256);
         let err = filters(&Tensor::zeros([3, 3])).unwrap_err().to_string();
         assert!(
             err.contains("[out, in, kh, kw]") && err.contains("[3, 3]"),
