@@ -66,5 +66,6 @@ fn check_environment() -> anyhow::Result<()> {
         })?;
         common::check_threads(n, "NABLA_NUM_THREADS")?;
     }
+    nabla_core::check_isa().map_err(common::usage)?;
     Ok(())
 }

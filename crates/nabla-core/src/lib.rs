@@ -17,6 +17,7 @@ mod display;
 mod error;
 pub mod gradcheck;
 pub mod io;
+pub mod isa;
 pub mod layout;
 mod ops;
 mod rng;
@@ -27,6 +28,7 @@ pub mod threads;
 pub use autograd::{is_grad_enabled, no_grad, Backward, NoGradGuard};
 pub use device::Device;
 pub use error::{Error, Result};
+pub use isa::{check_isa, isa, Isa};
 pub use layout::Layout;
 pub use ops::{AttentionMask, AttentionParams, Conv2dParams, ConvTranspose2dParams, Pool2d};
 pub use rng::{

@@ -50,17 +50,15 @@ pub fn rows_per_chunk(row: usize) -> usize {
     row * (4096 / row).max(1)
 }
 
-/// Whether the CPU has AVX2 and FMA, for the kernels that pick a
-/// vectorized variant at run time (plain loops elsewhere).
+/// Whether the kernels take an AVX2+FMA path (or a wider one): the CPU
+/// has it and `NABLA_ISA` does not ask for plain loops ([`crate::isa`]).
 pub fn has_avx2_fma() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+    crate::isa::isa() >= crate::isa::Isa::Avx2
+}
+
+/// Whether the kernels take the AVX-512 path ([`crate::isa`]).
+pub fn has_avx512() -> bool {
+    crate::isa::isa() == crate::isa::Isa::Avx512
 }
 
 /// Deterministic test values in [−0.75, 0.75]: no generator, so a failing

@@ -1,0 +1,152 @@
+//! Which vector instructions the CPU kernels use: 512-bit AVX-512, 256-bit
+//! AVX2 with FMA, or plain loops.
+//!
+//! The path is chosen once per process: `NABLA_ISA=avx512|avx2|scalar`
+//! when set (a path the CPU lacks is an error, not a silent fallback), else
+//! the best the CPU runs at full speed. AVX-512 is the default where the
+//! CPU has AVX-512F, BW, VL and DQ, except on AMD's Zen 4 (family 0x19),
+//! which executes each 512-bit instruction as two 256-bit halves: there
+//! AVX2 reaches the same peak with the kernels measured longest. Each path
+//! gives the same results run after run; paths differ in rounding only
+//! (their sums run in other orders), within the fixtures' tolerances.
+
+use std::sync::OnceLock;
+
+/// A family of kernels, from the plainest to the widest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Isa {
+    /// Plain loops (what the compiler vectorizes for the baseline target).
+    Scalar,
+    /// 256-bit AVX2 with FMA.
+    Avx2,
+    /// 512-bit AVX-512 (F, BW, VL, DQ), with AVX2 and FMA.
+    Avx512,
+}
+
+impl Isa {
+    /// Every path, plainest first.
+    pub const ALL: [Isa; 3] = [Isa::Scalar, Isa::Avx2, Isa::Avx512];
+
+    /// The name `NABLA_ISA` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            Isa::Scalar => "scalar",
+            Isa::Avx2 => "avx2",
+            Isa::Avx512 => "avx512",
+        }
+    }
+
+    /// Whether this CPU can run the path.
+    pub fn supported(self) -> bool {
+        match self {
+            Isa::Scalar => true,
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx2 => is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma"),
+            #[cfg(target_arch = "x86_64")]
+            Isa::Avx512 => {
+                Isa::Avx2.supported()
+                    && is_x86_feature_detected!("avx512f")
+                    && is_x86_feature_detected!("avx512bw")
+                    && is_x86_feature_detected!("avx512vl")
+                    && is_x86_feature_detected!("avx512dq")
+            }
+            #[cfg(not(target_arch = "x86_64"))]
+            _ => false,
+        }
+    }
+
+    /// The path from a `NABLA_ISA` value; an error names what is wrong.
+    pub fn parse(value: &str) -> Result<Isa, String> {
+        let isa = Isa::ALL
+            .into_iter()
+            .find(|i| i.name() == value.trim().to_ascii_lowercase())
+            .ok_or_else(|| format!("NABLA_ISA={value:?}: expected avx512, avx2 or scalar"))?;
+        if !isa.supported() {
+            return Err(format!(
+                "NABLA_ISA={value}: this CPU lacks {} (it runs {})",
+                match isa {
+                    Isa::Avx512 => "AVX-512 (F, BW, VL, DQ)",
+                    _ => "AVX2 with FMA",
+                },
+                Isa::best().name()
+            ));
+        }
+        Ok(isa)
+    }
+
+    /// The widest path this CPU runs at full speed (see the module docs).
+    pub fn best() -> Isa {
+        if Isa::Avx512.supported() && !executes_512_in_halves() {
+            Isa::Avx512
+        } else if Isa::Avx2.supported() {
+            Isa::Avx2
+        } else {
+            Isa::Scalar
+        }
+    }
+}
+
+impl std::fmt::Display for Isa {
+    fn fmt(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Whether the CPU is an AMD family 0x19 (Zen 3 and Zen 4; only Zen 4 has
+/// AVX-512), whose 512-bit instructions issue as two 256-bit halves.
+fn executes_512_in_halves() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use std::arch::x86_64::__cpuid;
+        // (CPUID leaves 0 and 1 exist on every x86-64)
+        let (vendor, signature) = (__cpuid(0), __cpuid(1).eax);
+        let amd = (vendor.ebx, vendor.edx, vendor.ecx) == (0x6874_7541, 0x6974_6e65, 0x444d_4163);
+        let family = ((signature >> 8) & 0xf) + ((signature >> 20) & 0xff);
+        amd && family == 0x19
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+static ACTIVE: OnceLock<Result<Isa, String>> = OnceLock::new();
+
+fn active() -> &'static Result<Isa, String> {
+    ACTIVE.get_or_init(|| match std::env::var("NABLA_ISA") {
+        Ok(v) if !v.is_empty() => Isa::parse(&v),
+        _ => Ok(Isa::best()),
+    })
+}
+
+/// The path the kernels take. A bad `NABLA_ISA` falls back to the best
+/// path here; [`check_isa`] reports it (the `nabla` binary calls it first).
+pub fn isa() -> Isa {
+    active().clone().unwrap_or_else(|_| Isa::best())
+}
+
+/// The error of a `NABLA_ISA` that names no path, or one the CPU lacks.
+pub fn check_isa() -> Result<Isa, String> {
+    active().clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_parse_and_unsupported_or_unknown_paths_are_errors() {
+        for isa in Isa::ALL.into_iter().filter(|i| i.supported()) {
+            assert_eq!(Isa::parse(isa.name()), Ok(isa));
+            assert_eq!(Isa::parse(&isa.name().to_uppercase()), Ok(isa));
+        }
+        let err = Isa::parse("sse9").unwrap_err();
+        assert!(err.contains("NABLA_ISA=\"sse9\"") && err.contains("avx512, avx2 or scalar"));
+        for isa in Isa::ALL.into_iter().filter(|i| !i.supported()) {
+            assert!(Isa::parse(isa.name())
+                .unwrap_err()
+                .contains("this CPU lacks"));
+        }
+        assert!(Isa::best().supported() && isa().supported());
+    }
+}
