@@ -130,6 +130,82 @@ pub fn check_isa() -> Result<Isa, String> {
     active().clone()
 }
 
+/// The single-thread peak of fused multiply-adds on `isa`'s vectors, in
+/// GFLOP/s (two per lane each), measured over about `seconds`:
+/// independent chains of FMAs, 12 on AVX2's 16 registers (16 would spill
+/// with the two constants) and 24 on AVX-512's 32, more than two FMA units
+/// of latency 4 or 5 need. `None` for the scalar path or a
+/// path the CPU lacks. What a kernel's speed is measured against.
+pub fn fma_peak(isa: Isa, seconds: f64) -> Option<f64> {
+    if isa == Isa::Scalar || !isa.supported() {
+        return None;
+    }
+    #[cfg(target_arch = "x86_64")]
+    {
+        const ROUNDS: usize = 1 << 16;
+        let (lanes, mut best) = (if isa == Isa::Avx512 { 16 } else { 8 }, f64::INFINITY);
+        let start = std::time::Instant::now();
+        while best.is_infinite() || start.elapsed().as_secs_f64() < seconds {
+            let t = std::time::Instant::now();
+            // SAFETY: the CPU has the path's instructions (checked above).
+            let sink = unsafe {
+                match isa {
+                    Isa::Avx512 => peak::chains_512(ROUNDS),
+                    _ => peak::chains_256(ROUNDS),
+                }
+            };
+            std::hint::black_box(sink);
+            best = best.min(t.elapsed().as_secs_f64());
+        }
+        let chains = if isa == Isa::Avx512 { 24 } else { 12 };
+        Some((ROUNDS * chains * lanes * 2) as f64 / best / 1e9)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        let _ = seconds;
+        None
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_op_in_unsafe_fn)]
+mod peak {
+    use std::arch::x86_64::*;
+
+    /// `rounds` × 12 chains of FMAs on 8-lane vectors.
+    #[target_feature(enable = "avx2,fma")]
+    pub unsafe fn chains_256(rounds: usize) -> f32 {
+        let (m, a) = (_mm256_set1_ps(0.999_999), _mm256_set1_ps(1e-7));
+        let mut acc = [_mm256_set1_ps(1.0); 12];
+        for _ in 0..rounds {
+            for v in acc.iter_mut() {
+                *v = _mm256_fmadd_ps(*v, m, a);
+            }
+        }
+        let mut s = _mm256_setzero_ps();
+        for v in acc {
+            s = _mm256_add_ps(s, v);
+        }
+        _mm256_cvtss_f32(s)
+    }
+
+    /// `rounds` × 24 chains of FMAs on 16-lane vectors.
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn chains_512(rounds: usize) -> f32 {
+        let (m, a) = (_mm512_set1_ps(0.999_999), _mm512_set1_ps(1e-7));
+        let mut acc = [_mm512_set1_ps(1.0); 24];
+        for _ in 0..rounds {
+            for v in acc.iter_mut() {
+                *v = _mm512_fmadd_ps(*v, m, a);
+            }
+        }
+        _mm512_reduce_add_ps(
+            acc.iter()
+                .fold(_mm512_setzero_ps(), |s, v| _mm512_add_ps(s, *v)),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,5 +1,7 @@
-//! Matrix products through the `gemm` crate, which picks SIMD kernels
-//! (AVX2, AVX-512, NEON) at run time, so one binary is fast on any x86-64.
+//! Matrix products: on the AVX-512 path nabla's own kernel (`gemm512.rs`),
+//! elsewhere the `gemm` crate, which picks SIMD kernels (AVX2, NEON) at
+//! run time (its AVX-512 ones need a nightly compiler), so one binary is
+//! fast on any x86-64.
 
 use gemm::Parallelism;
 use rayon::prelude::*;
@@ -265,6 +267,15 @@ unsafe fn gemm_raw(
     rhs: MatRef,
     parallelism: Parallelism,
 ) {
+    #[cfg(target_arch = "x86_64")]
+    if super::has_avx512() {
+        let threads = match parallelism {
+            Parallelism::Rayon(n) => n.max(1),
+            _ => 1,
+        };
+        // SAFETY: AVX-512 is present; the rest as the caller guarantees.
+        return unsafe { super::gemm512::gemm(dst, dst_rs, accumulate, lhs, rhs, threads) };
+    }
     // SAFETY: as the caller guarantees.
     unsafe {
         gemm::gemm(

@@ -7,6 +7,8 @@ mod backend;
 pub mod conv;
 pub mod copy;
 pub mod elementwise;
+#[cfg(target_arch = "x86_64")]
+mod gemm512;
 pub mod loss;
 pub mod math;
 pub mod matmul;

@@ -1,0 +1,275 @@
+//! The matrix product on 512-bit vectors: `C[M,N] (+)= A[M,K]·B[K,N]`,
+//! A and B with any strides, C row-major. The `gemm` crate's AVX-512
+//! kernels need a nightly compiler (its `nightly` feature); this one is
+//! written with the AVX-512 intrinsics that stable Rust has had since 1.89.
+//!
+//! The classic blocking (Goto's, as BLIS lays it out): K in blocks of
+//! `KC`; for each, B packed once into panels of `NR = 32` columns (two
+//! vectors; the last panel padded with zeros), each `KC × 32` contiguous;
+//! then the rows in blocks of `MC`, each task packing its block of A into
+//! slivers of `MR = 12` rows (`KC × 12`, row index fastest, zero-padded).
+//! The micro-kernel keeps a 12 × 32 tile of C in 24 of the 32 vector
+//! registers; each step of K loads one panel row (2 vectors) and
+//! broadcasts 12 values of A into 24 FMAs. Edges: C is read and written
+//! through lane masks (no scalar tails) and only a sliver's real rows.
+//!
+//! Each element's sum runs over K in the same order whatever the thread
+//! count: results are bit for bit the same at 1 and 2 threads.
+
+use rayon::prelude::*;
+
+use super::matmul::MatRef;
+
+/// Rows of C in a micro-tile (broadcasts of A).
+const MR: usize = 12;
+/// Columns of C in a micro-tile: two 16-lane vectors.
+const NR: usize = 32;
+/// Depth of a packed block: a `KC × 32` panel is 32 KiB, half of it in L1
+/// at a time, and a `MC × KC` block of A 96 KiB of L2.
+const KC: usize = 192;
+/// Rows of A a task packs and runs against every panel.
+const MC: usize = 96;
+
+/// `dst (+)= lhs · rhs` on AVX-512; `threads` > 1 splits the rows (and,
+/// for short products, the columns) between the pool's threads.
+///
+/// # Safety
+/// The CPU must have AVX-512F; `lhs` and `rhs` checked views with
+/// `lhs.cols == rhs.rows`; `dst` valid for writes (and reads when
+/// `accumulate`) at `i·dst_rs + j` for every i < lhs.rows, j < rhs.cols.
+pub(crate) unsafe fn gemm(
+    dst: *mut f32,
+    dst_rs: usize,
+    accumulate: bool,
+    lhs: MatRef,
+    rhs: MatRef,
+    threads: usize,
+) {
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    let panels = n.div_ceil(NR);
+    // Row blocks of whole slivers, as even as slivers allow and a multiple
+    // of the thread count: blocks of MC rows would leave one thread a
+    // block more than the other (512 rows: 3 blocks of 96 against 2 and 32)
+    let slivers = m.div_ceil(MR);
+    let row_blocks = slivers
+        .div_ceil(MC / MR)
+        .next_multiple_of(threads)
+        .min(slivers);
+    let block_slivers = |b: usize| (b * slivers / row_blocks, (b + 1) * slivers / row_blocks);
+    // with fewer row blocks than threads, the columns are split too
+    let col_parts = threads.div_ceil(row_blocks).clamp(1, panels);
+    let panels_per_part = panels.div_ceil(col_parts);
+    // B packed whole, block of K after block, then one parallel pass: two
+    // hand-overs to the pool per product, not two per block of K
+    let mut packed_b = vec![0f32; panels * k * NR];
+    let pack = |(chunk, panel): (usize, &mut [f32])| {
+        let (k0, p) = (chunk / panels * KC, chunk % panels);
+        pack_b_panel(panel, &rhs, k0, KC.min(k - k0), p * NR)
+    };
+    // (a block's panels are `kc × 32` each; the last block's kc is shorter)
+    let (full, last) = packed_b.split_at_mut((k / KC) * KC * panels * NR);
+    if threads > 1 {
+        full.par_chunks_mut(KC * NR)
+            .chain(last.par_chunks_mut(((k % KC) * NR).max(1)))
+            .enumerate()
+            .for_each(pack);
+    } else {
+        full.chunks_mut(KC * NR)
+            .chain(last.chunks_mut(((k % KC) * NR).max(1)))
+            .enumerate()
+            .for_each(pack);
+    }
+    let packed_b = &packed_b[..];
+    let dst_addr = dst as usize;
+    let task = |t: usize| {
+        let (block, part) = (t / col_parts, t % col_parts);
+        let (s0, s1) = block_slivers(block);
+        let (i0, mc) = (s0 * MR, (s1 * MR).min(m) - s0 * MR);
+        let first = part * panels_per_part;
+        let last = (first + panels_per_part).min(panels);
+        let mut packed_a = vec![0f32; mc.div_ceil(MR) * MR * KC.min(k)];
+        for k0 in (0..k).step_by(KC) {
+            let kc = KC.min(k - k0);
+            let packed_a = &mut packed_a[..mc.div_ceil(MR) * MR * kc];
+            pack_a_block(packed_a, &lhs, i0, mc, k0, kc);
+            // the first block of K writes C (or adds to it), the others add
+            let add = accumulate || k0 > 0;
+            for p in first..last {
+                let (j0, cols) = (p * NR, NR.min(n - p * NR));
+                let panel = &packed_b[k0 * panels * NR + p * kc * NR..][..kc * NR];
+                for (s, sliver) in packed_a.chunks(MR * kc).enumerate() {
+                    let rows = MR.min(mc - s * MR);
+                    // SAFETY: rows i0 + s·MR.. (`rows` of them) and columns
+                    // j0.. (`cols`) of C are inside dst (the caller's
+                    // guarantee); tasks write disjoint tiles.
+                    unsafe {
+                        let c = (dst_addr as *mut f32).add((i0 + s * MR) * dst_rs + j0);
+                        kernel(kc, sliver, panel, c, dst_rs, rows, cols, add);
+                    }
+                }
+            }
+        }
+    };
+    let tasks = row_blocks * col_parts;
+    if threads > 1 && tasks > 1 {
+        (0..tasks).into_par_iter().for_each(task);
+    } else {
+        (0..tasks).for_each(task);
+    }
+}
+
+/// Columns `j0..j0 + 32` of rows `k0..k0 + kc` of B into `panel`
+/// (`kc × 32`, row after row; columns past N stay zero).
+fn pack_b_panel(panel: &mut [f32], b: &MatRef, k0: usize, kc: usize, j0: usize) {
+    let cols = NR.min(b.cols - j0);
+    for (kk, row) in panel.chunks_mut(NR).enumerate().take(kc) {
+        let base = b.offset + (k0 + kk) * b.rs + j0 * b.cs;
+        if b.cs == 1 {
+            row[..cols].copy_from_slice(&b.data[base..base + cols]);
+        } else {
+            for (j, v) in row[..cols].iter_mut().enumerate() {
+                *v = b.data[base + j * b.cs];
+            }
+        }
+        row[cols..].fill(0.0);
+    }
+}
+
+/// Rows `i0..i0 + mc` and columns `k0..k0 + kc` of A into slivers of 12
+/// rows, each `kc × 12` with the row index fastest (rows past M zero).
+fn pack_a_block(out: &mut [f32], a: &MatRef, i0: usize, mc: usize, k0: usize, kc: usize) {
+    for (s, sliver) in out.chunks_mut(MR * kc).enumerate() {
+        let rows = MR.min(mc - s * MR);
+        for r in 0..rows {
+            let base = a.offset + (i0 + s * MR + r) * a.rs + k0 * a.cs;
+            for kk in 0..kc {
+                sliver[kk * MR + r] = a.data[base + kk * a.cs];
+            }
+        }
+        for kk in 0..kc {
+            sliver[kk * MR + rows..(kk + 1) * MR].fill(0.0);
+        }
+    }
+}
+
+/// One 12 × 32 tile: `C (+)= sliverᵀ · panel` over `kc` steps, writing
+/// only the first `rows` rows and `cols` columns of C.
+///
+/// # Safety
+/// AVX-512F; `c` valid at `r·ldc + j` for r < rows, j < cols (and read
+/// there when `add`); `sliver` and `panel` hold `kc` steps.
+#[target_feature(enable = "avx512f")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn kernel(
+    kc: usize,
+    sliver: &[f32],
+    panel: &[f32],
+    c: *mut f32,
+    ldc: usize,
+    rows: usize,
+    cols: usize,
+    add: bool,
+) {
+    use std::arch::x86_64::*;
+    debug_assert!(sliver.len() >= kc * MR && panel.len() >= kc * NR);
+    let mut acc = [[_mm512_setzero_ps(); 2]; MR];
+    let (a, b) = (sliver.as_ptr(), panel.as_ptr());
+    for kk in 0..kc {
+        // SAFETY: step kk of the sliver and the panel is inside them.
+        unsafe {
+            let b0 = _mm512_loadu_ps(b.add(kk * NR));
+            let b1 = _mm512_loadu_ps(b.add(kk * NR + 16));
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let av = _mm512_set1_ps(*a.add(kk * MR + r));
+                acc[0] = _mm512_fmadd_ps(av, b0, acc[0]);
+                acc[1] = _mm512_fmadd_ps(av, b1, acc[1]);
+            }
+        }
+    }
+    let lanes = |n: usize| -> __mmask16 { ((1u32 << n.min(16)) - 1) as __mmask16 };
+    let masks = [lanes(cols), lanes(cols.saturating_sub(16))];
+    for (r, acc) in acc.iter().enumerate().take(rows) {
+        for (h, (v, mask)) in acc.iter().zip(masks).enumerate() {
+            // SAFETY: the masked lanes are columns < cols of row r < rows.
+            unsafe {
+                let p = c.add(r * ldc + h * 16);
+                let v = if add {
+                    _mm512_add_ps(*v, _mm512_maskz_loadu_ps(mask, p))
+                } else {
+                    *v
+                };
+                _mm512_mask_storeu_ps(p, mask, v);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::cpu::test_values;
+
+    /// Every edge (partial slivers and panels, several K blocks, one
+    /// row, one column), both layouts of A and B, both write modes, one
+    /// and two threads (bit for bit alike), against the sum in f64.
+    #[test]
+    fn products_on_512_bit_vectors_match_the_definition() {
+        if !crate::isa::Isa::Avx512.supported() {
+            eprintln!("skipped: this CPU lacks AVX-512 (F, BW, VL, DQ)");
+            return;
+        }
+        for (m, k, n) in [
+            (1, 1, 1),
+            (13, 7, 37),
+            (12, 256, 32),
+            (97, 300, 65),
+            (200, 513, 40),
+            (5, 600, 3),
+            (64, 784, 256),
+        ] {
+            for (a_t, b_t) in [(false, false), (true, false), (false, true)] {
+                let (av, bv) = (test_values(m * k, 1), test_values(k * n, 2));
+                let a = match a_t {
+                    false => MatRef::row_major(&av, m, k),
+                    true => MatRef::row_major(&av, k, m).t(),
+                };
+                let b = match b_t {
+                    false => MatRef::row_major(&bv, k, n),
+                    true => MatRef::row_major(&bv, n, k).t(),
+                };
+                let at = |x: &MatRef, i: usize, j: usize| x.data[x.offset + i * x.rs + j * x.cs];
+                let start = test_values(m * n, 3);
+                for accumulate in [false, true] {
+                    let mut outs = Vec::new();
+                    for threads in [1, 2] {
+                        let mut c = start.clone();
+                        // SAFETY: AVX-512 is present; c holds m×n floats.
+                        crate::threads::in_pool(|| unsafe {
+                            gemm(c.as_mut_ptr(), n, accumulate, a, b, threads)
+                        });
+                        outs.push(c);
+                    }
+                    assert_eq!(outs[0], outs[1], "{m}x{k}x{n}: threads differ");
+                    for i in 0..m {
+                        for j in 0..n {
+                            let dot: f64 = (0..k)
+                                .map(|kk| at(&a, i, kk) as f64 * at(&b, kk, j) as f64)
+                                .sum();
+                            let want = dot
+                                + if accumulate {
+                                    start[i * n + j] as f64
+                                } else {
+                                    0.0
+                                };
+                            let got = outs[0][i * n + j] as f64;
+                            assert!(
+                                (got - want).abs() < 1e-4 * (1.0 + want.abs()),
+                                "{m}x{k}x{n} ({a_t}, {b_t}, {accumulate}) at ({i}, {j}): {got} vs {want}"
+                            );
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
