@@ -13,7 +13,11 @@
 //! [`gemm_packed`]: `C[M,N] (+)= A[M,K]·B`, A with any strides, C row-major
 //! with leading dimension `ldc`. On AVX2+FMA a tile of 6 rows × 16 columns
 //! of C lives in 12 registers; each step of K broadcasts 6 values of A and
-//! multiplies one row of a panel. One thread: callers split M themselves.
+//! multiplies one row of a panel. On AVX-512 a panel row is one vector and
+//! a tile of 12 rows × 2 panels lives in 24 of the 32 registers, the last
+//! panel's columns masked. Both paths sum each element in the same order
+//! (zero, then K in order, then C when accumulating): the same bits. One
+//! thread: callers split M themselves.
 
 use super::small_gemm::Strided;
 
@@ -124,6 +128,24 @@ pub fn gemm_packed_prefix(
     ldc: usize,
     accumulate: bool,
 ) {
+    gemm_packed_on(crate::isa::isa(), m, a, b, k, c, ldc, accumulate)
+}
+
+/// [`gemm_packed_prefix`] on the kernels of `isa` (which the CPU must
+/// have): what the tests run on every path.
+#[allow(clippy::too_many_arguments)]
+fn gemm_packed_on(
+    isa: crate::isa::Isa,
+    m: usize,
+    a: Strided,
+    b: &PackedRhs,
+    k: usize,
+    c: &mut [f32],
+    ldc: usize,
+    accumulate: bool,
+) {
+    use crate::isa::Isa;
+    assert!(isa.supported(), "gemm_packed: the CPU lacks {isa}");
     assert!(k <= b.k, "gemm_packed_prefix: {k} rows of {}", b.k);
     let n = b.n;
     if m == 0 || n == 0 {
@@ -140,7 +162,13 @@ pub fn gemm_packed_prefix(
         return;
     }
     #[cfg(target_arch = "x86_64")]
-    if super::has_avx2_fma() {
+    if isa == Isa::Avx512 {
+        // SAFETY: AVX-512F is present; bounds were checked above.
+        unsafe { avx512::gemm_packed(m, a, b, k, c, ldc, accumulate) };
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx2 {
         // SAFETY: AVX2 and FMA are present; bounds were checked above.
         unsafe { avx::gemm_packed(m, a, b, k, c, ldc, accumulate) };
         return;
@@ -283,10 +311,135 @@ mod avx {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_op_in_unsafe_fn)] // the whole module is intrinsics on checked bounds
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::{PackedRhs, Strided, NR};
+
+    /// One MR × (16·P) tile of C at row i0 against `P` panels, C's lanes
+    /// outside `masks` neither read nor written.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tile<const MR: usize, const P: usize>(
+        k: usize,
+        a: Strided,
+        i0: usize,
+        panels: [*const f32; 2],
+        c: *mut f32,
+        ldc: usize,
+        accumulate: bool,
+        masks: [__mmask16; 2],
+    ) {
+        let mut acc = [[_mm512_setzero_ps(); P]; MR];
+        let ap = a.data.as_ptr().add(i0 * a.rs);
+        for kk in 0..k {
+            let mut b = [_mm512_setzero_ps(); P];
+            for (q, b) in b.iter_mut().enumerate() {
+                *b = _mm512_loadu_ps(panels[q].add(kk * NR));
+            }
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let av = _mm512_set1_ps(*ap.add(r * a.rs + kk * a.cs));
+                for (acc, b) in acc.iter_mut().zip(&b) {
+                    *acc = _mm512_fmadd_ps(av, *b, *acc);
+                }
+            }
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            for (q, acc) in acc.iter().enumerate() {
+                let p = c.add((i0 + r) * ldc + q * NR);
+                let v = match accumulate {
+                    true => _mm512_add_ps(*acc, _mm512_maskz_loadu_ps(masks[q], p)),
+                    false => *acc,
+                };
+                _mm512_mask_storeu_ps(p, masks[q], v);
+            }
+        }
+    }
+
+    /// All rows against `P` panels, 12 at a time, then the rest in one tile.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn strip<const P: usize>(
+        m: usize,
+        k: usize,
+        a: Strided,
+        panels: [*const f32; 2],
+        c: *mut f32,
+        ldc: usize,
+        accumulate: bool,
+        masks: [__mmask16; 2],
+    ) {
+        let mut i0 = 0;
+        while i0 < m {
+            let mr = (m - i0).min(12);
+            let (acc, ms) = (accumulate, masks);
+            match mr {
+                12 => tile::<12, P>(k, a, i0, panels, c, ldc, acc, ms),
+                11 => tile::<11, P>(k, a, i0, panels, c, ldc, acc, ms),
+                10 => tile::<10, P>(k, a, i0, panels, c, ldc, acc, ms),
+                9 => tile::<9, P>(k, a, i0, panels, c, ldc, acc, ms),
+                8 => tile::<8, P>(k, a, i0, panels, c, ldc, acc, ms),
+                7 => tile::<7, P>(k, a, i0, panels, c, ldc, acc, ms),
+                6 => tile::<6, P>(k, a, i0, panels, c, ldc, acc, ms),
+                5 => tile::<5, P>(k, a, i0, panels, c, ldc, acc, ms),
+                4 => tile::<4, P>(k, a, i0, panels, c, ldc, acc, ms),
+                3 => tile::<3, P>(k, a, i0, panels, c, ldc, acc, ms),
+                2 => tile::<2, P>(k, a, i0, panels, c, ldc, acc, ms),
+                _ => tile::<1, P>(k, a, i0, panels, c, ldc, acc, ms),
+            }
+            i0 += mr;
+        }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    pub unsafe fn gemm_packed(
+        m: usize,
+        a: Strided,
+        b: &PackedRhs,
+        k: usize,
+        c: &mut [f32],
+        ldc: usize,
+        accumulate: bool,
+    ) {
+        let n = b.n;
+        let panels = n.div_ceil(NR);
+        // the valid columns of panel p (the padded last one is read whole)
+        let mask = |p: usize| -> __mmask16 {
+            let cols = NR.min(n.saturating_sub(p * NR));
+            ((1u32 << cols) - 1) as __mmask16
+        };
+        let panel = |p: usize| b.data.as_ptr().add(p * b.k * NR);
+        let mut p = 0;
+        while p < panels {
+            let cp = c.as_mut_ptr().add(p * NR);
+            if p + 1 < panels {
+                let (ps, ms) = ([panel(p), panel(p + 1)], [mask(p), mask(p + 1)]);
+                strip::<2>(m, k, a, ps, cp, ldc, accumulate, ms);
+                p += 2;
+            } else {
+                let (ps, ms) = ([panel(p), panel(p)], [mask(p), 0]);
+                strip::<1>(m, k, a, ps, cp, ldc, accumulate, ms);
+                p += 1;
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::backend::cpu::test_values;
+    use crate::isa::Isa;
+
+    /// The paths this CPU has; those it lacks are named as skipped.
+    fn supported_paths() -> Vec<Isa> {
+        for isa in Isa::ALL.into_iter().filter(|i| !i.supported()) {
+            eprintln!("{isa} path skipped: this CPU lacks it");
+        }
+        Isa::ALL.into_iter().filter(|i| i.supported()).collect()
+    }
 
     /// The product in f64, for reference.
     fn reference(m: usize, k: usize, n: usize, a: &Strided, b: &Strided) -> Vec<f64> {
@@ -427,9 +580,27 @@ mod tests {
                     let packed = PackedRhs::new(*b, k, n);
                     // C with a wider leading dimension: the gap must stay untouched
                     let ldc = n + 3;
-                    for accumulate in [false, true] {
+                    for (isa, accumulate) in supported_paths()
+                        .into_iter()
+                        .flat_map(|isa| [(isa, false), (isa, true)])
+                    {
                         let mut c = vec![0.5f32; m * ldc];
-                        gemm_packed(m, *a, &packed, &mut c, ldc, accumulate);
+                        gemm_packed_on(isa, m, *a, &packed, k, &mut c, ldc, accumulate);
+                        if isa == Isa::Avx512 {
+                            // the same sums in the same order as AVX2's
+                            let mut on_avx2 = vec![0.5f32; m * ldc];
+                            gemm_packed_on(
+                                Isa::Avx2,
+                                m,
+                                *a,
+                                &packed,
+                                k,
+                                &mut on_avx2,
+                                ldc,
+                                accumulate,
+                            );
+                            assert_eq!(c, on_avx2, "{m}x{k}x{n}: AVX-512 and AVX2 differ");
+                        }
                         for i in 0..m {
                             for j in 0..ldc {
                                 let got = c[i * ldc + j] as f64;
@@ -439,7 +610,7 @@ mod tests {
                                 };
                                 assert!(
                                     (got - expect).abs() < 1e-4,
-                                    "{m}x{k}x{n} acc {accumulate} ({i},{j}): {got} vs {expect}"
+                                    "{isa}: {m}x{k}x{n} acc {accumulate} ({i},{j}): {got} vs {expect}"
                                 );
                             }
                         }
