@@ -6,12 +6,14 @@
 //! The classic blocking (Goto's, as BLIS lays it out): K in blocks of
 //! `KC`; for each, B packed once into panels of `NR = 32` columns (two
 //! vectors; the last panel padded with zeros), each `KC × 32` contiguous;
-//! then the rows in blocks of `MC`, each task packing its block of A into
-//! slivers of `MR = 12` rows (`KC × 12`, row index fastest, zero-padded).
-//! The micro-kernel keeps a 12 × 32 tile of C in 24 of the 32 vector
-//! registers; each step of K loads one panel row (2 vectors) and
-//! broadcasts 12 values of A into 24 FMAs. Edges: C is read and written
-//! through lane masks (no scalar tails) and only a sliver's real rows.
+//! then the rows in blocks of about `MC`, a task each, run against every
+//! panel 12 rows (`MR`) at a time. The micro-kernel keeps a 12 × 32 tile
+//! of C in 24 of the 32 vector registers; each step of K loads one panel
+//! row (2 vectors) and broadcasts 12 values of A, read in place, into 24
+//! FMAs. A is not packed: its 12 rows of a block are 12 short streams
+//! that stay in cache, and packing them cost the MLP's first layer as much
+//! as its product. Edges: C's columns through lane masks (no scalar
+//! tails), and a tile of fewer rows for the last ones.
 //!
 //! Each element's sum runs over K in the same order whatever the thread
 //! count: results are bit for bit the same at 1 and 2 threads.
@@ -87,24 +89,23 @@ pub(crate) unsafe fn gemm(
         let (i0, mc) = (s0 * MR, (s1 * MR).min(m) - s0 * MR);
         let first = part * panels_per_part;
         let last = (first + panels_per_part).min(panels);
-        let mut packed_a = vec![0f32; mc.div_ceil(MR) * MR * KC.min(k)];
         for k0 in (0..k).step_by(KC) {
             let kc = KC.min(k - k0);
-            let packed_a = &mut packed_a[..mc.div_ceil(MR) * MR * kc];
-            pack_a_block(packed_a, &lhs, i0, mc, k0, kc);
             // the first block of K writes C (or adds to it), the others add
             let add = accumulate || k0 > 0;
             for p in first..last {
                 let (j0, cols) = (p * NR, NR.min(n - p * NR));
                 let panel = &packed_b[k0 * panels * NR + p * kc * NR..][..kc * NR];
-                for (s, sliver) in packed_a.chunks(MR * kc).enumerate() {
-                    let rows = MR.min(mc - s * MR);
-                    // SAFETY: rows i0 + s·MR.. (`rows` of them) and columns
-                    // j0.. (`cols`) of C are inside dst (the caller's
-                    // guarantee); tasks write disjoint tiles.
+                for i in (i0..i0 + mc).step_by(MR) {
+                    let rows = MR.min(i0 + mc - i);
+                    // SAFETY: rows i.. (`rows` of them) and columns j0..
+                    // (`cols`) of C are inside dst (the caller's guarantee),
+                    // and of A inside the checked view; tasks write
+                    // disjoint tiles.
                     unsafe {
-                        let c = (dst_addr as *mut f32).add((i0 + s * MR) * dst_rs + j0);
-                        kernel(kc, sliver, panel, c, dst_rs, rows, cols, add);
+                        let a = lhs.data.as_ptr().add(lhs.offset + i * lhs.rs + k0 * lhs.cs);
+                        let c = (dst_addr as *mut f32).add(i * dst_rs + j0);
+                        tile(rows, kc, (a, lhs.rs, lhs.cs), panel, c, dst_rs, cols, add);
                     }
                 }
             }
@@ -122,7 +123,19 @@ pub(crate) unsafe fn gemm(
 /// (`kc × 32`, row after row; columns past N stay zero).
 fn pack_b_panel(panel: &mut [f32], b: &MatRef, k0: usize, kc: usize, j0: usize) {
     let cols = NR.min(b.cols - j0);
-    for (kk, row) in panel.chunks_mut(NR).enumerate().take(kc) {
+    let panel = &mut panel[..kc * NR];
+    if b.cs != 1 && b.rs == 1 {
+        // columns contiguous (Wᵀ of a row-major W): read them whole
+        panel.fill(0.0);
+        for j in 0..cols {
+            let column = &b.data[b.offset + (j0 + j) * b.cs + k0..][..kc];
+            for (kk, v) in column.iter().enumerate() {
+                panel[kk * NR + j] = *v;
+            }
+        }
+        return;
+    }
+    for (kk, row) in panel.chunks_mut(NR).enumerate() {
         let base = b.offset + (k0 + kk) * b.rs + j0 * b.cs;
         if b.cs == 1 {
             row[..cols].copy_from_slice(&b.data[base..base + cols]);
@@ -135,52 +148,72 @@ fn pack_b_panel(panel: &mut [f32], b: &MatRef, k0: usize, kc: usize, j0: usize) 
     }
 }
 
-/// Rows `i0..i0 + mc` and columns `k0..k0 + kc` of A into slivers of 12
-/// rows, each `kc × 12` with the row index fastest (rows past M zero).
-fn pack_a_block(out: &mut [f32], a: &MatRef, i0: usize, mc: usize, k0: usize, kc: usize) {
-    for (s, sliver) in out.chunks_mut(MR * kc).enumerate() {
-        let rows = MR.min(mc - s * MR);
-        for r in 0..rows {
-            let base = a.offset + (i0 + s * MR + r) * a.rs + k0 * a.cs;
-            for kk in 0..kc {
-                sliver[kk * MR + r] = a.data[base + kk * a.cs];
-            }
-        }
-        for kk in 0..kc {
-            sliver[kk * MR + rows..(kk + 1) * MR].fill(0.0);
+/// A in place: its first element and strides (row, column).
+type Strided = (*const f32, usize, usize);
+
+/// [`kernel`] for a tile of `rows` (1 to 12) rows.
+///
+/// # Safety
+/// As [`kernel`].
+#[allow(clippy::too_many_arguments)]
+unsafe fn tile(
+    rows: usize,
+    kc: usize,
+    a: Strided,
+    panel: &[f32],
+    c: *mut f32,
+    ldc: usize,
+    cols: usize,
+    add: bool,
+) {
+    // SAFETY: as the caller guarantees.
+    unsafe {
+        match rows {
+            12 => kernel::<12>(kc, a, panel, c, ldc, cols, add),
+            11 => kernel::<11>(kc, a, panel, c, ldc, cols, add),
+            10 => kernel::<10>(kc, a, panel, c, ldc, cols, add),
+            9 => kernel::<9>(kc, a, panel, c, ldc, cols, add),
+            8 => kernel::<8>(kc, a, panel, c, ldc, cols, add),
+            7 => kernel::<7>(kc, a, panel, c, ldc, cols, add),
+            6 => kernel::<6>(kc, a, panel, c, ldc, cols, add),
+            5 => kernel::<5>(kc, a, panel, c, ldc, cols, add),
+            4 => kernel::<4>(kc, a, panel, c, ldc, cols, add),
+            3 => kernel::<3>(kc, a, panel, c, ldc, cols, add),
+            2 => kernel::<2>(kc, a, panel, c, ldc, cols, add),
+            _ => kernel::<1>(kc, a, panel, c, ldc, cols, add),
         }
     }
 }
 
-/// One 12 × 32 tile: `C (+)= sliverᵀ · panel` over `kc` steps, writing
-/// only the first `rows` rows and `cols` columns of C.
+/// One `R` × 32 tile: `C (+)= A[R, kc] · panel` over `kc` steps, A read
+/// in place (each step broadcasts one value of each of its R rows),
+/// writing only the first `cols` columns of C.
 ///
 /// # Safety
-/// AVX-512F; `c` valid at `r·ldc + j` for r < rows, j < cols (and read
-/// there when `add`); `sliver` and `panel` hold `kc` steps.
+/// AVX-512F; A valid at `r·rs + kk·cs` for r < R, kk < kc; `c` valid at
+/// `r·ldc + j` for r < R, j < cols (and read there when `add`); `panel`
+/// holds `kc` steps.
 #[target_feature(enable = "avx512f")]
-#[allow(clippy::too_many_arguments)]
-unsafe fn kernel(
+unsafe fn kernel<const R: usize>(
     kc: usize,
-    sliver: &[f32],
+    (a, rs, cs): Strided,
     panel: &[f32],
     c: *mut f32,
     ldc: usize,
-    rows: usize,
     cols: usize,
     add: bool,
 ) {
     use std::arch::x86_64::*;
-    debug_assert!(sliver.len() >= kc * MR && panel.len() >= kc * NR);
-    let mut acc = [[_mm512_setzero_ps(); 2]; MR];
-    let (a, b) = (sliver.as_ptr(), panel.as_ptr());
+    debug_assert!(panel.len() >= kc * NR);
+    let mut acc = [[_mm512_setzero_ps(); 2]; R];
+    let b = panel.as_ptr();
     for kk in 0..kc {
-        // SAFETY: step kk of the sliver and the panel is inside them.
+        // SAFETY: step kk of the panel and of A's R rows are inside them.
         unsafe {
             let b0 = _mm512_loadu_ps(b.add(kk * NR));
             let b1 = _mm512_loadu_ps(b.add(kk * NR + 16));
             for (r, acc) in acc.iter_mut().enumerate() {
-                let av = _mm512_set1_ps(*a.add(kk * MR + r));
+                let av = _mm512_set1_ps(*a.add(r * rs + kk * cs));
                 acc[0] = _mm512_fmadd_ps(av, b0, acc[0]);
                 acc[1] = _mm512_fmadd_ps(av, b1, acc[1]);
             }
@@ -188,9 +221,9 @@ unsafe fn kernel(
     }
     let lanes = |n: usize| -> __mmask16 { ((1u32 << n.min(16)) - 1) as __mmask16 };
     let masks = [lanes(cols), lanes(cols.saturating_sub(16))];
-    for (r, acc) in acc.iter().enumerate().take(rows) {
+    for (r, acc) in acc.iter().enumerate() {
         for (h, (v, mask)) in acc.iter().zip(masks).enumerate() {
-            // SAFETY: the masked lanes are columns < cols of row r < rows.
+            // SAFETY: the masked lanes are columns < cols of row r < R.
             unsafe {
                 let p = c.add(r * ldc + h * 16);
                 let v = if add {
