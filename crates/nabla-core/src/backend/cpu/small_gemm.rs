@@ -10,8 +10,10 @@
 //!   along K (long dot products, as in a weight gradient). On AVX2+FMA a
 //!   4×3 tile of C accumulates 8-lane partial sums, added up at the end.
 //!
-//! The AVX2 kernels are chosen at run time (`is_x86_feature_detected!`);
-//! elsewhere plain loops compute the same products.
+//! The AVX2 kernels are chosen at run time ([`crate::isa`]); on the
+//! AVX-512 path `gemm_bcast` keeps a 12 × 32 tile in 24 of the 32
+//! registers (the same sums in the same order as the AVX2 tile, so the
+//! same bits); elsewhere plain loops compute the same products.
 
 /// A read-only matrix with arbitrary strides: element (i, k) at `i·rs + k·cs`.
 #[derive(Clone, Copy)]
@@ -58,6 +60,24 @@ pub fn gemm_bcast(
     c_rows: &[usize],
     accumulate: bool,
 ) {
+    gemm_bcast_on(crate::isa::isa(), m, n, k, a, b, c, c_rows, accumulate)
+}
+
+/// [`gemm_bcast`] on the kernels of `isa` (which the CPU must have).
+#[allow(clippy::too_many_arguments)]
+fn gemm_bcast_on(
+    isa: crate::isa::Isa,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Strided,
+    b: Rows,
+    c: &mut [f32],
+    c_rows: &[usize],
+    accumulate: bool,
+) {
+    use crate::isa::Isa;
+    assert!(isa.supported(), "gemm_bcast: the CPU lacks {isa}");
     if m == 0 || n == 0 {
         return;
     }
@@ -66,7 +86,13 @@ pub fn gemm_bcast(
     check_rows(&b, k, n);
     assert!(c_rows.len() >= m && c_rows[..m].iter().all(|&o| o + n <= c.len()));
     #[cfg(target_arch = "x86_64")]
-    if has_avx2_fma() {
+    if isa == Isa::Avx512 {
+        // SAFETY: AVX-512F is present; bounds were checked above.
+        unsafe { avx512::gemm_bcast(m, n, k, a, b, c, c_rows, accumulate) };
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx2 {
         // SAFETY: AVX2 and FMA are present; bounds were checked above.
         unsafe { avx::gemm_bcast(m, n, k, a, b, c, c_rows, accumulate) };
         return;
@@ -414,6 +440,121 @@ pub(super) mod avx {
     }
 }
 
+#[cfg(target_arch = "x86_64")]
+#[allow(unsafe_op_in_unsafe_fn)] // the whole module is intrinsics on checked bounds
+mod avx512 {
+    use std::arch::x86_64::*;
+
+    use super::{Rows, Strided};
+
+    /// Columns of a strip: two 16-lane vectors.
+    const NB: usize = 32;
+
+    /// One `MR` × (16·`P`) tile of C at row i0, B's row kk at `b + off[kk]`,
+    /// only the lanes of `masks` read and written.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn tile<const MR: usize, const P: usize>(
+        k: usize,
+        a: Strided,
+        i0: usize,
+        b: *const f32,
+        off: *const usize,
+        c: *mut f32,
+        c_off: *const usize,
+        accumulate: bool,
+        masks: [__mmask16; 2],
+    ) {
+        let mut acc = [[_mm512_setzero_ps(); P]; MR];
+        let ap = a.data.as_ptr();
+        for kk in 0..k {
+            let row = b.add(*off.add(kk));
+            let mut bv = [_mm512_setzero_ps(); P];
+            for (q, v) in bv.iter_mut().enumerate() {
+                *v = _mm512_maskz_loadu_ps(masks[q], row.add(16 * q));
+            }
+            for (r, acc) in acc.iter_mut().enumerate() {
+                let av = _mm512_set1_ps(*ap.add((i0 + r) * a.rs + kk * a.cs));
+                for (acc, bv) in acc.iter_mut().zip(&bv) {
+                    *acc = _mm512_fmadd_ps(av, *bv, *acc);
+                }
+            }
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            let p = c.add(*c_off.add(i0 + r));
+            for (q, acc) in acc.iter().enumerate() {
+                let p = p.add(16 * q);
+                let v = match accumulate {
+                    true => _mm512_add_ps(*acc, _mm512_maskz_loadu_ps(masks[q], p)),
+                    false => *acc,
+                };
+                _mm512_mask_storeu_ps(p, masks[q], v);
+            }
+        }
+    }
+
+    /// All rows of one strip, 12 at a time, then the rest in one tile.
+    #[inline(always)]
+    #[allow(clippy::too_many_arguments)]
+    unsafe fn strip<const P: usize>(
+        m: usize,
+        k: usize,
+        a: Strided,
+        b: *const f32,
+        off: *const usize,
+        c: *mut f32,
+        c_off: *const usize,
+        acc: bool,
+        ms: [__mmask16; 2],
+    ) {
+        let mut i0 = 0;
+        while i0 < m {
+            let mr = (m - i0).min(12);
+            match mr {
+                12 => tile::<12, P>(k, a, i0, b, off, c, c_off, acc, ms),
+                11 => tile::<11, P>(k, a, i0, b, off, c, c_off, acc, ms),
+                10 => tile::<10, P>(k, a, i0, b, off, c, c_off, acc, ms),
+                9 => tile::<9, P>(k, a, i0, b, off, c, c_off, acc, ms),
+                8 => tile::<8, P>(k, a, i0, b, off, c, c_off, acc, ms),
+                7 => tile::<7, P>(k, a, i0, b, off, c, c_off, acc, ms),
+                6 => tile::<6, P>(k, a, i0, b, off, c, c_off, acc, ms),
+                5 => tile::<5, P>(k, a, i0, b, off, c, c_off, acc, ms),
+                4 => tile::<4, P>(k, a, i0, b, off, c, c_off, acc, ms),
+                3 => tile::<3, P>(k, a, i0, b, off, c, c_off, acc, ms),
+                2 => tile::<2, P>(k, a, i0, b, off, c, c_off, acc, ms),
+                _ => tile::<1, P>(k, a, i0, b, off, c, c_off, acc, ms),
+            }
+            i0 += mr;
+        }
+    }
+
+    #[target_feature(enable = "avx512f")]
+    #[allow(clippy::too_many_arguments)]
+    pub unsafe fn gemm_bcast(
+        m: usize,
+        n: usize,
+        k: usize,
+        a: Strided,
+        b: Rows,
+        c: &mut [f32],
+        c_rows: &[usize],
+        accumulate: bool,
+    ) {
+        let lanes = |n: usize| -> __mmask16 { ((1u32 << n.min(16)) - 1) as __mmask16 };
+        let (off, c_off) = (b.offsets.as_ptr(), c_rows.as_ptr());
+        for j0 in (0..n).step_by(NB) {
+            let cols = NB.min(n - j0);
+            let masks = [lanes(cols), lanes(cols.saturating_sub(16))];
+            let (bp, cp) = (b.data.as_ptr().add(j0), c.as_mut_ptr().add(j0));
+            if cols > 16 {
+                strip::<2>(m, k, a, bp, off, cp, c_off, accumulate, masks);
+            } else {
+                strip::<1>(m, k, a, bp, off, cp, c_off, accumulate, masks);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -444,6 +585,8 @@ mod tests {
             (5, 17, 3),
             (1, 1, 1),
             (7, 33, 9),
+            (13, 70, 5),
+            (25, 16, 4),
         ] {
             let (a, b) = (vals(m * k, 1), vals(k * n, 2));
             let want = naive(m, n, k, |i, p| a[i * k + p], |p, j| b[p * n + j]);
@@ -463,6 +606,24 @@ mod tests {
             gemm_bcast(m, n, k, a_rows, rows, &mut c, &c_rows, false);
             let ok = c.iter().zip(&want).all(|(x, y)| close(*x, *y));
             assert!(ok, "bcast {m}x{n}x{k}");
+            // every path the CPU has; AVX-512 gives AVX2's bits
+            let mut by_path = Vec::new();
+            for isa in crate::isa::Isa::ALL {
+                if !isa.supported() {
+                    eprintln!("{isa} path skipped: this CPU lacks it");
+                    continue;
+                }
+                let mut c = vec![1f32; m * n];
+                gemm_bcast_on(isa, m, n, k, a_rows, rows, &mut c, &c_rows, true);
+                let ok = c.iter().zip(&want).all(|(x, y)| close(*x - 1.0, *y));
+                assert!(ok, "bcast on {isa} {m}x{n}x{k}");
+                by_path.push((isa, c));
+            }
+            if let [.., (crate::isa::Isa::Avx2, avx2), (crate::isa::Isa::Avx512, avx512)] =
+                &by_path[..]
+            {
+                assert_eq!(avx2, avx512, "bcast {m}x{n}x{k}: AVX-512 and AVX2 differ");
+            }
             // A given transposed (column-major), accumulating onto ones
             let at: Vec<f32> = (0..k * m).map(|t| a[(t % m) * k + t / m]).collect();
             let a_cols = Strided {
