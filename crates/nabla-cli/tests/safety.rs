@@ -386,6 +386,8 @@ fn a_closed_pipe_or_a_full_device_does_not_lose_the_run() {
 #[test]
 fn bad_numbers_and_environments_are_usage_errors() {
     let out = tmp("usage");
+    // the variable, its value and what the message must say
+    let threads = |v| Some(("NABLA_NUM_THREADS", v));
     for (args, env, message) in [
         (&["--threads", "0"][..], None, "--threads"),
         (
@@ -395,10 +397,19 @@ fn bad_numbers_and_environments_are_usage_errors() {
         ),
         (
             &[],
-            Some("abc"),
+            threads("abc"),
             "NABLA_NUM_THREADS=\"abc\": expected a whole number",
         ),
-        (&[], Some("0"), "NABLA_NUM_THREADS 0: must be between 1 and"),
+        (
+            &[],
+            threads("0"),
+            "NABLA_NUM_THREADS 0: must be between 1 and",
+        ),
+        (
+            &[],
+            Some(("NABLA_ISA", "sse9")),
+            "NABLA_ISA=\"sse9\": expected avx512, avx2 or scalar",
+        ),
         (&["--lr", "-1"], None, "\"-1\" is not a positive number"),
         (
             &["--dataset", "cifar"],
@@ -408,8 +419,8 @@ fn bad_numbers_and_environments_are_usage_errors() {
         (&["--betas", "abc"], None, "--betas must be two numbers"),
     ] {
         let mut cmd = nabla();
-        if let Some(v) = env {
-            cmd.env("NABLA_NUM_THREADS", v);
+        if let Some((var, v)) = env {
+            cmd.env(var, v);
         }
         let o = cmd
             .arg("train")
