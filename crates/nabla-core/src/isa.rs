@@ -8,7 +8,10 @@
 //! which executes each 512-bit instruction as two 256-bit halves: there
 //! AVX2 reaches the same peak with the kernels measured longest. Each path
 //! gives the same results run after run; paths differ in rounding only
-//! (their sums run in other orders), within the fixtures' tolerances.
+//! (their sums run in other orders), within the fixtures' tolerances. The
+//! scalar path makes nabla's own kernels plain loops; the `gemm` crate,
+//! which the AVX2 and scalar paths use for large products, picks its
+//! kernels itself.
 
 use std::sync::OnceLock;
 

@@ -43,12 +43,13 @@ fn fill(
 }
 
 /// The loops of [`map1`], [`map2`], [`map3`] over one chunk, each also
-/// compiled with AVX2 for CPUs that have it: the loop and the op's closure,
-/// inlined into it, then run on 256-bit vectors. The values are the same
-/// either way (each element's arithmetic is unchanged, and Rust never forms
-/// fused multiply-adds on its own); the exact GELU ran twice as fast.
+/// compiled with AVX2 and with AVX-512 for the paths that use them: the
+/// loop and the op's closure, inlined into it, then run on 256- or 512-bit
+/// vectors. The values are the same every way (each element's arithmetic
+/// is unchanged, and Rust never forms fused multiply-adds on its own); the
+/// exact GELU ran twice as fast on AVX2.
 macro_rules! chunk_loop {
-    ($name:ident, $wide:ident, ($($x:ident),+), $f:ident: $($fty:tt)+) => {
+    ($name:ident, $wide:ident, $widest:ident, ($($x:ident),+), $f:ident: $($fty:tt)+) => {
         #[inline(always)]
         fn $name<F: $($fty)+>(out: &mut [MaybeUninit<f32>], $($x: &[f32],)+ $f: &F) -> usize {
             let mut n = 0;
@@ -64,16 +65,27 @@ macro_rules! chunk_loop {
         unsafe fn $wide<F: $($fty)+>(out: &mut [MaybeUninit<f32>], $($x: &[f32],)+ $f: &F) -> usize {
             $name(out, $($x,)+ $f)
         }
+
+        #[cfg(target_arch = "x86_64")]
+        #[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
+        unsafe fn $widest<F: $($fty)+>(out: &mut [MaybeUninit<f32>], $($x: &[f32],)+ $f: &F) -> usize {
+            $name(out, $($x,)+ $f)
+        }
     };
 }
 
-chunk_loop!(loop1, loop1_avx2, (a), f: Fn(f32) -> f32);
-chunk_loop!(loop2, loop2_avx2, (a, b), f: Fn(f32, f32) -> f32);
-chunk_loop!(loop3, loop3_avx2, (a, b, c), f: Fn(f32, f32, f32) -> f32);
+chunk_loop!(loop1, loop1_avx2, loop1_avx512, (a), f: Fn(f32) -> f32);
+chunk_loop!(loop2, loop2_avx2, loop2_avx512, (a, b), f: Fn(f32, f32) -> f32);
+chunk_loop!(loop3, loop3_avx2, loop3_avx512, (a, b, c), f: Fn(f32, f32, f32) -> f32);
 
-/// Runs the AVX2 build of a chunk loop where the CPU has it, else the plain.
+/// Runs the build of a chunk loop for the kernels' path ([`crate::isa`]).
 macro_rules! run_loop {
-    ($plain:ident, $wide:ident, $($arg:expr),+) => {{
+    ($plain:ident, $wide:ident, $widest:ident, $($arg:expr),+) => {{
+        #[cfg(target_arch = "x86_64")]
+        if super::has_avx512() {
+            // SAFETY: the CPU has AVX-512; the loop only does slice arithmetic.
+            return unsafe { $widest($($arg),+) };
+        }
         #[cfg(target_arch = "x86_64")]
         if super::has_avx2_fma() {
             // SAFETY: the CPU has AVX2 and FMA; the loop only does slice arithmetic.
@@ -87,7 +99,7 @@ macro_rules! run_loop {
 pub fn map1(a: &[f32], f: impl Fn(f32) -> f32 + Sync + Send) -> Vec<f32> {
     fill(a.len(), |s, c| {
         let a = &a[s..s + c.len()];
-        run_loop!(loop1, loop1_avx2, c, a, &f)
+        run_loop!(loop1, loop1_avx2, loop1_avx512, c, a, &f)
     })
 }
 
@@ -96,7 +108,7 @@ pub fn map2(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync + Send) -> 
     assert_eq!(a.len(), b.len());
     fill(a.len(), |s, c| {
         let (a, b) = (&a[s..s + c.len()], &b[s..s + c.len()]);
-        run_loop!(loop2, loop2_avx2, c, a, b, &f)
+        run_loop!(loop2, loop2_avx2, loop2_avx512, c, a, b, &f)
     })
 }
 
@@ -111,7 +123,7 @@ pub fn map3(
     fill(a.len(), |s, ch| {
         let n = ch.len();
         let (a, b, c) = (&a[s..s + n], &b[s..s + n], &c[s..s + n]);
-        run_loop!(loop3, loop3_avx2, ch, a, b, c, &f)
+        run_loop!(loop3, loop3_avx2, loop3_avx512, ch, a, b, c, &f)
     })
 }
 

@@ -57,6 +57,13 @@ unsafe fn cells_avx2(s: &mut Cells, hs: usize) {
     cells::<true>(s, hs)
 }
 
+/// The same cells on the AVX-512 path (512-bit vectors, the same values).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
+unsafe fn cells_avx512(s: &mut Cells, hs: usize) {
+    cells::<true>(s, hs)
+}
+
 /// The cells (compiled twice: plain, and with AVX2 and fused multiply-adds
 /// in the exponentials). Gate by gate over zipped slices, then the state
 /// update, as the LSTM's cells: one loop doing it all spilled registers and
@@ -116,6 +123,13 @@ struct BackCells<'a> {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn backward_cells_avx2(s: &mut BackCells, h: usize) {
+    backward_cells(s, h)
+}
+
+/// The same cells on the AVX-512 path (512-bit vectors, the same values).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
+unsafe fn backward_cells_avx512(s: &mut BackCells, h: usize) {
     backward_cells(s, h)
 }
 
@@ -214,6 +228,11 @@ impl Kernel for Gru {
             m: s.m,
         };
         #[cfg(target_arch = "x86_64")]
+        if crate::backend::cpu::has_avx512() {
+            // SAFETY: the CPU has AVX-512; the function only does slice arithmetic.
+            return unsafe { cells_avx512(&mut step, h) };
+        }
+        #[cfg(target_arch = "x86_64")]
         if crate::backend::cpu::has_avx2_fma() {
             // SAFETY: the CPU has AVX2 and FMA; the function only does slice arithmetic.
             return unsafe { cells_avx2(&mut step, h) };
@@ -241,10 +260,13 @@ impl Kernel for Gru {
             dh,
             m: s.m,
         };
-        match crate::backend::cpu::has_avx2_fma() {
+        match crate::isa::isa() {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the CPU has AVX-512; the function only does slice arithmetic.
+            crate::isa::Isa::Avx512 => unsafe { backward_cells_avx512(&mut cells, h) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the CPU has AVX2 and FMA; the function only does slice arithmetic.
-            true => unsafe { backward_cells_avx2(&mut cells, h) },
+            crate::isa::Isa::Avx2 => unsafe { backward_cells_avx2(&mut cells, h) },
             _ => backward_cells(&mut cells, h),
         }
         let Some(whh) = whh else { return };

@@ -30,6 +30,13 @@ unsafe fn forward_cells_avx2(b: &mut Cells, h: usize) {
     forward_cells::<true>(b, h)
 }
 
+/// The same cells on the AVX-512 path (512-bit vectors, the same values).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
+unsafe fn forward_cells_avx512(b: &mut Cells, h: usize) {
+    forward_cells::<true>(b, h)
+}
+
 /// The cells (compiled twice: plain, and with AVX2 and fused multiply-adds
 /// in the exponentials). The gate activations first, one contiguous run
 /// per gate, then the state update: loops over zipped slices, which
@@ -92,6 +99,13 @@ struct BackCells<'a> {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn backward_cells_avx2(b: &mut BackCells, h: usize) {
+    backward_cells(b, h)
+}
+
+/// The same cells on the AVX-512 path (512-bit vectors, the same values).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
+unsafe fn backward_cells_avx512(b: &mut BackCells, h: usize) {
     backward_cells(b, h)
 }
 
@@ -185,6 +199,11 @@ impl Kernel for Lstm {
             m: s.m,
         };
         #[cfg(target_arch = "x86_64")]
+        if crate::backend::cpu::has_avx512() {
+            // SAFETY: the CPU has AVX-512; the function only does slice arithmetic.
+            return unsafe { forward_cells_avx512(&mut cells, h) };
+        }
+        #[cfg(target_arch = "x86_64")]
         if crate::backend::cpu::has_avx2_fma() {
             // SAFETY: the CPU has AVX2 and FMA; the function only does slice arithmetic.
             return unsafe { forward_cells_avx2(&mut cells, h) };
@@ -210,10 +229,13 @@ impl Kernel for Lstm {
             dc,
             m: s.m,
         };
-        match crate::backend::cpu::has_avx2_fma() {
+        match crate::isa::isa() {
+            #[cfg(target_arch = "x86_64")]
+            // SAFETY: the CPU has AVX-512; the function only does slice arithmetic.
+            crate::isa::Isa::Avx512 => unsafe { backward_cells_avx512(&mut cells, h) },
             #[cfg(target_arch = "x86_64")]
             // SAFETY: the CPU has AVX2 and FMA; the function only does slice arithmetic.
-            true => unsafe { backward_cells_avx2(&mut cells, h) },
+            crate::isa::Isa::Avx2 => unsafe { backward_cells_avx2(&mut cells, h) },
             _ => backward_cells(&mut cells, h),
         }
         let Some(whh) = whh else { return };

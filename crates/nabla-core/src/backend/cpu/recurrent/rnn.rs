@@ -20,6 +20,13 @@ unsafe fn activate_avx2(s: &mut Forward, act: Slots, relu: bool, h: usize) {
     activate::<true>(s, act, relu, h)
 }
 
+/// The same cells on the AVX-512 path (512-bit vectors, the same values).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
+unsafe fn activate_avx512(s: &mut Forward, act: Slots, relu: bool, h: usize) {
+    activate::<true>(s, act, relu, h)
+}
+
 /// `h' = f(z)` from the pre-activations in the scratch into `act`, then
 /// `h ← m·h' + (1 − m)·h`, `out = m·h`.
 #[inline(always)]
@@ -101,6 +108,11 @@ impl Kernel for Rnn {
         let x = (s.x, s.x_rs);
         joined::step_product(xh, x, s.state[0], w, (i, h, s.from_zero), s.scratch);
         let act: Slots = std::mem::take(act);
+        #[cfg(target_arch = "x86_64")]
+        if crate::backend::cpu::has_avx512() {
+            // SAFETY: the CPU has AVX-512; the function only does slice arithmetic.
+            return unsafe { activate_avx512(s, act, self.relu, h) };
+        }
         #[cfg(target_arch = "x86_64")]
         if crate::backend::cpu::has_avx2_fma() {
             // SAFETY: the CPU has AVX2 and FMA; the function only does slice arithmetic.

@@ -1,0 +1,156 @@
+//! The kernels' paths (`NABLA_ISA`) against each other, each in a process
+//! of its own (the path is chosen once per process): the AVX-512 path
+//! promises AVX2's bits for every kernel that sums in the same order (the
+//! recurrent layers' forward pass, convolutions, elementwise maths) and
+//! only rounding differences in the matrix product; the scalar path the
+//! same values to rounding. A path this CPU lacks is skipped, saying so.
+
+use std::process::Command;
+
+use nabla_core::{no_grad, Conv2dParams, Isa, Tensor};
+
+/// Set in the child processes: which part to print.
+const CHILD: &str = "NABLA_ISA_PATHS_CHILD";
+
+fn values(n: usize, seed: u32) -> Vec<f32> {
+    (0..n)
+        .map(|i| ((i as u32).wrapping_mul(2_654_435_761) ^ seed) % 1000)
+        .map(|v| v as f32 / 500.0 - 1.0)
+        .collect()
+}
+
+fn tensor(shape: &[usize], seed: u32) -> Tensor {
+    Tensor::from_vec(values(shape.iter().product(), seed), shape).unwrap()
+}
+
+/// The outputs whose bits the paths share: the recurrent layers without
+/// gradients, a convolution, elementwise maths.
+fn same_order_outputs() -> Vec<f32> {
+    no_grad(|| {
+        let (t, n, i, h) = (7, 5, 11, 20);
+        let x = tensor(&[t, n, i], 1);
+        let lstm = x
+            .lstm_sequence(
+                &tensor(&[4 * h, i], 2).mul_scalar(0.3).unwrap(),
+                &tensor(&[4 * h, h], 3).mul_scalar(0.3).unwrap(),
+                &tensor(&[4 * h], 4),
+                &tensor(&[4 * h], 5),
+                &tensor(&[n, h], 6),
+                &tensor(&[n, h], 7),
+                None,
+                false,
+            )
+            .unwrap();
+        let gru = x
+            .gru_sequence(
+                &tensor(&[3 * h, i], 8).mul_scalar(0.3).unwrap(),
+                &tensor(&[3 * h, h], 9).mul_scalar(0.3).unwrap(),
+                &tensor(&[3 * h], 10),
+                &tensor(&[3 * h], 11),
+                &tensor(&[n, h], 12),
+                None,
+                true,
+            )
+            .unwrap();
+        let images = tensor(&[2, 3, 13, 13], 13);
+        let conv = images
+            .conv2d(
+                &tensor(&[7, 3, 5, 5], 14),
+                Some(&tensor(&[7], 15)),
+                Conv2dParams {
+                    padding: (2, 2),
+                    ..Default::default()
+                },
+            )
+            .unwrap();
+        let maths = [
+            x.tanh().unwrap(),
+            x.sigmoid().unwrap(),
+            x.gelu().unwrap(),
+            x.exp().unwrap(),
+        ];
+        [lstm, gru, conv]
+            .iter()
+            .chain(&maths)
+            .flat_map(|t| t.to_vec())
+            .collect()
+    })
+}
+
+/// A product that takes nabla's own kernel on the AVX-512 path.
+fn product() -> Vec<f32> {
+    tensor(&[70, 300], 16)
+        .matmul(&tensor(&[300, 90], 17))
+        .unwrap()
+        .to_vec()
+}
+
+/// Runs this test in a child with `NABLA_ISA=isa`: its two lists of values.
+fn on_path(isa: Isa) -> (Vec<f32>, Vec<f32>) {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "every_path_gives_its_promised_values",
+            "--nocapture",
+        ])
+        .env("NABLA_ISA", isa.name())
+        .env(CHILD, "1")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    let list = |key: &str| -> Vec<f32> {
+        let line = text
+            .lines()
+            .find_map(|l| l.strip_prefix(key))
+            .unwrap_or_else(|| panic!("{isa}: no {key} line in {text}"));
+        line.split(',')
+            .map(|v| f32::from_bits(v.parse().unwrap()))
+            .collect()
+    };
+    (list("same-order="), list("product="))
+}
+
+#[test]
+fn every_path_gives_its_promised_values() {
+    if std::env::var(CHILD).is_ok() {
+        let bits = |v: Vec<f32>| {
+            v.iter()
+                .map(|x| x.to_bits().to_string())
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        println!("same-order={}", bits(same_order_outputs()));
+        println!("product={}", bits(product()));
+        return;
+    }
+    let mut runs = Vec::new();
+    for isa in Isa::ALL {
+        if !isa.supported() {
+            eprintln!("{isa} path skipped: this CPU lacks it");
+            continue;
+        }
+        runs.push((isa, on_path(isa)));
+    }
+    let close = |a: &[f32], b: &[f32], what: &str| {
+        assert_eq!(a.len(), b.len());
+        for (k, (x, y)) in a.iter().zip(b).enumerate() {
+            assert!(
+                (x - y).abs() <= 1e-4 * (1.0 + y.abs()),
+                "{what}: value {k}: {x} vs {y}"
+            );
+        }
+    };
+    let find = |isa| runs.iter().find(|(i, _)| *i == isa).map(|(_, r)| r);
+    if let (Some(avx2), Some(avx512)) = (find(Isa::Avx2), find(Isa::Avx512)) {
+        assert!(avx2.0 == avx512.0, "AVX-512 changed bits AVX2 has");
+        close(&avx512.1, &avx2.1, "product, AVX-512 against AVX2");
+    }
+    if let (Some(scalar), Some((_, widest))) = (find(Isa::Scalar), runs.last()) {
+        close(&scalar.0, &widest.0, "scalar against the widest path");
+        close(
+            &scalar.1,
+            &widest.1,
+            "product, scalar against the widest path",
+        );
+    }
+}
