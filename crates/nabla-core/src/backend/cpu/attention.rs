@@ -214,6 +214,11 @@ fn online_row<const FMA: bool>(row: &mut [f32], max: &mut f32, sum: &mut f32) ->
 /// the CPU has them: the exponentials vectorize).
 fn online_block(sc: &mut [f32], cols: usize, stats: (&mut [f32], &mut [f32]), out: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
+    if super::has_avx512() {
+        // SAFETY: the CPU has AVX-512; the function only does slice arithmetic.
+        return unsafe { online_block_avx512(sc, cols, stats, out) };
+    }
+    #[cfg(target_arch = "x86_64")]
     if super::has_avx2_fma() {
         // SAFETY: the CPU has AVX2 and FMA; the function only does slice arithmetic.
         return unsafe { online_block_avx2(sc, cols, stats, out) };
@@ -224,6 +229,18 @@ fn online_block(sc: &mut [f32], cols: usize, stats: (&mut [f32], &mut [f32]), ou
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn online_block_avx2(
+    sc: &mut [f32],
+    cols: usize,
+    stats: (&mut [f32], &mut [f32]),
+    out: &mut [f32],
+) {
+    online_block_with::<true>(sc, cols, stats, out)
+}
+
+/// [`online_block`] on the AVX-512 path (the same values).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
+unsafe fn online_block_avx512(
     sc: &mut [f32],
     cols: usize,
     stats: (&mut [f32], &mut [f32]),
@@ -297,6 +314,11 @@ fn forward_rows(
 /// the CPU has them).
 fn probabilities(p: &mut [f32], cols: usize, lse: &[f32]) {
     #[cfg(target_arch = "x86_64")]
+    if super::has_avx512() {
+        // SAFETY: the CPU has AVX-512; the function only does slice arithmetic.
+        return unsafe { probabilities_avx512(p, cols, lse) };
+    }
+    #[cfg(target_arch = "x86_64")]
     if super::has_avx2_fma() {
         // SAFETY: the CPU has AVX2 and FMA; the function only does slice arithmetic.
         return unsafe { probabilities_avx2(p, cols, lse) };
@@ -307,6 +329,13 @@ fn probabilities(p: &mut [f32], cols: usize, lse: &[f32]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2,fma")]
 unsafe fn probabilities_avx2(p: &mut [f32], cols: usize, lse: &[f32]) {
+    probabilities_with::<true>(p, cols, lse)
+}
+
+/// [`probabilities`] on the AVX-512 path (the same values).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
+unsafe fn probabilities_avx512(p: &mut [f32], cols: usize, lse: &[f32]) {
     probabilities_with::<true>(p, cols, lse)
 }
 

@@ -141,7 +141,7 @@ fn max_pool_plane(plane: &[f32], g: &ConvGeom, out: &mut [f32], arg: &mut [u32])
     let whole = 2 * g.oh <= g.h && 2 * g.ow <= g.w;
     if simple && whole && (g.kh, g.kw) == (2, 2) {
         #[cfg(target_arch = "x86_64")]
-        if is_x86_feature_detected!("avx2") {
+        if crate::backend::cpu::has_avx2_fma() {
             // SAFETY: AVX2 is present; the function checks its bounds.
             return unsafe { max_pool_plane_2x2_avx2(plane, g, out, arg) };
         }
@@ -313,7 +313,7 @@ mod tests {
     #[test]
     fn vector_2x2_equals_scalar_2x2() {
         #[cfg(target_arch = "x86_64")]
-        if is_x86_feature_detected!("avx2") {
+        if crate::backend::cpu::has_avx2_fma() {
             let mut gen = crate::Generator::new(5);
             for w in 2..=37 {
                 for h in [2, 3, 6] {

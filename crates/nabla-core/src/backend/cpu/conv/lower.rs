@@ -139,7 +139,12 @@ impl Plan {
 /// on the next piece, which is written right after.
 fn fill_strips(x: &[f32], g: &ConvGeom, strips: Slots) {
     #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") {
+    if crate::backend::cpu::has_avx512() {
+        // SAFETY: the CPU has AVX-512; the body only copies checked ranges.
+        return unsafe { fill_strips_avx512(x, g, strips) };
+    }
+    #[cfg(target_arch = "x86_64")]
+    if crate::backend::cpu::has_avx2_fma() {
         // SAFETY: the CPU has AVX2; the body only copies checked ranges.
         return unsafe { fill_strips_avx2(x, g, strips) };
     }
@@ -151,6 +156,13 @@ fn fill_strips(x: &[f32], g: &ConvGeom, strips: Slots) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn fill_strips_avx2(x: &[f32], g: &ConvGeom, strips: Slots) {
+    fill_strips_body(x, g, strips)
+}
+
+/// [`fill_strips_body`] on the AVX-512 path: a 16-float piece is one move.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
+unsafe fn fill_strips_avx512(x: &[f32], g: &ConvGeom, strips: Slots) {
     fill_strips_body(x, g, strips)
 }
 
@@ -269,7 +281,12 @@ pub fn im2col_image(x: &[f32], g: &ConvGeom, cols: &mut [f32]) {
 /// Adds `cols [C·KH·KW, P]` onto one image's gradient `dx [C, H, W]`.
 pub fn col2im_image(cols: &[f32], g: &ConvGeom, dx: &mut [f32]) {
     #[cfg(target_arch = "x86_64")]
-    if is_x86_feature_detected!("avx2") {
+    if crate::backend::cpu::has_avx512() {
+        // SAFETY: the CPU has AVX-512; the function only adds slices.
+        return unsafe { col2im_avx512(cols, g, dx) };
+    }
+    #[cfg(target_arch = "x86_64")]
+    if crate::backend::cpu::has_avx2_fma() {
         // SAFETY: the CPU has AVX2; the function only adds slices.
         return unsafe { col2im_avx2(cols, g, dx) };
     }
@@ -280,6 +297,13 @@ pub fn col2im_image(cols: &[f32], g: &ConvGeom, dx: &mut [f32]) {
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn col2im_avx2(cols: &[f32], g: &ConvGeom, dx: &mut [f32]) {
+    col2im_body(cols, g, dx)
+}
+
+/// [`col2im_body`] on the AVX-512 path (the same sums).
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f,avx512bw,avx512vl,avx512dq,avx2,fma")]
+unsafe fn col2im_avx512(cols: &[f32], g: &ConvGeom, dx: &mut [f32]) {
     col2im_body(cols, g, dx)
 }
 
