@@ -1,7 +1,8 @@
 //! The kernels' paths (`NABLA_ISA`) against each other, each in a process
 //! of its own (the path is chosen once per process): the AVX-512 path
 //! promises AVX2's bits for every kernel that sums in the same order (the
-//! recurrent layers' forward pass, convolutions, elementwise maths) and
+//! recurrent layers' forward pass, convolutions, elementwise maths,
+//! transposes, max pooling) and
 //! only rounding differences in the matrix product; the scalar path the
 //! same values to rounding. A path this CPU lacks is skipped, saying so.
 
@@ -68,6 +69,10 @@ fn same_order_outputs() -> Vec<f32> {
             x.sigmoid().unwrap(),
             x.gelu().unwrap(),
             x.exp().unwrap(),
+            // data movement: 16×16 register blocks on AVX-512, 8×8 on AVX2
+            tensor(&[37, 50], 18).t().unwrap().contiguous().unwrap(),
+            // 2×2 max pooling, 16 outputs at a time on AVX-512
+            tensor(&[2, 3, 22, 70], 19).max_pool2d(2).unwrap(),
         ];
         [lstm, gru, conv]
             .iter()

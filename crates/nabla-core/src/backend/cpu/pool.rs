@@ -141,6 +141,11 @@ fn max_pool_plane(plane: &[f32], g: &ConvGeom, out: &mut [f32], arg: &mut [u32])
     let whole = 2 * g.oh <= g.h && 2 * g.ow <= g.w;
     if simple && whole && (g.kh, g.kw) == (2, 2) {
         #[cfg(target_arch = "x86_64")]
+        if crate::backend::cpu::has_avx512() {
+            // SAFETY: AVX-512 is present; the function checks its bounds.
+            return unsafe { max_pool_plane_2x2_avx512(plane, g, out, arg) };
+        }
+        #[cfg(target_arch = "x86_64")]
         if crate::backend::cpu::has_avx2_fma() {
             // SAFETY: AVX2 is present; the function checks its bounds.
             return unsafe { max_pool_plane_2x2_avx2(plane, g, out, arg) };
@@ -284,6 +289,60 @@ pub fn avg_pool_backward(
     dx
 }
 
+/// The 2×2 window, sixteen outputs at a time: the 32 inputs of a row split
+/// into even and odd columns by one two-source permute each (already in
+/// order), the first maximum of each pair picked under a compare mask
+/// (left before right, top before bottom, as the other paths), masked
+/// loads and stores for the last, partial group of a row.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx512f")]
+#[allow(unsafe_op_in_unsafe_fn)] // intrinsics on checked bounds
+unsafe fn max_pool_plane_2x2_avx512(plane: &[f32], g: &ConvGeom, out: &mut [f32], arg: &mut [u32]) {
+    use std::arch::x86_64::*;
+    let (w, ow) = (g.w, g.ow);
+    assert!(plane.len() >= 2 * g.oh * w && w >= 2 * ow);
+    assert!(out.len() >= g.oh * ow && arg.len() >= g.oh * ow);
+    let evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+    let odds = _mm512_add_epi32(evens, _mm512_set1_epi32(1));
+    let below = |n: usize| ((1u32 << n.min(16)) - 1) as __mmask16;
+    // the first maximum of each (even, odd) pair, its index, NaN flags
+    let pairs = |row: *const f32, m_lo: __mmask16, m_hi: __mmask16, base: i32| {
+        let (a, b) = (
+            _mm512_maskz_loadu_ps(m_lo, row),
+            _mm512_maskz_loadu_ps(m_hi, row.wrapping_add(16)),
+        );
+        let even = _mm512_permutex2var_ps(a, evens, b);
+        let odd = _mm512_permutex2var_ps(a, odds, b);
+        let odd_wins = _mm512_cmp_ps_mask::<_CMP_NLE_UQ>(odd, even);
+        let v = _mm512_mask_blend_ps(odd_wins, even, odd);
+        let i = _mm512_add_epi32(_mm512_set1_epi32(base), evens);
+        let i = _mm512_mask_add_epi32(i, odd_wins, i, _mm512_set1_epi32(1));
+        (v, i, _mm512_cmp_ps_mask::<_CMP_UNORD_Q>(even, odd))
+    };
+    for oy in 0..g.oh {
+        let (r0, r1) = (2 * oy * w, (2 * oy + 1) * w);
+        let mut ox = 0;
+        while ox < ow {
+            let n = (ow - ox).min(16);
+            let (m_lo, m_hi) = (below(2 * n), below((2 * n).saturating_sub(16)));
+            let x = 2 * ox;
+            // masked-off lanes are never touched, so the address may pass the end
+            let top = plane.as_ptr().wrapping_add(r0 + x);
+            let bottom = plane.as_ptr().wrapping_add(r1 + x);
+            let (tv, ti, tn) = pairs(top, m_lo, m_hi, (r0 + x) as i32);
+            let (bv, bi, bn) = pairs(bottom, m_lo, m_hi, (r1 + x) as i32);
+            let bottom_wins = _mm512_cmp_ps_mask::<_CMP_NLE_UQ>(bv, tv);
+            let v = _mm512_mask_blend_ps(bottom_wins, tv, bv);
+            let i = _mm512_mask_blend_epi32(bottom_wins, ti, bi);
+            let v = _mm512_mask_mov_ps(v, tn | bn, _mm512_set1_ps(f32::NAN));
+            let (m_out, o) = (below(n), oy * ow + ox);
+            _mm512_mask_storeu_ps(out.as_mut_ptr().add(o), m_out, v);
+            _mm512_mask_storeu_epi32(arg.as_mut_ptr().add(o) as *mut i32, m_out, i);
+            ox += n;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,12 +374,15 @@ mod tests {
         #[cfg(target_arch = "x86_64")]
         if crate::backend::cpu::has_avx2_fma() {
             let mut gen = crate::Generator::new(5);
-            for w in 2..=37 {
+            for w in 2..=70 {
                 for h in [2, 3, 6] {
                     let g = geom(h, w);
                     let mut plane: Vec<f32> = (0..h * w).map(|_| gen.below(4) as f32).collect();
                     if w % 5 == 0 {
                         plane[gen.below(h * w)] = f32::NAN;
+                    }
+                    if w % 7 == 0 {
+                        plane[gen.below(h * w)] = f32::INFINITY;
                     }
                     let p = g.oh * g.ow;
                     let (mut o1, mut a1) = (vec![0f32; p], vec![0u32; p]);
@@ -328,11 +390,20 @@ mod tests {
                     max_pool_plane_2x2(&plane, &g, &mut o1, &mut a1);
                     // SAFETY: AVX2 is present.
                     unsafe { max_pool_plane_2x2_avx2(&plane, &g, &mut o2, &mut a2) };
-                    for k in 0..p {
-                        let same = o1[k] == o2[k] || (o1[k].is_nan() && o2[k].is_nan());
-                        assert!(same, "{h}x{w} output {k}: {} vs {}", o1[k], o2[k]);
-                        if !o1[k].is_nan() {
-                            assert_eq!(a1[k], a2[k], "{h}x{w} output {k}");
+                    let mut vectors = vec![("avx2", o2, a2)];
+                    if crate::isa::Isa::Avx512.supported() {
+                        let (mut o3, mut a3) = (vec![0f32; p], vec![0u32; p]);
+                        // SAFETY: AVX-512 is present.
+                        unsafe { max_pool_plane_2x2_avx512(&plane, &g, &mut o3, &mut a3) };
+                        vectors.push(("avx512", o3, a3));
+                    }
+                    for (path, o2, a2) in &vectors {
+                        for k in 0..p {
+                            let same = o1[k] == o2[k] || (o1[k].is_nan() && o2[k].is_nan());
+                            assert!(same, "{path} {h}x{w} output {k}: {} vs {}", o1[k], o2[k]);
+                            if !o1[k].is_nan() {
+                                assert_eq!(a1[k], a2[k], "{path} {h}x{w} output {k}");
+                            }
                         }
                     }
                 }
