@@ -167,22 +167,7 @@ unsafe fn tile(
     add: bool,
 ) {
     // SAFETY: as the caller guarantees.
-    unsafe {
-        match rows {
-            12 => kernel::<12>(kc, a, panel, c, ldc, cols, add),
-            11 => kernel::<11>(kc, a, panel, c, ldc, cols, add),
-            10 => kernel::<10>(kc, a, panel, c, ldc, cols, add),
-            9 => kernel::<9>(kc, a, panel, c, ldc, cols, add),
-            8 => kernel::<8>(kc, a, panel, c, ldc, cols, add),
-            7 => kernel::<7>(kc, a, panel, c, ldc, cols, add),
-            6 => kernel::<6>(kc, a, panel, c, ldc, cols, add),
-            5 => kernel::<5>(kc, a, panel, c, ldc, cols, add),
-            4 => kernel::<4>(kc, a, panel, c, ldc, cols, add),
-            3 => kernel::<3>(kc, a, panel, c, ldc, cols, add),
-            2 => kernel::<2>(kc, a, panel, c, ldc, cols, add),
-            _ => kernel::<1>(kc, a, panel, c, ldc, cols, add),
-        }
-    }
+    unsafe { with_rows!(rows, kernel::<_>(kc, a, panel, c, ldc, cols, add)) }
 }
 
 /// One `R` × 32 tile: `C (+)= A[R, kc] · panel` over `kc` steps, A read
@@ -224,15 +209,7 @@ unsafe fn kernel<const R: usize>(
     for (r, acc) in acc.iter().enumerate() {
         for (h, (v, mask)) in acc.iter().zip(masks).enumerate() {
             // SAFETY: the masked lanes are columns < cols of row r < R.
-            unsafe {
-                let p = c.add(r * ldc + h * 16);
-                let v = if add {
-                    _mm512_add_ps(*v, _mm512_maskz_loadu_ps(mask, p))
-                } else {
-                    *v
-                };
-                _mm512_mask_storeu_ps(p, mask, v);
-            }
+            unsafe { super::store_masked_512(c.add(r * ldc + h * 16), *v, mask, add) };
         }
     }
 }

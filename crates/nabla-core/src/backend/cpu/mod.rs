@@ -2,6 +2,28 @@
 //! allocate only their output, and go parallel (in the nabla thread pool)
 //! once the work is large enough to pay for it.
 
+/// `$f::<R, …>(args)` with the const `R` equal to `$rows` (1 to 12): a
+/// tile of that many rows, each height compiled as a kernel of its own
+/// (the AVX-512 tiles of the packed, broadcast and general products).
+macro_rules! with_rows {
+    ($rows:expr, $f:ident::<_ $(, $g:ident)*>($($arg:expr),* $(,)?)) => {
+        match $rows {
+            12 => $f::<12 $(, $g)*>($($arg),*),
+            11 => $f::<11 $(, $g)*>($($arg),*),
+            10 => $f::<10 $(, $g)*>($($arg),*),
+            9 => $f::<9 $(, $g)*>($($arg),*),
+            8 => $f::<8 $(, $g)*>($($arg),*),
+            7 => $f::<7 $(, $g)*>($($arg),*),
+            6 => $f::<6 $(, $g)*>($($arg),*),
+            5 => $f::<5 $(, $g)*>($($arg),*),
+            4 => $f::<4 $(, $g)*>($($arg),*),
+            3 => $f::<3 $(, $g)*>($($arg),*),
+            2 => $f::<2 $(, $g)*>($($arg),*),
+            _ => $f::<1 $(, $g)*>($($arg),*),
+        }
+    };
+}
+
 mod attention;
 mod backend;
 pub mod conv;
@@ -56,6 +78,30 @@ pub fn rows_per_chunk(row: usize) -> usize {
 /// has it and `NABLA_ISA` does not ask for plain loops ([`crate::isa`]).
 pub fn has_avx2_fma() -> bool {
     crate::isa::isa() >= crate::isa::Isa::Avx2
+}
+
+/// `*p = v` (or `*p += v` when `add`) in the lanes of `mask` only: how
+/// the AVX-512 tiles write C, edges included.
+///
+/// # Safety
+/// AVX-512F (the caller's target features); `p` valid at the masked lanes.
+#[cfg(target_arch = "x86_64")]
+#[inline(always)]
+pub(crate) unsafe fn store_masked_512(
+    p: *mut f32,
+    v: std::arch::x86_64::__m512,
+    mask: std::arch::x86_64::__mmask16,
+    add: bool,
+) {
+    use std::arch::x86_64::*;
+    // SAFETY: as the caller guarantees.
+    unsafe {
+        let v = match add {
+            true => _mm512_add_ps(v, _mm512_maskz_loadu_ps(mask, p)),
+            false => v,
+        };
+        _mm512_mask_storeu_ps(p, mask, v);
+    }
 }
 
 /// Whether the kernels take the AVX-512 path ([`crate::isa`]).

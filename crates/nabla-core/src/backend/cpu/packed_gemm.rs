@@ -349,11 +349,7 @@ mod avx512 {
         for (r, acc) in acc.iter().enumerate() {
             for (q, acc) in acc.iter().enumerate() {
                 let p = c.add((i0 + r) * ldc + q * NR);
-                let v = match accumulate {
-                    true => _mm512_add_ps(*acc, _mm512_maskz_loadu_ps(masks[q], p)),
-                    false => *acc,
-                };
-                _mm512_mask_storeu_ps(p, masks[q], v);
+                super::super::store_masked_512(p, *acc, masks[q], accumulate);
             }
         }
     }
@@ -375,20 +371,7 @@ mod avx512 {
         while i0 < m {
             let mr = (m - i0).min(12);
             let (acc, ms) = (accumulate, masks);
-            match mr {
-                12 => tile::<12, P>(k, a, i0, panels, c, ldc, acc, ms),
-                11 => tile::<11, P>(k, a, i0, panels, c, ldc, acc, ms),
-                10 => tile::<10, P>(k, a, i0, panels, c, ldc, acc, ms),
-                9 => tile::<9, P>(k, a, i0, panels, c, ldc, acc, ms),
-                8 => tile::<8, P>(k, a, i0, panels, c, ldc, acc, ms),
-                7 => tile::<7, P>(k, a, i0, panels, c, ldc, acc, ms),
-                6 => tile::<6, P>(k, a, i0, panels, c, ldc, acc, ms),
-                5 => tile::<5, P>(k, a, i0, panels, c, ldc, acc, ms),
-                4 => tile::<4, P>(k, a, i0, panels, c, ldc, acc, ms),
-                3 => tile::<3, P>(k, a, i0, panels, c, ldc, acc, ms),
-                2 => tile::<2, P>(k, a, i0, panels, c, ldc, acc, ms),
-                _ => tile::<1, P>(k, a, i0, panels, c, ldc, acc, ms),
-            }
+            with_rows!(mr, tile::<_, P>(k, a, i0, panels, c, ldc, acc, ms));
             i0 += mr;
         }
     }

@@ -504,12 +504,7 @@ mod avx512 {
         for (r, acc) in acc.iter().enumerate() {
             let p = c.add(*c_off.add(i0 + r));
             for (q, acc) in acc.iter().enumerate() {
-                let p = p.add(16 * q);
-                let v = match accumulate {
-                    true => _mm512_add_ps(*acc, _mm512_maskz_loadu_ps(masks[q], p)),
-                    false => *acc,
-                };
-                _mm512_mask_storeu_ps(p, masks[q], v);
+                super::super::store_masked_512(p.add(16 * q), *acc, masks[q], accumulate);
             }
         }
     }
@@ -531,20 +526,7 @@ mod avx512 {
         let mut i0 = 0;
         while i0 < m {
             let mr = (m - i0).min(12);
-            match mr {
-                12 => tile::<12, P>(k, a, i0, b, off, c, c_off, acc, ms),
-                11 => tile::<11, P>(k, a, i0, b, off, c, c_off, acc, ms),
-                10 => tile::<10, P>(k, a, i0, b, off, c, c_off, acc, ms),
-                9 => tile::<9, P>(k, a, i0, b, off, c, c_off, acc, ms),
-                8 => tile::<8, P>(k, a, i0, b, off, c, c_off, acc, ms),
-                7 => tile::<7, P>(k, a, i0, b, off, c, c_off, acc, ms),
-                6 => tile::<6, P>(k, a, i0, b, off, c, c_off, acc, ms),
-                5 => tile::<5, P>(k, a, i0, b, off, c, c_off, acc, ms),
-                4 => tile::<4, P>(k, a, i0, b, off, c, c_off, acc, ms),
-                3 => tile::<3, P>(k, a, i0, b, off, c, c_off, acc, ms),
-                2 => tile::<2, P>(k, a, i0, b, off, c, c_off, acc, ms),
-                _ => tile::<1, P>(k, a, i0, b, off, c, c_off, acc, ms),
-            }
+            with_rows!(mr, tile::<_, P>(k, a, i0, b, off, c, c_off, acc, ms));
             i0 += mr;
         }
     }
