@@ -328,11 +328,12 @@ impl TrainArgs {
 
     /// Whether the flag `id` (clap's id: `grad_accum`) means something to
     /// a run of `model`: a language model trains with nanoGPT's recipe on
-    /// the CPU (no optimizer, schedule, data-set or device flags), an image
+    /// the CPU (no optimizer, schedule or data-set flags; `--device` is
+    /// checked apart, by [`check_device`](Self::check_device)), an image
     /// model has no `[gpt]` settings.
     pub fn applies(model: &str, id: &str) -> bool {
         /// What only the image models read.
-        const IMAGE_ONLY: [&str; 17] = [
+        const IMAGE_ONLY: [&str; 16] = [
             "dataset",
             "download",
             "test_batch_size",
@@ -343,7 +344,6 @@ impl TrainArgs {
             "betas",
             "alpha",
             "scheduler",
-            "device",
             "early_stop",
             "min_delta",
             "no_shuffle",
@@ -358,6 +358,22 @@ impl TrainArgs {
         match crate::lm::is_language_model(model) {
             true => !IMAGE_ONLY.contains(&id),
             false => !lm_only,
+        }
+    }
+
+    /// A language model runs on the CPU: `--device cuda` or `reference`
+    /// for one is refused rather than ignored.
+    pub fn check_device(&self) -> Result<(), String> {
+        match (crate::lm::is_language_model(&self.model), self.device) {
+            (true, DeviceKind::Cuda | DeviceKind::Reference) => Err(format!(
+                "--device {}: --model {} trains on the CPU only (--device cpu or auto)",
+                match self.device {
+                    DeviceKind::Cuda => "cuda",
+                    _ => "reference",
+                },
+                self.model
+            )),
+            _ => Ok(()),
         }
     }
 }

@@ -128,6 +128,7 @@ pub fn run(args: TrainArgs, given: &[String]) -> Result<i32> {
         .filter(|id| !TrainArgs::applies(&a.model, id))
         .map(|id| format!("--{}", id.replace('_', "-")))
         .collect();
+    a.check_device().map_err(usage)?;
     if !foreign.is_empty() {
         return Err(usage(match crate::lm::is_language_model(&a.model) {
             true => format!(

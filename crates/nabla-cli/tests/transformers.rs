@@ -171,6 +171,22 @@ fn gpt_char_trains_and_generates() {
             "{model}: {e}"
         );
     }
+    // a language model trains on the CPU: other devices are refused, not ignored
+    let o = run(&[
+        "train",
+        "--model",
+        "gpt-char",
+        "--out",
+        dir,
+        "--device",
+        "reference",
+    ]);
+    let (_, e) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{e}");
+    assert!(
+        e.contains("--device reference") && e.contains("CPU only"),
+        "{e}"
+    );
 }
 
 /// The zoo's Vision Transformer learns the shipped digits: one epoch of
