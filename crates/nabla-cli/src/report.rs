@@ -230,7 +230,7 @@ fn image_sections(
         r.image(
             &maps,
             &format!(
-                "Feature maps of {layer} for the first test image, each scaled to its own range"
+                "Feature maps of {layer} for the first test image, each scaled from its minimum (black) to its maximum (white), both written above it"
             ),
         );
     } else {

@@ -346,14 +346,16 @@ fn draw_weight_scale(c: &mut Canvas, y: i64, bar_width: usize, top: f32) {
 
 /// Feature maps `[C, H, W]` of one input: one tile per channel (the first
 /// 64), each scaled from its own minimum (black) to maximum (white), the
-/// channel number above it.
+/// channel number and that range (`0: -0.52…1.31`) above it.
 pub fn feature_maps(maps: &Tensor) -> Result<Canvas> {
     let [ch, h, w] = dims::<3>(maps, "feature_maps", "[C, H, W]")?;
     let v = maps.to_vec();
     let n = ch.min(64);
     let cols = n.min(8);
     let scale = (96 / h.max(w)).clamp(1, 8);
-    let (tw, th) = (w * scale + 8, h * scale + 20);
+    // wide enough for the label (its range) even under a small map
+    let tw = (w * scale + 8).max(text_width("00: -0.00…0.00", 2) + 8);
+    let th = h * scale + 20;
     let mut c = Canvas::new(cols * tw + 4, n.div_ceil(cols) * th + 4, WHITE);
     for k in 0..n {
         let m = &v[k * h * w..(k + 1) * h * w];
@@ -363,7 +365,8 @@ pub fn feature_maps(maps: &Tensor) -> Result<Canvas> {
                 (a.min(x), b.max(x))
             });
         let (x, y) = ((k % cols) * tw + 4, (k / cols) * th);
-        c.text(x as i64, y as i64 + 4, &k.to_string(), 2, GRAY);
+        let label = format!("{k}: {}…{}", short(lo), short(hi));
+        c.text(x as i64, y as i64 + 4, &label, 2, GRAY);
         for r in 0..h {
             for q in 0..w {
                 let g = (m[r * w + q] - lo) / (hi - lo).max(1e-12);
@@ -378,6 +381,15 @@ pub fn feature_maps(maps: &Tensor) -> Result<Canvas> {
         }
     }
     Ok(c)
+}
+
+/// A value in a few characters: two decimals, or three significant
+/// digits in scientific notation when that would show nothing or too much.
+fn short(v: f32) -> String {
+    match v.abs() {
+        a if a == 0.0 || (0.01..1000.0).contains(&a) => format!("{v:.2}"),
+        _ => format!("{v:.1e}"),
+    }
 }
 
 /// A confusion matrix (`counts[true][predicted]`): each cell shaded by the
@@ -702,6 +714,16 @@ mod tests {
         assert!(
             inked(&fm, WHITE) >= 3,
             "each map reaches white at its maximum"
+        );
+        assert_eq!(
+            [
+                short(0.5),
+                short(-12.25),
+                short(0.0),
+                short(2e-4),
+                short(-3e5)
+            ],
+            ["0.50", "-12.25", "0.00", "2.0e-4", "-3.0e5"]
         );
     }
 
