@@ -246,6 +246,11 @@ pub fn train(a: TrainArgs, run_dir: PathBuf, resume: bool) -> Result<i32> {
     if batch == 0 || a.lr.is_nan() || a.lr <= 0.0 {
         bail!("--batch-size and --lr must be positive");
     }
+    if a.epochs == 0 || a.max_steps == Some(0) {
+        return Err(crate::common::usage(
+            "--epochs and --max-steps must be positive",
+        ));
+    }
     let clip = a.clip_grad_norm.unwrap_or(1.0);
     if !(clip > 0.0 && clip.is_finite()) {
         return Err(crate::common::usage(format!(

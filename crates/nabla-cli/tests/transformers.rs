@@ -171,6 +171,16 @@ fn gpt_char_trains_and_generates() {
             "{model}: {e}"
         );
     }
+    let o = run(&[
+        "train",
+        "--model",
+        "gpt-char",
+        "--out",
+        dir,
+        "--max-steps",
+        "0",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o).1);
     // a language model trains on the CPU: other devices are refused, not ignored
     let o = run(&[
         "train",
