@@ -148,6 +148,97 @@ fn trainer_program(run_dir: &str) -> R {
     Ok(())
 }
 
+/// "A training program": the language-model snippet, run for a few steps.
+/// Its text must be the README's, but for the changes of `LM_CHANGES`.
+fn language_model_program() -> R {
+    use nabla::data::TextCorpus;
+    use nabla::nn::{Gpt, GptConfig};
+    use nabla::optim::{Adam, ParamGroups, Schedule};
+    use nabla::prelude::*;
+    use nabla::train::{token_cross_entropy_loss, RandomWindows, Windows};
+
+    let corpus = TextCorpus::load("../../data/text/devils-dictionary.txt")?; // a token a character
+    let split = corpus.ids.len() * 9 / 10;
+    // 12 random windows of 64 characters a batch, 200 batches an "epoch"
+    let train = RandomWindows::new(corpus.ids[..split].to_vec(), 12, 64, 2)?;
+    let val = Windows::new(corpus.ids[split..split + 2000].to_vec(), 64, 64)?;
+    let model = Gpt::new(GptConfig::char_cpu(corpus.vocab.len()))?;
+    // AdamW's weight decay on the matrices only: two parameter groups, one optimizer
+    let (matrices, rest): (Vec<_>, Vec<_>) =
+        model.parameters().into_iter().partition(|p| p.rank() >= 2);
+    let adamw = ParamGroups::new(vec![
+        (
+            "decay",
+            Box::new(
+                Adam::adamw(matrices, 1e-3)
+                    .betas(0.9, 0.99)
+                    .weight_decay(0.1),
+            ),
+        ),
+        (
+            "rest",
+            Box::new(Adam::adamw(rest, 1e-3).betas(0.9, 0.99).weight_decay(0.0)),
+        ),
+    ]);
+    let warmup_cosine = Schedule::WarmupCosine {
+        warmup: 100,
+        total: 2000,
+        final_div_factor: 10.0,
+    };
+    let mut trainer = Trainer::new(&model, adamw)
+        .loss(token_cross_entropy_loss()) // logits [B, T, V] against the next characters
+        .steps(3) // 2,000 steps in all, validated every 200
+        .grad_accum(1)
+        .clip_grad_norm(Some(1.0))
+        .schedule(warmup_cosine, true); // the rate set before every step
+    trainer.fit(&train, Some(&val))?; // validation loss in nats a character
+    assert_eq!(trainer.state().global_step, 3);
+    Ok(())
+}
+
+/// The changes from the README's language-model snippet to the test's.
+const LM_CHANGES: [(&str, &str); 4] = [
+    ("\"data/text/", "\"../../data/text/"),
+    ("64,200)?", "64,2)?"),
+    ("corpus.ids[split..]", "corpus.ids[split..split+2000]"),
+    (".steps(2000)", ".steps(3)"),
+];
+
+/// Code without whitespace and without the trailing commas rustfmt adds
+/// when it breaks a call over lines.
+fn normalized(code: &str) -> String {
+    code.replace(",)", ")")
+        .replace(",}", "}")
+        .replace(",]", "]")
+}
+
+#[test]
+fn the_language_model_snippet_is_the_readmes_and_trains() {
+    let readme = include_str!("../../../README.md");
+    let from = readme
+        .find("A language model trains on the same `Trainer`")
+        .unwrap();
+    let mut expected = block_after(&readme[from..], "```rust");
+    for (from, to) in LM_CHANGES {
+        expected = expected.replace(from, to);
+    }
+    let this_file = include_str!("readme_snippets.rs");
+    let body: String = this_file[this_file.find("fn language_model_program").unwrap()..]
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.starts_with('}'))
+        .filter(|l| l.trim() != "Ok(())" && !l.trim().starts_with("assert_eq!"))
+        .flat_map(|l| l.chars())
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    assert_eq!(
+        normalized(&body),
+        normalized(&expected),
+        "the README's language-model snippet and language_model_program differ"
+    );
+    language_model_program().unwrap();
+}
+
 /// The changes from the README's text to `trainer_program`'s.
 const TRAINER_CHANGES: [(&str, &str); 2] = [
     (".epochs(10)", ".epochs(1).max_steps(Some(3))"),
