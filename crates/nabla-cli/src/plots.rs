@@ -10,7 +10,8 @@ use nabla_core::{no_grad, Tensor};
 use nabla_nn::Module;
 use nabla_vis::canvas::Canvas;
 use nabla_vis::curves::{training_curves, History};
-use nabla_vis::plot::{confusion_matrix, feature_maps, filters, image_grid, Tile};
+use nabla_vis::layers::{feature_maps, filters};
+use nabla_vis::plot::{confusion_matrix, image_grid, Tile};
 
 use nabla_data::DataLoader;
 
