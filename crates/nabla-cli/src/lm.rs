@@ -18,8 +18,6 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -80,6 +78,14 @@ impl Tokenizer {
             Tokenizer::Chars(c) => c.decode(ids).into_bytes(),
             Tokenizer::Bpe(b) => b.decode_bytes(ids),
         }
+    }
+
+    /// A new line's ids, where a sample starts (the first token when the
+    /// text has no new line).
+    fn new_line(&self) -> Vec<u32> {
+        self.encode("\n")
+            .filter(|p| !p.is_empty())
+            .unwrap_or_else(|| vec![0])
     }
 
     fn decode(&self, ids: &[u32]) -> String {
@@ -285,11 +291,6 @@ pub fn train(a: TrainArgs, run_dir: PathBuf, resume: bool) -> Result<i32> {
     ]);
     let total = a.max_steps.unwrap_or(a.epochs * a.gpt.steps_per_epoch);
     let log_interval = a.log_interval.max(1);
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        let _ = ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst));
-    }
     let mut trainer = Trainer::new(&model, adamw)
         .without("console")
         .loss(token_cross_entropy_loss())
@@ -297,7 +298,7 @@ pub fn train(a: TrainArgs, run_dir: PathBuf, resume: bool) -> Result<i32> {
         .grad_accum(accum)
         .clip_grad_norm(Some(clip))
         .log_every(log_interval)
-        .interrupt_on(stop)
+        .interrupt_on(crate::train::interrupt_flag())
         // (before the schedule: the lines show the rate of the step logged)
         .callback(LmLog {
             log_interval,
@@ -325,7 +326,7 @@ pub fn train(a: TrainArgs, run_dir: PathBuf, resume: bool) -> Result<i32> {
                 run.last_checkpoint().display()
             );
         }
-        write_config(&run, &a)?;
+        crate::train::write_config(&run, &a)?;
         trainer = trainer.resume((run, checkpoint))?;
         say!(
             "resuming {} at step {} of {total}",
@@ -334,7 +335,7 @@ pub fn train(a: TrainArgs, run_dir: PathBuf, resume: bool) -> Result<i32> {
         );
     } else {
         let run = RunDir::create(&run_dir, a.overwrite)?;
-        write_config(&run, &a)?;
+        crate::train::write_config(&run, &a)?;
         tokenizer.save(&run_dir)?;
         trainer = trainer.run_dir(run);
     }
@@ -353,10 +354,7 @@ pub fn train(a: TrainArgs, run_dir: PathBuf, resume: bool) -> Result<i32> {
         );
         return Ok(crate::train::INTERRUPTED);
     }
-    let prompt = tokenizer
-        .encode("\n")
-        .filter(|p| !p.is_empty())
-        .unwrap_or_else(|| vec![0]);
+    let prompt = tokenizer.new_line();
     let mut gen = Generator::new(a.seed);
     let sample = model.generate(&prompt, 200, 0.8, None, true, &mut gen, |_| {})?;
     say!("Sample:\n{}", tokenizer.decode(&sample));
@@ -367,17 +365,6 @@ pub fn train(a: TrainArgs, run_dir: PathBuf, resume: bool) -> Result<i32> {
         run_dir.display()
     );
     Ok(0)
-}
-
-/// The run's `config.toml`: the settings, with what a resumption extended.
-fn write_config(run: &RunDir, a: &TrainArgs) -> Result<()> {
-    let saved = TrainArgs {
-        resume: None,
-        overwrite: false,
-        ..a.clone()
-    };
-    run.write(&run.config_path(), toml::to_string(&saved)?.as_bytes())?;
-    Ok(())
 }
 
 /// A language model's run directory: its settings, tokenizer and trained model.
@@ -411,10 +398,7 @@ pub fn is_language_model(model: &str) -> bool {
 /// `tokens` tokens continuing a new line (temperature 0.8, seed 0).
 pub fn report_sections(dir: &Path, tokens: usize) -> Result<(String, String)> {
     let (_, tokenizer, model) = load_run(dir)?;
-    let prompt = tokenizer
-        .encode("\n")
-        .filter(|p| !p.is_empty())
-        .unwrap_or_else(|| vec![0]);
+    let prompt = tokenizer.new_line();
     let sample = model.generate(
         &prompt,
         tokens,

@@ -252,13 +252,7 @@ fn train(a: TrainArgs, run_dir: PathBuf, resume: bool) -> Result<i32> {
     if let Some(patience) = a.early_stop {
         trainer = trainer.early_stopping(patience, a.min_delta);
     }
-    let stop = Arc::new(AtomicBool::new(false));
-    {
-        let stop = stop.clone();
-        // a second handler would fail; ignore that in tests that call run() twice
-        let _ = ctrlc::set_handler(move || stop.store(true, Ordering::SeqCst));
-    }
-    trainer = trainer.interrupt_on(stop);
+    trainer = trainer.interrupt_on(interrupt_flag());
     if resume {
         let resumed = RunDir::resume(&run_dir)?;
         write_config(&resumed.0, &a)?; // with what the resumption extended
@@ -331,10 +325,20 @@ fn train(a: TrainArgs, run_dir: PathBuf, resume: bool) -> Result<i32> {
     })
 }
 
+/// A flag raised by Ctrl-C or SIGTERM, for [`Trainer::interrupt_on`]: the
+/// step in progress ends and a checkpoint is written.
+pub fn interrupt_flag() -> Arc<AtomicBool> {
+    let stop = Arc::new(AtomicBool::new(false));
+    let raise = stop.clone();
+    // a second handler would fail; ignore that in tests that call run() twice
+    let _ = ctrlc::set_handler(move || raise.store(true, Ordering::SeqCst));
+    stop
+}
+
 /// The run's `config.toml`: every setting, with the model file copied into
 /// the run (`model.toml`) and the data folder made absolute, so the run
 /// directory can be moved and still evaluated or resumed.
-fn write_config(run: &RunDir, a: &TrainArgs) -> Result<()> {
+pub fn write_config(run: &RunDir, a: &TrainArgs) -> Result<()> {
     let mut saved = TrainArgs {
         resume: None,
         overwrite: false,
@@ -342,7 +346,8 @@ fn write_config(run: &RunDir, a: &TrainArgs) -> Result<()> {
         data: a.data.as_deref().map(absolute),
         ..a.clone()
     };
-    if nabla_nn::modelfile::is_file_model(&a.model) {
+    // (gpt-char is no zoo model of images, and no file either)
+    if !crate::lm::is_language_model(&a.model) && nabla_nn::modelfile::is_file_model(&a.model) {
         let text = std::fs::read(&a.model)
             .with_context(|| format!("{}: cannot read the model file", a.model))?;
         run.write(&run.path().join("model.toml"), &text)?;

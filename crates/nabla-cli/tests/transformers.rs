@@ -112,6 +112,8 @@ fn gpt_char_trains_and_generates() {
         "20",
         "--steps-per-epoch",
         "20",
+        "--data",
+        "../../data/text/devils-dictionary.txt", // relative to the tests' folder
     ];
     a.extend(model);
     let o = run(&a);
@@ -131,6 +133,20 @@ fn gpt_char_trains_and_generates() {
         o.status.success() && stdout.starts_with("WAR, n."),
         "{stderr}"
     );
+    // the run keeps its text's path absolute, and a resumption naming the
+    // same relative path is the same run
+    let text_path = "../../data/text/devils-dictionary.txt";
+    let o = run(&[
+        "train",
+        "--resume",
+        bdir,
+        "--data",
+        text_path,
+        "--max-steps",
+        "25",
+    ]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    assert!(text(&o).0.contains("resuming"));
     for (flag, value) in [
         ("--positions", "spiral"),
         ("--width", "30"),
