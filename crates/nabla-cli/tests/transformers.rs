@@ -8,6 +8,21 @@ use std::path::PathBuf;
 
 use common::{fixture, interrupt_after, nabla, run, text, tmp, weights};
 
+/// A GPT small enough to train in a test: one layer, two heads, 32 wide,
+/// a context of 32 characters, batches of 8.
+const TINY_GPT: [&str; 10] = [
+    "--layers",
+    "1",
+    "--heads",
+    "2",
+    "--width",
+    "32",
+    "--context",
+    "32",
+    "--batch-size",
+    "8",
+];
+
 /// A tiny gpt-char run on the shipped text learns (the validation loss
 /// falls well below a uniform guess), and `nabla generate` continues a
 /// prompt: greedily the same with and without the KV cache while the
@@ -17,18 +32,7 @@ fn gpt_char_trains_and_generates() {
     let out = tmp("gpt");
     let dir = out.to_str().unwrap();
     // a small model, for both tokenizers
-    let model = [
-        "--layers",
-        "1",
-        "--heads",
-        "2",
-        "--width",
-        "32",
-        "--context",
-        "32",
-        "--batch-size",
-        "8",
-    ];
+    let model = TINY_GPT;
     let mut small = model.to_vec();
     small.extend([
         "--steps-per-epoch",
@@ -285,20 +289,9 @@ fn vit_learns_the_shipped_digits_in_one_epoch() {
 #[test]
 fn gpt_char_resumes_bit_for_bit() {
     let (a, b) = (tmp("gpt-whole"), tmp("gpt-interrupted"));
-    let common = [
-        "train",
-        "--model",
-        "gpt-char",
-        "--layers",
-        "1",
-        "--heads",
-        "2",
-        "--width",
-        "32",
-        "--context",
-        "32",
-        "--batch-size",
-        "8",
+    let mut common = vec!["train", "--model", "gpt-char"];
+    common.extend(TINY_GPT);
+    common.extend([
         "--epochs",
         "3",
         "--steps-per-epoch",
@@ -311,9 +304,9 @@ fn gpt_char_resumes_bit_for_bit() {
         "2",
         "--dropout",
         "0.1",
-    ];
+    ]);
     let o = nabla()
-        .args(common)
+        .args(&common)
         .args(["--out", a.to_str().unwrap()])
         .output()
         .unwrap();
