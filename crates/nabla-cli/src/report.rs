@@ -33,13 +33,18 @@ pub fn run(a: ReportArgs) -> Result<()> {
     let cfg_path = dir.join("config.toml");
     let cfg =
         std::fs::read_to_string(&cfg_path).with_context(|| format!("{}", cfg_path.display()))?;
-    let language_model = cfg
-        .parse::<toml::Table>()
-        .ok()
-        .and_then(|t| t.get("model")?.as_str().map(crate::lm::is_language_model))
-        .unwrap_or(false);
-    let cfg = settings_that_apply(&cfg);
-    match language_model {
+    // the settings the run's model reads (the file keeps them all)
+    let mut settings: toml::Table = cfg.parse().map_err(|e: toml::de::Error| {
+        anyhow!("{}: invalid config: {}", cfg_path.display(), e.message())
+    })?;
+    let model = settings
+        .get("model")
+        .and_then(|m| m.as_str())
+        .unwrap_or_default()
+        .to_string();
+    settings.retain(|k, _| crate::args::TrainArgs::applies(&model, k));
+    let cfg = toml::to_string(&settings)?;
+    match crate::lm::is_language_model(&model) {
         true => language_model_sections(&mut r, dir, &history, &cfg)?,
         false => image_sections(&mut r, dir, &history, &cfg, &a)?,
     }
@@ -237,21 +242,6 @@ fn image_sections(
         r.paragraph("The model has no convolution: no filters or feature maps to show.");
     }
     Ok(())
-}
-
-/// The run's config as the report shows it: the settings its model reads
-/// (the file keeps them all), or the file as it is when it does not parse.
-fn settings_that_apply(cfg: &str) -> String {
-    let Ok(mut table) = cfg.parse::<toml::Table>() else {
-        return cfg.to_string();
-    };
-    let model = table
-        .get("model")
-        .and_then(|m| m.as_str())
-        .unwrap_or_default()
-        .to_string();
-    table.retain(|k, _| crate::args::TrainArgs::applies(&model, k));
-    toml::to_string(&table).unwrap_or_else(|_| cfg.to_string())
 }
 
 /// The training curves and the table of epochs.
