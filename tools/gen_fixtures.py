@@ -776,22 +776,46 @@ def gpt():
               metadata=dict(V=str(V), T=str(T), L=str(L), H=str(H), C=str(C)))
 
 
+def quantized():
+    """Dynamically quantized Linear layers (fbgemm, PyTorch's x86 engine),
+    with activations on the full 8 bits (`reduce_range=False`, as nabla
+    quantizes them): the weight's integers and scales, the activations'
+    scale and zero point, and the output."""
+    from torch.ao.quantization import MinMaxObserver, PerChannelMinMaxObserver
+    torch.manual_seed(11)
+    torch.backends.quantized.engine = "x86"
+    lin = torch.nn.Linear(70, 21)
+    x = rand(37, 70) * 2 + 0.5
+    for per_channel in (False, True):
+        if per_channel:
+            obs = PerChannelMinMaxObserver(dtype=torch.qint8, qscheme=torch.per_channel_symmetric)
+        else:
+            obs = MinMaxObserver(dtype=torch.qint8, qscheme=torch.per_tensor_symmetric)
+        obs(lin.weight)
+        scale, zero = obs.calculate_qparams()
+        if per_channel:
+            qw = torch.quantize_per_channel(lin.weight.detach(), scale, zero, 0, torch.qint8)
+        else:
+            qw = torch.quantize_per_tensor(lin.weight.detach(), float(scale), int(zero), torch.qint8)
+        packed = torch.ops.quantized.linear_prepack(qw, lin.bias.detach())
+        out = torch.ops.quantized.linear_dynamic(x, packed, reduce_range=False)
+        x_scale, x_zero = torch._choose_qparams_per_tensor(x, False)
+        name = "quantized_linear_per_channel" if per_channel else "quantized_linear"
+        save_file({"x": x.contiguous(), "weight": lin.weight.detach().contiguous(),
+                   "bias": lin.bias.detach().contiguous(), "qweight": qw.int_repr().float().contiguous(),
+                   "scales": scale.float().reshape(-1).contiguous(),
+                   "x_qparams": torch.tensor([x_scale, float(x_zero)]), "out": out.contiguous()},
+                  os.path.join(OUT, name + ".safetensors"), metadata={"torch": torch.__version__})
+
+
+GROUPS = ["main", "recurrent", "schedulers", "norms", "optimizers", "losses", "lenet", "conv_same",
+          "pool_ceil", "activations", "random_configs", "recurrent_configs", "cells", "examples_pieces",
+          "attention", "multihead_attention", "transformers", "gpt", "quantized"]
+
+
 if __name__ == "__main__":
-    main()
-    recurrent()
-    schedulers()
-    norms()
-    optimizers()
-    losses()
-    lenet()
-    conv_same()
-    pool_ceil()
-    activations()
-    random_configs()
-    recurrent_configs()
-    cells()
-    examples_pieces()
-    attention()
-    multihead_attention()
-    transformers()
-    gpt()
+    import sys
+    # `gen_fixtures.py quantized` rewrites that group alone
+    for group in sys.argv[1:] or GROUPS:
+        globals()[group]()
+

@@ -133,6 +133,44 @@ pub fn check_isa() -> Result<Isa, String> {
     active().clone()
 }
 
+/// Whether the CPU has AVX-512 VNNI (`VPDPBUSD`: u8 × s8 dot products of
+/// four into i32) besides the AVX-512 path's features.
+pub fn has_vnni() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        Isa::Avx512.supported() && is_x86_feature_detected!("avx512vnni")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// Whether this CPU runs `isa`'s int8 kernels ([`Isa::Avx512`] stands for
+/// the VNNI kernels, which need VNNI besides AVX-512).
+pub fn int8_supported(isa: Isa) -> bool {
+    match isa {
+        Isa::Avx512 => has_vnni(),
+        _ => isa.supported(),
+    }
+}
+
+/// The path of the int8 kernels (`backend/cpu/int8_gemm.rs`;
+/// [`Isa::Avx512`] is VNNI). VNNI wherever the CPU has it, Zen 4 included:
+/// there AVX2 is the f32 default because 512-bit FMAs gain nothing, but a
+/// `VPDPBUSD` does the work of eight AVX2 instructions on int8. A
+/// `NABLA_ISA` that names a path is followed: `avx2` and `scalar` test the
+/// fallbacks, and `avx512` without VNNI runs AVX2's int8 kernels.
+pub fn int8_isa() -> Isa {
+    let chosen = isa();
+    let named = std::env::var("NABLA_ISA").is_ok_and(|v| !v.is_empty());
+    match chosen {
+        Isa::Scalar => Isa::Scalar,
+        _ if has_vnni() && (chosen == Isa::Avx512 || !named) => Isa::Avx512,
+        _ => Isa::Avx2,
+    }
+}
+
 /// The single-thread peak of fused multiply-adds on `isa`'s vectors, in
 /// GFLOP/s (two per lane each), measured over about `seconds`:
 /// independent chains of FMAs, 12 on AVX2's 16 registers (16 would spill

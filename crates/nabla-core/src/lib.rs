@@ -20,6 +20,7 @@ pub mod io;
 pub mod isa;
 pub mod layout;
 mod ops;
+pub mod quant;
 mod rng;
 mod storage;
 mod tensor;

@@ -8,6 +8,7 @@ pub mod loss;
 pub mod modelfile;
 pub mod optim;
 pub mod positional;
+pub mod quantized;
 pub mod regularization;
 pub mod scheduler;
 pub mod state_dict;
@@ -36,6 +37,7 @@ pub use linear::Linear;
 pub use lm::{CharLm, LmState};
 pub use module::{prefixed, Module};
 pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, Embedding, LayerNorm};
+pub use quantized::QuantizedLinear;
 pub use rnn::{Recurrent, RecurrentCell};
 pub use sequential::Sequential;
 pub use transformer::{

@@ -48,6 +48,13 @@ impl Module for Linear {
         p
     }
 
+    fn quantize_dynamic(&self, per_channel: bool) -> Option<Result<Box<dyn Module>>> {
+        Some(
+            self.quantized(per_channel)
+                .map(|q| Box::new(q) as Box<dyn Module>),
+        )
+    }
+
     fn describe(&self) -> String {
         format!("Linear({}, {})", self.in_features(), self.out_features())
     }

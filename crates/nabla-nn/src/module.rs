@@ -6,7 +6,8 @@
 //! children's names with theirs (`conv1.weight`, `0.bias` in a
 //! [`Sequential`](crate::Sequential)).
 
-use nabla_core::{Device, Result, Tensor};
+use nabla_core::quant::QTensor;
+use nabla_core::{Device, Error, Result, Tensor};
 
 pub trait Module: Send + Sync {
     /// Applies the module to a batch.
@@ -21,6 +22,29 @@ pub trait Module: Send + Sync {
     /// statistics), in definition order.
     fn named_buffers(&self) -> Vec<(String, Tensor)> {
         vec![]
+    }
+
+    /// Int8 tensors with their names (a quantized layer's weights and
+    /// scales), saved in the state dict beside the f32 ones; none for an
+    /// f32 module.
+    fn named_quantized(&self) -> Vec<(String, QTensor)> {
+        vec![]
+    }
+
+    /// Replaces the quantized tensor `name` (loading a state dict).
+    fn set_quantized(&self, name: &str, _value: QTensor) -> Result<()> {
+        Err(Error::Arg {
+            op: "load quantized",
+            msg: format!("the model has no quantized tensor {name:?}"),
+        })
+    }
+
+    /// This layer with int8 weights and activations quantized batch by
+    /// batch (PyTorch's `quantize_dynamic`), for the layers that have such
+    /// a form (Linear); None for the others, which stay f32. `per_channel`
+    /// gives each output neuron its own scale.
+    fn quantize_dynamic(&self, _per_channel: bool) -> Option<Result<Box<dyn Module>>> {
+        None
     }
 
     /// Switches training behaviour (dropout, batch statistics) on or off.

@@ -5,7 +5,8 @@
 
 use std::ops::Range;
 
-use nabla_core::{Result, Tensor};
+use nabla_core::quant::QTensor;
+use nabla_core::{Error, Result, Tensor};
 
 use crate::module::prefixed;
 use crate::Module;
@@ -58,6 +59,22 @@ impl Sequential {
             .try_fold(x.clone(), |y, layer| layer.forward(&y))
     }
 
+    /// The same network with each layer that has an int8 form replaced by
+    /// it ([`Module::quantize_dynamic`]: Linear layers), the others kept.
+    pub fn into_quantized(self, per_channel: bool) -> Result<Sequential> {
+        let mut layers = Vec::with_capacity(self.layers.len());
+        for layer in self.layers {
+            match layer.quantize_dynamic(per_channel) {
+                Some(q) => layers.push(q?),
+                None => layers.push(layer),
+            }
+        }
+        Ok(Sequential {
+            layers,
+            names: self.names,
+        })
+    }
+
     pub fn len(&self) -> usize {
         self.layers.len()
     }
@@ -86,6 +103,33 @@ impl Module for Sequential {
             out.extend(prefixed(name, l.named_buffers()));
         }
         out
+    }
+
+    fn named_quantized(&self) -> Vec<(String, QTensor)> {
+        let mut out = vec![];
+        for (name, l) in self.names.iter().zip(&self.layers) {
+            out.extend(
+                l.named_quantized()
+                    .into_iter()
+                    .map(|(n, q)| (format!("{name}.{n}"), q)),
+            );
+        }
+        out
+    }
+
+    fn set_quantized(&self, name: &str, value: QTensor) -> Result<()> {
+        let child = self.names.iter().zip(&self.layers).find_map(|(n, l)| {
+            name.strip_prefix(n.as_str())
+                .and_then(|rest| rest.strip_prefix('.'))
+                .map(|rest| (rest, l))
+        });
+        match child {
+            Some((rest, layer)) => layer.set_quantized(rest, value),
+            None => Err(Error::Arg {
+                op: "load quantized",
+                msg: format!("the model has no layer for {name:?}"),
+            }),
+        }
     }
 
     fn set_training(&self, on: bool) {

@@ -74,6 +74,28 @@ pub struct FileModel {
 }
 
 impl FileModel {
+    /// The model with its Linear layers quantized to int8
+    /// ([`Sequential::into_quantized`]); the summary's types say which.
+    pub fn into_quantized(self, per_channel: bool) -> nabla_core::Result<FileModel> {
+        let net = self.net.into_quantized(per_channel)?;
+        let quantized: Vec<String> = net.named_quantized().into_iter().map(|(n, _)| n).collect();
+        let layers = self
+            .layers
+            .into_iter()
+            .map(|mut l| {
+                if quantized.contains(&format!("{}.weight", l.name)) {
+                    l.kind = format!("{} int8", l.kind);
+                }
+                l
+            })
+            .collect();
+        Ok(FileModel {
+            net,
+            layers,
+            ..self
+        })
+    }
+
     pub fn output_shape(&self) -> &[usize] {
         self.layers
             .last()
@@ -90,6 +112,16 @@ impl Module for FileModel {
     }
     fn named_buffers(&self) -> Vec<(String, Tensor)> {
         self.net.named_buffers()
+    }
+    fn named_quantized(&self) -> Vec<(String, nabla_core::quant::QTensor)> {
+        self.net.named_quantized()
+    }
+    fn set_quantized(
+        &self,
+        name: &str,
+        value: nabla_core::quant::QTensor,
+    ) -> nabla_core::Result<()> {
+        self.net.set_quantized(name, value)
     }
     fn set_training(&self, on: bool) {
         self.net.set_training(on)

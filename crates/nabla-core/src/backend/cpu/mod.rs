@@ -31,6 +31,7 @@ pub mod copy;
 pub mod elementwise;
 #[cfg(target_arch = "x86_64")]
 mod gemm512;
+pub mod int8_gemm;
 pub mod loss;
 pub mod math;
 pub mod matmul;

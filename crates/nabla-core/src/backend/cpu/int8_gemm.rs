@@ -1,0 +1,453 @@
+//! The int8 matrix product of quantized inference: `C[m, n] = A[m, k] ·
+//! Bᵀ` with A unsigned 8-bit (activations, `0..=255`), B signed 8-bit
+//! (weights `[n, k]`, a Linear's layout) and C exact 32-bit sums.
+//!
+//! Three paths, chosen by [`isa::int8_isa`](crate::isa::int8_isa), give
+//! the same integers (the sums are exact, so their order does not matter):
+//!
+//! - **VNNI** (AVX-512 VNNI): `VPDPBUSD` multiplies 4 u8 of A by 4 s8 of
+//!   B and adds the four products into an i32 lane, 64 multiply-adds an
+//!   instruction. B is packed in panels of 16 output columns, 4 values of
+//!   k a lane (64 bytes a step); A's rows are padded to a multiple of 4.
+//!   A tile of up to 12 rows × 16 columns lives in 12 registers.
+//! - **AVX2**: `VPMADDUBSW`, AVX2's u8×s8 instruction, adds pairs of
+//!   products into a *saturating* i16, and 255 · 127 · 2 does not fit
+//!   (fbgemm avoids it by quantizing activations to 7 bits, PyTorch's
+//!   `reduce_range`). Here A and B are widened to i16 instead and
+//!   `VPMADDWD` adds pairs into i32: exact for the full 8 bits, 16
+//!   multiply-adds an instruction. B is packed in panels of 16 columns, 2
+//!   values of k a lane; a tile is 4 rows × 16 columns.
+//! - **Scalar**: plain loops over the unpacked operands.
+//!
+//! Rows are split between threads in blocks, or the panels when there are
+//! few rows; every element is one thread's exact sum.
+
+use rayon::prelude::*;
+
+use crate::Isa;
+
+/// Output columns of a packed panel (both vector paths).
+const PANEL: usize = 16;
+
+/// B (`[n, k]`, signed 8-bit) laid out for one path's kernel.
+#[derive(Clone, Debug)]
+pub struct PackedInt8 {
+    isa: Isa,
+    n: usize,
+    k: usize,
+    /// VNNI: i8, `k4 = ⌈k/4⌉` steps of 16 lanes × 4 values a panel;
+    /// AVX2: i16 (as pairs of bytes), `⌈k/2⌉` steps of 16 lanes × 2
+    /// values a panel; scalar: B as given.
+    data: Vec<i8>,
+    wide: Vec<i16>,
+}
+
+impl PackedInt8 {
+    /// Packs `b` (`n` rows of `k`) for the kernels of `isa`
+    /// ([`Isa::Avx512`] is the VNNI path).
+    pub fn new(b: &[i8], n: usize, k: usize, isa: Isa) -> PackedInt8 {
+        assert_eq!(b.len(), n * k, "PackedInt8: B holds n·k values");
+        let panels = n.div_ceil(PANEL);
+        let (mut data, mut wide) = (Vec::new(), Vec::new());
+        match isa {
+            Isa::Scalar => data = b.to_vec(),
+            Isa::Avx512 => {
+                let steps = k.div_ceil(4);
+                data = vec![0i8; panels * steps * PANEL * 4];
+                for (j, row) in b.chunks_exact(k.max(1)).enumerate().take(n) {
+                    let (p, lane) = (j / PANEL, j % PANEL);
+                    for (kk, &v) in row.iter().enumerate() {
+                        data[((p * steps + kk / 4) * PANEL + lane) * 4 + kk % 4] = v;
+                    }
+                }
+            }
+            Isa::Avx2 => {
+                let steps = k.div_ceil(2);
+                wide = vec![0i16; panels * steps * PANEL * 2];
+                for (j, row) in b.chunks_exact(k.max(1)).enumerate().take(n) {
+                    let (p, lane) = (j / PANEL, j % PANEL);
+                    for (kk, &v) in row.iter().enumerate() {
+                        wide[((p * steps + kk / 2) * PANEL + lane) * 2 + kk % 2] = v.into();
+                    }
+                }
+            }
+        }
+        PackedInt8 {
+            isa,
+            n,
+            k,
+            data,
+            wide,
+        }
+    }
+
+    pub fn isa(&self) -> Isa {
+        self.isa
+    }
+
+    /// (n, k): output columns and depth.
+    pub fn dims(&self) -> (usize, usize) {
+        (self.n, self.k)
+    }
+
+    /// The row length A must be given in ([`Self::prepare_a`] pads to it).
+    pub fn a_stride(&self) -> usize {
+        match self.isa {
+            Isa::Scalar => self.k,
+            Isa::Avx2 => self.k.div_ceil(2) * 2,
+            Isa::Avx512 => self.k.div_ceil(4) * 4,
+        }
+    }
+}
+
+/// The rows of A as a kernel reads them: u8 rows padded with zeros to
+/// [`PackedInt8::a_stride`] (VNNI, scalar), or widened to i16 (AVX2).
+pub enum RowsA {
+    Bytes(Vec<u8>),
+    Wide(Vec<i16>),
+}
+
+impl RowsA {
+    /// `m` rows of `k` values made by `value(i, kk)`, for `b`'s kernel.
+    pub fn build(m: usize, b: &PackedInt8, value: impl Fn(usize, usize) -> u8 + Sync) -> RowsA {
+        let (k, stride) = (b.k, b.a_stride());
+        let fill_row = |i: usize, row: &mut [u8]| {
+            for (kk, v) in row[..k].iter_mut().enumerate() {
+                *v = value(i, kk);
+            }
+        };
+        match b.isa {
+            Isa::Avx2 => {
+                let mut wide = vec![0i16; m * stride];
+                wide.par_chunks_mut(stride.max(1))
+                    .enumerate()
+                    .for_each(|(i, row)| {
+                        for (kk, v) in row[..k].iter_mut().enumerate() {
+                            *v = value(i, kk).into();
+                        }
+                    });
+                RowsA::Wide(wide)
+            }
+            _ => {
+                let mut bytes = vec![0u8; m * stride];
+                bytes
+                    .par_chunks_mut(stride.max(1))
+                    .enumerate()
+                    .for_each(|(i, row)| fill_row(i, row));
+                RowsA::Bytes(bytes)
+            }
+        }
+    }
+}
+
+/// Rows of C a task computes (a multiple of every tile's height).
+const ROW_BLOCK: usize = 48;
+
+/// `c[i·n + j] = Σ_k a[i, k] · b[j, k]` for i < m, j < n, exactly, on
+/// `threads` threads of the pool.
+pub fn gemm_u8s8(m: usize, a: &RowsA, b: &PackedInt8, c: &mut [i32], threads: usize) {
+    let (n, stride) = (b.n, b.a_stride());
+    assert_eq!(c.len(), m * n, "gemm_u8s8: C holds m·n values");
+    match (a, b.isa) {
+        (RowsA::Bytes(a), Isa::Scalar | Isa::Avx512) => assert!(a.len() >= m * stride),
+        (RowsA::Wide(a), Isa::Avx2) => assert!(a.len() >= m * stride),
+        _ => panic!("gemm_u8s8: A was prepared for another path than B"),
+    }
+    if m == 0 || n == 0 {
+        return;
+    }
+    let panels = n.div_ceil(PANEL);
+    let row_blocks = m.div_ceil(ROW_BLOCK);
+    // few rows (one image to predict): the threads split the panels
+    let col_parts = threads.div_ceil(row_blocks).clamp(1, panels);
+    let per_part = panels.div_ceil(col_parts);
+    let c_addr = c.as_mut_ptr() as usize;
+    let task = |t: usize| {
+        let (block, part) = (t / col_parts, t % col_parts);
+        let rows = block * ROW_BLOCK..((block + 1) * ROW_BLOCK).min(m);
+        let panels = part * per_part..((part + 1) * per_part).min(panels);
+        // SAFETY: tasks write disjoint blocks of rows × panels of C, which
+        // holds m·n values (asserted); A and B were checked above.
+        unsafe { block_product(rows, panels, a, b, c_addr as *mut i32) }
+    };
+    let tasks = row_blocks * col_parts;
+    if threads > 1 && tasks > 1 {
+        crate::threads::in_pool(|| (0..tasks).into_par_iter().for_each(task));
+    } else {
+        (0..tasks).for_each(task);
+    }
+}
+
+/// C's `rows` × the columns of `panels`.
+///
+/// # Safety
+/// `c` holds m·n values; no other thread writes this block; A fits B's path.
+unsafe fn block_product(
+    rows: std::ops::Range<usize>,
+    panels: std::ops::Range<usize>,
+    a: &RowsA,
+    b: &PackedInt8,
+    c: *mut i32,
+) {
+    let (n, k, stride) = (b.n, b.k, b.a_stride());
+    for p in panels {
+        let (j0, cols) = (p * PANEL, PANEL.min(b.n - p * PANEL));
+        match (a, b.isa) {
+            #[cfg(target_arch = "x86_64")]
+            (RowsA::Bytes(a), Isa::Avx512) => {
+                let steps = k.div_ceil(4);
+                let panel = &b.data[p * steps * PANEL * 4..][..steps * PANEL * 4];
+                let mut i = rows.start;
+                while i < rows.end {
+                    let r = 12.min(rows.end - i);
+                    // SAFETY: VNNI was detected when B was packed for it;
+                    // rows i..i+r of A and of C exist.
+                    unsafe {
+                        vnni::tile(
+                            r,
+                            steps,
+                            a[i * stride..].as_ptr(),
+                            stride,
+                            panel,
+                            c.add(i * n + j0),
+                            n,
+                            cols,
+                        )
+                    };
+                    i += r;
+                }
+            }
+            #[cfg(target_arch = "x86_64")]
+            (RowsA::Wide(a), Isa::Avx2) => {
+                let steps = k.div_ceil(2);
+                let panel = &b.wide[p * steps * PANEL * 2..][..steps * PANEL * 2];
+                let mut i = rows.start;
+                while i < rows.end {
+                    let r = 4.min(rows.end - i);
+                    // SAFETY: AVX2 was detected when B was packed for it.
+                    unsafe {
+                        avx2::tile(
+                            r,
+                            steps,
+                            a[i * stride..].as_ptr(),
+                            stride,
+                            panel,
+                            c.add(i * n + j0),
+                            n,
+                            cols,
+                        )
+                    };
+                    i += r;
+                }
+            }
+            (RowsA::Bytes(a), _) => {
+                for i in rows.clone() {
+                    let row = &a[i * stride..][..k];
+                    for j in j0..j0 + cols {
+                        let w = &b.data[j * k..][..k];
+                        let s: i32 = row.iter().zip(w).map(|(&x, &y)| x as i32 * y as i32).sum();
+                        // SAFETY: (i, j) is inside C and this task's block.
+                        unsafe { *c.add(i * n + j) = s };
+                    }
+                }
+            }
+            (RowsA::Wide(_), _) => unreachable!("checked in gemm_u8s8"),
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod vnni {
+    use super::PANEL;
+
+    /// [`kernel`] for `rows` (1 to 12) rows.
+    ///
+    /// # Safety
+    /// As [`kernel`].
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn tile(
+        rows: usize,
+        steps: usize,
+        a: *const u8,
+        lda: usize,
+        panel: &[i8],
+        c: *mut i32,
+        ldc: usize,
+        cols: usize,
+    ) {
+        // SAFETY: as the caller guarantees.
+        unsafe { with_rows!(rows, kernel::<_>(steps, a, lda, panel, c, ldc, cols)) }
+    }
+
+    /// One `R` × 16 tile: `C = A[R, 4·steps] · panel`, four values of k
+    /// a `VPDPBUSD`, writing the first `cols` columns of C's R rows.
+    ///
+    /// # Safety
+    /// AVX-512F and VNNI; A valid at `r·lda + q` for r < R, q < 4·steps;
+    /// `panel` holds `steps` × 64 bytes; C valid at `r·ldc + j`, j < cols.
+    #[target_feature(enable = "avx512f,avx512vnni")]
+    unsafe fn kernel<const R: usize>(
+        steps: usize,
+        a: *const u8,
+        lda: usize,
+        panel: &[i8],
+        c: *mut i32,
+        ldc: usize,
+        cols: usize,
+    ) {
+        use std::arch::x86_64::*;
+        debug_assert!(panel.len() >= steps * PANEL * 4);
+        let mut acc = [_mm512_setzero_si512(); R];
+        let b = panel.as_ptr();
+        for s in 0..steps {
+            // SAFETY: step s of the panel and 4 bytes of each of A's R rows.
+            unsafe {
+                let bv = _mm512_loadu_si512(b.add(s * 64) as *const _);
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let four = (a.add(r * lda + 4 * s) as *const i32).read_unaligned();
+                    *acc = _mm512_dpbusd_epi32(*acc, _mm512_set1_epi32(four), bv);
+                }
+            }
+        }
+        let mask = ((1u32 << cols.min(16)) - 1) as __mmask16;
+        for (r, v) in acc.iter().enumerate() {
+            // SAFETY: the masked lanes are columns < cols of row r.
+            unsafe { _mm512_mask_storeu_epi32(c.add(r * ldc) as *mut _, mask, *v) };
+        }
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod avx2 {
+    use super::PANEL;
+
+    /// [`kernel`] for `rows` (1 to 4) rows.
+    ///
+    /// # Safety
+    /// As [`kernel`].
+    #[allow(clippy::too_many_arguments)]
+    pub(super) unsafe fn tile(
+        rows: usize,
+        steps: usize,
+        a: *const i16,
+        lda: usize,
+        panel: &[i16],
+        c: *mut i32,
+        ldc: usize,
+        cols: usize,
+    ) {
+        // SAFETY: as the caller guarantees.
+        unsafe {
+            match rows {
+                4 => kernel::<4>(steps, a, lda, panel, c, ldc, cols),
+                3 => kernel::<3>(steps, a, lda, panel, c, ldc, cols),
+                2 => kernel::<2>(steps, a, lda, panel, c, ldc, cols),
+                _ => kernel::<1>(steps, a, lda, panel, c, ldc, cols),
+            }
+        }
+    }
+
+    /// One `R` × 16 tile: `C = A[R, 2·steps] · panel`, two values of k a
+    /// `VPMADDWD` (i16 × i16, pairs summed into i32, exact).
+    ///
+    /// # Safety
+    /// AVX2; A valid at `r·lda + q` for r < R, q < 2·steps; `panel` holds
+    /// `steps` × 32 values; C valid at `r·ldc + j`, j < cols.
+    #[target_feature(enable = "avx2")]
+    unsafe fn kernel<const R: usize>(
+        steps: usize,
+        a: *const i16,
+        lda: usize,
+        panel: &[i16],
+        c: *mut i32,
+        ldc: usize,
+        cols: usize,
+    ) {
+        use std::arch::x86_64::*;
+        debug_assert!(panel.len() >= steps * PANEL * 2);
+        let mut acc = [[_mm256_setzero_si256(); 2]; R];
+        let b = panel.as_ptr();
+        for s in 0..steps {
+            // SAFETY: step s of the panel and 2 values of each of A's R rows.
+            unsafe {
+                let b0 = _mm256_loadu_si256(b.add(s * 32) as *const _);
+                let b1 = _mm256_loadu_si256(b.add(s * 32 + 16) as *const _);
+                for (r, acc) in acc.iter_mut().enumerate() {
+                    let pair = (a.add(r * lda + 2 * s) as *const i32).read_unaligned();
+                    let av = _mm256_set1_epi32(pair);
+                    acc[0] = _mm256_add_epi32(acc[0], _mm256_madd_epi16(av, b0));
+                    acc[1] = _mm256_add_epi32(acc[1], _mm256_madd_epi16(av, b1));
+                }
+            }
+        }
+        for (r, acc) in acc.iter().enumerate() {
+            let mut row = [0i32; 16];
+            // SAFETY: `row` holds 16 values.
+            unsafe {
+                _mm256_storeu_si256(row.as_mut_ptr() as *mut _, acc[0]);
+                _mm256_storeu_si256(row.as_mut_ptr().add(8) as *mut _, acc[1]);
+            }
+            for (j, v) in row[..cols].iter().enumerate() {
+                // SAFETY: column j < cols of row r of C.
+                unsafe { *c.add(r * ldc + j) = *v };
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn bytes(n: usize, seed: u32) -> Vec<u8> {
+        (0..n as u32)
+            .map(|i| (i.wrapping_mul(2654435761).wrapping_add(seed * 97) >> 13) as u8)
+            .collect()
+    }
+
+    /// Every path the CPU has gives the definition's integers, extremes
+    /// included (255 · −128 in every product: no saturation), at every
+    /// edge (partial panels and tiles, k not a multiple of 4, one row),
+    /// on one and two threads.
+    #[test]
+    fn every_path_gives_the_exact_sums() {
+        for (m, k, n) in [
+            (1, 1, 1),
+            (5, 3, 17),
+            (13, 7, 33),
+            (50, 784, 256),
+            (97, 130, 10),
+            (3, 1000, 40),
+        ] {
+            let a = bytes(m * k, 1);
+            let b: Vec<i8> = bytes(n * k, 2).into_iter().map(|v| v as i8).collect();
+            let want: Vec<i32> = (0..m * n)
+                .map(|e| {
+                    let (i, j) = (e / n, e % n);
+                    (0..k)
+                        .map(|q| a[i * k + q] as i32 * b[j * k + q] as i32)
+                        .sum()
+                })
+                .collect();
+            // all extremes: the largest magnitude sums there are
+            let (a_max, b_min) = (vec![255u8; m * k], vec![-128i8; n * k]);
+            for isa in Isa::ALL {
+                if !crate::isa::int8_supported(isa) {
+                    eprintln!("skipped {isa}: not on this CPU");
+                    continue;
+                }
+                for threads in [1, 2] {
+                    let packed = PackedInt8::new(&b, n, k, isa);
+                    let rows = RowsA::build(m, &packed, |i, q| a[i * k + q]);
+                    let mut c = vec![0; m * n];
+                    gemm_u8s8(m, &rows, &packed, &mut c, threads);
+                    assert_eq!(c, want, "{isa} ({m}×{k}×{n}, {threads} threads)");
+                    let packed = PackedInt8::new(&b_min, n, k, isa);
+                    let rows = RowsA::build(m, &packed, |i, q| a_max[i * k + q]);
+                    gemm_u8s8(m, &rows, &packed, &mut c, threads);
+                    assert!(c.iter().all(|&v| v == -255 * 128 * k as i32), "{isa}");
+                }
+            }
+        }
+    }
+}

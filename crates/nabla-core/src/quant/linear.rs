@@ -1,0 +1,180 @@
+//! The dynamically quantized linear layer's product (PyTorch's
+//! `quantized::linear_dynamic`):
+//!
+//! `y[i, j] = sx · sw[j] · Σ_k (xq[i, k] − zx) · wq[j, k] + b[j]`
+//!
+//! with `x [.., K]` quantized per call to u8 (`sx`, `zx` from its minimum
+//! and maximum), `w [N, K]` quantized once to s8 (`sw` per tensor or per
+//! output row), `y [.., N]` in f32. The sum runs in exact integers
+//! (`backend/cpu/int8_gemm.rs`), `zx · Σ_k wq[j, k]` taken off afterwards,
+//! so every path and thread count gives the same bits. No gradient: this is
+//! inference only.
+
+use crate::backend::cpu::int8_gemm::{gemm_u8s8, PackedInt8, RowsA};
+use crate::{Error, Result, Tensor};
+
+use super::{QParams, QTensor};
+
+/// A Linear layer's weight quantized and packed for the int8 kernels
+/// (PyTorch's packed parameters; the f32 bias is the caller's).
+#[derive(Clone, Debug)]
+pub struct QuantizedLinearWeight {
+    weight: QTensor,
+    packed: PackedInt8,
+    /// `Σ_k wq[j, k]` per output row, to remove the activations' zero point.
+    row_sums: Vec<i32>,
+}
+
+impl QuantizedLinearWeight {
+    /// From a quantized `[out, in]` weight, packed for the kernels this
+    /// CPU runs ([`crate::isa::int8_isa`]).
+    pub fn new(weight: QTensor) -> Result<Self> {
+        Self::with_isa(weight, crate::isa::int8_isa())
+    }
+
+    /// [`Self::new`] for the kernels of `isa` (tests compare the paths).
+    pub fn with_isa(weight: QTensor, isa: crate::Isa) -> Result<Self> {
+        weight.check("quantized linear weight")?;
+        let [n, k] = weight.shape[..] else {
+            return Err(Error::shape(
+                "quantized linear",
+                format!(
+                    "the weight must be [out, in], not {:?}",
+                    weight.shape.as_slice()
+                ),
+            ));
+        };
+        let packed = PackedInt8::new(&weight.data, n, k, isa);
+        let row_sums = weight
+            .data
+            .chunks_exact(k.max(1))
+            .map(|r| r.iter().map(|&v| v as i32).sum())
+            .chain(std::iter::repeat(0))
+            .take(n)
+            .collect();
+        Ok(QuantizedLinearWeight {
+            weight,
+            packed,
+            row_sums,
+        })
+    }
+
+    pub fn weight(&self) -> &QTensor {
+        &self.weight
+    }
+
+    /// (in, out) features.
+    pub fn features(&self) -> (usize, usize) {
+        (self.weight.shape[1], self.weight.shape[0])
+    }
+
+    /// `x [.., in] → [.., out]` through the int8 product, plus `bias [out]`.
+    pub fn forward(&self, x: &Tensor, bias: Option<&[f32]>) -> Result<Tensor> {
+        let (k, n) = self.features();
+        if let Some(b) = bias {
+            if b.len() != n {
+                return Err(Error::shape(
+                    "quantized linear",
+                    format!("bias of {} values for {n} outputs", b.len()),
+                ));
+            }
+        }
+        let shape = x.shape();
+        if shape.last() != Some(&k) {
+            return Err(Error::shape(
+                "quantized linear",
+                format!("input {shape:?} does not end in {k} features"),
+            ));
+        }
+        let m = x.numel() / k.max(1);
+        let mut out_shape = shape.to_vec();
+        *out_shape.last_mut().unwrap() = n;
+        let threads = crate::num_threads();
+        let (q, acc) = x.read_data(|xs| {
+            let q = QParams::for_activations(xs);
+            let inv = 1.0 / q.scale;
+            let rows = RowsA::build(m, &self.packed, |i, kk| {
+                q.quantize_with(inv, xs[i * k + kk], 0, 255) as u8
+            });
+            let mut acc = vec![0i32; m * n];
+            gemm_u8s8(m, &rows, &self.packed, &mut acc, threads);
+            (q, acc)
+        });
+        let scales: Vec<f32> = (0..n).map(|j| self.weight.scale_of(j)).collect();
+        let y: Vec<f32> = acc
+            .iter()
+            .enumerate()
+            .map(|(e, &raw)| {
+                let j = e % n.max(1);
+                // raw − zx·Σw is exact in i32: |Σ| ≤ 255 · 128 · k
+                let centred = raw - q.zero_point * self.row_sums[j];
+                let v = centred as f32 * q.scale * scales[j];
+                bias.map_or(v, |b| v + b[j])
+            })
+            .collect();
+        Tensor::from_vec_on(y, out_shape, x.device())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Isa;
+
+    /// The int8 product agrees with the f32 product of the dequantized
+    /// weight and activations, to f32 rounding; every path gives the same
+    /// bits; shapes are checked.
+    #[test]
+    fn quantized_product_is_the_dequantized_product_on_every_path() {
+        let (m, k, n) = (37, 70, 21);
+        let x = Tensor::randn([m, k]).mul_scalar(2.0).unwrap();
+        let w = Tensor::randn([n, k]);
+        let b: Vec<f32> = (0..n).map(|j| j as f32 * 0.1 - 1.0).collect();
+        let qw = QTensor::quantize(&w, true).unwrap();
+        // the reference: dequantized operands in f64
+        let xs = x.to_vec();
+        let q = QParams::for_activations(&xs);
+        let xd: Vec<f64> = xs
+            .iter()
+            .map(|&v| (q.quantize(v, 0, 255) - q.zero_point) as f64 * q.scale as f64)
+            .collect();
+        let wd = qw.dequantize().unwrap().to_vec();
+        let mut first: Option<Vec<f32>> = None;
+        for isa in Isa::ALL
+            .into_iter()
+            .filter(|&i| crate::isa::int8_supported(i))
+        {
+            let layer = QuantizedLinearWeight::with_isa(qw.clone(), isa).unwrap();
+            let y = layer.forward(&x, Some(&b)).unwrap();
+            assert_eq!(y.shape(), [m, n]);
+            let y = y.to_vec();
+            for i in 0..m {
+                for j in 0..n {
+                    let want: f64 = (0..k)
+                        .map(|kk| xd[i * k + kk] * wd[j * k + kk] as f64)
+                        .sum::<f64>()
+                        + b[j] as f64;
+                    let got = y[i * n + j] as f64;
+                    assert!(
+                        (got - want).abs() < 1e-4 * (1.0 + want.abs()),
+                        "{isa}: {got} vs {want}"
+                    );
+                }
+            }
+            match &first {
+                None => first = Some(y),
+                Some(f) => assert_eq!(&y, f, "{isa} differs from the first path"),
+            }
+        }
+        let layer = QuantizedLinearWeight::new(qw).unwrap();
+        let err = layer
+            .forward(&Tensor::zeros([2, 3]), None)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("does not end in 70 features"), "{err}");
+        // a batch of several leading dimensions keeps them
+        let y = layer.forward(&Tensor::zeros([2, 3, k]), None).unwrap();
+        assert_eq!(y.shape(), [2, 3, n]);
+        assert!(layer.forward(&x, Some(&[0.0; 3])).is_err());
+    }
+}
