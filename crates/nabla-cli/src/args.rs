@@ -30,6 +30,8 @@ pub enum Command {
     Plot(PlotArgs),
     /// Write a self-contained HTML report of a run (curves, metrics, pictures)
     Report(ReportArgs),
+    /// Quantize a trained model to int8 (its Linear layers), compare it with the f32 model on the test set
+    Quantize(QuantizeArgs),
     /// Continue a text with a trained language model (a gpt-char run), streaming it
     Generate(GenerateArgs),
 }
@@ -100,6 +102,24 @@ pub struct TrainedArgs {
     /// Data set name (default: the run's, else mnist)
     #[arg(long)]
     pub dataset: Option<String>,
+    /// Use the run's int8 model (model.int8.safetensors, from `nabla quantize`)
+    #[arg(long)]
+    pub int8: bool,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct QuantizeArgs {
+    /// The run directory of a trained image classifier
+    pub run: PathBuf,
+    /// One scale per output neuron instead of one per layer
+    #[arg(long)]
+    pub per_channel: bool,
+    /// Output file (default: RUN/model.int8.safetensors)
+    #[arg(short = 'o', long)]
+    pub output: Option<PathBuf>,
+    /// Batch size of the comparison on the test set
+    #[arg(long, default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+    pub batch_size: u64,
 }
 
 #[derive(Clone, Debug, Args)]
@@ -497,4 +517,7 @@ pub struct SummaryArgs {
     /// Zoo model, model file, run directory or checkpoint
     #[arg(default_value = "lenet")]
     pub model: String,
+    /// The run's int8 model (model.int8.safetensors, from `nabla quantize`)
+    #[arg(long)]
+    pub int8: bool,
 }

@@ -18,7 +18,7 @@ use nabla_nn::modelfile::FileModel;
 use nabla_train::say;
 
 pub fn run(a: ExplainArgs) -> Result<()> {
-    let t = a.trained.load()?;
+    let t = a.trained.load()?.for_gradients()?;
     let model = &t.model;
     let [c, h, w] = model.input[..] else {
         bail!(

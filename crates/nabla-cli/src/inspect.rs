@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use nabla_core::{no_grad, Tensor};
+use nabla_nn::quantized::{is_quantized_file, load_quantized};
 use nabla_nn::state_dict::{load_safetensors, load_state_dict};
 use nabla_nn::Module;
 
@@ -37,6 +38,9 @@ pub(crate) fn class_name(dataset: &str, c: usize) -> String {
 }
 
 /// The classes' names of `dataset`, when it has names (Fashion-MNIST).
+/// The int8 model `nabla quantize` writes into a run directory.
+pub(crate) const INT8_WEIGHTS: &str = "model.int8.safetensors";
+
 pub(crate) fn class_names(dataset: &str) -> Option<Vec<String>> {
     (dataset == "fashion-mnist").then(|| FASHION_CLASSES.iter().map(|n| n.to_string()).collect())
 }
@@ -45,6 +49,10 @@ pub(crate) fn class_names(dataset: &str) -> Option<Vec<String>> {
 /// loaded when there are any), the data set name and folder.
 pub(crate) struct Trained {
     pub model: FileModel,
+    /// The zoo name or model file the model was built from.
+    pub model_name: String,
+    /// Whether the model's Linear layers are int8 (`--int8`, or an int8 weights file).
+    pub quantized: bool,
     pub dataset: String,
     pub data: Option<PathBuf>,
 }
@@ -57,11 +65,31 @@ impl TrainedArgs {
             self.model.as_deref(),
             self.dataset.as_deref(),
             self.data.as_deref(),
+            self.int8,
         )
     }
 }
 
 impl Trained {
+    /// The model in f32, for what needs gradients: an int8 model's weights
+    /// read back as f32 (said on stderr), any other model as it is.
+    pub fn for_gradients(mut self) -> Result<Trained> {
+        if self.quantized {
+            let (spec, source) = load_spec(&self.model_name)?;
+            let model = build(&spec, &source, None)?;
+            load_state_dict(
+                &model,
+                &nabla_nn::quantized::dequantized_state(&self.model)?,
+            )
+            .map_err(|e| anyhow!("{e}"))?;
+            eprintln!(
+                "note: gradients need f32: the int8 weights are read back as f32 (q · scale)"
+            );
+            (self.model, self.quantized) = (model, false);
+        }
+        Ok(self)
+    }
+
     /// The test set as normalized tensors (images, labels) and its number of classes.
     pub fn test_tensors(&self) -> Result<(Tensor, Tensor, usize)> {
         let set = load_data(&self.dataset, self.data.as_deref(), false)?.test;
@@ -111,16 +139,29 @@ pub(crate) fn load_trained(
     model: Option<&str>,
     dataset: Option<&str>,
     data: Option<&Path>,
+    int8: bool,
 ) -> Result<Trained> {
     let (model_name, ds, data_dir, file) = if weights.is_dir() {
         let cfg = run_config(weights)?;
-        let file = [
-            weights.join("model.safetensors"),
-            weights.join("checkpoints/last.safetensors"),
-        ]
-        .into_iter()
-        .find(|p| p.is_file())
-        .ok_or_else(|| anyhow!("{}: the run has no weights yet", weights.display()))?;
+        let file = if int8 {
+            let file = weights.join(INT8_WEIGHTS);
+            if !file.is_file() {
+                bail!(
+                    "{}: the run has no int8 model; make it with `nabla quantize {}`",
+                    weights.display(),
+                    weights.display()
+                );
+            }
+            file
+        } else {
+            [
+                weights.join("model.safetensors"),
+                weights.join("checkpoints/last.safetensors"),
+            ]
+            .into_iter()
+            .find(|p| p.is_file())
+            .ok_or_else(|| anyhow!("{}: the run has no weights yet", weights.display()))?
+        };
         (
             model.map(str::to_string).unwrap_or(cfg.model),
             dataset.map(str::to_string).unwrap_or(cfg.dataset),
@@ -148,8 +189,27 @@ pub(crate) fn load_trained(
     };
     let (spec, source) = load_spec(&model_name)?;
     let built = build(&spec, &source, None)?;
-    load_state_dict(&built, &weights_of(&file)?).map_err(|e| anyhow!("{}: {e}", file.display()))?;
+    let quantized = file.extension().is_some_and(|e| e == "safetensors")
+        && is_quantized_file(&file).map_err(|e| anyhow!("{e}"))?;
+    if int8 && !quantized {
+        bail!(
+            "{}: not an int8 model (nabla quantize writes one)",
+            file.display()
+        );
+    }
+    let built = if quantized {
+        // the int8 form's structure, then its weights (set_quantized repacks)
+        let q = built.into_quantized(false)?;
+        load_quantized(&file, &q).map_err(|e| anyhow!("{e}"))?;
+        q
+    } else {
+        load_state_dict(&built, &weights_of(&file)?)
+            .map_err(|e| anyhow!("{}: {e}", file.display()))?;
+        built
+    };
     Ok(Trained {
+        quantized,
+        model_name,
         model: built,
         dataset: ds,
         data: data_dir,
@@ -281,11 +341,54 @@ pub(crate) fn thousands(n: usize) -> String {
     out
 }
 
+/// Each layer's bytes in an int8 weights file (its tensors named
+/// `LAYER.…`, at their stored width) and whether it has int8 tensors.
+fn int8_layer_bytes(file: &Path) -> Result<std::collections::HashMap<String, (usize, bool)>> {
+    let bytes = std::fs::read(file).with_context(|| format!("{}", file.display()))?;
+    let st = safetensors::SafeTensors::deserialize(&bytes)
+        .map_err(|e| anyhow!("{}: not a valid safetensors file: {e}", file.display()))?;
+    let mut out = std::collections::HashMap::<String, (usize, bool)>::new();
+    for (name, view) in st.tensors() {
+        let layer = name
+            .split_once('.')
+            .map_or(name.as_str(), |(l, _)| l)
+            .to_string();
+        let entry = out.entry(layer).or_default();
+        entry.0 += view.data().len();
+        entry.1 |= view.dtype() == safetensors::Dtype::I8;
+    }
+    Ok(out)
+}
+
 /// `nabla summary`: the layers of a zoo model, model file, run or weights
 /// file, from the model's plan: nothing is allocated, so a model too large
 /// to build is still summarized (or refused with its size).
 pub fn summary(a: SummaryArgs) -> Result<()> {
     let path = Path::new(&a.model);
+    // the weights file whose tensors give each layer's bytes (an int8 model's)
+    let mut int8_file = None;
+    if a.int8 {
+        if !path.is_dir() {
+            bail!(
+                "--int8 summarizes a run directory's int8 model; {} is not a run directory",
+                path.display()
+            );
+        }
+        let file = path.join(INT8_WEIGHTS);
+        if !file.is_file() {
+            bail!(
+                "{}: the run has no int8 model; make it with `nabla quantize {}`",
+                path.display(),
+                path.display()
+            );
+        }
+        int8_file = Some(file);
+    } else if path.is_file()
+        && path.extension().is_some_and(|e| e == "safetensors")
+        && is_quantized_file(path).map_err(|e| anyhow!("{e}"))?
+    {
+        int8_file = Some(path.to_path_buf());
+    }
     let model_name = if path.is_dir() {
         run_config(path)?.model
     } else if path.extension().is_some_and(|e| e == "safetensors") {
@@ -310,39 +413,59 @@ pub fn summary(a: SummaryArgs) -> Result<()> {
     let (spec, source) = load_spec(&model_name)?;
     let model = plan(&spec, &source, None)?;
     let layers: Vec<&LayerInfo> = model.layers.iter().map(|l| &l.info).collect();
+    let int8_bytes = match &int8_file {
+        Some(f) => Some(int8_layer_bytes(f)?),
+        None => None,
+    };
+    // each layer's type and bytes at its precision (f32: 4 a value)
+    let at_precision = |l: &LayerInfo| -> (String, usize) {
+        match int8_bytes.as_ref().and_then(|b| b.get(&l.name)) {
+            Some(&(bytes, true)) => (format!("{} int8", l.kind), bytes),
+            Some(&(bytes, false)) => (l.kind.clone(), bytes),
+            None => (l.kind.clone(), 4 * l.params),
+        }
+    };
     say!("{}: input {:?} per example\n", model.name, model.input);
-    say!(
-        "{:<10} {:<10} {:<16} {:>12} {:>14}",
+    let row = |name: &str, kind: &str, out: &str, params: &str, bytes: &str, macs: &str| {
+        say!("{name:<10} {kind:<12} {out:<16} {params:>12} {bytes:>12} {macs:>14}")
+    };
+    row(
         "layer",
         "type",
         "output",
         "parameters",
-        "mult-adds"
+        "bytes",
+        "mult-adds",
     );
+    let mut bytes = 0;
     for l in &layers {
-        say!(
-            "{:<10} {:<10} {:<16} {:>12} {:>14}",
-            l.name,
-            l.kind,
-            format!("{:?}", l.out_shape),
-            thousands(l.params),
-            thousands(l.macs)
+        let (kind, b) = at_precision(l);
+        bytes += b;
+        let out = format!("{:?}", l.out_shape);
+        row(
+            &l.name,
+            &kind,
+            &out,
+            &thousands(l.params),
+            &thousands(b),
+            &thousands(l.macs),
         );
     }
     let params: usize = layers.iter().map(|l| l.params).sum();
     let macs: usize = layers.iter().map(|l| l.macs).sum();
-    say!(
-        "{:<10} {:<10} {:<16} {:>12} {:>14}",
+    row(
         "total",
         "",
         "",
-        thousands(params),
-        thousands(macs)
+        &thousands(params),
+        &thousands(bytes),
+        &thousands(macs),
     );
     say!(
-        "\n{} parameters ({:.2} MB as f32); {} multiply-adds per example ({:.2} MFLOP forward, about 3× that per training example)",
+        "\n{} parameters ({:.2} MB{}); {} multiply-adds per example ({:.2} MFLOP forward, about 3× that per training example)",
         thousands(params),
-        params as f64 * 4.0 / 1e6,
+        bytes as f64 / 1e6,
+        if int8_bytes.is_some() { ", int8 where the type says" } else { " as f32" },
         thousands(macs),
         2.0 * macs as f64 / 1e6
     );

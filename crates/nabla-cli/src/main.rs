@@ -11,6 +11,7 @@ mod inspect;
 mod lm;
 mod picture;
 mod plots;
+mod quantize;
 mod report;
 mod settings;
 mod train;
@@ -44,6 +45,7 @@ fn main() {
         Command::Explain(a) => explain::run(a).map(|_| 0),
         Command::Plot(a) => plots::run(a).map(|_| 0),
         Command::Report(a) => report::run(a).map(|_| 0),
+        Command::Quantize(a) => quantize::run(a).map(|_| 0),
         Command::Generate(a) => lm::generate(a).map(|_| 0),
     });
     match result {

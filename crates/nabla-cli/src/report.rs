@@ -94,7 +94,7 @@ fn image_sections(
     cfg: &str,
     a: &ReportArgs,
 ) -> Result<()> {
-    let t = load_trained(dir, None, None, a.data.as_deref())?;
+    let t = load_trained(dir, None, None, a.data.as_deref(), false)?;
 
     let params: usize = t.model.layers.iter().map(|l| l.params).sum();
     let macs: usize = t.model.layers.iter().map(|l| l.macs).sum();

@@ -85,6 +85,53 @@ fn main() {
             );
         }
     }
+    if wanted("int8_linear") {
+        // the MLP's layers at an evaluation batch of 1,000: f32 x·Wᵀ + b
+        // against the int8 layer (activations quantized per call), and
+        // the int8 product alone (GMAC/s)
+        use nabla_core::backend::cpu::int8_gemm::{gemm_u8s8, pad, Epilogue, PackedInt8, RowsA};
+        use nabla_core::quant::{QTensor, QuantizedLinearWeight};
+        for (m, k, n) in [
+            (1000, 784, 256),
+            (1000, 256, 128),
+            (1000, 128, 10),
+            (64, 784, 256),
+        ] {
+            let x = Tensor::randn([m, k]);
+            let w = Tensor::randn([n, k]);
+            let b = Tensor::randn([n]);
+            let f32_t = in_pool(|| best_time(0.3, || drop(x.linear(&w, Some(&b)).unwrap())));
+            let q = QuantizedLinearWeight::new(QTensor::quantize(&w, false).unwrap()).unwrap();
+            let bias = b.to_vec();
+            let q_t = in_pool(|| best_time(0.3, || drop(q.forward(&x, Some(&bias)).unwrap())));
+            let qw = QTensor::quantize(&w, false).unwrap();
+            let packed = PackedInt8::new(&qw.data, n, k, nabla_core::isa::int8_isa());
+            let rows = RowsA::quantize(&x.to_vec(), m, &packed, 10.0, 128.0);
+            let (sums, ones, zeros) = (pad([0; 0], n), pad(vec![1.0; n], n), pad([0.0; 0], n));
+            let ep = Epilogue {
+                zero_point: 0,
+                scale: 1.0,
+                row_sums: &sums,
+                col_scales: &ones,
+                bias: &zeros,
+            };
+            let mut c = vec![0f32; m * n];
+            let g_t = in_pool(|| {
+                best_time(0.3, || {
+                    gemm_u8s8(m, &rows, &packed, &mut c, &ep, num_threads())
+                })
+            });
+            println!(
+                "int8_linear_{m}x{k}x{n} f32 {:.1} us, int8 {:.1} us ({:.2}×), product alone {:.1} us ({:.0} GMAC/s, {})",
+                f32_t * 1e6,
+                q_t * 1e6,
+                f32_t / q_t,
+                g_t * 1e6,
+                (m * k * n) as f64 / g_t / 1e9,
+                nabla_core::isa::int8_isa()
+            );
+        }
+    }
     if wanted("orient") {
         use nabla_core::backend::cpu::matmul::{gemm_into, MatRef};
         // y = x·Wᵀ (x [m,k], W [n,k]) into a row-major y, as matmul returns

@@ -121,6 +121,17 @@ pub fn state_bytes(model: &dyn Module) -> usize {
     f32s + q
 }
 
+/// The model's state in f32, its int8 weights read back (`q · scale`):
+/// it loads into the f32 form of the same architecture, for what needs
+/// gradients (saliency maps) or runs where int8 does not.
+pub fn dequantized_state(model: &dyn Module) -> Result<Vec<(String, Tensor)>> {
+    let mut all = state_dict(model);
+    for (name, q) in model.named_quantized() {
+        all.push((name, q.dequantize()?));
+    }
+    Ok(all)
+}
+
 /// Writes a quantized model's state (int8 weights with their scales, f32
 /// parameters and buffers) to `path` atomically.
 pub fn save_quantized(path: impl AsRef<Path>, model: &dyn Module) -> crate::state_dict::Result<()> {
@@ -310,6 +321,15 @@ mod tests {
         assert_ne!(other.forward(&x).unwrap().to_vec(), got);
         load_quantized(&path, &other).unwrap();
         assert_eq!(other.forward(&x).unwrap().to_vec(), got);
+
+        // read back as f32, the weights give the f32 network's outputs
+        // with the rounded weights: close to the int8 ones
+        let back = net();
+        load_state_dict(&back, &dequantized_state(&q).unwrap()).unwrap();
+        let y = back.forward(&x).unwrap().to_vec();
+        for (a, b) in y.iter().zip(&got) {
+            assert!((a - b).abs() < 0.05, "{a} vs {b}");
+        }
 
         // an f32 model, or a quantized one of another shape, is refused
         let err = load_quantized(&path, &net()).unwrap_err().to_string();

@@ -10,7 +10,7 @@
 //! so every path and thread count gives the same bits. No gradient: this is
 //! inference only.
 
-use crate::backend::cpu::int8_gemm::{gemm_u8s8, PackedInt8, RowsA};
+use crate::backend::cpu::int8_gemm::{gemm_u8s8, pad, Epilogue, PackedInt8, RowsA};
 use crate::{Error, Result, Tensor};
 
 use super::{QParams, QTensor};
@@ -21,8 +21,10 @@ use super::{QParams, QTensor};
 pub struct QuantizedLinearWeight {
     weight: QTensor,
     packed: PackedInt8,
-    /// `Σ_k wq[j, k]` per output row, to remove the activations' zero point.
+    /// `Σ_k wq[j, k]` per output row, to remove the activations' zero
+    /// point, and each row's scale (both padded to whole panels).
     row_sums: Vec<i32>,
+    col_scales: Vec<f32>,
 }
 
 impl QuantizedLinearWeight {
@@ -45,17 +47,14 @@ impl QuantizedLinearWeight {
             ));
         };
         let packed = PackedInt8::new(&weight.data, n, k, isa);
-        let row_sums = weight
-            .data
-            .chunks_exact(k.max(1))
-            .map(|r| r.iter().map(|&v| v as i32).sum())
-            .chain(std::iter::repeat(0))
-            .take(n)
-            .collect();
+        let sums = weight.data.chunks_exact(k.max(1));
+        let row_sums = pad(sums.map(|r| r.iter().map(|&v| v as i32).sum()), n);
+        let col_scales = pad((0..n).map(|j| weight.scale_of(j)), n);
         Ok(QuantizedLinearWeight {
             weight,
             packed,
             row_sums,
+            col_scales,
         })
     }
 
@@ -90,28 +89,24 @@ impl QuantizedLinearWeight {
         let mut out_shape = shape.to_vec();
         *out_shape.last_mut().unwrap() = n;
         let threads = crate::num_threads();
-        let (q, acc) = x.read_data(|xs| {
-            let q = QParams::for_activations(xs);
-            let inv = 1.0 / q.scale;
-            let rows = RowsA::build(m, &self.packed, |i, kk| {
-                q.quantize_with(inv, xs[i * k + kk], 0, 255) as u8
-            });
-            let mut acc = vec![0i32; m * n];
-            gemm_u8s8(m, &rows, &self.packed, &mut acc, threads);
-            (q, acc)
-        });
-        let scales: Vec<f32> = (0..n).map(|j| self.weight.scale_of(j)).collect();
-        let y: Vec<f32> = acc
-            .iter()
-            .enumerate()
-            .map(|(e, &raw)| {
-                let j = e % n.max(1);
-                // raw − zx·Σw is exact in i32: |Σ| ≤ 255 · 128 · k
-                let centred = raw - q.zero_point * self.row_sums[j];
-                let v = centred as f32 * q.scale * scales[j];
-                bias.map_or(v, |b| v + b[j])
+        let bias = pad(bias.unwrap_or(&[]).iter().copied(), n);
+        let y = x.read_data(|xs| {
+            crate::threads::in_pool(|| {
+                let q = QParams::for_activations(xs);
+                let (inv, zp) = (1.0 / q.scale, q.zero_point as f32);
+                let rows = RowsA::quantize(xs, m, &self.packed, inv, zp);
+                let ep = Epilogue {
+                    zero_point: q.zero_point,
+                    scale: q.scale,
+                    row_sums: &self.row_sums,
+                    col_scales: &self.col_scales,
+                    bias: &bias,
+                };
+                let mut y = vec![0f32; m * n];
+                gemm_u8s8(m, &rows, &self.packed, &mut y, &ep, threads);
+                y
             })
-            .collect();
+        });
         Tensor::from_vec_on(y, out_shape, x.device())
     }
 }

@@ -1,0 +1,108 @@
+//! `nabla quantize RUN`: the run's model with int8 Linear layers (dynamic
+//! quantization: int8 weights, activations quantized batch by batch),
+//! written as `RUN/model.int8.safetensors` and compared with the f32 model
+//! on the test set: size, accuracy, time.
+
+use std::time::Instant;
+
+use anyhow::{bail, Result};
+use nabla_core::{no_grad, Tensor};
+use nabla_nn::quantized::{save_quantized, state_bytes};
+use nabla_nn::state_dict::{state_dict, to_safetensors_bytes};
+use nabla_nn::Module;
+use nabla_train::say;
+
+use crate::args::QuantizeArgs;
+use crate::inspect::{load_trained, thousands, INT8_WEIGHTS};
+
+/// Accuracy (correct predictions) and seconds of the forward passes over
+/// the test images, in batches, the data already in memory.
+fn accuracy_and_time(
+    model: &dyn Module,
+    x: &Tensor,
+    labels: &[f32],
+    batch: usize,
+) -> Result<(usize, f64)> {
+    let n = x.shape()[0];
+    let start = Instant::now();
+    let mut correct = 0;
+    for i0 in (0..n).step_by(batch) {
+        let len = batch.min(n - i0);
+        let logits = no_grad(|| model.forward(&x.narrow(0, i0, len)?))?;
+        let predicted = logits.argmax(-1, false)?.to_vec();
+        correct += predicted
+            .iter()
+            .zip(&labels[i0..i0 + len])
+            .filter(|(p, y)| p == y)
+            .count();
+    }
+    Ok((correct, start.elapsed().as_secs_f64()))
+}
+
+pub fn run(a: QuantizeArgs) -> Result<()> {
+    if !a.run.is_dir() {
+        bail!("{}: not a run directory", a.run.display());
+    }
+    let t = load_trained(&a.run, None, None, None, false)?;
+    if t.quantized {
+        bail!("{}: the run's weights are already int8", a.run.display());
+    }
+    let (x, y, _) = t.test_tensors()?;
+    let labels = y.to_vec();
+    t.model.eval();
+    let f32_file = to_safetensors_bytes(&state_dict(&t.model), None)?.len();
+    let batch = a.batch_size as usize;
+    let (f32_correct, f32_secs) = accuracy_and_time(&t.model, &x, &labels, batch)?;
+    let q = t.model.into_quantized(a.per_channel)?;
+    let layers: Vec<String> = q
+        .named_quantized()
+        .into_iter()
+        .map(|(n, _)| n.trim_end_matches(".weight").to_string())
+        .collect();
+    if layers.is_empty() {
+        bail!(
+            "{}: no layer of this model has an int8 form (Linear layers do)",
+            a.run.display()
+        );
+    }
+    let out = a.output.clone().unwrap_or_else(|| a.run.join(INT8_WEIGHTS));
+    save_quantized(&out, &q)?;
+    let int8_file = std::fs::metadata(&out)?.len() as usize;
+    let (q_correct, q_secs) = accuracy_and_time(&q, &x, &labels, batch)?;
+    let n = labels.len();
+    say!(
+        "int8 ({}): {} (convolutions and recurrent layers stay f32)",
+        if a.per_channel {
+            "a scale per neuron"
+        } else {
+            "a scale per layer"
+        },
+        layers.join(", ")
+    );
+    say!(
+        "\n{:<6} {:>12} {:>14} {:>22}",
+        "model",
+        "file",
+        "test accuracy",
+        format!("forward, {} images", thousands(n))
+    );
+    for (name, bytes, correct, secs) in [
+        ("f32", f32_file, f32_correct, f32_secs),
+        ("int8", int8_file, q_correct, q_secs),
+    ] {
+        say!(
+            "{name:<6} {:>9.1} kB {:>13.2}% {:>20.3} s",
+            bytes as f64 / 1e3,
+            100.0 * correct as f64 / n as f64,
+            secs
+        );
+    }
+    say!(
+        "\nwrote {} ({:.1}× smaller, {} bytes of state); `nabla eval {} --int8` evaluates it",
+        out.display(),
+        f32_file as f64 / int8_file as f64,
+        thousands(state_bytes(&q)),
+        a.run.display()
+    );
+    Ok(())
+}

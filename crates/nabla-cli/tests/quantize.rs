@@ -1,0 +1,153 @@
+//! `nabla quantize` and the commands that take its int8 model (`--int8`).
+
+mod common;
+
+use common::{run, text, tmp};
+
+/// The accuracy (percent) on a `quantize` table row starting with `model`.
+fn accuracy(stdout: &str, model: &str) -> f64 {
+    let row = stdout
+        .lines()
+        .find(|l| l.starts_with(&format!("{model} ")) && l.contains('%'))
+        .unwrap_or_else(|| panic!("no {model} row in {stdout}"));
+    let cell = row.split_whitespace().find(|c| c.ends_with('%')).unwrap();
+    cell.trim_end_matches('%').parse().unwrap()
+}
+
+/// The correct count of a `Test set: … Accuracy: C/N` line.
+fn correct(stdout: &str) -> usize {
+    let line = stdout.lines().find(|l| l.starts_with("Test set")).unwrap();
+    let after = line.split("Accuracy: ").nth(1).unwrap();
+    after.split('/').next().unwrap().parse().unwrap()
+}
+
+/// An MLP trained for an epoch on the shipped digits, quantized: the
+/// int8 file is about 4× smaller, as accurate within a point, and eval,
+/// predict, summary and explain all take it; the f32 model stays.
+#[test]
+fn an_mlp_quantizes_and_every_command_takes_the_result() {
+    let out = tmp("quantize-mlp");
+    let dir = out.to_str().unwrap();
+    let o = run(&["train", "--model", "mlp", "--epochs", "1", "--out", dir]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    let (f32_eval, _) = text(&run(&["eval", dir]));
+
+    // before quantizing there is no int8 model to take
+    let o = run(&["eval", dir, "--int8"]);
+    let (_, stderr) = text(&o);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr.contains("nabla quantize"), "{stderr}");
+
+    let o = run(&["quantize", dir, "--per-channel"]);
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "{stderr}");
+    assert!(stdout.contains("fc1, fc2, fc3"), "{stdout}");
+    let (f32_acc, int8_acc) = (accuracy(&stdout, "f32"), accuracy(&stdout, "int8"));
+    assert!(
+        f32_acc > 50.0 && (f32_acc - int8_acc).abs() <= 1.0,
+        "{stdout}"
+    );
+    let int8 = out.join("model.int8.safetensors");
+    let f32_size = std::fs::metadata(out.join("model.safetensors"))
+        .unwrap()
+        .len();
+    let int8_size = std::fs::metadata(&int8).unwrap().len();
+    assert!(int8_size * 7 / 2 < f32_size, "{int8_size} vs {f32_size}");
+
+    let o = run(&["eval", dir, "--int8"]);
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "{stderr}");
+    let (f, q) = (correct(&f32_eval), correct(&stdout));
+    assert!(f.abs_diff(q) <= 20, "f32 {f} vs int8 {q} of 2004");
+    // the f32 model is untouched
+    assert_eq!(correct(&text(&run(&["eval", dir])).0), f);
+
+    let o = run(&["predict", dir, "--int8", "--index", "3"]);
+    assert!(
+        o.status.success() && text(&o).0.contains("test example 3"),
+        "{}",
+        text(&o).1
+    );
+
+    let o = run(&["summary", dir, "--int8"]);
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "{stderr}");
+    let fc1 = stdout.lines().find(|l| l.starts_with("fc1 ")).unwrap();
+    // 784·256 int8 values, 256 scales and 256 biases
+    assert!(
+        fc1.contains("linear int8") && fc1.contains("202,752"),
+        "{stdout}"
+    );
+    // summarizing the file itself says the same
+    let o = run(&["summary", int8.to_str().unwrap()]);
+    assert!(text(&o).0.contains("202,752"), "{}", text(&o).1);
+
+    let png = out.join("explain.png");
+    let o = run(&[
+        "explain",
+        dir,
+        "--int8",
+        "--index",
+        "0",
+        "-o",
+        png.to_str().unwrap(),
+    ]);
+    let (_, stderr) = text(&o);
+    assert!(o.status.success() && png.is_file(), "{stderr}");
+    assert!(stderr.contains("read back as f32"), "{stderr}");
+
+    // quantizing twice from the int8 file is refused; a broken file is one line
+    let o = run(&["quantize", int8.to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let bytes = std::fs::read(&int8).unwrap();
+    std::fs::write(&int8, &bytes[..bytes.len() / 2]).unwrap();
+    let o = run(&["eval", dir, "--int8"]);
+    let (_, stderr) = text(&o);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(stderr.contains("model.int8.safetensors"), "{stderr}");
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+/// LeNet's fully connected layers quantize, its convolutions stay f32;
+/// a run without weights and a path that is no run are refused.
+#[test]
+fn lenet_quantizes_its_linear_layers_and_bad_runs_are_refused() {
+    let out = tmp("quantize-lenet");
+    let dir = out.to_str().unwrap();
+    let o = run(&["train", "--max-steps", "40", "--out", dir]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    let o = run(&[
+        "quantize",
+        dir,
+        "-o",
+        out.join("q.safetensors").to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        stdout.starts_with("int8 (a scale per layer): fc1, fc2, fc3"),
+        "{stdout}"
+    );
+    let o = run(&[
+        "eval",
+        out.join("q.safetensors").to_str().unwrap(),
+        "--model",
+        "lenet",
+    ]);
+    assert!(
+        o.status.success() && text(&o).0.contains("Test set"),
+        "{}",
+        text(&o).1
+    );
+    let o = run(&["summary", out.join("q.safetensors").to_str().unwrap()]);
+    let (stdout, _) = text(&o);
+    let conv1 = stdout.lines().find(|l| l.starts_with("conv1 ")).unwrap();
+    assert!(!conv1.contains("int8"), "{stdout}");
+
+    let o = run(&["quantize", out.join("nope").to_str().unwrap()]);
+    let (_, stderr) = text(&o);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(stderr.contains("not a run directory"), "{stderr}");
+    std::fs::remove_dir_all(&out).unwrap();
+}
