@@ -132,6 +132,56 @@ fn main() {
             );
         }
     }
+    if wanted("int8_mlp") {
+        // the MLP 784-256-128-10's forward pass at a batch of 1,000, f32
+        // against int8 Linear layers, each call from outside the pool (as
+        // an evaluation loop makes them)
+        use nabla_core::quant::{QTensor, QuantizedLinearWeight};
+        let x = Tensor::randn([1000, 784]);
+        let dims = [(784, 256), (256, 128), (128, 10)];
+        let ws: Vec<(Tensor, Tensor)> = dims
+            .iter()
+            .map(|&(k, n)| {
+                (
+                    Tensor::randn([n, k]).mul_scalar(0.05).unwrap(),
+                    Tensor::randn([n]),
+                )
+            })
+            .collect();
+        let qs: Vec<(QuantizedLinearWeight, Vec<f32>)> = ws
+            .iter()
+            .map(|(w, b)| {
+                (
+                    QuantizedLinearWeight::new(QTensor::quantize(w, false).unwrap()).unwrap(),
+                    b.to_vec(),
+                )
+            })
+            .collect();
+        let f32_t = best_time(0.5, || {
+            let mut h = x.clone();
+            for (i, (w, b)) in ws.iter().enumerate() {
+                h = h.linear(w, Some(b)).unwrap();
+                if i < 2 {
+                    h = h.relu().unwrap();
+                }
+            }
+        });
+        let q_t = best_time(0.5, || {
+            let mut h = x.clone();
+            for (i, (q, b)) in qs.iter().enumerate() {
+                h = q.forward(&h, Some(b)).unwrap();
+                if i < 2 {
+                    h = h.relu().unwrap();
+                }
+            }
+        });
+        println!(
+            "int8_mlp_1000 f32 {:.1} us, int8 {:.1} us ({:.2}×)",
+            f32_t * 1e6,
+            q_t * 1e6,
+            f32_t / q_t
+        );
+    }
     if wanted("orient") {
         use nabla_core::backend::cpu::matmul::{gemm_into, MatRef};
         // y = x·Wᵀ (x [m,k], W [n,k]) into a row-major y, as matmul returns

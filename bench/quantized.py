@@ -1,0 +1,115 @@
+#!/usr/bin/env python3
+"""int8 against f32, nabla against PyTorch, on one trained MLP run.
+
+nabla's side is `nabla quantize RUN` (f32 and int8 forward passes over the
+test set in batches, the data already in memory, the best of three). PyTorch's side loads the
+run's f32 weights (`model.safetensors`, PyTorch's names) into the same MLP,
+quantizes it with `torch.ao.quantization.quantize_dynamic` (Linear layers,
+qint8 weights, per-batch activations: the same scheme) and times the same
+passes (the best of three). The two alternate, `--rounds` times at each thread count; the best
+time of each is kept.
+
+    nabla train --model mlp --epochs 10 --data /usr/share/datasets/fashion-mnist --out /tmp/mlp
+    python3 bench/quantized.py --python ~/torch/bin/python --run /tmp/mlp
+
+The driver uses only the standard library; `--torch-side` is the part
+that runs under PyTorch's interpreter."""
+import argparse
+import os
+import re
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+NORMALIZE = {"fashion-mnist": (0.2860, 0.3530), "mnist": (0.1307, 0.3081)}
+
+
+def torch_side(run, data, dataset, batch, threads, repeats):
+    import gzip
+    import time
+
+    import torch
+    from safetensors.torch import load_file
+
+    torch.set_num_threads(threads)
+    raw = gzip.open(os.path.join(data, "t10k-images-idx3-ubyte.gz")).read()[16:]
+    labels = torch.frombuffer(bytearray(gzip.open(os.path.join(data, "t10k-labels-idx1-ubyte.gz")).read()[8:]),
+                              dtype=torch.uint8).long()
+    mean, std = NORMALIZE[dataset]
+    x = (torch.frombuffer(bytearray(raw), dtype=torch.uint8).float().reshape(-1, 1, 28, 28) / 255 - mean) / std
+    model = torch.nn.Sequential()
+    model.add_module("0", torch.nn.Flatten())
+    model.add_module("fc1", torch.nn.Linear(784, 256))
+    model.add_module("2", torch.nn.ReLU())
+    model.add_module("fc2", torch.nn.Linear(256, 128))
+    model.add_module("4", torch.nn.ReLU())
+    model.add_module("fc3", torch.nn.Linear(128, 10))
+    model.load_state_dict(load_file(os.path.join(run, "model.safetensors")))
+    model.eval()
+    quantized = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+
+    def passes(m):
+        best, correct = float("inf"), 0
+        with torch.no_grad():
+            for _ in range(repeats):
+                start, correct = time.perf_counter(), 0
+                for i in range(0, len(x), batch):
+                    correct += (m(x[i:i + batch]).argmax(1) == labels[i:i + batch]).sum().item()
+                best = min(best, time.perf_counter() - start)
+        return correct, best
+
+    for name, m in (("f32", model), ("int8", quantized)):
+        correct, secs = passes(m)
+        print(f"{name} {100 * correct / len(x):.2f} {secs:.4f}")
+
+
+def nabla_side(binary, run, batch, threads):
+    env = dict(os.environ, NABLA_NUM_THREADS=str(threads))
+    out = subprocess.run([binary, "quantize", run, "--batch-size", str(batch), "-o", "/tmp/nabla-bench-int8.safetensors"],
+                         env=env, capture_output=True, text=True, check=True).stdout
+    rows = {}
+    for name in ("f32", "int8"):
+        m = re.search(rf"^{name}\s+([0-9.]+) kB\s+([0-9.]+)%\s+([0-9.]+) s", out, re.M)
+        rows[name] = (float(m.group(2)), float(m.group(3)), float(m.group(1)))
+    return rows
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--python", default=sys.executable)
+    p.add_argument("--run", required=True)
+    p.add_argument("--data", default="/usr/share/datasets/fashion-mnist")
+    p.add_argument("--dataset", default="fashion-mnist")
+    p.add_argument("--binary", default=os.path.join(ROOT, "target", "release", "nabla"))
+    p.add_argument("--batch", type=int, default=1000)
+    p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--torch-side", action="store_true")
+    a = p.parse_args()
+    if a.torch_side:
+        torch_side(a.run, a.data, a.dataset, a.batch, a.threads[0], a.rounds)
+        return
+    print("| threads | side | f32 accuracy | int8 accuracy | f32 s | int8 s | int8 speed-up |")
+    print("|---|---|---|---|---|---|---|")
+    for threads in a.threads:
+        best = {"nabla": {}, "PyTorch": {}}
+        for _ in range(a.rounds):
+            for name, (acc, secs, _) in nabla_side(a.binary, a.run, a.batch, threads).items():
+                old = best["nabla"].get(name, (acc, float("inf")))
+                best["nabla"][name] = (acc, min(old[1], secs))
+            out = subprocess.run([a.python, __file__, "--torch-side", "--run", a.run, "--data", a.data,
+                                  "--dataset", a.dataset, "--batch", str(a.batch), "--threads", str(threads),
+                                  "--rounds", "3"], capture_output=True, text=True, check=True).stdout
+            for line in out.splitlines():
+                name, acc, secs = line.split()
+                old = best["PyTorch"].get(name, (float(acc), float("inf")))
+                best["PyTorch"][name] = (float(acc), min(old[1], float(secs)))
+        for side, rows in best.items():
+            (fa, fs), (qa, qs) = rows["f32"], rows["int8"]
+            print(f"| {threads} | {side} | {fa:.2f}% | {qa:.2f}% | {fs:.4f} | {qs:.4f} | {fs / qs:.2f}× |")
+        n, t = best["nabla"]["int8"][1], best["PyTorch"]["int8"][1]
+        print(f"| {threads} | int8, PyTorch's time / nabla's | | | | | {t / n:.2f}× |")
+
+
+if __name__ == "__main__":
+    main()
