@@ -316,6 +316,21 @@ pub struct TrainArgs {
     /// Start from these weights (safetensors, PyTorch state-dict keys)
     #[arg(long)]
     pub init_weights: Option<PathBuf>,
+    /// A trained run (same data and classes) that teaches this model: its
+    /// softened predictions join the labels in the loss (knowledge distillation)
+    #[arg(long, value_name = "RUN")]
+    #[serde(default)]
+    pub teacher: Option<PathBuf>,
+    /// Distillation's softmax temperature, both models' logits divided by it
+    /// [default with --teacher: 2]
+    #[arg(long, value_name = "T", value_parser = positive)]
+    #[serde(default)]
+    pub temperature: Option<f32>,
+    /// Weight of the teacher's soft targets in the loss, from 0 to 1; the
+    /// labels' cross-entropy gets the rest [default with --teacher: 0.25]
+    #[arg(long, value_name = "A", value_parser = unit_interval)]
+    #[serde(default)]
+    pub distill_alpha: Option<f32>,
     /// Continue the run in this directory from its last checkpoint (--epochs and
     /// --max-steps may extend it; other flags must match the run's)
     #[arg(long, value_name = "RUN_DIR")]
@@ -353,7 +368,7 @@ impl TrainArgs {
     /// model has no `[gpt]` settings.
     pub fn applies(model: &str, id: &str) -> bool {
         /// What only the image models read.
-        const IMAGE_ONLY: [&str; 16] = [
+        const IMAGE_ONLY: [&str; 19] = [
             "dataset",
             "download",
             "test_batch_size",
@@ -370,6 +385,9 @@ impl TrainArgs {
             "augment",
             "train_fraction",
             "init_weights",
+            "teacher",
+            "temperature",
+            "distill_alpha",
         ];
         let lm_only = <GptArgs as Args>::augment_args(clap::Command::new("gpt"))
             .get_arguments()
@@ -479,6 +497,14 @@ fn fraction(s: &str) -> Result<f32, String> {
     match s.parse::<f32>() {
         Ok(v) if v > 0.0 && v <= 1.0 => Ok(v),
         _ => Err(format!("{s:?} is not a fraction in (0, 1]")),
+    }
+}
+
+/// A number from 0 to 1 (a bad value is a usage error).
+fn unit_interval(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(v) if (0.0..=1.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a number from 0 to 1")),
     }
 }
 

@@ -34,9 +34,10 @@ pub fn settings(args: TrainArgs, given: &[String]) -> Result<(TrainArgs, PathBuf
         return Ok((args, dir, false));
     };
     let mut saved = crate::inspect::run_config(&dir)?;
-    // the config keeps the data folder absolute: compare it so
+    // the config keeps the data folder and the teacher absolute: compare them so
     let args = TrainArgs {
         data: args.data.as_deref().map(crate::train::absolute),
+        teacher: args.teacher.as_deref().map(crate::train::absolute),
         ..args
     };
     let (old, new) = (

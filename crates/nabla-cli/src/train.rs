@@ -6,15 +6,16 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use anyhow::{anyhow, Context, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use nabla_core::{Device, Tensor};
 use nabla_data::{Augmentation, DataLoader};
+use nabla_nn::modelfile::FileModel;
 use nabla_nn::optim::{Adadelta, Adagrad, Adam, Optimizer, RMSprop, Sgd};
 use nabla_nn::scheduler::{ReduceLrOnPlateau, Schedule};
 use nabla_nn::state_dict::{load_safetensors, load_state_dict};
 use nabla_nn::Module;
 use nabla_train::callbacks::MixBatches;
-use nabla_train::{say, Outcome, RunDir, TrainError, Trainer};
+use nabla_train::{say, Distillation, Outcome, RunDir, TrainError, Trainer};
 
 use crate::args::{DeviceKind, OptimizerKind, SchedulerKind, TrainArgs};
 use crate::common::{augmented_dataset, dataset, load_data, model_for, usage};
@@ -116,7 +117,40 @@ fn check_args(a: &TrainArgs) -> Result<()> {
             a.dataset
         )));
     }
+    if a.teacher.is_none() && (a.temperature.is_some() || a.distill_alpha.is_some()) {
+        return Err(usage(
+            "--temperature and --distill-alpha set a distillation: they need --teacher RUN",
+        ));
+    }
     Ok(())
+}
+
+/// The teacher of a distillation (`--teacher RUN`), checked against the
+/// student: the same input and number of classes.
+fn teacher_for(a: &TrainArgs, student: &FileModel, device: Device) -> Result<Option<FileModel>> {
+    let Some(dir) = &a.teacher else {
+        return Ok(None);
+    };
+    let t = crate::inspect::load_trained(dir, None, None, None, false)
+        .with_context(|| format!("--teacher {}", dir.display()))?;
+    if t.model.input != student.input || t.model.output_shape() != student.output_shape() {
+        bail!(
+            "--teacher {}: its model takes {:?} and gives {:?}, the student takes {:?} and gives {:?}",
+            dir.display(),
+            t.model.input,
+            t.model.output_shape(),
+            student.input,
+            student.output_shape()
+        );
+    }
+    if t.dataset != a.dataset {
+        eprintln!(
+            "note: the teacher was trained on {}, the student trains on {}",
+            t.dataset, a.dataset
+        );
+    }
+    t.model.to(device)?;
+    Ok(Some(t.model))
 }
 
 /// `given`: the flags named on the command line (a resumed run may change
@@ -194,6 +228,7 @@ fn train(a: TrainArgs, run_dir: PathBuf, resume: bool) -> Result<i32> {
         load_state_dict(&model, &sd).map_err(|e| anyhow!("{}: {e}", w.display()))?;
     }
     model.to(device)?;
+    let teacher = teacher_for(&a, &model, device)?;
     let opt = optimizer(&a, model.parameters())?;
     let train_loader = DataLoader::new(train_set, a.batch_size())
         .shuffle(!a.no_shuffle)
@@ -209,6 +244,13 @@ fn train(a: TrainArgs, run_dir: PathBuf, resume: bool) -> Result<i32> {
         .clip_grad_norm(a.clip_grad_norm)
         .l1(a.l1)
         .log_every(a.log_interval);
+    if let Some(teacher) = &teacher {
+        let (t, alpha) = (
+            a.temperature.unwrap_or(2.0),
+            a.distill_alpha.unwrap_or(0.25),
+        );
+        trainer = trainer.distill(Distillation::new(teacher, t, alpha)?);
+    }
     if let Some(mix) = augmentation.mix {
         trainer = trainer.callback(MixBatches {
             mix,
@@ -344,6 +386,7 @@ pub fn write_config(run: &RunDir, a: &TrainArgs) -> Result<()> {
         overwrite: false,
         out: Some(run.path().to_path_buf()),
         data: a.data.as_deref().map(absolute),
+        teacher: a.teacher.as_deref().map(absolute),
         ..a.clone()
     };
     // (gpt-char is no zoo model of images, and no file either)

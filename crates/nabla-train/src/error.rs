@@ -26,6 +26,10 @@ pub enum TrainError {
     /// already holding a run, corrupt, from another run).
     #[error("{0}")]
     Run(String),
+    /// A setting of the trainer that cannot work (a distillation's
+    /// temperature, a teacher of other classes).
+    #[error("{0}")]
+    Config(String),
     /// The training loss stopped being a finite number.
     #[error(
         "training diverged at epoch {epoch}, step {step}: the loss is {loss} with lr {lr}; {}; \

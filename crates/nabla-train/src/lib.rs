@@ -4,6 +4,7 @@
 //!   [`BatchSource`] (a [`DataLoader`](nabla_data::DataLoader) is one);
 //! - [`callbacks`] are its parts a user turns on, off or replaces
 //!   (progress display, early stopping, schedules, mixup);
+//! - [`distill`]: a trained teacher's soft targets in the loss;
 //! - [`windows`] are the batches of a text for a language model;
 //! - [`run_dir`] is the run directory (config, metrics, steps,
 //!   checkpoints, final weights), written and read in one place, with the
@@ -14,6 +15,7 @@
 //! framework a model must live in.
 
 pub mod callbacks;
+pub mod distill;
 pub mod error;
 pub mod evaluate;
 pub mod run_dir;
@@ -21,6 +23,7 @@ pub mod trainer;
 pub mod windows;
 
 pub use callbacks::{Callback, Ctx, EpochEnd, Flow, StepEnd};
+pub use distill::Distillation;
 pub use error::{Result, TrainError};
 pub use evaluate::{
     cross_entropy_loss, evaluate, predict, token_cross_entropy_loss, BatchSource, Evaluation,

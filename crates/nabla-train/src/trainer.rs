@@ -2,8 +2,8 @@
 //! and users.
 //!
 //! One step: the batch (through the callbacks' `on_batch`: mixup), the
-//! forward pass, the loss (mean over the batch, plus an L1 penalty when
-//! asked), the NaN guard, backward (over `grad_accum` batches, each loss
+//! forward pass, the loss (mean over the batch, with a teacher's soft
+//! targets when distilling, plus an L1 penalty when asked), the NaN guard, backward (over `grad_accum` batches, each loss
 //! divided by their number, when gradients are accumulated), gradient
 //! clipping, the optimizer's step, the callbacks' `on_step_end` (a per-step schedule, the progress
 //! display), a row of `steps.csv` every `log_every` steps. After each
@@ -29,6 +29,7 @@ use nabla_nn::Module;
 use crate::callbacks::{
     Callback, ConsoleLog, Ctx, EarlyStopping, EpochEnd, Flow, LrSchedule, ReduceOnPlateau, StepEnd,
 };
+use crate::distill::Distillation;
 use crate::error::{Result, TrainError};
 use crate::evaluate::{cross_entropy_loss, evaluate, predict, BatchSource, Evaluation, LossFn};
 use crate::run_dir::checkpoint::{Checkpoint, TrainState};
@@ -63,6 +64,7 @@ pub struct Trainer<'m> {
     model: &'m dyn Module,
     optimizer: Box<dyn Optimizer>,
     loss: LossFn,
+    distill: Option<Distillation<'m>>,
     epochs: usize,
     max_steps: Option<usize>,
     total_steps: Option<usize>,
@@ -86,6 +88,7 @@ impl<'m> Trainer<'m> {
             model,
             optimizer: Box::new(optimizer),
             loss: cross_entropy_loss(),
+            distill: None,
             epochs: 1,
             max_steps: None,
             total_steps: None,
@@ -131,6 +134,12 @@ impl<'m> Trainer<'m> {
     /// The loss: `(output, targets, reduction) -> loss` (cross-entropy by default).
     pub fn loss(mut self, loss: LossFn) -> Self {
         self.loss = loss;
+        self
+    }
+    /// Trains with a teacher's soft targets besides the labels (knowledge
+    /// distillation: [`Distillation`]); validation keeps the plain loss.
+    pub fn distill(mut self, distillation: Distillation<'m>) -> Self {
+        self.distill = Some(distillation);
         self
     }
     /// Clips the global 2-norm of the model's gradients to `max` before
@@ -354,7 +363,10 @@ impl<'m> Trainer<'m> {
                     self.optimizer.zero_grad();
                 }
                 let out = self.model.forward(&batch.inputs)?;
-                let mut loss = (self.loss)(&out, &batch.targets, Reduction::Mean)?;
+                let mut loss = match &self.distill {
+                    Some(d) => d.loss(&batch.inputs, &out, &batch.targets, &self.loss)?,
+                    None => (self.loss)(&out, &batch.targets, Reduction::Mean)?,
+                };
                 if self.l1 > 0.0 {
                     loss = loss.add(&l1_penalty(&self.model.parameters(), self.l1)?)?;
                 }

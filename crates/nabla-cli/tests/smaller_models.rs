@@ -1,4 +1,5 @@
-//! `nabla quantize` and the commands that take its int8 model (`--int8`).
+//! Smaller models from the command line: `nabla quantize` and the commands
+//! that take its int8 model (`--int8`), and distillation (`--teacher`).
 
 mod common;
 
@@ -149,5 +150,136 @@ fn lenet_quantizes_its_linear_layers_and_bad_runs_are_refused() {
     let (_, stderr) = text(&o);
     assert_eq!(o.status.code(), Some(1));
     assert!(stderr.contains("not a run directory"), "{stderr}");
+    std::fs::remove_dir_all(&out).unwrap();
+}
+
+/// Distillation from the command line: a student trained with `--teacher`
+/// keeps the teacher in its config (absolute), resumes to the weights of
+/// an uninterrupted run, and the distillation flags are checked.
+#[test]
+fn a_student_learns_from_a_teacher_run() {
+    let out = tmp("distill");
+    let (teacher, student, longer) = (out.join("teacher"), out.join("student"), out.join("longer"));
+    let o = run(&[
+        "train",
+        "--model",
+        "mlp",
+        "--epochs",
+        "1",
+        "--out",
+        teacher.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    let distill = |dir: &std::path::Path, epochs: &str| {
+        let t = teacher.to_str().unwrap();
+        let args = [
+            "train",
+            "--model",
+            "mlp",
+            "--train-fraction",
+            "0.1",
+            "--epochs",
+            epochs,
+        ];
+        let mut args: Vec<&str> = args.to_vec();
+        args.extend([
+            "--teacher",
+            t,
+            "--temperature",
+            "3",
+            "--distill-alpha",
+            "0.8",
+        ]);
+        args.extend(["--out", dir.to_str().unwrap()]);
+        run(&args)
+    };
+    let o = distill(&student, "1");
+    assert!(o.status.success(), "{}", text(&o).1);
+    let config = std::fs::read_to_string(student.join("config.toml")).unwrap();
+    assert!(
+        config.contains(&format!("teacher = {:?}", teacher.to_str().unwrap())),
+        "{config}"
+    );
+    assert!(config.contains("distill_alpha = 0.8"), "{config}");
+    // one epoch more by resuming = two epochs at once, bit for bit
+    let o = run(&[
+        "train",
+        "--resume",
+        student.to_str().unwrap(),
+        "--epochs",
+        "2",
+    ]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    let o = distill(&longer, "2");
+    assert!(o.status.success(), "{}", text(&o).1);
+    assert_eq!(
+        common::weights(&student.join("model.safetensors")),
+        common::weights(&longer.join("model.safetensors"))
+    );
+    // and the teacher made a difference
+    let plain = out.join("plain");
+    let o = run(&[
+        "train",
+        "--model",
+        "mlp",
+        "--train-fraction",
+        "0.1",
+        "--epochs",
+        "1",
+        "--out",
+        plain.to_str().unwrap(),
+    ]);
+    assert!(o.status.success());
+    let one_epoch_student = out.join("one");
+    assert!(distill(&one_epoch_student, "1").status.success());
+    assert_ne!(
+        common::weights(&plain.join("model.safetensors")),
+        common::weights(&one_epoch_student.join("model.safetensors"))
+    );
+
+    let o = run(&[
+        "train",
+        "--model",
+        "mlp",
+        "--temperature",
+        "3",
+        "--max-steps",
+        "1",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o).1);
+    assert!(text(&o).1.contains("need --teacher"), "{}", text(&o).1);
+    let o = run(&[
+        "train",
+        "--model",
+        "mlp",
+        "--teacher",
+        teacher.to_str().unwrap(),
+        "--distill-alpha",
+        "2",
+    ]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = run(&[
+        "train",
+        "--model",
+        "mlp",
+        "--teacher",
+        out.join("none").to_str().unwrap(),
+        "--out",
+        out.join("x").to_str().unwrap(),
+    ]);
+    let (_, stderr) = text(&o);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("--teacher") && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+    let o = run(&[
+        "train",
+        "--model",
+        "gpt-char",
+        "--teacher",
+        teacher.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(2));
     std::fs::remove_dir_all(&out).unwrap();
 }
