@@ -30,6 +30,8 @@ pub enum Command {
     Plot(PlotArgs),
     /// Write a self-contained HTML report of a run (curves, metrics, pictures)
     Report(ReportArgs),
+    /// Prune a trained model (smallest weights, or with --structured whole channels and neurons) and fine-tune it
+    Prune(PruneArgs),
     /// Quantize a trained model to int8 (its Linear layers), compare it with the f32 model on the test set
     Quantize(QuantizeArgs),
     /// Continue a text with a trained language model (a gpt-char run), streaming it
@@ -105,6 +107,28 @@ pub struct TrainedArgs {
     /// Use the run's int8 model (model.int8.safetensors, from `nabla quantize`)
     #[arg(long)]
     pub int8: bool,
+}
+
+#[derive(Clone, Debug, Args)]
+pub struct PruneArgs {
+    /// The run directory of a trained image classifier
+    pub run: PathBuf,
+    /// Share to remove: of the weights, or with --structured of each
+    /// layer's channels and neurons
+    #[arg(long, default_value_t = 0.5, value_parser = below_one)]
+    pub amount: f32,
+    /// Remove whole channels and neurons: a smaller, faster dense model
+    #[arg(long)]
+    pub structured: bool,
+    /// Rank each layer's weights apart (unstructured; default: all together)
+    #[arg(long)]
+    pub per_layer: bool,
+    /// Epochs of fine-tuning after pruning, with the run's settings
+    #[arg(long, default_value_t = 1, value_parser = at_least_one)]
+    pub epochs: usize,
+    /// Run directory of the pruned model (default: RUN-pruned)
+    #[arg(long, value_name = "RUN_DIR")]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(Clone, Debug, Args)]
@@ -316,6 +340,10 @@ pub struct TrainArgs {
     /// Start from these weights (safetensors, PyTorch state-dict keys)
     #[arg(long)]
     pub init_weights: Option<PathBuf>,
+    /// Keep the weights that are zero at zero (fine-tuning a pruned model)
+    #[arg(long)]
+    #[serde(default)]
+    pub keep_zeros: bool,
     /// A trained run (same data and classes) that teaches this model: its
     /// softened predictions join the labels in the loss (knowledge distillation)
     #[arg(long, value_name = "RUN")]
@@ -368,7 +396,7 @@ impl TrainArgs {
     /// model has no `[gpt]` settings.
     pub fn applies(model: &str, id: &str) -> bool {
         /// What only the image models read.
-        const IMAGE_ONLY: [&str; 19] = [
+        const IMAGE_ONLY: [&str; 20] = [
             "dataset",
             "download",
             "test_batch_size",
@@ -388,6 +416,7 @@ impl TrainArgs {
             "teacher",
             "temperature",
             "distill_alpha",
+            "keep_zeros",
         ];
         let lm_only = <GptArgs as Args>::augment_args(clap::Command::new("gpt"))
             .get_arguments()
@@ -497,6 +526,14 @@ fn fraction(s: &str) -> Result<f32, String> {
     match s.parse::<f32>() {
         Ok(v) if v > 0.0 && v <= 1.0 => Ok(v),
         _ => Err(format!("{s:?} is not a fraction in (0, 1]")),
+    }
+}
+
+/// A share from 0 to below 1 (a bad value is a usage error).
+fn below_one(s: &str) -> Result<f32, String> {
+    match s.parse::<f32>() {
+        Ok(v) if (0.0..1.0).contains(&v) => Ok(v),
+        _ => Err(format!("{s:?} is not a share from 0 to below 1")),
     }
 }
 

@@ -11,6 +11,7 @@ mod inspect;
 mod lm;
 mod picture;
 mod plots;
+mod prune;
 mod quantize;
 mod report;
 mod settings;
@@ -45,6 +46,7 @@ fn main() {
         Command::Explain(a) => explain::run(a).map(|_| 0),
         Command::Plot(a) => plots::run(a).map(|_| 0),
         Command::Report(a) => report::run(a).map(|_| 0),
+        Command::Prune(a) => prune::run(a).map(|_| 0),
         Command::Quantize(a) => quantize::run(a).map(|_| 0),
         Command::Generate(a) => lm::generate(a).map(|_| 0),
     });

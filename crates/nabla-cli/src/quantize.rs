@@ -17,7 +17,7 @@ use crate::inspect::{load_trained, thousands, INT8_WEIGHTS};
 
 /// Accuracy (correct predictions) and seconds of the forward passes over
 /// the test images, in batches, the data already in memory.
-fn accuracy_and_time(
+pub(crate) fn accuracy_and_time(
     model: &dyn Module,
     x: &Tensor,
     labels: &[f32],

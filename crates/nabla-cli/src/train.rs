@@ -14,7 +14,7 @@ use nabla_nn::optim::{Adadelta, Adagrad, Adam, Optimizer, RMSprop, Sgd};
 use nabla_nn::scheduler::{ReduceLrOnPlateau, Schedule};
 use nabla_nn::state_dict::{load_safetensors, load_state_dict};
 use nabla_nn::Module;
-use nabla_train::callbacks::MixBatches;
+use nabla_train::callbacks::{KeepZeros, MixBatches};
 use nabla_train::{say, Distillation, Outcome, RunDir, TrainError, Trainer};
 
 use crate::args::{DeviceKind, OptimizerKind, SchedulerKind, TrainArgs};
@@ -250,6 +250,9 @@ fn train(a: TrainArgs, run_dir: PathBuf, resume: bool) -> Result<i32> {
             a.distill_alpha.unwrap_or(0.25),
         );
         trainer = trainer.distill(Distillation::new(teacher, t, alpha)?);
+    }
+    if a.keep_zeros {
+        trainer = trainer.callback(KeepZeros::default());
     }
     if let Some(mix) = augmentation.mix {
         trainer = trainer.callback(MixBatches {

@@ -283,3 +283,134 @@ fn a_student_learns_from_a_teacher_run() {
     assert_eq!(o.status.code(), Some(2));
     std::fs::remove_dir_all(&out).unwrap();
 }
+
+/// The share of zeros in each weight matrix of a weights file.
+fn zero_shares(path: &std::path::Path) -> Vec<(String, f64)> {
+    common::weights(path)
+        .into_iter()
+        .filter(|(n, v)| n.ends_with(".weight") && v.len() > 100)
+        .map(|(n, v)| {
+            (
+                n,
+                v.iter().filter(|x| **x == 0.0).count() as f64 / v.len() as f64,
+            )
+        })
+        .collect()
+}
+
+/// Structured pruning makes a smaller LeNet that trains on and evaluates
+/// as a run of its own; magnitude pruning keeps its zeros through
+/// fine-tuning; what cannot be pruned is refused.
+#[test]
+fn lenet_prunes_into_a_smaller_run() {
+    let out = tmp("prune");
+    let run_dir = out.join("lenet");
+    let o = run(&[
+        "train",
+        "--max-steps",
+        "60",
+        "--out",
+        run_dir.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o).1);
+
+    let small = out.join("small");
+    let o = run(&[
+        "prune",
+        run_dir.to_str().unwrap(),
+        "--structured",
+        "--out",
+        small.to_str().unwrap(),
+    ]);
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("conv1 3/6, conv2 8/16, fc1 60/120, fc2 42/84"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("as fast as the original's"), "{stdout}");
+    for f in [
+        "pruned.toml",
+        "pruned.safetensors",
+        "model.safetensors",
+        "model.toml",
+    ] {
+        assert!(small.join(f).is_file(), "{f}");
+    }
+    let o = run(&["summary", small.to_str().unwrap()]);
+    let (stdout, _) = text(&o);
+    let conv1 = stdout.lines().find(|l| l.starts_with("conv1 ")).unwrap();
+    assert!(conv1.contains("[3, 28, 28]"), "{stdout}");
+    let o = run(&["eval", small.to_str().unwrap()]);
+    assert!(
+        o.status.success() && text(&o).0.contains("Test set"),
+        "{}",
+        text(&o).1
+    );
+    // the same directory again is refused, before anything is written
+    let o = run(&[
+        "prune",
+        run_dir.to_str().unwrap(),
+        "--structured",
+        "--out",
+        small.to_str().unwrap(),
+    ]);
+    assert_eq!(o.status.code(), Some(1));
+
+    let sparse = out.join("sparse");
+    let o = run(&[
+        "prune",
+        run_dir.to_str().unwrap(),
+        "--amount",
+        "0.7",
+        "--per-layer",
+        "--out",
+        sparse.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    let before = zero_shares(&sparse.join("pruned.safetensors"));
+    let after = zero_shares(&sparse.join("model.safetensors"));
+    assert_eq!(before.len(), 5, "{before:?}");
+    for ((name, b), (_, a)) in before.iter().zip(&after) {
+        assert!(
+            (b - 0.7).abs() < 0.01 && a >= b,
+            "{name}: {b} pruned, {a} after fine-tuning"
+        );
+    }
+    let config = std::fs::read_to_string(sparse.join("config.toml")).unwrap();
+    assert!(config.contains("keep_zeros = true"), "{config}");
+
+    let o = run(&["prune", run_dir.to_str().unwrap(), "--amount", "1"]);
+    assert_eq!(o.status.code(), Some(2));
+    let o = run(&["prune", out.join("nope").to_str().unwrap()]);
+    assert_eq!(o.status.code(), Some(1));
+    let lstm = out.join("lstm");
+    let o = run(&[
+        "train",
+        "--model",
+        "lstm-rows",
+        "--max-steps",
+        "2",
+        "--out",
+        lstm.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o).1);
+    let o = run(&[
+        "prune",
+        lstm.to_str().unwrap(),
+        "--structured",
+        "--out",
+        out.join("x").to_str().unwrap(),
+    ]);
+    let (_, stderr) = text(&o);
+    assert_eq!(o.status.code(), Some(1));
+    assert!(
+        stderr.contains("layer lstm (lstm)") && stderr.lines().count() == 1,
+        "{stderr}"
+    );
+    assert!(
+        !out.join("x").exists(),
+        "a refused pruning leaves no directory"
+    );
+    std::fs::remove_dir_all(&out).unwrap();
+}

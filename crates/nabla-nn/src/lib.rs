@@ -8,6 +8,7 @@ pub mod loss;
 pub mod modelfile;
 pub mod optim;
 pub mod positional;
+pub mod prune;
 pub mod quantized;
 pub mod regularization;
 pub mod scheduler;

@@ -230,6 +230,8 @@ pub fn load_quantized(path: impl AsRef<Path>, model: &dyn Module) -> crate::stat
         q.check(&name).map_err(|e| bad(e.to_string()))?;
         quantized.push((name, q));
     }
+    // (safetensors lists its tensors in no fixed order)
+    quantized.sort_by(|a, b| a.0.cmp(&b.0));
     let wanted: Vec<String> = model
         .named_quantized()
         .into_iter()

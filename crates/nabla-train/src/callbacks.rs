@@ -7,13 +7,14 @@
 //! Built in: [`ConsoleLog`] (a progress bar on a terminal, PyTorch's
 //! example's lines otherwise, the test line after each epoch),
 //! [`EarlyStopping`], [`LrSchedule`] (any [`Schedule`], per epoch or per
-//! step), [`ReduceOnPlateau`] and [`MixBatches`] (mixup, CutMix).
+//! step), [`ReduceOnPlateau`], [`MixBatches`] (mixup, CutMix) and
+//! [`KeepZeros`] (pruned weights stay zero).
 
 use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::time::Instant;
 
-use nabla_core::Generator;
+use nabla_core::{Generator, Tensor};
 use nabla_data::augment::{mix_batch, BatchMix};
 use nabla_data::Batch;
 use nabla_nn::optim::Optimizer;
@@ -372,5 +373,43 @@ impl Callback for MixBatches {
             &mut rng,
         )?;
         Ok(())
+    }
+}
+
+/// Keeps the model's zero weights at zero through training: fine-tuning
+/// after magnitude pruning (`nabla_nn::prune`). The zeros are read from
+/// the weights when fitting starts (a resumed run finds them in its
+/// checkpoint) and set again after every optimizer step, as PyTorch's
+/// pruning masks hold them.
+#[derive(Default)]
+pub struct KeepZeros {
+    masks: Vec<(Tensor, Tensor)>,
+}
+
+impl Callback for KeepZeros {
+    fn name(&self) -> &str {
+        "keep_zeros"
+    }
+    fn on_fit_start(&mut self, ctx: &mut Ctx) -> Result<()> {
+        self.masks.clear();
+        for (_, w) in nabla_nn::prune::prunable_weights(ctx.model) {
+            let mask: Vec<f32> = w
+                .to_vec()
+                .iter()
+                .map(|v| (*v != 0.0) as u8 as f32)
+                .collect();
+            let mask = Tensor::from_vec_on(mask, w.shape().to_vec(), w.device())?;
+            self.masks.push((w, mask));
+        }
+        Ok(())
+    }
+    fn on_step_end(&mut self, _: &StepEnd, _: &mut Ctx) -> Result<Flow> {
+        nabla_core::no_grad(|| -> nabla_core::Result<()> {
+            for (w, mask) in &self.masks {
+                w.copy_from(&w.mul(mask)?)?;
+            }
+            Ok(())
+        })?;
+        Ok(Flow::Continue)
     }
 }

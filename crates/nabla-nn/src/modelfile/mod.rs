@@ -34,6 +34,12 @@ pub struct ModelFileError(pub String);
 
 pub type Result<T> = std::result::Result<T, ModelFileError>;
 
+impl From<nabla_core::Error> for ModelFileError {
+    fn from(e: nabla_core::Error) -> Self {
+        ModelFileError(e.to_string())
+    }
+}
+
 /// `return Err(...)` with a formatted message (as anyhow's `bail!`).
 macro_rules! bail {
     ($($arg:tt)*) => {
@@ -53,6 +59,7 @@ use crate::{
     TransformerConfig, TransformerEncoder, ELU, GELU, SELU,
 };
 use nabla_core::{Conv2dParams, Pool2d, Tensor};
+pub mod prune;
 mod size;
 mod spec;
 
@@ -138,7 +145,16 @@ pub fn is_file_model(model: &str) -> bool {
 
 /// Reads a model by zoo name or from a TOML file.
 pub fn load_spec(model: &str) -> Result<(ModelFile, String)> {
-    let (text, source) = match ZOO.iter().find(|(n, _)| *n == model) {
+    let (text, source) = model_text(model)?;
+    // (the whole message: it names the line and column)
+    let spec: ModelFile =
+        toml::from_str(&text).map_err(|e| anyhow!("{source}: invalid model file: {e}"))?;
+    Ok((spec, source))
+}
+
+/// A model's TOML text (a zoo model's, or a file's) and how errors name it.
+pub fn model_text(model: &str) -> Result<(String, String)> {
+    Ok(match ZOO.iter().find(|(n, _)| *n == model) {
         Some((_, text)) => (text.to_string(), format!("zoo model {model:?}")),
         None => {
             let path = Path::new(model);
@@ -153,11 +169,7 @@ pub fn load_spec(model: &str) -> Result<(ModelFile, String)> {
                 .map_err(|e| anyhow!("{model}: cannot read the model file: {e}"))?;
             (text, model.to_string())
         }
-    };
-    // (the whole message: it names the line and column)
-    let spec: ModelFile =
-        toml::from_str(&text).map_err(|e| anyhow!("{source}: invalid model file: {e}"))?;
-    Ok((spec, source))
+    })
 }
 
 fn product(shape: &[usize]) -> String {
