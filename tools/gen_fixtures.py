@@ -808,9 +808,44 @@ def quantized():
                   os.path.join(OUT, name + ".safetensors"), metadata={"torch": torch.__version__})
 
 
+def quantized_lstm():
+    """A dynamically quantized LSTM as nabla computes it, composed of
+    PyTorch's quantized ops (fbgemm, activations on 8 bits): the input
+    projection of the whole sequence in one `linear_dynamic`, then per step
+    `linear_dynamic` of h (quantized per call) and the cell in float."""
+    from torch.ao.quantization import MinMaxObserver
+    torch.manual_seed(12)
+    torch.backends.quantized.engine = "x86"
+    lstm = torch.nn.LSTM(6, 8, batch_first=True)
+    x = rand(5, 7, 6)
+
+    def q(w):
+        obs = MinMaxObserver(dtype=torch.qint8, qscheme=torch.per_tensor_symmetric)
+        obs(w)
+        scale, zero = obs.calculate_qparams()
+        return torch.quantize_per_tensor(w.detach(), float(scale), int(zero), torch.qint8)
+
+    ih = torch.ops.quantized.linear_prepack(q(lstm.weight_ih_l0), None)
+    hh = torch.ops.quantized.linear_prepack(q(lstm.weight_hh_l0), (lstm.bias_ih_l0 + lstm.bias_hh_l0).detach())
+    projected = torch.ops.quantized.linear_dynamic(x.reshape(-1, 6), ih, reduce_range=False).reshape(5, 7, 32)
+    h, c = torch.zeros(5, 8), torch.zeros(5, 8)
+    outs = []
+    for t in range(7):
+        z = projected[:, t] + torch.ops.quantized.linear_dynamic(h, hh, reduce_range=False)
+        i, f, g, o = z.chunk(4, 1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        outs.append(h)
+    tensors = {"x": x, "out": torch.stack(outs, 1)}
+    for name, p in lstm.state_dict().items():
+        tensors["param." + name] = p.detach().clone()
+    save_file({k: v.contiguous() for k, v in tensors.items()},
+              os.path.join(OUT, "quantized_lstm.safetensors"), metadata={"torch": torch.__version__})
+
+
 GROUPS = ["main", "recurrent", "schedulers", "norms", "optimizers", "losses", "lenet", "conv_same",
           "pool_ceil", "activations", "random_configs", "recurrent_configs", "cells", "examples_pieces",
-          "attention", "multihead_attention", "transformers", "gpt", "quantized"]
+          "attention", "multihead_attention", "transformers", "gpt", "quantized", "quantized_lstm"]
 
 
 if __name__ == "__main__":

@@ -32,7 +32,7 @@ pub enum Command {
     Report(ReportArgs),
     /// Prune a trained model (smallest weights, or with --structured whole channels and neurons) and fine-tune it
     Prune(PruneArgs),
-    /// Quantize a trained model to int8 (its Linear layers), compare it with the f32 model on the test set
+    /// Quantize a trained model to int8 (its Linear and recurrent layers), compare it with the f32 model on the test set
     Quantize(QuantizeArgs),
     /// Continue a text with a trained language model (a gpt-char run), streaming it
     Generate(GenerateArgs),

@@ -1,5 +1,6 @@
-//! `nabla quantize RUN`: the run's model with int8 Linear layers (dynamic
-//! quantization: int8 weights, activations quantized batch by batch),
+//! `nabla quantize RUN`: the run's model with int8 Linear and recurrent
+//! layers (dynamic quantization: int8 weights, activations quantized batch
+//! by batch, a recurrent layer's hidden state step by step),
 //! written as `RUN/model.int8.safetensors` and compared with the f32 model
 //! on the test set: size, accuracy, time.
 
@@ -54,11 +55,13 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
     let batch = a.batch_size as usize;
     let (f32_correct, f32_secs) = accuracy_and_time(&t.model, &x, &labels, batch)?;
     let q = t.model.into_quantized(a.per_channel)?;
-    let layers: Vec<String> = q
-        .named_quantized()
-        .into_iter()
-        .map(|(n, _)| n.trim_end_matches(".weight").to_string())
-        .collect();
+    let mut layers: Vec<String> = vec![];
+    for (name, _) in q.named_quantized() {
+        let layer = name.split_once('.').map_or(name.as_str(), |(l, _)| l);
+        if !layers.iter().any(|l| l == layer) {
+            layers.push(layer.to_string());
+        }
+    }
     if layers.is_empty() {
         bail!(
             "{}: no layer of this model has an int8 form (Linear layers do)",
@@ -71,7 +74,7 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
     let (q_correct, q_secs) = accuracy_and_time(&q, &x, &labels, batch)?;
     let n = labels.len();
     say!(
-        "int8 ({}): {} (convolutions and recurrent layers stay f32)",
+        "int8 ({}): {} (convolutions stay f32)",
         if a.per_channel {
             "a scale per neuron"
         } else {

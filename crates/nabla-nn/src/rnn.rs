@@ -399,6 +399,13 @@ impl Module for Recurrent {
         self.training.store(on, Ordering::Relaxed);
     }
 
+    fn quantize_dynamic(&self, per_channel: bool) -> Option<Result<Box<dyn Module>>> {
+        Some(
+            self.quantized(per_channel)
+                .map(|q| Box::new(q) as Box<dyn Module>),
+        )
+    }
+
     fn describe(&self) -> String {
         let name = match self.kind {
             RnnKind::RnnTanh | RnnKind::RnnRelu => "RNN",
@@ -449,13 +456,21 @@ impl Module for LastHidden {
     fn set_training(&self, on: bool) {
         self.0.set_training(on)
     }
+    fn quantize_dynamic(&self, per_channel: bool) -> Option<Result<Box<dyn Module>>> {
+        Some(
+            self.quantized(per_channel)
+                .map(|q| Box::new(q) as Box<dyn Module>),
+        )
+    }
     fn describe(&self) -> String {
         self.0.describe()
     }
 }
 
 mod cells;
+mod quantized;
 pub use cells::RecurrentCell;
+pub use quantized::{Output as QuantizedOutput, QuantizedRecurrent};
 
 #[cfg(test)]
 mod tests;

@@ -48,3 +48,24 @@ fn dynamic_quantized_linear_matches_pytorch() {
         assert_close(name, &ours.to_vec(), &t["out"].to_vec(), 1e-5, 1e-5);
     }
 }
+
+/// A dynamically quantized LSTM against the same computation in PyTorch's
+/// quantized ops: the sequence's input projection at once, then each step's
+/// int8 hidden product and the cell.
+#[test]
+fn dynamic_quantized_lstm_matches_pytorch() {
+    use nabla_nn::rnn::{Recurrent, RnnConfig};
+    use nabla_nn::state_dict::load_state_dict;
+    let (t, _) = load("quantized_lstm");
+    let lstm = Recurrent::lstm(RnnConfig {
+        batch_first: true,
+        ..RnnConfig::new(6, 8)
+    });
+    load_state_dict(&lstm, &common::params(&t)).unwrap();
+    let q = lstm.quantized(false).unwrap();
+    let ours = q.forward(&t["x"]).unwrap();
+    assert_eq!(ours.shape(), t["out"].shape());
+    // (nabla's σ and tanh are within 3e-7 of the exact ones: here every
+    // h quantizes to PyTorch's integers, and the outputs agree to 1e-6)
+    assert_close("quantized lstm", &ours.to_vec(), &t["out"].to_vec(), 1e-5, 1e-5);
+}

@@ -67,6 +67,47 @@ impl QuantizedLinearWeight {
         (self.weight.shape[1], self.weight.shape[0])
     }
 
+    /// `out [m, out] = xs [m, in] · Wᵀ + bias` on row-major slices: the
+    /// activations quantized from their own minimum and maximum, the int8
+    /// product on the pool's threads.
+    pub fn product_into(&self, xs: &[f32], m: usize, bias: Option<&[f32]>, out: &mut [f32]) {
+        let bias = pad(bias.unwrap_or(&[]).iter().copied(), self.weight.shape[0]);
+        crate::threads::in_pool(|| {
+            let q = QParams::for_activations(xs);
+            self.product_with(xs, m, q, &bias, out, crate::num_threads())
+        })
+    }
+
+    /// [`Self::product_into`] with the activations' parameters given (a
+    /// block of rows of a larger batch quantized as the whole batch) and
+    /// the bias padded to whole panels ([`Self::padded`]), on `threads`.
+    pub fn product_with(
+        &self,
+        xs: &[f32],
+        m: usize,
+        q: QParams,
+        bias: &[f32],
+        out: &mut [f32],
+        threads: usize,
+    ) {
+        let n = self.weight.shape[0];
+        assert_eq!(out.len(), m * n, "product_with: out holds m·out values");
+        let rows = RowsA::quantize(xs, m, &self.packed, 1.0 / q.scale, q.zero_point as f32);
+        let ep = Epilogue {
+            zero_point: q.zero_point,
+            scale: q.scale,
+            row_sums: &self.row_sums,
+            col_scales: &self.col_scales,
+            bias,
+        };
+        gemm_u8s8(m, &rows, &self.packed, out, &ep, threads);
+    }
+
+    /// `bias` (or zeros) padded as [`Self::product_with`] takes it.
+    pub fn padded(&self, bias: Option<&[f32]>) -> Vec<f32> {
+        pad(bias.unwrap_or(&[]).iter().copied(), self.weight.shape[0])
+    }
+
     /// `x [.., in] → [.., out]` through the int8 product, plus `bias [out]`.
     pub fn forward(&self, x: &Tensor, bias: Option<&[f32]>) -> Result<Tensor> {
         let (k, n) = self.features();
@@ -88,25 +129,8 @@ impl QuantizedLinearWeight {
         let m = x.numel() / k.max(1);
         let mut out_shape = shape.to_vec();
         *out_shape.last_mut().unwrap() = n;
-        let threads = crate::num_threads();
-        let bias = pad(bias.unwrap_or(&[]).iter().copied(), n);
-        let y = x.read_data(|xs| {
-            crate::threads::in_pool(|| {
-                let q = QParams::for_activations(xs);
-                let (inv, zp) = (1.0 / q.scale, q.zero_point as f32);
-                let rows = RowsA::quantize(xs, m, &self.packed, inv, zp);
-                let ep = Epilogue {
-                    zero_point: q.zero_point,
-                    scale: q.scale,
-                    row_sums: &self.row_sums,
-                    col_scales: &self.col_scales,
-                    bias: &bias,
-                };
-                let mut y = vec![0f32; m * n];
-                gemm_u8s8(m, &rows, &self.packed, &mut y, &ep, threads);
-                y
-            })
-        });
+        let mut y = vec![0f32; m * n];
+        x.read_data(|xs| self.product_into(xs, m, bias, &mut y));
         Tensor::from_vec_on(y, out_shape, x.device())
     }
 }

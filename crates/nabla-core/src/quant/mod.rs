@@ -18,6 +18,7 @@
 //! as fbgemm does.
 
 mod linear;
+pub mod recurrent;
 
 pub use linear::QuantizedLinearWeight;
 

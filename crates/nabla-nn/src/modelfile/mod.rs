@@ -81,7 +81,7 @@ pub struct FileModel {
 }
 
 impl FileModel {
-    /// The model with its Linear layers quantized to int8
+    /// The model with its Linear and recurrent layers quantized to int8
     /// ([`Sequential::into_quantized`]); the summary's types say which.
     pub fn into_quantized(self, per_channel: bool) -> nabla_core::Result<FileModel> {
         let net = self.net.into_quantized(per_channel)?;
@@ -90,7 +90,10 @@ impl FileModel {
             .layers
             .into_iter()
             .map(|mut l| {
-                if quantized.contains(&format!("{}.weight", l.name)) {
+                if quantized
+                    .iter()
+                    .any(|q| q.starts_with(&format!("{}.", l.name)))
+                {
                     l.kind = format!("{} int8", l.kind);
                 }
                 l
