@@ -1,11 +1,13 @@
 #!/usr/bin/env python3
-"""int8 against f32, nabla against PyTorch, on one trained MLP run.
+"""int8 against f32, nabla against PyTorch, on one trained run of the MLP
+or of lstm-rows.
 
 nabla's side is `nabla quantize RUN` (f32 and int8 forward passes over the
 test set in batches, the data already in memory, the best of three). PyTorch's side loads the
-run's f32 weights (`model.safetensors`, PyTorch's names) into the same MLP,
-quantizes it with `torch.ao.quantization.quantize_dynamic` (Linear layers,
-qint8 weights, per-batch activations: the same scheme) and times the same
+run's f32 weights (`model.safetensors`, PyTorch's names) into the same
+model, quantizes it with `torch.ao.quantization.quantize_dynamic` (Linear
+and LSTM layers, qint8 weights, activations quantized when they come: the
+same scheme) and times the same
 passes (the best of three). The two alternate, `--rounds` times at each thread count; the best
 time of each is kept.
 
@@ -37,16 +39,31 @@ def torch_side(run, data, dataset, batch, threads, repeats):
                               dtype=torch.uint8).long()
     mean, std = NORMALIZE[dataset]
     x = (torch.frombuffer(bytearray(raw), dtype=torch.uint8).float().reshape(-1, 1, 28, 28) / 255 - mean) / std
-    model = torch.nn.Sequential()
-    model.add_module("0", torch.nn.Flatten())
-    model.add_module("fc1", torch.nn.Linear(784, 256))
-    model.add_module("2", torch.nn.ReLU())
-    model.add_module("fc2", torch.nn.Linear(256, 128))
-    model.add_module("4", torch.nn.ReLU())
-    model.add_module("fc3", torch.nn.Linear(128, 10))
-    model.load_state_dict(load_file(os.path.join(run, "model.safetensors")))
+    weights = load_file(os.path.join(run, "model.safetensors"))
+    if "lstm.weight_ih_l0" in weights:
+        class LstmRows(torch.nn.Module):
+            """nabla's lstm-rows: each image's 28 rows through an LSTM of
+            128 units, its last hidden state to 10 classes."""
+            def __init__(self):
+                super().__init__()
+                self.lstm = torch.nn.LSTM(28, 128, batch_first=True)
+                self.fc = torch.nn.Linear(128, 10)
+
+            def forward(self, x):
+                _, (h, _) = self.lstm(x.squeeze(1))
+                return self.fc(h[-1])
+        model = LstmRows()
+    else:
+        model = torch.nn.Sequential()
+        model.add_module("0", torch.nn.Flatten())
+        model.add_module("fc1", torch.nn.Linear(784, 256))
+        model.add_module("2", torch.nn.ReLU())
+        model.add_module("fc2", torch.nn.Linear(256, 128))
+        model.add_module("4", torch.nn.ReLU())
+        model.add_module("fc3", torch.nn.Linear(128, 10))
+    model.load_state_dict(weights)
     model.eval()
-    quantized = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+    quantized = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear, torch.nn.LSTM}, dtype=torch.qint8)
 
     def passes(m):
         best, correct = float("inf"), 0

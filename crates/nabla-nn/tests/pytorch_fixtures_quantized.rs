@@ -67,5 +67,11 @@ fn dynamic_quantized_lstm_matches_pytorch() {
     assert_eq!(ours.shape(), t["out"].shape());
     // (nabla's σ and tanh are within 3e-7 of the exact ones: here every
     // h quantizes to PyTorch's integers, and the outputs agree to 1e-6)
-    assert_close("quantized lstm", &ours.to_vec(), &t["out"].to_vec(), 1e-5, 1e-5);
+    assert_close(
+        "quantized lstm",
+        &ours.to_vec(),
+        &t["out"].to_vec(),
+        1e-5,
+        1e-5,
+    );
 }
