@@ -395,6 +395,23 @@ fn lenet_prunes_into_a_smaller_run() {
         lstm.to_str().unwrap(),
     ]);
     assert!(o.status.success(), "{}", text(&o).1);
+    // an LSTM's recurrent layer quantizes with its classifier
+    let o = run(&["quantize", lstm.to_str().unwrap()]);
+    let (stdout, stderr) = text(&o);
+    assert!(
+        o.status.success() && stdout.starts_with("int8 (a scale per layer): lstm, fc"),
+        "{stdout}{stderr}"
+    );
+    let o = run(&["summary", lstm.to_str().unwrap(), "--int8"]);
+    let (stdout, _) = text(&o);
+    assert!(
+        stdout
+            .lines()
+            .any(|l| l.starts_with("lstm ") && l.contains("lstm int8")),
+        "{stdout}"
+    );
+    let o = run(&["eval", lstm.to_str().unwrap(), "--int8"]);
+    assert!(o.status.success(), "{}", text(&o).1);
     let o = run(&[
         "prune",
         lstm.to_str().unwrap(),
