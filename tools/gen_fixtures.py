@@ -843,9 +843,27 @@ def quantized_lstm():
               os.path.join(OUT, "quantized_lstm.safetensors"), metadata={"torch": torch.__version__})
 
 
+def halves():
+    """f32 values rounded to bfloat16 and float16 by PyTorch: edge values
+    (signed zeros, infinities, NaN, the formats' largest and smallest,
+    subnormals, ties) and random ones over many magnitudes; the bits of
+    each result."""
+    torch.manual_seed(13)
+    edges = [0.0, -0.0, 1.0, -1.0, float("inf"), float("-inf"), float("nan"), 3.4028234663852886e38,
+             1.1754943508222875e-38, 1e-40, 1e-45, 65504.0, 65519.0, 65520.0, 65536.0, 6.103515625e-05,
+             5.960464477539063e-08, 2.9802322387695312e-08, 4.470348358154297e-08, 1 + 2 ** -8, 1 + 3 * 2 ** -8,
+             1 + 2 ** -11, 1 + 3 * 2 ** -11, -2.5, 3.140625, 1e-8, -7e-6]
+    values = torch.cat([torch.tensor(edges, dtype=torch.float32),
+                        torch.randn(2000) * torch.exp(torch.empty(2000).uniform_(-30, 30))])
+    bf16 = values.to(torch.bfloat16).view(torch.int16).to(torch.int32) & 0xFFFF
+    f16 = values.to(torch.float16).view(torch.int16).to(torch.int32) & 0xFFFF
+    save_file({"x": values, "bf16_bits": bf16, "f16_bits": f16},
+              os.path.join(OUT, "halves.safetensors"), metadata={"torch": torch.__version__})
+
+
 GROUPS = ["main", "recurrent", "schedulers", "norms", "optimizers", "losses", "lenet", "conv_same",
           "pool_ceil", "activations", "random_configs", "recurrent_configs", "cells", "examples_pieces",
-          "attention", "multihead_attention", "transformers", "gpt", "quantized", "quantized_lstm"]
+          "attention", "multihead_attention", "transformers", "gpt", "quantized", "quantized_lstm", "halves"]
 
 
 if __name__ == "__main__":

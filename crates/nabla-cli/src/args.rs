@@ -131,14 +131,28 @@ pub struct PruneArgs {
     pub out: Option<PathBuf>,
 }
 
+/// What `nabla quantize` makes of a model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum QuantizeTo {
+    /// int8 weights, activations quantized as they come (faster, 4× smaller)
+    Int8,
+    /// weights rounded to bfloat16 (a file half the size; computed in f32)
+    Bf16,
+    /// weights rounded to IEEE float16 (a file half the size; computed in f32)
+    F16,
+}
+
 #[derive(Clone, Debug, Args)]
 pub struct QuantizeArgs {
     /// The run directory of a trained image classifier
     pub run: PathBuf,
-    /// One scale per output neuron instead of one per layer
+    /// The precision to store the model in
+    #[arg(long, value_enum, default_value = "int8")]
+    pub to: QuantizeTo,
+    /// One scale per output neuron instead of one per layer (int8)
     #[arg(long)]
     pub per_channel: bool,
-    /// Output file (default: RUN/model.int8.safetensors)
+    /// Output file (default: RUN/model.int8.safetensors, or model.bf16, model.f16)
     #[arg(short = 'o', long)]
     pub output: Option<PathBuf>,
     /// Batch size of the comparison on the test set

@@ -169,16 +169,31 @@ pub(crate) fn load_trained(
             file,
         )
     } else if weights.is_file() {
-        let m = model.ok_or_else(|| {
-            anyhow!(
+        // a file inside a run directory (its int8 or 16-bit model, a
+        // checkpoint) takes the run's settings unless told otherwise
+        let run = weights
+            .ancestors()
+            .skip(1)
+            .take(2)
+            .find(|d| d.join("config.toml").is_file())
+            .map(run_config)
+            .transpose()?;
+        let m = match (model, &run) {
+            (Some(m), _) => m.to_string(),
+            (None, Some(cfg)) => cfg.model.clone(),
+            (None, None) => bail!(
                 "{}: a weights file needs --model (a zoo name or model file)",
                 weights.display()
-            )
-        })?;
+            ),
+        };
+        let run_dataset = run.as_ref().map(|c| c.dataset.clone());
         (
-            m.to_string(),
-            dataset.unwrap_or("mnist").to_string(),
-            data.map(Path::to_path_buf),
+            m,
+            dataset
+                .map(str::to_string)
+                .or(run_dataset)
+                .unwrap_or_else(|| "mnist".into()),
+            data.map(Path::to_path_buf).or(run.and_then(|c| c.data)),
             weights.to_path_buf(),
         )
     } else {

@@ -1,19 +1,25 @@
 //! `nabla quantize RUN`: the run's model with int8 Linear and recurrent
 //! layers (dynamic quantization: int8 weights, activations quantized batch
-//! by batch, a recurrent layer's hidden state step by step),
-//! written as `RUN/model.int8.safetensors` and compared with the f32 model
-//! on the test set: size, accuracy, time.
+//! by batch, a recurrent layer's hidden state step by step), written as
+//! `RUN/model.int8.safetensors`; or (`--to bf16`, `f16`) its weights
+//! rounded to 16 bits, `RUN/model.bf16.safetensors`. Either is compared
+//! with the f32 model on the test set: size, accuracy, time.
 
 use std::time::Instant;
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Result};
+use nabla_core::half::HalfKind;
 use nabla_core::{no_grad, Tensor};
-use nabla_nn::quantized::{save_quantized, state_bytes};
-use nabla_nn::state_dict::{state_dict, to_safetensors_bytes};
+use nabla_nn::modelfile::{build, load_spec};
+use nabla_nn::quantized::save_quantized;
+use nabla_nn::state_dict::{
+    load_safetensors, load_state_dict, save_safetensors_as, state_dict, to_safetensors_bytes,
+};
 use nabla_nn::Module;
 use nabla_train::say;
 
-use crate::args::QuantizeArgs;
+use crate::args::{QuantizeArgs, QuantizeTo};
+use crate::common::usage;
 use crate::inspect::{load_trained, thousands, INT8_WEIGHTS};
 
 /// Accuracy (correct predictions) and seconds of the forward passes over
@@ -44,6 +50,11 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
     if !a.run.is_dir() {
         bail!("{}: not a run directory", a.run.display());
     }
+    if a.per_channel && a.to != QuantizeTo::Int8 {
+        return Err(usage(
+            "--per-channel sets int8 scales; it does not apply to --to bf16 or f16",
+        ));
+    }
     let t = load_trained(&a.run, None, None, None, false)?;
     if t.quantized {
         bail!("{}: the run's weights are already int8", a.run.display());
@@ -54,34 +65,59 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
     let f32_file = to_safetensors_bytes(&state_dict(&t.model), None)?.len();
     let batch = a.batch_size as usize;
     let (f32_correct, f32_secs) = accuracy_and_time(&t.model, &x, &labels, batch)?;
-    let q = t.model.into_quantized(a.per_channel)?;
-    let mut layers: Vec<String> = vec![];
-    for (name, _) in q.named_quantized() {
-        let layer = name.split_once('.').map_or(name.as_str(), |(l, _)| l);
-        if !layers.iter().any(|l| l == layer) {
-            layers.push(layer.to_string());
-        }
-    }
-    if layers.is_empty() {
-        bail!(
-            "{}: no layer of this model has an int8 form (Linear layers do)",
-            a.run.display()
-        );
-    }
-    let out = a.output.clone().unwrap_or_else(|| a.run.join(INT8_WEIGHTS));
-    save_quantized(&out, &q)?;
-    let int8_file = std::fs::metadata(&out)?.len() as usize;
-    let (q_correct, q_secs) = accuracy_and_time(&q, &x, &labels, batch)?;
     let n = labels.len();
-    say!(
-        "int8 ({}): {} (convolutions stay f32)",
-        if a.per_channel {
-            "a scale per neuron"
-        } else {
-            "a scale per layer"
-        },
-        layers.join(", ")
-    );
+    let (label, out, correct, secs) = match a.to {
+        QuantizeTo::Int8 => {
+            let q = t.model.into_quantized(a.per_channel)?;
+            let mut layers: Vec<String> = vec![];
+            for (name, _) in q.named_quantized() {
+                let layer = name.split_once('.').map_or(name.as_str(), |(l, _)| l);
+                if !layers.iter().any(|l| l == layer) {
+                    layers.push(layer.to_string());
+                }
+            }
+            if layers.is_empty() {
+                bail!(
+                    "{}: no layer of this model has an int8 form (Linear and recurrent layers do)",
+                    a.run.display()
+                );
+            }
+            let out = a.output.clone().unwrap_or_else(|| a.run.join(INT8_WEIGHTS));
+            save_quantized(&out, &q)?;
+            let scales = if a.per_channel {
+                "a scale per neuron"
+            } else {
+                "a scale per layer"
+            };
+            say!(
+                "int8 ({scales}): {} (convolutions stay f32)",
+                layers.join(", ")
+            );
+            let (correct, secs) = accuracy_and_time(&q, &x, &labels, batch)?;
+            ("int8", out, correct, secs)
+        }
+        QuantizeTo::Bf16 | QuantizeTo::F16 => {
+            let (kind, label) = match a.to {
+                QuantizeTo::Bf16 => (HalfKind::Bf16, "bf16"),
+                _ => (HalfKind::F16, "f16"),
+            };
+            let out = a
+                .output
+                .clone()
+                .unwrap_or_else(|| a.run.join(format!("model.{label}.safetensors")));
+            save_safetensors_as(&out, &state_dict(&t.model), Some(kind))?;
+            say!("{label}: every weight rounded to {label} (computed in f32 once loaded)");
+            // the file read back, as eval will read it
+            let (spec, source) = load_spec(&t.model_name)?;
+            let back = build(&spec, &source, None)?;
+            let weights = load_safetensors(&out).map_err(|e| anyhow!("{e}"))?;
+            load_state_dict(&back, &weights).map_err(|e| anyhow!("{e}"))?;
+            back.eval();
+            let (correct, secs) = accuracy_and_time(&back, &x, &labels, batch)?;
+            (label, out, correct, secs)
+        }
+    };
+    let file = std::fs::metadata(&out)?.len() as usize;
     say!(
         "\n{:<6} {:>12} {:>14} {:>22}",
         "model",
@@ -91,7 +127,7 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
     );
     for (name, bytes, correct, secs) in [
         ("f32", f32_file, f32_correct, f32_secs),
-        ("int8", int8_file, q_correct, q_secs),
+        (label, file, correct, secs),
     ] {
         say!(
             "{name:<6} {:>9.1} kB {:>13.2}% {:>20.3} s",
@@ -100,12 +136,14 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
             secs
         );
     }
+    let evaluate = match a.to {
+        QuantizeTo::Int8 if a.output.is_none() => format!("nabla eval {} --int8", a.run.display()),
+        _ => format!("nabla eval {}", out.display()),
+    };
     say!(
-        "\nwrote {} ({:.1}× smaller, {} bytes of state); `nabla eval {} --int8` evaluates it",
+        "\nwrote {} ({:.1}× smaller); `{evaluate}` evaluates it",
         out.display(),
-        f32_file as f64 / int8_file as f64,
-        thousands(state_bytes(&q)),
-        a.run.display()
+        f32_file as f64 / file as f64,
     );
     Ok(())
 }

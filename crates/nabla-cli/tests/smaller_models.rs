@@ -97,6 +97,32 @@ fn an_mlp_quantizes_and_every_command_takes_the_result() {
     assert!(o.status.success() && png.is_file(), "{stderr}");
     assert!(stderr.contains("read back as f32"), "{stderr}");
 
+    // 16-bit weights: half the file, the same predictions within a
+    // rounding, PyTorch's BF16 dtype; a file in a run evaluates alone
+    let o = run(&["quantize", dir, "--to", "bf16"]);
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        (accuracy(&stdout, "bf16") - f32_acc).abs() <= 1.0,
+        "{stdout}"
+    );
+    let bf16 = out.join("model.bf16.safetensors");
+    let bytes = std::fs::read(&bf16).unwrap();
+    let header = safetensors::SafeTensors::deserialize(&bytes).unwrap();
+    assert_eq!(
+        header.tensor("fc1.weight").unwrap().dtype(),
+        safetensors::Dtype::BF16
+    );
+    assert!(bytes.len() as u64 * 19 / 10 < f32_size);
+    let o = run(&["eval", bf16.to_str().unwrap()]);
+    assert!(
+        o.status.success() && text(&o).0.contains("Test set"),
+        "{}",
+        text(&o).1
+    );
+    let o = run(&["quantize", dir, "--to", "f16", "--per-channel"]);
+    assert_eq!(o.status.code(), Some(2));
+
     // quantizing twice from the int8 file is refused; a broken file is one line
     let o = run(&["quantize", int8.to_str().unwrap()]);
     assert_eq!(o.status.code(), Some(1));

@@ -16,6 +16,7 @@ mod device;
 mod display;
 mod error;
 pub mod gradcheck;
+pub mod half;
 pub mod io;
 pub mod isa;
 pub mod layout;

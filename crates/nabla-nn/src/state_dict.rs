@@ -8,6 +8,7 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use nabla_core::half::HalfKind;
 use nabla_core::Tensor;
 use safetensors::{Dtype, SafeTensors};
 
@@ -43,14 +44,31 @@ pub fn to_safetensors_bytes(
     tensors: &[(String, Tensor)],
     metadata: Option<HashMap<String, String>>,
 ) -> Result<Vec<u8>> {
+    to_safetensors_bytes_as(tensors, metadata, None)
+}
+
+/// [`to_safetensors_bytes`] with the values rounded to a 16-bit format
+/// (`BF16` or `F16` tensors, which PyTorch loads as `torch.bfloat16` and
+/// `torch.float16`), or kept f32 (`None`).
+pub fn to_safetensors_bytes_as(
+    tensors: &[(String, Tensor)],
+    metadata: Option<HashMap<String, String>>,
+    half: Option<HalfKind>,
+) -> Result<Vec<u8>> {
+    let dtype = match half {
+        None => Dtype::F32,
+        Some(HalfKind::Bf16) => Dtype::BF16,
+        Some(HalfKind::F16) => Dtype::F16,
+    };
     let data: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
         .iter()
         .map(|(n, t)| {
-            (
-                n.clone(),
-                t.shape().to_vec(),
-                t.to_vec().iter().flat_map(|v| v.to_le_bytes()).collect(),
-            )
+            let values = t.to_vec();
+            let bytes = match half {
+                None => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
+                Some(kind) => kind.encode(&values),
+            };
+            (n.clone(), t.shape().to_vec(), bytes)
         })
         .collect();
     let views = data
@@ -58,7 +76,7 @@ pub fn to_safetensors_bytes(
         .map(|(n, s, b)| {
             Ok((
                 n.clone(),
-                safetensors::tensor::TensorView::new(Dtype::F32, s.clone(), b)?,
+                safetensors::tensor::TensorView::new(dtype, s.clone(), b)?,
             ))
         })
         .collect::<std::result::Result<Vec<_>, safetensors::SafeTensorError>>()
@@ -68,8 +86,18 @@ pub fn to_safetensors_bytes(
 
 /// Writes named tensors to `path` atomically (temporary file, then rename).
 pub fn save_safetensors(path: impl AsRef<Path>, tensors: &[(String, Tensor)]) -> Result<()> {
+    save_safetensors_as(path, tensors, None)
+}
+
+/// [`save_safetensors`] in a 16-bit format (half the file; PyTorch loads
+/// it as bfloat16 or float16 tensors), or f32 (`None`).
+pub fn save_safetensors_as(
+    path: impl AsRef<Path>,
+    tensors: &[(String, Tensor)],
+    half: Option<HalfKind>,
+) -> Result<()> {
     let path = path.as_ref();
-    let bytes = to_safetensors_bytes(tensors, None)?;
+    let bytes = to_safetensors_bytes_as(tensors, None, half)?;
     nabla_core::io::write_atomically(path, &bytes).map_err(|source| StateDictError::Io {
         path: path.display().to_string(),
         source,
@@ -96,14 +124,8 @@ pub fn from_safetensors_bytes(bytes: &[u8], source: &str) -> Result<Vec<(String,
                 .chunks_exact(8)
                 .map(|b| f64::from_le_bytes(b.try_into().unwrap()) as f32)
                 .collect(),
-            Dtype::BF16 => data
-                .chunks_exact(2)
-                .map(|b| f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16))
-                .collect(),
-            Dtype::F16 => data
-                .chunks_exact(2)
-                .map(|b| f16_to_f32(u16::from_le_bytes([b[0], b[1]])))
-                .collect(),
+            Dtype::BF16 => HalfKind::Bf16.decode(data),
+            Dtype::F16 => HalfKind::F16.decode(data),
             // integer buffers (BatchNorm's num_batches_tracked), masks
             Dtype::I64 => data
                 .chunks_exact(8)
@@ -130,19 +152,6 @@ pub fn from_safetensors_bytes(bytes: &[u8], source: &str) -> Result<Vec<(String,
     // safetensors stores keys sorted; keep a stable order
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
-}
-
-/// An IEEE 754 half-precision value (PyTorch's float16) as f32, exactly:
-/// the 5-bit exponent rebiased (15 → 127), the 10-bit mantissa shifted up;
-/// subnormals are `mantissa · 2⁻²⁴`, all-ones exponents infinities or NaNs.
-fn f16_to_f32(h: u16) -> f32 {
-    let sign = if h & 0x8000 != 0 { -1.0 } else { 1.0 };
-    let (exp, mant) = (u32::from(h >> 10) & 0x1f, u32::from(h) & 0x3ff);
-    match exp {
-        0 => sign * mant as f32 * 2f32.powi(-24),
-        0x1f => f32::from_bits(u32::from(h & 0x8000) << 16 | 0x7f80_0000 | mant << 13),
-        _ => f32::from_bits(u32::from(h & 0x8000) << 16 | (exp + 112) << 23 | mant << 13),
-    }
 }
 
 /// Reads a safetensors file into named f32 tensors.
@@ -282,8 +291,32 @@ mod tests {
         assert_eq!(half[4], 2f32.powi(-24));
         assert!(half[5] == 0.0 && half[5].is_sign_negative());
         assert_eq!(half[6], f32::INFINITY);
-        assert!(f16_to_f32(0x7e00).is_nan());
+        assert!(nabla_core::half::F16(0x7e00).to_f32().is_nan());
         assert_eq!(value("bf16"), [1.0, -3.0]);
+        // and written back in 16 bits: the same values (they are exact)
+        let named: Vec<(String, Tensor)> = got
+            .iter()
+            .filter(|(n, _)| n == "half" || n == "bf16")
+            .cloned()
+            .collect();
+        for kind in [HalfKind::Bf16, HalfKind::F16] {
+            let bytes = to_safetensors_bytes_as(&named, None, Some(kind)).unwrap();
+            let back = from_safetensors_bytes(&bytes, "test").unwrap();
+            let st = SafeTensors::deserialize(&bytes).unwrap();
+            let dtype = st.tensor("bf16").unwrap().dtype();
+            assert_eq!(
+                dtype,
+                if kind == HalfKind::Bf16 {
+                    Dtype::BF16
+                } else {
+                    Dtype::F16
+                }
+            );
+            assert_eq!(back[0].1.to_vec(), [1.0, -3.0]);
+            if kind == HalfKind::F16 {
+                assert_eq!(back[1].1.to_vec()[..4], [1.0, -2.0, 0.5, 65504.0]);
+            }
+        }
         assert_eq!(value("double"), [0.25, -3.5]);
         assert_eq!(value("long"), [7.0, -1.0]);
         assert_eq!(value("int8"), [-1.0, 5.0]);
