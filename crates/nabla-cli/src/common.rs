@@ -2,9 +2,10 @@
 //! evaluating it.
 
 use std::path::{Path, PathBuf};
+use std::time::Instant;
 
 use anyhow::{anyhow, Result};
-use nabla_core::Tensor;
+use nabla_core::{no_grad, Tensor};
 use nabla_data::{check_input_shape, DataLoader, ImageDataset, ImageSet, Mnist, Transform};
 use nabla_nn::Module;
 use nabla_train::{cross_entropy_loss, Evaluation};
@@ -121,4 +122,28 @@ pub fn evaluate(model: &dyn Module, data: ImageDataset, batch: usize) -> Result<
 /// Softmax probabilities of a batch of logits.
 pub fn probabilities(logits: &Tensor) -> Result<Vec<Vec<f32>>> {
     Ok(logits.softmax(1)?.to_vec2()?)
+}
+
+/// Accuracy (correct predictions) and seconds of the forward passes over
+/// the test images, in batches, the data already in memory.
+pub fn accuracy_and_time(
+    model: &dyn Module,
+    x: &Tensor,
+    labels: &[f32],
+    batch: usize,
+) -> Result<(usize, f64)> {
+    let n = x.shape()[0];
+    let start = Instant::now();
+    let mut correct = 0;
+    for i0 in (0..n).step_by(batch) {
+        let len = batch.min(n - i0);
+        let logits = no_grad(|| model.forward(&x.narrow(0, i0, len)?))?;
+        let predicted = logits.argmax(-1, false)?.to_vec();
+        correct += predicted
+            .iter()
+            .zip(&labels[i0..i0 + len])
+            .filter(|(p, y)| p == y)
+            .count();
+    }
+    Ok((correct, start.elapsed().as_secs_f64()))
 }

@@ -24,8 +24,8 @@ use nabla_nn::Module;
 use nabla_train::say;
 
 use crate::args::PruneArgs;
+use crate::common::accuracy_and_time;
 use crate::inspect::{load_trained, run_config, thousands};
-use crate::quantize::accuracy_and_time;
 use crate::train::absolute;
 
 /// A model's row of the closing table.

@@ -5,11 +5,8 @@
 //! rounded to 16 bits, `RUN/model.bf16.safetensors`. Either is compared
 //! with the f32 model on the test set: size, accuracy, time.
 
-use std::time::Instant;
-
 use anyhow::{anyhow, bail, Result};
 use nabla_core::half::HalfKind;
-use nabla_core::{no_grad, Tensor};
 use nabla_nn::modelfile::{build, load_spec};
 use nabla_nn::quantized::save_quantized;
 use nabla_nn::state_dict::{
@@ -19,32 +16,8 @@ use nabla_nn::Module;
 use nabla_train::say;
 
 use crate::args::{QuantizeArgs, QuantizeTo};
-use crate::common::usage;
+use crate::common::{accuracy_and_time, usage};
 use crate::inspect::{load_trained, thousands, INT8_WEIGHTS};
-
-/// Accuracy (correct predictions) and seconds of the forward passes over
-/// the test images, in batches, the data already in memory.
-pub(crate) fn accuracy_and_time(
-    model: &dyn Module,
-    x: &Tensor,
-    labels: &[f32],
-    batch: usize,
-) -> Result<(usize, f64)> {
-    let n = x.shape()[0];
-    let start = Instant::now();
-    let mut correct = 0;
-    for i0 in (0..n).step_by(batch) {
-        let len = batch.min(n - i0);
-        let logits = no_grad(|| model.forward(&x.narrow(0, i0, len)?))?;
-        let predicted = logits.argmax(-1, false)?.to_vec();
-        correct += predicted
-            .iter()
-            .zip(&labels[i0..i0 + len])
-            .filter(|(p, y)| p == y)
-            .count();
-    }
-    Ok((correct, start.elapsed().as_secs_f64()))
-}
 
 pub fn run(a: QuantizeArgs) -> Result<()> {
     if !a.run.is_dir() {

@@ -45,6 +45,15 @@ pub enum RnnKind {
 }
 
 impl RnnKind {
+    /// PyTorch's class name: `RNN`, `LSTM` or `GRU`.
+    pub fn name(self) -> &'static str {
+        match self {
+            RnnKind::RnnTanh | RnnKind::RnnRelu => "RNN",
+            RnnKind::Lstm => "LSTM",
+            RnnKind::Gru => "GRU",
+        }
+    }
+
     fn gates(self) -> usize {
         match self {
             RnnKind::RnnTanh | RnnKind::RnnRelu => 1,
@@ -407,14 +416,12 @@ impl Module for Recurrent {
     }
 
     fn describe(&self) -> String {
-        let name = match self.kind {
-            RnnKind::RnnTanh | RnnKind::RnnRelu => "RNN",
-            RnnKind::Lstm => "LSTM",
-            RnnKind::Gru => "GRU",
-        };
         format!(
-            "{name}({}, {}, num_layers={})",
-            self.config.input_size, self.config.hidden_size, self.config.num_layers
+            "{}({}, {}, num_layers={})",
+            self.kind.name(),
+            self.config.input_size,
+            self.config.hidden_size,
+            self.config.num_layers
         )
     }
 }

@@ -240,14 +240,12 @@ impl Module for QuantizedRecurrent {
     }
 
     fn describe(&self) -> String {
-        let name = match self.kind {
-            RnnKind::RnnTanh | RnnKind::RnnRelu => "RNN",
-            RnnKind::Lstm => "LSTM",
-            RnnKind::Gru => "GRU",
-        };
         format!(
-            "Quantized{name}({}, {}, num_layers={}, int8)",
-            self.config.input_size, self.config.hidden_size, self.config.num_layers
+            "Quantized{}({}, {}, num_layers={}, int8)",
+            self.kind.name(),
+            self.config.input_size,
+            self.config.hidden_size,
+            self.config.num_layers
         )
     }
 }
