@@ -2,9 +2,10 @@
 //! of its own (the path is chosen once per process): the AVX-512 path
 //! promises AVX2's bits for every kernel that sums in the same order (the
 //! recurrent layers' forward pass, convolutions, elementwise maths,
-//! transposes, max pooling) and
+//! transposes, max pooling, an int8 LSTM) and
 //! only rounding differences in the matrix product; the scalar path the
-//! same values to rounding. A path this CPU lacks is skipped, saying so.
+//! same values to rounding; every path the same int8 products, bit for
+//! bit. A path this CPU lacks is skipped, saying so.
 
 use std::process::Command;
 
@@ -64,6 +65,7 @@ fn same_order_outputs() -> Vec<f32> {
                 },
             )
             .unwrap();
+        let int8_lstm = Tensor::from_vec(int8_lstm(), [60 * 4 * 12]).unwrap();
         let maths = [
             x.tanh().unwrap(),
             x.sigmoid().unwrap(),
@@ -74,12 +76,48 @@ fn same_order_outputs() -> Vec<f32> {
             // 2×2 max pooling, 16 outputs at a time on AVX-512
             tensor(&[2, 3, 22, 70], 19).max_pool2d(2).unwrap(),
         ];
-        [lstm, gru, conv]
+        [lstm, gru, conv, int8_lstm]
             .iter()
             .chain(&maths)
             .flat_map(|t| t.to_vec())
             .collect()
     })
+}
+
+/// int8 products (VNNI on the AVX-512 path, widened to 16 bits on AVX2,
+/// plain loops on the scalar one), activations quantized on each path's
+/// vectors: exact sums, the same epilogue, so the same bits everywhere.
+fn int8_product() -> Vec<f32> {
+    use nabla_core::quant::{QTensor, QuantizedLinearWeight};
+    let w = QTensor::quantize(&tensor(&[37, 90], 20), true).unwrap();
+    let layer = QuantizedLinearWeight::new(w).unwrap();
+    let bias = values(37, 21);
+    layer
+        .forward(&tensor(&[50, 90], 22), Some(&bias))
+        .unwrap()
+        .to_vec()
+}
+
+/// An int8 LSTM direction: its products as [`int8_product`]'s, its cells
+/// on the path's vectors (the same bits on AVX2 and AVX-512).
+fn int8_lstm() -> Vec<f32> {
+    use nabla_core::backend::Cell;
+    use nabla_core::quant::recurrent::{run_direction, DirectionWeights};
+    use nabla_core::quant::{QTensor, QuantizedLinearWeight};
+    let (n, t, i, h) = (60, 4, 9, 12);
+    let weight = |rows: usize, cols: usize, seed: u32| {
+        let w = QTensor::quantize(&tensor(&[rows, cols], seed), false).unwrap();
+        QuantizedLinearWeight::new(w).unwrap()
+    };
+    let (ih, hh) = (weight(4 * h, i, 23), weight(4 * h, h, 24));
+    let bias = values(4 * h, 25);
+    let w = DirectionWeights {
+        ih: &ih,
+        ih_bias: &[],
+        hh: &hh,
+        hh_bias: &bias,
+    };
+    run_direction(Cell::Lstm, &values(n * t * i, 26), (n, t), &w, false).0
 }
 
 /// A product that takes nabla's own kernel on the AVX-512 path.
@@ -90,8 +128,8 @@ fn product() -> Vec<f32> {
         .to_vec()
 }
 
-/// Runs this test in a child with `NABLA_ISA=isa`: its two lists of values.
-fn on_path(isa: Isa) -> (Vec<f32>, Vec<f32>) {
+/// Runs this test in a child with `NABLA_ISA=isa`: its lists of values.
+fn on_path(isa: Isa) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
     let out = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -112,7 +150,7 @@ fn on_path(isa: Isa) -> (Vec<f32>, Vec<f32>) {
             .map(|v| f32::from_bits(v.parse().unwrap()))
             .collect()
     };
-    (list("same-order="), list("product="))
+    (list("same-order="), list("product="), list("int8="))
 }
 
 #[test]
@@ -126,6 +164,7 @@ fn every_path_gives_its_promised_values() {
         };
         println!("same-order={}", bits(same_order_outputs()));
         println!("product={}", bits(product()));
+        println!("int8={}", bits(int8_product()));
         return;
     }
     let mut runs = Vec::new();
@@ -145,6 +184,13 @@ fn every_path_gives_its_promised_values() {
             );
         }
     };
+    for (isa, run) in &runs {
+        assert!(
+            run.2 == runs[0].1 .2,
+            "int8 products differ: {isa} against {}",
+            runs[0].0
+        );
+    }
     let find = |isa| runs.iter().find(|(i, _)| *i == isa).map(|(_, r)| r);
     if let (Some(avx2), Some(avx512)) = (find(Isa::Avx2), find(Isa::Avx512)) {
         assert!(avx2.0 == avx512.0, "AVX-512 changed bits AVX2 has");
