@@ -122,6 +122,11 @@ fn an_mlp_quantizes_and_every_command_takes_the_result() {
     );
     let o = run(&["quantize", dir, "--to", "f16", "--per-channel"]);
     assert_eq!(o.status.code(), Some(2));
+    // an output that cannot be written: one line, its cause said once
+    let o = run(&["quantize", dir, "-o", "/nonexistent/dir/q.safetensors"]);
+    let (_, stderr) = text(&o);
+    assert_eq!(o.status.code(), Some(1));
+    assert_eq!(stderr.matches("os error").count(), 1, "{stderr}");
 
     // quantizing twice from the int8 file is refused; a broken file is one line
     let o = run(&["quantize", int8.to_str().unwrap()]);

@@ -4,13 +4,11 @@ use std::path::Path;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DataError {
-    /// The file could not be opened or read.
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    /// The file could not be opened or read. (The cause is in the
+    /// message, not `source()`: printed with its chain, it would appear
+    /// twice.)
+    #[error("{path}: {err}")]
+    Io { path: String, err: std::io::Error },
     /// The file was read but its content is wrong.
     #[error("{path}: {msg}")]
     Invalid { path: String, msg: String },
@@ -29,10 +27,10 @@ impl DataError {
         }
     }
 
-    pub(crate) fn io(path: impl AsRef<Path>, source: std::io::Error) -> Self {
+    pub(crate) fn io(path: impl AsRef<Path>, err: std::io::Error) -> Self {
         DataError::Io {
             path: path.as_ref().display().to_string(),
-            source,
+            err,
         }
     }
 }

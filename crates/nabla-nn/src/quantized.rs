@@ -165,9 +165,9 @@ pub fn save_quantized(path: impl AsRef<Path>, model: &dyn Module) -> crate::stat
         .map_err(fail)?;
     let meta = HashMap::from([(QUANTIZATION_KEY.to_string(), DYNAMIC_INT8.to_string())]);
     let bytes = safetensors::serialize(views, Some(meta)).map_err(fail)?;
-    nabla_core::io::write_atomically(path, &bytes).map_err(|source| StateDictError::Io {
+    nabla_core::io::write_atomically(path, &bytes).map_err(|err| StateDictError::Io {
         path: path.display().to_string(),
-        source,
+        err,
     })
 }
 
@@ -188,9 +188,9 @@ pub fn is_quantized_file(path: impl AsRef<Path>) -> crate::state_dict::Result<bo
 }
 
 fn read(path: &Path) -> crate::state_dict::Result<Vec<u8>> {
-    std::fs::read(path).map_err(|source| StateDictError::Io {
+    std::fs::read(path).map_err(|err| StateDictError::Io {
         path: path.display().to_string(),
-        source,
+        err,
     })
 }
 

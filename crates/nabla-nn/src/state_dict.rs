@@ -16,12 +16,10 @@ use crate::Module;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateDictError {
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        #[source]
-        source: std::io::Error,
-    },
+    // (the cause in the message, not as `source()`: printed with its
+    // chain, it would appear twice)
+    #[error("{path}: {err}")]
+    Io { path: String, err: std::io::Error },
     #[error("{path}: not a valid safetensors file: {msg}")]
     Format { path: String, msg: String },
     #[error("state dict does not fit the model: {0}")]
@@ -98,9 +96,9 @@ pub fn save_safetensors_as(
 ) -> Result<()> {
     let path = path.as_ref();
     let bytes = to_safetensors_bytes_as(tensors, None, half)?;
-    nabla_core::io::write_atomically(path, &bytes).map_err(|source| StateDictError::Io {
+    nabla_core::io::write_atomically(path, &bytes).map_err(|err| StateDictError::Io {
         path: path.display().to_string(),
-        source,
+        err,
     })
 }
 
@@ -157,9 +155,9 @@ pub fn from_safetensors_bytes(bytes: &[u8], source: &str) -> Result<Vec<(String,
 /// Reads a safetensors file into named f32 tensors.
 pub fn load_safetensors(path: impl AsRef<Path>) -> Result<Vec<(String, Tensor)>> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|source| StateDictError::Io {
+    let bytes = std::fs::read(path).map_err(|err| StateDictError::Io {
         path: path.display().to_string(),
-        source,
+        err,
     })?;
     from_safetensors_bytes(&bytes, &path.display().to_string())
 }

@@ -14,13 +14,14 @@ pub enum TrainError {
     /// A weights file could not be read or written.
     #[error(transparent)]
     StateDict(#[from] nabla_nn::state_dict::StateDictError),
-    /// A file of the run directory could not be read or written.
-    #[error("{path}: {what}: {source}")]
+    /// A file of the run directory could not be read or written. (The
+    /// cause is in the message, not `source()`: printed with its chain, it
+    /// would appear twice.)
+    #[error("{path}: {what}: {err}")]
     Io {
         path: String,
         what: String,
-        #[source]
-        source: std::io::Error,
+        err: std::io::Error,
     },
     /// The run directory or a checkpoint is not what it should be (in use,
     /// already holding a run, corrupt, from another run).
@@ -51,11 +52,11 @@ pub enum TrainError {
 pub type Result<T> = std::result::Result<T, TrainError>;
 
 impl TrainError {
-    pub(crate) fn io(path: &Path, what: &str, source: std::io::Error) -> TrainError {
+    pub(crate) fn io(path: &Path, what: &str, err: std::io::Error) -> TrainError {
         TrainError::Io {
             path: path.display().to_string(),
             what: what.to_string(),
-            source,
+            err,
         }
     }
 }
