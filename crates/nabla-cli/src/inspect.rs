@@ -202,6 +202,13 @@ pub(crate) fn load_trained(
             weights.display()
         );
     };
+    if crate::lm::is_language_model(&model_name) {
+        bail!(
+            "{}: a {model_name} run (a language model); this command takes image classifiers \
+             (nabla generate, plot and report take language models)",
+            weights.display()
+        );
+    }
     let (spec, source) = load_spec(&model_name)?;
     let built = build(&spec, &source, None)?;
     let quantized = file.extension().is_some_and(|e| e == "safetensors")

@@ -51,13 +51,6 @@ pub fn run(a: PruneArgs) -> Result<()> {
         bail!("{}: not a run directory", a.run.display());
     }
     let cfg = run_config(&a.run)?;
-    if crate::lm::is_language_model(&cfg.model) {
-        bail!(
-            "{}: nabla prune takes image classifiers; this run is a {}",
-            a.run.display(),
-            cfg.model
-        );
-    }
     let out = a.out.clone().unwrap_or_else(|| {
         let name = a
             .run
