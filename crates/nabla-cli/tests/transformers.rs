@@ -92,7 +92,13 @@ fn gpt_char_trains_and_generates() {
     let html = std::fs::read_to_string(out.join("report.html")).unwrap();
     assert!(html.contains("A sample") && html.contains("warmup_steps"));
     assert!(!html.contains("momentum") && html.contains("<img"));
-    // what is refused
+    // what is refused: the image classifiers' commands say what the run is
+    for cmd in ["eval", "quantize", "prune"] {
+        let o = run(&[cmd, dir]);
+        let (_, e) = text(&o);
+        assert_eq!(o.status.code(), Some(1), "{cmd}: {e}");
+        assert!(e.contains("a gpt-char run (a language model)"), "{cmd}: {e}");
+    }
     let bad_prompt = run(&["generate", dir, "--prompt", "☃"]);
     let (_, e) = text(&bad_prompt);
     assert_eq!(bad_prompt.status.code(), Some(1));
