@@ -97,7 +97,10 @@ fn gpt_char_trains_and_generates() {
         let o = run(&[cmd, dir]);
         let (_, e) = text(&o);
         assert_eq!(o.status.code(), Some(1), "{cmd}: {e}");
-        assert!(e.contains("a gpt-char run (a language model)"), "{cmd}: {e}");
+        assert!(
+            e.contains("a gpt-char run (a language model)"),
+            "{cmd}: {e}"
+        );
     }
     let bad_prompt = run(&["generate", dir, "--prompt", "☃"]);
     let (_, e) = text(&bad_prompt);

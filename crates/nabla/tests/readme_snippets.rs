@@ -148,6 +148,51 @@ fn trainer_program(run_dir: &str) -> R {
     Ok(())
 }
 
+/// "Smaller models": pruning and int8. Its text must be the README's, but
+/// for the file's place.
+fn smaller_models_program(file: &str) -> R {
+    use nabla::nn::prune::{magnitude_prune, Scope};
+    use nabla::nn::quantized::save_quantized;
+    use nabla::prelude::*;
+
+    let net = Sequential::new()
+        .add(Linear::new(784, 256))
+        .add(ReLU)
+        .add(Linear::new(256, 10));
+    // ... trained ...
+    magnitude_prune(&net, 0.8, Scope::Global)?; // the 80% smallest weights set to zero
+    let int8 = net.into_quantized(false)?; // Linear and recurrent layers in int8, the rest as it was
+    let logits = int8.forward(&Tensor::randn([64, 784]))?;
+    save_quantized(file, &int8)?; // load_quantized reads it into the same int8 network
+    Ok(())
+}
+
+#[test]
+fn the_smaller_models_snippet_is_the_readmes_and_runs() {
+    let expected = block_after(include_str!("../../../README.md"), "## Smaller models")
+        .replace("\"net.int8.safetensors\"", "file");
+    let this_file = include_str!("readme_snippets.rs");
+    let body: String = this_file[this_file.find("fn smaller_models_program").unwrap()..]
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.starts_with('}'))
+        .filter(|l| l.trim() != "Ok(())")
+        .flat_map(|l| l.chars())
+        .filter(|c| !c.is_whitespace())
+        .collect();
+    assert_eq!(
+        body, expected,
+        "the README's snippet and smaller_models_program differ"
+    );
+    let file = std::env::temp_dir().join(format!(
+        "nabla-readme-int8-{}.safetensors",
+        std::process::id()
+    ));
+    smaller_models_program(file.to_str().unwrap()).unwrap();
+    assert!(nabla::nn::quantized::is_quantized_file(&file).unwrap());
+    std::fs::remove_file(&file).unwrap();
+}
+
 /// "A training program": the language-model snippet, run for a few steps.
 /// Its text must be the README's, but for the changes of `LM_CHANGES`.
 fn language_model_program() -> R {
