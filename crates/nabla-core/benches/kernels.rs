@@ -182,6 +182,55 @@ fn main() {
             f32_t / q_t
         );
     }
+    if wanted("int8_lstm") {
+        // lstm-rows' LSTM (28 steps of 28 inputs, 128 units) at an
+        // evaluation batch of 1,000: the f32 engine's forward against the
+        // int8 direction (each block of rows: both products, then cells)
+        use nabla_core::backend::Cell;
+        use nabla_core::quant::recurrent::{run_direction, DirectionWeights};
+        use nabla_core::quant::{QTensor, QuantizedLinearWeight};
+        let (n, t, i, h) = (1000, 28, 28, 128);
+        let x = Tensor::randn([t, n, i]);
+        let (w_ih, w_hh) = (
+            Tensor::randn([4 * h, i]).mul_scalar(0.1).unwrap(),
+            Tensor::randn([4 * h, h]).mul_scalar(0.1).unwrap(),
+        );
+        let (b_ih, b_hh) = (Tensor::randn([4 * h]), Tensor::randn([4 * h]));
+        let zeros = Tensor::zeros([n, h]);
+        let f32_t = in_pool(|| {
+            best_time(1.0, || {
+                nabla_core::no_grad(|| {
+                    x.lstm_sequence(&w_ih, &w_hh, &b_ih, &b_hh, &zeros, &zeros, None, false)
+                })
+                .unwrap();
+            })
+        });
+        let q =
+            |w: &Tensor| QuantizedLinearWeight::new(QTensor::quantize(w, false).unwrap()).unwrap();
+        let (ih, hh) = (q(&w_ih), q(&w_hh));
+        let bias: Vec<f32> = b_ih
+            .to_vec()
+            .iter()
+            .zip(b_hh.to_vec())
+            .map(|(a, b)| a + b)
+            .collect();
+        let w = DirectionWeights {
+            ih: &ih,
+            ih_bias: &[],
+            hh: &hh,
+            hh_bias: &bias,
+        };
+        let xs = x.transpose(0, 1).unwrap().contiguous().unwrap().to_vec();
+        let q_t = best_time(1.0, || {
+            drop(run_direction(Cell::Lstm, &xs, (n, t), &w, false))
+        });
+        println!(
+            "int8_lstm_1000x28x128 f32 {:.2} ms, int8 {:.2} ms ({:.2}×)",
+            f32_t * 1e3,
+            q_t * 1e3,
+            f32_t / q_t
+        );
+    }
     if wanted("orient") {
         use nabla_core::backend::cpu::matmul::{gemm_into, MatRef};
         // y = x·Wᵀ (x [m,k], W [n,k]) into a row-major y, as matmul returns
