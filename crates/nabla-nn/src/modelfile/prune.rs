@@ -130,35 +130,44 @@ pub fn prune_structured(
             weights.insert(format!("{name}.bias"), b.index_select(0, &index)?);
         }
         set(&mut doc, p, out_key(&spec.layers[p].kind), keep_n);
-        // what lies between: normalizations keep the channels; a flatten
-        // turns each channel into H·W features
-        let mut per_channel = 1;
+        // what lies between: normalizations keep the channels (or, after a
+        // flatten, the features); a flatten turns each channel into its
+        // H·W features, channel after channel
+        let mut features: Option<Vec<f32>> = None;
         for between in p + 1..c {
             match roles[between] {
                 Role::Norm => {
+                    let which = match &features {
+                        Some(f) => Tensor::from_vec(f.clone(), [f.len()])?,
+                        None => index.clone(),
+                    };
                     let n = &infos[between].name;
                     for stat in ["weight", "bias", "running_mean", "running_var"] {
                         let key = format!("{n}.{stat}");
                         let t = take(&weights, &key)?;
-                        weights.insert(key, t.index_select(0, &index)?);
+                        weights.insert(key, t.index_select(0, &which)?);
                     }
                 }
-                Role::Flatten => {
-                    let shape = &infos[between - 1].out_shape;
-                    per_channel = shape[1..].iter().product();
+                Role::Flatten if features.is_none() => {
+                    let per: usize = infos[between - 1].out_shape[1..].iter().product();
+                    features = Some(
+                        keep.iter()
+                            .flat_map(|&k| (k * per..(k + 1) * per).map(|v| v as f32))
+                            .collect(),
+                    );
                 }
                 _ => {}
             }
         }
         let consumer = &infos[c].name;
         let cw = take(&weights, &format!("{consumer}.weight"))?;
+        let reads_features = features.is_some() || infos[p].out_shape.len() == 1;
         let (cw, inputs) = match spec.layers[c].kind {
-            LayerKind::Conv2d { .. } if per_channel == 1 && cw.rank() == 4 => (cw.index_select(1, &index)?, keep_n),
-            LayerKind::Linear { .. } if cw.rank() == 2 && (per_channel > 1 || infos[p].out_shape.len() == 1) => {
-                let columns: Vec<f32> = keep
-                    .iter()
-                    .flat_map(|&k| (k * per_channel..(k + 1) * per_channel).map(|v| v as f32))
-                    .collect();
+            LayerKind::Conv2d { .. } if features.is_none() && cw.rank() == 4 => {
+                (cw.index_select(1, &index)?, keep_n)
+            }
+            LayerKind::Linear { .. } if cw.rank() == 2 && reads_features => {
+                let columns = features.unwrap_or_else(|| keep.iter().map(|&k| k as f32).collect());
                 let n = columns.len();
                 (cw.index_select(1, &Tensor::from_vec(columns, [n])?)?, n)
             }
@@ -303,6 +312,101 @@ mod tests {
             .map(|r| norms[r])
             .fold(0.0, f32::max);
         assert!(smallest_kept >= largest_dropped);
+    }
+
+    /// BatchNorm before and after a flatten, and a flatten of 1×1 maps:
+    /// the pruned model computes the full one with the dropped outputs
+    /// silenced (their weights and biases zero, the norms' shift zero).
+    #[test]
+    fn norms_and_flattens_follow_the_kept_channels() {
+        let text = r#"
+            name = "small"
+            input = [1, 6, 6]
+            [[layers]]
+            type = "conv2d"
+            name = "a"
+            out_channels = 4
+            kernel = 3
+            [[layers]]
+            type = "batchnorm"
+            name = "bn"
+            [[layers]]
+            type = "relu"
+            [[layers]]
+            type = "conv2d"
+            name = "b"
+            out_channels = 6
+            kernel = 4
+            [[layers]]
+            type = "relu"
+            [[layers]]
+            type = "flatten"
+            [[layers]]
+            type = "batchnorm"
+            name = "bnf"
+            [[layers]]
+            type = "linear"
+            name = "out"
+            out_features = 3
+        "#;
+        let spec: ModelFile = toml::from_str(text).unwrap();
+        let full = build(&spec, "small", None).unwrap();
+        // statistics and shifts that are not the defaults
+        for (n, t) in state_dict(&full) {
+            if n.starts_with("bn") {
+                let v: Vec<f32> = (0..t.numel()).map(|i| 0.5 + 0.1 * i as f32).collect();
+                t.copy_from(&Tensor::from_vec(v, t.shape().to_vec()).unwrap())
+                    .unwrap();
+            }
+        }
+        full.eval();
+        let sd = state_dict(&full);
+        let pruned = prune_structured(&spec, text, "small", &sd, 0.5).unwrap();
+        assert_eq!(
+            pruned
+                .kept
+                .iter()
+                .map(|(_, k, _)| k.len())
+                .collect::<Vec<_>>(),
+            [2, 3]
+        );
+        let small = build(&toml::from_str(&pruned.toml).unwrap(), "pruned", None).unwrap();
+        load_state_dict(&small, &pruned.state).unwrap();
+        small.eval();
+        // silence the dropped outputs in the full model: zero weights and
+        // biases, and each norm's shift made to map zero to zero
+        let dropped = |layer: &str| -> Vec<usize> {
+            let (_, keep, n) = pruned.kept.iter().find(|(l, _, _)| l == layer).unwrap();
+            (0..*n).filter(|r| !keep.contains(r)).collect()
+        };
+        let set = |name: &str, f: &dyn Fn(&mut Vec<f32>)| {
+            let t = &sd.iter().find(|(n, _)| n == name).unwrap().1;
+            let mut v = t.to_vec();
+            f(&mut v);
+            t.copy_from(&Tensor::from_vec(v, t.shape().to_vec()).unwrap())
+                .unwrap();
+        };
+        for r in dropped("a") {
+            set("a.weight", &|v| v[r * 9..(r + 1) * 9].fill(0.0));
+            set("a.bias", &|v| v[r] = 0.0);
+            // bn(0) = bias − mean·w/√var: zero with bias = mean·w/√(var+eps)
+            set("bn.bias", &|v| v[r] = 0.0);
+            set("bn.running_mean", &|v| v[r] = 0.0);
+        }
+        for r in dropped("b") {
+            set("b.weight", &|v| v[r * 64..(r + 1) * 64].fill(0.0));
+            set("b.bias", &|v| v[r] = 0.0);
+            set("bnf.bias", &|v| v[r] = 0.0); // (1×1 maps: a channel is a feature)
+            set("bnf.running_mean", &|v| v[r] = 0.0);
+        }
+        let x = Tensor::randn([2, 1, 6, 6]);
+        let (a, b) = (
+            small.forward(&x).unwrap().to_vec(),
+            full.forward(&x).unwrap().to_vec(),
+        );
+        for (a, b) in a.iter().zip(&b) {
+            assert!((a - b).abs() < 1e-4 * (1.0 + b.abs()), "{a} vs {b}");
+        }
     }
 
     /// An MLP's neurons (features, no flatten of channels) and a layer it
