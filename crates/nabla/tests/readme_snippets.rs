@@ -171,15 +171,7 @@ fn smaller_models_program(file: &str) -> R {
 fn the_smaller_models_snippet_is_the_readmes_and_runs() {
     let expected = block_after(include_str!("../../../README.md"), "## Smaller models")
         .replace("\"net.int8.safetensors\"", "file");
-    let this_file = include_str!("readme_snippets.rs");
-    let body: String = this_file[this_file.find("fn smaller_models_program").unwrap()..]
-        .lines()
-        .skip(1)
-        .take_while(|l| !l.starts_with('}'))
-        .filter(|l| l.trim() != "Ok(())")
-        .flat_map(|l| l.chars())
-        .filter(|c| !c.is_whitespace())
-        .collect();
+    let body = body_of("smaller_models_program", |_| false);
     assert_eq!(
         body, expected,
         "the README's snippet and smaller_models_program differ"
@@ -267,15 +259,7 @@ fn the_language_model_snippet_is_the_readmes_and_trains() {
     for (from, to) in LM_CHANGES {
         expected = expected.replace(from, to);
     }
-    let this_file = include_str!("readme_snippets.rs");
-    let body: String = this_file[this_file.find("fn language_model_program").unwrap()..]
-        .lines()
-        .skip(1)
-        .take_while(|l| !l.starts_with('}'))
-        .filter(|l| l.trim() != "Ok(())" && !l.trim().starts_with("assert_eq!"))
-        .flat_map(|l| l.chars())
-        .filter(|c| !c.is_whitespace())
-        .collect();
+    let body = body_of("language_model_program", |l| l.starts_with("assert_eq!"));
     assert_eq!(
         normalized(&body),
         normalized(&expected),
@@ -289,6 +273,20 @@ const TRAINER_CHANGES: [(&str, &str); 2] = [
     (".epochs(10)", ".epochs(1).max_steps(Some(3))"),
     ("\"runs/lenet\"", "run_dir"),
 ];
+
+/// The body of this file's function `name`, without whitespace, its
+/// closing `Ok(())` and the lines `skip` picks (checks the README lacks).
+fn body_of(name: &str, skip: impl Fn(&str) -> bool) -> String {
+    let this_file = include_str!("readme_snippets.rs");
+    this_file[this_file.find(&format!("fn {name}")).unwrap()..]
+        .lines()
+        .skip(1)
+        .take_while(|l| !l.starts_with('}'))
+        .filter(|l| l.trim() != "Ok(())" && !skip(l.trim()))
+        .flat_map(|l| l.chars())
+        .filter(|c| !c.is_whitespace())
+        .collect()
+}
 
 /// The first ```rust block after `marker` in `text`, without whitespace
 /// (so formatting does not count).
@@ -310,15 +308,7 @@ fn the_trainer_snippet_is_the_readmes_and_trains() {
     for (from, to) in TRAINER_CHANGES {
         expected = expected.replace(from, to);
     }
-    let this_file = include_str!("readme_snippets.rs");
-    let body: String = this_file[this_file.find("fn trainer_program").unwrap()..]
-        .lines()
-        .skip(1)
-        .take_while(|l| !l.starts_with('}'))
-        .filter(|l| l.trim() != "Ok(())")
-        .flat_map(|l| l.chars())
-        .filter(|c| !c.is_whitespace())
-        .collect();
+    let body = body_of("trainer_program", |_| false);
     assert_eq!(
         body, expected,
         "the README's Trainer snippet and trainer_program differ"
