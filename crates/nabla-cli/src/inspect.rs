@@ -363,23 +363,37 @@ pub(crate) fn thousands(n: usize) -> String {
     out
 }
 
-/// Each layer's bytes in an int8 weights file (its tensors named
-/// `LAYER.…`, at their stored width) and whether it has int8 tensors.
-fn int8_layer_bytes(file: &Path) -> Result<std::collections::HashMap<String, (usize, bool)>> {
+/// Each layer's bytes in a weights file (its tensors named `LAYER.…`, at
+/// their stored width) and the precision that is not f32, if any (`int8`
+/// where it has int8 tensors, `bf16`, `f16`); None for a checkpoint, whose
+/// optimizer state is no layer's.
+type LayerBytes = std::collections::HashMap<String, (usize, Option<&'static str>)>;
+
+fn layer_bytes(file: &Path) -> Result<Option<LayerBytes>> {
+    use safetensors::Dtype;
     let bytes = std::fs::read(file).with_context(|| format!("{}", file.display()))?;
     let st = safetensors::SafeTensors::deserialize(&bytes)
         .map_err(|e| anyhow!("{}: not a valid safetensors file: {e}", file.display()))?;
-    let mut out = std::collections::HashMap::<String, (usize, bool)>::new();
-    for (name, view) in st.tensors() {
-        let layer = name
-            .split_once('.')
-            .map_or(name.as_str(), |(l, _)| l)
-            .to_string();
-        let entry = out.entry(layer).or_default();
-        entry.0 += view.data().len();
-        entry.1 |= view.dtype() == safetensors::Dtype::I8;
+    if st.names().iter().any(|n| n.starts_with("model.")) {
+        return Ok(None);
     }
-    Ok(out)
+    let mut out = LayerBytes::new();
+    for (name, view) in st.tensors() {
+        let layer = name.split_once('.').map_or(name.as_str(), |(l, _)| l);
+        let entry = out.entry(layer.to_string()).or_default();
+        entry.0 += view.data().len();
+        let precision = match view.dtype() {
+            Dtype::I8 => Some("int8"),
+            Dtype::BF16 => Some("bf16"),
+            Dtype::F16 => Some("f16"),
+            _ => None,
+        };
+        // (an int8 layer's f32 scales and bias leave it int8)
+        if entry.1 != Some("int8") && precision.is_some() {
+            entry.1 = precision;
+        }
+    }
+    Ok(Some(out))
 }
 
 /// `nabla summary`: the layers of a zoo model, model file, run or weights
@@ -387,8 +401,8 @@ fn int8_layer_bytes(file: &Path) -> Result<std::collections::HashMap<String, (us
 /// to build is still summarized (or refused with its size).
 pub fn summary(a: SummaryArgs) -> Result<()> {
     let path = Path::new(&a.model);
-    // the weights file whose tensors give each layer's bytes (an int8 model's)
-    let mut int8_file = None;
+    // the weights file whose tensors give each layer's bytes
+    let mut weights_file = None;
     if a.int8 {
         if !path.is_dir() {
             bail!(
@@ -404,12 +418,9 @@ pub fn summary(a: SummaryArgs) -> Result<()> {
                 path.display()
             );
         }
-        int8_file = Some(file);
-    } else if path.is_file()
-        && path.extension().is_some_and(|e| e == "safetensors")
-        && is_quantized_file(path).map_err(|e| anyhow!("{e}"))?
-    {
-        int8_file = Some(path.to_path_buf());
+        weights_file = Some(file);
+    } else if path.is_file() && path.extension().is_some_and(|e| e == "safetensors") {
+        weights_file = Some(path.to_path_buf());
     }
     let model_name = if path.is_dir() {
         run_config(path)?.model
@@ -435,15 +446,18 @@ pub fn summary(a: SummaryArgs) -> Result<()> {
     let (spec, source) = load_spec(&model_name)?;
     let model = plan(&spec, &source, None)?;
     let layers: Vec<&LayerInfo> = model.layers.iter().map(|l| &l.info).collect();
-    let int8_bytes = match &int8_file {
-        Some(f) => Some(int8_layer_bytes(f)?),
+    let stored = match &weights_file {
+        Some(f) => layer_bytes(f)?,
         None => None,
     };
+    let lower = stored
+        .as_ref()
+        .is_some_and(|b| b.values().any(|(_, p)| p.is_some()));
     // each layer's type and bytes at its precision (f32: 4 a value)
     let at_precision = |l: &LayerInfo| -> (String, usize) {
-        match int8_bytes.as_ref().and_then(|b| b.get(&l.name)) {
-            Some(&(bytes, true)) => (format!("{} int8", l.kind), bytes),
-            Some(&(bytes, false)) => (l.kind.clone(), bytes),
+        match stored.as_ref().and_then(|b| b.get(&l.name)) {
+            Some(&(bytes, Some(p))) => (format!("{} {p}", l.kind), bytes),
+            Some(&(bytes, None)) => (l.kind.clone(), bytes),
             None => (l.kind.clone(), 4 * l.params),
         }
     };
@@ -487,7 +501,7 @@ pub fn summary(a: SummaryArgs) -> Result<()> {
         "\n{} parameters ({:.2} MB{}); {} multiply-adds per example ({:.2} MFLOP forward, about 3× that per training example)",
         thousands(params),
         bytes as f64 / 1e6,
-        if int8_bytes.is_some() { ", int8 where the type says" } else { " as f32" },
+        if lower { ", at the precision each type says" } else { " as f32" },
         thousands(macs),
         2.0 * macs as f64 / 1e6
     );

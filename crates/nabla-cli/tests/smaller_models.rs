@@ -120,6 +120,14 @@ fn an_mlp_quantizes_and_every_command_takes_the_result() {
         "{}",
         text(&o).1
     );
+    let o = run(&["summary", bf16.to_str().unwrap()]);
+    let (stdout, _) = text(&o);
+    let fc1 = stdout.lines().find(|l| l.starts_with("fc1 ")).unwrap();
+    // 200,960 values of 2 bytes
+    assert!(
+        fc1.contains("linear bf16") && fc1.contains("401,920"),
+        "{stdout}"
+    );
     let o = run(&["quantize", dir, "--to", "f16", "--per-channel"]);
     assert_eq!(o.status.code(), Some(2));
     // an output that cannot be written: one line, its cause said once
