@@ -41,7 +41,7 @@ pub trait Module: Send + Sync {
 
     /// This layer with int8 weights and activations quantized batch by
     /// batch (PyTorch's `quantize_dynamic`), for the layers that have such
-    /// a form (Linear); None for the others, which stay f32. `per_channel`
+    /// a form (Linear, LSTM, GRU, RNN); None for the others, which stay f32. `per_channel`
     /// gives each output neuron its own scale.
     fn quantize_dynamic(&self, _per_channel: bool) -> Option<Result<Box<dyn Module>>> {
         None

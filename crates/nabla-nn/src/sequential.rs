@@ -60,7 +60,8 @@ impl Sequential {
     }
 
     /// The same network with each layer that has an int8 form replaced by
-    /// it ([`Module::quantize_dynamic`]: Linear layers), the others kept.
+    /// it ([`Module::quantize_dynamic`]: Linear and recurrent layers), the
+    /// others kept.
     pub fn into_quantized(self, per_channel: bool) -> Result<Sequential> {
         let mut layers = Vec::with_capacity(self.layers.len());
         for layer in self.layers {
