@@ -17,7 +17,7 @@ use std::path::Path;
 
 use anyhow::{anyhow, bail, Result};
 use nabla_nn::modelfile::prune::prune_structured;
-use nabla_nn::modelfile::{build, model_text, ModelFile};
+use nabla_nn::modelfile::{build, model_text, parse_spec};
 use nabla_nn::prune::{magnitude_prune, Scope};
 use nabla_nn::state_dict::{load_state_dict, save_safetensors, state_dict};
 use nabla_nn::Module;
@@ -88,7 +88,7 @@ pub fn run(a: PruneArgs) -> Result<()> {
     let weights = absolute(&out.join("pruned.safetensors"));
     let model = if a.structured {
         let (text, source) = model_text(&cfg.model)?;
-        let spec: ModelFile = toml::from_str(&text).map_err(|e| anyhow!("{source}: {e}"))?;
+        let spec = parse_spec(&text, &source)?;
         let pruned = prune_structured(&spec, &text, &source, &state_dict(&t.model), a.amount)?;
         let kept: Vec<String> = pruned
             .kept
@@ -104,8 +104,8 @@ pub fn run(a: PruneArgs) -> Result<()> {
         let file = absolute(&out.join("pruned.toml"));
         nabla_core::io::write_atomically(&file, pruned.toml.as_bytes())
             .map_err(|e| anyhow!("{}: {e}", file.display()))?;
-        let small_spec: ModelFile = toml::from_str(&pruned.toml)?;
-        let small = build(&small_spec, &file.display().to_string(), None)?;
+        let name = file.display().to_string();
+        let small = build(&parse_spec(&pruned.toml, &name)?, &name, None)?;
         load_state_dict(&small, &pruned.state).map_err(|e| anyhow!("{e}"))?;
         save_safetensors(&weights, &pruned.state)?;
         row_of(&small, "pruned", &x, &labels, batch, &mut rows)?;

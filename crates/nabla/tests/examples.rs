@@ -10,6 +10,31 @@ mod mnist_mlp;
 #[path = "../examples/char_lm.rs"]
 mod char_lm;
 
+#[path = "../examples/smaller_models.rs"]
+mod smaller_models;
+
+#[test]
+fn smaller_models_prunes_distills_and_quantizes() {
+    let rows = smaller_models::run(1, Some(80)).unwrap();
+    let names: Vec<&str> = rows.iter().map(|r| r.name).collect();
+    assert_eq!(names, ["LeNet", "pruned", "pruned int8"]);
+    assert!(
+        rows[1].parameters * 3 < rows[0].parameters,
+        "half the channels: a quarter of the weights"
+    );
+    assert!(rows[2].bytes * 2 < rows[1].bytes, "int8 Linear layers");
+    assert_eq!(
+        rows[2].parameters, rows[1].parameters,
+        "the same values, in int8"
+    );
+    let accuracy: Vec<f32> = rows.iter().map(|r| r.accuracy).collect();
+    assert!(accuracy.iter().all(|&a| a > 0.3), "{accuracy:?}");
+    assert!(
+        (accuracy[2] - accuracy[1]).abs() < 0.03,
+        "int8 keeps the accuracy: {accuracy:?}"
+    );
+}
+
 #[test]
 fn lenet_mnist_trains_through_the_trainer_and_writes_its_run() {
     let dir = std::env::temp_dir().join(format!("nabla-example-lenet-{}", std::process::id()));

@@ -149,10 +149,14 @@ pub fn is_file_model(model: &str) -> bool {
 /// Reads a model by zoo name or from a TOML file.
 pub fn load_spec(model: &str) -> Result<(ModelFile, String)> {
     let (text, source) = model_text(model)?;
+    Ok((parse_spec(&text, &source)?, source))
+}
+
+/// A model file's TOML `text` read (errors name it `source`, with the line
+/// and column): what [`prune::prune_structured`] writes is read so.
+pub fn parse_spec(text: &str, source: &str) -> Result<ModelFile> {
     // (the whole message: it names the line and column)
-    let spec: ModelFile =
-        toml::from_str(&text).map_err(|e| anyhow!("{source}: invalid model file: {e}"))?;
-    Ok((spec, source))
+    toml::from_str(text).map_err(|e| anyhow!("{source}: invalid model file: {e}"))
 }
 
 /// A model's TOML text (a zoo model's, or a file's) and how errors name it.
