@@ -297,50 +297,27 @@ unsafe fn block_product(
             (RowsA::Bytes(a), Isa::Avx512) => {
                 let steps = k.div_ceil(4);
                 let panel = &b.data[p * steps * PANEL * 4..][..steps * PANEL * 4];
-                let mut i = rows.start;
-                while i < rows.end {
-                    let r = 12.min(rows.end - i);
+                by_tiles(rows.clone(), 12, |i, r| {
                     // SAFETY: VNNI was detected when B was packed for it;
                     // rows i..i+r of A and of C exist.
                     unsafe {
-                        vnni::tile(
-                            r,
-                            steps,
-                            a[i * stride..].as_ptr(),
-                            stride,
-                            panel,
-                            &lanes,
-                            c.add(i * n + j0),
-                            n,
-                            cols,
-                        )
-                    };
-                    i += r;
-                }
+                        let (a, c) = (a[i * stride..].as_ptr(), c.add(i * n + j0));
+                        vnni::tile(r, steps, a, stride, panel, &lanes, c, n, cols)
+                    }
+                });
             }
             #[cfg(target_arch = "x86_64")]
             (RowsA::Wide(a), Isa::Avx2) => {
                 let steps = k.div_ceil(2);
                 let panel = &b.wide[p * steps * PANEL * 2..][..steps * PANEL * 2];
-                let mut i = rows.start;
-                while i < rows.end {
-                    let r = 4.min(rows.end - i);
-                    // SAFETY: AVX2 was detected when B was packed for it.
+                by_tiles(rows.clone(), 4, |i, r| {
+                    // SAFETY: AVX2 was detected when B was packed for it;
+                    // rows i..i+r of A and of C exist.
                     unsafe {
-                        avx2::tile(
-                            r,
-                            steps,
-                            a[i * stride..].as_ptr(),
-                            stride,
-                            panel,
-                            &lanes,
-                            c.add(i * n + j0),
-                            n,
-                            cols,
-                        )
-                    };
-                    i += r;
-                }
+                        let (a, c) = (a[i * stride..].as_ptr(), c.add(i * n + j0));
+                        avx2::tile(r, steps, a, stride, panel, &lanes, c, n, cols)
+                    }
+                });
             }
             (RowsA::Bytes(a), _) => {
                 for i in rows.clone() {
@@ -355,6 +332,17 @@ unsafe fn block_product(
             }
             (RowsA::Wide(_), _) => unreachable!("checked in gemm_u8s8"),
         }
+    }
+}
+
+/// `rows` in tiles of at most `height`: `tile(first row, rows in it)`.
+#[cfg(target_arch = "x86_64")]
+fn by_tiles(rows: std::ops::Range<usize>, height: usize, mut tile: impl FnMut(usize, usize)) {
+    let mut i = rows.start;
+    while i < rows.end {
+        let r = height.min(rows.end - i);
+        tile(i, r);
+        i += r;
     }
 }
 
