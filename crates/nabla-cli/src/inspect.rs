@@ -371,18 +371,17 @@ type LayerBytes = std::collections::HashMap<String, (usize, Option<&'static str>
 
 fn layer_bytes(file: &Path) -> Result<Option<LayerBytes>> {
     use safetensors::Dtype;
-    let bytes = std::fs::read(file).with_context(|| format!("{}", file.display()))?;
-    let st = safetensors::SafeTensors::deserialize(&bytes)
-        .map_err(|e| anyhow!("{}: not a valid safetensors file: {e}", file.display()))?;
-    if st.names().iter().any(|n| n.starts_with("model.")) {
+    let header = nabla_nn::state_dict::read_header(file).map_err(|e| anyhow!("{e}"))?;
+    let tensors = header.tensors();
+    if tensors.keys().any(|n| n.starts_with("model.")) {
         return Ok(None);
     }
     let mut out = LayerBytes::new();
-    for (name, view) in st.tensors() {
+    for (name, info) in tensors {
         let layer = name.split_once('.').map_or(name.as_str(), |(l, _)| l);
         let entry = out.entry(layer.to_string()).or_default();
-        entry.0 += view.data().len();
-        let precision = match view.dtype() {
+        entry.0 += info.data_offsets.1 - info.data_offsets.0;
+        let precision = match info.dtype {
             Dtype::I8 => Some("int8"),
             Dtype::BF16 => Some("bf16"),
             Dtype::F16 => Some("f16"),

@@ -21,7 +21,10 @@ use nabla_core::quant::{QTensor, QuantizedLinearWeight};
 use nabla_core::{Result, Tensor};
 use safetensors::{Dtype, SafeTensors};
 
-use crate::state_dict::{from_safetensors_bytes, load_state_dict, state_dict, StateDictError};
+use crate::state_dict::{
+    from_safetensors_bytes, load_state_dict, read_file, read_header, serialize, state_dict,
+    write_file, StateDictError,
+};
 use crate::{Linear, Module};
 
 /// The metadata key and value that mark a quantized state dict.
@@ -152,46 +155,18 @@ pub fn save_quantized(path: impl AsRef<Path>, model: &dyn Module) -> crate::stat
         let values = q.data.iter().map(|&v| v as u8).collect();
         data.push((name, Dtype::I8, q.shape.clone(), values));
     }
-    let fail = |e: safetensors::SafeTensorError| StateDictError::Mismatch(e.to_string());
-    let views = data
-        .iter()
-        .map(|(n, d, s, b)| {
-            Ok((
-                n.clone(),
-                safetensors::tensor::TensorView::new(*d, s.clone(), b)?,
-            ))
-        })
-        .collect::<std::result::Result<Vec<_>, safetensors::SafeTensorError>>()
-        .map_err(fail)?;
     let meta = HashMap::from([(QUANTIZATION_KEY.to_string(), DYNAMIC_INT8.to_string())]);
-    let bytes = safetensors::serialize(views, Some(meta)).map_err(fail)?;
-    nabla_core::io::write_atomically(path, &bytes).map_err(|err| StateDictError::Io {
-        path: path.display().to_string(),
-        err,
-    })
+    write_file(path, &serialize(data, Some(meta))?)
 }
 
 /// Whether the safetensors file at `path` holds a quantized state dict
 /// (false for an f32 one; an unreadable file is an error).
 pub fn is_quantized_file(path: impl AsRef<Path>) -> crate::state_dict::Result<bool> {
-    let path = path.as_ref();
-    let bytes = read(path)?;
-    let (_, meta) = SafeTensors::read_metadata(&bytes).map_err(|e| StateDictError::Format {
-        path: path.display().to_string(),
-        msg: e.to_string(),
-    })?;
-    Ok(meta
+    Ok(read_header(path)?
         .metadata()
         .as_ref()
         .and_then(|m| m.get(QUANTIZATION_KEY))
         .is_some_and(|v| v == DYNAMIC_INT8))
-}
-
-fn read(path: &Path) -> crate::state_dict::Result<Vec<u8>> {
-    std::fs::read(path).map_err(|err| StateDictError::Io {
-        path: path.display().to_string(),
-        err,
-    })
 }
 
 /// Loads a quantized state dict into `model`, which must already have the
@@ -200,7 +175,7 @@ fn read(path: &Path) -> crate::state_dict::Result<Vec<u8>> {
 pub fn load_quantized(path: impl AsRef<Path>, model: &dyn Module) -> crate::state_dict::Result<()> {
     let path = path.as_ref();
     let source = path.display().to_string();
-    let bytes = read(path)?;
+    let bytes = read_file(path)?;
     let bad = |msg: String| StateDictError::Format {
         path: source.clone(),
         msg,
@@ -232,13 +207,16 @@ pub fn load_quantized(path: impl AsRef<Path>, model: &dyn Module) -> crate::stat
     }
     // (safetensors lists its tensors in no fixed order)
     quantized.sort_by(|a, b| a.0.cmp(&b.0));
-    let wanted: Vec<String> = model
+    // the model's int8 tensors, names and shapes (asked once: each answer
+    // is a copy of the weights)
+    let own: Vec<(String, Vec<usize>)> = model
         .named_quantized()
         .into_iter()
-        .map(|(n, _)| n)
+        .map(|(n, q)| (n, q.shape))
         .collect();
+    let wanted: Vec<&String> = own.iter().map(|(n, _)| n).collect();
     let found: Vec<&String> = quantized.iter().map(|(n, _)| n).collect();
-    let missing: Vec<&String> = wanted.iter().filter(|n| !found.contains(n)).collect();
+    let missing: Vec<&&String> = wanted.iter().filter(|n| !found.contains(n)).collect();
     if !missing.is_empty() || found.len() != wanted.len() {
         return Err(StateDictError::Mismatch(format!(
             "{source}: the model's int8 weights are {wanted:?}, the file has {found:?}"
@@ -255,11 +233,7 @@ pub fn load_quantized(path: impl AsRef<Path>, model: &dyn Module) -> crate::stat
         .filter(|(n, _)| !is_quantized(n))
         .collect();
     for (name, q) in &quantized {
-        let shape = model
-            .named_quantized()
-            .into_iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, q)| q.shape);
+        let shape = own.iter().find(|(n, _)| n == name).map(|(_, s)| s.clone());
         if shape.as_deref() != Some(&q.shape[..]) {
             return Err(StateDictError::Mismatch(format!(
                 "{source}: {name} is {:?} in the file, {:?} in the model",

@@ -58,7 +58,7 @@ pub fn to_safetensors_bytes_as(
         Some(HalfKind::Bf16) => Dtype::BF16,
         Some(HalfKind::F16) => Dtype::F16,
     };
-    let data: Vec<(String, Vec<usize>, Vec<u8>)> = tensors
+    let entries = tensors
         .iter()
         .map(|(n, t)| {
             let values = t.to_vec();
@@ -66,20 +66,90 @@ pub fn to_safetensors_bytes_as(
                 None => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
                 Some(kind) => kind.encode(&values),
             };
-            (n.clone(), t.shape().to_vec(), bytes)
+            (n.clone(), dtype, t.shape().to_vec(), bytes)
         })
         .collect();
-    let views = data
+    serialize(entries, metadata)
+}
+
+/// Raw tensors (name, dtype, shape, little-endian bytes) as safetensors
+/// bytes: the one place a file's bytes are made.
+pub(crate) fn serialize(
+    entries: Vec<(String, Dtype, Vec<usize>, Vec<u8>)>,
+    metadata: Option<HashMap<String, String>>,
+) -> Result<Vec<u8>> {
+    let fail = |e: safetensors::SafeTensorError| StateDictError::Mismatch(e.to_string());
+    let views = entries
         .iter()
-        .map(|(n, s, b)| {
+        .map(|(n, d, s, b)| {
             Ok((
                 n.clone(),
-                safetensors::tensor::TensorView::new(dtype, s.clone(), b)?,
+                safetensors::tensor::TensorView::new(*d, s.clone(), b)?,
             ))
         })
         .collect::<std::result::Result<Vec<_>, safetensors::SafeTensorError>>()
-        .map_err(|e| StateDictError::Mismatch(e.to_string()))?;
-    safetensors::serialize(views, metadata).map_err(|e| StateDictError::Mismatch(e.to_string()))
+        .map_err(fail)?;
+    safetensors::serialize(views, metadata).map_err(fail)
+}
+
+/// `bytes` written to `path` atomically (temporary file, then rename).
+pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    nabla_core::io::write_atomically(path, bytes).map_err(|err| StateDictError::Io {
+        path: path.display().to_string(),
+        err,
+    })
+}
+
+/// A file's bytes, or an error naming it.
+pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).map_err(|err| StateDictError::Io {
+        path: path.display().to_string(),
+        err,
+    })
+}
+
+/// The header of a safetensors file (its metadata, and each tensor's
+/// dtype, shape and place), read without reading the tensors: 8 bytes of
+/// length, then that much JSON. A summary or a format check of a large
+/// file reads kilobytes, not the whole file.
+pub fn read_header(path: impl AsRef<Path>) -> Result<safetensors::tensor::Metadata> {
+    use std::io::Read;
+    let path = path.as_ref();
+    let io = |err| StateDictError::Io {
+        path: path.display().to_string(),
+        err,
+    };
+    let bad = |msg: String| StateDictError::Format {
+        path: path.display().to_string(),
+        msg,
+    };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let size = file.metadata().map_err(io)?.len();
+    let mut len = [0u8; 8];
+    file.read_exact(&mut len)
+        .map_err(|_| bad(format!("{size} bytes: shorter than a header")))?;
+    let len = u64::from_le_bytes(len);
+    // (safetensors' own limit on a header: 100 MB)
+    if len > size - 8 || len > 100_000_000 {
+        return Err(bad(format!("a header of {len} bytes in a file of {size}")));
+    }
+    let mut header = vec![0u8; len as usize];
+    file.read_exact(&mut header).map_err(io)?;
+    let header: safetensors::tensor::Metadata =
+        serde_json::from_slice(&header).map_err(|e| bad(format!("invalid header: {e}")))?;
+    let end = header
+        .tensors()
+        .values()
+        .map(|t| t.data_offsets.1)
+        .max()
+        .unwrap_or(0) as u64;
+    if 8 + len + end != size {
+        return Err(bad(format!(
+            "{size} bytes, where the header describes {}: truncated or padded",
+            8 + len + end
+        )));
+    }
+    Ok(header)
 }
 
 /// Writes named tensors to `path` atomically (temporary file, then rename).
@@ -94,12 +164,10 @@ pub fn save_safetensors_as(
     tensors: &[(String, Tensor)],
     half: Option<HalfKind>,
 ) -> Result<()> {
-    let path = path.as_ref();
-    let bytes = to_safetensors_bytes_as(tensors, None, half)?;
-    nabla_core::io::write_atomically(path, &bytes).map_err(|err| StateDictError::Io {
-        path: path.display().to_string(),
-        err,
-    })
+    write_file(
+        path.as_ref(),
+        &to_safetensors_bytes_as(tensors, None, half)?,
+    )
 }
 
 /// Parses safetensors bytes into named f32 tensors (f16, bf16, f64 and
@@ -155,11 +223,7 @@ pub fn from_safetensors_bytes(bytes: &[u8], source: &str) -> Result<Vec<(String,
 /// Reads a safetensors file into named f32 tensors.
 pub fn load_safetensors(path: impl AsRef<Path>) -> Result<Vec<(String, Tensor)>> {
     let path = path.as_ref();
-    let bytes = std::fs::read(path).map_err(|err| StateDictError::Io {
-        path: path.display().to_string(),
-        err,
-    })?;
-    from_safetensors_bytes(&bytes, &path.display().to_string())
+    from_safetensors_bytes(&read_file(path)?, &path.display().to_string())
 }
 
 /// Copies `tensors` into the model's parameters and buffers by name.
@@ -319,5 +383,34 @@ mod tests {
         assert_eq!(value("long"), [7.0, -1.0]);
         assert_eq!(value("int8"), [-1.0, 5.0]);
         assert_eq!(value("mask"), [1.0, 0.0]);
+    }
+
+    /// The header alone gives the metadata and the tensors' places; a
+    /// truncated file, a wild length or a file too short are errors.
+    #[test]
+    fn headers_read_without_the_tensors() {
+        let dir = std::env::temp_dir().join(format!("nabla-header-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("w.safetensors");
+        let t = vec![("w".to_string(), Tensor::ones([3, 2]))];
+        let meta = HashMap::from([("k".to_string(), "v".to_string())]);
+        let bytes = to_safetensors_bytes(&t, Some(meta)).unwrap();
+        std::fs::write(&path, &bytes).unwrap();
+        let header = read_header(&path).unwrap();
+        assert_eq!(header.metadata().as_ref().unwrap()["k"], "v");
+        assert_eq!(header.tensors()["w"].data_offsets, (0, 24));
+        for (cut, what) in [(bytes.len() - 1, "truncated"), (5, "shorter than a header")] {
+            std::fs::write(&path, &bytes[..cut]).unwrap();
+            let e = read_header(&path).unwrap_err().to_string();
+            assert!(e.contains(what) && e.contains("w.safetensors"), "{e}");
+        }
+        let mut wild = bytes.clone();
+        wild[..8].copy_from_slice(&u64::MAX.to_le_bytes());
+        std::fs::write(&path, &wild).unwrap();
+        assert!(read_header(&path)
+            .unwrap_err()
+            .to_string()
+            .contains("a header of"));
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }
