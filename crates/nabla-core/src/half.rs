@@ -128,14 +128,6 @@ impl HalfKind {
             })
             .collect()
     }
-
-    /// `value` rounded to this format and back.
-    pub fn round(self, value: f32) -> f32 {
-        match self {
-            HalfKind::Bf16 => Bf16::from_f32(value).to_f32(),
-            HalfKind::F16 => F16::from_f32(value).to_f32(),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -85,15 +85,6 @@ impl PackedInt8 {
         }
     }
 
-    pub fn isa(&self) -> Isa {
-        self.isa
-    }
-
-    /// (n, k): output columns and depth.
-    pub fn dims(&self) -> (usize, usize) {
-        (self.n, self.k)
-    }
-
     /// The row length A must be given in ([`RowsA::quantize`] pads to it).
     pub fn a_stride(&self) -> usize {
         match self.isa {
