@@ -323,9 +323,18 @@ pub struct TrainArgs {
     pub clip_grad_norm: Option<f32>,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
-    /// Threads for the kernels (default: NABLA_NUM_THREADS or all cores)
+    /// Threads for the kernels (default: NABLA_NUM_THREADS or all cores;
+    /// with --distributed, the cores shared among the ranks of a machine)
     #[arg(long, value_parser = at_least_one)]
     pub threads: Option<usize>,
+    /// Data-parallel training over MPI, started by `mpirun -np N nabla train
+    /// --distributed …`: each rank trains on its shard of the data with
+    /// --batch-size examples a batch (N times as many a step), gradients
+    /// averaged; rank 0 prints and writes the run (needs a nabla built with
+    /// --features distributed)
+    #[arg(long)]
+    #[serde(skip)]
+    pub distributed: bool,
     #[arg(long, value_enum, default_value = "auto")]
     pub device: DeviceKind,
     /// Stop after this many optimizer steps in all
@@ -410,7 +419,7 @@ impl TrainArgs {
     /// model has no `[gpt]` settings.
     pub fn applies(model: &str, id: &str) -> bool {
         /// What only the image models read.
-        const IMAGE_ONLY: [&str; 20] = [
+        const IMAGE_ONLY: [&str; 21] = [
             "dataset",
             "download",
             "test_batch_size",
@@ -431,6 +440,7 @@ impl TrainArgs {
             "temperature",
             "distill_alpha",
             "keep_zeros",
+            "distributed",
         ];
         let lm_only = <GptArgs as Args>::augment_args(clap::Command::new("gpt"))
             .get_arguments()

@@ -6,6 +6,7 @@
 
 mod args;
 mod common;
+mod distributed;
 mod explain;
 mod inspect;
 mod lm;

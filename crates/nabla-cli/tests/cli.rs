@@ -398,3 +398,14 @@ fn diverging_training_stops_with_a_hint() {
     );
     let _ = std::fs::remove_dir_all(&out);
 }
+
+#[cfg(not(feature = "distributed"))]
+#[test]
+fn distributed_without_mpi_says_how_to_build_it() {
+    let o = run(&["train", "--distributed", "--max-steps", "1"]);
+    let (_, err) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("built without MPI"), "{err}");
+    assert!(err.contains("--features distributed"), "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}

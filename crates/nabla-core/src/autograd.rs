@@ -167,11 +167,40 @@ impl Tensor {
         // (LeNet's epoch at two threads 2.2 → 1.9 s).
         crate::threads::in_pool(|| {
             let _guard = crate::NoGradGuard::new();
-            self.run_backward(grad)
+            self.run_backward(grad, &mut |_| Ok(()))
         })
     }
 
-    fn run_backward(&self, grad: &Tensor) -> Result<()> {
+    /// [`backward`](Tensor::backward), calling `ready(leaf)` as soon as
+    /// each leaf's gradient is complete, while the pass goes on below it.
+    ///
+    /// Data-parallel training starts averaging a layer's gradients there,
+    /// overlapped with the backward pass of the layers before it (PyTorch's
+    /// `register_post_accumulate_grad_hook`). Leaves come in the reverse of
+    /// the order the forward pass used them; `ready` sees each once, after
+    /// its `.grad` has the new gradient added.
+    pub fn backward_with_hook(
+        &self,
+        ready: &mut (dyn FnMut(&Tensor) -> Result<()> + Send),
+    ) -> Result<()> {
+        if self.numel() != 1 {
+            return self.backward(); // the same error
+        }
+        if !self.requires_grad() {
+            return self.backward_with_grad(&self.ones_like());
+        }
+        let ones = self.ones_like();
+        crate::threads::in_pool(|| {
+            let _guard = crate::NoGradGuard::new();
+            self.run_backward(&ones, ready)
+        })
+    }
+
+    fn run_backward(
+        &self,
+        grad: &Tensor,
+        ready: &mut (dyn FnMut(&Tensor) -> Result<()> + Send),
+    ) -> Result<()> {
         let order = topological_order(self)?;
         let mut grads: HashMap<u64, Tensor> = HashMap::new();
         grads.insert(self.id(), grad.detach());
@@ -180,7 +209,12 @@ impl Tensor {
                 continue;
             };
             match t.take_node() {
-                NodeSlot::Leaf => t.accumulate_grad(&g)?,
+                NodeSlot::Leaf => {
+                    // every use of the leaf comes before it in this order:
+                    // its gradient is complete
+                    t.accumulate_grad(&g)?;
+                    ready(t)?;
+                }
                 NodeSlot::Freed(name) => return Err(freed_error(name)),
                 NodeSlot::Op(node) => {
                     let name = node.backward.name();

@@ -109,3 +109,41 @@ fn views_share_storage_with_their_base() {
     x.update_data(|d| d[1] = 7.0).unwrap();
     assert_eq!(v.to_vec()[2], 7.0);
 }
+
+#[test]
+fn backward_hook_sees_each_leaf_once_with_its_complete_gradient() {
+    // w1 is used twice (the second use after w2), so its gradient is complete
+    // only after both paths: the hook must not see it before then
+    let (w1, w2, b) = (leaf(&[2.0, 3.0]), leaf(&[-1.0, 0.5]), leaf(&[0.25]));
+    let h = w1.mul(&w2).unwrap(); // uses w1, w2
+    let y = h
+        .add(&w1)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .add(&b.sum_all().unwrap())
+        .unwrap();
+    let mut seen: Vec<(u64, Vec<f32>)> = Vec::new();
+    y.backward_with_hook(&mut |t| {
+        seen.push((t.id(), t.grad().unwrap().to_vec()));
+        Ok(())
+    })
+    .unwrap();
+    // d/dw1 = w2 + 1, d/dw2 = w1, d/db = 1
+    let expect = [
+        (w1.id(), vec![0.0, 1.5]),
+        (w2.id(), vec![2.0, 3.0]),
+        (b.id(), vec![1.0]),
+    ];
+    assert_eq!(seen.len(), 3, "each leaf once: {seen:?}");
+    for (id, grad) in expect {
+        let at = seen.iter().find(|(s, _)| *s == id).expect("leaf seen");
+        assert_eq!(at.1, grad);
+    }
+    // and the hook's error ends the pass
+    let z = w2.mul_scalar(2.0).unwrap().sum_all().unwrap();
+    let err = z
+        .backward_with_hook(&mut |_| Err(nabla_core::Error::Backward("stop".into())))
+        .unwrap_err();
+    assert!(err.to_string().contains("stop"), "{err}");
+}

@@ -24,7 +24,7 @@ pub use bpe::Bpe;
 pub use dataset::{check_input_shape, Dataset};
 pub use error::{DataError, Result};
 pub use image::ImageDataset;
-pub use loader::{Batch, Batches, DataLoader};
+pub use loader::{Batch, Batches, DataLoader, Shard};
 pub use mnist::{ImageSet, Mnist};
 pub use text::{CharSequences, TextCorpus};
 pub use transform::Transform;

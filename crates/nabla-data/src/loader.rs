@@ -54,6 +54,20 @@ pub struct DataLoader<D: Dataset + 'static> {
     pub prefetch: usize,
     /// Where the batches are delivered (each moved once, as it is made).
     pub device: Device,
+    /// This process's share of the data in a data-parallel run: see
+    /// [`shard`](DataLoader::shard).
+    pub shard: Option<Shard>,
+}
+
+/// A rank's share of the examples ([`DataLoader::shard`]).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Shard {
+    pub rank: usize,
+    pub world: usize,
+    /// Whether the order is padded to a multiple of `world` (every rank then
+    /// has as many examples, some twice: training), or not (each example
+    /// once over all ranks: evaluation).
+    pub pad: bool,
 }
 
 /// The seed of the random stream for `(seed, a, b)`: the loader's
@@ -79,6 +93,7 @@ impl<D: Dataset + 'static> DataLoader<D> {
             seed: 0,
             prefetch: 4,
             device: Device::Cpu,
+            shard: None,
         }
     }
 
@@ -101,13 +116,51 @@ impl<D: Dataset + 'static> DataLoader<D> {
         self
     }
 
+    /// Rank `rank` of `world` processes takes every `world`-th example of
+    /// each epoch's order, starting at its rank (PyTorch's
+    /// `DistributedSampler`): the ranks' shards are disjoint and reshuffled
+    /// each epoch from the shared seed. The order is padded with its first
+    /// examples to a multiple of `world`, so every rank has as many batches
+    /// (PyTorch pads the same way); `pad_shards(false)` keeps each example
+    /// once, for evaluation.
+    ///
+    /// Rank r's k-th batch of B holds the examples of positions
+    /// `k·B·world + r + world·j`: the N ranks' k-th batches together are
+    /// the k-th batch of N·B of one process, in another order.
+    pub fn shard(mut self, rank: usize, world: usize) -> Self {
+        assert!(rank < world, "shard: rank {rank} of {world} processes");
+        self.shard = Some(Shard {
+            rank,
+            world,
+            pad: true,
+        });
+        self
+    }
+    /// Whether the shards are padded to equal sizes (see [`shard`](Self::shard)).
+    pub fn pad_shards(mut self, on: bool) -> Self {
+        if let Some(s) = &mut self.shard {
+            s.pad = on;
+        }
+        self
+    }
+
+    /// Examples in an epoch: this rank's share when sharded.
+    pub fn num_examples(&self) -> usize {
+        let n = self.dataset.len();
+        match self.shard {
+            None => n,
+            Some(s) if s.pad => n.div_ceil(s.world),
+            Some(s) => n / s.world + usize::from(s.rank < n % s.world),
+        }
+    }
+
     pub fn dataset(&self) -> &D {
         &self.dataset
     }
 
     /// Number of batches per epoch.
     pub fn len(&self) -> usize {
-        let n = self.dataset.len();
+        let n = self.num_examples();
         if self.drop_last {
             n / self.batch_size
         } else {
@@ -119,13 +172,24 @@ impl<D: Dataset + 'static> DataLoader<D> {
         self.len() == 0
     }
 
-    /// The example order of `epoch`.
+    /// The example order of `epoch` (this rank's share of it when sharded).
     pub fn order(&self, epoch: usize) -> Vec<usize> {
         let mut order: Vec<usize> = (0..self.dataset.len()).collect();
         if self.shuffle {
             Generator::new(stream_seed(self.seed, epoch as u64, 0)).shuffle(&mut order);
         }
-        order
+        let Some(s) = self.shard else {
+            return order;
+        };
+        if s.pad && !order.is_empty() {
+            let total = order.len().div_ceil(s.world) * s.world;
+            let mut k = 0;
+            while order.len() < total {
+                order.push(order[k]);
+                k += 1;
+            }
+        }
+        order.into_iter().skip(s.rank).step_by(s.world).collect()
     }
 
     /// Assembles one batch from the given example indices.
@@ -295,6 +359,59 @@ mod tests {
             classes: 10,
         };
         ImageDataset::new(set, vec![])
+    }
+
+    #[test]
+    fn shards_split_each_epoch_as_pytorchs_distributed_sampler() {
+        // 10 examples over 3 ranks: padded to 12 with the order's first two
+        let full = DataLoader::new(toy(10), 4).seed(7);
+        let shards: Vec<_> = (0..3)
+            .map(|r| DataLoader::new(toy(10), 4).seed(7).shard(r, 3))
+            .collect();
+        for epoch in [1, 2] {
+            let order = full.order(epoch);
+            let mut padded = order.clone();
+            padded.extend_from_slice(&order[..2]);
+            for (r, dl) in shards.iter().enumerate() {
+                let want: Vec<usize> = padded.iter().copied().skip(r).step_by(3).collect();
+                assert_eq!(dl.order(epoch), want, "rank {r}, epoch {epoch}");
+                assert_eq!((dl.num_examples(), dl.len()), (4, 1));
+            }
+        }
+        assert_ne!(
+            shards[0].order(1),
+            shards[0].order(2),
+            "reshuffled per epoch"
+        );
+        // unpadded: every example exactly once over the ranks
+        let mut all: Vec<usize> = (0..3)
+            .flat_map(|r| {
+                let dl = DataLoader::new(toy(10), 4)
+                    .seed(7)
+                    .shard(r, 3)
+                    .pad_shards(false);
+                assert_eq!(dl.num_examples(), dl.order(1).len());
+                dl.order(1)
+            })
+            .collect();
+        all.sort();
+        assert_eq!(all, (0..10).collect::<Vec<_>>());
+        // N ranks' k-th batches of B are one process's k-th batch of N·B
+        let (big, halves) = (
+            DataLoader::new(toy(16), 8).seed(3),
+            [0, 1].map(|r| DataLoader::new(toy(16), 4).seed(3).shard(r, 2)),
+        );
+        let big_order = big.order(1);
+        for k in 0..2 {
+            let mut joined: Vec<usize> = halves
+                .iter()
+                .flat_map(|h| h.order(1)[k * 4..k * 4 + 4].to_vec())
+                .collect();
+            let mut want = big_order[k * 8..k * 8 + 8].to_vec();
+            joined.sort();
+            want.sort();
+            assert_eq!(joined, want, "batch {k}");
+        }
     }
 
     #[test]

@@ -160,6 +160,15 @@ impl ConsoleLog {
     }
 }
 
+impl ConsoleLog {
+    /// Lines every `log_interval` steps even on a terminal, no progress
+    /// bar (a data-parallel run's rank 0, whose terminal mpirun fakes).
+    pub fn lines(mut self) -> ConsoleLog {
+        self.tty = false;
+        self
+    }
+}
+
 impl Callback for ConsoleLog {
     fn name(&self) -> &str {
         "console"

@@ -31,6 +31,10 @@ pub enum TrainError {
     /// temperature, a teacher of other classes).
     #[error("{0}")]
     Config(String),
+    /// The processes of a data-parallel run disagree or cannot talk (a
+    /// different model or settings on one rank, an MPI failure).
+    #[error("{0}")]
+    Distributed(String),
     /// The training loss stopped being a finite number.
     #[error(
         "training diverged at epoch {epoch}, step {step}: the loss is {loss} with lr {lr}; {}; \

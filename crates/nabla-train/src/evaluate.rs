@@ -48,7 +48,7 @@ impl<D: Dataset + 'static> BatchSource for DataLoader<D> {
         self.len()
     }
     fn num_examples(&self) -> usize {
-        self.dataset().len()
+        DataLoader::num_examples(self)
     }
     fn batch_size(&self) -> usize {
         self.batch_size

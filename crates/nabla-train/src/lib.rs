@@ -19,6 +19,7 @@ pub mod distill;
 pub mod error;
 pub mod evaluate;
 pub mod run_dir;
+pub mod sync;
 pub mod trainer;
 pub mod windows;
 
@@ -32,6 +33,7 @@ pub use evaluate::{
 pub use run_dir::checkpoint::{Checkpoint, TrainState};
 pub use run_dir::csv::{EpochRow, History, StepRow};
 pub use run_dir::RunDir;
+pub use sync::GradientSync;
 pub use trainer::{Outcome, Trainer};
 pub use windows::{RandomWindows, Windows};
 
@@ -45,12 +47,20 @@ macro_rules! say {
     };
 }
 
+static QUIET: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Silences [`say!`] in this process (the ranks of a data-parallel run
+/// other than rank 0, which speaks for all).
+pub fn set_quiet(on: bool) {
+    QUIET.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
 #[doc(hidden)]
 pub fn print_line(args: std::fmt::Arguments) {
     use std::io::Write;
     use std::sync::atomic::{AtomicBool, Ordering};
     static BROKEN: AtomicBool = AtomicBool::new(false);
-    if BROKEN.load(Ordering::Relaxed) {
+    if BROKEN.load(Ordering::Relaxed) || QUIET.load(Ordering::Relaxed) {
         return;
     }
     let mut out = std::io::stdout().lock();

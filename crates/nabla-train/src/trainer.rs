@@ -35,6 +35,7 @@ use crate::evaluate::{cross_entropy_loss, evaluate, predict, BatchSource, Evalua
 use crate::run_dir::checkpoint::{Checkpoint, TrainState};
 use crate::run_dir::csv::{EpochRow, StepRow};
 use crate::run_dir::RunDir;
+use crate::sync::GradientSync;
 
 /// How a call to [`Trainer::fit`] ended.
 #[derive(Clone, Debug, PartialEq)]
@@ -76,6 +77,7 @@ pub struct Trainer<'m> {
     callbacks: Vec<Box<dyn Callback>>,
     run: Option<RunDir>,
     interrupt: Option<Arc<AtomicBool>>,
+    sync: Option<Box<dyn GradientSync>>,
     state: TrainState,
 }
 
@@ -100,6 +102,7 @@ impl<'m> Trainer<'m> {
             callbacks: vec![Box::new(ConsoleLog::new(10))],
             run: None,
             interrupt: None,
+            sync: None,
             state: TrainState {
                 generator: nabla_core::global_generator_state(),
                 ..Default::default()
@@ -205,11 +208,31 @@ impl<'m> Trainer<'m> {
         self
     }
 
+    /// Trains data-parallel: `sync` averages the gradients of every step
+    /// over the processes of the run (nabla-distributed's
+    /// `DistributedDataParallel`), each of which trains on its own shard of
+    /// the data. The epoch's training loss and the validation's counts are
+    /// summed over the ranks, so every rank sees the metrics of the whole
+    /// data; give only rank 0 a run directory and a console.
+    pub fn sync_with(mut self, sync: impl GradientSync + 'static) -> Self {
+        self.sync = Some(Box::new(sync));
+        self
+    }
+
     /// Continues a run from its last checkpoint, as [`RunDir::resume`]
     /// opens it: the weights, the optimizer's state, the callbacks'
     /// states, the generator and where training stands.
-    pub fn resume(mut self, (run, checkpoint): (RunDir, Checkpoint)) -> Result<Self> {
+    pub fn resume(self, (run, checkpoint): (RunDir, Checkpoint)) -> Result<Self> {
         let source = run.last_checkpoint().display().to_string();
+        let mut trainer = self.resume_from(checkpoint, &source)?;
+        trainer.run = Some(run);
+        Ok(trainer)
+    }
+
+    /// Continues from `checkpoint` (read from `source`) without a run
+    /// directory: the other ranks of a data-parallel run, which receive
+    /// rank 0's checkpoint and write nothing.
+    pub fn resume_from(mut self, checkpoint: Checkpoint, source: &str) -> Result<Self> {
         let in_file = |e: &dyn std::fmt::Display| TrainError::Run(format!("{source}: {e}"));
         load_state_dict(self.model, &checkpoint.model).map_err(|e| in_file(&e))?;
         let Trainer {
@@ -238,7 +261,6 @@ impl<'m> Trainer<'m> {
             .map_err(|e| in_file(&e))?;
         set_global_generator_state(checkpoint.state.generator);
         self.state = checkpoint.state;
-        self.run = Some(run);
         Ok(self)
     }
 
@@ -297,6 +319,7 @@ impl<'m> Trainer<'m> {
     /// What the callbacks see; a "batch" there is an optimizer step's
     /// worth of batches.
     fn ctx<'a>(&'a mut self, data: &dyn BatchSource) -> (Ctx<'a>, &'a mut Vec<Box<dyn Callback>>) {
+        let world = self.sync.as_ref().map_or(1, |s| s.world_size());
         (
             Ctx {
                 model: self.model,
@@ -304,8 +327,9 @@ impl<'m> Trainer<'m> {
                 state: &self.state,
                 epochs: self.epochs,
                 batches_per_epoch: data.num_batches().div_ceil(self.grad_accum),
-                examples_per_epoch: data.num_examples(),
-                batch_size: data.batch_size() * self.grad_accum,
+                // (a data-parallel step takes every rank's batch)
+                examples_per_epoch: data.num_examples() * world,
+                batch_size: data.batch_size() * self.grad_accum * world,
             },
             &mut self.callbacks,
         )
@@ -324,6 +348,25 @@ impl<'m> Trainer<'m> {
                 cb.on_fit_start(&mut ctx)?;
             }
         }
+        if let Some(sync) = &mut self.sync {
+            sync.start(self.model)?;
+            if sync.rank() != 0 {
+                // rank 0's checkpoint holds the loss of every rank's batches
+                self.state.epoch_loss = (0.0, 0);
+            }
+        }
+        let world = self.sync.as_ref().map_or(1, |s| s.world_size());
+        let st = &mut self.state;
+        if st.world_size != world {
+            // a step of the checkpoint's run took world_size·B examples of
+            // the epoch: go on after the examples done, repeating part of a
+            // step rather than skipping any
+            st.step_in_epoch = st.step_in_epoch * st.world_size / world;
+            st.world_size = world;
+        }
+        // whether some rank was interrupted (with a synchronizer, all ranks
+        // learn it at the same step)
+        let mut interrupted = false;
         // rows of steps.csv since the last checkpoint, written with it
         let mut step_rows = String::new();
         let batches = train.num_batches();
@@ -399,7 +442,31 @@ impl<'m> Trainer<'m> {
                 if in_step > 1 {
                     loss = loss.mul_scalar(1.0 / in_step as f32)?;
                 }
-                loss.backward()?;
+                let reduce = i + 1 == group_start + in_step;
+                match &mut self.sync {
+                    None => loss.backward()?,
+                    Some(sync) => {
+                        let stop = reduce
+                            && self
+                                .interrupt
+                                .as_ref()
+                                .is_some_and(|f| f.load(Ordering::SeqCst));
+                        sync.begin_backward(reduce, stop)?;
+                        let mut error = None;
+                        let pass = loss.backward_with_hook(&mut |p| {
+                            sync.grad_ready(p).map_err(|e| {
+                                let msg = e.to_string();
+                                error = Some(e);
+                                nabla_core::Error::Backward(msg)
+                            })
+                        });
+                        if let Some(e) = error {
+                            return Err(e);
+                        }
+                        pass?;
+                        interrupted = sync.end_backward()? || interrupted;
+                    }
+                }
                 self.state.epoch_loss.0 += value as f64;
                 self.state.epoch_loss.1 += 1;
                 step_loss = (step_loss.0 + value, step_loss.1 + 1);
@@ -442,11 +509,14 @@ impl<'m> Trainer<'m> {
                 if done(&self.state, self.total_steps) {
                     break; // the run's last step ends its last epoch
                 }
-                let outcome = if self
-                    .interrupt
-                    .as_ref()
-                    .is_some_and(|f| f.load(Ordering::SeqCst))
-                {
+                let stop_asked = match self.sync {
+                    Some(_) => interrupted,
+                    None => self
+                        .interrupt
+                        .as_ref()
+                        .is_some_and(|f| f.load(Ordering::SeqCst)),
+                };
+                let outcome = if stop_asked {
                     Some(Outcome::Interrupted)
                 } else if done(&self.state, self.max_steps) {
                     Some(Outcome::MaxSteps)
@@ -463,9 +533,14 @@ impl<'m> Trainer<'m> {
             }
             let train_seconds = seconds_of_epoch_before + epoch_start.elapsed().as_secs_f64();
             let test_start = Instant::now();
-            let evaluation = validation.map(|v| self.evaluate(v)).transpose()?;
+            let mut evaluation = validation.map(|v| self.evaluate(v)).transpose()?;
+            let mut epoch_loss = self.state.epoch_loss;
+            if let Some(sync) = &mut self.sync {
+                // the metrics of the whole data, the same on every rank
+                epoch_loss = sum_over_ranks(sync.as_mut(), epoch_loss, evaluation.as_mut())?;
+            }
             let test_seconds = test_start.elapsed().as_secs_f64();
-            let (sum, n) = self.state.epoch_loss;
+            let (sum, n) = epoch_loss;
             let end = EpochEnd {
                 epoch,
                 train_loss: sum / n.max(1) as f64,
@@ -527,6 +602,17 @@ impl<'m> Trainer<'m> {
         step_rows: &mut String,
         best: bool,
     ) -> Result<()> {
+        if let Some(sync) = &mut self.sync {
+            // the epoch's loss so far over all ranks, kept by rank 0 (whose
+            // checkpoint holds it); the others start again from zero
+            let (sum, n) = self.state.epoch_loss;
+            let mut v = [sum, n as f64];
+            sync.sum(&mut v)?;
+            self.state.epoch_loss = match sync.rank() {
+                0 => (v[0], v[1] as usize),
+                _ => (0.0, 0),
+            };
+        }
         self.state.generator = nabla_core::global_generator_state();
         self.state.callbacks = self
             .callbacks
@@ -551,4 +637,28 @@ impl<'m> Trainer<'m> {
         };
         run.commit(&checkpoint, best)
     }
+}
+
+/// The epoch's training loss (sum, batches) and the validation's counts
+/// summed over the ranks, in one call.
+fn sum_over_ranks(
+    sync: &mut dyn GradientSync,
+    (loss, batches): (f64, usize),
+    evaluation: Option<&mut Evaluation>,
+) -> Result<(f64, usize)> {
+    let mut values = vec![loss, batches as f64];
+    if let Some(e) = &evaluation {
+        values.extend([e.loss as f64, e.total as f64, e.correct as f64]);
+        values.extend(e.confusion.iter().flatten().map(|&c| c as f64));
+    }
+    sync.sum(&mut values)?;
+    if let Some(e) = evaluation {
+        e.loss = values[2] as f32;
+        e.total = values[3] as usize;
+        e.correct = values[4] as usize;
+        for (c, v) in e.confusion.iter_mut().flatten().zip(&values[5..]) {
+            *c = *v as usize;
+        }
+    }
+    Ok((values[0], values[1] as usize))
 }

@@ -41,6 +41,9 @@ pub struct TrainState {
     pub steps_len: u64,
     /// Each callback's state, by callback name then key.
     pub callbacks: BTreeMap<String, BTreeMap<String, String>>,
+    /// Processes of the data-parallel run that wrote it (1 without one):
+    /// a run resumed on another number converts `step_in_epoch`.
+    pub world_size: usize,
 }
 
 impl Default for TrainState {
@@ -60,6 +63,7 @@ impl Default for TrainState {
             metrics_len: 0,
             steps_len: 0,
             callbacks: BTreeMap::new(),
+            world_size: 1,
         }
     }
 }
@@ -84,6 +88,7 @@ impl TrainState {
         put("best_loss", self.best_loss.to_bits().to_string());
         put("metrics_len", self.metrics_len.to_string());
         put("steps_len", self.steps_len.to_string());
+        put("world_size", self.world_size.to_string());
         for (name, state) in &self.callbacks {
             for (k, v) in state {
                 put(&format!("callback.{name}.{k}"), v.clone());
@@ -147,6 +152,11 @@ impl TrainState {
             metrics_len: num("metrics_len")?,
             steps_len: num("steps_len")?,
             callbacks,
+            // (checkpoints from before data-parallel runs have none)
+            world_size: match m.get("world_size") {
+                Some(v) => parse::<usize>(v, "world_size", source)?.max(1),
+                None => 1,
+            },
         })
     }
 }
@@ -177,14 +187,19 @@ impl Checkpoint {
 
     /// Reads a checkpoint; a truncated or corrupt file is a clear error.
     pub fn read(path: &Path) -> Result<Checkpoint> {
-        let source = path.display().to_string();
         let bytes = std::fs::read(path)
             .map_err(|e| TrainError::io(path, "cannot read the checkpoint", e))?;
-        let tensors = from_safetensors_bytes(&bytes, &source)
+        Self::from_bytes(&bytes, &path.display().to_string())
+    }
+
+    /// A checkpoint from its file's bytes (as [`to_bytes`](Self::to_bytes)
+    /// makes them); `source` names them in errors.
+    pub fn from_bytes(bytes: &[u8], source: &str) -> Result<Checkpoint> {
+        let tensors = from_safetensors_bytes(bytes, source)
             .map_err(|e| TrainError::Run(format!("{e} (corrupt or truncated checkpoint)")))?;
-        let (_, header) = safetensors::SafeTensors::read_metadata(&bytes)
+        let (_, header) = safetensors::SafeTensors::read_metadata(bytes)
             .map_err(|e| TrainError::Run(format!("{source}: {e}")))?;
-        let state = TrainState::from_meta(&header.metadata().clone().unwrap_or_default(), &source)?;
+        let state = TrainState::from_meta(&header.metadata().clone().unwrap_or_default(), source)?;
         let (mut model, mut optim) = (vec![], vec![]);
         for (n, t) in tensors {
             if let Some(k) = n.strip_prefix("model.") {
