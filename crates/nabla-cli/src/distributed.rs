@@ -135,7 +135,18 @@ impl Ranks {
         let weights = nabla_nn::state_dict::state_dict(model)
             .into_iter()
             .flat_map(|(_, t)| t.to_vec());
-        let ddp = DistributedDataParallel::new(self.comm, model)
+        let bucket_bytes = match std::env::var("NABLA_DIST_BUCKET_KIB") {
+            Err(_) => nabla_distributed::ddp::DEFAULT_BUCKET_BYTES,
+            Ok(v) => match v.trim().parse::<usize>() {
+                Ok(k) if k > 0 => k << 10,
+                _ => {
+                    return Err(crate::common::usage(format!(
+                        "NABLA_DIST_BUCKET_KIB={v:?}: expected a positive number of KiB"
+                    )))
+                }
+            },
+        };
+        let ddp = DistributedDataParallel::with_bucket_bytes(self.comm, model, bucket_bytes)
             .check("settings", fingerprint(&toml::to_string(&shared)?))
             .check("data", data)
             .check("initial weights", fingerprint_f32(weights))
