@@ -183,21 +183,17 @@ impl Comm {
     /// `values` summed over the ranks, in place.
     pub fn sum_f64(&self, values: &mut [f64], what: &str) -> Result<()> {
         let send = values.to_vec();
-        let mut request = null_request();
-        // SAFETY: `send` and `values` live until the request is waited on.
-        let rc = unsafe {
-            ffi::MPI_Iallreduce(
+        // SAFETY: `send` and `values` live, untouched, until the wait below.
+        let mut pending = unsafe {
+            self.start_sum(
                 send.as_ptr().cast(),
                 values.as_mut_ptr().cast(),
-                count(values.len())?,
+                values.len(),
                 ffi::RSMPI_DOUBLE,
-                ffi::RSMPI_SUM,
-                self.raw.0,
-                &mut request,
-            )
+                what,
+            )?
         };
-        self.check(rc, what)?;
-        self.wait(&mut self.pending(request), what)
+        self.wait(&mut pending, what)
     }
 
     /// Starts summing `send` over the ranks into `recv`.
@@ -213,14 +209,38 @@ impl Comm {
         what: &str,
     ) -> Result<Pending> {
         assert_eq!(send.len(), recv.len());
-        let mut request = null_request();
         // SAFETY: the caller keeps both buffers as they are until the end.
-        let rc = unsafe {
-            ffi::MPI_Iallreduce(
+        unsafe {
+            self.start_sum(
                 send.as_ptr().cast(),
                 recv.as_mut_ptr().cast(),
-                count(send.len())?,
+                send.len(),
                 ffi::RSMPI_FLOAT,
+                what,
+            )
+        }
+    }
+
+    /// `MPI_Iallreduce` of `n` values of `datatype` with `MPI_SUM`.
+    ///
+    /// # Safety
+    /// As [`start_sum_f32`](Comm::start_sum_f32), for buffers of `n` values.
+    unsafe fn start_sum(
+        &self,
+        send: *const std::ffi::c_void,
+        recv: *mut std::ffi::c_void,
+        n: usize,
+        datatype: ffi::MPI_Datatype,
+        what: &str,
+    ) -> Result<Pending> {
+        let mut request = null_request();
+        // SAFETY: the caller's buffers hold `n` values and outlive the request.
+        let rc = unsafe {
+            ffi::MPI_Iallreduce(
+                send,
+                recv,
+                count(n)?,
+                datatype,
                 ffi::RSMPI_SUM,
                 self.raw.0,
                 &mut request,

@@ -7,8 +7,8 @@
 //! gradients after every backward pass, so all keep the same weights. In a
 //! program of one's own:
 //!
-//! ```ignore
-//! let mpi = nabla_distributed::Mpi::init()?;          // once, in main
+//! ```text
+//! let mpi = Mpi::init()?;                         // once, in main
 //! let comm = mpi.comm();
 //! let train = DataLoader::new(data, 32).shard(comm.rank, comm.size);
 //! let ddp = DistributedDataParallel::new(comm, &model);
@@ -16,6 +16,9 @@
 //! if comm.rank != 0 { trainer = trainer.without("console"); }
 //! trainer.fit(&train, Some(&test))?;
 //! ```
+//!
+//! `examples/ddp_lenet.rs` is that program in full (`mpirun -np 2
+//! target/release/examples/ddp_lenet`).
 //!
 //! The MPI parts need the `mpi` feature (and an MPI library: Debian's
 //! `libopenmpi-dev openmpi-bin libclang-dev`); without it this crate holds
