@@ -316,3 +316,80 @@ fn an_interrupted_run_resumes_on_another_number_of_ranks() {
     let last = metrics.lines().last().unwrap();
     assert!(last.starts_with(&format!("{epoch},")), "{metrics}");
 }
+
+/// Takes the two namespace "hosts" of `tools/two_hosts.sh` down when dropped.
+struct TwoHosts(&'static str);
+
+impl Drop for TwoHosts {
+    fn drop(&mut self) {
+        let _ = Command::new(self.0).arg("down").status();
+    }
+}
+
+#[test]
+fn two_hosts_over_tcp_reach_the_weights_of_one_process() {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/../../tools/two_hosts.sh");
+    let dir = tmp("two-hosts");
+    let up = Command::new(script).arg("up").arg(&dir).output().unwrap();
+    if !up.status.success() {
+        // (network namespaces need root and a kernel that offers them)
+        eprintln!(
+            "skipped: no network namespaces here: {}",
+            String::from_utf8_lossy(&up.stderr).trim()
+        );
+        return;
+    }
+    let _down = TwoHosts(script);
+    let flags = Command::new(script)
+        .arg("flags")
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let flags = String::from_utf8(flags.stdout).unwrap();
+    let (one, two) = (tmp("hosts-one"), tmp("hosts-two"));
+    let steps = ["--max-steps", "25", "--no-shuffle"];
+    ok(
+        &nabla()
+            .args([
+                "train",
+                "--batch-size",
+                "64",
+                "--out",
+                one.to_str().unwrap(),
+            ])
+            .args(steps)
+            .output()
+            .unwrap(),
+        "one process",
+    );
+    // rank 0 in namespace nabla-h1, rank 1 in nabla-h2, talking over TCP
+    let o = Command::new("mpirun")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("OMPI_ALLOW_RUN_AS_ROOT", "1")
+        .env("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        .args(flags.split_whitespace())
+        .args([
+            "-np",
+            "2",
+            env!("CARGO_BIN_EXE_nabla"),
+            "train",
+            "--distributed",
+        ])
+        .args([
+            "--threads",
+            "1",
+            "--batch-size",
+            "32",
+            "--out",
+            two.to_str().unwrap(),
+        ])
+        .args(steps)
+        .output()
+        .unwrap();
+    ok(&o, "two hosts");
+    let worst = worst_relative_difference(
+        &one.join("model.safetensors"),
+        &two.join("model.safetensors"),
+    );
+    assert!(worst < 1e-6, "weights differ by {worst:e} (relative)");
+}

@@ -3,12 +3,21 @@
 //! bucket uses them, timed over many repetitions per size.
 //!
 //!     cargo build --release -p nabla-distributed --features mpi --example allreduce
-//!     mpirun -np 2 target/release/examples/allreduce
+//!     mpirun -np 2 target/release/examples/allreduce [MiB]
+//!
+//! MiB (64 by default) is how much each size sends in all, at least 3
+//! repetitions: a slow network wants less.
 use std::time::Instant;
 
 use nabla_distributed::Mpi;
 
 fn main() -> nabla_train::Result<()> {
+    let budget: usize = std::env::args()
+        .nth(1)
+        .map(|s| s.parse())
+        .transpose()
+        .map_err(|e| nabla_train::TrainError::Config(format!("MiB: {e}")))?
+        .unwrap_or(64);
     let mpi = Mpi::init()?;
     let comm = mpi.comm();
     if comm.rank == 0 {
@@ -19,7 +28,7 @@ fn main() -> nabla_train::Result<()> {
         let n = bytes / 4;
         let send = vec![1.0f32; n];
         let mut recv = vec![0.0f32; n];
-        let reps = (64 << 20) / bytes + 10;
+        let reps = ((budget << 20) / bytes).max(3);
         let mut best = f64::INFINITY;
         for round in 0..3 {
             let start = Instant::now();
