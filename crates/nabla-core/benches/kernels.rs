@@ -132,6 +132,34 @@ fn main() {
             );
         }
     }
+    if wanted("int8_conv") {
+        // LeNet's convolutions at an evaluation batch of 1,000: f32 against
+        // the statically quantized convolution (fixed input parameters)
+        use nabla_core::quant::{QParams, QTensor, QuantizedConv2dWeight};
+        for (c, hw, o, pad) in [(1, 28, 6, 2), (6, 14, 16, 0)] {
+            let x = Tensor::randn([1000, c, hw, hw]);
+            let w = Tensor::randn([o, c, 5, 5]).mul_scalar(0.1).unwrap();
+            let b = Tensor::randn([o]);
+            let params = Conv2dParams::default().padding(pad);
+            let f32_t =
+                in_pool(|| best_time(0.5, || drop(x.conv2d(&w, Some(&b), params).unwrap())));
+            let q = QuantizedConv2dWeight::new(
+                QTensor::quantize(&w, true).unwrap(),
+                params,
+                QParams::for_activations(&x.to_vec()),
+            )
+            .unwrap();
+            let bias = b.to_vec();
+            let q_t = in_pool(|| best_time(0.5, || drop(q.forward(&x, Some(&bias)).unwrap())));
+            println!(
+                "int8_conv_{c}x{hw}x{hw}_to_{o} f32 {:.0} us, int8 {:.0} us ({:.2}×, {} threads)",
+                f32_t * 1e6,
+                q_t * 1e6,
+                f32_t / q_t,
+                num_threads()
+            );
+        }
+    }
     if wanted("int8_mlp") {
         // the MLP 784-256-128-10's forward pass at a batch of 1,000, f32
         // against int8 Linear layers, each call from outside the pool (as

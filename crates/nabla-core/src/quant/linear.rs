@@ -10,7 +10,8 @@
 //! so every path and thread count gives the same bits. No gradient: this is
 //! inference only.
 
-use crate::backend::cpu::int8_gemm::{gemm_u8s8, pad, Epilogue, PackedInt8, RowsA};
+pub use crate::backend::cpu::int8_gemm::RowsA;
+use crate::backend::cpu::int8_gemm::{gemm_u8s8, pad, Epilogue, PackedInt8};
 use crate::{Error, Result, Tensor};
 
 use super::{QParams, QTensor};
@@ -90,9 +91,34 @@ impl QuantizedLinearWeight {
         out: &mut [f32],
         threads: usize,
     ) {
-        let n = self.weight.shape[0];
-        assert_eq!(out.len(), m * n, "product_with: out holds m·out values");
         let rows = RowsA::quantize(xs, m, &self.packed, 1.0 / q.scale, q.zero_point as f32);
+        self.product_rows(&rows, m, q, bias, out, threads)
+    }
+
+    /// The row length of the activations' bytes for
+    /// [`Self::rows_from_bytes`] (`in`, rounded up for the kernel).
+    pub fn a_stride(&self) -> usize {
+        self.packed.a_stride()
+    }
+
+    /// Activations already quantized (with the `q` given to
+    /// [`Self::product_rows`]): `m` rows of [`Self::a_stride`] bytes.
+    pub fn rows_from_bytes(&self, bytes: Vec<u8>, m: usize) -> RowsA {
+        RowsA::from_bytes(bytes, m, &self.packed)
+    }
+
+    /// [`Self::product_with`] of rows already quantized with `q`.
+    pub fn product_rows(
+        &self,
+        rows: &RowsA,
+        m: usize,
+        q: QParams,
+        bias: &[f32],
+        out: &mut [f32],
+        threads: usize,
+    ) {
+        let n = self.weight.shape[0];
+        assert_eq!(out.len(), m * n, "product_rows: out holds m·out values");
         let ep = Epilogue {
             zero_point: q.zero_point,
             scale: q.scale,
@@ -100,7 +126,7 @@ impl QuantizedLinearWeight {
             col_scales: &self.col_scales,
             bias,
         };
-        gemm_u8s8(m, &rows, &self.packed, out, &ep, threads);
+        gemm_u8s8(m, rows, &self.packed, out, &ep, threads);
     }
 
     /// `bias` (or zeros) padded as [`Self::product_with`] takes it.

@@ -17,11 +17,13 @@
 //! Rounding is to nearest, ties to even, after multiplying by `1 / scale`,
 //! as fbgemm does.
 
+mod conv;
 mod linear;
 pub mod recurrent;
 mod rows;
 
-pub use linear::QuantizedLinearWeight;
+pub use conv::QuantizedConv2dWeight;
+pub use linear::{QuantizedLinearWeight, RowsA};
 pub use rows::{min_max, quantize_row, QuantizedLane};
 
 use crate::{Error, Result, Tensor};

@@ -137,6 +137,17 @@ impl RowsA {
 }
 
 impl RowsA {
+    /// Rows already in bytes, `m` of [`PackedInt8::a_stride`] each (what
+    /// lies past `k` in a row is never used: B is zero there), for `b`'s
+    /// kernel: kept as they are, or widened to i16 for AVX2.
+    pub fn from_bytes(bytes: Vec<u8>, m: usize, b: &PackedInt8) -> RowsA {
+        assert!(bytes.len() >= m * b.a_stride(), "RowsA::from_bytes: m rows");
+        match b.isa {
+            Isa::Avx2 => RowsA::Wide(bytes.iter().map(|&v| i16::from(v)).collect()),
+            _ => RowsA::Bytes(bytes),
+        }
+    }
+
     /// `m` rows of `k` f32 values (`xs`, row-major) quantized to u8 with
     /// `1 / scale` and the zero point ([`crate::quant::quantize_row`]), for
     /// `b`'s kernel; rows in parallel when there are many values.
