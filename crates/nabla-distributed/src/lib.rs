@@ -1,11 +1,10 @@
 //! nabla-distributed: data-parallel training over MPI.
 //!
 //! `mpirun -np N nabla train --distributed …` starts N copies of a run;
-//! each trains on its own shard of the data
-//! ([`DataLoader::shard`](nabla_data::DataLoader::shard), PyTorch's
-//! `DistributedSampler`) and [`DistributedDataParallel`] averages their
-//! gradients after every backward pass, so all keep the same weights. In a
-//! program of one's own:
+//! each trains on its own shard of the data (nabla-data's
+//! `DataLoader::shard`, PyTorch's `DistributedSampler`) and
+//! `DistributedDataParallel` averages their gradients after every backward
+//! pass, so all keep the same weights. In a program of one's own:
 //!
 //! ```text
 //! let mpi = Mpi::init()?;                         // once, in main
