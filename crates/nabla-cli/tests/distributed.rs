@@ -273,7 +273,9 @@ fn a_killed_rank_ends_the_job_and_the_checkpoint_stays_intact() {
 #[test]
 fn a_hung_rank_ends_the_job_after_the_timeout() {
     let out = tmp("hung");
-    let child = long_run(&out, "2");
+    // (5 s: long enough that a rank slowed by the other tests running
+    // beside this one is not taken for a hung one before the STOP)
+    let child = long_run(&out, "5");
     let ranks = ranks_of(&out);
     signal(ranks[1], "STOP"); // alive, but never answers
     let err = ends_within(child, Duration::from_secs(30));
@@ -281,7 +283,7 @@ fn a_hung_rank_ends_the_job_after_the_timeout() {
         signal(*r, "KILL"); // (the stopped one, should MPI have left it)
     }
     assert!(
-        err.contains("no answer from rank 1 for 2 s"),
+        err.contains("no answer from rank 1 for 5 s"),
         "the waiting rank names the silent one: {err}"
     );
     checkpoint_intact(&out);
