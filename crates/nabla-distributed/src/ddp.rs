@@ -25,6 +25,9 @@
 
 use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Instant;
 
 use nabla_core::Tensor;
 use nabla_nn::state_dict::state_dict;
@@ -65,6 +68,32 @@ pub struct DistributedDataParallel {
     checks: Vec<(String, u64)>,
     verify: bool,
     steps: usize,
+    stats: Arc<SyncStats>,
+}
+
+/// What a [`DistributedDataParallel`] has sent and waited for, readable
+/// while it trains ([`DistributedDataParallel::stats`]).
+#[derive(Debug, Default)]
+pub struct SyncStats {
+    /// Optimizer steps whose gradients were averaged.
+    pub steps: AtomicU64,
+    /// Bucket sums started (`MPI_Iallreduce` calls).
+    pub allreduces: AtomicU64,
+    /// Bytes of gradients summed.
+    pub bytes: AtomicU64,
+    /// Microseconds from the end of each backward pass until its averaged
+    /// gradients are in place: the communication the pass did not hide.
+    pub wait_micros: AtomicU64,
+}
+
+impl SyncStats {
+    fn add(counter: &AtomicU64, v: u64) {
+        counter.fetch_add(v, Ordering::Relaxed);
+    }
+    /// A counter's value.
+    pub fn get(counter: &AtomicU64) -> u64 {
+        counter.load(Ordering::Relaxed)
+    }
 }
 
 impl DistributedDataParallel {
@@ -119,6 +148,7 @@ impl DistributedDataParallel {
             checks: Vec::new(),
             verify: false,
             steps: 0,
+            stats: Arc::default(),
         }
     }
 
@@ -136,6 +166,12 @@ impl DistributedDataParallel {
     pub fn verify_parameters(mut self, on: bool) -> Self {
         self.verify = on;
         self
+    }
+
+    /// Counters of what it has sent and waited for (a handle that stays
+    /// readable after the synchronizer is handed to a `Trainer`).
+    pub fn stats(&self) -> Arc<SyncStats> {
+        Arc::clone(&self.stats)
     }
 
     /// The number of buckets (their plan: [`crate::buckets`]).
@@ -175,6 +211,8 @@ impl DistributedDataParallel {
         // SAFETY: the buffers are neither touched nor reallocated until
         // `end_backward` has waited on this request.
         b.pending = Some(unsafe { self.comm.start_sum_f32(&b.send, &mut b.recv, &what)? });
+        SyncStats::add(&self.stats.allreduces, 1);
+        SyncStats::add(&self.stats.bytes, 4 * b.send.len() as u64);
         self.launched = k + 1;
         Ok(())
     }
@@ -219,6 +257,14 @@ impl GradientSync for DistributedDataParallel {
     }
 
     fn start(&mut self, model: &dyn Module) -> Result<()> {
+        let ids: Vec<u64> = model.parameters().iter().map(Tensor::id).collect();
+        if ids != self.params.iter().map(Tensor::id).collect::<Vec<_>>() {
+            // its hooks would find none of the trained parameters
+            return Err(dist(
+                "this DistributedDataParallel was made for another model than the one \
+                 trained: make it from the trainer's model",
+            ));
+        }
         let tensors = state_dict(model);
         let layout: Vec<(&str, &[usize])> = tensors
             .iter()
@@ -299,6 +345,7 @@ impl GradientSync for DistributedDataParallel {
         }
         let scale = 1.0 / self.comm.size as f32;
         let step = self.steps + 1;
+        let waiting = Instant::now();
         for (k, b) in self.buckets.iter_mut().enumerate() {
             if let Some(mut p) = b.pending.take() {
                 let what = format!("averaging the gradients of step {step} (bucket {k})");
@@ -313,6 +360,11 @@ impl GradientSync for DistributedDataParallel {
                 p.set_grad(Some(Tensor::from_vec_on(mean, p.shape(), p.device())?));
             }
         }
+        SyncStats::add(
+            &self.stats.wait_micros,
+            waiting.elapsed().as_micros() as u64,
+        );
+        SyncStats::add(&self.stats.steps, 1);
         self.steps = step;
         if !self.buffers.is_empty() {
             // each rank's BatchNorm saw its own batches: rank 0's running

@@ -32,7 +32,7 @@ pub mod ddp;
 #[cfg(feature = "mpi")]
 pub use comm::{Comm, Mpi};
 #[cfg(feature = "mpi")]
-pub use ddp::{fingerprint, fingerprint_f32, DistributedDataParallel};
+pub use ddp::{fingerprint, fingerprint_f32, DistributedDataParallel, SyncStats};
 
 /// Whether this build has MPI (the `mpi` feature).
 pub const ENABLED: bool = cfg!(feature = "mpi");
