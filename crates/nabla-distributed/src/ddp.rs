@@ -220,7 +220,10 @@ impl DistributedDataParallel {
 
 /// Rank 0's values of `tensors` on every rank, in one message.
 fn broadcast_tensors(comm: &Comm, tensors: &[Tensor], what: &str) -> Result<()> {
-    let mut all: Vec<f32> = tensors.iter().flat_map(Tensor::to_vec).collect();
+    let mut all: Vec<f32> = Vec::new();
+    for t in tensors {
+        t.read_data(|v| all.extend_from_slice(v));
+    }
     comm.broadcast_f32(&mut all, what)?;
     let mut at = 0;
     for t in tensors {
@@ -322,7 +325,7 @@ impl GradientSync for DistributedDataParallel {
                 slot.bucket
             )));
         }
-        b.send[slot.offset..slot.offset + slot.len].copy_from_slice(&grad.to_vec());
+        grad.read_data(|g| b.send[slot.offset..slot.offset + slot.len].copy_from_slice(g));
         b.missing -= 1;
         self.launch_ready()?;
         // give MPI a turn at the sums under way

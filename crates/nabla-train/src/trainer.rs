@@ -446,11 +446,7 @@ impl<'m> Trainer<'m> {
                 match &mut self.sync {
                     None => loss.backward()?,
                     Some(sync) => {
-                        let stop = reduce
-                            && self
-                                .interrupt
-                                .as_ref()
-                                .is_some_and(|f| f.load(Ordering::SeqCst));
+                        let stop = reduce && raised(&self.interrupt);
                         sync.begin_backward(reduce, stop)?;
                         let mut error = None;
                         let pass = loss.backward_with_hook(&mut |p| {
@@ -511,10 +507,7 @@ impl<'m> Trainer<'m> {
                 }
                 let stop_asked = match self.sync {
                     Some(_) => interrupted,
-                    None => self
-                        .interrupt
-                        .as_ref()
-                        .is_some_and(|f| f.load(Ordering::SeqCst)),
+                    None => raised(&self.interrupt),
                 };
                 let outcome = if stop_asked {
                     Some(Outcome::Interrupted)
@@ -637,6 +630,11 @@ impl<'m> Trainer<'m> {
         };
         run.commit(&checkpoint, best)
     }
+}
+
+/// Whether the interrupt flag (if any) is raised.
+fn raised(flag: &Option<Arc<AtomicBool>>) -> bool {
+    flag.as_ref().is_some_and(|f| f.load(Ordering::SeqCst))
 }
 
 /// The epoch's training loss (sum, batches) and the validation's counts
