@@ -85,6 +85,51 @@ fn main() {
             );
         }
     }
+    if wanted("bf16_products") {
+        // the MLP's products at batch 64 (as a training step runs them) and
+        // a square one, f32 against bf16 operands (`autocast`); the same
+        // (name, m, k, n, lhs transposed, rhs transposed) as mlp_products
+        use nabla_core::autocast::Precision;
+        use nabla_core::backend::cpu::matmul::{gemm_into_at, MatRef};
+        for (name, m, k, n, lhs_t, rhs_t) in [
+            ("fc1_forward", 64, 784, 256, false, true),
+            ("fc1_weight_grad", 256, 64, 784, true, false),
+            ("fc2_forward", 64, 256, 128, false, true),
+            ("fc2_input_grad", 64, 128, 256, false, false),
+            ("square_512", 512, 512, 512, false, false),
+        ] {
+            let (a, b) = (
+                Tensor::randn([m * k]).to_vec(),
+                Tensor::randn([k * n]).to_vec(),
+            );
+            let mut dst = vec![0f32; m * n];
+            let lhs = match lhs_t {
+                true => MatRef::row_major(&a, k, m).t(),
+                false => MatRef::row_major(&a, m, k),
+            };
+            let rhs = match rhs_t {
+                true => MatRef::row_major(&b, n, k).t(),
+                false => MatRef::row_major(&b, k, n),
+            };
+            let mut times = [0f64; 2];
+            for (t, precision) in times.iter_mut().zip(Precision::ALL) {
+                *t = in_pool(|| {
+                    best_time(0.3, || {
+                        gemm_into_at(precision, &mut dst, false, lhs, rhs, num_threads())
+                    })
+                });
+            }
+            let gflops = |t: f64| 2.0 * (m * k * n) as f64 / t / 1e9;
+            println!(
+                "bf16_products_{name} f32 {:.1} us ({:.0} GFLOP/s), bf16 {:.1} us ({:.0} GFLOP/s), {:.2}×",
+                times[0] * 1e6,
+                gflops(times[0]),
+                times[1] * 1e6,
+                gflops(times[1]),
+                times[0] / times[1]
+            );
+        }
+    }
     if wanted("int8_linear") {
         // the MLP's layers at an evaluation batch of 1,000: f32 x·Wᵀ + b
         // against the int8 layer (activations quantized per call), and

@@ -10,6 +10,7 @@
 //! ```
 
 mod alloc;
+pub mod autocast;
 mod autograd;
 pub mod backend;
 mod device;

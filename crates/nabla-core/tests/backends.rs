@@ -283,6 +283,41 @@ fn products_agree() {
     agree("linear_3d", &lin3, &|x| x[0].linear(&x[1], Some(&x[2])));
 }
 
+/// Inside `autocast(Bf16, ..)` products round their operands to bfloat16
+/// on every backend alike, forward and backward — the backward run after
+/// the scope has closed, at the precision the forward recorded — and the
+/// results are not f32's.
+#[test]
+fn bf16_products_agree() {
+    use nabla_core::autocast::{autocast, Precision::Bf16};
+    let mm = |a: &[usize], b: &[usize], seed: u64| [randn(a, seed), randn(b, seed + 1)];
+    let cases: [(&str, [Tensor; 2], &Program<'_>); 4] = [
+        ("bf16_matmul", mm(&[64, 100], &[100, 40], 21), &|x| {
+            autocast(Bf16, || x[0].matmul(&x[1]))
+        }),
+        ("bf16_matmul_batched", mm(&[3, 13, 7], &[7, 37], 22), &|x| {
+            autocast(Bf16, || x[0].matmul(&x[1]))
+        }),
+        ("bf16_matmul_transposed", mm(&[33, 17], &[40, 33], 23), &|x| {
+            autocast(Bf16, || x[0].t()?.matmul(&x[1].t()?))
+        }),
+        ("bf16_linear", mm(&[2, 30, 65], &[50, 65], 24), &|x| {
+            autocast(Bf16, || x[0].linear(&x[1], None))
+        }),
+    ];
+    for (name, inputs, f) in cases {
+        agree(name, &inputs, f);
+        let bf16 = run(name, Device::Cpu, &inputs, f);
+        let f32 = run(name, Device::Cpu, &inputs, &|x| match name {
+            "bf16_linear" => x[0].linear(&x[1], None),
+            "bf16_matmul_transposed" => x[0].t()?.matmul(&x[1].t()?),
+            _ => x[0].matmul(&x[1]),
+        });
+        assert_ne!(bf16.out, f32.out, "{name}: the output is f32's");
+        assert_ne!(bf16.grads, f32.grads, "{name}: the gradients are f32's");
+    }
+}
+
 #[test]
 fn convolution_and_pooling_agree() {
     let cases: &[(&str, [usize; 4], [usize; 4], Conv2dParams)] = &[

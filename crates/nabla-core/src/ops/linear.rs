@@ -8,6 +8,7 @@
 //! (with batch dims, the weight gradient up to the order of its sum).
 //! Backward: `dx = dy·W`, `dW = dyᵀ·x` (in W's layout), `db = Σ_rows dy`.
 
+use crate::autocast::{autocast, product_precision};
 use crate::{Error, Result, Tensor};
 
 impl Tensor {
@@ -53,20 +54,27 @@ impl Tensor {
         });
         let y = Tensor::from_storage(out, &[m, out_f]);
         let inputs: Vec<&Tensor> = [self, weight].into_iter().chain(bias).collect();
-        Ok(y.attach("LinearBackward", &inputs, |g, inputs| {
-            let (x, w) = (&inputs[0], &inputs[1]);
-            let dx = x.requires_grad().then(|| g.matmul(w)).transpose()?;
-            let dw = w.requires_grad().then(|| g.t()?.matmul(x)).transpose()?;
-            let db = match inputs.get(2) {
-                Some(b) if b.requires_grad() => Some(g.sum_to_shape(b.shape())?),
-                _ => None,
-            };
-            Ok([dx, dw]
-                .into_iter()
-                .chain(inputs.get(2).map(|_| db))
-                .collect())
+        // the backward products at the forward's precision (autocast.rs)
+        let precision = product_precision();
+        Ok(y.attach("LinearBackward", &inputs, move |g, inputs| {
+            autocast(precision, || linear_backward(g, inputs))
         }))
     }
+}
+
+/// `dx = dy·W`, `dW = dyᵀ·x`, `db = Σ_rows dy`.
+fn linear_backward(g: &Tensor, inputs: &[Tensor]) -> Result<Vec<Option<Tensor>>> {
+    let (x, w) = (&inputs[0], &inputs[1]);
+    let dx = x.requires_grad().then(|| g.matmul(w)).transpose()?;
+    let dw = w.requires_grad().then(|| g.t()?.matmul(x)).transpose()?;
+    let db = match inputs.get(2) {
+        Some(b) if b.requires_grad() => Some(g.sum_to_shape(b.shape())?),
+        _ => None,
+    };
+    Ok([dx, dw]
+        .into_iter()
+        .chain(inputs.get(2).map(|_| db))
+        .collect())
 }
 
 #[cfg(test)]

@@ -6,6 +6,7 @@
 //! Backward: `da = sum_to(dy · bᵀ, a.shape)`, `db = sum_to(aᵀ · dy, b.shape)`.
 //! Transposed views go to gemm as strides: no copies.
 
+use crate::autocast::{autocast, product_precision};
 use crate::layout::broadcast_shapes;
 use crate::{Error, Result, Tensor};
 
@@ -59,25 +60,32 @@ impl Tensor {
         let mut shape = batch.clone();
         shape.extend([m, n]);
         let y = Tensor::from_storage(out, &shape);
-        Ok(y.attach("MmBackward", &[self, rhs], |g, inputs| {
-            let (a, b) = (&inputs[0], &inputs[1]);
-            let da = match a.requires_grad() {
-                true => Some(g.matmul(&b.transpose(-1, -2)?)?.sum_to_shape(a.shape())?),
-                false => None,
-            };
-            let db = match b.requires_grad() {
-                // b a transposed view (x·Wᵀ in a linear layer): compute
-                // (gᵀ·a)ᵀ, a view whose transpose — the weight's gradient —
-                // is contiguous, so accumulating it needs no transposing copy
-                true if a.rank() == 2 && b.rank() == 2 && b.layout().strides()[0] == 1 => {
-                    Some(g.t()?.matmul(a)?.t()?)
-                }
-                true => Some(a.transpose(-1, -2)?.matmul(g)?.sum_to_shape(b.shape())?),
-                false => None,
-            };
-            Ok(vec![da, db])
+        // the backward products at the forward's precision (autocast.rs)
+        let precision = product_precision();
+        Ok(y.attach("MmBackward", &[self, rhs], move |g, inputs| {
+            autocast(precision, || matmul_backward(g, inputs))
         }))
     }
+}
+
+/// `da = sum_to(dy · bᵀ)`, `db = sum_to(aᵀ · dy)`.
+fn matmul_backward(g: &Tensor, inputs: &[Tensor]) -> Result<Vec<Option<Tensor>>> {
+    let (a, b) = (&inputs[0], &inputs[1]);
+    let da = match a.requires_grad() {
+        true => Some(g.matmul(&b.transpose(-1, -2)?)?.sum_to_shape(a.shape())?),
+        false => None,
+    };
+    let db = match b.requires_grad() {
+        // b a transposed view (x·Wᵀ in a linear layer): compute
+        // (gᵀ·a)ᵀ, a view whose transpose — the weight's gradient —
+        // is contiguous, so accumulating it needs no transposing copy
+        true if a.rank() == 2 && b.rank() == 2 && b.layout().strides()[0] == 1 => {
+            Some(g.t()?.matmul(a)?.t()?)
+        }
+        true => Some(a.transpose(-1, -2)?.matmul(g)?.sum_to_shape(b.shape())?),
+        false => None,
+    };
+    Ok(vec![da, db])
 }
 
 #[cfg(test)]

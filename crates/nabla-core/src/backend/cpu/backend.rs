@@ -2,9 +2,10 @@
 
 use rayon::prelude::*;
 
-use super::matmul::{gemm_to, MatRef};
+use super::matmul::{gemm_to_at, MatRef};
 use super::reduce::{reduce_rows, sum_columns};
 use super::{attention, conv, copy, loss, named, norm, optim, pool, recurrent};
+use crate::autocast::product_precision;
 use crate::backend::{
     ArgOp, AttentionShape, Backend, BinaryOp, ConvGeom, CrossEntropyRows, MaskKind, Recurrence,
     ReduceOp, RowOp, Saved, UnaryOp, UpdateRule, View,
@@ -279,13 +280,18 @@ impl Backend for CpuBackend {
         let mut out = Vec::with_capacity(len);
         let base = out.as_mut_ptr() as usize;
         let (ba, bb) = (batch_layout(la, batch), batch_layout(lb, batch));
+        // read here, on the calling thread: the scope is per thread
+        let precision = product_precision();
         let one = |i: usize, threads: usize| {
             let lhs = mat(da, la, offset_of(&ba, i));
             let rhs = mat(db, lb, offset_of(&bb, i));
             // SAFETY: product i fills elements i·m·n .. (i+1)·m·n of out's
             // capacity, disjoint from the others' and written without being
             // read (no accumulate).
-            unsafe { gemm_to((base as *mut f32).add(i * m * n), false, lhs, rhs, threads) }
+            unsafe {
+                let dst = (base as *mut f32).add(i * m * n);
+                gemm_to_at(precision, dst, false, lhs, rhs, threads)
+            }
         };
         let threads = crate::threads::num_threads();
         if count > 1 && m * n * k < (1 << 21) && m * n > 0 {
@@ -310,7 +316,16 @@ impl Backend for CpuBackend {
         let threads = crate::threads::num_threads();
         // SAFETY: out's capacity holds the m×out product, which gemm_to
         // writes whole (no accumulate) without reading it.
-        unsafe { gemm_to(out.as_mut_ptr(), false, x, w_t, threads) };
+        unsafe {
+            gemm_to_at(
+                product_precision(),
+                out.as_mut_ptr(),
+                false,
+                x,
+                w_t,
+                threads,
+            )
+        };
         // SAFETY: written above (nothing to write when m·out = 0)
         unsafe { out.set_len(m * out_f) };
         if let Some(b) = bias {

@@ -4,6 +4,8 @@
 //! fast on any x86-64.
 
 use gemm::Parallelism;
+
+use crate::autocast::Precision;
 use rayon::prelude::*;
 
 /// Multiply-adds below which a product's columns are split between the
@@ -49,7 +51,7 @@ impl<'a> MatRef<'a> {
         }
     }
 
-    fn check(&self) {
+    pub(crate) fn check(&self) {
         if self.rows > 0 && self.cols > 0 {
             let last = self.offset + (self.rows - 1) * self.rs + (self.cols - 1) * self.cs;
             assert!(last < self.data.len(), "matrix view out of bounds");
@@ -82,6 +84,48 @@ pub fn gemm_new(lhs: MatRef, rhs: MatRef, threads: usize) -> Vec<f32> {
         out.set_len(len);
     }
     out
+}
+
+/// [`gemm_into`] at `precision`: with [`Precision::Bf16`] the operands
+/// are rounded to bfloat16 and the sums kept in f32 (`bf16_gemm.rs`).
+pub fn gemm_into_at(
+    precision: Precision,
+    dst: &mut [f32],
+    accumulate: bool,
+    lhs: MatRef,
+    rhs: MatRef,
+    threads: usize,
+) {
+    assert_eq!(
+        dst.len(),
+        lhs.rows * rhs.cols,
+        "gemm_into: destination size"
+    );
+    // SAFETY: dst is an initialized m×n slice.
+    unsafe { gemm_to_at(precision, dst.as_mut_ptr(), accumulate, lhs, rhs, threads) }
+}
+
+/// [`gemm_to`] at `precision` (see [`gemm_into_at`]).
+///
+/// # Safety
+/// As [`gemm_to`].
+pub(crate) unsafe fn gemm_to_at(
+    precision: Precision,
+    dst: *mut f32,
+    accumulate: bool,
+    lhs: MatRef,
+    rhs: MatRef,
+    threads: usize,
+) {
+    // SAFETY: as the caller guarantees (dst row-major with n columns).
+    unsafe {
+        match precision {
+            Precision::F32 => gemm_to(dst, accumulate, lhs, rhs, threads),
+            Precision::Bf16 => {
+                super::bf16_gemm::gemm_to(dst, rhs.cols, accumulate, lhs, rhs, threads)
+            }
+        }
+    }
 }
 
 /// The body of [`gemm_into`] and [`gemm_new`].

@@ -26,6 +26,7 @@ macro_rules! with_rows {
 
 mod attention;
 mod backend;
+pub mod bf16_gemm;
 pub mod conv;
 pub mod copy;
 pub mod elementwise;

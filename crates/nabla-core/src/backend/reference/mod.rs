@@ -33,6 +33,18 @@ fn values((s, l): View) -> Vec<f32> {
     out
 }
 
+/// A product's operand at this thread's [`autocast`](crate::autocast)
+/// precision: rounded to bfloat16 as the CPU kernels round it.
+fn as_product_operand(v: Vec<f32>) -> Vec<f32> {
+    match crate::autocast::product_precision() {
+        crate::autocast::Precision::F32 => v,
+        crate::autocast::Precision::Bf16 => v
+            .into_iter()
+            .map(crate::backend::cpu::bf16_gemm::round_to_bf16)
+            .collect(),
+    }
+}
+
 /// The elements of a view broadcast to `shape`, in row-major order.
 fn broadcast_values((s, l): View, shape: &[usize]) -> Vec<f32> {
     let view = Layout::new(shape.to_vec(), broadcast_strides(l, shape), l.offset());
@@ -246,7 +258,10 @@ impl Backend for ReferenceBackend {
             shape.extend([rows, cols]);
             broadcast_values(v, &shape)
         };
-        let (av, bv) = (full(a, m, k), full(b, k, n));
+        let (av, bv) = (
+            as_product_operand(full(a, m, k)),
+            as_product_operand(full(b, k, n)),
+        );
         let count: usize = batch.iter().product();
         let mut out = Vec::with_capacity(count * m * n);
         for p in 0..count {
@@ -265,7 +280,7 @@ impl Backend for ReferenceBackend {
 
     fn linear(&self, x: View, w: View, bias: Option<View>) -> Storage {
         let ((m, k), o) = ((x.1.shape()[0], x.1.shape()[1]), w.1.shape()[0]);
-        let (xv, wv) = (values(x), values(w));
+        let (xv, wv) = (as_product_operand(values(x)), as_product_operand(values(w)));
         let b = bias.map(values).unwrap_or_else(|| vec![0.0; o]);
         let mut out = Vec::with_capacity(m * o);
         for i in 0..m {

@@ -1,0 +1,309 @@
+//! The matrix product with bfloat16 operands and f32 sums, what
+//! [`autocast`](crate::autocast) runs `matmul` and `linear` on:
+//! `C[M,N] (+)= bf16(A)[M,K] · bf16(B)[K,N]`, A and B f32 with any
+//! strides, rounded to bfloat16 (nearest, ties to even) as they are packed.
+//!
+//! `VDPBF16PS` (AVX512-BF16) takes, per f32 lane, a pair of bf16 from
+//! each operand and adds both products to the lane: `c += a₁·b₁` then
+//! `c += a₀·b₀`, each rounded (the order Intel documents; a Zen 4 gives
+//! the same bits). So both operands are packed with K in pairs:
+//!
+//! - B as in `gemm512.rs`, panels of 32 columns, but each row of a panel
+//!   is a pair of K rows: 32 `u32`s, column j holding `(b[2p][j], b[2p+1][j])`
+//!   (low half first) — two 512-bit vectors;
+//! - A row by row, a `u32` per pair `(a[i][2p], a[i][2p+1])`, broadcast
+//!   to every lane.
+//!
+//! The micro-kernel keeps a 12 × 32 tile of C in 24 registers, as the f32
+//! one does, and each step does 24 `VDPBF16PS`: 768 multiply-adds where
+//! the f32 kernel's 24 FMAs do 384. The packing rounds 16 values per
+//! instruction (integer adds: `+ 0x7FFF + lsb`) and, where the layout
+//! asks for it, transposes through `transpose.rs`.
+//!
+//! Without AVX512-BF16 the same kernel splits each pair into two f32
+//! (the bf16 is f32's upper half) and runs two FMAs in the same order:
+//! the same bits, at f32's speed. Without AVX-512 the operands are rounded
+//! into f32 copies and go through the f32 product (other sums' order,
+//! values equal to rounding). Subnormal operands are flushed to zero on
+//! every path (the instruction treats them so); a subnormal *sum* is
+//! flushed by the instruction only (its emulation keeps it).
+//!
+//! Each element's sum runs over K in the same order whatever the thread
+//! count: bit for bit the same at 1 and 2 threads.
+
+use rayon::prelude::*;
+
+use super::matmul::MatRef;
+use crate::isa::Isa;
+
+/// Rows of C in a micro-tile.
+const MR: usize = 12;
+/// Columns of C in a micro-tile: two 16-lane vectors.
+const NR: usize = 32;
+/// Pairs of K in a packed block: a `KCP × 32` panel is 16 KiB.
+const KCP: usize = 128;
+/// Rows of A a task packs and runs against every panel.
+const MC: usize = 96;
+
+/// `x` rounded to bfloat16 (nearest, ties to even; NaN kept quiet;
+/// subnormals to a signed zero), as the upper half of an f32's bits.
+#[inline(always)]
+pub fn round_high(x: f32) -> u32 {
+    let bits = x.to_bits();
+    let abs = bits & 0x7FFF_FFFF;
+    if abs > 0x7F80_0000 {
+        (bits | 0x0040_0000) & 0xFFFF_0000
+    } else if abs < 0x0080_0000 {
+        bits & 0x8000_0000
+    } else {
+        bits.wrapping_add(0x7FFF + ((bits >> 16) & 1)) & 0xFFFF_0000
+    }
+}
+
+/// `x` as the bf16 products see it, as an f32.
+pub fn round_to_bf16(x: f32) -> f32 {
+    f32::from_bits(round_high(x))
+}
+
+/// The pair `(lo, hi)` as `VDPBF16PS` reads it: lo in the low half.
+#[inline(always)]
+fn pair(lo: f32, hi: f32) -> u32 {
+    (round_high(lo) >> 16) | round_high(hi)
+}
+
+/// The path bf16 products take: [`Isa::Avx512`] is this file's kernel
+/// (on `VDPBF16PS` where the CPU has AVX512-BF16, emulated otherwise),
+/// anything else the f32 product of rounded copies. AVX-512 wherever the
+/// CPU has it, Zen 4 included (there f32 stays on AVX2, but one
+/// `VDPBF16PS` does the work of two FMAs); a `NABLA_ISA` that names a
+/// path is followed, so `avx2` and `scalar` test the fallback.
+pub fn bf16_isa() -> Isa {
+    let chosen = crate::isa::isa();
+    let named = std::env::var("NABLA_ISA").is_ok_and(|v| !v.is_empty());
+    match chosen {
+        Isa::Avx512 => Isa::Avx512,
+        _ if !named && Isa::Avx512.supported() => Isa::Avx512,
+        other => other,
+    }
+}
+
+/// Whether the CPU has `VDPBF16PS` (AVX512-BF16).
+pub fn has_avx512_bf16() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        Isa::Avx512.supported() && is_x86_feature_detected!("avx512bf16")
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
+    }
+}
+
+/// `dst (+)= bf16(lhs) · bf16(rhs)`, `dst` row-major with row stride
+/// `dst_rs`; `threads` > 1 splits the work in the nabla pool.
+///
+/// # Safety
+/// `dst` valid for writes (and reads when `accumulate`) at `i·dst_rs + j`
+/// for every i < lhs.rows, j < rhs.cols; without `accumulate` every such
+/// element is written and none read.
+pub(crate) unsafe fn gemm_to(
+    dst: *mut f32,
+    dst_rs: usize,
+    accumulate: bool,
+    lhs: MatRef,
+    rhs: MatRef,
+    threads: usize,
+) {
+    let on_bf16_units = has_avx512_bf16() && std::env::var_os("NABLA_BF16_EMULATE").is_none();
+    // SAFETY: as the caller guarantees; bf16_isa() is a path the CPU has.
+    unsafe {
+        gemm_on(
+            bf16_isa(),
+            on_bf16_units,
+            dst,
+            dst_rs,
+            accumulate,
+            lhs,
+            rhs,
+            threads,
+        )
+    }
+}
+
+/// [`gemm_to`] on the kernels of `isa`, [`Isa::Avx512`] on `VDPBF16PS`
+/// when `on_bf16_units` (else its emulation): what the tests run on every
+/// path.
+///
+/// # Safety
+/// As [`gemm_to`]; the CPU has `isa` (and AVX512-BF16 when `on_bf16_units`).
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_on(
+    isa: Isa,
+    on_bf16_units: bool,
+    dst: *mut f32,
+    dst_rs: usize,
+    accumulate: bool,
+    lhs: MatRef,
+    rhs: MatRef,
+    threads: usize,
+) {
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    assert_eq!(rhs.rows, k, "bf16 gemm: inner dimensions");
+    lhs.check();
+    rhs.check();
+    if m == 0 || n == 0 {
+        return;
+    }
+    #[cfg(target_arch = "x86_64")]
+    if isa == Isa::Avx512 && k > 0 {
+        let dst_addr = dst as usize;
+        // x·Wᵀ (both operands contiguous along K) with fewer rows than
+        // columns: as (W·xᵀ)ᵀ, W packed as A (pairs are neighbours: no
+        // transposing) and only x's fewer rows transposed into panels —
+        // the MLP's first layer, 167 → 120 µs at one thread
+        let swap = lhs.cs == 1 && rhs.rs == 1 && rhs.cs != 1 && m < n;
+        // SAFETY: as the caller guarantees; the transposed product goes
+        // to scratch of n×m, written whole before it is read.
+        let run = || unsafe {
+            let dst = dst_addr as *mut f32;
+            if swap {
+                let mut ct = Vec::with_capacity(n * m);
+                gemm_avx512(ct.as_mut_ptr(), m, false, rhs.t(), lhs.t(), threads, on_bf16_units);
+                ct.set_len(n * m);
+                super::transpose::transpose_into(dst, dst_rs, accumulate, &ct, m, n, m);
+            } else {
+                gemm_avx512(dst, dst_rs, accumulate, lhs, rhs, threads, on_bf16_units)
+            }
+        };
+        return match threads > 1 {
+            true => crate::threads::in_pool(run),
+            false => run(),
+        };
+    }
+    let _ = (isa, on_bf16_units);
+    // the fallback: rounded copies through the f32 product
+    let rounded = |x: &MatRef| -> Vec<f32> {
+        (0..x.rows)
+            .flat_map(|i| (0..x.cols).map(move |j| (i, j)))
+            .map(|(i, j)| round_to_bf16(x.data[x.offset + i * x.rs + j * x.cs]))
+            .collect()
+    };
+    let (a, b) = (rounded(&lhs), rounded(&rhs));
+    let (a, b) = (MatRef::row_major(&a, m, k), MatRef::row_major(&b, k, n));
+    if dst_rs == n {
+        // SAFETY: as the caller guarantees.
+        unsafe { super::matmul::gemm_to(dst, accumulate, a, b, threads) }
+    } else {
+        let c = super::matmul::gemm_new(a, b, threads);
+        for i in 0..m {
+            for j in 0..n {
+                // SAFETY: (i, j) is inside dst (the caller's guarantee).
+                unsafe {
+                    let d = dst.add(i * dst_rs + j);
+                    *d = if accumulate {
+                        *d + c[i * n + j]
+                    } else {
+                        c[i * n + j]
+                    };
+                }
+            }
+        }
+    }
+}
+
+/// The blocked product on AVX-512 (see the module docs); `on_bf16_units` picks
+/// `VDPBF16PS` over its emulation.
+///
+/// # Safety
+/// As [`gemm_to`], on a CPU with the AVX-512 path (and AVX512-BF16 when
+/// `on_bf16_units`), with m, n, k checked and k > 0.
+#[cfg(target_arch = "x86_64")]
+#[allow(clippy::too_many_arguments)]
+unsafe fn gemm_avx512(
+    dst: *mut f32,
+    dst_rs: usize,
+    accumulate: bool,
+    lhs: MatRef,
+    rhs: MatRef,
+    threads: usize,
+    on_bf16_units: bool,
+) {
+    let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
+    let kp = k.div_ceil(2); // pairs of K, the last one padded with a zero
+    let panels = n.div_ceil(NR);
+    // rows in blocks of whole slivers, as in gemm512.rs
+    let slivers = m.div_ceil(MR);
+    let row_blocks = slivers
+        .div_ceil(MC / MR)
+        .next_multiple_of(threads)
+        .min(slivers);
+    let block_slivers = |b: usize| (b * slivers / row_blocks, (b + 1) * slivers / row_blocks);
+    let col_parts = threads.div_ceil(row_blocks).clamp(1, panels);
+    let panels_per_part = panels.div_ceil(col_parts);
+    // B packed whole: block of pairs after block, each block's panels
+    let mut packed_b = vec![0u32; panels * kp * NR];
+    let pack = |(chunk, panel): (usize, &mut [u32])| {
+        let (p0, pi) = (chunk / panels * KCP, chunk % panels);
+        // SAFETY: AVX-512 is present (the caller's guarantee).
+        unsafe { pack::b_panel(panel, &rhs, p0, KCP.min(kp - p0), pi * NR) }
+    };
+    let (full, last) = packed_b.split_at_mut((kp / KCP) * KCP * panels * NR);
+    if threads > 1 {
+        full.par_chunks_mut(KCP * NR)
+            .chain(last.par_chunks_mut(((kp % KCP) * NR).max(1)))
+            .enumerate()
+            .for_each(pack);
+    } else {
+        full.chunks_mut(KCP * NR)
+            .chain(last.chunks_mut(((kp % KCP) * NR).max(1)))
+            .enumerate()
+            .for_each(pack);
+    }
+    let packed_b = &packed_b[..];
+    let dst_addr = dst as usize;
+    let task = |t: usize| {
+        let (block, part) = (t / col_parts, t % col_parts);
+        let (s0, s1) = block_slivers(block);
+        let (i0, mc) = (s0 * MR, (s1 * MR).min(m) - s0 * MR);
+        let first = part * panels_per_part;
+        let last = (first + panels_per_part).min(panels);
+        let mut packed_a = vec![0u32; mc * KCP.min(kp)];
+        for p0 in (0..kp).step_by(KCP) {
+            let kcp = KCP.min(kp - p0);
+            // SAFETY: AVX-512 is present.
+            unsafe { pack::a_block(&mut packed_a[..mc * kcp], &lhs, i0, mc, p0, kcp) };
+            let add = accumulate || p0 > 0;
+            for p in first..last {
+                let (j0, cols) = (p * NR, NR.min(n - p * NR));
+                let panel = &packed_b[p0 * panels * NR + p * kcp * NR..][..kcp * NR];
+                for i in (0..mc).step_by(MR) {
+                    let rows = MR.min(mc - i);
+                    // SAFETY: rows i0 + i.. and columns j0.. of C are in
+                    // dst (the caller's guarantee); the packed A and panel
+                    // hold `kcp` pairs of those rows and columns; tasks
+                    // write disjoint tiles.
+                    unsafe {
+                        let a = packed_a.as_ptr().add(i * kcp);
+                        let c = (dst_addr as *mut f32).add((i0 + i) * dst_rs + j0);
+                        kernels::tile(on_bf16_units, rows, kcp, a, panel, c, dst_rs, cols, add);
+                    }
+                }
+            }
+        }
+    };
+    let tasks = row_blocks * col_parts;
+    if threads > 1 && tasks > 1 {
+        (0..tasks).into_par_iter().for_each(task);
+    } else {
+        (0..tasks).for_each(task);
+    }
+}
+
+#[cfg(target_arch = "x86_64")]
+mod pack;
+
+#[cfg(target_arch = "x86_64")]
+mod kernels;
+
+#[cfg(test)]
+mod tests;
