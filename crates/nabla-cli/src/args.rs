@@ -241,6 +241,27 @@ pub enum OptimizerKind {
     Adadelta,
 }
 
+/// The precision of the products (`nabla_core::autocast`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PrecisionKind {
+    /// f32 throughout
+    #[default]
+    F32,
+    /// bfloat16 operands with f32 sums in the matrix products (linear layers,
+    /// matmul); weights, optimizer state, losses and the rest stay f32
+    Bf16,
+}
+
+impl From<PrecisionKind> for nabla_core::autocast::Precision {
+    fn from(p: PrecisionKind) -> Self {
+        match p {
+            PrecisionKind::F32 => Self::F32,
+            PrecisionKind::Bf16 => Self::Bf16,
+        }
+    }
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum SchedulerKind {
@@ -337,6 +358,11 @@ pub struct TrainArgs {
     pub distributed: bool,
     #[arg(long, value_enum, default_value = "auto")]
     pub device: DeviceKind,
+    /// Mixed precision: bf16 runs the matrix products on bfloat16 operands
+    /// (VDPBF16PS where the CPU has AVX512-BF16) with f32 sums
+    #[arg(long, value_enum, default_value = "f32")]
+    #[serde(default)]
+    pub precision: PrecisionKind,
     /// Stop after this many optimizer steps in all
     #[arg(long)]
     pub max_steps: Option<usize>,

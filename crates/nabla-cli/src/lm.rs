@@ -297,6 +297,7 @@ pub fn train(a: TrainArgs, run_dir: PathBuf, resume: bool) -> Result<i32> {
         .steps(total)
         .grad_accum(accum)
         .clip_grad_norm(Some(clip))
+        .precision(a.precision.into())
         .log_every(log_interval)
         .interrupt_on(crate::train::interrupt_flag())
         // (before the schedule: the lines show the rate of the step logged)

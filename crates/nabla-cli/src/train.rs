@@ -258,6 +258,7 @@ pub fn train(
         .max_steps(a.max_steps)
         .clip_grad_norm(a.clip_grad_norm)
         .l1(a.l1)
+        .precision(a.precision.into())
         .log_every(a.log_interval);
     if let Some(teacher) = &teacher {
         let (t, alpha) = (

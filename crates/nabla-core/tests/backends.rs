@@ -298,9 +298,11 @@ fn bf16_products_agree() {
         ("bf16_matmul_batched", mm(&[3, 13, 7], &[7, 37], 22), &|x| {
             autocast(Bf16, || x[0].matmul(&x[1]))
         }),
-        ("bf16_matmul_transposed", mm(&[33, 17], &[40, 33], 23), &|x| {
-            autocast(Bf16, || x[0].t()?.matmul(&x[1].t()?))
-        }),
+        (
+            "bf16_matmul_transposed",
+            mm(&[33, 17], &[40, 33], 23),
+            &|x| autocast(Bf16, || x[0].t()?.matmul(&x[1].t()?)),
+        ),
         ("bf16_linear", mm(&[2, 30, 65], &[50, 65], 24), &|x| {
             autocast(Bf16, || x[0].linear(&x[1], None))
         }),

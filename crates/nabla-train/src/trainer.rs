@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
+use nabla_core::autocast::{autocast, Precision};
 use nabla_core::{set_global_generator_state, Tensor};
 use nabla_nn::loss::Reduction;
 use nabla_nn::optim::{clip_grad_norm, Optimizer};
@@ -78,6 +79,7 @@ pub struct Trainer<'m> {
     run: Option<RunDir>,
     interrupt: Option<Arc<AtomicBool>>,
     sync: Option<Box<dyn GradientSync>>,
+    precision: Precision,
     state: TrainState,
 }
 
@@ -103,6 +105,7 @@ impl<'m> Trainer<'m> {
             run: None,
             interrupt: None,
             sync: None,
+            precision: Precision::F32,
             state: TrainState {
                 generator: nabla_core::global_generator_state(),
                 ..Default::default()
@@ -149,6 +152,14 @@ impl<'m> Trainer<'m> {
     /// each step.
     pub fn clip_grad_norm(mut self, max: Option<f32>) -> Self {
         self.clip_grad_norm = max;
+        self
+    }
+    /// Mixed precision ([`nabla_core::autocast`]): with
+    /// [`Precision::Bf16`] the run's products — forward, backward and
+    /// evaluation — take bfloat16 operands with f32 sums, while weights,
+    /// optimizer state, losses and the rest stay f32. `F32` by default.
+    pub fn precision(mut self, precision: Precision) -> Self {
+        self.precision = precision;
         self
     }
     /// Adds `λ·Σ|w|` over the parameters to the training loss.
@@ -302,8 +313,9 @@ impl<'m> Trainer<'m> {
         }
         // The whole run on a thread of nabla's pool: the ops of a step
         // start their kernels where they are instead of handing each over.
+        let precision = self.precision;
         nabla_core::in_pool(|| {
-            let outcome = self.fit_in_pool(train, validation);
+            let outcome = autocast(precision, || self.fit_in_pool(train, validation));
             let (mut ctx, callbacks) = self.ctx(train);
             for cb in callbacks.iter_mut() {
                 cb.on_fit_end(&mut ctx);

@@ -168,7 +168,15 @@ unsafe fn gemm_on(
             let dst = dst_addr as *mut f32;
             if swap {
                 let mut ct = Vec::with_capacity(n * m);
-                gemm_avx512(ct.as_mut_ptr(), m, false, rhs.t(), lhs.t(), threads, on_bf16_units);
+                gemm_avx512(
+                    ct.as_mut_ptr(),
+                    m,
+                    false,
+                    rhs.t(),
+                    lhs.t(),
+                    threads,
+                    on_bf16_units,
+                );
                 ct.set_len(n * m);
                 super::transpose::transpose_into(dst, dst_rs, accumulate, &ct, m, n, m);
             } else {
