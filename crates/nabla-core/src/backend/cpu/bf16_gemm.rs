@@ -253,7 +253,7 @@ unsafe fn gemm_avx512(
     let pack = |(chunk, panel): (usize, &mut [u32])| {
         let (p0, pi) = (chunk / panels * KCP, chunk % panels);
         // SAFETY: AVX-512 is present (the caller's guarantee).
-        unsafe { pack::b_panel(panel, &rhs, p0, KCP.min(kp - p0), pi * NR) }
+        unsafe { pack::b_panel(panel, &rhs, p0, KCP.min(kp - p0), pi * NR, on_bf16_units) }
     };
     let (full, last) = packed_b.split_at_mut((kp / KCP) * KCP * panels * NR);
     if threads > 1 {
@@ -279,7 +279,17 @@ unsafe fn gemm_avx512(
         for p0 in (0..kp).step_by(KCP) {
             let kcp = KCP.min(kp - p0);
             // SAFETY: AVX-512 is present.
-            unsafe { pack::a_block(&mut packed_a[..mc * kcp], &lhs, i0, mc, p0, kcp) };
+            unsafe {
+                pack::a_block(
+                    &mut packed_a[..mc * kcp],
+                    &lhs,
+                    i0,
+                    mc,
+                    p0,
+                    kcp,
+                    on_bf16_units,
+                )
+            };
             let add = accumulate || p0 > 0;
             for p in first..last {
                 let (j0, cols) = (p * NR, NR.min(n - p * NR));

@@ -27,21 +27,17 @@ unsafe fn round_high_16(x: __m512) -> __m512i {
 }
 
 /// `dst[q] = pair(src[2q], src[2q+1])` for q < dst.len(), reading the
-/// first `n` values of src (a missing second value of the last pair is 0).
+/// first `n` values of src (a missing second value of the last pair is 0);
+/// with `units`, on AVX512-BF16's conversion.
 #[target_feature(enable = "avx512f")]
-unsafe fn narrow_pairs(src: *const f32, n: usize, dst: &mut [u32]) {
+unsafe fn narrow_pairs(src: *const f32, n: usize, dst: &mut [u32], units: bool) {
     debug_assert!(n <= 2 * dst.len() && n + 1 >= 2 * dst.len());
     let whole = n / 32 * 32;
     let out = dst.as_mut_ptr();
-    for i in (0..whole).step_by(32) {
-        let r0 = _mm512_srli_epi32::<16>(round_high_16(_mm512_loadu_ps(src.add(i))));
-        let r1 = _mm512_srli_epi32::<16>(round_high_16(_mm512_loadu_ps(src.add(i + 16))));
-        // 32 bf16 in order: pair q is (value 2q, value 2q + 1), low first
-        _mm256_storeu_si256(out.add(i / 2) as *mut __m256i, _mm512_cvtepi32_epi16(r0));
-        _mm256_storeu_si256(
-            out.add(i / 2 + 8) as *mut __m256i,
-            _mm512_cvtepi32_epi16(r1),
-        );
+    if units {
+        narrow_pairs_on_units(src, whole, out);
+    } else {
+        narrow_pairs_in_lanes(src, whole, out);
     }
     for (q, d) in dst.iter_mut().enumerate().skip(whole / 2) {
         let hi = if 2 * q + 1 < n {
@@ -53,22 +49,88 @@ unsafe fn narrow_pairs(src: *const f32, n: usize, dst: &mut [u32]) {
     }
 }
 
-/// `dst[i] = pair(lo[i], hi[i])` for i < dst.len() (hi zero when `None`).
+/// The first `whole` (a multiple of 32) values of [`narrow_pairs`] by
+/// `VCVTNE2PS2BF16`: 32 values an instruction, rounded as
+/// [`super::round_high`] rounds (nearest even, NaN quiet, subnormals
+/// flushed with their sign).
+#[target_feature(enable = "avx512f,avx512bf16")]
+unsafe fn narrow_pairs_on_units(src: *const f32, whole: usize, out: *mut u32) {
+    for i in (0..whole).step_by(32) {
+        let (x0, x1) = (
+            _mm512_loadu_ps(src.add(i)),
+            _mm512_loadu_ps(src.add(i + 16)),
+        );
+        // words 0..16 from x0, 16..32 from x1: the values in order
+        let v = _mm512_cvtne2ps_pbh(x1, x0);
+        _mm512_storeu_si512(
+            out.add(i / 2) as *mut _,
+            std::mem::transmute::<__m512bh, __m512i>(v),
+        );
+    }
+}
+
+/// The first `whole` values of [`narrow_pairs`] by integer rounding.
 #[target_feature(enable = "avx512f")]
-unsafe fn combine_rows(lo: *const f32, hi: Option<*const f32>, dst: &mut [u32]) {
+unsafe fn narrow_pairs_in_lanes(src: *const f32, whole: usize, out: *mut u32) {
+    for i in (0..whole).step_by(32) {
+        let r0 = _mm512_srli_epi32::<16>(round_high_16(_mm512_loadu_ps(src.add(i))));
+        let r1 = _mm512_srli_epi32::<16>(round_high_16(_mm512_loadu_ps(src.add(i + 16))));
+        // 32 bf16 in order: pair q is (value 2q, value 2q + 1), low first
+        _mm256_storeu_si256(out.add(i / 2) as *mut __m256i, _mm512_cvtepi32_epi16(r0));
+        _mm256_storeu_si256(
+            out.add(i / 2 + 8) as *mut __m256i,
+            _mm512_cvtepi32_epi16(r1),
+        );
+    }
+}
+
+/// `dst[i] = pair(lo[i], hi[i])` for i < dst.len() (hi zero when `None`);
+/// with `units`, on AVX512-BF16's conversion.
+#[target_feature(enable = "avx512f")]
+unsafe fn combine_rows(lo: *const f32, hi: Option<*const f32>, dst: &mut [u32], units: bool) {
     let n = dst.len();
     let whole = n / 16 * 16;
     let out = dst.as_mut_ptr();
-    for i in (0..whole).step_by(16) {
-        let l = _mm512_srli_epi32::<16>(round_high_16(_mm512_loadu_ps(lo.add(i))));
-        let h = match hi {
-            Some(hi) => round_high_16(_mm512_loadu_ps(hi.add(i))),
-            None => _mm512_setzero_si512(),
-        };
-        _mm512_storeu_si512(out.add(i) as *mut _, _mm512_or_si512(l, h));
+    if units {
+        combine_rows_on_units(lo, hi, whole, out);
+    } else {
+        for i in (0..whole).step_by(16) {
+            let l = _mm512_srli_epi32::<16>(round_high_16(_mm512_loadu_ps(lo.add(i))));
+            let h = match hi {
+                Some(hi) => round_high_16(_mm512_loadu_ps(hi.add(i))),
+                None => _mm512_setzero_si512(),
+            };
+            _mm512_storeu_si512(out.add(i) as *mut _, _mm512_or_si512(l, h));
+        }
     }
     for (i, d) in dst.iter_mut().enumerate().skip(whole) {
         *d = pair(*lo.add(i), hi.map_or(0.0, |h| *h.add(i)));
+    }
+}
+
+/// The first `whole` (a multiple of 16) pairs of [`combine_rows`] by
+/// `VCVTNE2PS2BF16` (both rows in one vector of words) and a word
+/// permute that interleaves them.
+#[target_feature(enable = "avx512f,avx512bw,avx512bf16")]
+unsafe fn combine_rows_on_units(
+    lo: *const f32,
+    hi: Option<*const f32>,
+    whole: usize,
+    out: *mut u32,
+) {
+    // word 2j ← word j (lo's), word 2j + 1 ← word 16 + j (hi's)
+    let interleave = _mm512_set_epi16(
+        31, 15, 30, 14, 29, 13, 28, 12, 27, 11, 26, 10, 25, 9, 24, 8, 23, 7, 22, 6, 21, 5, 20, 4,
+        19, 3, 18, 2, 17, 1, 16, 0,
+    );
+    for i in (0..whole).step_by(16) {
+        let h = hi.map_or(_mm512_setzero_ps(), |h| _mm512_loadu_ps(h.add(i)));
+        let both = _mm512_cvtne2ps_pbh(h, _mm512_loadu_ps(lo.add(i)));
+        let words = std::mem::transmute::<__m512bh, __m512i>(both);
+        _mm512_storeu_si512(
+            out.add(i) as *mut _,
+            _mm512_permutexvar_epi16(interleave, words),
+        );
     }
 }
 
@@ -94,9 +156,16 @@ unsafe fn transpose_u32(dst: &mut [u32], src: &[u32], rows: usize, cols: usize) 
 /// (`kcp × 32`, pair after pair; columns past N zero).
 ///
 /// # Safety
-/// AVX-512F; `b` a checked view.
+/// AVX-512F, and AVX512-BF16 when `units`; `b` a checked view.
 #[target_feature(enable = "avx512f")]
-pub(super) unsafe fn b_panel(panel: &mut [u32], b: &MatRef, p0: usize, kcp: usize, j0: usize) {
+pub(super) unsafe fn b_panel(
+    panel: &mut [u32],
+    b: &MatRef,
+    p0: usize,
+    kcp: usize,
+    j0: usize,
+    units: bool,
+) {
     let (k, cols) = (b.rows, NR.min(b.cols - j0));
     let panel = &mut panel[..kcp * NR];
     let at = |kk: usize, j: usize| b.data.as_ptr().add(b.offset + kk * b.rs + j * b.cs);
@@ -105,7 +174,7 @@ pub(super) unsafe fn b_panel(panel: &mut [u32], b: &MatRef, p0: usize, kcp: usiz
         for (q, row) in panel.chunks_mut(NR).enumerate() {
             let r0 = 2 * (p0 + q);
             let hi = (r0 + 1 < k).then(|| at(r0 + 1, j0));
-            combine_rows(at(r0, j0), hi, row);
+            combine_rows(at(r0, j0), hi, row, units);
         }
     } else if b.rs == 1 && b.cs != 1 {
         // columns contiguous (Wᵀ of a row-major W): each column's pairs,
@@ -113,7 +182,7 @@ pub(super) unsafe fn b_panel(panel: &mut [u32], b: &MatRef, p0: usize, kcp: usiz
         let n = (2 * kcp).min(k - 2 * p0);
         let mut by_column = vec![0u32; NR * kcp];
         for (j, column) in by_column.chunks_mut(kcp).take(cols).enumerate() {
-            narrow_pairs(at(2 * p0, j0 + j), n, column);
+            narrow_pairs(at(2 * p0, j0 + j), n, column, units);
         }
         transpose_u32(panel, &by_column, NR, kcp);
     } else {
@@ -136,7 +205,8 @@ pub(super) unsafe fn b_panel(panel: &mut [u32], b: &MatRef, p0: usize, kcp: usiz
 /// (`mc × kcp`, row after row).
 ///
 /// # Safety
-/// AVX-512F; `a` a checked view holding those rows.
+/// AVX-512F, and AVX512-BF16 when `units`; `a` a checked view holding
+/// those rows.
 #[target_feature(enable = "avx512f")]
 pub(super) unsafe fn a_block(
     out: &mut [u32],
@@ -145,13 +215,14 @@ pub(super) unsafe fn a_block(
     mc: usize,
     p0: usize,
     kcp: usize,
+    units: bool,
 ) {
     let k = a.cols;
     let n = (2 * kcp).min(k - 2 * p0);
     let at = |i: usize, kk: usize| a.data.as_ptr().add(a.offset + i * a.rs + kk * a.cs);
     if a.cs == 1 {
         for (r, row) in out.chunks_mut(kcp).take(mc).enumerate() {
-            narrow_pairs(at(i0 + r, 2 * p0), n, row);
+            narrow_pairs(at(i0 + r, 2 * p0), n, row, units);
         }
     } else if a.rs == 1 {
         // columns of A contiguous (a transposed view): pairs across two
@@ -160,7 +231,7 @@ pub(super) unsafe fn a_block(
         for (q, col) in by_pair.chunks_mut(mc).enumerate() {
             let c0 = 2 * (p0 + q);
             let hi = (c0 + 1 < k).then(|| at(i0, c0 + 1));
-            combine_rows(at(i0, c0), hi, col);
+            combine_rows(at(i0, c0), hi, col, units);
         }
         transpose_u32(out, &by_pair, kcp, mc);
     } else {

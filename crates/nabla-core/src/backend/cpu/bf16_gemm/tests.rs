@@ -62,25 +62,43 @@ fn vector_packing_rounds_as_the_scalar_rule() {
         return;
     }
     let values = edge_values();
-    for n in [values.len(), 37, 32, 31, 1] {
-        let (a, b) = (&values[..n], &values[values.len() - n..]);
-        // A row-major (pairs adjacent) and B row-major (pairs across rows)
-        let lhs = MatRef::row_major(a, 1, n);
-        let mut packed = vec![0u32; n.div_ceil(2)];
-        // SAFETY: AVX-512 is present; the view holds one row of n.
-        unsafe { pack::a_block(&mut packed, &lhs, 0, 1, 0, n.div_ceil(2)) };
-        for (q, p) in packed.iter().enumerate() {
-            let hi = a.get(2 * q + 1).copied().unwrap_or(0.0);
-            assert_eq!(*p, pair(a[2 * q], hi), "n {n}, pair {q}");
+    for units in [false, true] {
+        if units && !has_avx512_bf16() {
+            eprintln!("VCVTNE2PS2BF16 skipped: this CPU lacks AVX512-BF16");
+            continue;
         }
-        let cols = n.min(32);
-        let rhs = MatRef::row_major(&b[..cols], 1, cols);
-        let mut panel = vec![0u32; NR];
-        // SAFETY: as above; one pair of rows (the second missing).
-        unsafe { pack::b_panel(&mut panel, &rhs, 0, 1, 0) };
-        for j in 0..NR {
-            let want = if j < cols { pair(b[j], 0.0) } else { 0 };
-            assert_eq!(panel[j], want, "n {n}, column {j}");
+        for n in [values.len(), 37, 32, 31, 1] {
+            let (a, b) = (&values[..n], &values[values.len() - n..]);
+            // A row-major (pairs adjacent) and B row-major (pairs across rows)
+            let lhs = MatRef::row_major(a, 1, n);
+            let mut packed = vec![0u32; n.div_ceil(2)];
+            // SAFETY: AVX-512 (and BF16 with units) is present; the view
+            // holds one row of n.
+            unsafe { pack::a_block(&mut packed, &lhs, 0, 1, 0, n.div_ceil(2), units) };
+            for (q, p) in packed.iter().enumerate() {
+                let hi = a.get(2 * q + 1).copied().unwrap_or(0.0);
+                assert_eq!(*p, pair(a[2 * q], hi), "n {n}, pair {q}, units {units}");
+            }
+            let cols = n.min(32);
+            let rhs = MatRef::row_major(&b[..cols], 1, cols);
+            let mut panel = vec![0u32; NR];
+            // SAFETY: as above; one pair of rows (the second missing).
+            unsafe { pack::b_panel(&mut panel, &rhs, 0, 1, 0, units) };
+            for j in 0..NR {
+                let want = if j < cols { pair(b[j], 0.0) } else { 0 };
+                assert_eq!(panel[j], want, "n {n}, column {j}, units {units}");
+            }
+        }
+        // two rows of B for every 32 edge values: both halves of each pair
+        for (c, two_rows) in values.chunks_exact(64).enumerate() {
+            let rhs = MatRef::row_major(two_rows, 2, 32);
+            let mut panel = vec![0u32; NR];
+            // SAFETY: as above; one pair of rows.
+            unsafe { pack::b_panel(&mut panel, &rhs, 0, 1, 0, units) };
+            for j in 0..NR {
+                let want = pair(two_rows[j], two_rows[32 + j]);
+                assert_eq!(panel[j], want, "chunk {c}, column {j}, units {units}");
+            }
         }
     }
 }
