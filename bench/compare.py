@@ -68,12 +68,12 @@ def run(cmd, env=None):
     return chunks["out"].decode(), wall, usage.ru_maxrss / 1024
 
 
-def nabla_epoch(model, threads, epochs=1, seed=1):
+def nabla_epoch(model, threads, epochs=1, seed=1, extra=()):
     out_dir = tempfile.mkdtemp(prefix="nabla-bench-")
     try:
         cmd = [NABLA, "train", "--model", model, "--dataset", "fashion-mnist", "--epochs", str(epochs),
                "--threads", str(threads), "--test-batch-size", "1000", "--seed", str(seed),
-               "--out", out_dir] + SETTINGS[model]
+               "--out", out_dir] + SETTINGS[model] + list(extra)
         _, _, rss = run(cmd)
         with open(os.path.join(out_dir, "metrics.csv")) as f:
             rows = [line.strip().split(",") for line in f if line.strip()]
@@ -89,9 +89,9 @@ def nabla_epoch(model, threads, epochs=1, seed=1):
         shutil.rmtree(out_dir, ignore_errors=True)
 
 
-def torch_epoch(python, model, threads, epochs=1, seed=1):
+def torch_epoch(python, model, threads, epochs=1, seed=1, extra=()):
     cmd = [python, os.path.join(ROOT, "bench", "pytorch_models.py"), "--model", model,
-           "--threads", str(threads), "--epochs", str(epochs), "--seed", str(seed)] + SETTINGS[model]
+           "--threads", str(threads), "--epochs", str(epochs), "--seed", str(seed)] + SETTINGS[model] + list(extra)
     out, _, rss = run(cmd)
     r = json.loads(out.strip().splitlines()[-1])
     return {"train": r["train_seconds"][-1], "test": r["test_seconds"], "accuracy": r["accuracy"], "rss": rss}

@@ -5,7 +5,11 @@ the same way in PyTorch, on Fashion-MNIST with the data already in tensors
 seconds of each training epoch, of the last test pass, and the accuracy.
 
     python3 bench/pytorch_models.py --model lenet|mlp|lstm-rows|gru-rows|rnn-rows --threads 2 --epochs 1
+
+--precision bf16 runs the forward passes (training and test) inside
+torch.autocast("cpu", dtype=torch.bfloat16): PyTorch's CPU mixed precision.
 """
+import contextlib
 import argparse
 import gzip
 import json
@@ -100,7 +104,13 @@ def main():
     p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--data", default=DEBIAN)
+    p.add_argument("--precision", default="f32", choices=["f32", "bf16"])
     a = p.parse_args()
+    def autocast():
+        if a.precision == "bf16":
+            return torch.autocast("cpu", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
+
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     tx, ty = load(a.data, "train")
@@ -118,7 +128,8 @@ def main():
         for i in range(0, len(tx), a.batch_size):
             b = perm[i : i + a.batch_size]
             opt.zero_grad()
-            loss = F.cross_entropy(model(tx[b]), ty[b])
+            with autocast():
+                loss = F.cross_entropy(model(tx[b]), ty[b])
             loss.backward()
             opt.step()
         epochs.append(time.perf_counter() - t)
@@ -127,7 +138,8 @@ def main():
         correct = 0
         with torch.no_grad():
             for i in range(0, len(vx), a.test_batch_size):
-                out = model(vx[i : i + a.test_batch_size])
+                with autocast():
+                    out = model(vx[i : i + a.test_batch_size])
                 correct += (out.argmax(1) == vy[i : i + a.test_batch_size]).sum().item()
         test = time.perf_counter() - t
     print(json.dumps({"train_seconds": epochs, "test_seconds": test, "accuracy": correct / len(vx)}))
