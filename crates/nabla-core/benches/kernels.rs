@@ -465,7 +465,16 @@ fn main() {
             t * 1e6,
             flop / t / 1e9
         );
-        let t = in_pool(|| best_time(0.5, || drop(gemm_new_split_k(lhs, rhs, num_threads()))));
+        let t = in_pool(|| {
+            best_time(0.5, || {
+                drop(gemm_new_split_k(
+                    nabla_core::autocast::Precision::F32,
+                    lhs,
+                    rhs,
+                    num_threads(),
+                ))
+            })
+        });
         println!(
             "lstm_dw_split_k {:.1} us ({:.1} GFLOP/s)",
             t * 1e6,

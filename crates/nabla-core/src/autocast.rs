@@ -21,7 +21,7 @@
 //! let w = Tensor::from_vec(vec![3.0, 3.0], [1, 2]).unwrap();
 //! let exact = x.linear(&w, None).unwrap().to_vec()[0];
 //! let bf16 = autocast(Precision::Bf16, || x.linear(&w, None)).unwrap().to_vec()[0];
-//! assert!((exact - 2.0).abs() < 1e-6);
+//! assert!((exact - 4.0).abs() < 1e-6);
 //! // 1/3 has 8 significant bits in bfloat16: 0.333984375
 //! assert_eq!(bf16, 3.0 + 3.0 * 0.333_984_38);
 //! ```

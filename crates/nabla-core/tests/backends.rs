@@ -5,6 +5,7 @@
 //! and empty tensors, broadcasting and strided views. A new backend joins
 //! by adding its device to `DEVICES`.
 
+use nabla_core::autocast::{autocast, Precision};
 use nabla_core::{
     manual_seed, AttentionParams, Conv2dParams, ConvTranspose2dParams, Device, Generator, Pool2d,
     Result, Tensor,
@@ -289,7 +290,7 @@ fn products_agree() {
 /// results are not f32's.
 #[test]
 fn bf16_products_agree() {
-    use nabla_core::autocast::{autocast, Precision::Bf16};
+    use Precision::Bf16;
     let mm = |a: &[usize], b: &[usize], seed: u64| [randn(a, seed), randn(b, seed + 1)];
     let cases: [(&str, [Tensor; 2], &Program<'_>); 4] = [
         ("bf16_matmul", mm(&[64, 100], &[100, 40], 21), &|x| {
@@ -494,16 +495,40 @@ fn seeded_dropout_masks_agree() {
 
 #[test]
 fn recurrent_ops_agree() {
+    recurrent_sequences_agree(Precision::F32);
+    let cell = [randn(&[3, 8], 1), randn(&[3, 2], 2)];
+    agree("lstm_cell", &cell, &|x| x[0].lstm_cell(&x[1]));
+    let gru = [randn(&[3, 6], 1), randn(&[3, 6], 2), randn(&[3, 2], 3)];
+    agree("gru_cell", &gru, &|x| x[0].gru_cell(&x[1], &x[2]));
+}
+
+/// Inside `autocast(Bf16, ..)` the recurrent layers' products round
+/// their operands on every backend alike (the CPU's joined products and
+/// the reference's step-by-step ops), biases kept f32; the values are not
+/// f32's.
+#[test]
+fn bf16_recurrent_ops_agree() {
+    recurrent_sequences_agree(Precision::Bf16);
+}
+
+/// The LSTM, GRU and RNNs, masked or not, forwards or backwards, from a
+/// state or from zeros, at `precision`.
+fn recurrent_sequences_agree(precision: Precision) {
     let (t, n, i, h) = (5, 3, 4, 6);
-    for (gates, kind) in [(4, "lstm"), (3, "gru"), (1, "rnn_tanh"), (1, "rnn_relu")] {
+    let cases = [(4, "lstm"), (3, "gru"), (1, "rnn_tanh"), (1, "rnn_relu")];
+    for ((gates, kind), zero_state) in cases.into_iter().flat_map(|c| [(c, false), (c, true)]) {
+        let state = |seed| match zero_state {
+            true => Tensor::zeros([n, h]),
+            false => randn(&[n, h], seed).mul_scalar(0.5).unwrap(),
+        };
         let inputs = [
             randn(&[t, n, i], 1).mul_scalar(0.5).unwrap(),
             randn(&[gates * h, i], 2).mul_scalar(0.3).unwrap(),
             randn(&[gates * h, h], 3).mul_scalar(0.3).unwrap(),
             randn(&[gates * h], 4).mul_scalar(0.1).unwrap(),
             randn(&[gates * h], 5).mul_scalar(0.1).unwrap(),
-            randn(&[n, h], 6).mul_scalar(0.5).unwrap(),
-            randn(&[n, h], 7).mul_scalar(0.5).unwrap(),
+            state(6),
+            state(7),
         ];
         // the last sequence ends after three steps
         let mask: Vec<f32> = (0..t)
@@ -511,8 +536,9 @@ fn recurrent_ops_agree() {
             .collect();
         for (masked, reverse) in [(false, false), (false, true), (true, false), (true, true)] {
             let mask = masked.then(|| mask.clone());
-            let name = format!("{kind} masked={masked} reverse={reverse}");
-            agree(&name, &inputs, &move |x| {
+            let name =
+                format!("{kind} {precision} masked={masked} reverse={reverse} zero={zero_state}");
+            let layer = move |x: &[Tensor]| {
                 let [x, wi, wh, bi, bh, h0, c0] = x else {
                     unreachable!()
                 };
@@ -530,13 +556,17 @@ fn recurrent_ops_agree() {
                         reverse,
                     ),
                 }
-            });
+            };
+            let at_precision = |x: &[Tensor]| autocast(precision, || layer(x));
+            agree(&name, &inputs, &at_precision);
+            if precision != Precision::F32 {
+                let ours = run(&name, Device::Cpu, &inputs, &at_precision);
+                let f32 = run(&name, Device::Cpu, &inputs, &layer);
+                assert_ne!(ours.out, f32.out, "{name}: the output is f32's");
+                assert_ne!(ours.grads, f32.grads, "{name}: the gradients are f32's");
+            }
         }
     }
-    let cell = [randn(&[3, 8], 1), randn(&[3, 2], 2)];
-    agree("lstm_cell", &cell, &|x| x[0].lstm_cell(&x[1]));
-    let gru = [randn(&[3, 6], 1), randn(&[3, 6], 2), randn(&[3, 2], 3)];
-    agree("gru_cell", &gru, &|x| x[0].gru_cell(&x[1], &x[2]));
 }
 
 #[test]

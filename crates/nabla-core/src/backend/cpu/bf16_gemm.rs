@@ -114,19 +114,110 @@ pub(crate) unsafe fn gemm_to(
     rhs: MatRef,
     threads: usize,
 ) {
-    let on_bf16_units = has_avx512_bf16() && std::env::var_os("NABLA_BF16_EMULATE").is_none();
+    let (isa, units) = (bf16_isa(), on_bf16_units());
     // SAFETY: as the caller guarantees; bf16_isa() is a path the CPU has.
+    unsafe { gemm_on(isa, units, dst, dst_rs, accumulate, lhs, rhs, threads) }
+}
+
+/// Whether the AVX-512 kernels run on `VDPBF16PS`: where the CPU has it,
+/// unless `NABLA_BF16_EMULATE` is set (to time or test the emulation).
+fn on_bf16_units() -> bool {
+    static UNITS: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *UNITS.get_or_init(|| has_avx512_bf16() && std::env::var_os("NABLA_BF16_EMULATE").is_none())
+}
+
+/// B packed once for many products (`packed_gemm.rs`'s `PackedRhs` at
+/// bf16): its f32 panels of 16 columns (`k` rows each) regrouped as this
+/// file's panels of 32 columns, `⌈k/2⌉` pairs each, every value rounded.
+/// Needs the AVX-512 path ([`bf16_isa`]).
+pub(crate) fn pairs_from_panels(panels16: &[f32], k: usize, n: usize) -> Vec<u32> {
+    assert!(Isa::Avx512.supported(), "bf16 pairs need AVX-512");
+    assert!(
+        panels16.len() >= n.div_ceil(16) * k * 16,
+        "pairs_from_panels: panels"
+    );
+    let (kp, units) = (k.div_ceil(2), on_bf16_units());
+    let mut pairs = vec![0u32; n.div_ceil(NR) * kp * NR];
+    for (p, panel) in pairs.chunks_mut((kp * NR).max(1)).enumerate() {
+        for half in 0..2 {
+            if (2 * p + half) * 16 >= n {
+                continue; // past the last 16 columns: zeros
+            }
+            let src = &panels16[(2 * p + half) * k * 16..];
+            for (q, row) in panel.chunks_mut(NR).enumerate() {
+                let lo = src[2 * q * 16..].as_ptr();
+                let hi = (2 * q + 1 < k).then(|| src[(2 * q + 1) * 16..].as_ptr());
+                // SAFETY: AVX-512 (and BF16 with units) is present; rows
+                // 2q and 2q + 1 of the panel hold 16 values each.
+                #[cfg(target_arch = "x86_64")]
+                unsafe {
+                    pack::combine_rows(lo, hi, &mut row[half * 16..][..16], units)
+                };
+            }
+        }
+    }
+    pairs
+}
+
+/// `C[M,N] (+)= bf16(A)[M, k]·B` against `pairs` from [`pairs_from_panels`]
+/// (B `[k_all, N]`, only its first `k` rows used), on one thread; C's rows
+/// `ldc` apart.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn gemm_pairs(
+    m: usize,
+    a: super::small_gemm::Strided,
+    pairs: &[u32],
+    (k_all, n): (usize, usize),
+    k: usize,
+    c: &mut [f32],
+    ldc: usize,
+    accumulate: bool,
+) {
+    let (kp_all, kcp) = (k_all.div_ceil(2), k.div_ceil(2));
+    assert!(k <= k_all && pairs.len() >= n.div_ceil(NR) * kp_all * NR);
+    assert!(m == 0 || (ldc >= n && c.len() >= (m - 1) * ldc + n));
+    let lhs = MatRef {
+        data: a.data,
+        offset: 0,
+        rows: m,
+        cols: k,
+        rs: a.rs,
+        cs: a.cs,
+    };
+    lhs.check();
+    if m == 0 || n == 0 || k == 0 {
+        if !accumulate {
+            c.chunks_mut(ldc).take(m).for_each(|row| row[..n].fill(0.0));
+        }
+        return;
+    }
+    let units = on_bf16_units();
+    let mut packed_a = vec![0u32; m * kcp];
+    // SAFETY: pairs exist only on the AVX-512 path; the view was checked;
+    // each tile's rows and columns are inside C (checked above) and its
+    // panel holds kcp pairs.
+    #[cfg(target_arch = "x86_64")]
     unsafe {
-        gemm_on(
-            bf16_isa(),
-            on_bf16_units,
-            dst,
-            dst_rs,
-            accumulate,
-            lhs,
-            rhs,
-            threads,
-        )
+        pack::a_block(&mut packed_a, &lhs, 0, m, 0, kcp, units);
+        for p in 0..n.div_ceil(NR) {
+            let (j0, cols) = (p * NR, NR.min(n - p * NR));
+            let panel = &pairs[p * kp_all * NR..][..kcp * NR];
+            for i in (0..m).step_by(MR) {
+                let a = packed_a.as_ptr().add(i * kcp);
+                let cp = c.as_mut_ptr().add(i * ldc + j0);
+                kernels::tile(
+                    units,
+                    MR.min(m - i),
+                    kcp,
+                    a,
+                    panel,
+                    cp,
+                    ldc,
+                    cols,
+                    accumulate,
+                );
+            }
+        }
     }
 }
 

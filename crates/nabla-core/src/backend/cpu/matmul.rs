@@ -105,6 +105,18 @@ pub fn gemm_into_at(
     unsafe { gemm_to_at(precision, dst.as_mut_ptr(), accumulate, lhs, rhs, threads) }
 }
 
+/// [`gemm_new`] at `precision` (see [`gemm_into_at`]).
+pub fn gemm_new_at(precision: Precision, lhs: MatRef, rhs: MatRef, threads: usize) -> Vec<f32> {
+    let len = lhs.rows * rhs.cols;
+    let mut out = Vec::with_capacity(len);
+    // SAFETY: as in gemm_new: written whole, none read.
+    unsafe {
+        gemm_to_at(precision, out.as_mut_ptr(), false, lhs, rhs, threads);
+        out.set_len(len);
+    }
+    out
+}
+
 /// [`gemm_to`] at `precision` (see [`gemm_into_at`]).
 ///
 /// # Safety
@@ -211,7 +223,12 @@ pub(crate) unsafe fn gemm_to(
 /// RNN's and LSTM's when their batch is one block of rows (several blocks
 /// add up shares of their own instead). The sums are then in another order
 /// than with one thread (last-bit differences).
-pub fn gemm_new_split_k(lhs: MatRef, rhs: MatRef, threads: usize) -> Vec<f32> {
+pub fn gemm_new_split_k(
+    precision: Precision,
+    lhs: MatRef,
+    rhs: MatRef,
+    threads: usize,
+) -> Vec<f32> {
     let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
     assert_eq!(rhs.rows, k, "gemm_new_split_k: inner dimensions");
     // each part long enough to amortize its own packing and its share of
@@ -219,7 +236,7 @@ pub fn gemm_new_split_k(lhs: MatRef, rhs: MatRef, threads: usize) -> Vec<f32> {
     // the column blocks of gemm_to)
     let parts = threads.min(k / 256);
     if parts < 2 || m * n * k < MID_SIZED {
-        return gemm_new(lhs, rhs, threads);
+        return gemm_new_at(precision, lhs, rhs, threads);
     }
     let part = k.div_ceil(parts);
     let products: Vec<Vec<f32>> = crate::threads::in_pool(|| {
@@ -237,7 +254,7 @@ pub fn gemm_new_split_k(lhs: MatRef, rhs: MatRef, threads: usize) -> Vec<f32> {
                     rows: kc,
                     ..rhs
                 };
-                gemm_new(lhs, rhs, 1)
+                gemm_new_at(precision, lhs, rhs, 1)
             })
             .collect()
     });
@@ -395,7 +412,7 @@ mod tests {
             let rhs = MatRef::row_major(&b, k, n);
             let one = gemm_new(lhs, rhs, 1);
             for threads in [1, 2, 3] {
-                let split = gemm_new_split_k(lhs, rhs, threads);
+                let split = gemm_new_split_k(Precision::F32, lhs, rhs, threads);
                 assert_eq!(split.len(), m * n);
                 for (s, o) in split.iter().zip(&one) {
                     assert!(

@@ -20,6 +20,8 @@
 //! thread: callers split M themselves.
 
 use super::small_gemm::Strided;
+use crate::autocast::Precision;
+use crate::isa::Isa;
 
 /// Columns per panel: two 8-lane vectors.
 const NR: usize = 16;
@@ -30,6 +32,17 @@ pub struct PackedRhs {
     data: Vec<f32>,
     k: usize,
     n: usize,
+    /// Set by [`PackedRhs::with_precision`] for bf16 products.
+    bf16: Option<Bf16Rhs>,
+}
+
+/// B for bf16 products ([`crate::autocast`]).
+enum Bf16Rhs {
+    /// `bf16_gemm.rs`'s pairs of rounded values (the f32 panels dropped).
+    Pairs(Vec<u32>),
+    /// Without AVX-512: the f32 panels hold rounded values, and each
+    /// product rounds a copy of A.
+    Rounded,
 }
 
 impl PackedRhs {
@@ -66,7 +79,12 @@ impl PackedRhs {
                 }
             }
         }
-        PackedRhs { data, k, n }
+        PackedRhs {
+            data,
+            k,
+            n,
+            bf16: None,
+        }
     }
 
     /// Packs `B = [A_1 | A_2 | …]ᵀ`, each `A_b` row-major `[n, w_b]` (given
@@ -99,7 +117,35 @@ impl PackedRhs {
                 k0 += w;
             }
         }
-        PackedRhs { data, k, n }
+        PackedRhs {
+            data,
+            k,
+            n,
+            bf16: None,
+        }
+    }
+}
+
+impl PackedRhs {
+    /// The same B for products at `precision`: with [`Precision::Bf16`]
+    /// its values rounded to bfloat16 once, here, and A's rounded by each
+    /// product (on `bf16_gemm.rs`'s kernels where the CPU has AVX-512).
+    pub fn with_precision(mut self, precision: Precision) -> Self {
+        use super::bf16_gemm::{bf16_isa, pairs_from_panels, round_to_bf16};
+        if precision == Precision::Bf16 && self.bf16.is_none() {
+            self.bf16 = Some(match bf16_isa() {
+                Isa::Avx512 => Bf16Rhs::Pairs(pairs_from_panels(
+                    &std::mem::take(&mut self.data),
+                    self.k,
+                    self.n,
+                )),
+                _ => {
+                    self.data.iter_mut().for_each(|v| *v = round_to_bf16(*v));
+                    Bf16Rhs::Rounded
+                }
+            });
+        }
+        self
     }
 }
 
@@ -135,7 +181,7 @@ pub fn gemm_packed_prefix(
 /// have): what the tests run on every path.
 #[allow(clippy::too_many_arguments)]
 fn gemm_packed_on(
-    isa: crate::isa::Isa,
+    isa: Isa,
     m: usize,
     a: Strided,
     b: &PackedRhs,
@@ -144,7 +190,6 @@ fn gemm_packed_on(
     ldc: usize,
     accumulate: bool,
 ) {
-    use crate::isa::Isa;
     assert!(isa.supported(), "gemm_packed: the CPU lacks {isa}");
     assert!(k <= b.k, "gemm_packed_prefix: {k} rows of {}", b.k);
     let n = b.n;
@@ -161,6 +206,41 @@ fn gemm_packed_on(
         }
         return;
     }
+    match &b.bf16 {
+        Some(Bf16Rhs::Pairs(pairs)) => {
+            let shape = (b.k, b.n);
+            super::bf16_gemm::gemm_pairs(m, a, pairs, shape, k, c, ldc, accumulate)
+        }
+        Some(Bf16Rhs::Rounded) => {
+            let round = super::bf16_gemm::round_to_bf16;
+            let rows = (0..m).flat_map(|i| (0..k).map(move |kk| (i, kk)));
+            let rounded: Vec<f32> = rows
+                .map(|(i, kk)| round(a.data[i * a.rs + kk * a.cs]))
+                .collect();
+            let a = Strided {
+                data: &rounded,
+                rs: k,
+                cs: 1,
+            };
+            gemm_packed_f32(isa, m, a, b, k, c, ldc, accumulate)
+        }
+        None => gemm_packed_f32(isa, m, a, b, k, c, ldc, accumulate),
+    }
+}
+
+/// [`gemm_packed_on`] on B's f32 panels, with the bounds checked.
+#[allow(clippy::too_many_arguments)]
+fn gemm_packed_f32(
+    isa: Isa,
+    m: usize,
+    a: Strided,
+    b: &PackedRhs,
+    k: usize,
+    c: &mut [f32],
+    ldc: usize,
+    accumulate: bool,
+) {
+    let n = b.n;
     #[cfg(target_arch = "x86_64")]
     if isa == Isa::Avx512 {
         // SAFETY: AVX-512F is present; bounds were checked above.

@@ -87,7 +87,12 @@ unsafe fn narrow_pairs_in_lanes(src: *const f32, whole: usize, out: *mut u32) {
 /// `dst[i] = pair(lo[i], hi[i])` for i < dst.len() (hi zero when `None`);
 /// with `units`, on AVX512-BF16's conversion.
 #[target_feature(enable = "avx512f")]
-unsafe fn combine_rows(lo: *const f32, hi: Option<*const f32>, dst: &mut [u32], units: bool) {
+pub(super) unsafe fn combine_rows(
+    lo: *const f32,
+    hi: Option<*const f32>,
+    dst: &mut [u32],
+    units: bool,
+) {
     let n = dst.len();
     let whole = n / 16 * 16;
     let out = dst.as_mut_ptr();

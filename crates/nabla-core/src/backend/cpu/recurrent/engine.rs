@@ -15,18 +15,22 @@ use super::blocks::{
     self, block_major, block_regions, block_regions_ref, mask_rows, row_blocks, row_blocks_ref,
     RowsAt,
 };
+use crate::autocast::Precision;
 use crate::backend::cpu::packed_gemm::PackedRhs;
 use crate::backend::cpu::small_gemm::Strided;
 use crate::backend::cpu::uninit::{assume_init, spare, write_copy, Slots};
 use crate::backend::View;
 
-/// Steps, batch rows, input features, hidden units.
+/// Steps, batch rows, input features, hidden units, and the precision of
+/// the products (the forward's [`autocast`](crate::autocast), which its
+/// backward keeps).
 #[derive(Clone, Copy, Debug)]
 pub(super) struct Dims {
     pub t: usize,
     pub n: usize,
     pub i: usize,
     pub h: usize,
+    pub precision: Precision,
 }
 
 /// Where a buffer of every step keeps a block's rows (see [`blocks`]).
@@ -322,7 +326,8 @@ pub(super) fn backward<K: Kernel>(
         },
         g,
         h,
-    );
+    )
+    .with_precision(k.dims().precision);
     let need_dh0 = want[5];
     // with several blocks each adds up its own share of the weight
     // gradients right after its sweep (no wait for the others, values its

@@ -198,10 +198,12 @@ impl Kernel for Gru {
         (self.0.h, 3 * self.0.h)
     }
     fn pack(&self, [wih, whh, bih, bhh]: [&[f32]; 4]) -> Weights {
-        let Dims { i, h, .. } = self.0;
+        let Dims {
+            i, h, precision, ..
+        } = self.0;
         Weights {
-            wih_t: PackedRhs::transposed(&[(wih, i)], 3 * h),
-            whh_t: PackedRhs::transposed(&[(whh, h)], 3 * h),
+            wih_t: PackedRhs::transposed(&[(wih, i)], 3 * h).with_precision(precision),
+            whh_t: PackedRhs::transposed(&[(whh, h)], 3 * h).with_precision(precision),
             bih: bih.to_vec(),
             bhh: bhh.to_vec(),
         }
@@ -284,7 +286,13 @@ impl Kernel for Gru {
     /// `db_ih = Σ da`, `db_hh = Σ db`: products over all T·N rows, their K
     /// cut between the threads.
     fn gradients(&self, f: Finish) -> [Option<Vec<f32>>; 5] {
-        let Dims { t, n, i, h } = self.0;
+        let Dims {
+            t,
+            n,
+            i,
+            h,
+            precision,
+        } = self.0;
         let threads = crate::threads::num_threads();
         let want = |k: usize| f.want[k];
         let (da, db) = (&f.grads[0], &f.grads[1]);
@@ -293,14 +301,19 @@ impl Kernel for Gru {
             MatRef::row_major(db, t * n, 3 * h),
         );
         let wih = MatRef::row_major(f.w_ih, 3 * h, i);
-        let dx = want(0).then(|| gemm_new_split_k(da_all, wih, threads));
+        let dx = want(0).then(|| gemm_new_split_k(precision, da_all, wih, threads));
         let dwih = want(1).then(|| {
             let xv = contiguous_rows(f.x);
-            gemm_new_split_k(da_all.t(), MatRef::row_major(&xv, t * n, i), threads)
+            gemm_new_split_k(
+                precision,
+                da_all.t(),
+                MatRef::row_major(&xv, t * n, i),
+                threads,
+            )
         });
         let dwhh = want(2).then(|| {
             let h_prev = MatRef::row_major(&f.saved[2], t * n, h);
-            gemm_new_split_k(db_all.t(), h_prev, threads)
+            gemm_new_split_k(precision, db_all.t(), h_prev, threads)
         });
         let dbih = want(3).then(|| sum_columns(da, t * n, 3 * h));
         let dbhh = want(4).then(|| sum_columns(db, t * n, 3 * h));

@@ -136,7 +136,7 @@ fn backward_cells(b: &mut BackCells, h: usize) {
 }
 
 impl Kernel for Lstm {
-    type Weights = PackedRhs;
+    type Weights = joined::Joined;
 
     fn dims(&self) -> Dims {
         self.0
@@ -174,11 +174,11 @@ impl Kernel for Lstm {
     fn work(&self) -> (usize, usize) {
         (self.0.i + 1 + self.0.h, 4 * self.0.h)
     }
-    fn pack(&self, weights: [&[f32]; 4]) -> PackedRhs {
-        joined::pack(weights, self.0.i, self.0.h)
+    fn pack(&self, weights: [&[f32]; 4]) -> joined::Joined {
+        joined::pack(weights, self.0)
     }
 
-    fn forward(&self, w: &PackedRhs, s: &mut Forward) {
+    fn forward(&self, w: &joined::Joined, s: &mut Forward) {
         let Dims { i, h, .. } = self.0;
         let [xh, act, tc, cp] = &mut s.saved[..] else {
             unreachable!("four saved buffers")
@@ -252,7 +252,13 @@ impl Kernel for Lstm {
 
     fn block_share(&self, saved: &[&[f32]], grads: &[&[f32]]) -> Option<Vec<f32>> {
         let Dims { i, h, .. } = self.0;
-        Some(joined::block_share(saved[0], grads[0], i + 1 + h, 4 * h))
+        let precision = self.dims().precision;
+        Some(joined::block_share(
+            saved[0],
+            grads[0],
+            (i + 1 + h, 4 * h),
+            precision,
+        ))
     }
 
     fn gradients(&self, f: Finish) -> [Option<Vec<f32>>; 5] {

@@ -42,6 +42,8 @@ pub(super) fn forward(
         n: r.n,
         i: r.i,
         h: r.h,
+        // read here, on the op's thread (the scope is per thread)
+        precision: crate::autocast::product_precision(),
     };
     let opts = (r.mask, r.reverse, keep);
     let (out, kept) = blocks::with_rows(x, |rows| match r.cell {

@@ -57,7 +57,7 @@ fn activate<const FMA: bool>(s: &mut Forward, act: Slots, relu: bool, h: usize) 
 }
 
 impl Kernel for Rnn {
-    type Weights = PackedRhs;
+    type Weights = joined::Joined;
 
     fn dims(&self) -> Dims {
         self.dims
@@ -96,11 +96,11 @@ impl Kernel for Rnn {
     fn work(&self) -> (usize, usize) {
         (self.dims.i + 1 + self.dims.h, self.dims.h)
     }
-    fn pack(&self, weights: [&[f32]; 4]) -> PackedRhs {
-        joined::pack(weights, self.dims.i, self.dims.h)
+    fn pack(&self, weights: [&[f32]; 4]) -> joined::Joined {
+        joined::pack(weights, self.dims)
     }
 
-    fn forward(&self, w: &PackedRhs, s: &mut Forward) {
+    fn forward(&self, w: &joined::Joined, s: &mut Forward) {
         let Dims { i, h, .. } = self.dims;
         let [xh, act] = &mut s.saved[..] else {
             unreachable!("two saved buffers")
@@ -160,7 +160,13 @@ impl Kernel for Rnn {
 
     fn block_share(&self, saved: &[&[f32]], grads: &[&[f32]]) -> Option<Vec<f32>> {
         let Dims { i, h, .. } = self.dims;
-        Some(joined::block_share(saved[0], grads[0], i + 1 + h, h))
+        let precision = self.dims().precision;
+        Some(joined::block_share(
+            saved[0],
+            grads[0],
+            (i + 1 + h, h),
+            precision,
+        ))
     }
 
     fn gradients(&self, f: Finish) -> [Option<Vec<f32>>; 5] {
