@@ -246,6 +246,48 @@ fn interrupt_and_resume_equal_an_uninterrupted_run_bit_for_bit() {
     std::fs::remove_dir_all(&b).unwrap();
 }
 
+/// `--precision bf16` is in the config, resumes bit for bit, may not be
+/// changed on resume, and trains other weights than f32 does.
+#[test]
+fn bf16_runs_resume_bit_for_bit_and_differ_from_f32() {
+    let (a, b) = interrupted_and_whole("bf16", &["--precision", "bf16"]);
+    let cfg = std::fs::read_to_string(b.join("config.toml")).unwrap();
+    assert!(cfg.contains("precision = \"bf16\""), "{cfg}");
+    let o = run(&[
+        "train",
+        "--resume",
+        b.to_str().unwrap(),
+        "--precision",
+        "f32",
+    ]);
+    let (_, stderr) = text(&o);
+    assert_eq!(o.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--precision differ"), "{stderr}");
+    let short = |precision: &str| {
+        let out = tmp(&format!("short-{precision}"));
+        let o = run(&[
+            "train",
+            "--model",
+            "mlp",
+            "--max-steps",
+            "5",
+            "--seed",
+            "3",
+            "--precision",
+            precision,
+            "--out",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", text(&o).1);
+        let w = weights(&out.join("model.safetensors"));
+        std::fs::remove_dir_all(&out).unwrap();
+        w
+    };
+    assert_ne!(short("f32"), short("bf16"));
+    std::fs::remove_dir_all(&a).unwrap();
+    std::fs::remove_dir_all(&b).unwrap();
+}
+
 /// Augmentation (every per-image transform, and a batch mix) and a
 /// fraction of the data resume bit for bit too, and are in the config.
 #[test]

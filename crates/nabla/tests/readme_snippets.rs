@@ -185,6 +185,36 @@ fn the_smaller_models_snippet_is_the_readmes_and_runs() {
     std::fs::remove_file(&file).unwrap();
 }
 
+/// "Mixed precision": bf16 products. Its text must be the README's.
+fn mixed_precision_program(data: nabla::Tensor, target: nabla::Tensor) -> R {
+    use nabla::autocast::{autocast, Precision};
+    use nabla::nn::loss::cross_entropy;
+    use nabla::prelude::*;
+
+    let model = Sequential::new()
+        .add(Linear::new(784, 256))
+        .add(ReLU)
+        .add(Linear::new(256, 10));
+    // the products in bf16 with f32 sums; weights, loss and the rest in f32
+    let output = autocast(Precision::Bf16, || model.forward(&data))?;
+    let loss = cross_entropy(&output, &target)?;
+    loss.backward()?; // its products in bf16 too: each op keeps its forward's precision
+    Ok(())
+}
+
+#[test]
+fn the_mixed_precision_snippet_is_the_readmes_and_runs() {
+    let expected = block_after(include_str!("../../../README.md"), "## Mixed precision");
+    let body = body_of("mixed_precision_program", |_| false);
+    assert_eq!(
+        body, expected,
+        "the README's snippet and mixed_precision_program differ"
+    );
+    let data = nabla::Tensor::randn([64, 784]);
+    let target = nabla::Tensor::from_vec((0..64).map(|i| (i % 10) as f32).collect(), [64]).unwrap();
+    mixed_precision_program(data, target).unwrap();
+}
+
 /// "A training program": the language-model snippet, run for a few steps.
 /// Its text must be the README's, but for the changes of `LM_CHANGES`.
 fn language_model_program() -> R {
