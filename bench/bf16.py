@@ -10,6 +10,8 @@ seconds and the ratios of medians.
     python3 bench/bf16.py --python ~/torch/bin/python [--threads 1 2] [--rounds 3]
         [--models mlp lenet lstm-rows] [--accuracy-seeds 1 2 3 --accuracy-epochs 5]
 
+(--rounds 0 runs the accuracy part alone.)
+
 With --accuracy-seeds each model also trains --accuracy-epochs epochs per
 seed at f32 and at bf16 in nabla, and the final test accuracies are shown
 side by side with their mean difference.
@@ -58,10 +60,11 @@ def main():
     version = subprocess.run([a.python, "-c", "import torch; print(torch.__version__)"],
                              capture_output=True, text=True, check=True).stdout.strip()
     print(f"CPU: {cpu_name()}; PyTorch {version}; {a.rounds} alternated rounds\n")
-    print("| model | threads | nabla f32 | nabla bf16 | PyTorch f32 | PyTorch bf16 "
-          "| nabla bf16 vs f32 | nabla bf16 vs PyTorch bf16 |")
-    print("|---|---|---|---|---|---|---|---|")
-    for model in a.models:
+    if a.rounds > 0:
+        print("| model | threads | nabla f32 | nabla bf16 | PyTorch f32 | PyTorch bf16 "
+              "| nabla bf16 vs f32 | nabla bf16 vs PyTorch bf16 |")
+        print("|---|---|---|---|---|---|---|---|")
+    for model in a.models if a.rounds > 0 else []:
         for threads in a.threads:
             times = {name: [] for name, _, _ in SIDES}
             for _ in range(a.rounds):

@@ -12,6 +12,10 @@ generate does), from the last nabla run.
 
     cargo build --release --bin nabla
     python3 bench/gpt_compare.py --python ~/torch/bin/python [--seeds 1 2 3] [--threads 1 2] [--steps 2000]
+        [--precision f32|bf16]
+
+--precision bf16 trains nabla with `--precision bf16` and PyTorch inside
+torch.autocast("cpu", dtype=torch.bfloat16).
 """
 import argparse
 import re
@@ -36,6 +40,7 @@ def main():
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--precision", default="f32", choices=["f32", "bf16"])
     a = ap.parse_args()
     rows = {}
     run_dir = tempfile.mkdtemp(prefix="nabla-gpt-")
@@ -43,11 +48,11 @@ def main():
         for seed in a.seeds:
             out, _, peak = timed([a.nabla, "train", "--model", "gpt-char", "--threads", str(t), "--seed", str(seed),
                                   "--max-steps", str(a.steps), "--steps-per-epoch", str(a.steps),
-                                  "--log-interval", "1000000", "--out", run_dir])
+                                  "--log-interval", "1000000", "--precision", a.precision, "--out", run_dir])
             m = re.search(r"validation loss ([\d.]+) nats .* ([\d.]+) s training", out)
             rows.setdefault(("nabla", t), []).append((float(m.group(2)), float(m.group(1)), peak))
             out, _, peak = timed([a.python, "bench/pytorch_gpt.py", "--threads", str(t), "--seed", str(seed),
-                                  "--steps", str(a.steps)])
+                                  "--steps", str(a.steps), "--precision", a.precision])
             secs = float(re.search(r"train_seconds ([\d.]+)", out).group(1))
             loss = float(re.search(r"val_loss ([\d.]+)", out).group(1))
             rows.setdefault(("pytorch", t), []).append((secs, loss, peak))

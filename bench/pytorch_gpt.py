@@ -73,7 +73,10 @@ def main():
     ap.add_argument("--context", type=int, default=64)
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--warmup", type=int, default=100)
+    ap.add_argument("--precision", default="f32", choices=["f32", "bf16"])
     a = ap.parse_args()
+    # bf16: the forward and the loss inside PyTorch's CPU autocast
+    autocast = lambda: torch.autocast("cpu", dtype=torch.bfloat16, enabled=a.precision == "bf16")
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     text = open(a.text, encoding="utf-8").read()
@@ -103,7 +106,8 @@ def main():
         starts = torch.randint(len(train) - t - 1, (a.batch,))
         x = torch.stack([train[s:s + t] for s in starts])
         y = torch.stack([train[s + 1:s + t + 1] for s in starts])
-        loss = F.cross_entropy(model(x).view(-1, len(vocab)), y.view(-1))
+        with autocast():
+            loss = F.cross_entropy(model(x).view(-1, len(vocab)), y.view(-1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -117,7 +121,9 @@ def main():
             chunk = starts[i:i + 64]
             x = torch.stack([val[s:s + t] for s in chunk])
             y = torch.stack([val[s + 1:s + t + 1] for s in chunk])
-            total += F.cross_entropy(model(x).view(-1, len(vocab)), y.view(-1), reduction="sum").item()
+            with autocast():
+                logits = model(x).float()
+            total += F.cross_entropy(logits.view(-1, len(vocab)), y.view(-1), reduction="sum").item()
             count += y.numel()
     print(f"train_seconds {clock:.3f}")
     print(f"val_loss {total / count:.6f}")

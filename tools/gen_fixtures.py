@@ -861,9 +861,46 @@ def halves():
               os.path.join(OUT, "halves.safetensors"), metadata={"torch": torch.__version__})
 
 
+def autocast():
+    """bf16 mixed precision (issue 22): a linear layer and a batched matmul
+    under torch.autocast("cpu", dtype=torch.bfloat16), forward and
+    backward; with, for each output and gradient, the same product of the
+    operands PyTorch rounds to bfloat16, summed in f64 (`exact_*`): what
+    nabla computes, up to its f32 sums, before autocast rounds the result
+    to bfloat16."""
+    torch.manual_seed(17)
+    b16 = lambda t: t.to(torch.bfloat16).double()
+    tensors = {}
+    x, w, b = rand(37, 70), rand(50, 70) * 0.2, rand(50)
+    g = rand(37, 50)
+    leaves = [t.clone().requires_grad_(True) for t in (x, w, b)]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = F.linear(*leaves)
+    y.backward(g.to(y.dtype))
+    tensors.update({"linear_x": x, "linear_w": w, "linear_b": b, "linear_grad_out": g,
+                    "linear_out": y.float(), "linear_grad_x": leaves[0].grad, "linear_grad_w": leaves[1].grad,
+                    "linear_exact_out": (b16(x) @ b16(w).T + b.double()).float(),
+                    "linear_exact_grad_x": (b16(g) @ b16(w)).float(),
+                    "linear_exact_grad_w": (b16(g).T @ b16(x)).float()})
+    a, c = rand(3, 13, 40), rand(40, 29)
+    g = rand(3, 13, 29)
+    leaves = [t.clone().requires_grad_(True) for t in (a, c)]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = torch.matmul(*leaves)
+    y.backward(g.to(y.dtype))
+    tensors.update({"matmul_a": a, "matmul_b": c, "matmul_grad_out": g, "matmul_out": y.float(),
+                    "matmul_grad_a": leaves[0].grad, "matmul_grad_b": leaves[1].grad,
+                    "matmul_exact_out": (b16(a) @ b16(c)).float(),
+                    "matmul_exact_grad_a": (b16(g) @ b16(c).T).float(),
+                    "matmul_exact_grad_b": (b16(a).transpose(1, 2) @ b16(g)).sum(0).float()})
+    save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(OUT, "autocast.safetensors"),
+              metadata={"torch": torch.__version__})
+
+
 GROUPS = ["main", "recurrent", "schedulers", "norms", "optimizers", "losses", "lenet", "conv_same",
           "pool_ceil", "activations", "random_configs", "recurrent_configs", "cells", "examples_pieces",
-          "attention", "multihead_attention", "transformers", "gpt", "quantized", "quantized_lstm", "halves"]
+          "attention", "multihead_attention", "transformers", "gpt", "quantized", "quantized_lstm", "halves",
+          "autocast"]
 
 
 if __name__ == "__main__":

@@ -343,3 +343,53 @@ fn scaled_dot_product_attention_matches_pytorch() {
         });
     }
 }
+
+/// bf16 mixed precision against `torch.autocast("cpu", dtype=bfloat16)`:
+/// a linear layer and a batched matmul, forward and backward (the backward
+/// run after the scope, at the forward's precision). Ours equal the
+/// products of the operands as PyTorch rounds them (to f32 sums), and,
+/// rounded to bfloat16 as autocast rounds its results, PyTorch's own
+/// outputs and gradients to within one bf16 step (its sums run in another
+/// order before that rounding) — plus, for the linear layer's output, the
+/// rounding of its bias, which autocast casts to bfloat16 too and nabla
+/// keeps in f32.
+#[test]
+fn bf16_autocast_matches_pytorch() {
+    use nabla_core::autocast::{autocast, Precision};
+    let f = load("autocast");
+    let check_with = |what: &str, ours: &Tensor, key: &str, allowance: &dyn Fn(usize) -> f32| {
+        assert_close(
+            &format!("{what} (exact)"),
+            ours,
+            &f.t(&format!("{key}_exact_{what}")),
+        );
+        let torch = f.t(&format!("{key}_{what}")).to_vec();
+        for (i, (a, b)) in ours.to_vec().iter().zip(&torch).enumerate() {
+            // one step of bfloat16 at b: 2^(exponent − 7)
+            let step = 2f32.powi(b.abs().max(f32::MIN_POSITIVE).log2().floor() as i32 - 7);
+            let rounded = nabla_core::half::Bf16::from_f32(*a).to_f32();
+            assert!(
+                (rounded - b).abs() <= step + allowance(i),
+                "{key} {what}[{i}]: ours {a} (bf16 {rounded}) vs autocast's {b}"
+            );
+        }
+    };
+    let check = |what: &str, ours: &Tensor, key: &str| check_with(what, ours, key, &|_| 0.0);
+    let (x, w, b) = (f.leaf("linear_x"), f.leaf("linear_w"), f.leaf("linear_b"));
+    let y = autocast(Precision::Bf16, || x.linear(&w, Some(&b))).unwrap();
+    y.backward_with_grad(&f.t("linear_grad_out")).unwrap();
+    let bias = b.to_vec();
+    let bias_rounding = |i: usize| {
+        let v = bias[i % bias.len()];
+        (v - nabla_core::half::Bf16::from_f32(v).to_f32()).abs()
+    };
+    check_with("out", &y, "linear", &bias_rounding);
+    check("grad_x", &x.grad().unwrap(), "linear");
+    check("grad_w", &w.grad().unwrap(), "linear");
+    let (a, m) = (f.leaf("matmul_a"), f.leaf("matmul_b"));
+    let y = autocast(Precision::Bf16, || a.matmul(&m)).unwrap();
+    y.backward_with_grad(&f.t("matmul_grad_out")).unwrap();
+    check("out", &y, "matmul");
+    check("grad_a", &a.grad().unwrap(), "matmul");
+    check("grad_b", &m.grad().unwrap(), "matmul");
+}

@@ -519,6 +519,69 @@ mod tests {
         c
     }
 
+    /// At bf16 both forms of B — pairs for the AVX-512 kernel, rounded
+    /// f32 panels elsewhere — give the product of the rounded operands,
+    /// over all of K or a prefix, written or added.
+    #[test]
+    fn bf16_packed_products_are_the_rounded_product() {
+        use crate::backend::cpu::bf16_gemm::round_to_bf16;
+        for (m, k, n, ku) in [
+            (13, 7, 37, 7),
+            (64, 157, 512, 29),
+            (5, 4, 16, 3),
+            (12, 33, 70, 33),
+        ] {
+            let scaled = |len, seed| -> Vec<f32> {
+                test_values(len, seed).iter().map(|v| v * 1.1).collect()
+            };
+            let (a, b) = (scaled(m * k, 7), scaled(k * n, 8));
+            let a = Strided {
+                data: &a,
+                rs: k,
+                cs: 1,
+            };
+            let b = Strided {
+                data: &b,
+                rs: n,
+                cs: 1,
+            };
+            let round = |s: &Strided, len: usize| -> Vec<f32> {
+                s.data[..len].iter().map(|v| round_to_bf16(*v)).collect()
+            };
+            let (ar, br) = (round(&a, m * k), round(&b, k * n));
+            let want = reference(
+                m,
+                ku,
+                n,
+                &Strided { data: &ar, ..a },
+                &Strided { data: &br, ..b },
+            );
+            let mut forms = vec![];
+            if crate::isa::Isa::Avx512.supported() {
+                let pairs = PackedRhs::new(b, k, n).with_precision(Precision::Bf16);
+                assert!(matches!(pairs.bf16, Some(Bf16Rhs::Pairs(_))) && pairs.data.is_empty());
+                forms.push(("pairs", pairs));
+            }
+            let mut rounded = PackedRhs::new(b, k, n);
+            rounded.data.iter_mut().for_each(|v| *v = round_to_bf16(*v));
+            rounded.bf16 = Some(Bf16Rhs::Rounded);
+            forms.push(("rounded", rounded));
+            for (form, packed) in &forms {
+                for accumulate in [false, true] {
+                    let mut c = vec![0.5f32; m * n];
+                    gemm_packed_prefix(m, a, packed, ku, &mut c, n, accumulate);
+                    for (i, (got, w)) in c.iter().zip(&want).enumerate() {
+                        let w = w + if accumulate { 0.5 } else { 0.0 };
+                        assert!(
+                            (*got as f64 - w).abs() < 1e-5 * (1.0 + w.abs()),
+                            "{form} {m}x{k}x{n} over {ku} acc {accumulate} at {i}: {got} vs {w}"
+                        );
+                    }
+                }
+            }
+        }
+    }
+
     /// Packing the transpose of side-by-side row-major blocks gives the
     /// same panels as packing the joined matrix read by columns.
     #[test]
