@@ -48,7 +48,8 @@ def main():
         for seed in a.seeds:
             out, _, peak = timed([a.nabla, "train", "--model", "gpt-char", "--threads", str(t), "--seed", str(seed),
                                   "--max-steps", str(a.steps), "--steps-per-epoch", str(a.steps),
-                                  "--log-interval", "1000000", "--precision", a.precision, "--out", run_dir])
+                                  "--log-interval", "1000000", "--precision", a.precision, "--out", run_dir,
+                                  "--overwrite"])
             m = re.search(r"validation loss ([\d.]+) nats .* ([\d.]+) s training", out)
             rows.setdefault(("nabla", t), []).append((float(m.group(2)), float(m.group(1)), peak))
             out, _, peak = timed([a.python, "bench/pytorch_gpt.py", "--threads", str(t), "--seed", str(seed),
