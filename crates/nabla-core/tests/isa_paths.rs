@@ -5,7 +5,8 @@
 //! transposes, max pooling, an int8 LSTM) and
 //! only rounding differences in the matrix product; the scalar path the
 //! same values to rounding; every path the same int8 products, bit for
-//! bit. A path this CPU lacks is skipped, saying so.
+//! bit, and the same bf16 products to rounding. A path this CPU lacks is
+//! skipped, saying so.
 
 use std::process::Command;
 
@@ -128,8 +129,37 @@ fn product() -> Vec<f32> {
         .to_vec()
 }
 
+/// bf16 products (`autocast`): a linear layer and an LSTM on
+/// `VDPBF16PS` (or its emulation) on the AVX-512 path, through rounded f32
+/// copies on the others: the same rounded operands, the same values to
+/// the sums' rounding.
+fn bf16_products() -> Vec<f32> {
+    use nabla_core::autocast::{autocast, Precision};
+    autocast(Precision::Bf16, || {
+        no_grad(|| {
+            let (t, n, i, h) = (7, 5, 11, 20);
+            let lstm = tensor(&[t, n, i], 30)
+                .lstm_sequence(
+                    &tensor(&[4 * h, i], 31).mul_scalar(0.3).unwrap(),
+                    &tensor(&[4 * h, h], 32).mul_scalar(0.3).unwrap(),
+                    &tensor(&[4 * h], 33),
+                    &tensor(&[4 * h], 34),
+                    &tensor(&[n, h], 35),
+                    &tensor(&[n, h], 36),
+                    None,
+                    false,
+                )
+                .unwrap();
+            let linear = tensor(&[70, 300], 37)
+                .linear(&tensor(&[90, 300], 38), None)
+                .unwrap();
+            [lstm.to_vec(), linear.to_vec()].concat()
+        })
+    })
+}
+
 /// Runs this test in a child with `NABLA_ISA=isa`: its lists of values.
-fn on_path(isa: Isa) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
+fn on_path(isa: Isa) -> (Vec<f32>, Vec<f32>, Vec<f32>, Vec<f32>) {
     let out = Command::new(std::env::current_exe().unwrap())
         .args([
             "--exact",
@@ -150,7 +180,12 @@ fn on_path(isa: Isa) -> (Vec<f32>, Vec<f32>, Vec<f32>) {
             .map(|v| f32::from_bits(v.parse().unwrap()))
             .collect()
     };
-    (list("same-order="), list("product="), list("int8="))
+    (
+        list("same-order="),
+        list("product="),
+        list("int8="),
+        list("bf16="),
+    )
 }
 
 #[test]
@@ -165,6 +200,7 @@ fn every_path_gives_its_promised_values() {
         println!("same-order={}", bits(same_order_outputs()));
         println!("product={}", bits(product()));
         println!("int8={}", bits(int8_product()));
+        println!("bf16={}", bits(bf16_products()));
         return;
     }
     let mut runs = Vec::new();
@@ -195,6 +231,14 @@ fn every_path_gives_its_promised_values() {
     if let (Some(avx2), Some(avx512)) = (find(Isa::Avx2), find(Isa::Avx512)) {
         assert!(avx2.0 == avx512.0, "AVX-512 changed bits AVX2 has");
         close(&avx512.1, &avx2.1, "product, AVX-512 against AVX2");
+    }
+    let (_, widest) = runs.last().expect("the scalar path at least");
+    for (isa, run) in &runs {
+        close(
+            &run.3,
+            &widest.3,
+            &format!("bf16 products, {isa} against the widest path"),
+        );
     }
     if let (Some(scalar), Some((_, widest))) = (find(Isa::Scalar), runs.last()) {
         close(&scalar.0, &widest.0, "scalar against the widest path");
