@@ -97,6 +97,10 @@ fn main() {
             ("fc2_forward", 64, 256, 128, false, true),
             ("fc2_input_grad", 64, 128, 256, false, false),
             ("square_512", 512, 512, 512, false, false),
+            // attention's blocks (64 queries × 128 keys, heads of 32):
+            // scores q·kᵀ and the output p·v
+            ("attention_scores", 64, 32, 128, false, true),
+            ("attention_output", 64, 128, 32, false, false),
         ] {
             let (a, b) = (
                 Tensor::randn([m * k]).to_vec(),
