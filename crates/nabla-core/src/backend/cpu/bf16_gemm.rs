@@ -33,6 +33,8 @@
 
 use rayon::prelude::*;
 
+#[cfg(target_arch = "x86_64")]
+use super::gemm512::{for_each_block, Tasks};
 use super::matmul::MatRef;
 use crate::isa::Isa;
 
@@ -390,42 +392,25 @@ unsafe fn gemm_avx512(
     let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
     let kp = k.div_ceil(2); // pairs of K, the last one padded with a zero
     let panels = n.div_ceil(NR);
-    // rows in blocks of whole slivers, as in gemm512.rs
-    let slivers = m.div_ceil(MR);
-    let row_blocks = slivers
-        .div_ceil(MC / MR)
-        .next_multiple_of(threads)
-        .min(slivers);
-    let block_slivers = |b: usize| (b * slivers / row_blocks, (b + 1) * slivers / row_blocks);
-    let col_parts = threads.div_ceil(row_blocks).clamp(1, panels);
-    let panels_per_part = panels.div_ceil(col_parts);
+    let tasks = Tasks::new(m, panels, threads, MR, MC);
     // B packed whole: block of pairs after block, each block's panels
     let mut packed_b = vec![0u32; panels * kp * NR];
-    let pack = |(chunk, panel): (usize, &mut [u32])| {
-        let (p0, pi) = (chunk / panels * KCP, chunk % panels);
-        // SAFETY: AVX-512 is present (the caller's guarantee).
-        unsafe { pack::b_panel(panel, &rhs, p0, KCP.min(kp - p0), pi * NR, on_bf16_units) }
-    };
-    let (full, last) = packed_b.split_at_mut((kp / KCP) * KCP * panels * NR);
-    if threads > 1 {
-        full.par_chunks_mut(KCP * NR)
-            .chain(last.par_chunks_mut(((kp % KCP) * NR).max(1)))
-            .enumerate()
-            .for_each(pack);
-    } else {
-        full.chunks_mut(KCP * NR)
-            .chain(last.chunks_mut(((kp % KCP) * NR).max(1)))
-            .enumerate()
-            .for_each(pack);
-    }
+    let lens = (KCP * NR, (kp % KCP) * NR);
+    for_each_block(
+        &mut packed_b,
+        lens,
+        (kp / KCP) * panels,
+        threads,
+        |chunk, panel| {
+            let (p0, pi) = (chunk / panels * KCP, chunk % panels);
+            // SAFETY: AVX-512 is present (the caller's guarantee).
+            unsafe { pack::b_panel(panel, &rhs, p0, KCP.min(kp - p0), pi * NR, on_bf16_units) }
+        },
+    );
     let packed_b = &packed_b[..];
     let dst_addr = dst as usize;
     let task = |t: usize| {
-        let (block, part) = (t / col_parts, t % col_parts);
-        let (s0, s1) = block_slivers(block);
-        let (i0, mc) = (s0 * MR, (s1 * MR).min(m) - s0 * MR);
-        let first = part * panels_per_part;
-        let last = (first + panels_per_part).min(panels);
+        let (i0, mc, first, last) = tasks.of(t);
         let mut packed_a = vec![0u32; mc * KCP.min(kp)];
         for p0 in (0..kp).step_by(KCP) {
             let kcp = KCP.min(kp - p0);
@@ -460,12 +445,7 @@ unsafe fn gemm_avx512(
             }
         }
     };
-    let tasks = row_blocks * col_parts;
-    if threads > 1 && tasks > 1 {
-        (0..tasks).into_par_iter().for_each(task);
-    } else {
-        (0..tasks).for_each(task);
-    }
+    tasks.run(threads, task);
 }
 
 #[cfg(target_arch = "x86_64")]

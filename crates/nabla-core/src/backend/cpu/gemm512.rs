@@ -49,46 +49,25 @@ pub(crate) unsafe fn gemm(
 ) {
     let (m, k, n) = (lhs.rows, lhs.cols, rhs.cols);
     let panels = n.div_ceil(NR);
-    // Row blocks of whole slivers, as even as slivers allow and a multiple
-    // of the thread count: blocks of MC rows would leave one thread a
-    // block more than the other (512 rows: 3 blocks of 96 against 2 and 32)
-    let slivers = m.div_ceil(MR);
-    let row_blocks = slivers
-        .div_ceil(MC / MR)
-        .next_multiple_of(threads)
-        .min(slivers);
-    let block_slivers = |b: usize| (b * slivers / row_blocks, (b + 1) * slivers / row_blocks);
-    // with fewer row blocks than threads, the columns are split too
-    let col_parts = threads.div_ceil(row_blocks).clamp(1, panels);
-    let panels_per_part = panels.div_ceil(col_parts);
+    let tasks = Tasks::new(m, panels, threads, MR, MC);
     // B packed whole, block of K after block, then one parallel pass: two
     // hand-overs to the pool per product, not two per block of K
     let mut packed_b = vec![0f32; panels * k * NR];
-    let pack = |(chunk, panel): (usize, &mut [f32])| {
-        let (k0, p) = (chunk / panels * KC, chunk % panels);
-        pack_b_panel(panel, &rhs, k0, KC.min(k - k0), p * NR)
-    };
-    // (a block's panels are `kc × 32` each; the last block's kc is shorter)
-    let (full, last) = packed_b.split_at_mut((k / KC) * KC * panels * NR);
-    if threads > 1 {
-        full.par_chunks_mut(KC * NR)
-            .chain(last.par_chunks_mut(((k % KC) * NR).max(1)))
-            .enumerate()
-            .for_each(pack);
-    } else {
-        full.chunks_mut(KC * NR)
-            .chain(last.chunks_mut(((k % KC) * NR).max(1)))
-            .enumerate()
-            .for_each(pack);
-    }
+    let lens = (KC * NR, (k % KC) * NR);
+    for_each_block(
+        &mut packed_b,
+        lens,
+        (k / KC) * panels,
+        threads,
+        |chunk, panel| {
+            let (k0, p) = (chunk / panels * KC, chunk % panels);
+            pack_b_panel(panel, &rhs, k0, KC.min(k - k0), p * NR)
+        },
+    );
     let packed_b = &packed_b[..];
     let dst_addr = dst as usize;
     let task = |t: usize| {
-        let (block, part) = (t / col_parts, t % col_parts);
-        let (s0, s1) = block_slivers(block);
-        let (i0, mc) = (s0 * MR, (s1 * MR).min(m) - s0 * MR);
-        let first = part * panels_per_part;
-        let last = (first + panels_per_part).min(panels);
+        let (i0, mc, first, last) = tasks.of(t);
         for k0 in (0..k).step_by(KC) {
             let kc = KC.min(k - k0);
             // the first block of K writes C (or adds to it), the others add
@@ -111,11 +90,91 @@ pub(crate) unsafe fn gemm(
             }
         }
     };
-    let tasks = row_blocks * col_parts;
-    if threads > 1 && tasks > 1 {
-        (0..tasks).into_par_iter().for_each(task);
+    tasks.run(threads, task);
+}
+
+/// How a blocked product shares C's tiles between tasks: rows in blocks of
+/// whole slivers (of `mr` rows), as even as slivers allow and a multiple
+/// of the thread count — blocks of `mc` rows would leave one thread a
+/// block more than the other (512 rows: 3 blocks of 96 against 2 and 32)
+/// — and, with fewer row blocks than threads, the panels of columns cut
+/// into parts too. Shared by the f32 and bf16 products.
+pub(super) struct Tasks {
+    m: usize,
+    mr: usize,
+    slivers: usize,
+    row_blocks: usize,
+    col_parts: usize,
+    panels: usize,
+    panels_per_part: usize,
+}
+
+impl Tasks {
+    pub(super) fn new(m: usize, panels: usize, threads: usize, mr: usize, mc: usize) -> Tasks {
+        let slivers = m.div_ceil(mr);
+        let row_blocks = slivers
+            .div_ceil(mc / mr)
+            .next_multiple_of(threads)
+            .min(slivers);
+        let col_parts = threads.div_ceil(row_blocks).clamp(1, panels);
+        Tasks {
+            m,
+            mr,
+            slivers,
+            row_blocks,
+            col_parts,
+            panels,
+            panels_per_part: panels.div_ceil(col_parts),
+        }
+    }
+
+    /// Task `t`'s first row and rows, and its panels `first..last`.
+    pub(super) fn of(&self, t: usize) -> (usize, usize, usize, usize) {
+        let (block, part) = (t / self.col_parts, t % self.col_parts);
+        let (s0, s1) = (
+            block * self.slivers / self.row_blocks,
+            (block + 1) * self.slivers / self.row_blocks,
+        );
+        let i0 = s0 * self.mr;
+        let first = part * self.panels_per_part;
+        let last = (first + self.panels_per_part).min(self.panels);
+        (i0, (s1 * self.mr).min(self.m) - i0, first, last)
+    }
+
+    /// Runs every task, in parallel when there are threads and tasks.
+    pub(super) fn run(&self, threads: usize, task: impl Fn(usize) + Sync + Send) {
+        let count = self.row_blocks * self.col_parts;
+        if threads > 1 && count > 1 {
+            (0..count).into_par_iter().for_each(task);
+        } else {
+            (0..count).for_each(task);
+        }
+    }
+}
+
+/// `pack(index, chunk)` over B's packed panels: the `full` blocks of K
+/// (their first `blocks.0 · full` elements) in chunks of `blocks.0` (a
+/// panel each), then the shorter last block's panels in chunks of
+/// `blocks.1`; in parallel when `threads` > 1.
+pub(super) fn for_each_block<T: Send>(
+    packed: &mut [T],
+    (len, last_len): (usize, usize),
+    full: usize,
+    threads: usize,
+    pack: impl Fn(usize, &mut [T]) + Sync + Send,
+) {
+    let (full, last) = packed.split_at_mut(full * len);
+    let pack = |(i, chunk): (usize, &mut [T])| pack(i, chunk);
+    if threads > 1 {
+        full.par_chunks_mut(len.max(1))
+            .chain(last.par_chunks_mut(last_len.max(1)))
+            .enumerate()
+            .for_each(pack);
     } else {
-        (0..tasks).for_each(task);
+        full.chunks_mut(len.max(1))
+            .chain(last.chunks_mut(last_len.max(1)))
+            .enumerate()
+            .for_each(pack);
     }
 }
 
