@@ -30,6 +30,29 @@ fn best_time(budget: f64, mut f: impl FnMut()) -> f64 {
     best
 }
 
+/// `A[m,k]` and `B[k,n]` over `a` and `b`, each read through a transposed
+/// view when asked (a weight gradient's `xᵀ`, a layer's `Wᵀ`).
+fn views<'a>(
+    a: &'a [f32],
+    b: &'a [f32],
+    (m, k, n): (usize, usize, usize),
+    (lhs_t, rhs_t): (bool, bool),
+) -> (
+    nabla_core::backend::cpu::matmul::MatRef<'a>,
+    nabla_core::backend::cpu::matmul::MatRef<'a>,
+) {
+    use nabla_core::backend::cpu::matmul::MatRef;
+    let lhs = match lhs_t {
+        true => MatRef::row_major(a, k, m).t(),
+        false => MatRef::row_major(a, m, k),
+    };
+    let rhs = match rhs_t {
+        true => MatRef::row_major(b, n, k).t(),
+        false => MatRef::row_major(b, k, n),
+    };
+    (lhs, rhs)
+}
+
 fn main() {
     // `cargo bench` passes --bench; any other argument filters by name.
     let filter: Vec<String> = std::env::args()
@@ -53,7 +76,7 @@ fn main() {
     if wanted("mlp_products") {
         // the MLP 784-256-128-10's products at batch 64, as a training step
         // runs them (on the pool): (name, m, k, n, lhs transposed, rhs transposed)
-        use nabla_core::backend::cpu::matmul::{gemm_into, MatRef};
+        use nabla_core::backend::cpu::matmul::gemm_into;
         for (name, m, k, n, lhs_t, rhs_t) in [
             ("fc1_forward", 64, 784, 256, false, true),
             ("fc2_forward", 64, 256, 128, false, true),
@@ -66,14 +89,7 @@ fn main() {
                 Tensor::randn([k * n]).to_vec(),
             );
             let mut dst = vec![0f32; m * n];
-            let lhs = match lhs_t {
-                true => MatRef::row_major(&a, k, m).t(),
-                false => MatRef::row_major(&a, m, k),
-            };
-            let rhs = match rhs_t {
-                true => MatRef::row_major(&b, n, k).t(),
-                false => MatRef::row_major(&b, k, n),
-            };
+            let (lhs, rhs) = views(&a, &b, (m, k, n), (lhs_t, rhs_t));
             // timed inside one hand-over to the pool (a hand-over per call
             // would add a thread wake-up, ~15 µs, to every product)
             let t =
@@ -90,7 +106,7 @@ fn main() {
         // a square one, f32 against bf16 operands (`autocast`); the same
         // (name, m, k, n, lhs transposed, rhs transposed) as mlp_products
         use nabla_core::autocast::Precision;
-        use nabla_core::backend::cpu::matmul::{gemm_into_at, MatRef};
+        use nabla_core::backend::cpu::matmul::gemm_into_at;
         for (name, m, k, n, lhs_t, rhs_t) in [
             ("fc1_forward", 64, 784, 256, false, true),
             ("fc1_weight_grad", 256, 64, 784, true, false),
@@ -107,14 +123,7 @@ fn main() {
                 Tensor::randn([k * n]).to_vec(),
             );
             let mut dst = vec![0f32; m * n];
-            let lhs = match lhs_t {
-                true => MatRef::row_major(&a, k, m).t(),
-                false => MatRef::row_major(&a, m, k),
-            };
-            let rhs = match rhs_t {
-                true => MatRef::row_major(&b, n, k).t(),
-                false => MatRef::row_major(&b, k, n),
-            };
+            let (lhs, rhs) = views(&a, &b, (m, k, n), (lhs_t, rhs_t));
             let mut times = [0f64; 2];
             for (t, precision) in times.iter_mut().zip(Precision::ALL) {
                 *t = in_pool(|| {

@@ -337,39 +337,41 @@ unsafe fn gemm_threads(
         // SAFETY: as the caller guarantees.
         return unsafe { gemm_avx512(dst, dst_rs, accumulate, lhs, rhs, threads, on_bf16_units) };
     }
-    let dst_addr = dst as usize;
-    let units = on_bf16_units;
-    if m >= n {
-        let rows = m.div_ceil(threads).next_multiple_of(MR);
-        (0..m.div_ceil(rows)).into_par_iter().for_each(|b| {
-            let (i0, mb) = (b * rows, rows.min(m - b * rows));
-            let part = MatRef {
-                offset: lhs.offset + i0 * lhs.rs,
-                rows: mb,
-                ..lhs
-            };
-            // SAFETY: rows i0..i0 + mb of dst, disjoint from the others'.
-            unsafe {
-                let dst = (dst_addr as *mut f32).add(i0 * dst_rs);
-                gemm_avx512(dst, dst_rs, accumulate, part, rhs, 1, units)
-            }
-        });
+    // the longer side in parts of whole tiles, one per thread
+    let (by_rows, len, tile) = if m >= n {
+        (true, m, MR)
     } else {
-        let cols = n.div_ceil(threads).next_multiple_of(NR);
-        (0..n.div_ceil(cols)).into_par_iter().for_each(|b| {
-            let (j0, nb) = (b * cols, cols.min(n - b * cols));
-            let part = MatRef {
-                offset: rhs.offset + j0 * rhs.cs,
-                cols: nb,
-                ..rhs
-            };
-            // SAFETY: columns j0..j0 + nb of dst, disjoint from the others'.
-            unsafe {
-                let dst = (dst_addr as *mut f32).add(j0);
-                gemm_avx512(dst, dst_rs, accumulate, lhs, part, 1, units)
+        (false, n, NR)
+    };
+    let part = len.div_ceil(threads).next_multiple_of(tile);
+    let dst_addr = dst as usize;
+    (0..len.div_ceil(part)).into_par_iter().for_each(|b| {
+        let (s0, size) = (b * part, part.min(len - b * part));
+        let (a, b, at) = match by_rows {
+            true => {
+                let rows = MatRef {
+                    offset: lhs.offset + s0 * lhs.rs,
+                    rows: size,
+                    ..lhs
+                };
+                (rows, rhs, s0 * dst_rs)
             }
-        });
-    }
+            false => {
+                let cols = MatRef {
+                    offset: rhs.offset + s0 * rhs.cs,
+                    cols: size,
+                    ..rhs
+                };
+                (lhs, cols, s0)
+            }
+        };
+        // SAFETY: the part's rows or columns of dst, disjoint from the
+        // other parts'.
+        unsafe {
+            let dst = (dst_addr as *mut f32).add(at);
+            gemm_avx512(dst, dst_rs, accumulate, a, b, 1, on_bf16_units)
+        }
+    });
 }
 
 /// The blocked product on AVX-512 (see the module docs); `on_bf16_units` picks
