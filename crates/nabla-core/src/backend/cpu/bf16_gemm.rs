@@ -16,9 +16,10 @@
 //!
 //! The micro-kernel keeps a 12 × 32 tile of C in 24 registers, as the f32
 //! one does, and each step does 24 `VDPBF16PS`: 768 multiply-adds where
-//! the f32 kernel's 24 FMAs do 384. The packing rounds 16 values per
-//! instruction (integer adds: `+ 0x7FFF + lsb`) and, where the layout
-//! asks for it, transposes through `transpose.rs`.
+//! the f32 kernel's 24 FMAs do 384. The packing rounds 32 values per
+//! `VCVTNE2PS2BF16` where the CPU has AVX512-BF16 (else 16 per handful
+//! of integer instructions: `+ 0x7FFF + lsb`, the same bits) and, where
+//! the layout asks for it, transposes through `transpose.rs`.
 //!
 //! Without AVX512-BF16 the same kernel splits each pair into two f32
 //! (the bf16 is f32's upper half) and runs two FMAs in the same order:
@@ -31,6 +32,7 @@
 //! Each element's sum runs over K in the same order whatever the thread
 //! count: bit for bit the same at 1 and 2 threads.
 
+#[cfg(target_arch = "x86_64")]
 use rayon::prelude::*;
 
 #[cfg(target_arch = "x86_64")]
