@@ -3,12 +3,13 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
+use nabla_core::autocast::{autocast, Precision};
 use nabla_core::{no_grad, Tensor};
 use nabla_nn::quantized::{is_quantized_file, load_quantized};
 use nabla_nn::state_dict::{load_safetensors, load_state_dict};
 use nabla_nn::Module;
 
-use crate::args::{EvalArgs, PredictArgs, SummaryArgs, TrainArgs, TrainedArgs};
+use crate::args::{EvalArgs, PrecisionKind, PredictArgs, SummaryArgs, TrainArgs, TrainedArgs};
 use crate::common::{dataset, evaluate, load_data, mean_std, probabilities};
 use nabla_nn::modelfile::{build, load_spec, plan, FileModel, LayerInfo};
 use nabla_train::say;
@@ -55,6 +56,9 @@ pub(crate) struct Trained {
     pub quantized: bool,
     pub dataset: String,
     pub data: Option<PathBuf>,
+    /// The precision of the run's products (`--precision`), which `eval`
+    /// keeps so that its figures are the run's; f32 without a run.
+    pub precision: PrecisionKind,
 }
 
 impl TrainedArgs {
@@ -141,7 +145,7 @@ pub(crate) fn load_trained(
     data: Option<&Path>,
     int8: bool,
 ) -> Result<Trained> {
-    let (model_name, ds, data_dir, file) = if weights.is_dir() {
+    let (model_name, ds, data_dir, file, precision) = if weights.is_dir() {
         let cfg = run_config(weights)?;
         let file = if int8 {
             let file = weights.join(INT8_WEIGHTS);
@@ -167,6 +171,7 @@ pub(crate) fn load_trained(
             dataset.map(str::to_string).unwrap_or(cfg.dataset),
             data.map(Path::to_path_buf).or(cfg.data),
             file,
+            cfg.precision,
         )
     } else if weights.is_file() {
         // a file inside a run directory (its int8 or 16-bit model, a
@@ -187,6 +192,7 @@ pub(crate) fn load_trained(
             ),
         };
         let run_dataset = run.as_ref().map(|c| c.dataset.clone());
+        let precision = run.as_ref().map_or(PrecisionKind::F32, |c| c.precision);
         (
             m,
             dataset
@@ -195,6 +201,7 @@ pub(crate) fn load_trained(
                 .unwrap_or_else(|| "mnist".into()),
             data.map(Path::to_path_buf).or(run.and_then(|c| c.data)),
             weights.to_path_buf(),
+            precision,
         )
     } else {
         bail!(
@@ -230,6 +237,12 @@ pub(crate) fn load_trained(
         built
     };
     Ok(Trained {
+        // (an int8 model's products are int8's whatever the run's)
+        precision: if quantized {
+            PrecisionKind::F32
+        } else {
+            precision
+        },
         quantized,
         model_name,
         model: built,
@@ -242,8 +255,12 @@ pub fn eval(a: EvalArgs) -> Result<()> {
     let t = a.trained.load()?;
     let data = load_data(&t.dataset, t.data.as_deref(), false)?;
     let test = dataset(data.test, &t.dataset);
-    let ev = evaluate(&t.model, test, a.batch_size)?;
+    let precision = t.precision.into();
+    let ev = autocast(precision, || evaluate(&t.model, test, a.batch_size))?;
     say!("{}", ev.test_line());
+    if precision != Precision::F32 {
+        say!("(products in {precision}, as the run trained)");
+    }
     let k = ev.confusion.len();
     say!("\nclass  precision  recall  support  name");
     for c in 0..k {

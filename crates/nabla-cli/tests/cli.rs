@@ -247,7 +247,8 @@ fn interrupt_and_resume_equal_an_uninterrupted_run_bit_for_bit() {
 }
 
 /// `--precision bf16` is in the config, resumes bit for bit, may not be
-/// changed on resume, and trains other weights than f32 does.
+/// changed on resume, trains other weights than f32 does, and `nabla eval`
+/// of the run evaluates at it (the figures of its last epoch).
 #[test]
 fn bf16_runs_resume_bit_for_bit_and_differ_from_f32() {
     let (a, b) = interrupted_and_whole("bf16", &["--precision", "bf16"]);
@@ -284,6 +285,29 @@ fn bf16_runs_resume_bit_for_bit_and_differ_from_f32() {
         w
     };
     assert_ne!(short("f32"), short("bf16"));
+    // `nabla eval` of the run computes at its precision: the run's figures
+    let o = run(&["eval", a.to_str().unwrap()]);
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        stdout.contains("(products in bf16, as the run trained)"),
+        "{stdout}"
+    );
+    let metrics = std::fs::read_to_string(a.join("metrics.csv")).unwrap();
+    let accuracy: f64 = metrics
+        .lines()
+        .last()
+        .unwrap()
+        .split(',')
+        .nth(4)
+        .unwrap()
+        .parse()
+        .unwrap();
+    let correct = (accuracy * 2004.0).round() as usize;
+    assert!(
+        stdout.contains(&format!("Accuracy: {correct}/2004")),
+        "{accuracy}: {stdout}"
+    );
     std::fs::remove_dir_all(&a).unwrap();
     std::fs::remove_dir_all(&b).unwrap();
 }

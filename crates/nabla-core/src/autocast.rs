@@ -11,8 +11,10 @@
 //! run on `VDPBF16PS` (two bf16 multiply-adds per f32 lane); elsewhere the
 //! same rounded operands go through the f32 kernels (correct, no faster).
 //!
-//! The scope is per thread, like PyTorch's. An op records the precision it
-//! ran its forward at and runs its backward products at the same one, so
+//! The scope is per thread, like PyTorch's, and carried into
+//! [`in_pool`](crate::in_pool) (which runs a closure on a pool thread, as
+//! evaluation and training do). An op records the precision it ran its
+//! forward at and runs its backward products at the same one, so
 //! `loss.backward()` may be called inside the scope or after it.
 //!
 //! ```
@@ -106,6 +108,13 @@ mod tests {
         let caught = std::panic::catch_unwind(|| autocast(Precision::Bf16, || panic!("inside")));
         assert!(caught.is_err());
         assert_eq!(product_precision(), Precision::F32);
+    }
+
+    #[test]
+    fn the_scope_is_carried_into_the_pool() {
+        let inside = autocast(Precision::Bf16, || crate::in_pool(product_precision));
+        assert_eq!(inside, Precision::Bf16);
+        assert_eq!(crate::in_pool(product_precision), Precision::F32);
     }
 
     #[test]

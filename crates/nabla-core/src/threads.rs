@@ -106,11 +106,17 @@ pub fn in_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
         // Already on a pool thread: nested work stays where it is.
         return f();
     }
-    // grad mode is per thread: carry the caller's over
+    // grad mode and the autocast precision are per thread: carry the
+    // caller's over
     let grad = crate::autograd::is_grad_enabled();
+    let precision = crate::autocast::product_precision();
     let pool = pool();
     let others = pool.current_num_threads() - 1;
-    pool.install(move || with_others_spinning(others, || crate::autograd::with_grad_mode(grad, f)))
+    pool.install(move || {
+        with_others_spinning(others, || {
+            crate::autocast::autocast(precision, || crate::autograd::with_grad_mode(grad, f))
+        })
+    })
 }
 
 /// Runs `f` while `others` of the pool's threads wait for work by spinning.
