@@ -1,6 +1,7 @@
 //! Mixed precision in the spirit of `torch.autocast`: inside
-//! [`autocast`]`(Precision::Bf16, ..)` the matrix products of `matmul` and
-//! `linear` (forward and backward) round their operands to bfloat16 and
+//! [`autocast`]`(Precision::Bf16, ..)` the matrix products of `matmul`,
+//! `linear`, `scaled_dot_product_attention` and the recurrent layers
+//! (forward and backward) round their operands to bfloat16 and
 //! accumulate in f32; everything else — weights, optimizer state, losses,
 //! softmax, normalization, the outputs themselves — stays f32.
 //!
@@ -11,7 +12,8 @@
 //! run on `VDPBF16PS` (two bf16 multiply-adds per f32 lane); elsewhere the
 //! same rounded operands go through the f32 kernels (correct, no faster).
 //!
-//! The scope is per thread, like PyTorch's, and carried into
+//! Convolutions stay f32 for now. The scope is per thread, like PyTorch's,
+//! and carried into
 //! [`in_pool`](crate::in_pool) (which runs a closure on a pool thread, as
 //! evaluation and training do). An op records the precision it ran its
 //! forward at and runs its backward products at the same one, so

@@ -649,3 +649,54 @@ fn layer_norm_agrees() {
         x[0].layer_norm(&[20], None, None, 1e-5)
     });
 }
+
+/// The fused attention inside `autocast(Bf16, ..)`: its products take
+/// bf16 operands (the values are not f32's) and stay within bf16's error
+/// of the reference's composed attention at bf16. Not to f32's tolerance:
+/// the two round different things (the fused kernel its unnormalized
+/// probabilities block by block, the composed one the softmax's output).
+#[test]
+fn bf16_attention_agrees_to_bf16_error() {
+    use Precision::Bf16;
+    let inputs = [
+        randn(&[2, 2, 70, 16], 1),
+        randn(&[2, 2, 150, 16], 2),
+        randn(&[2, 2, 150, 24], 3),
+    ];
+    let f = |x: &[Tensor]| {
+        x[0].scaled_dot_product_attention(&x[1], &x[2], &AttentionParams::default().causal())
+    };
+    let at_bf16 = |x: &[Tensor]| autocast(Bf16, || f(x));
+    let fused = run("attention", Device::Cpu, &inputs, &at_bf16);
+    let composed = run("attention", Device::Reference, &inputs, &at_bf16);
+    let f32 = run("attention", Device::Cpu, &inputs, &f);
+    assert_ne!(fused.out, f32.out, "the output is f32's");
+    assert_ne!(fused.grads, f32.grads, "the gradients are f32's");
+    let within = |what: &str, got: &[f32], want: &[f32], f32_side: &[f32]| {
+        let scale = want.iter().fold(1e-3f32, |m, v| m.max(v.abs()));
+        // bf16 keeps 8 bits: a few of its steps of the tensor's scale
+        let err = |a: &[f32]| {
+            a.iter()
+                .zip(want)
+                .map(|(x, y)| (x - y).abs())
+                .fold(0f32, f32::max)
+        };
+        assert!(err(got) <= 2e-2 * scale, "{what}: {} of {scale}", err(got));
+        // and a bf16 run is about as far from f32 as the two bf16 runs are apart
+        assert!(
+            err(f32_side) <= 2e-2 * scale,
+            "{what}: f32 {} of {scale}",
+            err(f32_side)
+        );
+    };
+    within("output", &fused.out, &composed.out, &f32.out);
+    for (i, (g, w)) in fused.grads.iter().zip(&composed.grads).enumerate() {
+        let (g, w) = (g.as_ref().unwrap(), w.as_ref().unwrap());
+        within(
+            &format!("gradient {i}"),
+            g,
+            w,
+            f32.grads[i].as_ref().unwrap(),
+        );
+    }
+}

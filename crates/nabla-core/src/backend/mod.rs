@@ -252,6 +252,9 @@ pub struct AttentionShape {
     pub ev: usize,
     pub scale: f32,
     pub causal: bool,
+    /// The precision of the products (the forward's
+    /// [`autocast`](crate::autocast), which its backward keeps).
+    pub precision: crate::autocast::Precision,
 }
 
 /// A tensor's storage and layout, as the kernels take them.

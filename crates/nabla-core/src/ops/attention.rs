@@ -141,6 +141,7 @@ fn check(q: &Tensor, k: &Tensor, v: &Tensor, p: &AttentionParams) -> Result<Atte
         ev,
         scale: p.scale.unwrap_or(1.0 / (e as f32).sqrt()),
         causal: p.causal,
+        precision: crate::autocast::product_precision(),
     })
 }
 

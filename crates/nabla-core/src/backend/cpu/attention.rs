@@ -19,7 +19,7 @@
 use rayon::prelude::*;
 
 use super::math::exp_with;
-use super::matmul::{gemm_into, MatRef};
+use super::matmul::{gemm_into_at, MatRef};
 use crate::backend::{AttentionShape, MaskKind, View};
 
 /// Query rows per block: a block's scores (64×128 floats) and its
@@ -127,7 +127,7 @@ fn scores(
     (i0, j0): (usize, usize),
 ) {
     let (rows, cols) = (q.rows, k.rows);
-    gemm_into(sc, false, q, k.t(), 1);
+    gemm_into_at(a.precision, sc, false, q, k.t(), 1);
     for (r, row) in sc.chunks_mut(cols.max(1)).enumerate().take(rows) {
         let i = i0 + r;
         row.iter_mut().for_each(|x| *x *= a.scale);
@@ -292,7 +292,7 @@ fn forward_rows(
         scores(a, sc, qm, k.rows(kv, j0, cols), mask, m, (i0, j0));
         online_block(sc, cols, (&mut max, &mut sum), out);
         let p = MatRef::row_major(sc, rows, cols);
-        gemm_into(out, true, p, v.rows(kv, j0, cols), 1);
+        gemm_into_at(a.precision, out, true, p, v.rows(kv, j0, cols), 1);
     }
     let ev = a.ev;
     for r in 0..rows {
@@ -429,9 +429,10 @@ fn backward_head(
                 scores(a, p, qm, km, mask, m, (i0, j0));
                 probabilities(p, cols, &lse[i0..i0 + rows]);
                 let pm = MatRef::row_major(p, rows, cols);
-                gemm_into(&mut dv[j0 * ev..(j0 + cols) * ev], true, pm.t(), dom, 1);
+                let dvj = &mut dv[j0 * ev..(j0 + cols) * ev];
+                gemm_into_at(a.precision, dvj, true, pm.t(), dom, 1);
                 let dp = &mut dp[..rows * cols];
-                gemm_into(dp, false, dom, vm.t(), 1);
+                gemm_into_at(a.precision, dp, false, dom, vm.t(), 1);
                 // dS·scale = P ⊙ (dP − D_i)·scale, over dP
                 for (r, (dprow, prow)) in dp.chunks_mut(cols).zip(p.chunks(cols)).enumerate() {
                     for (x, &pv) in dprow.iter_mut().zip(prow) {
@@ -439,8 +440,9 @@ fn backward_head(
                     }
                 }
                 let ds = MatRef::row_major(dp, rows, cols);
-                gemm_into(dq_i, true, ds, km, 1);
-                gemm_into(&mut dk[j0 * e..(j0 + cols) * e], true, ds.t(), qm, 1);
+                gemm_into_at(a.precision, dq_i, true, ds, km, 1);
+                let dkj = &mut dk[j0 * e..(j0 + cols) * e];
+                gemm_into_at(a.precision, dkj, true, ds.t(), qm, 1);
             }
         }
     }
