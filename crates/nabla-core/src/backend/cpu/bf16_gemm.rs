@@ -108,16 +108,15 @@ pub fn has_avx512_bf16() -> bool {
     }
 }
 
-/// `dst (+)= bf16(lhs) · bf16(rhs)`, `dst` row-major with row stride
-/// `dst_rs`; `threads` > 1 splits the work in the nabla pool.
+/// `dst (+)= bf16(lhs) · bf16(rhs)`, `dst` contiguous row-major
+/// `[lhs.rows, rhs.cols]`; `threads` > 1 splits the work in the nabla pool.
 ///
 /// # Safety
-/// `dst` valid for writes (and reads when `accumulate`) at `i·dst_rs + j`
-/// for every i < lhs.rows, j < rhs.cols; without `accumulate` every such
-/// element is written and none read.
+/// `dst` valid for writes (and reads when `accumulate`) of `lhs.rows ×
+/// rhs.cols` floats; without `accumulate` every one is written and none
+/// read.
 pub(crate) unsafe fn gemm_to(
     dst: *mut f32,
-    dst_rs: usize,
     accumulate: bool,
     lhs: MatRef,
     rhs: MatRef,
@@ -125,7 +124,7 @@ pub(crate) unsafe fn gemm_to(
 ) {
     let (isa, units) = (bf16_isa(), on_bf16_units());
     // SAFETY: as the caller guarantees; bf16_isa() is a path the CPU has.
-    unsafe { gemm_on(isa, units, dst, dst_rs, accumulate, lhs, rhs, threads) }
+    unsafe { gemm_on(isa, units, dst, accumulate, lhs, rhs, threads) }
 }
 
 /// Whether the AVX-512 kernels run on `VDPBF16PS`: where the CPU has it,
@@ -241,7 +240,6 @@ unsafe fn gemm_on(
     isa: Isa,
     on_bf16_units: bool,
     dst: *mut f32,
-    dst_rs: usize,
     accumulate: bool,
     lhs: MatRef,
     rhs: MatRef,
@@ -256,7 +254,7 @@ unsafe fn gemm_on(
     }
     #[cfg(target_arch = "x86_64")]
     if isa == Isa::Avx512 && k > 0 {
-        let dst_addr = dst as usize;
+        let (dst_addr, dst_rs) = (dst as usize, n);
         // x·Wᵀ (both operands contiguous along K) with fewer rows than
         // columns: as (W·xᵀ)ᵀ, W packed as A (pairs are neighbours: no
         // transposing) and only x's fewer rows transposed into panels —
@@ -291,25 +289,8 @@ unsafe fn gemm_on(
     };
     let (a, b) = (rounded(&lhs), rounded(&rhs));
     let (a, b) = (MatRef::row_major(&a, m, k), MatRef::row_major(&b, k, n));
-    if dst_rs == n {
-        // SAFETY: as the caller guarantees.
-        unsafe { super::matmul::gemm_to(dst, accumulate, a, b, threads) }
-    } else {
-        let c = super::matmul::gemm_new(a, b, threads);
-        for i in 0..m {
-            for j in 0..n {
-                // SAFETY: (i, j) is inside dst (the caller's guarantee).
-                unsafe {
-                    let d = dst.add(i * dst_rs + j);
-                    *d = if accumulate {
-                        *d + c[i * n + j]
-                    } else {
-                        c[i * n + j]
-                    };
-                }
-            }
-        }
-    }
+    // SAFETY: as the caller guarantees.
+    unsafe { super::matmul::gemm_to(dst, accumulate, a, b, threads) }
 }
 
 /// [`gemm_avx512`] on up to `threads` threads of the pool (the caller's

@@ -133,9 +133,7 @@ pub(crate) unsafe fn gemm_to_at(
     unsafe {
         match precision {
             Precision::F32 => gemm_to(dst, accumulate, lhs, rhs, threads),
-            Precision::Bf16 => {
-                super::bf16_gemm::gemm_to(dst, rhs.cols, accumulate, lhs, rhs, threads)
-            }
+            Precision::Bf16 => super::bf16_gemm::gemm_to(dst, accumulate, lhs, rhs, threads),
         }
     }
 }

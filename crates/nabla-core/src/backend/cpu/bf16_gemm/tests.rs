@@ -194,16 +194,7 @@ fn bf16_products_match_the_rounded_product_on_every_path() {
                             let mut c = start.clone();
                             // SAFETY: the CPU has the path; c holds m×n.
                             crate::threads::in_pool(|| unsafe {
-                                gemm_on(
-                                    isa,
-                                    units,
-                                    c.as_mut_ptr(),
-                                    n,
-                                    accumulate,
-                                    *lhs,
-                                    *rhs,
-                                    threads,
-                                )
+                                gemm_on(isa, units, c.as_mut_ptr(), accumulate, *lhs, *rhs, threads)
                             });
                             let case = format!(
                                 "{m}x{k}x{n} lhs {li} rhs {ri} acc {accumulate} {isa} units {units} threads {threads}"
@@ -240,7 +231,7 @@ fn operands_are_rounded_to_bf16() {
     let mut c = [0f32];
     let (lhs, rhs) = (MatRef::row_major(&a, 1, 2), MatRef::row_major(&b, 2, 1));
     // SAFETY: c holds the 1×1 product.
-    unsafe { gemm_to(c.as_mut_ptr(), 1, false, lhs, rhs, 1) };
+    unsafe { gemm_to(c.as_mut_ptr(), false, lhs, rhs, 1) };
     // 1/3 → 0.333984375, 1 + 2⁻¹⁰ → 1 (7 bits of mantissa)
     assert_eq!(c[0], 3.0 * 0.333_984_38 + 1.0);
 }
