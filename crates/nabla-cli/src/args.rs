@@ -248,8 +248,9 @@ pub enum PrecisionKind {
     /// f32 throughout
     #[default]
     F32,
-    /// bfloat16 operands with f32 sums in the matrix products (linear layers,
-    /// matmul); weights, optimizer state, losses and the rest stay f32
+    /// bfloat16 operands with f32 sums in the matrix products (linear and
+    /// recurrent layers, matmul, attention); weights, optimizer state,
+    /// losses and the rest stay f32
     Bf16,
 }
 
