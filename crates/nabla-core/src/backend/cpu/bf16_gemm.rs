@@ -85,15 +85,32 @@ fn pair(lo: f32, hi: f32) -> u32 {
 /// anything else the f32 product of rounded copies. AVX-512 wherever the
 /// CPU has it, Zen 4 included (there f32 stays on AVX2, but one
 /// `VDPBF16PS` does the work of two FMAs); a `NABLA_ISA` that names a
-/// path is followed, so `avx2` and `scalar` test the fallback.
+/// path is followed, so `avx2` and `scalar` test the fallback. Decided
+/// once per process (every product asks).
 pub fn bf16_isa() -> Isa {
-    let chosen = crate::isa::isa();
-    let named = std::env::var("NABLA_ISA").is_ok_and(|v| !v.is_empty());
-    match chosen {
-        Isa::Avx512 => Isa::Avx512,
-        _ if !named && Isa::Avx512.supported() => Isa::Avx512,
-        other => other,
-    }
+    static PATH: std::sync::OnceLock<Isa> = std::sync::OnceLock::new();
+    *PATH.get_or_init(|| {
+        let chosen = crate::isa::isa();
+        let named = std::env::var("NABLA_ISA").is_ok_and(|v| !v.is_empty());
+        match chosen {
+            Isa::Avx512 => Isa::Avx512,
+            _ if !named && Isa::Avx512.supported() => Isa::Avx512,
+            other => other,
+        }
+    })
+}
+
+/// A strided matrix's values rounded to bfloat16, row-major: the
+/// operands of the fallback paths (no AVX-512), which run the f32 kernels.
+pub(crate) fn rounded_copy(
+    data: &[f32],
+    (rows, cols): (usize, usize),
+    (rs, cs): (usize, usize),
+) -> Vec<f32> {
+    (0..rows)
+        .flat_map(|i| (0..cols).map(move |j| i * rs + j * cs))
+        .map(|at| round_to_bf16(data[at]))
+        .collect()
 }
 
 /// Whether the CPU has `VDPBF16PS` (AVX512-BF16).
@@ -281,12 +298,7 @@ unsafe fn gemm_on(
     }
     let _ = (isa, on_bf16_units);
     // the fallback: rounded copies through the f32 product
-    let rounded = |x: &MatRef| -> Vec<f32> {
-        (0..x.rows)
-            .flat_map(|i| (0..x.cols).map(move |j| (i, j)))
-            .map(|(i, j)| round_to_bf16(x.data[x.offset + i * x.rs + j * x.cs]))
-            .collect()
-    };
+    let rounded = |x: &MatRef| rounded_copy(&x.data[x.offset..], (x.rows, x.cols), (x.rs, x.cs));
     let (a, b) = (rounded(&lhs), rounded(&rhs));
     let (a, b) = (MatRef::row_major(&a, m, k), MatRef::row_major(&b, k, n));
     // SAFETY: as the caller guarantees.

@@ -212,11 +212,7 @@ fn gemm_packed_on(
             super::bf16_gemm::gemm_pairs(m, a, pairs, shape, k, c, ldc, accumulate)
         }
         Some(Bf16Rhs::Rounded) => {
-            let round = super::bf16_gemm::round_to_bf16;
-            let rows = (0..m).flat_map(|i| (0..k).map(move |kk| (i, kk)));
-            let rounded: Vec<f32> = rows
-                .map(|(i, kk)| round(a.data[i * a.rs + kk * a.cs]))
-                .collect();
+            let rounded = super::bf16_gemm::rounded_copy(a.data, (m, k), (a.rs, a.cs));
             let a = Strided {
                 data: &rounded,
                 rs: k,
