@@ -569,7 +569,9 @@ fn main() {
         println!("conv2d_lenet_fwd_bwd {:.3} ms", t * 1e3);
     }
     if wanted("conv_parts") {
-        // The passes of the two LeNet convolutions, timed one by one.
+        // The passes of the two LeNet convolutions (and a wider one),
+        // timed one by one.
+        use nabla_core::autocast::{autocast, Precision};
         let geom = |c, h, w, k, p| ConvGeom {
             n: 64,
             c,
@@ -589,19 +591,35 @@ fn main() {
         for (name, g, o) in [
             ("conv1", geom(1, 28, 28, 5, 2), 6),
             ("conv2", geom(6, 14, 14, 5, 0), 16),
+            // the second convolution of PyTorch's mnist example (32 → 64)
+            ("mnist_conv2", geom(32, 26, 26, 3, 0), 64),
         ] {
             let x = Tensor::randn([64, g.c, g.h, g.w]).to_vec();
             let w = Tensor::randn([o, g.c, g.kh, g.kw]).to_vec();
             let dy = Tensor::randn([64, o, g.oh, g.ow]).to_vec();
-            let (_, cols) = conv_forward(&x, &w, None, &g, o, 1, true);
-            let t = best_time(0.5, || drop(conv_forward(&x, &w, None, &g, o, 1, true)));
-            println!("{name}_forward {:.3} ms", t * 1e3);
-            let t = best_time(0.5, || {
-                drop(conv_backward_params(&dy, cols.as_deref(), &g, o, 1))
-            });
-            println!("{name}_weight_grad {:.3} ms", t * 1e3);
-            let t = best_time(0.5, || drop(conv_backward_input(&dy, &w, &g, o, 1)));
-            println!("{name}_input_grad {:.3} ms", t * 1e3);
+            // each pass at f32 and with bf16 operands (`autocast`)
+            let passes = |precision| {
+                autocast(precision, || {
+                    let (_, cols) = conv_forward(&x, &w, None, &g, o, 1, true);
+                    let forward =
+                        best_time(0.5, || drop(conv_forward(&x, &w, None, &g, o, 1, true)));
+                    let weight_grad = best_time(0.5, || {
+                        drop(conv_backward_params(&dy, cols.as_deref(), &g, o, 1))
+                    });
+                    let input_grad =
+                        best_time(0.5, || drop(conv_backward_input(&dy, &w, &g, o, 1)));
+                    [forward, weight_grad, input_grad]
+                })
+            };
+            let (f32_t, bf16_t) = (passes(Precision::F32), passes(Precision::Bf16));
+            for (k, pass) in ["forward", "weight_grad", "input_grad"].iter().enumerate() {
+                println!(
+                    "{name}_{pass} f32 {:.3} ms, bf16 {:.3} ms, {:.2}×",
+                    f32_t[k] * 1e3,
+                    bf16_t[k] * 1e3,
+                    f32_t[k] / bf16_t[k]
+                );
+            }
         }
     }
     if wanted("lstm_64") || wanted("lstm_1000") {

@@ -129,14 +129,14 @@ fn product() -> Vec<f32> {
         .to_vec()
 }
 
-/// bf16 products (`autocast`): a linear layer and an LSTM on
+/// bf16 products (`autocast`): a linear layer, an LSTM and a convolution on
 /// `VDPBF16PS` (or its emulation) on the AVX-512 path, through rounded f32
 /// copies on the others: the same rounded operands, the same values to
 /// the sums' rounding.
 fn bf16_products() -> Vec<f32> {
     use nabla_core::autocast::{autocast, Precision};
     autocast(Precision::Bf16, || {
-        no_grad(|| {
+        let products = no_grad(|| {
             let (t, n, i, h) = (7, 5, 11, 20);
             let lstm = tensor(&[t, n, i], 30)
                 .lstm_sequence(
@@ -154,8 +154,26 @@ fn bf16_products() -> Vec<f32> {
                 .linear(&tensor(&[90, 300], 38), None)
                 .unwrap();
             [lstm.to_vec(), linear.to_vec()].concat()
-        })
+        });
+        [products, bf16_convolution()].concat()
     })
+}
+
+/// LeNet's second convolution at bf16, its output and both gradients
+/// (forward, input-gradient and weight-gradient products).
+fn bf16_convolution() -> Vec<f32> {
+    use nabla_core::Conv2dParams;
+    let x = tensor(&[3, 6, 14, 14], 40).requires_grad_(true);
+    let w = tensor(&[16, 6, 5, 5], 41).requires_grad_(true);
+    let y = x.conv2d(&w, None, Conv2dParams::default()).unwrap();
+    let r = tensor(y.shape(), 42);
+    y.mul(&r).unwrap().sum_all().unwrap().backward().unwrap();
+    [
+        y.to_vec(),
+        x.grad().unwrap().to_vec(),
+        w.grad().unwrap().to_vec(),
+    ]
+    .concat()
 }
 
 /// Runs this test in a child with `NABLA_ISA=isa`: its lists of values.

@@ -9,6 +9,7 @@
 //! `dcols_n = Wᵀ · dy_n` then col2im, `db = Σ_{n,i,j} dy`. Each gradient is
 //! computed only if its input needs it (the images of a CNN never do).
 
+use crate::autocast::{autocast, product_precision};
 use crate::backend::ConvGeom;
 use crate::{Error, Result, Tensor};
 
@@ -263,35 +264,39 @@ impl Tensor {
             Some(b) => vec![self, weight, b],
             None => vec![self, weight],
         };
+        // the backward products at the forward's precision (autocast.rs)
+        let precision = product_precision();
         Ok(y.attach("ConvolutionBackward", &inputs, move |dy, inputs| {
-            let dy = dy.contiguous()?;
-            let dx = match inputs[0].requires_grad() {
-                true => {
-                    let dx = dy.with_view(|(d, _)| {
-                        w.with_view(|(ws, _)| be.conv2d_backward_input(d, ws, &g, o, groups))
-                    });
-                    Some(Tensor::from_storage(dx, &[g.n, g.c, g.h, g.w]))
+            autocast(precision, || {
+                let dy = dy.contiguous()?;
+                let dx = match inputs[0].requires_grad() {
+                    true => {
+                        let dx = dy.with_view(|(d, _)| {
+                            w.with_view(|(ws, _)| be.conv2d_backward_input(d, ws, &g, o, groups))
+                        });
+                        Some(Tensor::from_storage(dx, &[g.n, g.c, g.h, g.w]))
+                    }
+                    false => None,
+                };
+                let want_dw = inputs[1].requires_grad() && saved.is_some();
+                let want_db = inputs.len() == 3 && inputs[2].requires_grad();
+                let (dw, db) = if want_dw || want_db {
+                    let saved = if want_dw { saved.as_ref() } else { None };
+                    let (dw, db) =
+                        dy.with_view(|(d, _)| be.conv2d_backward_params(d, saved, &g, o, groups));
+                    (dw, Some(db))
+                } else {
+                    (None, None)
+                };
+                let mut grads = vec![dx, dw.map(|dw| Tensor::from_storage(dw, inputs[1].shape()))];
+                if inputs.len() == 3 {
+                    grads.push(
+                        db.filter(|_| want_db)
+                            .map(|db| Tensor::from_storage(db, &[o])),
+                    );
                 }
-                false => None,
-            };
-            let want_dw = inputs[1].requires_grad() && saved.is_some();
-            let want_db = inputs.len() == 3 && inputs[2].requires_grad();
-            let (dw, db) = if want_dw || want_db {
-                let saved = if want_dw { saved.as_ref() } else { None };
-                let (dw, db) =
-                    dy.with_view(|(d, _)| be.conv2d_backward_params(d, saved, &g, o, groups));
-                (dw, Some(db))
-            } else {
-                (None, None)
-            };
-            let mut grads = vec![dx, dw.map(|dw| Tensor::from_storage(dw, inputs[1].shape()))];
-            if inputs.len() == 3 {
-                grads.push(
-                    db.filter(|_| want_db)
-                        .map(|db| Tensor::from_storage(db, &[o])),
-                );
-            }
-            Ok(grads)
+                Ok(grads)
+            })
         }))
     }
 }

@@ -16,6 +16,7 @@
 //! weight-gradient kernel with x in the place of the output gradient and
 //! `dy` in the place of the images; `db = Σ dy` over N, H, W.
 
+use crate::autocast::{autocast, product_precision};
 use crate::backend::ConvGeom;
 use crate::{Error, Result, Tensor};
 
@@ -219,36 +220,40 @@ impl Tensor {
             y = y.add(&b.detach().reshape([1, g.c, 1, 1])?)?;
         }
         let inputs: Vec<&Tensor> = [self, weight].into_iter().chain(bias).collect();
+        // the backward products at the forward's precision (autocast.rs)
+        let precision = product_precision();
         Ok(
             y.attach("ConvTranspose2DBackward", &inputs, move |dy, inputs| {
-                let dy = dy.contiguous()?;
-                let want_dw = inputs[1].requires_grad();
-                let mut grads = vec![None, None];
-                if inputs[0].requires_grad() || want_dw {
-                    // the convolution of dy: x's gradient, and dy lowered as
-                    // the weight gradient needs it
-                    let (dx, saved) = dy.with_view(|(d, _)| {
-                        w.with_view(|(ws, _)| be.conv2d(d, ws, None, &g, c_in, groups, want_dw))
-                    });
-                    if inputs[0].requires_grad() {
-                        grads[0] = Some(Tensor::from_storage(dx, &[g.n, c_in, g.oh, g.ow]));
-                    }
-                    if want_dw {
-                        let (dw, _) = x.with_view(|(xs, _)| {
-                            be.conv2d_backward_params(xs, saved.as_ref(), &g, c_in, groups)
+                autocast(precision, || {
+                    let dy = dy.contiguous()?;
+                    let want_dw = inputs[1].requires_grad();
+                    let mut grads = vec![None, None];
+                    if inputs[0].requires_grad() || want_dw {
+                        // the convolution of dy: x's gradient, and dy lowered as
+                        // the weight gradient needs it
+                        let (dx, saved) = dy.with_view(|(d, _)| {
+                            w.with_view(|(ws, _)| be.conv2d(d, ws, None, &g, c_in, groups, want_dw))
                         });
-                        grads[1] = dw.map(|dw| Tensor::from_storage(dw, inputs[1].shape()));
+                        if inputs[0].requires_grad() {
+                            grads[0] = Some(Tensor::from_storage(dx, &[g.n, c_in, g.oh, g.ow]));
+                        }
+                        if want_dw {
+                            let (dw, _) = x.with_view(|(xs, _)| {
+                                be.conv2d_backward_params(xs, saved.as_ref(), &g, c_in, groups)
+                            });
+                            grads[1] = dw.map(|dw| Tensor::from_storage(dw, inputs[1].shape()));
+                        }
                     }
-                }
-                if inputs.len() == 3 {
-                    grads.push(
-                        inputs[2]
-                            .requires_grad()
-                            .then(|| dy.sum(&[0, 2, 3], false))
-                            .transpose()?,
-                    );
-                }
-                Ok(grads)
+                    if inputs.len() == 3 {
+                        grads.push(
+                            inputs[2]
+                                .requires_grad()
+                                .then(|| dy.sum(&[0, 2, 3], false))
+                                .transpose()?,
+                        );
+                    }
+                    Ok(grads)
+                })
             }),
         )
     }

@@ -74,6 +74,17 @@ pub fn round_to_bf16(x: f32) -> f32 {
     f32::from_bits(round_high(x))
 }
 
+/// Every value of `x` rounded to bfloat16 in place ([`round_to_bf16`]),
+/// 16 at a time where the CPU has AVX-512: operands for the f32 kernels.
+pub fn round_slice(x: &mut [f32]) {
+    #[cfg(target_arch = "x86_64")]
+    if Isa::Avx512.supported() {
+        // SAFETY: AVX-512F is present.
+        return unsafe { pack::round_in_place(x) };
+    }
+    x.iter_mut().for_each(|v| *v = round_to_bf16(*v));
+}
+
 /// The pair `(lo, hi)` as `VDPBF16PS` reads it: lo in the low half.
 #[inline(always)]
 fn pair(lo: f32, hi: f32) -> u32 {
@@ -450,6 +461,8 @@ mod pack;
 
 #[cfg(target_arch = "x86_64")]
 mod kernels;
+
+pub mod rows;
 
 #[cfg(test)]
 mod tests;

@@ -63,7 +63,7 @@ pub fn gemm_bcast(
 
 /// [`gemm_bcast`] on the kernels of `isa` (which the CPU must have).
 #[allow(clippy::too_many_arguments)]
-fn gemm_bcast_on(
+pub(super) fn gemm_bcast_on(
     isa: crate::isa::Isa,
     m: usize,
     n: usize,
@@ -127,7 +127,7 @@ pub fn gemm_dot(
 
 /// [`gemm_dot`] on the kernels of `isa` (which the CPU must have).
 #[allow(clippy::too_many_arguments)]
-fn gemm_dot_on(
+pub(super) fn gemm_dot_on(
     isa: crate::isa::Isa,
     m: usize,
     n: usize,

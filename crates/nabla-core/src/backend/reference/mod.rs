@@ -304,7 +304,9 @@ impl Backend for ReferenceBackend {
         groups: usize,
         keep: bool,
     ) -> (Storage, Option<Saved>) {
-        let (x, w) = (&x.host()[..g.n * g.c * g.h * g.w], w.host());
+        // at bf16 the operands rounded (the bias is added in f32)
+        let x = as_product_operand(x.host()[..g.n * g.c * g.h * g.w].to_vec());
+        let w = as_product_operand(w.host().to_vec());
         let (cg, og) = (g.c / groups, o / groups);
         let mut y = Vec::with_capacity(g.n * o * g.oh * g.ow);
         for n in 0..g.n {
@@ -333,7 +335,7 @@ impl Backend for ReferenceBackend {
                 }
             }
         }
-        (new(y), keep.then(|| Box::new(x.to_vec()) as Saved))
+        (new(y), keep.then(|| Box::new(x) as Saved))
     }
 
     fn conv2d_backward_input(
@@ -344,7 +346,8 @@ impl Backend for ReferenceBackend {
         o: usize,
         groups: usize,
     ) -> Storage {
-        let (dy, w) = (dy.host(), w.host());
+        let dy = as_product_operand(dy.host().to_vec());
+        let w = as_product_operand(w.host().to_vec());
         let (cg, og) = (g.c / groups, o / groups);
         let mut dx = vec![0f64; g.n * g.c * g.h * g.w];
         for n in 0..g.n {
@@ -382,7 +385,10 @@ impl Backend for ReferenceBackend {
         o: usize,
         groups: usize,
     ) -> (Option<Storage>, Storage) {
+        // the bias gradient sums dy as it is; the weight gradient's
+        // product takes it rounded at bf16 (x was saved rounded)
         let dy = dy.host();
+        let dy_operand = as_product_operand(dy.to_vec());
         let x = saved.map(|s| {
             s.downcast_ref::<Vec<f32>>()
                 .expect("conv2d: saved by the reference backend")
@@ -395,8 +401,9 @@ impl Backend for ReferenceBackend {
                 let first = oc / og * cg;
                 for oy in 0..g.oh {
                     for ox in 0..g.ow {
-                        let d = dy[((n * o + oc) * g.oh + oy) * g.ow + ox] as f64;
-                        db[oc] += d;
+                        let at = ((n * o + oc) * g.oh + oy) * g.ow + ox;
+                        db[oc] += dy[at] as f64;
+                        let d = dy_operand[at] as f64;
                         let Some(x) = x else { continue };
                         for ci in 0..cg {
                             for ky in 0..g.kh {

@@ -8,7 +8,8 @@ use std::arch::x86_64::*;
 use super::NR;
 
 /// One `R` × 32 tile: `C (+)= A[R, kcp pairs] · panel`, A's rows `kcp`
-/// pairs apart, writing only the first `cols` columns of C. `$step` is
+/// pairs apart, row r of C at `c + c_rows[r]` (rows written in order, so
+/// they may overlap), writing only the first `cols` columns. `$step` is
 /// `(acc, a, b)` → acc after the pair: a the pair of one row broadcast,
 /// b 16 columns' pairs.
 macro_rules! tile_kernel {
@@ -19,11 +20,11 @@ macro_rules! tile_kernel {
             a: *const u32,
             panel: &[u32],
             c: *mut f32,
-            ldc: usize,
+            c_rows: &[usize],
             cols: usize,
             add: bool,
         ) {
-            debug_assert!(panel.len() >= kcp * NR);
+            debug_assert!(panel.len() >= kcp * NR && c_rows.len() >= R);
             let step = $step;
             let mut acc = [[_mm512_setzero_ps(); 2]; R];
             let b = panel.as_ptr();
@@ -40,7 +41,7 @@ macro_rules! tile_kernel {
             let masks = [lanes(cols), lanes(cols.saturating_sub(16))];
             for (r, acc) in acc.iter().enumerate() {
                 for (h, (v, mask)) in acc.iter().zip(masks).enumerate() {
-                    super::super::store_masked_512(c.add(r * ldc + h * 16), *v, mask, add);
+                    super::super::store_masked_512(c.add(c_rows[r] + h * 16), *v, mask, add);
                 }
             }
         }
@@ -73,7 +74,7 @@ tile_kernel!(
 );
 
 /// One tile of `rows` (1 to 12) rows on `VDPBF16PS` (`native`) or its
-/// emulation.
+/// emulation, C's rows `ldc` apart.
 ///
 /// # Safety
 /// AVX-512F, and AVX512-BF16 when `native`; A valid at `r·kcp + q` for
@@ -91,8 +92,30 @@ pub(super) unsafe fn tile(
     cols: usize,
     add: bool,
 ) {
+    let c_rows: [usize; super::MR] = std::array::from_fn(|r| r * ldc);
+    tile_at_rows(on_bf16_units, rows, kcp, a, panel, c, &c_rows, cols, add)
+}
+
+/// [`tile`] with row r of C at `c + c_rows[r]` (rows added in order when
+/// they overlap).
+///
+/// # Safety
+/// As [`tile`], `c` valid at `c_rows[r] + j`.
+#[allow(clippy::too_many_arguments)]
+pub(super) unsafe fn tile_at_rows(
+    on_bf16_units: bool,
+    rows: usize,
+    kcp: usize,
+    a: *const u32,
+    panel: &[u32],
+    c: *mut f32,
+    c_rows: &[usize],
+    cols: usize,
+    add: bool,
+) {
+    assert!(c_rows.len() >= rows && rows <= super::MR);
     match on_bf16_units {
-        true => with_rows!(rows, native::<_>(kcp, a, panel, c, ldc, cols, add)),
-        false => with_rows!(rows, emulated::<_>(kcp, a, panel, c, ldc, cols, add)),
+        true => with_rows!(rows, native::<_>(kcp, a, panel, c, c_rows, cols, add)),
+        false => with_rows!(rows, emulated::<_>(kcp, a, panel, c, c_rows, cols, add)),
     }
 }

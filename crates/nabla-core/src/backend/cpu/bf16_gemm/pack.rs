@@ -26,11 +26,25 @@ unsafe fn round_high_16(x: __m512) -> __m512i {
     _mm512_and_si512(r, _mm512_set1_epi32(0xFFFF_0000u32 as i32))
 }
 
+/// Every value of `x` rounded to bfloat16 in place, as an f32 (16 at a
+/// time as [`super::round_high`] rounds one).
+#[target_feature(enable = "avx512f")]
+pub(super) unsafe fn round_in_place(x: &mut [f32]) {
+    let whole = x.len() / 16 * 16;
+    for i in (0..whole).step_by(16) {
+        let p = x.as_mut_ptr().add(i);
+        _mm512_storeu_ps(p, _mm512_castsi512_ps(round_high_16(_mm512_loadu_ps(p))));
+    }
+    for v in &mut x[whole..] {
+        *v = super::round_to_bf16(*v);
+    }
+}
+
 /// `dst[q] = pair(src[2q], src[2q+1])` for q < dst.len(), reading the
 /// first `n` values of src (a missing second value of the last pair is 0);
 /// with `units`, on AVX512-BF16's conversion.
 #[target_feature(enable = "avx512f")]
-unsafe fn narrow_pairs(src: *const f32, n: usize, dst: &mut [u32], units: bool) {
+pub(super) unsafe fn narrow_pairs(src: *const f32, n: usize, dst: &mut [u32], units: bool) {
     debug_assert!(n <= 2 * dst.len() && n + 1 >= 2 * dst.len());
     let whole = n / 32 * 32;
     let out = dst.as_mut_ptr();
@@ -141,7 +155,7 @@ unsafe fn combine_rows_on_units(
 
 /// `dst = srcᵀ` for `u32`s, src `rows × cols` and dst `cols × rows`
 /// (both row-major), through the f32 transpose (it only moves bits).
-unsafe fn transpose_u32(dst: &mut [u32], src: &[u32], rows: usize, cols: usize) {
+pub(super) unsafe fn transpose_u32(dst: &mut [u32], src: &[u32], rows: usize, cols: usize) {
     assert!(dst.len() >= rows * cols && src.len() >= rows * cols);
     // SAFETY: u32 and f32 have one size and alignment, and every bit
     // pattern is an f32; the transpose copies values without arithmetic.

@@ -52,6 +52,20 @@ fn rounding_is_to_nearest_even_with_subnormals_flushed() {
     assert_eq!(round_to_bf16(f32::MAX), f32::INFINITY);
 }
 
+/// Rounding a slice in place (16 at a time, then the rest) gives the
+/// scalar rule's bits, NaNs included.
+#[test]
+fn slices_round_as_the_scalar_rule() {
+    let values = edge_values();
+    for n in [values.len(), 33, 16, 5, 0] {
+        let mut got = values[..n].to_vec();
+        round_slice(&mut got);
+        for (g, v) in got.iter().zip(&values) {
+            assert_eq!(g.to_bits(), round_high(*v), "{:#x}", v.to_bits());
+        }
+    }
+}
+
 /// The vector packing rounds every value as the scalar rule does, the
 /// lone last value of an odd count paired with zero.
 #[cfg(target_arch = "x86_64")]

@@ -19,13 +19,19 @@
 //! threads; one image's `B` (tens of KB for LeNet) stays in cache. Weight and
 //! bias gradients are summed per fixed block of images and the blocks added
 //! in order, so results do not depend on the thread count.
+//!
+//! Under [`autocast`](crate::autocast)`(Bf16, ..)` the products round
+//! their operands to bfloat16 (`bf16_gemm/rows.rs`, same arguments); the
+//! bias, col2im and the sums over images stay f32. Each entry point reads
+//! the caller's precision once and hands it to the pool's threads.
 
 mod lower;
 
 use rayon::prelude::*;
 
-use super::small_gemm::{gemm_bcast, gemm_dot, row_offsets, Rows, Strided};
+use super::small_gemm::{row_offsets, Rows, Strided};
 use super::uninit::{as_slots, init, Slots};
+use crate::autocast::{product_precision, Precision};
 use lower::{col2im_image, Layout, Plan};
 
 /// Sizes of one convolution (or pooling) window sweep.
@@ -93,6 +99,94 @@ impl ConvGeom {
     }
 }
 
+/// The kernels a convolution's product runs on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kernels {
+    /// `small_gemm.rs`'s f32 kernels; at bf16, on operands rounded beforehand
+    F32,
+    /// `bf16_gemm/rows.rs`'s, which round as they pack
+    Bf16,
+}
+
+impl Kernels {
+    /// The kernels for a product at `precision` whose packing for the bf16
+    /// kernels pays (`worth`): those where `VDPBF16PS` (or its emulation)
+    /// runs, else f32's. Packing costs a pass over the vector operand, so
+    /// it pays with enough rows to broadcast against it: with LeNet's 6
+    /// and 16 output channels the bf16 passes measured 0.67–0.87× of f32's,
+    /// with 64 channels 1.55× (`cargo bench --bench kernels conv_parts`).
+    fn at(precision: Precision, worth: bool) -> Kernels {
+        use crate::isa::Isa;
+        let bf16 = precision == Precision::Bf16 && worth;
+        match bf16 && super::bf16_gemm::bf16_isa() == Isa::Avx512 {
+            true => Kernels::Bf16,
+            false => Kernels::F32,
+        }
+    }
+
+    /// For `C[M,N] = A·B` with B packed: M rows broadcast against it.
+    fn for_bcast(precision: Precision, m: usize) -> Kernels {
+        Kernels::at(precision, m >= 32)
+    }
+
+    /// For `C[M,N] = A·Bᵀ`, both packed: M·N products per M + N rows.
+    fn for_dot(precision: Precision, m: usize, n: usize) -> Kernels {
+        Kernels::at(precision, m * n >= 10 * (m + n))
+    }
+}
+
+/// `x` as the f32 kernels take it at `precision`: itself, or at bf16 a
+/// copy rounded to bfloat16.
+fn f32_operand(x: &[f32], precision: Precision) -> std::borrow::Cow<'_, [f32]> {
+    match precision {
+        Precision::F32 => std::borrow::Cow::Borrowed(x),
+        Precision::Bf16 => {
+            let mut v = x.to_vec();
+            super::bf16_gemm::round_slice(&mut v);
+            std::borrow::Cow::Owned(v)
+        }
+    }
+}
+
+/// `C[M,N] (+)= A·B` on `kernels` (`small_gemm::gemm_bcast`'s arguments).
+#[allow(clippy::too_many_arguments)]
+fn gemm_bcast(
+    kernels: Kernels,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: Strided,
+    b: Rows,
+    c: &mut [f32],
+    c_rows: &[usize],
+    accumulate: bool,
+) {
+    match kernels {
+        Kernels::F32 => super::small_gemm::gemm_bcast(m, n, k, a, b, c, c_rows, accumulate),
+        Kernels::Bf16 => super::bf16_gemm::rows::gemm_bcast(m, n, k, a, b, c, c_rows, accumulate),
+    }
+}
+
+/// `C[M,N] (+)= A·Bᵀ` on `kernels` (`small_gemm::gemm_dot`'s arguments).
+#[allow(clippy::too_many_arguments)]
+fn gemm_dot(
+    kernels: Kernels,
+    m: usize,
+    n: usize,
+    k: usize,
+    a: &[f32],
+    lda: usize,
+    b: Rows,
+    c: &mut [f32],
+    ldc: usize,
+    accumulate: bool,
+) {
+    match kernels {
+        Kernels::F32 => super::small_gemm::gemm_dot(m, n, k, a, lda, b, c, ldc, accumulate),
+        Kernels::Bf16 => super::bf16_gemm::rows::gemm_dot(m, n, k, a, lda, b, c, ldc, accumulate),
+    }
+}
+
 /// Runs `f(index, item, scratch)` over `items`, in parallel when there are
 /// threads; each task reuses one scratch buffer instead of allocating per item.
 fn run_parallel<T: Send>(items: &mut [T], f: impl Fn(usize, &mut T, &mut Vec<f32>) + Sync + Send) {
@@ -125,8 +219,11 @@ pub fn conv_forward(
     keep: bool,
 ) -> (Vec<f32>, Option<Vec<f32>>) {
     let plan = Plan::new(g);
+    let precision = product_precision();
     let (p, kc, chw) = (g.p(), g.k_all(), g.c * g.h * g.w);
     let (og, kg, q) = (o / groups, kc / groups, plan.q);
+    let kernels = Kernels::for_bcast(precision, og);
+    let w = &f32_operand(w, precision)[..];
     let wide = plan.layout == Layout::Wide;
     let bias_of = |oc: usize| bias.map_or(0.0, |b| b[oc]);
     if g.n * o * p == 0 || kc == 0 {
@@ -150,12 +247,23 @@ pub fn conv_forward(
         y_slots.chunks_mut(o * p).map(|c| (c, None)).collect()
     };
     run_parallel(&mut work, |n, (yn, kept), scratch| {
-        // scratch: [B if not kept][wide output O × q]; zeros where the
-        // padding of a wide B goes, which fill never writes
+        // scratch: [B if not kept][wide output O × q][the image rounded,
+        // at bf16]; zeros where the padding of a wide B goes, which fill
+        // never writes
+        let bf16 = precision == Precision::Bf16;
         let own_b = if kept.is_some() { 0 } else { plan.per_image };
-        scratch.resize(own_b + if wide { o * q } else { 0 }, 0.0);
-        let (sb, wide_out) = scratch.split_at_mut(own_b);
-        let image = &x[n * chw..(n + 1) * chw];
+        let own_out = if wide { o * q } else { 0 };
+        scratch.resize(own_b + own_out + if bf16 { chw } else { 0 }, 0.0);
+        let (sb, rest) = scratch.split_at_mut(own_b);
+        let (wide_out, rounded) = rest.split_at_mut(own_out);
+        let mut image = &x[n * chw..(n + 1) * chw];
+        if bf16 {
+            // rounded once here, not in each of the B's KH·KW copies: for
+            // the f32 kernels, and kept so for the weight gradient's
+            rounded.copy_from_slice(image);
+            super::bf16_gemm::round_slice(rounded);
+            image = rounded;
+        }
         let b: &mut [f32] = match kept {
             Some(k) => plan.fill(image, g, k, false),
             None => plan.fill(image, g, as_slots(sb), true),
@@ -172,7 +280,7 @@ pub fn conv_forward(
                     offsets: &plan.offsets[gi * kg..(gi + 1) * kg],
                 };
                 let out_g = &mut out[gi * og * q..(gi + 1) * og * q];
-                gemm_bcast(og, q, kg, wg, rows, out_g, &out_rows, accumulate);
+                gemm_bcast(kernels, og, q, kg, wg, rows, out_g, &out_rows, accumulate);
             }
         };
         if wide {
@@ -215,24 +323,45 @@ pub fn conv_backward_input(
     if g.n * g.c * o == 0 {
         return vec![0f32; g.n * g.c * g.h * g.w];
     }
+    // the product Wᵀ·dy has a row per tap of a group; on the f32 kernels
+    // at bf16 both operands are rounded first (dy image by image)
+    let precision = product_precision();
+    let kernels = Kernels::for_bcast(precision, g.k_all() / groups);
+    let round_dy = precision == Precision::Bf16 && kernels == Kernels::F32;
+    let w = match round_dy {
+        true => f32_operand(w, precision),
+        false => std::borrow::Cow::Borrowed(w),
+    };
     // With fewer channels than a tile's 6 rows, a tile would hold neighbouring
     // taps of one channel (see backward_input_wide), which measured slower.
     if Plan::wide_fits(g) && g.c / groups >= 6 {
-        return backward_input_wide(dy, w, g, o, groups);
+        return backward_input_wide(dy, &w, g, (o, groups), (kernels, round_dy));
     }
-    backward_input_im2col(dy, w, g, o, groups)
+    backward_input_im2col(dy, &w, g, (o, groups), (kernels, round_dy))
 }
 
 /// The input gradient through `dcols = Wᵀ·dy_n` and col2im, for any geometry.
-fn backward_input_im2col(dy: &[f32], w: &[f32], g: &ConvGeom, o: usize, groups: usize) -> Vec<f32> {
+fn backward_input_im2col(
+    dy: &[f32],
+    w: &[f32],
+    g: &ConvGeom,
+    (o, groups): (usize, usize),
+    (kernels, round_dy): (Kernels, bool),
+) -> Vec<f32> {
     let (p, kc, chw) = (g.p(), g.k_all(), g.c * g.h * g.w);
     let (og, kg) = (o / groups, kc / groups);
     let (dy_rows, dcols_rows) = (row_offsets(og, p), row_offsets(kg, p));
     let mut dx = vec![0f32; g.n * chw];
     let mut work: Vec<&mut [f32]> = dx.chunks_mut(chw).collect();
-    run_parallel(&mut work, |n, dxn, dcols| {
-        dcols.resize(kc * p, 0.0);
-        let dyn_ = &dy[n * o * p..(n + 1) * o * p];
+    run_parallel(&mut work, |n, dxn, scratch| {
+        scratch.resize(kc * p + if round_dy { o * p } else { 0 }, 0.0);
+        let (dcols, rounded) = scratch.split_at_mut(kc * p);
+        let mut dyn_ = &dy[n * o * p..(n + 1) * o * p];
+        if round_dy {
+            rounded.copy_from_slice(dyn_);
+            super::bf16_gemm::round_slice(rounded);
+            dyn_ = rounded;
+        }
         for gi in 0..groups {
             // Wᵀ: element (k, o) of [K, O/G] is w[o·K + k]
             let wt = Strided {
@@ -245,7 +374,7 @@ fn backward_input_im2col(dy: &[f32], w: &[f32], g: &ConvGeom, o: usize, groups: 
                 offsets: &dy_rows,
             };
             let dcols_g = &mut dcols[gi * kg * p..(gi + 1) * kg * p];
-            gemm_bcast(kg, p, og, wt, rows, dcols_g, &dcols_rows, false);
+            gemm_bcast(kernels, kg, p, og, wt, rows, dcols_g, &dcols_rows, false);
         }
         col2im_image(dcols, g, dxn);
     });
@@ -260,7 +389,13 @@ fn backward_input_im2col(dy: &[f32], w: &[f32], g: &ConvGeom, o: usize, groups: 
 /// tap-major, channel-minor, so the rows of one 6-row tile write to
 /// different planes: neighbouring taps overlap by all but one float, and
 /// read-modify-writes that close together would stall on store forwarding.
-fn backward_input_wide(dy: &[f32], w: &[f32], g: &ConvGeom, o: usize, groups: usize) -> Vec<f32> {
+fn backward_input_wide(
+    dy: &[f32],
+    w: &[f32],
+    g: &ConvGeom,
+    (o, groups): (usize, usize),
+    (kernels, round_dy): (Kernels, bool),
+) -> Vec<f32> {
     let (p, kc, chw) = (g.p(), g.k_all(), g.c * g.h * g.w);
     let (og, kg, cg, taps) = (o / groups, kc / groups, g.c / groups, g.kh * g.kw);
     let (hp, wp) = (g.h + 2 * g.ph, g.w + 2 * g.pw);
@@ -300,6 +435,9 @@ fn backward_input_wide(dy: &[f32], w: &[f32], g: &ConvGeom, o: usize, groups: us
             {
                 dst[..g.ow].copy_from_slice(src);
             }
+            if round_dy {
+                super::bf16_gemm::round_slice(spread);
+            }
             if gi > 0 {
                 dx_pad.fill(0.0);
             }
@@ -312,7 +450,7 @@ fn backward_input_wide(dy: &[f32], w: &[f32], g: &ConvGeom, o: usize, groups: us
                 data: spread,
                 offsets: &dy_rows,
             };
-            gemm_bcast(kg, q, og, a, rows, dx_pad, &targets, true);
+            gemm_bcast(kernels, kg, q, og, a, rows, dx_pad, &targets, true);
             // keep the interior of the padded planes
             for c in 0..cg {
                 let plane = &dx_pad[c * hp * wp..];
@@ -343,6 +481,10 @@ pub fn conv_backward_params(
     let plan = Plan::new(g);
     let (p, kc, q) = (g.p(), g.k_all(), plan.q);
     let (og, kg) = (o / groups, kc / groups);
+    let precision = product_precision();
+    let kernels = Kernels::for_dot(precision, og, kg);
+    // on the f32 kernels at bf16, dy is rounded (the saved B already is)
+    let round_dy = precision == Precision::Bf16 && kernels == Kernels::F32;
     let blocks = g.n.div_ceil(IMAGES_PER_BLOCK);
     // Per block: weight gradient partial (if wanted) and bias partial.
     let mut partials: Vec<(Vec<f32>, Vec<f32>)> = (0..blocks)
@@ -363,16 +505,21 @@ pub fn conv_backward_params(
             let b = &saved[n * plan.per_image..(n + 1) * plan.per_image];
             // In the wide layout dy is spread to the output pitch, zeros at
             // the dropped positions, so they add nothing.
-            let a: &[f32] = if plan.layout == Layout::Wide {
+            let wide = plan.layout == Layout::Wide;
+            if wide {
                 scratch.clear();
                 scratch.resize(o * q, 0.0);
                 for (dst, src) in scratch.chunks_mut(plan.pitch).zip(dyn_.chunks(g.ow)) {
                     dst[..g.ow].copy_from_slice(src);
                 }
-                scratch
-            } else {
-                dyn_
-            };
+            } else if round_dy {
+                scratch.clear();
+                scratch.extend_from_slice(dyn_);
+            }
+            if round_dy {
+                super::bf16_gemm::round_slice(scratch);
+            }
+            let a: &[f32] = if wide || round_dy { scratch } else { dyn_ };
             for gi in 0..groups {
                 let ag = &a[gi * og * q..(gi + 1) * og * q];
                 let rows = Rows {
@@ -380,6 +527,7 @@ pub fn conv_backward_params(
                     offsets: &plan.offsets[gi * kg..(gi + 1) * kg],
                 };
                 gemm_dot(
+                    kernels,
                     og,
                     kg,
                     q,
@@ -450,14 +598,20 @@ mod tests {
             };
             let dy = vals(g.n * o * g.p(), 1);
             let wt = vals(o * g.k_all() / groups, 2);
-            let want = backward_input_im2col(&dy, &wt, &g, o, groups);
-            let got = backward_input_wide(&dy, &wt, &g, o, groups);
-            let worst = want
-                .iter()
-                .zip(&got)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0f32, f32::max);
-            assert!(worst < 1e-4, "{g:?}: off by {worst}");
+            for kernels in [
+                (Kernels::F32, false),
+                (Kernels::F32, true),
+                (Kernels::Bf16, false),
+            ] {
+                let want = backward_input_im2col(&dy, &wt, &g, (o, groups), kernels);
+                let got = backward_input_wide(&dy, &wt, &g, (o, groups), kernels);
+                let worst = want
+                    .iter()
+                    .zip(&got)
+                    .map(|(a, b)| (a - b).abs())
+                    .fold(0f32, f32::max);
+                assert!(worst < 1e-4, "{g:?} on {kernels:?}: off by {worst}");
+            }
         }
     }
 
