@@ -862,8 +862,8 @@ def halves():
 
 
 def autocast():
-    """bf16 mixed precision (issue 22): a linear layer and a batched matmul
-    under torch.autocast("cpu", dtype=torch.bfloat16), forward and
+    """bf16 mixed precision (issue 22): a linear layer, a batched matmul and
+    a convolution under torch.autocast("cpu", dtype=torch.bfloat16), forward and
     backward; with, for each output and gradient, the same product of the
     operands PyTorch rounds to bfloat16, summed in f64 (`exact_*`): what
     nabla computes, up to its f32 sums, before autocast rounds the result
@@ -893,6 +893,22 @@ def autocast():
                     "matmul_exact_out": (b16(a) @ b16(c)).float(),
                     "matmul_exact_grad_a": (b16(g) @ b16(c).T).float(),
                     "matmul_exact_grad_b": (b16(a).transpose(1, 2) @ b16(g)).sum(0).float()})
+    # a convolution (padding 1): PyTorch rounds its bias to bfloat16 too,
+    # nabla keeps it f32; the exact gradients come from f64 autograd over
+    # the rounded operands
+    x, w, b = rand(4, 3, 9, 9), rand(8, 3, 3, 3) * 0.3, rand(8)
+    g = rand(4, 8, 9, 9)
+    leaves = [t.clone().requires_grad_(True) for t in (x, w, b)]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        y = F.conv2d(*leaves, padding=1)
+    y.backward(g.to(y.dtype))
+    exact = [b16(x).requires_grad_(True), b16(w).requires_grad_(True)]
+    y_exact = F.conv2d(*exact, b.double(), padding=1)
+    y_exact.backward(b16(g))
+    tensors.update({"conv_x": x, "conv_w": w, "conv_b": b, "conv_grad_out": g, "conv_out": y.float(),
+                    "conv_grad_x": leaves[0].grad, "conv_grad_w": leaves[1].grad,
+                    "conv_exact_out": y_exact.detach().float(),
+                    "conv_exact_grad_x": exact[0].grad.float(), "conv_exact_grad_w": exact[1].grad.float()})
     save_file({k: v.contiguous() for k, v in tensors.items()}, os.path.join(OUT, "autocast.safetensors"),
               metadata={"torch": torch.__version__})
 

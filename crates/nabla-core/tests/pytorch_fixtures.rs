@@ -392,4 +392,16 @@ fn bf16_autocast_matches_pytorch() {
     check("out", &y, "matmul");
     check("grad_a", &a.grad().unwrap(), "matmul");
     check("grad_b", &m.grad().unwrap(), "matmul");
+    let (x, w, b) = (f.leaf("conv_x"), f.leaf("conv_w"), f.leaf("conv_b"));
+    let p = nabla_core::Conv2dParams::default().padding(1);
+    let y = autocast(Precision::Bf16, || x.conv2d(&w, Some(&b), p)).unwrap();
+    y.backward_with_grad(&f.t("conv_grad_out")).unwrap();
+    let (bias, plane) = (b.to_vec(), y.shape()[2] * y.shape()[3]);
+    let bias_rounding = |i: usize| {
+        let v = bias[i / plane % bias.len()];
+        (v - nabla_core::half::Bf16::from_f32(v).to_f32()).abs()
+    };
+    check_with("out", &y, "conv", &bias_rounding);
+    check("grad_x", &x.grad().unwrap(), "conv");
+    check("grad_w", &w.grad().unwrap(), "conv");
 }

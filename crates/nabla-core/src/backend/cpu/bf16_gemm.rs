@@ -212,14 +212,7 @@ pub(crate) fn gemm_pairs(
     let (kp_all, kcp) = (k_all.div_ceil(2), k.div_ceil(2));
     assert!(k <= k_all && pairs.len() >= n.div_ceil(NR) * kp_all * NR);
     assert!(m == 0 || (ldc >= n && c.len() >= (m - 1) * ldc + n));
-    let lhs = MatRef {
-        data: a.data,
-        offset: 0,
-        rows: m,
-        cols: k,
-        rs: a.rs,
-        cs: a.cs,
-    };
+    let lhs = MatRef::from_strided(a, m, k);
     lhs.check();
     if m == 0 || n == 0 || k == 0 {
         if !accumulate {

@@ -40,6 +40,18 @@ impl<'a> MatRef<'a> {
         }
     }
 
+    /// The `rows × cols` matrix a [`Strided`](super::small_gemm::Strided) views.
+    pub fn from_strided(a: super::small_gemm::Strided<'a>, rows: usize, cols: usize) -> Self {
+        MatRef {
+            data: a.data,
+            offset: 0,
+            rows,
+            cols,
+            rs: a.rs,
+            cs: a.cs,
+        }
+    }
+
     /// The transpose, as a view.
     pub fn t(self) -> Self {
         MatRef {

@@ -38,7 +38,8 @@ pub fn row_offsets(rows: usize, ld: usize) -> Vec<usize> {
     (0..rows).map(|r| r * ld).collect()
 }
 
-fn check_rows(b: &Rows, rows: usize, len: usize) {
+/// Panics unless `b` has `rows` rows of `len` values in its buffer.
+pub(super) fn check_rows(b: &Rows, rows: usize, len: usize) {
     assert!(b.offsets.len() >= rows, "small_gemm: too few row offsets");
     assert!(
         b.offsets[..rows].iter().all(|&o| o + len <= b.data.len()),

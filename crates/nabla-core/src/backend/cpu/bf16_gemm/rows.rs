@@ -20,7 +20,7 @@
 
 use std::cell::RefCell;
 
-use super::super::small_gemm::{self, Rows, Strided};
+use super::super::small_gemm::{self, check_rows, Rows, Strided};
 use super::{bf16_isa, on_bf16_units, round_to_bf16, NR};
 use crate::isa::Isa;
 
@@ -208,26 +208,11 @@ pub(super) fn gemm_dot_on(
     small_gemm::gemm_dot_on(isa, m, n, k, &a_rounded, k, b, c, ldc, accumulate)
 }
 
-fn check_rows(b: &Rows, rows: usize, len: usize) {
-    assert!(b.offsets.len() >= rows, "bf16 rows: too few row offsets");
-    assert!(
-        b.offsets[..rows].iter().all(|&o| o + len <= b.data.len()),
-        "bf16 rows: row out of bounds"
-    );
-}
-
 /// A `[m, k]` as pairs along K: `m × ⌈k/2⌉` `u32`s, row after row.
 #[cfg(target_arch = "x86_64")]
 fn pack_a<'b>(buf: &'b mut Vec<u32>, a: Strided, m: usize, k: usize, units: bool) -> &'b [u32] {
     let kp = k.div_ceil(2);
-    let view = super::MatRef {
-        data: a.data,
-        offset: 0,
-        rows: m,
-        cols: k,
-        rs: a.rs,
-        cs: a.cs,
-    };
+    let view = super::MatRef::from_strided(a, m, k);
     view.check();
     let out = first(buf, m * kp);
     // SAFETY: the caller runs on the AVX-512 path (BF16 with units); the
@@ -319,22 +304,9 @@ unsafe fn tiles(
 
 #[cfg(test)]
 mod tests {
+    use super::super::tests::paths;
     use super::*;
     use crate::backend::cpu::test_values;
-
-    /// The paths this CPU has: (isa, on VDPBF16PS).
-    fn paths() -> Vec<(Isa, bool)> {
-        let mut paths = vec![(Isa::Scalar, false)];
-        for isa in [Isa::Avx2, Isa::Avx512] {
-            if isa.supported() {
-                paths.push((isa, false));
-            }
-        }
-        if super::super::has_avx512_bf16() {
-            paths.push((Isa::Avx512, true));
-        }
-        paths
-    }
 
     /// Rows of `len` at scattered, overlapping offsets in one buffer (as
     /// a convolution's strips share them), and the buffer.

@@ -133,7 +133,7 @@ fn reference(a: &MatRef, b: &MatRef) -> Vec<f64> {
 }
 
 /// The paths this CPU has: (isa, on VDPBF16PS).
-fn paths() -> Vec<(Isa, bool)> {
+pub(super) fn paths() -> Vec<(Isa, bool)> {
     let mut paths = vec![(Isa::Scalar, false)];
     for isa in [Isa::Avx2, Isa::Avx512] {
         match isa.supported() {
