@@ -4,7 +4,7 @@ the same way in PyTorch, on Fashion-MNIST with the data already in tensors
 (PyTorch's best case: no DataLoader), and prints one JSON line with the
 seconds of each training epoch, of the last test pass, and the accuracy.
 
-    python3 bench/pytorch_models.py --model lenet|mlp|lstm-rows|gru-rows|rnn-rows --threads 2 --epochs 1
+    python3 bench/pytorch_models.py --model lenet|mlp|lstm-rows|gru-rows|rnn-rows|cnn32 --threads 2 --epochs 1
 
 --precision bf16 runs the forward passes (training and test) inside
 torch.autocast("cpu", dtype=torch.bfloat16): PyTorch's CPU mixed precision.
@@ -48,6 +48,19 @@ class LeNet(nn.Module):  # the reference CNN in its working form (nabla's zoo "l
         x = F.max_pool2d(F.relu(self.conv1(x)), 2)
         x = F.max_pool2d(F.relu(self.conv2(x)), 2).flatten(1)
         return self.fc3(F.relu(self.fc2(F.relu(self.fc1(x)))))
+
+
+class Cnn32(nn.Module):  # bench/models/cnn32.toml: PyTorch's mnist example net without dropout
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(1, 32, 3)
+        self.conv2 = nn.Conv2d(32, 64, 3)
+        self.fc1 = nn.Linear(9216, 128)
+        self.fc2 = nn.Linear(128, 10)
+
+    def forward(self, x):
+        x = F.max_pool2d(F.relu(self.conv2(F.relu(self.conv1(x)))), 2)
+        return self.fc2(F.relu(self.fc1(torch.flatten(x, 1))))
 
 
 class Mlp(nn.Module):  # "mlp": 784-256-128-10
@@ -94,7 +107,7 @@ class RnnRows(nn.Module):  # "rnn-rows": the same with a plain (tanh) RNN
 
 def main():
     p = argparse.ArgumentParser()
-    p.add_argument("--model", default="lenet", choices=["lenet", "mlp", "lstm-rows", "gru-rows", "rnn-rows"])
+    p.add_argument("--model", default="lenet", choices=["lenet", "mlp", "lstm-rows", "gru-rows", "rnn-rows", "cnn32"])
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--epochs", type=int, default=1)
     p.add_argument("--seed", type=int, default=1)
@@ -105,6 +118,8 @@ def main():
     p.add_argument("--momentum", type=float, default=0.9)
     p.add_argument("--data", default=DEBIAN)
     p.add_argument("--precision", default="f32", choices=["f32", "bf16"])
+    p.add_argument("--train-fraction", type=float, default=1.0,
+                   help="train on this share of the images (the first ones; for timing)")
     a = p.parse_args()
     def autocast():
         if a.precision == "bf16":
@@ -114,8 +129,11 @@ def main():
     torch.set_num_threads(a.threads)
     torch.manual_seed(a.seed)
     tx, ty = load(a.data, "train")
+    keep = round(a.train_fraction * len(tx))
+    tx, ty = tx[:keep], ty[:keep]
     vx, vy = load(a.data, "t10k")
-    model = {"lenet": LeNet, "mlp": Mlp, "lstm-rows": LstmRows, "gru-rows": GruRows, "rnn-rows": RnnRows}[a.model]()
+    model = {"lenet": LeNet, "mlp": Mlp, "lstm-rows": LstmRows, "gru-rows": GruRows, "rnn-rows": RnnRows,
+             "cnn32": Cnn32}[a.model]()
     if a.optimizer == "sgd":
         opt = torch.optim.SGD(model.parameters(), lr=a.lr, momentum=a.momentum)
     else:

@@ -69,6 +69,44 @@ pub fn for_each_chunk(out: &mut [f32], chunk: usize, f: impl Fn(usize, &mut [f32
     }
 }
 
+/// A new buffer of `len` floats, each `chunk` of it zeroed and then handed
+/// to `f(index, chunk)`, in parallel as [`for_each_chunk`]: the output of
+/// a kernel that adds into it (a pooling or col2im gradient). The zeros
+/// are written by the thread that then adds: `vec![0.0; len]` may hand
+/// back fresh pages that the first `+=` reads as the shared zero page and
+/// then copies on write — two faults a page and, with two threads, a TLB
+/// shootdown each (a wide CNN's max-pool gradient spent more time in the
+/// kernel than in its loop).
+pub fn zeroed_chunks(
+    len: usize,
+    chunk: usize,
+    f: impl Fn(usize, &mut [f32]) + Sync + Send,
+) -> Vec<f32> {
+    let chunk = chunk.max(1);
+    let mut out = Vec::with_capacity(len);
+    let slots = uninit::spare(&mut out, len);
+    let run = |i: usize, s: uninit::Slots| {
+        let n = s.len();
+        f(i, uninit::init(s, n, |_| 0.0))
+    };
+    if len < PAR_MIN_ELEMS || len <= chunk {
+        slots
+            .chunks_mut(chunk)
+            .enumerate()
+            .for_each(|(i, c)| run(i, c));
+    } else {
+        crate::threads::in_pool(|| {
+            slots
+                .par_chunks_mut(chunk)
+                .enumerate()
+                .for_each(|(i, c)| run(i, c))
+        });
+    }
+    // SAFETY: every chunk was zeroed above.
+    unsafe { out.set_len(len) };
+    out
+}
+
 /// A chunk size that gives each thread a few thousand elements at least and
 /// is a whole number of rows of length `row`.
 pub fn rows_per_chunk(row: usize) -> usize {

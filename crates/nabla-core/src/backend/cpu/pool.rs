@@ -205,13 +205,11 @@ pub fn max_pool_forward(x: &[f32], planes: usize, g: &ConvGeom) -> (Vec<f32>, Ve
 /// Routes each output gradient to the input element that won the max.
 pub fn max_pool_backward(grad: &[f32], arg: &[u32], planes: usize, g: &ConvGeom) -> Vec<f32> {
     let (hw, p) = (g.h * g.w, g.p());
-    let mut dx = vec![0f32; planes * hw];
-    super::for_each_chunk(&mut dx, hw, |i, plane| {
+    super::zeroed_chunks(planes * hw, hw, |i, plane| {
         for k in i * p..(i + 1) * p {
             plane[arg[k] as usize] += grad[k];
         }
-    });
-    dx
+    })
 }
 
 /// Number of elements averaged by the window at (oy, ox): the window cut
@@ -269,8 +267,7 @@ pub fn avg_pool_backward(
     count_include_pad: bool,
 ) -> Vec<f32> {
     let (hw, p) = (g.h * g.w, g.p());
-    let mut dx = vec![0f32; planes * hw];
-    super::for_each_chunk(&mut dx, hw, |i, plane| {
+    super::zeroed_chunks(planes * hw, hw, |i, plane| {
         for oy in 0..g.oh {
             for ox in 0..g.ow {
                 let gv = grad[i * p + oy * g.ow + ox] / divisor(g, oy, ox, count_include_pad);
@@ -285,8 +282,7 @@ pub fn avg_pool_backward(
                 }
             }
         }
-    });
-    dx
+    })
 }
 
 /// The 2×2 window, sixteen outputs at a time: the 32 inputs of a row split

@@ -351,9 +351,14 @@ fn backward_input_im2col(
     let (p, kc, chw) = (g.p(), g.k_all(), g.c * g.h * g.w);
     let (og, kg) = (o / groups, kc / groups);
     let (dy_rows, dcols_rows) = (row_offsets(og, p), row_offsets(kg, p));
-    let mut dx = vec![0f32; g.n * chw];
-    let mut work: Vec<&mut [f32]> = dx.chunks_mut(chw).collect();
+    // dx zeroed image by image by the thread that adds into it (see
+    // `zeroed_chunks` for why not `vec![0.0; ..]`)
+    let mut dx: Vec<f32> = Vec::with_capacity(g.n * chw);
+    let mut work: Vec<Slots> = dx.spare_capacity_mut()[..g.n * chw]
+        .chunks_mut(chw)
+        .collect();
     run_parallel(&mut work, |n, dxn, scratch| {
+        let dxn = init(std::mem::take(dxn), chw, |_| 0.0);
         scratch.resize(kc * p + if round_dy { o * p } else { 0 }, 0.0);
         let (dcols, rounded) = scratch.split_at_mut(kc * p);
         let mut dyn_ = &dy[n * o * p..(n + 1) * o * p];
@@ -378,6 +383,8 @@ fn backward_input_im2col(
         }
         col2im_image(dcols, g, dxn);
     });
+    // SAFETY: every image's slots were zeroed above.
+    unsafe { dx.set_len(g.n * chw) };
     dx
 }
 
