@@ -152,6 +152,10 @@ pub struct QuantizeArgs {
     /// One scale per output neuron instead of one per layer (int8)
     #[arg(long)]
     pub per_channel: bool,
+    /// Also quantize the convolutions (static int8): their inputs' ranges
+    /// observed over N training batches of 64 (int8)
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub calibrate: Option<u64>,
     /// Output file (default: RUN/model.int8.safetensors, or model.bf16, model.f16)
     #[arg(short = 'o', long)]
     pub output: Option<PathBuf>,

@@ -94,6 +94,13 @@ impl Trained {
         Ok(self)
     }
 
+    /// The training set's images as normalized tensors (for calibration).
+    pub fn train_images(&self) -> Result<Tensor> {
+        let set = load_data(&self.dataset, self.data.as_deref(), false)?.train;
+        let (mean, std) = mean_std(&self.dataset);
+        Ok(set.to_tensors(mean, std)?.0)
+    }
+
     /// The test set as normalized tensors (images, labels) and its number of classes.
     pub fn test_tensors(&self) -> Result<(Tensor, Tensor, usize)> {
         let set = load_data(&self.dataset, self.data.as_deref(), false)?.test;
@@ -227,8 +234,11 @@ pub(crate) fn load_trained(
         );
     }
     let built = if quantized {
-        // the int8 form's structure, then its weights (set_quantized repacks)
-        let q = built.into_quantized(false)?;
+        // the int8 form's structure (with the static convolutions the file
+        // has), then its weights (set_quantized repacks)
+        let inputs =
+            nabla_nn::quantized::static_inputs(&file, &built.net).map_err(|e| anyhow!("{e}"))?;
+        let q = built.into_quantized_static(false, &inputs)?;
         load_quantized(&file, &q).map_err(|e| anyhow!("{e}"))?;
         q
     } else {

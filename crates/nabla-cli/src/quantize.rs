@@ -1,12 +1,15 @@
 //! `nabla quantize RUN`: the run's model with int8 Linear and recurrent
 //! layers (dynamic quantization: int8 weights, activations quantized batch
-//! by batch, a recurrent layer's hidden state step by step), written as
+//! by batch, a recurrent layer's hidden state step by step) and, with
+//! `--calibrate N`, int8 convolutions (static quantization: each input's
+//! range observed over N training batches, then fixed), written as
 //! `RUN/model.int8.safetensors`; or (`--to bf16`, `f16`) its weights
 //! rounded to 16 bits, `RUN/model.bf16.safetensors`. Either is compared
 //! with the f32 model on the test set: size, accuracy, time.
 
 use anyhow::{anyhow, bail, Result};
 use nabla_core::half::HalfKind;
+use nabla_core::quant::QParams;
 use nabla_nn::modelfile::{build, load_spec};
 use nabla_nn::quantized::save_quantized;
 use nabla_nn::state_dict::{
@@ -19,6 +22,27 @@ use crate::args::{QuantizeArgs, QuantizeTo};
 use crate::common::{accuracy_and_time, usage};
 use crate::inspect::{load_trained, thousands, INT8_WEIGHTS};
 
+/// Images per calibration batch (`--calibrate N` runs N of them).
+const CALIBRATION_BATCH: usize = 64;
+
+/// Each layer's input parameters for static quantization: the range its
+/// input takes over the first `batches` batches of the training set
+/// (PyTorch's `MinMaxObserver`), mapped onto u8.
+fn calibrate(t: &crate::inspect::Trained, batches: usize) -> Result<Vec<Option<QParams>>> {
+    let images = t.train_images()?;
+    let n = images.shape()[0].min(batches * CALIBRATION_BATCH);
+    let chunks = (0..n)
+        .step_by(CALIBRATION_BATCH)
+        .map(|i| images.narrow(0, i, CALIBRATION_BATCH.min(n - i)))
+        .collect::<nabla_core::Result<Vec<_>>>()?;
+    // (the model is in evaluation mode: run() set it)
+    let ranges = t.model.net.observe_inputs(chunks)?;
+    Ok(ranges
+        .into_iter()
+        .map(|(lo, hi)| Some(QParams::choose(lo, hi, 0, 255)))
+        .collect())
+}
+
 pub fn run(a: QuantizeArgs) -> Result<()> {
     if !a.run.is_dir() {
         bail!("{}: not a run directory", a.run.display());
@@ -26,6 +50,11 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
     if a.per_channel && a.to != QuantizeTo::Int8 {
         return Err(usage(
             "--per-channel sets int8 scales; it does not apply to --to bf16 or f16",
+        ));
+    }
+    if a.calibrate.is_some() && a.to != QuantizeTo::Int8 {
+        return Err(usage(
+            "--calibrate quantizes convolutions to int8; it does not apply to --to bf16 or f16",
         ));
     }
     let t = load_trained(&a.run, None, None, None, false)?;
@@ -41,7 +70,14 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
     let n = labels.len();
     let (label, out, correct, secs) = match a.to {
         QuantizeTo::Int8 => {
-            let q = t.model.into_quantized(a.per_channel)?;
+            let (q, calibration) = match a.calibrate {
+                None => (t.model.into_quantized(a.per_channel)?, String::new()),
+                Some(batches) => {
+                    let inputs = calibrate(&t, batches as usize)?;
+                    let q = t.model.into_quantized_static(a.per_channel, &inputs)?;
+                    (q, format!("; convolutions' inputs calibrated on {batches} batches of {CALIBRATION_BATCH}"))
+                }
+            };
             let mut layers: Vec<String> = vec![];
             for (name, _) in q.named_quantized() {
                 let layer = name.split_once('.').map_or(name.as_str(), |(l, _)| l);
@@ -62,10 +98,22 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
             } else {
                 "a scale per layer"
             };
-            say!(
-                "int8 ({scales}): {} (convolutions stay f32)",
-                layers.join(", ")
-            );
+            let f32_convs: Vec<&str> = q
+                .layers
+                .iter()
+                .filter(|l| l.kind.starts_with("conv2d") && !l.kind.ends_with("int8"))
+                .map(|l| l.name.as_str())
+                .collect();
+            let kept = match (a.calibrate, f32_convs.is_empty()) {
+                (_, true) => String::new(),
+                (None, false) => " (convolutions stay f32 without --calibrate N)".to_string(),
+                (Some(_), false) => format!(
+                    " ({} f32: fewer than {} taps, where int8 is slower)",
+                    f32_convs.join(", "),
+                    nabla_nn::quantized_conv::MIN_TAPS
+                ),
+            };
+            say!("int8 ({scales}{calibration}): {}{kept}", layers.join(", "));
             let (correct, secs) = accuracy_and_time(&q, &x, &labels, batch)?;
             ("int8", out, correct, secs)
         }

@@ -149,8 +149,9 @@ fn an_mlp_quantizes_and_every_command_takes_the_result() {
     std::fs::remove_dir_all(&out).unwrap();
 }
 
-/// LeNet's fully connected layers quantize, its convolutions stay f32;
-/// a run without weights and a path that is no run are refused.
+/// LeNet's fully connected layers quantize, its convolutions stay f32
+/// unless calibrated (then conv2 is static int8); a run without weights
+/// and a path that is no run are refused.
 #[test]
 fn lenet_quantizes_its_linear_layers_and_bad_runs_are_refused() {
     let out = tmp("quantize-lenet");
@@ -184,6 +185,37 @@ fn lenet_quantizes_its_linear_layers_and_bad_runs_are_refused() {
     let (stdout, _) = text(&o);
     let conv1 = stdout.lines().find(|l| l.starts_with("conv1 ")).unwrap();
     assert!(!conv1.contains("int8"), "{stdout}");
+
+    // --calibrate: conv2 (150 taps) static int8 too, conv1 (25) stays f32;
+    // the file loads into eval and summary with its input parameters
+    let o = run(&["quantize", dir, "--calibrate", "3"]);
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "{stderr}");
+    assert!(
+        stdout.starts_with(
+            "int8 (a scale per layer; convolutions' inputs calibrated on 3 batches of 64): \
+             conv2, fc1, fc2, fc3 (conv1 f32"
+        ),
+        "{stdout}"
+    );
+    let (f32_acc, int8_acc) = (accuracy(&stdout, "f32"), accuracy(&stdout, "int8"));
+    assert!((f32_acc - int8_acc).abs() <= 1.0, "{stdout}");
+    let o = run(&["eval", dir, "--int8"]);
+    let (stdout, stderr) = text(&o);
+    assert!(o.status.success(), "{stderr}");
+    let printed = 100.0 * correct(&stdout) as f64 / 2004.0;
+    assert!((printed - int8_acc).abs() < 0.01, "{printed} vs {int8_acc}");
+    let o = run(&["summary", dir, "--int8"]);
+    let (stdout, _) = text(&o);
+    let conv2 = stdout.lines().find(|l| l.starts_with("conv2 ")).unwrap();
+    assert!(conv2.contains("conv2d int8"), "{stdout}");
+    for bad in [
+        &["quantize", dir, "--calibrate", "0"][..],
+        &["quantize", dir, "--calibrate", "2", "--to", "bf16"],
+    ] {
+        let o = run(bad);
+        assert_eq!(o.status.code(), Some(2), "{bad:?}: {}", text(&o).1);
+    }
 
     let o = run(&["quantize", out.join("nope").to_str().unwrap()]);
     let (_, stderr) = text(&o);

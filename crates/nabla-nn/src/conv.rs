@@ -59,6 +59,23 @@ impl Module for Conv2d {
         p
     }
 
+    /// The int8 form where it pays: groups 1 and at least
+    /// [`MIN_TAPS`](crate::quantized_conv::MIN_TAPS) taps.
+    fn quantize_static(
+        &self,
+        input: nabla_core::quant::QParams,
+        per_channel: bool,
+    ) -> Option<Result<Box<dyn Module>>> {
+        let s = self.weight.shape();
+        if self.params.groups != 1 || s[1] * s[2] * s[3] < crate::quantized_conv::MIN_TAPS {
+            return None;
+        }
+        Some(
+            self.quantized(input, per_channel)
+                .map(|q| Box::new(q) as Box<dyn Module>),
+        )
+    }
+
     fn describe(&self) -> String {
         let s = self.weight.shape();
         let p = &self.params;

@@ -10,6 +10,7 @@ pub mod optim;
 pub mod positional;
 pub mod prune;
 pub mod quantized;
+pub mod quantized_conv;
 pub mod regularization;
 pub mod scheduler;
 pub mod state_dict;
@@ -39,6 +40,7 @@ pub use lm::{CharLm, LmState};
 pub use module::{prefixed, Module};
 pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, Embedding, LayerNorm};
 pub use quantized::QuantizedLinear;
+pub use quantized_conv::QuantizedConv2d;
 pub use rnn::{Recurrent, RecurrentCell};
 pub use sequential::Sequential;
 pub use transformer::{

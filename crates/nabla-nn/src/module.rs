@@ -6,7 +6,7 @@
 //! children's names with theirs (`conv1.weight`, `0.bias` in a
 //! [`Sequential`](crate::Sequential)).
 
-use nabla_core::quant::QTensor;
+use nabla_core::quant::{QParams, QTensor};
 use nabla_core::{Device, Error, Result, Tensor};
 
 pub trait Module: Send + Sync {
@@ -44,6 +44,19 @@ pub trait Module: Send + Sync {
     /// a form (Linear, LSTM, GRU, RNN); None for the others, which stay f32. `per_channel`
     /// gives each output neuron its own scale.
     fn quantize_dynamic(&self, _per_channel: bool) -> Option<Result<Box<dyn Module>>> {
+        None
+    }
+
+    /// This layer with int8 weights and its input quantized with the
+    /// fixed parameters `input`, chosen from calibration batches (static
+    /// quantization, PyTorch's `convert` after its observers ran), for the
+    /// layers that have such a form (Conv2d, see
+    /// [`QuantizedConv2d`](crate::QuantizedConv2d)); None for the others.
+    fn quantize_static(
+        &self,
+        _input: QParams,
+        _per_channel: bool,
+    ) -> Option<Result<Box<dyn Module>>> {
         None
     }
 

@@ -11,7 +11,10 @@
 //! A quantized state dict is a safetensors file whose int8 weights are
 //! `I8` tensors, each with its scales beside it as `NAME.scale` (F32, one
 //! or one per row), and whose other tensors are F32 as usual. Its metadata
-//! says `nabla.quantization = dynamic-int8`.
+//! says `nabla.quantization = dynamic-int8` (the format's name; a
+//! statically quantized convolution, `QuantizedConv2d`, keeps its input's
+//! fixed parameters there too, as the buffers `NAME.input_scale` and
+//! `NAME.input_zero_point`).
 
 use std::collections::HashMap;
 use std::path::Path;
@@ -167,6 +170,32 @@ pub fn is_quantized_file(path: impl AsRef<Path>) -> crate::state_dict::Result<bo
         .as_ref()
         .and_then(|m| m.get(QUANTIZATION_KEY))
         .is_some_and(|v| v == DYNAMIC_INT8))
+}
+
+/// The layers of `net` that the quantized state dict at `path` holds in
+/// their static form (a convolution with its input's parameters,
+/// `NAME.input_scale`), as [`Sequential::into_quantized_static`] takes
+/// them: placeholders, which [`load_quantized`] then overwrites.
+///
+/// [`Sequential::into_quantized_static`]: crate::Sequential::into_quantized_static
+pub fn static_inputs(
+    path: impl AsRef<Path>,
+    net: &crate::Sequential,
+) -> crate::state_dict::Result<Vec<Option<nabla_core::quant::QParams>>> {
+    let header = read_header(path)?;
+    let names = header.tensors();
+    Ok(net
+        .names()
+        .iter()
+        .map(|layer| {
+            names
+                .contains_key(&format!("{layer}.input_scale"))
+                .then_some(nabla_core::quant::QParams {
+                    scale: 1.0,
+                    zero_point: 0,
+                })
+        })
+        .collect())
 }
 
 /// Loads a quantized state dict into `model`, which must already have the

@@ -5,7 +5,7 @@
 
 use std::ops::Range;
 
-use nabla_core::quant::QTensor;
+use nabla_core::quant::{QParams, QTensor};
 use nabla_core::{Error, Result, Tensor};
 
 use crate::module::prefixed;
@@ -63,9 +63,25 @@ impl Sequential {
     /// it ([`Module::quantize_dynamic`]: Linear and recurrent layers), the
     /// others kept.
     pub fn into_quantized(self, per_channel: bool) -> Result<Sequential> {
+        self.into_quantized_static(per_channel, &[])
+    }
+
+    /// [`into_quantized`](Self::into_quantized), and each layer `i` with an
+    /// `inputs[i]` given and a static int8 form ([`Module::quantize_static`]:
+    /// convolutions) replaced by it, its input quantized with those
+    /// parameters (from [`observe_inputs`](Self::observe_inputs)).
+    pub fn into_quantized_static(
+        self,
+        per_channel: bool,
+        inputs: &[Option<QParams>],
+    ) -> Result<Sequential> {
         let mut layers = Vec::with_capacity(self.layers.len());
-        for layer in self.layers {
-            match layer.quantize_dynamic(per_channel) {
+        for (i, layer) in self.layers.into_iter().enumerate() {
+            let input = inputs.get(i).copied().flatten();
+            let quantized = layer
+                .quantize_dynamic(per_channel)
+                .or_else(|| input.and_then(|q| layer.quantize_static(q, per_channel)));
+            match quantized {
                 Some(q) => layers.push(q?),
                 None => layers.push(layer),
             }
@@ -74,6 +90,45 @@ impl Sequential {
             layers,
             names: self.names,
         })
+    }
+
+    /// The smallest and largest value each layer's input takes over
+    /// `batches` (run without gradients): what static quantization
+    /// calibrates on, as PyTorch's `MinMaxObserver`. The model should be
+    /// in evaluation mode. Non-finite values are an error.
+    pub fn observe_inputs(
+        &self,
+        batches: impl IntoIterator<Item = Tensor>,
+    ) -> Result<Vec<(f32, f32)>> {
+        let mut ranges = vec![(f32::INFINITY, f32::NEG_INFINITY); self.layers.len()];
+        for batch in batches {
+            nabla_core::no_grad(|| {
+                let mut x = batch;
+                for (i, layer) in self.layers.iter().enumerate() {
+                    // (min and max pass NaN by: it is looked for apart)
+                    let (lo, hi, finite) = x.read_data(|v| {
+                        let start = (f32::INFINITY, f32::NEG_INFINITY, true);
+                        v.iter().fold(start, |(a, b, ok), &v| {
+                            (a.min(v), b.max(v), ok && v.is_finite())
+                        })
+                    });
+                    if !finite {
+                        return Err(Error::Arg {
+                            op: "observe inputs",
+                            msg: format!(
+                                "the input of layer {} ({}) is not finite",
+                                self.names[i],
+                                layer.describe()
+                            ),
+                        });
+                    }
+                    ranges[i] = (ranges[i].0.min(lo), ranges[i].1.max(hi));
+                    x = layer.forward(&x)?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(ranges)
     }
 
     pub fn len(&self) -> usize {

@@ -56,13 +56,7 @@ impl QuantizedConv2dWeight {
                 format!("groups must be 1, not {}", params.groups),
             ));
         }
-        if !(input.scale > 0.0 && input.scale.is_finite() && (0..=255).contains(&input.zero_point))
-        {
-            return Err(Error::arg(
-                "quantized conv2d",
-                format!("input parameters {input:?} are not those of u8 activations"),
-            ));
-        }
+        check_input(input)?;
         let flat = QTensor {
             shape: vec![o, c * kh * kw],
             ..weight
@@ -90,6 +84,13 @@ impl QuantizedConv2dWeight {
     /// The input's fixed scale and zero point.
     pub fn input_params(&self) -> QParams {
         self.input
+    }
+
+    /// Sets the input's scale and zero point (loading a calibrated model).
+    pub fn set_input_params(&mut self, input: QParams) -> Result<()> {
+        check_input(input)?;
+        self.input = input;
+        Ok(())
     }
 
     /// Padding before and after, per axis.
@@ -207,6 +208,18 @@ impl QuantizedConv2dWeight {
             })
         });
         Tensor::from_vec_on(y, [n, o, oh, ow], x.device())
+    }
+}
+
+/// An error unless `input` quantizes to u8 (a positive finite scale, a
+/// zero point in 0..=255).
+fn check_input(input: QParams) -> Result<()> {
+    match input.scale > 0.0 && input.scale.is_finite() && (0..=255).contains(&input.zero_point) {
+        true => Ok(()),
+        false => Err(Error::arg(
+            "quantized conv2d",
+            format!("input parameters {input:?} are not those of u8 activations"),
+        )),
     }
 }
 

@@ -84,7 +84,18 @@ impl FileModel {
     /// The model with its Linear and recurrent layers quantized to int8
     /// ([`Sequential::into_quantized`]); the summary's types say which.
     pub fn into_quantized(self, per_channel: bool) -> nabla_core::Result<FileModel> {
-        let net = self.net.into_quantized(per_channel)?;
+        self.into_quantized_static(per_channel, &[])
+    }
+
+    /// [`into_quantized`](Self::into_quantized), with the convolutions
+    /// given an `inputs[i]` quantized statically
+    /// ([`Sequential::into_quantized_static`]).
+    pub fn into_quantized_static(
+        self,
+        per_channel: bool,
+        inputs: &[Option<nabla_core::quant::QParams>],
+    ) -> nabla_core::Result<FileModel> {
+        let net = self.net.into_quantized_static(per_channel, inputs)?;
         let quantized: Vec<String> = net.named_quantized().into_iter().map(|(n, _)| n).collect();
         let layers = self
             .layers
