@@ -808,6 +808,44 @@ def quantized():
                   os.path.join(OUT, name + ".safetensors"), metadata={"torch": torch.__version__})
 
 
+def quantized_conv():
+    """A statically quantized convolution (x86 engine): the input's scale
+    and zero point from a MinMaxObserver over three calibration batches
+    (quint8, all 256 levels, as nabla calibrates), the weight per output
+    channel, symmetric; the exact output of those integers (f64), and
+    PyTorch's own quantized convolution, whose output is requantized to
+    8 bits with parameters from the exact output's range."""
+    from torch.ao.quantization import MinMaxObserver, PerChannelMinMaxObserver
+    torch.manual_seed(13)
+    torch.backends.quantized.engine = "x86"
+    conv = torch.nn.Conv2d(6, 16, 5, padding=1)
+    calib = rand(24, 6, 12, 12)
+    x = rand(4, 6, 12, 12) * 0.8
+    obs = MinMaxObserver(dtype=torch.quint8, qscheme=torch.per_tensor_affine, reduce_range=False)
+    for batch in calib.split(8):
+        obs(batch)
+    sx, zx = obs.calculate_qparams()
+    wobs = PerChannelMinMaxObserver(dtype=torch.qint8, qscheme=torch.per_channel_symmetric)
+    wobs(conv.weight)
+    sw, zw = wobs.calculate_qparams()
+    qw = torch.quantize_per_channel(conv.weight.detach(), sw, zw, 0, torch.qint8)
+    xq = torch.quantize_per_tensor(x, float(sx), int(zx), torch.quint8)
+    bias = conv.bias.detach()
+    exact = F.conv2d(xq.dequantize().double(), qw.dequantize().double(), bias.double(), padding=1).float()
+    oobs = MinMaxObserver(dtype=torch.quint8, reduce_range=False)
+    oobs(exact)
+    so, zo = oobs.calculate_qparams()
+    qconv = torch.ao.nn.quantized.Conv2d(6, 16, 5, padding=1)
+    qconv.set_weight_bias(qw, bias)
+    qconv.scale, qconv.zero_point = float(so), int(zo)
+    out = qconv(xq).dequantize()
+    save_file({"weight": conv.weight.detach().contiguous(), "bias": bias.contiguous(), "calib": calib,
+               "x": x, "x_qparams": torch.tensor([float(sx), float(zx)]),
+               "qweight": qw.int_repr().float().contiguous(), "scales": sw.float().contiguous(),
+               "exact": exact.contiguous(), "out": out.contiguous(), "out_scale": torch.tensor([float(so)])},
+              os.path.join(OUT, "quantized_conv.safetensors"), metadata={"torch": torch.__version__})
+
+
 def quantized_lstm():
     """A dynamically quantized LSTM as nabla computes it, composed of
     PyTorch's quantized ops (fbgemm, activations on 8 bits): the input
@@ -915,7 +953,7 @@ def autocast():
 
 GROUPS = ["main", "recurrent", "schedulers", "norms", "optimizers", "losses", "lenet", "conv_same",
           "pool_ceil", "activations", "random_configs", "recurrent_configs", "cells", "examples_pieces",
-          "attention", "multihead_attention", "transformers", "gpt", "quantized", "quantized_lstm", "halves",
+          "attention", "multihead_attention", "transformers", "gpt", "quantized", "quantized_conv", "quantized_lstm", "halves",
           "autocast"]
 
 

@@ -50,6 +50,49 @@ fn dynamic_quantized_linear_matches_pytorch() {
     }
 }
 
+/// A statically quantized convolution against PyTorch's: calibration over
+/// the same batches gives PyTorch's MinMaxObserver's scale and zero point,
+/// the weight PyTorch's integers and scales per channel, the output the
+/// exact value of those integers, and PyTorch's own quantized convolution
+/// (output requantized to 8 bits) within one of its output steps.
+#[test]
+fn static_quantized_conv_matches_pytorch() {
+    use nabla_core::Conv2dParams;
+    use nabla_nn::{Conv2d, Sequential};
+    let (t, _) = load("quantized_conv");
+    let conv = Conv2d {
+        weight: t["weight"].clone(),
+        bias: Some(t["bias"].clone()),
+        params: Conv2dParams::default().padding(1),
+    };
+    let calib = &t["calib"];
+    let batches: Vec<_> = (0..3).map(|i| calib.narrow(0, 8 * i, 8).unwrap()).collect();
+    let net = Sequential::new().add(conv);
+    let (lo, hi) = net.observe_inputs(batches).unwrap()[0];
+    let input = QParams::choose(lo, hi, 0, 255);
+    let torch_input = t["x_qparams"].to_vec();
+    assert_eq!(
+        (input.scale, input.zero_point as f32),
+        (torch_input[0], torch_input[1]),
+        "input scale and zero point"
+    );
+    let conv = &net.layers()[0];
+    let q = conv.quantize_static(input, true).unwrap().unwrap();
+    let (_, qw) = q.named_quantized().remove(0);
+    let ints: Vec<f32> = qw.data.iter().map(|&v| v as f32).collect();
+    assert_eq!(ints, t["qweight"].to_vec(), "weight integers");
+    assert_eq!(qw.scales, t["scales"].to_vec(), "weight scales");
+    let ours = q.forward(&t["x"]).unwrap().to_vec();
+    assert_close("quantized conv", &ours, &t["exact"].to_vec(), 1e-5, 1e-5);
+    let step = t["out_scale"].to_vec()[0];
+    for (i, (a, b)) in ours.iter().zip(t["out"].to_vec()).enumerate() {
+        assert!(
+            (a - b).abs() <= 0.5 * step + 1e-5,
+            "{i}: ours {a}, PyTorch's {b} (step {step})"
+        );
+    }
+}
+
 /// A dynamically quantized LSTM against the same computation in PyTorch's
 /// quantized ops: the sequence's input projection at once, then each step's
 /// int8 hidden product and the cell.
