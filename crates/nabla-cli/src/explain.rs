@@ -8,7 +8,7 @@
 
 use anyhow::{anyhow, bail, Result};
 use nabla_core::{no_grad, Tensor};
-use nabla_nn::Module;
+use nabla_nn::{Module, Parameters};
 use nabla_vis::explain::{attention_rollout, grad_cam, integrated_gradients, saliency, smoothgrad};
 use nabla_vis::plot::{image_grid, titled, Tile};
 

@@ -7,7 +7,7 @@ use nabla_core::autocast::{autocast, Precision};
 use nabla_core::{no_grad, Tensor};
 use nabla_nn::quantized::{is_quantized_file, load_quantized};
 use nabla_nn::state_dict::{load_safetensors, load_state_dict};
-use nabla_nn::Module;
+use nabla_nn::{Module, Parameters};
 
 use crate::args::{EvalArgs, PrecisionKind, PredictArgs, SummaryArgs, TrainArgs, TrainedArgs};
 use crate::common::{dataset, evaluate, load_data, mean_std, probabilities};

@@ -26,7 +26,7 @@ use nabla_data::{Bpe, TextCorpus};
 use nabla_nn::optim::{Adam, ParamGroups};
 use nabla_nn::scheduler::Schedule;
 use nabla_nn::state_dict::{load_safetensors, load_state_dict};
-use nabla_nn::{Gpt, GptConfig, Module, Positions};
+use nabla_nn::{Gpt, GptConfig, Parameters, Positions};
 use nabla_train::{
     say, token_cross_entropy_loss, Callback, Ctx, EpochEnd, Flow, Outcome, RandomWindows, RunDir,
     StepEnd, TrainError, Trainer, Windows,

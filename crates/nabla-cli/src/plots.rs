@@ -7,7 +7,7 @@ use std::path::Path;
 
 use anyhow::{anyhow, bail, Result};
 use nabla_core::{no_grad, Tensor};
-use nabla_nn::Module;
+use nabla_nn::{Module, Parameters};
 use nabla_vis::canvas::Canvas;
 use nabla_vis::curves::{training_curves, History};
 use nabla_vis::layers::{feature_maps, filters};

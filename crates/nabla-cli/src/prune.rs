@@ -20,7 +20,7 @@ use nabla_nn::modelfile::prune::prune_structured;
 use nabla_nn::modelfile::{build, model_text, parse_spec};
 use nabla_nn::prune::{magnitude_prune, Scope};
 use nabla_nn::state_dict::{load_state_dict, save_safetensors, state_dict};
-use nabla_nn::Module;
+use nabla_nn::{Module, Parameters};
 use nabla_train::say;
 
 use crate::args::PruneArgs;

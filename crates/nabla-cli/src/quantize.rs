@@ -15,7 +15,7 @@ use nabla_nn::quantized::save_quantized;
 use nabla_nn::state_dict::{
     load_safetensors, load_state_dict, save_safetensors_as, state_dict, to_safetensors_bytes,
 };
-use nabla_nn::Module;
+use nabla_nn::Parameters;
 use nabla_train::say;
 
 use crate::args::{QuantizeArgs, QuantizeTo};

@@ -13,7 +13,7 @@ use nabla_nn::modelfile::FileModel;
 use nabla_nn::optim::{Adadelta, Adagrad, Adam, Optimizer, RMSprop, Sgd};
 use nabla_nn::scheduler::{ReduceLrOnPlateau, Schedule};
 use nabla_nn::state_dict::{load_safetensors, load_state_dict};
-use nabla_nn::Module;
+use nabla_nn::Parameters;
 use nabla_train::callbacks::{KeepZeros, MixBatches};
 use nabla_train::{say, Distillation, Outcome, RunDir, TrainError, Trainer};
 

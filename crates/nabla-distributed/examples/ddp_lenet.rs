@@ -8,7 +8,7 @@ use nabla_data::{DataLoader, ImageDataset, Mnist};
 use nabla_distributed::{DistributedDataParallel, Mpi};
 use nabla_nn::optim::Sgd;
 use nabla_nn::zoo::LeNet;
-use nabla_nn::Module;
+use nabla_nn::Parameters;
 use nabla_train::Trainer;
 
 type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;

@@ -31,7 +31,7 @@ use std::time::Instant;
 
 use nabla_core::Tensor;
 use nabla_nn::state_dict::state_dict;
-use nabla_nn::Module;
+use nabla_nn::Parameters;
 use nabla_train::{GradientSync, Result};
 
 use crate::buckets::{bucket_len, plan, Slot};
@@ -98,12 +98,12 @@ impl SyncStats {
 
 impl DistributedDataParallel {
     /// Gradient averaging of `model`'s parameters over `comm`'s ranks.
-    pub fn new(comm: Comm, model: &dyn Module) -> DistributedDataParallel {
+    pub fn new(comm: Comm, model: &dyn Parameters) -> DistributedDataParallel {
         Self::with_bucket_bytes(comm, model, DEFAULT_BUCKET_BYTES)
     }
 
     /// As [`new`](Self::new), with buckets of about `bytes`.
-    pub fn with_bucket_bytes(comm: Comm, model: &dyn Module, bytes: usize) -> Self {
+    pub fn with_bucket_bytes(comm: Comm, model: &dyn Parameters, bytes: usize) -> Self {
         let params = model.parameters();
         let sizes: Vec<usize> = params.iter().map(Tensor::numel).collect();
         let mut buckets: Vec<Bucket> = plan(&sizes, bytes)
@@ -259,7 +259,7 @@ impl GradientSync for DistributedDataParallel {
         self.comm.size
     }
 
-    fn start(&mut self, model: &dyn Module) -> Result<()> {
+    fn start(&mut self, model: &dyn Parameters) -> Result<()> {
         let ids: Vec<u64> = model.parameters().iter().map(Tensor::id).collect();
         if ids != self.params.iter().map(Tensor::id).collect::<Vec<_>>() {
             // its hooks would find none of the trained parameters

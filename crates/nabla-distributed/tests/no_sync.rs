@@ -15,7 +15,7 @@ use nabla_distributed::{Comm, DistributedDataParallel, Mpi, SyncStats};
 use nabla_nn::optim::Sgd;
 use nabla_nn::state_dict::{load_safetensors, save_safetensors, state_dict};
 use nabla_nn::zoo::LeNet;
-use nabla_nn::Module;
+use nabla_nn::Parameters;
 use nabla_train::Trainer;
 
 /// Set for the two ranks: the folder the results go to.

@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use nabla_core::{AttentionParams, Error, Result, Tensor};
 
 use crate::init::xavier_uniform;
-use crate::{Linear, Module};
+use crate::{Linear, Module, Parameters};
 
 /// A mask in PyTorch's `nn.MultiheadAttention` polarity.
 #[derive(Clone, Debug)]
@@ -324,12 +324,7 @@ fn causal_mask(l: usize, s: usize) -> Result<Tensor> {
     Tensor::from_vec(v, [l, s])
 }
 
-impl Module for MultiheadAttention {
-    /// Self-attention of `x` with no mask (the output alone).
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(self.forward_with(x, x, x, &MhaArgs::fast())?.0)
-    }
-
+impl Parameters for MultiheadAttention {
     fn named_parameters(&self) -> Vec<(String, Tensor)> {
         let mut p = match &self.in_proj {
             InProj::Packed(w) => vec![("in_proj_weight".to_string(), w.clone())],
@@ -358,6 +353,13 @@ impl Module for MultiheadAttention {
             "MultiheadAttention(embed_dim={}, num_heads={})",
             self.embed_dim, self.num_heads
         )
+    }
+}
+
+impl Module for MultiheadAttention {
+    /// Self-attention of `x` with no mask (the output alone).
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(self.forward_with(x, x, x, &MhaArgs::fast())?.0)
     }
 }
 

@@ -5,7 +5,7 @@
 use nabla_core::{Conv2dParams, ConvTranspose2dParams, Result, Tensor};
 
 use crate::init::{default_weight_and_bias, fans, kaiming_uniform, uniform};
-use crate::Module;
+use crate::{Module, Parameters};
 
 pub struct Conv2d {
     pub weight: Tensor,
@@ -44,13 +44,7 @@ impl Conv2d {
     }
 }
 
-impl Module for Conv2d {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        crate::layers::images(x, |x| {
-            x.conv2d(&self.weight, self.bias.as_ref(), self.params)
-        })
-    }
-
+impl Parameters for Conv2d {
     fn named_parameters(&self) -> Vec<(String, Tensor)> {
         let mut p = vec![("weight".to_string(), self.weight.clone())];
         if let Some(b) = &self.bias {
@@ -88,6 +82,14 @@ impl Module for Conv2d {
             p.stride,
             p.padding
         )
+    }
+}
+
+impl Module for Conv2d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        crate::layers::images(x, |x| {
+            x.conv2d(&self.weight, self.bias.as_ref(), self.params)
+        })
     }
 }
 
@@ -136,13 +138,7 @@ impl ConvTranspose2d {
     }
 }
 
-impl Module for ConvTranspose2d {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        crate::layers::images(x, |x| {
-            x.conv_transpose2d(&self.weight, self.bias.as_ref(), self.params)
-        })
-    }
-
+impl Parameters for ConvTranspose2d {
     fn named_parameters(&self) -> Vec<(String, Tensor)> {
         let mut p = vec![("weight".to_string(), self.weight.clone())];
         if let Some(b) = &self.bias {
@@ -163,5 +159,13 @@ impl Module for ConvTranspose2d {
             p.stride,
             p.padding
         )
+    }
+}
+
+impl Module for ConvTranspose2d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        crate::layers::images(x, |x| {
+            x.conv_transpose2d(&self.weight, self.bias.as_ref(), self.params)
+        })
     }
 }

@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use nabla_core::{no_grad, AttentionParams, Error, Generator, Result, Tensor};
 
 use crate::positional::{rope, rope_tables, sinusoidal};
-use crate::{init, prefixed, Dropout, Embedding, LayerNorm, Linear, Module};
+use crate::{init, prefixed, Dropout, Embedding, LayerNorm, Linear, Module, Parameters};
 
 /// How positions enter the model.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -391,12 +391,7 @@ impl Gpt {
     }
 }
 
-impl Module for Gpt {
-    /// Logits `[B, T, V]` for ids `[B, T]`.
-    fn forward(&self, ids: &Tensor) -> Result<Tensor> {
-        self.forward_cached(ids, None)
-    }
-
+impl Parameters for Gpt {
     fn named_parameters(&self) -> Vec<(String, Tensor)> {
         let mut p = prefixed("transformer.wte", self.wte.named_parameters());
         if let Some(wpe) = &self.wpe {
@@ -429,6 +424,13 @@ impl Module for Gpt {
             "GPT({} layers, {} heads, {} wide, context {}, vocabulary {})",
             c.n_layer, c.n_head, c.n_embd, c.block_size, c.vocab_size
         )
+    }
+}
+
+impl Module for Gpt {
+    /// Logits `[B, T, V]` for ids `[B, T]`.
+    fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+        self.forward_cached(ids, None)
     }
 }
 

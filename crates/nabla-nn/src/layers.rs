@@ -4,9 +4,8 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::{Module, Parameters};
 use nabla_core::{Error, Pool2d, Result, Tensor};
-
-use crate::Module;
 
 /// `nn.MaxPool2d(kernel, stride, padding)`.
 pub struct MaxPool2d(pub Pool2d);
@@ -23,13 +22,25 @@ pub(crate) fn images(x: &Tensor, f: impl Fn(&Tensor) -> Result<Tensor>) -> Resul
     }
 }
 
+impl Parameters for MaxPool2d {
+    fn describe(&self) -> String {
+        format!(
+            "MaxPool2d(kernel={:?}, stride={:?})",
+            self.0.kernel, self.0.stride
+        )
+    }
+}
+
 impl Module for MaxPool2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         images(x, |x| x.max_pool2d(self.0))
     }
+}
+
+impl Parameters for AvgPool2d {
     fn describe(&self) -> String {
         format!(
-            "MaxPool2d(kernel={:?}, stride={:?})",
+            "AvgPool2d(kernel={:?}, stride={:?})",
             self.0.kernel, self.0.stride
         )
     }
@@ -39,24 +50,21 @@ impl Module for AvgPool2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         images(x, |x| x.avg_pool2d(self.0))
     }
-    fn describe(&self) -> String {
-        format!(
-            "AvgPool2d(kernel={:?}, stride={:?})",
-            self.0.kernel, self.0.stride
-        )
-    }
 }
 
 /// `nn.AdaptiveAvgPool2d((oh, ow))`: averages over the windows PyTorch
 /// uses, `[⌊i·H/oh⌋, ⌈(i+1)·H/oh⌉)`, so any input size maps to `[oh, ow]`.
 pub struct AdaptiveAvgPool2d(pub usize, pub usize);
 
+impl Parameters for AdaptiveAvgPool2d {
+    fn describe(&self) -> String {
+        format!("AdaptiveAvgPool2d({}, {})", self.0, self.1)
+    }
+}
+
 impl Module for AdaptiveAvgPool2d {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         images(x, |x| self.pool(x))
-    }
-    fn describe(&self) -> String {
-        format!("AdaptiveAvgPool2d({}, {})", self.0, self.1)
     }
 }
 
@@ -91,15 +99,18 @@ impl AdaptiveAvgPool2d {
 /// `nn.Flatten()`: `[N, …] → [N, ∏…]` (dims 1 to the last).
 pub struct Flatten;
 
+impl Parameters for Flatten {
+    fn describe(&self) -> String {
+        "Flatten()".into()
+    }
+}
+
 impl Module for Flatten {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         if x.rank() < 2 {
             return Ok(x.clone());
         }
         x.flatten(1, -1)
-    }
-    fn describe(&self) -> String {
-        "Flatten()".into()
     }
 }
 
@@ -118,15 +129,19 @@ impl Dropout {
     }
 }
 
-impl Module for Dropout {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        x.dropout(self.p, self.training.load(Ordering::Relaxed))
-    }
+impl Parameters for Dropout {
     fn set_training(&self, on: bool) {
         self.training.store(on, Ordering::Relaxed);
     }
+
     fn describe(&self) -> String {
         format!("Dropout(p={})", self.p)
+    }
+}
+
+impl Module for Dropout {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        x.dropout(self.p, self.training.load(Ordering::Relaxed))
     }
 }
 
@@ -147,15 +162,19 @@ impl Dropout2d {
     }
 }
 
-impl Module for Dropout2d {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        x.dropout2d(self.p, self.training.load(Ordering::Relaxed))
-    }
+impl Parameters for Dropout2d {
     fn set_training(&self, on: bool) {
         self.training.store(on, Ordering::Relaxed);
     }
+
     fn describe(&self) -> String {
         format!("Dropout2d(p={})", self.p)
+    }
+}
+
+impl Module for Dropout2d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        x.dropout2d(self.p, self.training.load(Ordering::Relaxed))
     }
 }
 
@@ -163,12 +182,15 @@ macro_rules! activation {
     ($(#[$doc:meta])* $name:ident, |$x:ident| $body:expr) => {
         $(#[$doc])*
         pub struct $name;
+        impl Parameters for $name {
+            fn describe(&self) -> String {
+                concat!(stringify!($name), "()").into()
+            }
+        }
+
         impl Module for $name {
             fn forward(&self, $x: &Tensor) -> Result<Tensor> {
                 $body
-            }
-            fn describe(&self) -> String {
-                concat!(stringify!($name), "()").into()
             }
         }
     };
@@ -192,12 +214,15 @@ activation!(/// `nn.SELU()`
 /// `nn.ELU(alpha)` (PyTorch's default alpha is 1).
 pub struct ELU(pub f32);
 
+impl Parameters for ELU {
+    fn describe(&self) -> String {
+        format!("ELU(alpha={})", self.0)
+    }
+}
+
 impl Module for ELU {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         x.elu(self.0)
-    }
-    fn describe(&self) -> String {
-        format!("ELU(alpha={})", self.0)
     }
 }
 
@@ -216,24 +241,30 @@ impl Default for Softplus {
     }
 }
 
+impl Parameters for Softplus {
+    fn describe(&self) -> String {
+        format!("Softplus(beta={}, threshold={})", self.beta, self.threshold)
+    }
+}
+
 impl Module for Softplus {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         x.softplus(self.beta, self.threshold)
-    }
-    fn describe(&self) -> String {
-        format!("Softplus(beta={}, threshold={})", self.beta, self.threshold)
     }
 }
 
 /// `nn.LeakyReLU(negative_slope)` (PyTorch's default slope is 0.01).
 pub struct LeakyReLU(pub f32);
 
+impl Parameters for LeakyReLU {
+    fn describe(&self) -> String {
+        format!("LeakyReLU({})", self.0)
+    }
+}
+
 impl Module for LeakyReLU {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         x.leaky_relu(self.0)
-    }
-    fn describe(&self) -> String {
-        format!("LeakyReLU({})", self.0)
     }
 }
 
@@ -242,21 +273,27 @@ pub struct Softmax(pub isize);
 /// `nn.LogSoftmax(dim)`.
 pub struct LogSoftmax(pub isize);
 
+impl Parameters for Softmax {
+    fn describe(&self) -> String {
+        format!("Softmax(dim={})", self.0)
+    }
+}
+
 impl Module for Softmax {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         x.softmax(self.0)
     }
+}
+
+impl Parameters for LogSoftmax {
     fn describe(&self) -> String {
-        format!("Softmax(dim={})", self.0)
+        format!("LogSoftmax(dim={})", self.0)
     }
 }
 
 impl Module for LogSoftmax {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         x.log_softmax(self.0)
-    }
-    fn describe(&self) -> String {
-        format!("LogSoftmax(dim={})", self.0)
     }
 }
 

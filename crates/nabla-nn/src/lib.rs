@@ -37,7 +37,7 @@ pub use layers::{
 };
 pub use linear::Linear;
 pub use lm::{CharLm, LmState};
-pub use module::{prefixed, Module};
+pub use module::{prefixed, Module, Parameters};
 pub use norm::{BatchNorm, BatchNorm1d, BatchNorm2d, Embedding, LayerNorm};
 pub use quantized::QuantizedLinear;
 pub use quantized_conv::QuantizedConv2d;

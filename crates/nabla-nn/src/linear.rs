@@ -7,7 +7,7 @@
 use nabla_core::{Result, Tensor};
 
 use crate::init::default_weight_and_bias;
-use crate::Module;
+use crate::{Module, Parameters};
 
 pub struct Linear {
     pub weight: Tensor,
@@ -34,12 +34,7 @@ impl Linear {
     }
 }
 
-impl Module for Linear {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        // the op checks the shapes (and names them)
-        x.linear(&self.weight, self.bias.as_ref())
-    }
-
+impl Parameters for Linear {
     fn named_parameters(&self) -> Vec<(String, Tensor)> {
         let mut p = vec![("weight".to_string(), self.weight.clone())];
         if let Some(b) = &self.bias {
@@ -57,6 +52,13 @@ impl Module for Linear {
 
     fn describe(&self) -> String {
         format!("Linear({}, {})", self.in_features(), self.out_features())
+    }
+}
+
+impl Module for Linear {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        // the op checks the shapes (and names them)
+        x.linear(&self.weight, self.bias.as_ref())
     }
 }
 

@@ -11,7 +11,7 @@ use nabla_core::{no_grad, Error, Generator, Result, Tensor};
 
 use crate::module::prefixed;
 use crate::rnn::{Recurrent, RnnConfig, RnnKind};
-use crate::{Embedding, Linear, Module};
+use crate::{Embedding, Linear, Module, Parameters};
 
 pub struct CharLm {
     pub embedding: Embedding,
@@ -191,12 +191,7 @@ fn draw(logits: &[f32], temperature: f32, gen: &mut Generator) -> usize {
     best
 }
 
-impl Module for CharLm {
-    /// Logits `[N, T, V]` for ids `[N, T]`, from a zero state.
-    fn forward(&self, ids: &Tensor) -> Result<Tensor> {
-        Ok(self.forward_with_state(ids, None)?.0)
-    }
-
+impl Parameters for CharLm {
     fn named_parameters(&self) -> Vec<(String, Tensor)> {
         let mut p = prefixed("embedding", self.embedding.named_parameters());
         p.extend(prefixed("rnn", self.rnn.named_parameters()));
@@ -215,6 +210,13 @@ impl Module for CharLm {
             self.rnn.describe(),
             self.head.describe()
         )
+    }
+}
+
+impl Module for CharLm {
+    /// Logits `[N, T, V]` for ids `[N, T]`, from a zero state.
+    fn forward(&self, ids: &Tensor) -> Result<Tensor> {
+        Ok(self.forward_with_state(ids, None)?.0)
     }
 }
 

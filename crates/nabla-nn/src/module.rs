@@ -1,5 +1,15 @@
-//! The [`Module`] trait: a layer or a model with named parameters, as
-//! PyTorch's `nn.Module`.
+//! The [`Parameters`] and [`Module`] traits: a layer or a model with
+//! named parameters, as PyTorch's `nn.Module`.
+//!
+//! [`Parameters`] is what every model has whatever its forward takes:
+//! named parameters and buffers, training mode, the device, a summary
+//! line. [`Module`] adds `forward` from one tensor to one, the common
+//! case: layers, `Sequential`, what the `Trainer` trains. A model whose
+//! forward takes or returns several tensors (a VAE's mean and
+//! log-variance, a language model's carried state, a GAN's two inputs)
+//! implements `Parameters` alone and gives itself a `forward` of its own
+//! signature, as a PyTorch module does; optimizers, state dicts,
+//! `to(device)`, `train()`/`eval()` and summaries all take it.
 //!
 //! Parameter names follow PyTorch, so state dicts interchange: a layer
 //! names its own tensors (`weight`, `bias`), a container prefixes its
@@ -9,10 +19,10 @@
 use nabla_core::quant::{QParams, QTensor};
 use nabla_core::{Device, Error, Result, Tensor};
 
-pub trait Module: Send + Sync {
-    /// Applies the module to a batch.
-    fn forward(&self, x: &Tensor) -> Result<Tensor>;
-
+/// A layer or a model's state and bookkeeping, whatever its forward
+/// takes (see the module docs). Everything has a default but
+/// `named_parameters` for a model that has parameters.
+pub trait Parameters: Send + Sync {
     /// Trainable tensors with their names, in definition order.
     fn named_parameters(&self) -> Vec<(String, Tensor)> {
         vec![]
@@ -123,6 +133,13 @@ pub trait Module: Send + Sync {
     fn describe(&self) -> String {
         "Module".into()
     }
+}
+
+/// A layer or a model applied to one tensor, giving one: PyTorch's
+/// `nn.Module` in its common form.
+pub trait Module: Parameters {
+    /// Applies the module to a batch.
+    fn forward(&self, x: &Tensor) -> Result<Tensor>;
 
     /// For a module made of self-attention layers (a Transformer encoder):
     /// its output and each layer's attention weights `[N, T, T]`, averaged
@@ -153,14 +170,17 @@ mod tests {
         b: Linear,
     }
 
-    impl Module for Tied {
-        fn forward(&self, x: &Tensor) -> Result<Tensor> {
-            self.b.forward(&self.a.forward(x)?)
-        }
+    impl Parameters for Tied {
         fn named_parameters(&self) -> Vec<(String, Tensor)> {
             let mut p = prefixed("a", self.a.named_parameters());
             p.extend(prefixed("b", self.b.named_parameters()));
             p
+        }
+    }
+
+    impl Module for Tied {
+        fn forward(&self, x: &Tensor) -> Result<Tensor> {
+            self.b.forward(&self.a.forward(x)?)
         }
     }
 

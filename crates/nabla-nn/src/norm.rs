@@ -17,9 +17,8 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use crate::{Module, Parameters};
 use nabla_core::{no_grad, Error, Result, Tensor};
-
-use crate::Module;
 
 pub struct BatchNorm {
     pub weight: Tensor,
@@ -66,6 +65,38 @@ impl BatchNorm {
 
     fn channels(&self) -> usize {
         self.weight.numel()
+    }
+}
+
+impl Parameters for BatchNorm {
+    fn named_parameters(&self) -> Vec<(String, Tensor)> {
+        vec![
+            ("weight".into(), self.weight.clone()),
+            ("bias".into(), self.bias.clone()),
+        ]
+    }
+
+    fn named_buffers(&self) -> Vec<(String, Tensor)> {
+        vec![
+            ("running_mean".into(), self.running_mean.clone()),
+            ("running_var".into(), self.running_var.clone()),
+            (
+                "num_batches_tracked".into(),
+                self.num_batches_tracked.clone(),
+            ),
+        ]
+    }
+
+    fn set_training(&self, on: bool) {
+        self.training.store(on, Ordering::Relaxed);
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "BatchNorm{}d({})",
+            if self.rank == 4 { 2 } else { 1 },
+            self.channels()
+        )
     }
 }
 
@@ -124,36 +155,6 @@ impl Module for BatchNorm {
             .mul(&self.weight.reshape(&bshape)?)?
             .add(&self.bias.reshape(&bshape)?)
     }
-
-    fn named_parameters(&self) -> Vec<(String, Tensor)> {
-        vec![
-            ("weight".into(), self.weight.clone()),
-            ("bias".into(), self.bias.clone()),
-        ]
-    }
-
-    fn named_buffers(&self) -> Vec<(String, Tensor)> {
-        vec![
-            ("running_mean".into(), self.running_mean.clone()),
-            ("running_var".into(), self.running_var.clone()),
-            (
-                "num_batches_tracked".into(),
-                self.num_batches_tracked.clone(),
-            ),
-        ]
-    }
-
-    fn set_training(&self, on: bool) {
-        self.training.store(on, Ordering::Relaxed);
-    }
-
-    fn describe(&self) -> String {
-        format!(
-            "BatchNorm{}d({})",
-            if self.rank == 4 { 2 } else { 1 },
-            self.channels()
-        )
-    }
 }
 
 /// `nn.LayerNorm(normalized_shape)`.
@@ -173,17 +174,7 @@ impl LayerNorm {
     }
 }
 
-impl Module for LayerNorm {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        // the op checks the shapes (and names them)
-        x.layer_norm(
-            self.weight.shape(),
-            Some(&self.weight),
-            Some(&self.bias),
-            self.eps,
-        )
-    }
-
+impl Parameters for LayerNorm {
     fn named_parameters(&self) -> Vec<(String, Tensor)> {
         vec![
             ("weight".into(), self.weight.clone()),
@@ -193,6 +184,18 @@ impl Module for LayerNorm {
 
     fn describe(&self) -> String {
         format!("LayerNorm({:?})", self.weight.shape())
+    }
+}
+
+impl Module for LayerNorm {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        // the op checks the shapes (and names them)
+        x.layer_norm(
+            self.weight.shape(),
+            Some(&self.weight),
+            Some(&self.bias),
+            self.eps,
+        )
     }
 }
 
@@ -236,6 +239,20 @@ impl Embedding {
     }
 }
 
+impl Parameters for Embedding {
+    fn named_parameters(&self) -> Vec<(String, Tensor)> {
+        vec![("weight".into(), self.weight.clone())]
+    }
+
+    fn describe(&self) -> String {
+        format!(
+            "Embedding({}, {})",
+            self.weight.shape()[0],
+            self.weight.shape()[1]
+        )
+    }
+}
+
 impl Module for Embedding {
     /// `indices`: class indices (integer values in f32) of any shape.
     fn forward(&self, indices: &Tensor) -> Result<Tensor> {
@@ -257,18 +274,6 @@ impl Module for Embedding {
         let mut shape = indices.shape().to_vec();
         shape.push(dim);
         rows.reshape(shape)
-    }
-
-    fn named_parameters(&self) -> Vec<(String, Tensor)> {
-        vec![("weight".into(), self.weight.clone())]
-    }
-
-    fn describe(&self) -> String {
-        format!(
-            "Embedding({}, {})",
-            self.weight.shape()[0],
-            self.weight.shape()[1]
-        )
     }
 }
 

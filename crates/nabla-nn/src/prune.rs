@@ -11,9 +11,8 @@
 //! whole channels and neurons instead. Fine-tuning keeps the zeros with
 //! `nabla_train::callbacks::KeepZeros`.
 
+use crate::Parameters;
 use nabla_core::{Error, Result, Tensor};
-
-use crate::Module;
 
 /// How the smallest weights are chosen.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,7 +24,7 @@ pub enum Scope {
 }
 
 /// The weight tensors pruning applies to, with their names.
-pub fn prunable_weights(model: &dyn Module) -> Vec<(String, Tensor)> {
+pub fn prunable_weights(model: &dyn Parameters) -> Vec<(String, Tensor)> {
     model
         .named_parameters()
         .into_iter()
@@ -43,7 +42,7 @@ pub struct Pruned {
 
 /// Zeroes the `amount` (0..=1) share of the model's weights with the
 /// smallest magnitudes, in place; returns each tensor's zeros.
-pub fn magnitude_prune(model: &dyn Module, amount: f32, scope: Scope) -> Result<Vec<Pruned>> {
+pub fn magnitude_prune(model: &dyn Parameters, amount: f32, scope: Scope) -> Result<Vec<Pruned>> {
     if !(0.0..=1.0).contains(&amount) {
         return Err(Error::Arg {
             op: "prune",
@@ -109,7 +108,7 @@ pub fn magnitude_prune(model: &dyn Module, amount: f32, scope: Scope) -> Result<
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Linear, ReLU, Sequential};
+    use crate::{Linear, Parameters, ReLU, Sequential};
 
     fn net() -> Sequential {
         let s = Sequential::new()

@@ -28,7 +28,7 @@ use crate::state_dict::{
     from_safetensors_bytes, load_state_dict, read_file, read_header, serialize, state_dict,
     write_file, StateDictError,
 };
-use crate::{Linear, Module};
+use crate::{Linear, Module, Parameters};
 
 /// The metadata key and value that mark a quantized state dict.
 pub const QUANTIZATION_KEY: &str = "nabla.quantization";
@@ -63,15 +63,7 @@ impl QuantizedLinear {
     }
 }
 
-impl Module for QuantizedLinear {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let weight = self.weight.read().unwrap();
-        match &self.bias {
-            Some(b) => b.read_data(|b| weight.forward(x, Some(b))),
-            None => weight.forward(x, None),
-        }
-    }
-
+impl Parameters for QuantizedLinear {
     /// The bias is kept as a buffer: saved and loaded, never trained.
     fn named_buffers(&self) -> Vec<(String, Tensor)> {
         self.bias
@@ -108,6 +100,16 @@ impl Module for QuantizedLinear {
     }
 }
 
+impl Module for QuantizedLinear {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let weight = self.weight.read().unwrap();
+        match &self.bias {
+            Some(b) => b.read_data(|b| weight.forward(x, Some(b))),
+            None => weight.forward(x, None),
+        }
+    }
+}
+
 impl Linear {
     /// This layer with int8 weights ([`QuantizedLinear::from_linear`]).
     pub fn quantized(&self, per_channel: bool) -> Result<QuantizedLinear> {
@@ -117,7 +119,7 @@ impl Linear {
 
 /// Bytes of a model's state at its precision: 4 a parameter or buffer
 /// value, 1 an int8 value plus 4 a scale.
-pub fn state_bytes(model: &dyn Module) -> usize {
+pub fn state_bytes(model: &dyn Parameters) -> usize {
     let f32s: usize = state_dict(model).iter().map(|(_, t)| 4 * t.numel()).sum();
     let q: usize = model
         .named_quantized()
@@ -130,7 +132,7 @@ pub fn state_bytes(model: &dyn Module) -> usize {
 /// The model's state in f32, its int8 weights read back (`q · scale`):
 /// it loads into the f32 form of the same architecture, for what needs
 /// gradients (saliency maps) or runs where int8 does not.
-pub fn dequantized_state(model: &dyn Module) -> Result<Vec<(String, Tensor)>> {
+pub fn dequantized_state(model: &dyn Parameters) -> Result<Vec<(String, Tensor)>> {
     let mut all = state_dict(model);
     for (name, q) in model.named_quantized() {
         all.push((name, q.dequantize()?));
@@ -140,7 +142,10 @@ pub fn dequantized_state(model: &dyn Module) -> Result<Vec<(String, Tensor)>> {
 
 /// Writes a quantized model's state (int8 weights with their scales, f32
 /// parameters and buffers) to `path` atomically.
-pub fn save_quantized(path: impl AsRef<Path>, model: &dyn Module) -> crate::state_dict::Result<()> {
+pub fn save_quantized(
+    path: impl AsRef<Path>,
+    model: &dyn Parameters,
+) -> crate::state_dict::Result<()> {
     let path = path.as_ref();
     let mut data: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = Vec::new();
     for (name, t) in state_dict(model) {
@@ -201,7 +206,10 @@ pub fn static_inputs(
 /// Loads a quantized state dict into `model`, which must already have the
 /// same quantized layers (`into_quantized` of the same architecture).
 /// Everything is checked first: names, shapes, scales.
-pub fn load_quantized(path: impl AsRef<Path>, model: &dyn Module) -> crate::state_dict::Result<()> {
+pub fn load_quantized(
+    path: impl AsRef<Path>,
+    model: &dyn Parameters,
+) -> crate::state_dict::Result<()> {
     let path = path.as_ref();
     let source = path.display().to_string();
     let bytes = read_file(path)?;

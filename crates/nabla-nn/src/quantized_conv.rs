@@ -18,7 +18,7 @@ use std::sync::RwLock;
 use nabla_core::quant::{QParams, QTensor, QuantizedConv2dWeight};
 use nabla_core::{Conv2dParams, Error, Result, Tensor};
 
-use crate::{Conv2d, Module};
+use crate::{Conv2d, Module, Parameters};
 
 /// Taps (input channels × kernel height × width) below which a
 /// convolution keeps its f32 form when a model is quantized: the int8
@@ -84,19 +84,7 @@ impl QuantizedConv2d {
     }
 }
 
-impl Module for QuantizedConv2d {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let input = self.input_params()?;
-        if input != self.weight.read().unwrap().input_params() {
-            self.weight.write().unwrap().set_input_params(input)?;
-        }
-        let weight = self.weight.read().unwrap();
-        crate::layers::images(x, |x| match &self.bias {
-            Some(b) => b.read_data(|b| weight.forward(x, Some(b))),
-            None => weight.forward(x, None),
-        })
-    }
-
+impl Parameters for QuantizedConv2d {
     /// The input's parameters and the bias: saved and loaded, never trained.
     fn named_buffers(&self) -> Vec<(String, Tensor)> {
         let mut b = vec![
@@ -137,6 +125,20 @@ impl Module for QuantizedConv2d {
             "QuantizedConv2d({}, {}, kernel={}x{}, stride={:?}, padding={:?}, int8)",
             s[1], s[0], s[2], s[3], p.stride, p.padding
         )
+    }
+}
+
+impl Module for QuantizedConv2d {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let input = self.input_params()?;
+        if input != self.weight.read().unwrap().input_params() {
+            self.weight.write().unwrap().set_input_params(input)?;
+        }
+        let weight = self.weight.read().unwrap();
+        crate::layers::images(x, |x| match &self.bias {
+            Some(b) => b.read_data(|b| weight.forward(x, Some(b))),
+            None => weight.forward(x, None),
+        })
     }
 }
 

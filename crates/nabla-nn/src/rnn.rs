@@ -34,7 +34,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use nabla_core::{Error, Result, Tensor};
 
 use crate::init::uniform;
-use crate::Module;
+use crate::{Module, Parameters};
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RnnKind {
@@ -382,12 +382,7 @@ impl Recurrent {
     }
 }
 
-impl Module for Recurrent {
-    /// The output sequence (use [`Recurrent::run`] for the final states).
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(self.run(x, None, None, None)?.output)
-    }
-
+impl Parameters for Recurrent {
     fn named_parameters(&self) -> Vec<(String, Tensor)> {
         let mut p = vec![];
         for (k, dirs) in self.weights.iter().enumerate() {
@@ -426,11 +421,39 @@ impl Module for Recurrent {
     }
 }
 
+impl Module for Recurrent {
+    /// The output sequence (use [`Recurrent::run`] for the final states).
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(self.run(x, None, None, None)?.output)
+    }
+}
+
 /// A recurrent stack read as a sequence classifier's encoder: input
 /// `[N, T, F]` (or an image `[N, 1, T, F]`, read row by row), output the
 /// final hidden state of the top layer, `[N, D·H]` (both directions
 /// concatenated). Parameters keep PyTorch's names.
 pub struct LastHidden(pub Recurrent);
+
+impl Parameters for LastHidden {
+    fn named_parameters(&self) -> Vec<(String, Tensor)> {
+        self.0.named_parameters()
+    }
+
+    fn set_training(&self, on: bool) {
+        self.0.set_training(on)
+    }
+
+    fn quantize_dynamic(&self, per_channel: bool) -> Option<Result<Box<dyn Module>>> {
+        Some(
+            self.quantized(per_channel)
+                .map(|q| Box::new(q) as Box<dyn Module>),
+        )
+    }
+
+    fn describe(&self) -> String {
+        self.0.describe()
+    }
+}
 
 impl Module for LastHidden {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -456,21 +479,6 @@ impl Module for LastHidden {
             3 => top.transpose(0, 1)?.flatten(1, 2),
             _ => top.flatten(0, 1),
         }
-    }
-    fn named_parameters(&self) -> Vec<(String, Tensor)> {
-        self.0.named_parameters()
-    }
-    fn set_training(&self, on: bool) {
-        self.0.set_training(on)
-    }
-    fn quantize_dynamic(&self, per_channel: bool) -> Option<Result<Box<dyn Module>>> {
-        Some(
-            self.quantized(per_channel)
-                .map(|q| Box::new(q) as Box<dyn Module>),
-        )
-    }
-    fn describe(&self) -> String {
-        self.0.describe()
     }
 }
 

@@ -9,7 +9,7 @@ use nabla_core::quant::{QParams, QTensor};
 use nabla_core::{Error, Result, Tensor};
 
 use crate::module::prefixed;
-use crate::Module;
+use crate::{Module, Parameters};
 
 #[derive(Default)]
 pub struct Sequential {
@@ -140,11 +140,7 @@ impl Sequential {
     }
 }
 
-impl Module for Sequential {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward_range(0..self.layers.len(), x)
-    }
-
+impl Parameters for Sequential {
     fn named_parameters(&self) -> Vec<(String, Tensor)> {
         let mut out = vec![];
         for (name, l) in self.names.iter().zip(&self.layers) {
@@ -195,6 +191,12 @@ impl Module for Sequential {
     fn describe(&self) -> String {
         let inner: Vec<String> = self.layers.iter().map(|l| l.describe()).collect();
         format!("Sequential({})", inner.join(", "))
+    }
+}
+
+impl Module for Sequential {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_range(0..self.layers.len(), x)
     }
 }
 

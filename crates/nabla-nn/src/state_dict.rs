@@ -8,11 +8,10 @@
 use std::collections::HashMap;
 use std::path::Path;
 
+use crate::Parameters;
 use nabla_core::half::HalfKind;
 use nabla_core::Tensor;
 use safetensors::{Dtype, SafeTensors};
-
-use crate::Module;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StateDictError {
@@ -31,7 +30,7 @@ pub enum StateDictError {
 pub type Result<T> = std::result::Result<T, StateDictError>;
 
 /// Parameters then buffers of `model`, with their names.
-pub fn state_dict(model: &dyn Module) -> Vec<(String, Tensor)> {
+pub fn state_dict(model: &dyn Parameters) -> Vec<(String, Tensor)> {
     let mut all = model.named_parameters();
     all.extend(model.named_buffers());
     all
@@ -229,7 +228,7 @@ pub fn load_safetensors(path: impl AsRef<Path>) -> Result<Vec<(String, Tensor)>>
 /// Copies `tensors` into the model's parameters and buffers by name.
 /// Fails, changing nothing, if any key is missing, unexpected, or of
 /// another shape; the error lists every problem.
-pub fn load_state_dict(model: &dyn Module, tensors: &[(String, Tensor)]) -> Result<()> {
+pub fn load_state_dict(model: &dyn Parameters, tensors: &[(String, Tensor)]) -> Result<()> {
     let own = state_dict(model);
     let given: HashMap<&str, &Tensor> = tensors.iter().map(|(n, t)| (n.as_str(), t)).collect();
     let mut problems = Vec::new();
@@ -262,7 +261,7 @@ pub fn load_state_dict(model: &dyn Module, tensors: &[(String, Tensor)]) -> Resu
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::{Linear, Sequential, Tanh};
+    use crate::{Linear, Module, Sequential, Tanh};
 
     #[test]
     fn round_trip_and_mismatches() {

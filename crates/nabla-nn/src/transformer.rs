@@ -16,6 +16,7 @@ use nabla_core::{Error, Result, Tensor};
 
 use crate::{
     prefixed, Dropout, LayerNorm, Linear, MhaArgs, MhaMask, MhaOptions, Module, MultiheadAttention,
+    Parameters,
 };
 
 /// The feed-forward block's activation.
@@ -242,11 +243,7 @@ fn residual_blocks(x: &Tensor, norm_first: bool, blocks: &[Block]) -> Result<Ten
     Ok(x)
 }
 
-impl Module for TransformerEncoderLayer {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward_with(x, &Masks::default())
-    }
-
+impl Parameters for TransformerEncoderLayer {
     fn named_parameters(&self) -> Vec<(String, Tensor)> {
         let mut p = prefixed("self_attn", self.self_attn.named_parameters());
         p.extend(self.ff.named_parameters());
@@ -269,6 +266,12 @@ impl Module for TransformerEncoderLayer {
             self.self_attn.num_heads,
             self.ff.linear1.out_features()
         )
+    }
+}
+
+impl Module for TransformerEncoderLayer {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_with(x, &Masks::default())
     }
 }
 
@@ -322,12 +325,7 @@ impl TransformerDecoderLayer {
     }
 }
 
-impl Module for TransformerDecoderLayer {
-    /// The layer attending to its own input as memory, unmasked.
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward_with(x, x, &Masks::default(), &Masks::default())
-    }
-
+impl Parameters for TransformerDecoderLayer {
     fn named_parameters(&self) -> Vec<(String, Tensor)> {
         let mut p = prefixed("self_attn", self.self_attn.named_parameters());
         p.extend(prefixed(
@@ -357,6 +355,13 @@ impl Module for TransformerDecoderLayer {
             "TransformerDecoderLayer(d_model={}, nhead={})",
             self.self_attn.embed_dim, self.self_attn.num_heads
         )
+    }
+}
+
+impl Module for TransformerDecoderLayer {
+    /// The layer attending to its own input as memory, unmasked.
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_with(x, x, &Masks::default(), &Masks::default())
     }
 }
 
@@ -417,10 +422,25 @@ impl TransformerEncoder {
     }
 }
 
+impl Parameters for TransformerEncoder {
+    fn named_parameters(&self) -> Vec<(String, Tensor)> {
+        stack_parameters(&self.layers, &self.norm)
+    }
+
+    fn set_training(&self, on: bool) {
+        self.layers.iter().for_each(|l| l.set_training(on));
+    }
+
+    fn describe(&self) -> String {
+        format!("TransformerEncoder({} layers)", self.layers.len())
+    }
+}
+
 impl Module for TransformerEncoder {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
         self.forward_with(x, &Masks::default())
     }
+
     fn forward_with_attention(&self, x: &Tensor) -> Option<Result<(Tensor, Vec<Tensor>)>> {
         let run = || {
             let (mut y, mut all) = (x.clone(), Vec::new());
@@ -432,15 +452,6 @@ impl Module for TransformerEncoder {
             Ok((finish(&self.norm, y)?, all))
         };
         Some(run())
-    }
-    fn named_parameters(&self) -> Vec<(String, Tensor)> {
-        stack_parameters(&self.layers, &self.norm)
-    }
-    fn set_training(&self, on: bool) {
-        self.layers.iter().for_each(|l| l.set_training(on));
-    }
-    fn describe(&self) -> String {
-        format!("TransformerEncoder({} layers)", self.layers.len())
     }
 }
 
@@ -472,18 +483,23 @@ impl TransformerDecoder {
     }
 }
 
-impl Module for TransformerDecoder {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward_with(x, x, &Masks::default(), &Masks::default())
-    }
+impl Parameters for TransformerDecoder {
     fn named_parameters(&self) -> Vec<(String, Tensor)> {
         stack_parameters(&self.layers, &self.norm)
     }
+
     fn set_training(&self, on: bool) {
         self.layers.iter().for_each(|l| l.set_training(on));
     }
+
     fn describe(&self) -> String {
         format!("TransformerDecoder({} layers)", self.layers.len())
+    }
+}
+
+impl Module for TransformerDecoder {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_with(x, x, &Masks::default(), &Masks::default())
     }
 }
 
@@ -523,25 +539,30 @@ impl Transformer {
     }
 }
 
-impl Module for Transformer {
-    /// The source as its own target, unmasked.
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        self.forward_with(x, x, &TransformerMasks::default())
-    }
+impl Parameters for Transformer {
     fn named_parameters(&self) -> Vec<(String, Tensor)> {
         let mut p = prefixed("encoder", self.encoder.named_parameters());
         p.extend(prefixed("decoder", self.decoder.named_parameters()));
         p
     }
+
     fn set_training(&self, on: bool) {
         self.encoder.set_training(on);
         self.decoder.set_training(on);
     }
+
     fn describe(&self) -> String {
         format!(
             "Transformer({} encoder layers, {} decoder layers)",
             self.encoder.layers.len(),
             self.decoder.layers.len()
         )
+    }
+}
+
+impl Module for Transformer {
+    /// The source as its own target, unmasked.
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        self.forward_with(x, x, &TransformerMasks::default())
     }
 }

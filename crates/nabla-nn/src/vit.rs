@@ -11,7 +11,7 @@
 
 use nabla_core::{Conv2dParams, Error, Result, Tensor};
 
-use crate::{init, Conv2d, Module};
+use crate::{init, Conv2d, Module, Parameters};
 
 /// Patches of an image as tokens, with a class token and positions.
 pub struct PatchEmbedding {
@@ -45,16 +45,7 @@ impl PatchEmbedding {
     }
 }
 
-impl Module for PatchEmbedding {
-    /// `[N, C, H, W]` → `[N, 1 + patches, D]`.
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let y = self.proj.forward(x)?; // [N, D, H/P, W/P]
-        let (n, d) = (y.shape()[0], y.shape()[1]);
-        let tokens = y.flatten(2, 3)?.transpose(1, 2)?; // [N, patches, D]
-        let cls = self.cls_token.expand([n, 1, d])?;
-        Tensor::cat(&[cls, tokens], 1)?.add(&self.pos_embed)
-    }
-
+impl Parameters for PatchEmbedding {
     fn named_parameters(&self) -> Vec<(String, Tensor)> {
         let mut p = crate::prefixed("proj", self.proj.named_parameters());
         p.push(("cls_token".into(), self.cls_token.clone()));
@@ -71,8 +62,25 @@ impl Module for PatchEmbedding {
     }
 }
 
+impl Module for PatchEmbedding {
+    /// `[N, C, H, W]` → `[N, 1 + patches, D]`.
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let y = self.proj.forward(x)?; // [N, D, H/P, W/P]
+        let (n, d) = (y.shape()[0], y.shape()[1]);
+        let tokens = y.flatten(2, 3)?.transpose(1, 2)?; // [N, patches, D]
+        let cls = self.cls_token.expand([n, 1, d])?;
+        Tensor::cat(&[cls, tokens], 1)?.add(&self.pos_embed)
+    }
+}
+
 /// The class token's output: `[N, T, D]` → `[N, D]`.
 pub struct ClassToken;
+
+impl Parameters for ClassToken {
+    fn describe(&self) -> String {
+        "ClassToken()".into()
+    }
+}
 
 impl Module for ClassToken {
     fn forward(&self, x: &Tensor) -> Result<Tensor> {
@@ -83,10 +91,6 @@ impl Module for ClassToken {
             });
         }
         x.narrow(1, 0, 1)?.squeeze(1)
-    }
-
-    fn describe(&self) -> String {
-        "ClassToken()".into()
     }
 }
 

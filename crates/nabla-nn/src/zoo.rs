@@ -9,7 +9,7 @@ use nabla_core::{Conv2dParams, Result, Tensor};
 
 use crate::modelfile::{build, load_spec, FileModel};
 use crate::module::prefixed;
-use crate::{Conv2d, Linear, Module};
+use crate::{Conv2d, Linear, Module, Parameters};
 
 /// The zoo's models as model files (`models/*.toml`), compiled in, by name.
 pub const MODEL_FILES: &[(&str, &str)] = &[
@@ -66,16 +66,7 @@ impl Default for LeNet {
     }
 }
 
-impl Module for LeNet {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let x = self.conv1.forward(x)?.relu()?.max_pool2d(2)?;
-        let x = self.conv2.forward(&x)?.relu()?.max_pool2d(2)?;
-        let x = x.reshape([-1, 400])?;
-        let x = self.fc1.forward(&x)?.relu()?;
-        let x = self.fc2.forward(&x)?.relu()?;
-        self.fc3.forward(&x)
-    }
-
+impl Parameters for LeNet {
     fn named_parameters(&self) -> Vec<(String, Tensor)> {
         let mut p = prefixed("conv1", self.conv1.named_parameters());
         p.extend(prefixed("conv2", self.conv2.named_parameters()));
@@ -87,6 +78,17 @@ impl Module for LeNet {
 
     fn describe(&self) -> String {
         "LeNet".into()
+    }
+}
+
+impl Module for LeNet {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let x = self.conv1.forward(x)?.relu()?.max_pool2d(2)?;
+        let x = self.conv2.forward(&x)?.relu()?.max_pool2d(2)?;
+        let x = x.reshape([-1, 400])?;
+        let x = self.fc1.forward(&x)?.relu()?;
+        let x = self.fc2.forward(&x)?.relu()?;
+        self.fc3.forward(&x)
     }
 }
 

@@ -17,7 +17,7 @@ use nabla_nn::loss::{self, CrossEntropyOptions, Reduction};
 use nabla_nn::optim::{Adadelta, Adagrad, Adam, Lbfgs, LineSearch, Optimizer, RMSprop, Sgd};
 use nabla_nn::state_dict::{load_safetensors, load_state_dict, state_dict};
 use nabla_nn::zoo::LeNet;
-use nabla_nn::Module;
+use nabla_nn::{Module, Parameters};
 
 fn optimizer(meta: &HashMap<String, String>, p: Tensor) -> Box<dyn Optimizer> {
     let f = |k: &str| meta.get(k).map(|v| v.parse::<f32>().unwrap());

@@ -9,7 +9,7 @@ use common::{close_tensors, load, params};
 use nabla_core::Tensor;
 use nabla_nn::loss;
 use nabla_nn::state_dict::load_state_dict;
-use nabla_nn::Module;
+use nabla_nn::{Module, Parameters};
 
 /// `nn.MultiheadAttention` with PyTorch's parameters (loaded by name):
 /// outputs, weights and every gradient (inputs and parameters). Tolerance

@@ -19,7 +19,7 @@
 //!    the metrics are those of the whole data.
 
 use nabla_core::Tensor;
-use nabla_nn::Module;
+use nabla_nn::Parameters;
 
 use crate::error::Result;
 
@@ -31,7 +31,7 @@ pub trait GradientSync: Send {
     fn world_size(&self) -> usize;
     /// Before the first step: every rank's parameters and buffers set to
     /// rank 0's; an error when the ranks do not run the same model.
-    fn start(&mut self, model: &dyn Module) -> Result<()>;
+    fn start(&mut self, model: &dyn Parameters) -> Result<()>;
     /// Before each backward pass; `reduce` is false on the batches whose
     /// gradients are only accumulated (no optimizer step follows them:
     /// PyTorch's `no_sync`), so only a step's last backward communicates.

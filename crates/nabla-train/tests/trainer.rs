@@ -11,7 +11,7 @@ use nabla_data::{DataLoader, ImageDataset, ImageSet, Mnist};
 use nabla_nn::optim::Sgd;
 use nabla_nn::scheduler::Schedule;
 use nabla_nn::state_dict::state_dict;
-use nabla_nn::{Flatten, Linear, Module, ReLU, Sequential};
+use nabla_nn::{Flatten, Linear, Parameters, ReLU, Sequential};
 use nabla_train::{Callback, Ctx, Flow, Outcome, RunDir, StepEnd, TrainError, Trainer};
 
 fn digits() -> (DataLoader<ImageDataset>, DataLoader<ImageDataset>) {

@@ -7,7 +7,7 @@ use nabla_data::Mnist;
 use nabla_nn::loss::cross_entropy;
 use nabla_nn::optim::{Adam, Optimizer};
 use nabla_nn::zoo::LeNet;
-use nabla_nn::Module;
+use nabla_nn::{Module, Parameters};
 use nabla_vis::explain::{grad_cam, integrated_gradients, rank_correlation, saliency, smoothgrad};
 
 fn trained() -> (LeNet, Tensor, Tensor) {

@@ -18,7 +18,7 @@
 use std::time::Instant;
 
 use nabla::nn::rnn::{LastHidden, Recurrent, RnnConfig};
-use nabla::nn::{Linear, Module, ReLU, Sequential};
+use nabla::nn::{Linear, Module, Parameters, ReLU, Sequential};
 use nabla::optim::{Adam, Optimizer, Sgd};
 use nabla::prelude::cross_entropy;
 use nabla::{in_pool, manual_seed, num_threads, Tensor};

@@ -72,6 +72,6 @@ pub mod prelude {
     pub use nabla_core::{manual_seed, no_grad, Conv2dParams, Device, Pool2d, Tensor};
     pub use nabla_nn::loss::{cross_entropy, mse_loss, Reduction};
     pub use nabla_nn::optim::{Adam, Optimizer, Sgd};
-    pub use nabla_nn::{Conv2d, Linear, Module, ReLU, Sequential};
+    pub use nabla_nn::{Conv2d, Linear, Module, Parameters, ReLU, Sequential};
     pub use nabla_train::{RunDir, Trainer};
 }

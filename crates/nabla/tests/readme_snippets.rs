@@ -185,6 +185,77 @@ fn the_smaller_models_snippet_is_the_readmes_and_runs() {
     std::fs::remove_file(&file).unwrap();
 }
 
+/// "A training program": a model of two outputs, `Parameters` alone.
+/// Its text must be the README's.
+fn two_outputs_program(images: nabla::Tensor) -> R {
+    use nabla::nn::state_dict::state_dict;
+    use nabla::nn::{prefixed, Linear, Module, Parameters};
+    use nabla::prelude::*;
+
+    /// A VAE's encoder: one input, two outputs.
+    struct Encoder {
+        fc1: Linear,
+        mu: Linear,
+        logvar: Linear,
+    }
+
+    impl Parameters for Encoder {
+        fn named_parameters(&self) -> Vec<(String, Tensor)> {
+            let mut p = prefixed("fc1", self.fc1.named_parameters());
+            p.extend(prefixed("mu", self.mu.named_parameters()));
+            p.extend(prefixed("logvar", self.logvar.named_parameters()));
+            p
+        }
+    }
+
+    impl Encoder {
+        fn forward(&self, x: &Tensor) -> nabla::Result<(Tensor, Tensor)> {
+            let h = self.fc1.forward(x)?.relu()?;
+            Ok((self.mu.forward(&h)?, self.logvar.forward(&h)?))
+        }
+    }
+
+    let encoder = Encoder {
+        fc1: Linear::new(784, 400),
+        mu: Linear::new(400, 20),
+        logvar: Linear::new(400, 20),
+    };
+    let mut adam = Adam::new(encoder.parameters(), 1e-3);
+    let (mu, logvar) = encoder.forward(&images)?;
+    // the KL divergence from N(0, 1): −½·Σ(1 + log σ² − μ² − σ²)
+    let kl = logvar
+        .add_scalar(1.0)?
+        .sub(&mu.mul(&mu)?)?
+        .sub(&logvar.exp()?)?
+        .sum_all()?
+        .mul_scalar(-0.5)?;
+    kl.backward()?;
+    adam.step()?;
+    let weights = state_dict(&encoder); // fc1.weight, …, logvar.bias
+    assert_eq!(weights.len(), 6);
+    let n = encoder.num_parameters();
+    assert_eq!(n, 784 * 400 + 400 + 2 * (400 * 20 + 20));
+    let (mu2, _) = encoder.forward(&images)?;
+    assert_ne!(mu2.to_vec(), mu.to_vec(), "the step moved the weights");
+    Ok(())
+}
+
+#[test]
+fn the_two_outputs_snippet_is_the_readmes_and_trains() {
+    let expected = block_after(
+        include_str!("../../../README.md"),
+        "A model whose forward takes or returns several tensors",
+    );
+    let body = body_of("two_outputs_program", |l| {
+        l.starts_with("assert") || l.starts_with("let (mu2") || l.starts_with("let n =")
+    });
+    assert_eq!(
+        body, expected,
+        "the README's snippet and two_outputs_program differ"
+    );
+    two_outputs_program(nabla::Tensor::randn([8, 784])).unwrap();
+}
+
 /// "Mixed precision": bf16 products. Its text must be the README's.
 fn mixed_precision_program(data: nabla::Tensor, target: nabla::Tensor) -> R {
     use nabla::autocast::{autocast, Precision};

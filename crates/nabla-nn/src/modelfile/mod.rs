@@ -55,8 +55,8 @@ macro_rules! anyhow {
 }
 use crate::{
     Activation, AvgPool2d, BatchNorm, ClassToken, Conv2d, Dropout, Flatten, LeakyReLU, Linear,
-    MaxPool2d, Mish, Module, PatchEmbedding, ReLU, Sequential, SiLU, Sigmoid, Softplus, Tanh,
-    TransformerConfig, TransformerEncoder, ELU, GELU, SELU,
+    MaxPool2d, Mish, Module, Parameters, PatchEmbedding, ReLU, Sequential, SiLU, Sigmoid, Softplus,
+    Tanh, TransformerConfig, TransformerEncoder, ELU, GELU, SELU,
 };
 use nabla_core::{Conv2dParams, Pool2d, Tensor};
 pub mod prune;
@@ -124,19 +124,19 @@ impl FileModel {
     }
 }
 
-impl Module for FileModel {
-    fn forward(&self, x: &Tensor) -> nabla_core::Result<Tensor> {
-        self.net.forward(x)
-    }
+impl Parameters for FileModel {
     fn named_parameters(&self) -> Vec<(String, Tensor)> {
         self.net.named_parameters()
     }
+
     fn named_buffers(&self) -> Vec<(String, Tensor)> {
         self.net.named_buffers()
     }
+
     fn named_quantized(&self) -> Vec<(String, nabla_core::quant::QTensor)> {
         self.net.named_quantized()
     }
+
     fn set_quantized(
         &self,
         name: &str,
@@ -144,11 +144,19 @@ impl Module for FileModel {
     ) -> nabla_core::Result<()> {
         self.net.set_quantized(name, value)
     }
+
     fn set_training(&self, on: bool) {
         self.net.set_training(on)
     }
+
     fn describe(&self) -> String {
         self.name.clone()
+    }
+}
+
+impl Module for FileModel {
+    fn forward(&self, x: &Tensor) -> nabla_core::Result<Tensor> {
+        self.net.forward(x)
     }
 }
 

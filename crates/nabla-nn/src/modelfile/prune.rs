@@ -234,7 +234,7 @@ mod tests {
     use super::*;
     use crate::modelfile::{build, load_spec};
     use crate::state_dict::{load_state_dict, state_dict};
-    use crate::Module;
+    use crate::{Module, Parameters};
 
     /// LeNet pruned by half: the pruned model file builds, its weights
     /// load into it, and it computes what the full model computes with the

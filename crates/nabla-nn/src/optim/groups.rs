@@ -15,7 +15,7 @@ use super::{OptimCore, Optimizer};
 /// ```
 /// # use nabla_nn::optim::{Adam, ParamGroups, Optimizer};
 /// # let model = nabla_nn::Linear::new(4, 2);
-/// # use nabla_nn::Module;
+/// # use nabla_nn::Parameters;
 /// let (matrices, rest): (Vec<_>, Vec<_>) =
 ///     model.parameters().into_iter().partition(|p| p.rank() >= 2);
 /// let adamw = ParamGroups::new(vec![

@@ -14,7 +14,7 @@
 use nabla_core::{Error, Result, Tensor};
 
 use super::{RnnKind, RnnWeights};
-use crate::Module;
+use crate::{Module, Parameters};
 
 pub struct RecurrentCell {
     pub kind: RnnKind,
@@ -98,13 +98,7 @@ impl RecurrentCell {
     }
 }
 
-impl Module for RecurrentCell {
-    /// The new `h` from zero states (use [`RecurrentCell::step`] to pass
-    /// states and get an LSTM's `c`).
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        Ok(self.step(x, None, None)?.0)
-    }
-
+impl Parameters for RecurrentCell {
     fn named_parameters(&self) -> Vec<(String, Tensor)> {
         let w = &self.weights;
         let mut p = vec![
@@ -125,6 +119,14 @@ impl Module for RecurrentCell {
             RnnKind::Gru => "GRUCell",
         };
         format!("{name}({}, {})", self.input_size, self.hidden_size)
+    }
+}
+
+impl Module for RecurrentCell {
+    /// The new `h` from zero states (use [`RecurrentCell::step`] to pass
+    /// states and get an LSTM's `c`).
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        Ok(self.step(x, None, None)?.0)
     }
 }
 

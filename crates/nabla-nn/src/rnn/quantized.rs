@@ -17,7 +17,7 @@ use nabla_core::quant::{QTensor, QuantizedLinearWeight};
 use nabla_core::{Error, Result, Tensor};
 
 use super::{LastHidden, Recurrent, RnnConfig, RnnKind};
-use crate::Module;
+use crate::{Module, Parameters};
 
 /// What the layer returns.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -135,55 +135,7 @@ impl QuantizedRecurrent {
     }
 }
 
-impl Module for QuantizedRecurrent {
-    fn forward(&self, x: &Tensor) -> Result<Tensor> {
-        let cfg = &self.config;
-        // to one batch-first layout: [N, T, I]
-        let x = match (x.rank(), self.output) {
-            (4, Output::LastHidden) if x.shape()[1] == 1 => x.squeeze(1)?,
-            (2, _) => x.unsqueeze(0)?,
-            (3, Output::LastHidden) => x.clone(),
-            (3, _) if cfg.batch_first => x.clone(),
-            (3, _) => x.transpose(0, 1)?,
-            _ => {
-                return Err(Error::Shape {
-                    op: "quantized rnn",
-                    msg: format!(
-                        "expects a sequence [N, T, I] or [T, I], got {:?}",
-                        x.shape()
-                    ),
-                })
-            }
-        };
-        if x.shape()[2] != cfg.input_size {
-            return Err(Error::Shape {
-                op: "quantized rnn",
-                msg: format!(
-                    "expects {} input features, got {:?}",
-                    cfg.input_size,
-                    x.shape()
-                ),
-            });
-        }
-        let mut seq = x;
-        let mut last = vec![];
-        for dirs in &self.layers {
-            let mut outs = vec![];
-            last.clear();
-            for (d, dir) in dirs.iter().enumerate() {
-                let (out, h) = self.direction(dir, &seq, d == 1)?;
-                outs.push(out);
-                last.push(h);
-            }
-            seq = Tensor::cat(&outs, 2)?;
-        }
-        match self.output {
-            Output::LastHidden => Tensor::cat(&last, 1),
-            Output::Sequence if cfg.batch_first => Ok(seq),
-            Output::Sequence => seq.transpose(0, 1)?.contiguous(),
-        }
-    }
-
+impl Parameters for QuantizedRecurrent {
     /// The biases are buffers: saved and loaded, never trained.
     fn named_buffers(&self) -> Vec<(String, Tensor)> {
         let mut out = vec![];
@@ -247,6 +199,56 @@ impl Module for QuantizedRecurrent {
             self.config.hidden_size,
             self.config.num_layers
         )
+    }
+}
+
+impl Module for QuantizedRecurrent {
+    fn forward(&self, x: &Tensor) -> Result<Tensor> {
+        let cfg = &self.config;
+        // to one batch-first layout: [N, T, I]
+        let x = match (x.rank(), self.output) {
+            (4, Output::LastHidden) if x.shape()[1] == 1 => x.squeeze(1)?,
+            (2, _) => x.unsqueeze(0)?,
+            (3, Output::LastHidden) => x.clone(),
+            (3, _) if cfg.batch_first => x.clone(),
+            (3, _) => x.transpose(0, 1)?,
+            _ => {
+                return Err(Error::Shape {
+                    op: "quantized rnn",
+                    msg: format!(
+                        "expects a sequence [N, T, I] or [T, I], got {:?}",
+                        x.shape()
+                    ),
+                })
+            }
+        };
+        if x.shape()[2] != cfg.input_size {
+            return Err(Error::Shape {
+                op: "quantized rnn",
+                msg: format!(
+                    "expects {} input features, got {:?}",
+                    cfg.input_size,
+                    x.shape()
+                ),
+            });
+        }
+        let mut seq = x;
+        let mut last = vec![];
+        for dirs in &self.layers {
+            let mut outs = vec![];
+            last.clear();
+            for (d, dir) in dirs.iter().enumerate() {
+                let (out, h) = self.direction(dir, &seq, d == 1)?;
+                outs.push(out);
+                last.push(h);
+            }
+            seq = Tensor::cat(&outs, 2)?;
+        }
+        match self.output {
+            Output::LastHidden => Tensor::cat(&last, 1),
+            Output::Sequence if cfg.batch_first => Ok(seq),
+            Output::Sequence => seq.transpose(0, 1)?.contiguous(),
+        }
     }
 }
 

@@ -17,7 +17,8 @@ use nabla::data::Transform;
 use nabla::data::{DataLoader, ImageDataset, Mnist};
 use nabla::nn::loss::{bce_loss, Reduction};
 use nabla::nn::{
-    prefixed, BatchNorm2d, Conv2d, ConvTranspose2d, LeakyReLU, Module, Sequential, Sigmoid,
+    prefixed, BatchNorm2d, Conv2d, ConvTranspose2d, LeakyReLU, Module, Parameters, Sequential,
+    Sigmoid,
 };
 use nabla::optim::{Adam, Optimizer};
 use nabla::plot::batch_grid;
@@ -56,14 +57,7 @@ impl DcganGenerator {
     }
 }
 
-impl Module for DcganGenerator {
-    fn forward(&self, x: &Tensor) -> nabla::Result<Tensor> {
-        let x = self.batch_norm1.forward(&self.conv1.forward(x)?)?.relu()?;
-        let x = self.batch_norm2.forward(&self.conv2.forward(&x)?)?.relu()?;
-        let x = self.batch_norm3.forward(&self.conv3.forward(&x)?)?.relu()?;
-        self.conv4.forward(&x)?.tanh()
-    }
-
+impl Parameters for DcganGenerator {
     fn named_parameters(&self) -> Vec<(String, Tensor)> {
         let mut p = prefixed("conv1", self.conv1.named_parameters());
         p.extend(prefixed("batch_norm1", self.batch_norm1.named_parameters()));
@@ -86,6 +80,15 @@ impl Module for DcganGenerator {
         for bn in [&self.batch_norm1, &self.batch_norm2, &self.batch_norm3] {
             bn.set_training(on);
         }
+    }
+}
+
+impl Module for DcganGenerator {
+    fn forward(&self, x: &Tensor) -> nabla::Result<Tensor> {
+        let x = self.batch_norm1.forward(&self.conv1.forward(x)?)?.relu()?;
+        let x = self.batch_norm2.forward(&self.conv2.forward(&x)?)?.relu()?;
+        let x = self.batch_norm3.forward(&self.conv3.forward(&x)?)?.relu()?;
+        self.conv4.forward(&x)?.tanh()
     }
 }
 

@@ -47,19 +47,7 @@ impl Default for Net {
     }
 }
 
-impl Module for Net {
-    fn forward(&self, x: &Tensor) -> nabla::Result<Tensor> {
-        let x = self.conv1.forward(x)?.relu()?;
-        let x = self.conv2.forward(&x)?.relu()?;
-        let x = x.max_pool2d(2)?;
-        let x = self.dropout1.forward(&x)?;
-        let x = x.flatten(1, -1)?;
-        let x = self.fc1.forward(&x)?.relu()?;
-        let x = self.dropout2.forward(&x)?;
-        let x = self.fc2.forward(&x)?;
-        x.log_softmax(1)
-    }
-
+impl Parameters for Net {
     fn named_parameters(&self) -> Vec<(String, Tensor)> {
         let mut p = prefixed("conv1", self.conv1.named_parameters());
         p.extend(prefixed("conv2", self.conv2.named_parameters()));
@@ -71,6 +59,20 @@ impl Module for Net {
     fn set_training(&self, on: bool) {
         self.dropout1.set_training(on);
         self.dropout2.set_training(on);
+    }
+}
+
+impl Module for Net {
+    fn forward(&self, x: &Tensor) -> nabla::Result<Tensor> {
+        let x = self.conv1.forward(x)?.relu()?;
+        let x = self.conv2.forward(&x)?.relu()?;
+        let x = x.max_pool2d(2)?;
+        let x = self.dropout1.forward(&x)?;
+        let x = x.flatten(1, -1)?;
+        let x = self.fc1.forward(&x)?.relu()?;
+        let x = self.dropout2.forward(&x)?;
+        let x = self.fc2.forward(&x)?;
+        x.log_softmax(1)
     }
 }
 

@@ -14,7 +14,7 @@
 
 use nabla::data::{DataLoader, ImageDataset, Mnist};
 use nabla::in_pool;
-use nabla::nn::{Linear, Module};
+use nabla::nn::{Linear, Module, Parameters};
 use nabla::optim::{Adam, Optimizer};
 use nabla::prelude::*;
 

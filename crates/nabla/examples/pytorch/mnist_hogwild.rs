@@ -51,6 +51,21 @@ impl Net {
     }
 }
 
+impl Parameters for Net {
+    fn named_parameters(&self) -> Vec<(String, Tensor)> {
+        let mut p = prefixed("conv1", self.conv1.named_parameters());
+        p.extend(prefixed("conv2", self.conv2.named_parameters()));
+        p.extend(prefixed("fc1", self.fc1.named_parameters()));
+        p.extend(prefixed("fc2", self.fc2.named_parameters()));
+        p
+    }
+
+    fn set_training(&self, on: bool) {
+        self.conv2_drop.set_training(on);
+        self.dropout.set_training(on);
+    }
+}
+
 impl Module for Net {
     fn forward(&self, x: &Tensor) -> nabla::Result<Tensor> {
         let x = self.conv1.forward(x)?.max_pool2d(2)?.relu()?;
@@ -63,19 +78,6 @@ impl Module for Net {
         let x = self.fc1.forward(&x)?.relu()?;
         let x = self.dropout.forward(&x)?;
         self.fc2.forward(&x)?.log_softmax(1)
-    }
-
-    fn named_parameters(&self) -> Vec<(String, Tensor)> {
-        let mut p = prefixed("conv1", self.conv1.named_parameters());
-        p.extend(prefixed("conv2", self.conv2.named_parameters()));
-        p.extend(prefixed("fc1", self.fc1.named_parameters()));
-        p.extend(prefixed("fc2", self.fc2.named_parameters()));
-        p
-    }
-
-    fn set_training(&self, on: bool) {
-        self.conv2_drop.set_training(on);
-        self.dropout.set_training(on);
     }
 }
 

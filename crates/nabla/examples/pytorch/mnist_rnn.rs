@@ -47,21 +47,7 @@ impl Net {
     }
 }
 
-impl Module for Net {
-    fn forward(&self, input: &Tensor) -> nabla::Result<Tensor> {
-        // [batch, 1, 28, 28] as [batch, 28, 28]: 28 rows of 28 pixels
-        let input = input.reshape([-1, 28, 28])?;
-        let output = self.rnn.run(&input, None, None, None)?.output;
-        // the last step's output
-        let n = output.shape()[0];
-        let output = output.narrow(1, 27, 1)?.reshape([n, 64])?;
-        let output = self.batchnorm.forward(&output)?;
-        let output = self.dropout1.forward(&output)?;
-        let output = self.fc1.forward(&output)?.relu()?;
-        let output = self.dropout2.forward(&output)?;
-        self.fc2.forward(&output)?.log_softmax(1)
-    }
-
+impl Parameters for Net {
     fn named_parameters(&self) -> Vec<(String, Tensor)> {
         let mut p = prefixed("rnn", self.rnn.named_parameters());
         p.extend(prefixed("batchnorm", self.batchnorm.named_parameters()));
@@ -83,6 +69,22 @@ impl Module for Net {
         ] {
             m.set_training(on);
         }
+    }
+}
+
+impl Module for Net {
+    fn forward(&self, input: &Tensor) -> nabla::Result<Tensor> {
+        // [batch, 1, 28, 28] as [batch, 28, 28]: 28 rows of 28 pixels
+        let input = input.reshape([-1, 28, 28])?;
+        let output = self.rnn.run(&input, None, None, None)?.output;
+        // the last step's output
+        let n = output.shape()[0];
+        let output = output.narrow(1, 27, 1)?.reshape([n, 64])?;
+        let output = self.batchnorm.forward(&output)?;
+        let output = self.dropout1.forward(&output)?;
+        let output = self.fc1.forward(&output)?.relu()?;
+        let output = self.dropout2.forward(&output)?;
+        self.fc2.forward(&output)?.log_softmax(1)
     }
 }
 

@@ -8,7 +8,7 @@
 //!     cargo run --release --example pytorch_regression
 
 use nabla::nn::loss::{huber_loss, Reduction};
-use nabla::nn::{Linear, Module};
+use nabla::nn::{Linear, Module, Parameters};
 use nabla::{manual_seed, no_grad, Tensor};
 
 type AnyResult<T> = Result<T, Box<dyn std::error::Error>>;

@@ -12,7 +12,7 @@
 use std::path::PathBuf;
 
 use nabla::nn::loss::mse_loss;
-use nabla::nn::{prefixed, Linear, Module, RecurrentCell};
+use nabla::nn::{prefixed, Linear, Module, Parameters, RecurrentCell};
 use nabla::optim::Lbfgs;
 use nabla::plot::{line_chart, series_color, Chart, Series};
 use nabla::prelude::*;
@@ -57,7 +57,7 @@ impl Sequence {
 
     /// The prediction of each next value of `input` `[N, L]`, then
     /// `future` more values fed back: `[N, L + future]`.
-    pub fn forward_future(&self, input: &Tensor, future: usize) -> nabla::Result<Tensor> {
+    pub fn forward(&self, input: &Tensor, future: usize) -> nabla::Result<Tensor> {
         let (n, l) = input.dims2()?;
         let zeros = || Tensor::zeros_on([n, 51], input.device());
         let (mut h_t, mut c_t, mut h_t2, mut c_t2) = (zeros(), zeros(), zeros(), zeros());
@@ -82,11 +82,7 @@ impl Sequence {
     }
 }
 
-impl Module for Sequence {
-    fn forward(&self, input: &Tensor) -> nabla::Result<Tensor> {
-        self.forward_future(input, 0)
-    }
-
+impl Parameters for Sequence {
     fn named_parameters(&self) -> Vec<(String, Tensor)> {
         let mut p = prefixed("lstm1", self.lstm1.named_parameters());
         p.extend(prefixed("lstm2", self.lstm2.named_parameters()));
@@ -179,7 +175,7 @@ pub fn run(args: &Args) -> AnyResult<f32> {
         let start = std::time::Instant::now();
         optimizer.step_with(|| {
             seq.zero_grad();
-            let out = seq.forward(&input)?;
+            let out = seq.forward(&input, 0)?;
             let loss = mse_loss(&out, &target, Reduction::Mean)?;
             println!("loss: {}", loss.item()?);
             loss.backward()?;
@@ -188,7 +184,7 @@ pub fn run(args: &Args) -> AnyResult<f32> {
         // begin to predict, no need to track gradient here
         no_grad(|| -> AnyResult<()> {
             let future = 1000;
-            let pred = seq.forward_future(&test_input, future)?;
+            let pred = seq.forward(&test_input, future)?;
             let loss = mse_loss(&pred.narrow(1, 0, l - 1)?, &test_target, Reduction::Mean)?;
             test_loss = loss.item()?;
             println!("test loss: {test_loss}");

@@ -13,7 +13,7 @@ use std::path::PathBuf;
 
 use nabla::data::{DataLoader, Dataset, ImageDataset, Mnist};
 use nabla::nn::loss::{bce_loss, Reduction};
-use nabla::nn::{prefixed, Linear, Module};
+use nabla::nn::{prefixed, Linear, Module, Parameters};
 use nabla::optim::{Adam, Optimizer};
 use nabla::plot::batch_grid;
 use nabla::{in_pool, manual_seed, no_grad, Device, Tensor};
@@ -70,11 +70,7 @@ impl Vae {
     }
 }
 
-impl Module for Vae {
-    fn forward(&self, x: &Tensor) -> nabla::Result<Tensor> {
-        Ok(Vae::forward(self, x)?.0)
-    }
-
+impl Parameters for Vae {
     fn named_parameters(&self) -> Vec<(String, Tensor)> {
         let mut p = prefixed("fc1", self.fc1.named_parameters());
         p.extend(prefixed("fc21", self.fc21.named_parameters()));

@@ -345,16 +345,7 @@ impl Net {
     }
 }
 
-impl Module for Net {
-    fn forward(&self, x: &Tensor) -> nabla::Result<Tensor> {
-        self.forward(x, None)
-            .map(|(y, _)| y)
-            .map_err(|e| nabla::Error::Arg {
-                op: "word_language_model",
-                msg: e.to_string(),
-            })
-    }
-
+impl Parameters for Net {
     fn named_parameters(&self) -> Vec<(String, Tensor)> {
         match self {
             Net::Rnn {
