@@ -28,19 +28,21 @@ const CALIBRATION_BATCH: usize = 64;
 /// Each layer's input parameters for static quantization: the range its
 /// input takes over the first `batches` batches of the training set
 /// (PyTorch's `MinMaxObserver`), mapped onto u8.
-fn calibrate(t: &crate::inspect::Trained, batches: usize) -> Result<Vec<Option<QParams>>> {
+/// Also the number of images seen (the training set may hold fewer).
+fn calibrate(t: &crate::inspect::Trained, batches: usize) -> Result<(Vec<Option<QParams>>, usize)> {
     let images = t.train_images()?;
-    let n = images.shape()[0].min(batches * CALIBRATION_BATCH);
+    let n = images.shape()[0].min(batches.saturating_mul(CALIBRATION_BATCH));
     let chunks = (0..n)
         .step_by(CALIBRATION_BATCH)
         .map(|i| images.narrow(0, i, CALIBRATION_BATCH.min(n - i)))
         .collect::<nabla_core::Result<Vec<_>>>()?;
     // (the model is in evaluation mode: run() set it)
     let ranges = t.model.net.observe_inputs(chunks)?;
-    Ok(ranges
+    let inputs = ranges
         .into_iter()
         .map(|(lo, hi)| Some(QParams::choose(lo, hi, 0, 255)))
-        .collect())
+        .collect();
+    Ok((inputs, n))
 }
 
 pub fn run(a: QuantizeArgs) -> Result<()> {
@@ -72,10 +74,18 @@ pub fn run(a: QuantizeArgs) -> Result<()> {
         QuantizeTo::Int8 => {
             let (q, calibration) = match a.calibrate {
                 None => (t.model.into_quantized(a.per_channel)?, String::new()),
+                Some(_) if !t.model.layers.iter().any(|l| l.kind.starts_with("conv2d")) => {
+                    let q = t.model.into_quantized(a.per_channel)?;
+                    (q, "; no convolution to calibrate".to_string())
+                }
                 Some(batches) => {
-                    let inputs = calibrate(&t, batches as usize)?;
+                    let (inputs, images) = calibrate(&t, batches as usize)?;
                     let q = t.model.into_quantized_static(a.per_channel, &inputs)?;
-                    (q, format!("; convolutions' inputs calibrated on {batches} batches of {CALIBRATION_BATCH}"))
+                    let seen = match images.div_ceil(CALIBRATION_BATCH) {
+                        b if b == batches as usize => format!("{b} batches of {CALIBRATION_BATCH}"),
+                        _ => format!("the {images} training images"),
+                    };
+                    (q, format!("; convolutions' inputs calibrated on {seen}"))
                 }
             };
             let mut layers: Vec<String> = vec![];
