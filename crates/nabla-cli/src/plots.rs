@@ -120,12 +120,26 @@ fn find_layer(model: &FileModel, name: Option<&str>, kind: &str) -> Result<usize
 pub(crate) fn filters_of(model: &FileModel, layer: Option<&str>) -> Result<(String, Canvas)> {
     let idx = find_layer(model, layer, "conv2d")?;
     let l = &model.layers[idx];
-    let weight = model.net.layers()[idx]
+    let module = &model.net.layers()[idx];
+    let f32_weight = module
         .named_parameters()
         .into_iter()
         .find(|(n, t)| n == "weight" && t.shape().len() == 4)
-        .ok_or_else(|| anyhow!("layer {} ({}) has no convolution filters", l.name, l.kind))?
-        .1;
+        .map(|(_, t)| t);
+    // an int8 convolution's filters: its weight read back (q · scale)
+    let int8_weight = || {
+        module
+            .named_quantized()
+            .into_iter()
+            .find(|(n, q)| n == "weight" && q.shape.len() == 4)
+            .map(|(_, q)| q.dequantize())
+            .transpose()
+    };
+    let weight = match f32_weight {
+        Some(w) => w,
+        None => int8_weight()?
+            .ok_or_else(|| anyhow!("layer {} ({}) has no convolution filters", l.name, l.kind))?,
+    };
     Ok((l.name.clone(), filters(&weight)?))
 }
 

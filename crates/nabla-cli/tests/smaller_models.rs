@@ -209,6 +209,24 @@ fn lenet_quantizes_its_linear_layers_and_bad_runs_are_refused() {
     let (stdout, _) = text(&o);
     let conv2 = stdout.lines().find(|l| l.starts_with("conv2 ")).unwrap();
     assert!(conv2.contains("conv2d int8"), "{stdout}");
+    // its int8 filters read back, and saliency through the f32 read-back
+    let (filters, saliency) = (out.join("filters.png"), out.join("saliency.png"));
+    for (args, png) in [
+        (
+            &[
+                "plot", dir, "--int8", "--kind", "filters", "--layer", "conv2",
+            ][..],
+            &filters,
+        ),
+        (&["explain", dir, "--int8", "--index", "0"][..], &saliency),
+    ] {
+        let o = run(&[args, &["-o", png.to_str().unwrap()]].concat());
+        assert!(
+            o.status.success() && png.is_file(),
+            "{args:?}: {}",
+            text(&o).1
+        );
+    }
     for bad in [
         &["quantize", dir, "--calibrate", "0"][..],
         &["quantize", dir, "--calibrate", "2", "--to", "bf16"],

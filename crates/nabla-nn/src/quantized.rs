@@ -133,7 +133,16 @@ pub fn state_bytes(model: &dyn Parameters) -> usize {
 /// it loads into the f32 form of the same architecture, for what needs
 /// gradients (saliency maps) or runs where int8 does not.
 pub fn dequantized_state(model: &dyn Parameters) -> Result<Vec<(String, Tensor)>> {
-    let mut all = state_dict(model);
+    // (a static convolution's input parameters have no f32 counterpart)
+    let static_input = |name: &str| {
+        crate::quantized_conv::INPUT_PARAMS
+            .iter()
+            .any(|p| name.rsplit('.').next() == Some(p))
+    };
+    let mut all: Vec<_> = state_dict(model)
+        .into_iter()
+        .filter(|(n, _)| !static_input(n))
+        .collect();
     for (name, q) in model.named_quantized() {
         all.push((name, q.dequantize()?));
     }
@@ -194,7 +203,10 @@ pub fn static_inputs(
         .iter()
         .map(|layer| {
             names
-                .contains_key(&format!("{layer}.input_scale"))
+                .contains_key(&format!(
+                    "{layer}.{}",
+                    crate::quantized_conv::INPUT_PARAMS[0]
+                ))
                 .then_some(nabla_core::quant::QParams {
                     scale: 1.0,
                     zero_point: 0,

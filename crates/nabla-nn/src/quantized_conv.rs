@@ -27,6 +27,9 @@ use crate::{Conv2d, Module, Parameters};
 /// conv1, 25 taps: 0.39× f32's speed; conv2, 150 taps: 1.38×).
 pub const MIN_TAPS: usize = 64;
 
+/// The buffers that hold a static convolution's input parameters.
+pub const INPUT_PARAMS: [&str; 2] = ["input_scale", "input_zero_point"];
+
 /// A convolution with int8 weights and statically quantized input.
 pub struct QuantizedConv2d {
     weight: RwLock<QuantizedConv2dWeight>,
