@@ -357,8 +357,15 @@ pub trait Backend: Send + Sync {
         o: usize,
         groups: usize,
     ) -> (Option<Storage>, Storage);
-    /// Max pooling of `planes` planes `[H, W]`; saves where each max came from.
-    fn max_pool2d(&self, x: &Storage, planes: usize, g: &ConvGeom) -> (Storage, Saved);
+    /// Max pooling of `planes` planes `[H, W]`; with `keep`, saves where
+    /// each max came from (what the backward needs; evaluation does not).
+    fn max_pool2d(
+        &self,
+        x: &Storage,
+        planes: usize,
+        g: &ConvGeom,
+        keep: bool,
+    ) -> (Storage, Option<Saved>);
     fn max_pool2d_backward(
         &self,
         dy: &Storage,

@@ -143,11 +143,19 @@ impl Tensor {
         let g = geometry("max_pool2d", self, &p.into())?;
         let (planes, be) = (g.n * g.c, self.backend());
         let x = self.contiguous()?;
-        let (out, arg) = x.with_view(|(xs, _)| be.max_pool2d(xs, planes, &g));
+        // where each maximum came from, only for a backward pass to come
+        let keep = crate::is_grad_enabled() && self.requires_grad();
+        let (out, arg) = x.with_view(|(xs, _)| be.max_pool2d(xs, planes, &g, keep));
         let y = Tensor::from_storage(out, &[g.n, g.c, g.oh, g.ow]);
         Ok(y.attach("MaxPool2DBackward", &[self], move |dy, _| {
+            let Some(arg) = &arg else {
+                return Err(Error::arg(
+                    "max_pool2d backward",
+                    "the forward ran without gradients and kept no indices",
+                ));
+            };
             let dy = dy.contiguous()?;
-            let dx = dy.with_view(|(d, _)| be.max_pool2d_backward(d, &arg, planes, &g));
+            let dx = dy.with_view(|(d, _)| be.max_pool2d_backward(d, arg, planes, &g));
             Ok(vec![Some(Tensor::from_storage(dx, &[g.n, g.c, g.h, g.w]))])
         }))
     }

@@ -380,9 +380,15 @@ impl Backend for CpuBackend {
         (dw.map(new), new(db))
     }
 
-    fn max_pool2d(&self, x: &Storage, planes: usize, g: &ConvGeom) -> (Storage, Saved) {
-        let (y, arg) = pool::max_pool_forward(x.host(), planes, g);
-        (new(y), Box::new(arg))
+    fn max_pool2d(
+        &self,
+        x: &Storage,
+        planes: usize,
+        g: &ConvGeom,
+        keep: bool,
+    ) -> (Storage, Option<Saved>) {
+        let (y, arg) = pool::max_pool_forward(x.host(), planes, g, keep);
+        (new(y), arg.map(|a| Box::new(a) as Saved))
     }
 
     fn max_pool2d_backward(

@@ -52,15 +52,17 @@ fn nan_wins(best: f32, window_has_nan: bool) -> f32 {
 
 /// The common 2×2 window with stride 2 and no padding, with constant trip
 /// counts the compiler can unroll.
-fn max_pool_plane_2x2(plane: &[f32], g: &ConvGeom, out: &mut [f32], arg: &mut [u32]) {
+fn max_pool_plane_2x2<const KEEP: bool>(
+    plane: &[f32],
+    g: &ConvGeom,
+    out: &mut [f32],
+    arg: &mut [u32],
+) {
     let w = g.w;
     for oy in 0..g.oh {
         let (r0, r1) = (2 * oy * w, (2 * oy + 1) * w);
         let (top, bottom) = (&plane[r0..r0 + w], &plane[r1..r1 + w]);
-        let (o, a) = (
-            &mut out[oy * g.ow..(oy + 1) * g.ow],
-            &mut arg[oy * g.ow..(oy + 1) * g.ow],
-        );
+        let o = &mut out[oy * g.ow..(oy + 1) * g.ow];
         for ox in 0..g.ow {
             let x = 2 * ox;
             let (v0, v1, v2, v3) = (top[x], top[x + 1], bottom[x], bottom[x + 1]);
@@ -70,7 +72,9 @@ fn max_pool_plane_2x2(plane: &[f32], g: &ConvGeom, out: &mut [f32], arg: &mut [u
             let (b, i) = pick(b, i, v3, (r1 + x + 1) as u32);
             let has_nan = v0.is_nan() | v1.is_nan() | v2.is_nan() | v3.is_nan();
             o[ox] = nan_wins(b, has_nan);
-            a[ox] = i;
+            if KEEP {
+                arg[oy * g.ow + ox] = i;
+            }
         }
     }
 }
@@ -83,11 +87,16 @@ fn max_pool_plane_2x2(plane: &[f32], g: &ConvGeom, out: &mut [f32], arg: &mut [u
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 #[allow(unsafe_op_in_unsafe_fn)] // intrinsics on checked bounds
-unsafe fn max_pool_plane_2x2_avx2(plane: &[f32], g: &ConvGeom, out: &mut [f32], arg: &mut [u32]) {
+unsafe fn max_pool_plane_2x2_avx2<const KEEP: bool>(
+    plane: &[f32],
+    g: &ConvGeom,
+    out: &mut [f32],
+    arg: &mut [u32],
+) {
     use std::arch::x86_64::*;
     let (w, ow) = (g.w, g.ow);
     assert!(plane.len() >= 2 * g.oh * w && w >= 2 * ow);
-    assert!(out.len() >= g.oh * ow && arg.len() >= g.oh * ow);
+    assert!(out.len() >= g.oh * ow && (!KEEP || arg.len() >= g.oh * ow));
     let lane = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
     // after the even/odd shuffles the pairs sit in the order 0 1 4 5 2 3 6 7
     let pair_col = _mm256_setr_epi32(0, 2, 8, 10, 4, 6, 12, 14);
@@ -128,14 +137,17 @@ unsafe fn max_pool_plane_2x2_avx2(plane: &[f32], g: &ConvGeom, out: &mut [f32], 
             let m_out = below(n);
             let o = oy * ow + ox;
             _mm256_maskstore_ps(out.as_mut_ptr().add(o), m_out, v);
-            _mm256_maskstore_epi32(arg.as_mut_ptr().add(o) as *mut i32, m_out, i);
+            if KEEP {
+                _mm256_maskstore_epi32(arg.as_mut_ptr().add(o) as *mut i32, m_out, i);
+            }
             ox += n;
         }
     }
 }
 
-/// Max pooling of one plane: outputs and the winning input index of each.
-fn max_pool_plane(plane: &[f32], g: &ConvGeom, out: &mut [f32], arg: &mut [u32]) {
+/// Max pooling of one plane: outputs and (with `KEEP`) the winning input
+/// index of each.
+fn max_pool_plane<const KEEP: bool>(plane: &[f32], g: &ConvGeom, out: &mut [f32], arg: &mut [u32]) {
     let simple = (g.sh, g.sw, g.ph, g.pw, g.dh, g.dw) == (2, 2, 0, 0, 1, 1);
     // (whole windows only: ceil mode's last ones run past the input)
     let whole = 2 * g.oh <= g.h && 2 * g.ow <= g.w;
@@ -143,14 +155,14 @@ fn max_pool_plane(plane: &[f32], g: &ConvGeom, out: &mut [f32], arg: &mut [u32])
         #[cfg(target_arch = "x86_64")]
         if crate::backend::cpu::has_avx512() {
             // SAFETY: AVX-512 is present; the function checks its bounds.
-            return unsafe { max_pool_plane_2x2_avx512(plane, g, out, arg) };
+            return unsafe { max_pool_plane_2x2_avx512::<KEEP>(plane, g, out, arg) };
         }
         #[cfg(target_arch = "x86_64")]
         if crate::backend::cpu::has_avx2_fma() {
             // SAFETY: AVX2 is present; the function checks its bounds.
-            return unsafe { max_pool_plane_2x2_avx2(plane, g, out, arg) };
+            return unsafe { max_pool_plane_2x2_avx2::<KEEP>(plane, g, out, arg) };
         }
-        return max_pool_plane_2x2(plane, g, out, arg);
+        return max_pool_plane_2x2::<KEEP>(plane, g, out, arg);
     }
     let (w, dh, dw) = (g.w, g.dh, g.dw);
     for oy in 0..g.oh {
@@ -171,22 +183,39 @@ fn max_pool_plane(plane: &[f32], g: &ConvGeom, out: &mut [f32], arg: &mut [u32])
             }
             let best = nan_wins(best, has_nan);
             out[oy * g.ow + ox] = best;
-            arg[oy * g.ow + ox] = best_i;
+            if KEEP {
+                arg[oy * g.ow + ox] = best_i;
+            }
         }
     }
 }
 
-/// Max pooling: the output `[N·C, OH, OW]` and, for each output, the index
-/// within its input plane that won (for the backward pass). Padding never
+/// Max pooling: the output `[N·C, OH, OW]` and, when `keep` (a backward
+/// pass will need it), for each output the index within its input plane
+/// that won. Without it the indices are neither computed nor stored:
+/// evaluation reads the input and writes the output only. Padding never
 /// wins (PyTorch's −∞ padding); callers ensure every window holds a pixel.
-pub fn max_pool_forward(x: &[f32], planes: usize, g: &ConvGeom) -> (Vec<f32>, Vec<u32>) {
+pub fn max_pool_forward(
+    x: &[f32],
+    planes: usize,
+    g: &ConvGeom,
+    keep: bool,
+) -> (Vec<f32>, Option<Vec<u32>>) {
     let (hw, p) = (g.h * g.w, g.p());
     let mut out = vec![0f32; planes * p];
-    let mut arg = vec![0u32; planes * p];
+    let mut arg = vec![0u32; if keep { planes * p } else { 0 }];
+    let arg_chunks: Box<dyn Iterator<Item = &mut [u32]>> = match keep {
+        true => Box::new(arg.chunks_mut(p.max(1))),
+        false => Box::new(std::iter::repeat_with(|| &mut [][..])),
+    };
     let mut pairs: Vec<(&mut [f32], &mut [u32])> =
-        out.chunks_mut(p).zip(arg.chunks_mut(p)).collect();
+        out.chunks_mut(p.max(1)).zip(arg_chunks).collect();
     let work = |i: usize, (o, a): &mut (&mut [f32], &mut [u32])| {
-        max_pool_plane(&x[i * hw..(i + 1) * hw], g, o, a)
+        let plane = &x[i * hw..(i + 1) * hw];
+        match keep {
+            true => max_pool_plane::<true>(plane, g, o, a),
+            false => max_pool_plane::<false>(plane, g, o, a),
+        }
     };
     if planes * p * g.kh * g.kw >= super::PAR_MIN_ELEMS {
         use rayon::prelude::*;
@@ -199,7 +228,8 @@ pub fn max_pool_forward(x: &[f32], planes: usize, g: &ConvGeom) -> (Vec<f32>, Ve
     } else {
         pairs.iter_mut().enumerate().for_each(|(i, pr)| work(i, pr));
     }
-    (out, arg)
+    drop(pairs);
+    (out, keep.then_some(arg))
 }
 
 /// Routes each output gradient to the input element that won the max.
@@ -293,11 +323,16 @@ pub fn avg_pool_backward(
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[allow(unsafe_op_in_unsafe_fn)] // intrinsics on checked bounds
-unsafe fn max_pool_plane_2x2_avx512(plane: &[f32], g: &ConvGeom, out: &mut [f32], arg: &mut [u32]) {
+unsafe fn max_pool_plane_2x2_avx512<const KEEP: bool>(
+    plane: &[f32],
+    g: &ConvGeom,
+    out: &mut [f32],
+    arg: &mut [u32],
+) {
     use std::arch::x86_64::*;
     let (w, ow) = (g.w, g.ow);
     assert!(plane.len() >= 2 * g.oh * w && w >= 2 * ow);
-    assert!(out.len() >= g.oh * ow && arg.len() >= g.oh * ow);
+    assert!(out.len() >= g.oh * ow && (!KEEP || arg.len() >= g.oh * ow));
     let evens = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
     let odds = _mm512_add_epi32(evens, _mm512_set1_epi32(1));
     let below = |n: usize| ((1u32 << n.min(16)) - 1) as __mmask16;
@@ -333,7 +368,9 @@ unsafe fn max_pool_plane_2x2_avx512(plane: &[f32], g: &ConvGeom, out: &mut [f32]
             let v = _mm512_mask_mov_ps(v, tn | bn, _mm512_set1_ps(f32::NAN));
             let (m_out, o) = (below(n), oy * ow + ox);
             _mm512_mask_storeu_ps(out.as_mut_ptr().add(o), m_out, v);
-            _mm512_mask_storeu_epi32(arg.as_mut_ptr().add(o) as *mut i32, m_out, i);
+            if KEEP {
+                _mm512_mask_storeu_epi32(arg.as_mut_ptr().add(o) as *mut i32, m_out, i);
+            }
             ox += n;
         }
     }
@@ -383,15 +420,30 @@ mod tests {
                     let p = g.oh * g.ow;
                     let (mut o1, mut a1) = (vec![0f32; p], vec![0u32; p]);
                     let (mut o2, mut a2) = (vec![0f32; p], vec![0u32; p]);
-                    max_pool_plane_2x2(&plane, &g, &mut o1, &mut a1);
+                    max_pool_plane_2x2::<true>(&plane, &g, &mut o1, &mut a1);
                     // SAFETY: AVX2 is present.
-                    unsafe { max_pool_plane_2x2_avx2(&plane, &g, &mut o2, &mut a2) };
+                    unsafe { max_pool_plane_2x2_avx2::<true>(&plane, &g, &mut o2, &mut a2) };
                     let mut vectors = vec![("avx2", o2, a2)];
                     if crate::isa::Isa::Avx512.supported() {
                         let (mut o3, mut a3) = (vec![0f32; p], vec![0u32; p]);
                         // SAFETY: AVX-512 is present.
-                        unsafe { max_pool_plane_2x2_avx512(&plane, &g, &mut o3, &mut a3) };
+                        unsafe { max_pool_plane_2x2_avx512::<true>(&plane, &g, &mut o3, &mut a3) };
                         vectors.push(("avx512", o3, a3));
+                    }
+                    // without the indices (evaluation): the same values, no
+                    // index written (the index slice is empty)
+                    let mut o4 = vec![0f32; p];
+                    max_pool_plane_2x2::<false>(&plane, &g, &mut o4, &mut []);
+                    let mut o5 = vec![0f32; p];
+                    // SAFETY: AVX2 is present.
+                    unsafe { max_pool_plane_2x2_avx2::<false>(&plane, &g, &mut o5, &mut []) };
+                    vectors.push(("scalar, no indices", o4, a1.clone()));
+                    vectors.push(("avx2, no indices", o5, a1.clone()));
+                    if crate::isa::Isa::Avx512.supported() {
+                        let mut o6 = vec![0f32; p];
+                        // SAFETY: AVX-512 is present.
+                        unsafe { max_pool_plane_2x2_avx512::<false>(&plane, &g, &mut o6, &mut []) };
+                        vectors.push(("avx512, no indices", o6, a1.clone()));
                     }
                     for (path, o2, a2) in &vectors {
                         for k in 0..p {

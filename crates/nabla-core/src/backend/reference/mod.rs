@@ -428,7 +428,13 @@ impl Backend for ReferenceBackend {
         (x.map(|_| round(dw)), round(db))
     }
 
-    fn max_pool2d(&self, x: &Storage, planes: usize, g: &ConvGeom) -> (Storage, Saved) {
+    fn max_pool2d(
+        &self,
+        x: &Storage,
+        planes: usize,
+        g: &ConvGeom,
+        keep: bool,
+    ) -> (Storage, Option<Saved>) {
         let x = x.host();
         let (mut y, mut arg) = (vec![], vec![]);
         for p in 0..planes {
@@ -461,7 +467,7 @@ impl Backend for ReferenceBackend {
                 }
             }
         }
-        (new(y), Box::new(arg))
+        (new(y), keep.then(|| Box::new(arg) as Saved))
     }
 
     fn max_pool2d_backward(
