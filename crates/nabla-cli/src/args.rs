@@ -252,8 +252,8 @@ pub enum PrecisionKind {
     /// f32 throughout
     #[default]
     F32,
-    /// bfloat16 operands with f32 sums in the matrix products (linear and
-    /// recurrent layers, matmul, attention); weights, optimizer state,
+    /// bfloat16 operands with f32 sums in the matrix products (linear,
+    /// convolutional and recurrent layers, matmul, attention); weights, optimizer state,
     /// losses and the rest stay f32
     Bf16,
 }
