@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch side of crates/nabla-core/benches/kernels.rs: the same cases,
+"""PyTorch side of crates/nabla-core/benches/kernels/main.rs: the same cases,
 the same timing rule (best of repetitions after a warm-up), the same output
 format. Usage: python3 bench/pytorch_kernels.py THREADS [CASE ...] (cases
 filtered by name as the Rust side filters them)"""

@@ -129,7 +129,7 @@ pub(super) fn gemm_bcast_on(
                     packed_a,
                     panels,
                     c,
-                    c_rows,
+                    |i| c_rows[i],
                     accumulate,
                 )
             };
@@ -182,7 +182,6 @@ pub(super) fn gemm_dot_on(
         return BUFFERS.with_borrow_mut(|buf| {
             let packed_a = pack_a(&mut buf.a, a, m, k, units);
             let panels = pack_b_columns(&mut buf.panels, &mut buf.columns, &b, n, k, units);
-            let c_rows: Vec<usize> = (0..m).map(|i| i * ldc).collect();
             // SAFETY: AVX-512 (and BF16 with units) is present; C's rows
             // (checked above) hold n values ldc apart.
             unsafe {
@@ -192,7 +191,7 @@ pub(super) fn gemm_dot_on(
                     packed_a,
                     panels,
                     c,
-                    &c_rows,
+                    |i| i * ldc,
                     accumulate,
                 )
             };
@@ -272,7 +271,7 @@ fn pack_b_columns<'b>(
 }
 
 /// `C (+)= A·B` over the packed operands: `m` rows of `kp` pairs, panels
-/// of `kp` pairs × 32 columns; C's row i at `c[c_rows[i]..]`.
+/// of `kp` pairs × 32 columns; C's row i at `c[c_row(i)..]`.
 ///
 /// # Safety
 /// AVX-512F (and AVX512-BF16 when `units`); C's rows hold `n` values.
@@ -283,7 +282,7 @@ unsafe fn tiles(
     packed_a: &[u32],
     panels: &[u32],
     c: &mut [f32],
-    c_rows: &[usize],
+    c_row: impl Fn(usize) -> usize,
     accumulate: bool,
 ) {
     for (p, panel) in panels.chunks(kp * NR).enumerate() {
@@ -295,7 +294,8 @@ unsafe fn tiles(
                 let a = packed_a.as_ptr().add(i * kp);
                 let cp = c.as_mut_ptr().add(j0);
                 let rows = super::MR.min(m - i);
-                let at = &c_rows[i..i + rows];
+                let at: [usize; super::MR] = std::array::from_fn(|r| c_row(i + r.min(rows - 1)));
+                let at = &at[..rows];
                 super::kernels::tile_at_rows(units, rows, kp, a, panel, cp, at, cols, accumulate);
             }
         }

@@ -26,6 +26,7 @@
 //! the caller's precision once and hands it to the pool's threads.
 
 mod lower;
+mod products;
 
 use rayon::prelude::*;
 
@@ -33,6 +34,7 @@ use super::small_gemm::{row_offsets, Rows, Strided};
 use super::uninit::{as_slots, init, Slots};
 use crate::autocast::{product_precision, Precision};
 use lower::{col2im_image, Layout, Plan};
+use products::{f32_operand, gemm_bcast, gemm_dot, Kernels};
 
 /// Sizes of one convolution (or pooling) window sweep.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -99,94 +101,6 @@ impl ConvGeom {
     }
 }
 
-/// The kernels a convolution's product runs on.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kernels {
-    /// `small_gemm.rs`'s f32 kernels; at bf16, on operands rounded beforehand
-    F32,
-    /// `bf16_gemm/rows.rs`'s, which round as they pack
-    Bf16,
-}
-
-impl Kernels {
-    /// The kernels for a product at `precision` whose packing for the bf16
-    /// kernels pays (`worth`): those where `VDPBF16PS` (or its emulation)
-    /// runs, else f32's. Packing costs a pass over the vector operand, so
-    /// it pays with enough rows to broadcast against it: with LeNet's 6
-    /// and 16 output channels the bf16 passes measured 0.67–0.87× of f32's,
-    /// with 64 channels 1.55× (`cargo bench --bench kernels conv_parts`).
-    fn at(precision: Precision, worth: bool) -> Kernels {
-        use crate::isa::Isa;
-        let bf16 = precision == Precision::Bf16 && worth;
-        match bf16 && super::bf16_gemm::bf16_isa() == Isa::Avx512 {
-            true => Kernels::Bf16,
-            false => Kernels::F32,
-        }
-    }
-
-    /// For `C[M,N] = A·B` with B packed: M rows broadcast against it.
-    fn for_bcast(precision: Precision, m: usize) -> Kernels {
-        Kernels::at(precision, m >= 32)
-    }
-
-    /// For `C[M,N] = A·Bᵀ`, both packed: M·N products per M + N rows.
-    fn for_dot(precision: Precision, m: usize, n: usize) -> Kernels {
-        Kernels::at(precision, m * n >= 10 * (m + n))
-    }
-}
-
-/// `x` as the f32 kernels take it at `precision`: itself, or at bf16 a
-/// copy rounded to bfloat16.
-fn f32_operand(x: &[f32], precision: Precision) -> std::borrow::Cow<'_, [f32]> {
-    match precision {
-        Precision::F32 => std::borrow::Cow::Borrowed(x),
-        Precision::Bf16 => {
-            let mut v = x.to_vec();
-            super::bf16_gemm::round_slice(&mut v);
-            std::borrow::Cow::Owned(v)
-        }
-    }
-}
-
-/// `C[M,N] (+)= A·B` on `kernels` (`small_gemm::gemm_bcast`'s arguments).
-#[allow(clippy::too_many_arguments)]
-fn gemm_bcast(
-    kernels: Kernels,
-    m: usize,
-    n: usize,
-    k: usize,
-    a: Strided,
-    b: Rows,
-    c: &mut [f32],
-    c_rows: &[usize],
-    accumulate: bool,
-) {
-    match kernels {
-        Kernels::F32 => super::small_gemm::gemm_bcast(m, n, k, a, b, c, c_rows, accumulate),
-        Kernels::Bf16 => super::bf16_gemm::rows::gemm_bcast(m, n, k, a, b, c, c_rows, accumulate),
-    }
-}
-
-/// `C[M,N] (+)= A·Bᵀ` on `kernels` (`small_gemm::gemm_dot`'s arguments).
-#[allow(clippy::too_many_arguments)]
-fn gemm_dot(
-    kernels: Kernels,
-    m: usize,
-    n: usize,
-    k: usize,
-    a: &[f32],
-    lda: usize,
-    b: Rows,
-    c: &mut [f32],
-    ldc: usize,
-    accumulate: bool,
-) {
-    match kernels {
-        Kernels::F32 => super::small_gemm::gemm_dot(m, n, k, a, lda, b, c, ldc, accumulate),
-        Kernels::Bf16 => super::bf16_gemm::rows::gemm_dot(m, n, k, a, lda, b, c, ldc, accumulate),
-    }
-}
-
 /// Runs `f(index, item, scratch)` over `items`, in parallel when there are
 /// threads; each task reuses one scratch buffer instead of allocating per item.
 fn run_parallel<T: Send>(items: &mut [T], f: impl Fn(usize, &mut T, &mut Vec<f32>) + Sync + Send) {
@@ -223,7 +137,8 @@ pub fn conv_forward(
     let (p, kc, chw) = (g.p(), g.k_all(), g.c * g.h * g.w);
     let (og, kg, q) = (o / groups, kc / groups, plan.q);
     let kernels = Kernels::for_bcast(precision, og);
-    let w = &f32_operand(w, precision)[..];
+    // (the bf16 kernels round W as they pack it)
+    let w = &f32_operand(w, kernels.rounding(precision))[..];
     let wide = plan.layout == Layout::Wide;
     let bias_of = |oc: usize| bias.map_or(0.0, |b| b[oc]);
     if g.n * o * p == 0 || kc == 0 {
@@ -327,11 +242,8 @@ pub fn conv_backward_input(
     // at bf16 both operands are rounded first (dy image by image)
     let precision = product_precision();
     let kernels = Kernels::for_bcast(precision, g.k_all() / groups);
-    let round_dy = precision == Precision::Bf16 && kernels == Kernels::F32;
-    let w = match round_dy {
-        true => f32_operand(w, precision),
-        false => std::borrow::Cow::Borrowed(w),
-    };
+    let round_dy = kernels.rounding(precision) == Precision::Bf16;
+    let w = f32_operand(w, kernels.rounding(precision));
     // With fewer channels than a tile's 6 rows, a tile would hold neighbouring
     // taps of one channel (see backward_input_wide), which measured slower.
     if Plan::wide_fits(g) && g.c / groups >= 6 {
@@ -491,7 +403,7 @@ pub fn conv_backward_params(
     let precision = product_precision();
     let kernels = Kernels::for_dot(precision, og, kg);
     // on the f32 kernels at bf16, dy is rounded (the saved B already is)
-    let round_dy = precision == Precision::Bf16 && kernels == Kernels::F32;
+    let round_dy = kernels.rounding(precision) == Precision::Bf16;
     let blocks = g.n.div_ceil(IMAGES_PER_BLOCK);
     // Per block: weight gradient partial (if wanted) and bias partial.
     let mut partials: Vec<(Vec<f32>, Vec<f32>)> = (0..blocks)
