@@ -951,10 +951,31 @@ def autocast():
               metadata={"torch": torch.__version__})
 
 
+def dtypes():
+    """A state dict as PyTorch keeps it in several dtypes (issues 22, 27):
+    a Linear's weight in bfloat16, its bias in float16, int64 labels past
+    2^24 and in range; the f32 values they came from, PyTorch's logits of
+    the layer computed in f32 from the stored halves, and its cross-entropy
+    with the int64 targets."""
+    torch.manual_seed(17)
+    w, b, x = rand(5, 7), rand(5), rand(6, 7)
+    w16, b16 = w.to(torch.bfloat16), b.to(torch.float16)
+    logits = F.linear(x, w16.float(), b16.float())
+    targets = torch.tensor([4, 0, 3, 3, 1, 2], dtype=torch.int64)
+    big = torch.tensor([2 ** 24 + 1, 2 ** 53 + 1, -(2 ** 40) - 3], dtype=torch.int64)
+    logits.requires_grad_(True)
+    loss = F.cross_entropy(logits, targets)
+    loss.backward()
+    save_file({"weight": w16, "bias": b16, "weight_f32": w, "bias_f32": b, "x": x,
+               "logits": logits.detach(), "targets": targets, "big": big, "loss": loss.detach().reshape(1),
+               "grad_logits": logits.grad},
+              os.path.join(OUT, "dtypes.safetensors"), metadata={"torch": torch.__version__})
+
+
 GROUPS = ["main", "recurrent", "schedulers", "norms", "optimizers", "losses", "lenet", "conv_same",
           "pool_ceil", "activations", "random_configs", "recurrent_configs", "cells", "examples_pieces",
           "attention", "multihead_attention", "transformers", "gpt", "quantized", "quantized_conv", "quantized_lstm", "halves",
-          "autocast"]
+          "autocast", "dtypes"]
 
 
 if __name__ == "__main__":

@@ -4,11 +4,13 @@
 //! tensor([[ 1.0000, -2.5000],
 //!         [ 3.0000,  4.0000]], requires_grad=True)
 //! ```
-//! Integral values print as `1.`, large tensors are summarized with `...`.
+//! Integral values print as `1.`, large tensors are summarized with `...`;
+//! i64 values print as integers (`tensor([1, 2])`), and a dtype other than
+//! f32 and i64 is named at the end (`dtype=torch.bfloat16`), as in PyTorch.
 
 use std::fmt;
 
-use crate::Tensor;
+use crate::{DType, HostData, Tensor};
 
 const SUMMARIZE_OVER: usize = 1000;
 const EDGE_ITEMS: usize = 3;
@@ -27,24 +29,35 @@ fn format_value(v: f32, integral: bool, sci: bool) -> String {
     }
 }
 
+/// Float values formatted alike: integral ones as `1.`, scientific
+/// notation when the magnitudes call for it, four decimals otherwise.
+fn float_cells(data: &[f32]) -> Vec<String> {
+    let finite: Vec<f32> = data.iter().copied().filter(|v| v.is_finite()).collect();
+    let integral = finite.iter().all(|v| v.fract() == 0.0);
+    let max_abs = finite.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let min_abs = finite
+        .iter()
+        .filter(|v| **v != 0.0)
+        .fold(f32::INFINITY, |m, v| m.min(v.abs()));
+    let sci = !integral && (max_abs >= 1e8 || (min_abs < 1e-4 && max_abs > 0.0));
+    let sci = sci || (integral && max_abs >= 1e8);
+    data.iter()
+        .map(|&v| format_value(v, integral, sci))
+        .collect()
+}
+
 struct Printer {
-    data: Vec<f32>,
+    /// Every value formatted, in row-major order.
+    cells: Vec<String>,
     shape: Vec<usize>,
     width: usize,
-    integral: bool,
-    sci: bool,
     summarize: bool,
 }
 
 impl Printer {
-    fn cell(&self, v: f32) -> String {
-        format!(
-            "{:>w$}",
-            format_value(v, self.integral, self.sci),
-            w = self.width
-        )
+    fn cell(&self, at: usize) -> String {
+        format!("{:>w$}", self.cells[at], w = self.width)
     }
-
     /// Indices of dimension `size` that are shown (`None` marks the `...`).
     fn shown(&self, size: usize) -> Vec<Option<usize>> {
         if self.summarize && size > 2 * EDGE_ITEMS {
@@ -60,7 +73,7 @@ impl Printer {
     fn write(&self, out: &mut String, dim: usize, offset: usize, indent: usize) {
         let strides = crate::layout::contiguous_strides(&self.shape);
         if dim == self.shape.len() {
-            out.push_str(&self.cell(self.data[offset]));
+            out.push_str(&self.cell(offset));
             return;
         }
         out.push('[');
@@ -88,31 +101,22 @@ impl Printer {
 
 impl fmt::Display for Tensor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let data = self.to_vec();
-        let finite: Vec<f32> = data.iter().copied().filter(|v| v.is_finite()).collect();
-        let integral = finite.iter().all(|v| v.fract() == 0.0);
-        let max_abs = finite.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let min_abs = finite
-            .iter()
-            .filter(|v| **v != 0.0)
-            .fold(f32::INFINITY, |m, v| m.min(v.abs()));
-        let sci = !integral && (max_abs >= 1e8 || (min_abs < 1e-4 && max_abs > 0.0));
-        let sci = sci || (integral && max_abs >= 1e8);
-        let width = data
-            .iter()
-            .map(|&v| format_value(v, integral, sci).len())
-            .max()
-            .unwrap_or(1);
+        let cells = match self.to_host_data() {
+            HostData::I64(v) => v.iter().map(i64::to_string).collect(),
+            floats => float_cells(&floats.to_f32()),
+        };
+        let width = cells.iter().map(String::len).max().unwrap_or(1);
         let p = Printer {
-            summarize: data.len() > SUMMARIZE_OVER,
-            data,
+            summarize: cells.len() > SUMMARIZE_OVER,
+            cells,
             shape: self.shape().to_vec(),
             width,
-            integral,
-            sci,
         };
         let mut s = String::from("tensor(");
         p.write(&mut s, 0, 0, "tensor(".len());
+        if !matches!(self.dtype(), DType::F32 | DType::I64) {
+            s.push_str(&format!(", dtype=torch.{}", self.dtype().torch_name()));
+        }
         if let Some(name) = self.grad_fn_name() {
             s.push_str(&format!(", grad_fn=<{name}>"));
         } else if self.requires_grad() {
@@ -139,6 +143,23 @@ mod tests {
             .requires_grad_(true);
         assert_eq!(t.to_string(), "tensor([1., 2., 3.], requires_grad=True)");
         assert_eq!(Tensor::scalar(0.5).to_string(), "tensor(0.5000)");
+    }
+
+    #[test]
+    fn prints_the_dtype_as_pytorch_does() {
+        let ids = Tensor::from_vec_i64(vec![3, -12, 16_777_217], [3]).unwrap();
+        assert_eq!(ids.to_string(), "tensor([       3,      -12, 16777217])");
+        let x = Tensor::from_vec(vec![1.0, 2.5], [2]).unwrap();
+        let half = x.to_dtype(crate::DType::BF16).unwrap();
+        assert_eq!(
+            half.to_string(),
+            "tensor([1.0000, 2.5000], dtype=torch.bfloat16)"
+        );
+        let half = x.to_dtype(crate::DType::F16).unwrap();
+        assert_eq!(
+            half.to_string(),
+            "tensor([1.0000, 2.5000], dtype=torch.float16)"
+        );
     }
 
     #[test]

@@ -22,9 +22,14 @@ pub enum Error {
     #[error("{op}: index {index} out of range for a dimension of size {size}")]
     Index {
         op: &'static str,
-        index: f32,
+        index: f64,
         size: usize,
     },
+
+    /// A tensor whose dtype the operation cannot take (or a value that
+    /// has no exact form in the dtype asked for).
+    #[error("{op}: {msg}")]
+    DType { op: &'static str, msg: String },
 
     /// A bad argument that is not about shapes (negative probability, zero stride, ...).
     #[error("{op}: {msg}")]

@@ -38,6 +38,6 @@ pub use rng::{
     global_generator_state, manual_seed, set_global_generator_state, with_global_generator,
     Generator, GeneratorState,
 };
-pub use storage::{live_buffers, live_bytes};
+pub use storage::{live_buffers, live_bytes, DType, HostData};
 pub use tensor::{ShapeArg, Tensor};
 pub use threads::{in_pool, num_threads, set_num_threads};

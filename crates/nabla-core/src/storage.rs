@@ -2,11 +2,23 @@
 //! one storage and differ only in their [`Layout`](crate::Layout).
 //!
 //! [`Storage`] has a variant per backend (`backend/mod.rs`); the CPU and the
-//! reference backends both keep their values in host memory.
+//! reference backends both keep their values in host memory, as a
+//! [`HostData`] of one [`DType`].
+//!
+//! The kernels compute in f32. A tensor of another dtype holds its values
+//! in that type (half the bytes for bf16/f16, exact integers for i64) and
+//! reaches a kernel through [`Storage::as_f32`]: bf16 and f16 widen exactly,
+//! i64 widens when every value is an integer f32 holds exactly (|v| ≤ 2²⁴),
+//! else the op is refused. Views, copies, device moves, printing, state
+//! dicts and the index arguments of ops (`gather`, `index_select`,
+//! cross-entropy's targets) keep the dtype.
 
+use std::fmt;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use crate::Device;
+use crate::half::{Bf16, F16};
+use crate::layout::Layout;
+use crate::{Device, Error, Result};
 
 static LIVE_BUFFERS: AtomicUsize = AtomicUsize::new(0);
 static LIVE_BYTES: AtomicUsize = AtomicUsize::new(0);
@@ -22,48 +34,236 @@ pub fn live_bytes() -> usize {
     LIVE_BYTES.load(Ordering::Relaxed)
 }
 
-/// The element type of a storage. Only f32 is computed today; the seam
-/// names the others so that storages and kernels for them slot in (bf16 and
-/// f16 halves, int8 with a scale, 64-bit integer indices).
+/// The element type of a tensor (PyTorch's `torch.float32`, `bfloat16`,
+/// `float16`, `int64`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum DType {
     F32,
+    BF16,
+    F16,
+    I64,
 }
 
 impl DType {
     pub fn size_in_bytes(self) -> usize {
         match self {
             DType::F32 => 4,
+            DType::BF16 | DType::F16 => 2,
+            DType::I64 => 8,
+        }
+    }
+
+    /// Whether values of this type are floating point (and may need a
+    /// gradient).
+    pub fn is_float(self) -> bool {
+        self != DType::I64
+    }
+
+    /// The name PyTorch prints after `torch.`: `float32`, `bfloat16`, ...
+    pub fn torch_name(self) -> &'static str {
+        match self {
+            DType::F32 => "float32",
+            DType::BF16 => "bfloat16",
+            DType::F16 => "float16",
+            DType::I64 => "int64",
         }
     }
 }
 
-/// A host buffer of f32 that is counted while alive.
+impl fmt::Display for DType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            DType::F32 => "f32",
+            DType::BF16 => "bf16",
+            DType::F16 => "f16",
+            DType::I64 => "i64",
+        })
+    }
+}
+
+/// The largest integer below which every integer is an f32: 2²⁴.
+const F32_EXACT_INT: i64 = 1 << 24;
+
+/// Values of one dtype in host memory.
+#[derive(Clone, Debug, PartialEq)]
+pub enum HostData {
+    F32(Vec<f32>),
+    BF16(Vec<Bf16>),
+    F16(Vec<F16>),
+    I64(Vec<i64>),
+}
+
+impl HostData {
+    pub fn dtype(&self) -> DType {
+        match self {
+            HostData::F32(_) => DType::F32,
+            HostData::BF16(_) => DType::BF16,
+            HostData::F16(_) => DType::F16,
+            HostData::I64(_) => DType::I64,
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        match self {
+            HostData::F32(v) => v.len(),
+            HostData::BF16(v) => v.len(),
+            HostData::F16(v) => v.len(),
+            HostData::I64(v) => v.len(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The values as f32: exact for f32, bf16 and f16; an i64 rounds to
+    /// the nearest f32 past 2²⁴ (as PyTorch's `.float()` does).
+    pub fn to_f32(&self) -> Vec<f32> {
+        match self {
+            HostData::F32(v) => v.clone(),
+            HostData::BF16(v) => v.iter().map(|h| h.to_f32()).collect(),
+            HostData::F16(v) => v.iter().map(|h| h.to_f32()).collect(),
+            HostData::I64(v) => v.iter().map(|&i| i as f32).collect(),
+        }
+    }
+
+    /// The values as f32 for a kernel of `op`, refused where that would
+    /// change one (an i64 past 2²⁴).
+    pub fn to_f32_exact(&self, op: &'static str) -> Result<Vec<f32>> {
+        if let HostData::I64(v) = self {
+            if let Some(&big) = v.iter().find(|i| i.abs() > F32_EXACT_INT) {
+                return Err(Error::DType {
+                    op,
+                    msg: format!(
+                        "computes in f32, and the i64 value {big} has no exact f32 \
+                         (integers are exact up to 2^24 = {F32_EXACT_INT})"
+                    ),
+                });
+            }
+        }
+        Ok(self.to_f32())
+    }
+
+    /// The values as i64: exact for i64; a float must be an integer in
+    /// i64's range (a NaN or 0.5 has no i64), and is refused naming `op`.
+    pub fn to_i64(&self, op: &'static str) -> Result<Vec<i64>> {
+        if let HostData::I64(v) = self {
+            return Ok(v.clone());
+        }
+        self.to_f32()
+            .into_iter()
+            .map(|x| {
+                // 2^63 is an f32; every integer f32 below it is an i64
+                if x.fract() == 0.0 && x.abs() < 9.223_372e18 {
+                    Ok(x as i64)
+                } else {
+                    Err(Error::DType {
+                        op,
+                        msg: format!("{x} is not an integer an i64 holds"),
+                    })
+                }
+            })
+            .collect()
+    }
+
+    /// The values converted to `dtype`: floats round to nearest, ties to
+    /// even; a float becomes an i64 only when it is an integer (`op` names
+    /// the refusal otherwise).
+    pub fn convert(&self, dtype: DType, op: &'static str) -> Result<HostData> {
+        if dtype == self.dtype() {
+            return Ok(self.clone());
+        }
+        Ok(match dtype {
+            DType::F32 => HostData::F32(self.to_f32()),
+            DType::BF16 => HostData::BF16(self.to_f32().into_iter().map(Bf16::from_f32).collect()),
+            DType::F16 => HostData::F16(self.to_f32().into_iter().map(F16::from_f32).collect()),
+            DType::I64 => HostData::I64(self.to_i64(op)?),
+        })
+    }
+
+    /// The elements of the view `layout` in row-major order (a copy).
+    pub fn gather(&self, layout: &Layout) -> HostData {
+        fn pick<T: Copy>(v: &[T], layout: &Layout) -> Vec<T> {
+            let mut out = Vec::with_capacity(layout.numel());
+            layout.for_each_offset(|o| out.push(v[o]));
+            out
+        }
+        match self {
+            HostData::F32(v) => HostData::F32(pick(v, layout)),
+            HostData::BF16(v) => HostData::BF16(pick(v, layout)),
+            HostData::F16(v) => HostData::F16(pick(v, layout)),
+            HostData::I64(v) => HostData::I64(pick(v, layout)),
+        }
+    }
+
+    /// Writes `src[k]` (of this dtype) at position `at`.
+    pub(crate) fn set_from(&mut self, at: usize, src: &HostData, k: usize) {
+        match (self, src) {
+            (HostData::F32(d), HostData::F32(s)) => d[at] = s[k],
+            (HostData::BF16(d), HostData::BF16(s)) => d[at] = s[k],
+            (HostData::F16(d), HostData::F16(s)) => d[at] = s[k],
+            (HostData::I64(d), HostData::I64(s)) => d[at] = s[k],
+            (d, s) => panic!("set_from: {} into {}", s.dtype(), d.dtype()),
+        }
+    }
+
+    /// The values as little-endian bytes (what safetensors stores).
+    pub fn to_le_bytes(&self) -> Vec<u8> {
+        match self {
+            HostData::F32(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+            HostData::BF16(v) => v.iter().flat_map(|x| x.0.to_le_bytes()).collect(),
+            HostData::F16(v) => v.iter().flat_map(|x| x.0.to_le_bytes()).collect(),
+            HostData::I64(v) => v.iter().flat_map(|x| x.to_le_bytes()).collect(),
+        }
+    }
+}
+
+/// A host buffer that is counted while alive.
 #[derive(Debug)]
 pub struct HostBuffer {
-    data: Vec<f32>,
+    data: HostData,
 }
 
 impl HostBuffer {
+    /// A buffer of f32 values, the kernels' type.
     pub fn new(data: Vec<f32>) -> Self {
+        HostBuffer::typed(HostData::F32(data))
+    }
+
+    /// A buffer of any dtype.
+    pub fn typed(data: HostData) -> Self {
         LIVE_BUFFERS.fetch_add(1, Ordering::Relaxed);
-        LIVE_BYTES.fetch_add(data.len() * 4, Ordering::Relaxed);
+        LIVE_BYTES.fetch_add(data.len() * data.dtype().size_in_bytes(), Ordering::Relaxed);
         HostBuffer { data }
     }
 
-    pub fn as_slice(&self) -> &[f32] {
+    pub fn data(&self) -> &HostData {
         &self.data
     }
 
+    /// The f32 values. Kernels only ever see f32 buffers: the op layer
+    /// widens other dtypes first ([`Storage::as_f32`]), so another dtype
+    /// here is a bug in nabla, not in the caller.
+    pub fn as_slice(&self) -> &[f32] {
+        match &self.data {
+            HostData::F32(v) => v,
+            other => panic!("a kernel was handed a {} buffer", other.dtype()),
+        }
+    }
+
     pub fn as_mut_slice(&mut self) -> &mut [f32] {
-        &mut self.data
+        match &mut self.data {
+            HostData::F32(v) => v,
+            other => panic!("a kernel was handed a {} buffer", other.dtype()),
+        }
     }
 }
 
 impl Drop for HostBuffer {
     fn drop(&mut self) {
         LIVE_BUFFERS.fetch_sub(1, Ordering::Relaxed);
-        LIVE_BYTES.fetch_sub(self.data.len() * 4, Ordering::Relaxed);
+        let bytes = self.data.len() * self.data.dtype().size_in_bytes();
+        LIVE_BYTES.fetch_sub(bytes, Ordering::Relaxed);
     }
 }
 
@@ -77,6 +277,15 @@ pub enum Storage {
 }
 
 impl Storage {
+    /// A storage on a host device (both backends here are) holding `data`.
+    pub fn on_host(device: Device, data: HostData) -> Result<Storage> {
+        device.ensure_available()?;
+        Ok(match device {
+            Device::Reference => Storage::Reference(HostBuffer::typed(data)),
+            _ => Storage::Cpu(HostBuffer::typed(data)),
+        })
+    }
+
     pub fn device(&self) -> Device {
         match self {
             Storage::Cpu(_) => Device::Cpu,
@@ -84,9 +293,15 @@ impl Storage {
         }
     }
 
+    fn buffer(&self) -> &HostBuffer {
+        match self {
+            Storage::Cpu(b) | Storage::Reference(b) => b,
+        }
+    }
+
     /// Number of elements.
     pub fn len(&self) -> usize {
-        self.host().len()
+        self.buffer().data().len()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -94,15 +309,35 @@ impl Storage {
     }
 
     pub fn dtype(&self) -> DType {
-        DType::F32
+        self.buffer().data().dtype()
     }
 
-    /// The values of a host storage (both backends here keep them in host
-    /// memory; a device backend's storage has none).
-    pub fn host(&self) -> &[f32] {
+    /// The values in their own dtype.
+    pub fn data(&self) -> &HostData {
+        self.buffer().data()
+    }
+
+    pub(crate) fn data_mut(&mut self) -> &mut HostData {
         match self {
-            Storage::Cpu(b) | Storage::Reference(b) => b.as_slice(),
+            Storage::Cpu(b) | Storage::Reference(b) => &mut b.data,
         }
+    }
+
+    /// This storage as the kernels of `op` read it: itself when it holds
+    /// f32, else an f32 copy on the same device (see the module notes).
+    pub fn as_f32(&self, op: &'static str) -> Result<Option<Storage>> {
+        let data = self.data();
+        if data.dtype() == DType::F32 {
+            return Ok(None);
+        }
+        let wide = HostData::F32(data.to_f32_exact(op)?);
+        Storage::on_host(self.device(), wide).map(Some)
+    }
+
+    /// The f32 values of a host storage (both backends here keep them in
+    /// host memory; a device backend's storage has none).
+    pub fn host(&self) -> &[f32] {
+        self.buffer().as_slice()
     }
 
     pub fn host_mut(&mut self) -> &mut [f32] {

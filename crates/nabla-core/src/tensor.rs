@@ -1,6 +1,9 @@
-//! The [`Tensor`]: an f32 n-d array on a device, cheap to clone (a reference
-//! count), with shared storage between views and the autograd bookkeeping.
+//! The [`Tensor`]: an n-d array on a device (f32, or bf16, f16, i64 held
+//! as such and computed in f32: see `storage.rs`), cheap to clone (a
+//! reference count), with shared storage between views and the autograd
+//! bookkeeping.
 
+use std::ops::Deref;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
@@ -8,7 +11,7 @@ use crate::autograd::{Node, NodeSlot};
 use crate::backend::{self, Backend, View};
 use crate::layout::{contiguous_strides, Layout};
 use crate::rng::{with_global_generator, Generator};
-use crate::storage::Storage;
+use crate::storage::{DType, HostData, Storage};
 use crate::{Device, Error, Result};
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -22,7 +25,8 @@ struct Inner {
     grad: Mutex<Option<Tensor>>,
 }
 
-/// An n-dimensional array of f32 with reverse-mode autograd.
+/// An n-dimensional array with reverse-mode autograd: f32 unless made
+/// otherwise ([`Tensor::to_dtype`], [`Tensor::from_vec_i64`]).
 ///
 /// Cloning a `Tensor` is cheap and gives the same tensor (same storage, same
 /// graph node), as assigning a tensor in Python does.
@@ -154,6 +158,31 @@ impl Tensor {
             ));
         }
         Ok(Tensor::from_host(data, &shape, device))
+    }
+
+    /// A tensor of 64-bit integers (PyTorch's `torch.tensor(v)` of ints,
+    /// dtype `int64`): labels and indices that stay exact past 2^24.
+    pub fn from_vec_i64(data: Vec<i64>, shape: impl ShapeArg) -> Result<Tensor> {
+        Tensor::from_host_data(HostData::I64(data), shape, Device::Cpu)
+    }
+
+    /// A tensor on `device` holding `data` in its own dtype.
+    pub fn from_host_data(data: HostData, shape: impl ShapeArg, device: Device) -> Result<Tensor> {
+        let shape = plain_shape("from_host_data", shape)?;
+        let n: usize = shape.iter().product();
+        if n != data.len() {
+            return Err(Error::shape(
+                "from_host_data",
+                format!(
+                    "{} values cannot fill shape {shape:?} ({n} elements)",
+                    data.len()
+                ),
+            ));
+        }
+        Ok(Tensor::from_storage(
+            Storage::on_host(device, data)?,
+            &shape,
+        ))
     }
 
     /// A tensor copied from a slice.
@@ -343,15 +372,69 @@ impl Tensor {
         backend::for_device(self.device())
     }
 
-    /// Runs `f` on this tensor's storage and layout, as kernels take them.
-    pub(crate) fn with_view<R>(&self, f: impl FnOnce(View) -> R) -> R {
-        let storage = self.storage();
-        f((&storage, self.layout()))
+    /// The storage as `op`'s f32 kernels read it: the storage itself, or
+    /// an f32 copy of a bf16/f16/i64 one (refused for an i64 that f32
+    /// cannot hold exactly).
+    pub(crate) fn f32_storage(&self, op: &'static str) -> Result<F32Storage<'_>> {
+        let held = self.storage();
+        Ok(match held.as_f32(op)? {
+            None => F32Storage::Held(held),
+            Some(wide) => F32Storage::Widened(wide),
+        })
     }
 
-    /// The elements in row-major order, copied to a new host vector.
+    /// Runs `f` on this tensor's storage (as f32) and layout, as kernels
+    /// take them; `op` names the refusal of a dtype f32 cannot hold.
+    pub(crate) fn with_view<R>(&self, op: &'static str, f: impl FnOnce(View) -> R) -> Result<R> {
+        let storage = self.f32_storage(op)?;
+        Ok(f((&storage, self.layout())))
+    }
+
+    /// The element type (`x.dtype` in PyTorch).
+    pub fn dtype(&self) -> DType {
+        self.storage().dtype()
+    }
+
+    /// The elements in row-major order, in their own dtype (a copy).
+    pub fn to_host_data(&self) -> HostData {
+        self.storage().data().gather(self.layout())
+    }
+
+    /// The elements in row-major order as f32, copied to a new host vector
+    /// (exact for f32, bf16 and f16; an i64 past 2^24 rounds, as
+    /// `.float()` does: [`to_vec_i64`](Self::to_vec_i64) reads it exactly).
     pub fn to_vec(&self) -> Vec<f32> {
-        self.with_view(|v| self.backend().to_vec(v))
+        let storage = self.storage();
+        match storage.dtype() {
+            DType::F32 => self.backend().to_vec((&storage, self.layout())),
+            _ => storage.data().gather(self.layout()).to_f32(),
+        }
+    }
+
+    /// The elements as i64: exact for an i64 tensor; a float tensor must
+    /// hold integers.
+    pub fn to_vec_i64(&self) -> Result<Vec<i64>> {
+        self.to_host_data().to_i64("to_vec_i64")
+    }
+
+    /// The same values as `dtype` (PyTorch's `x.to(torch.bfloat16)`):
+    /// this tensor when it has that dtype already, else a copy, rounded to
+    /// nearest (ties to even) for a narrower float, refused for a float
+    /// that is not an integer when `dtype` is i64. Between float dtypes
+    /// the gradient flows back, converted to this tensor's dtype.
+    pub fn to_dtype(&self, dtype: DType) -> Result<Tensor> {
+        let from = self.dtype();
+        if from == dtype {
+            return Ok(self.clone());
+        }
+        let data = self.to_host_data().convert(dtype, "to_dtype")?;
+        let y = Tensor::from_host_data(data, self.shape(), self.device())?;
+        if !(from.is_float() && dtype.is_float()) {
+            return Ok(y);
+        }
+        Ok(y.attach("ToCopyBackward", &[self], move |g, _| {
+            Ok(vec![Some(g.to_dtype(from)?)])
+        }))
     }
 
     /// Whether the two tensors are views of the same storage.
@@ -363,7 +446,7 @@ impl Tensor {
     /// when the tensor is contiguous (no copy: optimizers read gradients
     /// this way), else a copy.
     pub fn read_data<R>(&self, f: impl FnOnce(&[f32]) -> R) -> R {
-        if !self.is_contiguous() {
+        if !self.is_contiguous() || self.dtype() != DType::F32 {
             return f(&self.to_vec());
         }
         let (off, n) = (self.layout().offset(), self.numel());
@@ -399,7 +482,10 @@ impl Tensor {
             return Ok(self.clone());
         }
         let from = self.device();
-        let y = Tensor::from_host(self.to_vec(), self.shape(), device);
+        let y = match self.dtype() {
+            DType::F32 => Tensor::from_host(self.to_vec(), self.shape(), device),
+            _ => Tensor::from_host_data(self.to_host_data(), self.shape(), device)?,
+        };
         Ok(y.attach("ToCopyBackward", &[self], move |g, _| {
             Ok(vec![Some(g.to(from)?)])
         }))
@@ -415,15 +501,40 @@ impl Tensor {
             return Ok(());
         }
         let backend = self.backend();
-        let whole = {
+        let moved = {
             let storage = self.storage();
-            let n = storage.len();
-            backend.to_vec((&storage, &Layout::contiguous(&[n])))
+            match storage.dtype() {
+                DType::F32 => {
+                    let n = storage.len();
+                    let whole = backend.to_vec((&storage, &Layout::contiguous(&[n])));
+                    backend::for_device(device).upload(whole)
+                }
+                _ => Storage::on_host(device, storage.data().clone())?,
+            }
         };
-        let moved = backend::for_device(device).upload(whole);
         *self.0.storage.write().unwrap_or_else(|e| e.into_inner()) = moved;
         if let Some(g) = self.grad() {
             g.move_to(device)?;
+        }
+        Ok(())
+    }
+
+    /// Converts this tensor's storage to `dtype` in place, its gradient
+    /// too: every view and holder of it sees the new dtype (how
+    /// `Parameters::to_dtype` converts a model, as PyTorch's
+    /// `module.to(torch.bfloat16)` replaces `param.data`).
+    pub fn set_dtype(&self, dtype: DType) -> Result<()> {
+        if self.dtype() == dtype {
+            return Ok(());
+        }
+        let converted = {
+            let storage = self.storage();
+            let data = storage.data().convert(dtype, "set_dtype")?;
+            Storage::on_host(storage.device(), data)?
+        };
+        *self.storage_mut() = converted;
+        if let Some(g) = self.grad() {
+            g.set_dtype(dtype)?;
         }
         Ok(())
     }
@@ -435,12 +546,29 @@ impl Tensor {
         if !self.is_contiguous() {
             return Err(Error::arg("update_data", "tensor is not contiguous"));
         }
+        self.expect_f32("update_data")?;
         let (off, n) = (self.layout().offset(), self.numel());
         let mut storage = self.0.storage.write().unwrap_or_else(|e| e.into_inner());
         Ok(f(&mut storage.host_mut()[off..off + n]))
     }
 
-    /// Copies `src`'s values into this tensor in place (shapes must match).
+    /// Refuses a tensor that is not f32 where `op` writes f32 values in
+    /// place (an optimizer's step, loading weights by `update_data`).
+    pub(crate) fn expect_f32(&self, op: &'static str) -> Result<()> {
+        match self.dtype() {
+            DType::F32 => Ok(()),
+            other => Err(Error::DType {
+                op,
+                msg: format!(
+                    "writes f32 values in place, and this tensor is {other} \
+                     (convert it with .to_dtype(DType::F32) first)"
+                ),
+            }),
+        }
+    }
+
+    /// Copies `src`'s values into this tensor in place (shapes must match),
+    /// converted to this tensor's dtype as PyTorch's `copy_` does.
     pub fn copy_from(&self, src: &Tensor) -> Result<()> {
         if src.shape() != self.shape() {
             return Err(Error::shape(
@@ -453,11 +581,29 @@ impl Tensor {
             ));
         }
         let (src, backend) = (src.to(self.device())?, self.backend());
+        if self.dtype() != DType::F32 || src.dtype() != DType::F32 {
+            return self.copy_typed_from(&src);
+        }
         // (a copy first: `src` may be a view of this very storage)
-        let values = src.with_view(|v| backend.contiguous(v));
+        let values = src.with_view("copy_from", |v| backend.contiguous(v))?;
         let whole = Layout::contiguous(self.shape());
         let mut storage = self.0.storage.write().unwrap_or_else(|e| e.into_inner());
         backend.write_view(&mut storage, self.layout(), (&values, &whole));
+        Ok(())
+    }
+
+    /// `copy_from` between dtypes (or of one other than f32): the values
+    /// converted on the host (an i64 past 2^24 rounds into f32, as
+    /// `copy_` does) and written at this view's offsets.
+    fn copy_typed_from(&self, src: &Tensor) -> Result<()> {
+        let values = src.to_host_data().convert(self.dtype(), "copy_from")?;
+        let mut storage = self.storage_mut();
+        let dst = storage.data_mut();
+        let mut k = 0;
+        self.layout().for_each_offset(|o| {
+            dst.set_from(o, &values, k);
+            k += 1;
+        });
         Ok(())
     }
 
@@ -524,7 +670,13 @@ impl Tensor {
             Some(prev) => prev.add(g)?,
             None => g.contiguous()?.detach(),
         };
-        *slot = Some(sum);
+        // a gradient has its leaf's dtype, as in PyTorch (ops compute and
+        // return f32: a bf16 leaf's gradient is rounded to bf16)
+        let own = self.dtype();
+        *slot = Some(match own.is_float() && sum.dtype() != own {
+            true => sum.to_dtype(own)?.detach(),
+            false => sum,
+        });
         Ok(())
     }
 
@@ -538,10 +690,13 @@ impl Tensor {
         if self.is_contiguous() && self.layout().offset() == 0 {
             return Ok(self.clone());
         }
-        let out = Tensor::from_storage(
-            self.with_view(|v| self.backend().contiguous(v)),
-            self.shape(),
-        );
+        let out = match self.dtype() {
+            DType::F32 => Tensor::from_storage(
+                self.with_view("contiguous", |v| self.backend().contiguous(v))?,
+                self.shape(),
+            ),
+            _ => Tensor::from_host_data(self.to_host_data(), self.shape(), self.device())?,
+        };
         Ok(out.attach("ContiguousBackward", &[self], |g, _| {
             Ok(vec![Some(g.clone())])
         }))
@@ -556,5 +711,22 @@ impl Tensor {
 impl std::fmt::Debug for Tensor {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         std::fmt::Display::fmt(self, f)
+    }
+}
+
+/// A tensor's storage as f32 kernels read it: held under its lock, or
+/// widened into an f32 copy (bf16, f16, i64).
+pub(crate) enum F32Storage<'a> {
+    Held(RwLockReadGuard<'a, Storage>),
+    Widened(Storage),
+}
+
+impl Deref for F32Storage<'_> {
+    type Target = Storage;
+    fn deref(&self) -> &Storage {
+        match self {
+            F32Storage::Held(guard) => guard,
+            F32Storage::Widened(storage) => storage,
+        }
     }
 }

@@ -1,8 +1,9 @@
 //! The graph is freed after each backward: over 10,000 training steps the
-//! number of live tensor buffers does not grow. (Its own test binary, so no
-//! other test allocates tensors at the same time.)
+//! number of live tensor buffers does not grow; and a bf16 tensor holds two
+//! bytes a value. (Its own test binary with one test, so no other test
+//! allocates tensors at the same time.)
 
-use nabla_core::{live_buffers, live_bytes, manual_seed, no_grad, Tensor};
+use nabla_core::{live_buffers, live_bytes, manual_seed, no_grad, DType, Tensor};
 
 #[test]
 fn live_buffers_stay_flat_over_10000_steps() {
@@ -44,4 +45,17 @@ fn live_buffers_stay_flat_over_10000_steps() {
     assert_eq!(live_buffers(), buffers, "tensor buffers leaked");
     assert_eq!(live_bytes(), bytes);
     assert!(last < first * 0.5, "loss did not fall: {first} -> {last}");
+    half_buffers_hold_half_the_bytes();
+}
+
+/// Counted by `live_bytes`: a bf16 copy adds 2 bytes a value, an i64 one 8.
+fn half_buffers_hold_half_the_bytes() {
+    let x = Tensor::zeros([1 << 16]);
+    for (dtype, size) in [(DType::BF16, 2), (DType::F16, 2), (DType::I64, 8)] {
+        let before = live_bytes();
+        let h = x.to_dtype(dtype).unwrap();
+        assert_eq!(live_bytes() - before, size << 16, "{dtype}");
+        drop(h);
+        assert_eq!(live_bytes(), before, "{dtype}");
+    }
 }

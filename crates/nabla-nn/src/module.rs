@@ -17,7 +17,7 @@
 //! [`Sequential`](crate::Sequential)).
 
 use nabla_core::quant::{QParams, QTensor};
-use nabla_core::{Device, Error, Result, Tensor};
+use nabla_core::{DType, Device, Error, Result, Tensor};
 
 /// A layer or a model's state and bookkeeping, whatever its forward
 /// takes (see the module docs). Everything has a default but
@@ -101,6 +101,30 @@ pub trait Parameters: Send + Sync {
             .chain(self.named_buffers())
         {
             t.move_to(device)?;
+        }
+        Ok(())
+    }
+
+    /// Converts every floating-point parameter and buffer to `dtype`, in
+    /// place (`model.to(torch.bfloat16)`, `model.half()`): half the memory
+    /// for bf16 or f16. The ops read such weights as their exact f32
+    /// values and compute in f32; an optimizer refuses to step them (train
+    /// in f32 with `autocast` for bf16 products).
+    fn to_dtype(&self, dtype: DType) -> Result<()> {
+        if !dtype.is_float() {
+            return Err(Error::DType {
+                op: "to_dtype",
+                msg: format!("a model's weights are floating point, not {dtype}"),
+            });
+        }
+        for (_, t) in self
+            .named_parameters()
+            .into_iter()
+            .chain(self.named_buffers())
+        {
+            if t.dtype().is_float() {
+                t.set_dtype(dtype)?;
+            }
         }
         Ok(())
     }

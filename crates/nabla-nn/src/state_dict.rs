@@ -2,6 +2,12 @@
 //! `state_dict()` saved from PyTorch with `safetensors.torch.save_file`
 //! loads into the equivalent nabla model, and the other way round.
 //!
+//! Tensors keep their dtype both ways: f32, bf16, f16 and i64 are written
+//! as `F32`, `BF16`, `F16` and `I64` and read back as such (a PyTorch bf16
+//! state dict loads as bf16 tensors); other integer types widen to i64,
+//! f64 narrows to f32 (nabla has no f64 tensors). Loading into a model
+//! converts each tensor to its parameter's dtype.
+//!
 //! Loading checks everything before changing anything, and names every
 //! missing key, unexpected key and shape mismatch in one error.
 
@@ -9,8 +15,8 @@ use std::collections::HashMap;
 use std::path::Path;
 
 use crate::Parameters;
-use nabla_core::half::HalfKind;
-use nabla_core::Tensor;
+use nabla_core::half::{Bf16, HalfKind, F16};
+use nabla_core::{DType, Device, HostData, Tensor};
 use safetensors::{Dtype, SafeTensors};
 
 #[derive(Debug, thiserror::Error)]
@@ -36,7 +42,8 @@ pub fn state_dict(model: &dyn Parameters) -> Vec<(String, Tensor)> {
     all
 }
 
-/// Serializes named tensors as safetensors bytes (f32, little-endian).
+/// Serializes named tensors as safetensors bytes, each in its dtype
+/// (little-endian).
 pub fn to_safetensors_bytes(
     tensors: &[(String, Tensor)],
     metadata: Option<HashMap<String, String>>,
@@ -44,31 +51,44 @@ pub fn to_safetensors_bytes(
     to_safetensors_bytes_as(tensors, metadata, None)
 }
 
-/// [`to_safetensors_bytes`] with the values rounded to a 16-bit format
-/// (`BF16` or `F16` tensors, which PyTorch loads as `torch.bfloat16` and
-/// `torch.float16`), or kept f32 (`None`).
+/// [`to_safetensors_bytes`] with the float values rounded to a 16-bit
+/// format (`BF16` or `F16` tensors, which PyTorch loads as
+/// `torch.bfloat16` and `torch.float16`), or each tensor kept in its
+/// dtype (`None`). Integer tensors stay i64.
 pub fn to_safetensors_bytes_as(
     tensors: &[(String, Tensor)],
     metadata: Option<HashMap<String, String>>,
     half: Option<HalfKind>,
 ) -> Result<Vec<u8>> {
-    let dtype = match half {
-        None => Dtype::F32,
-        Some(HalfKind::Bf16) => Dtype::BF16,
-        Some(HalfKind::F16) => Dtype::F16,
-    };
     let entries = tensors
         .iter()
         .map(|(n, t)| {
-            let values = t.to_vec();
-            let bytes = match half {
-                None => values.iter().flat_map(|v| v.to_le_bytes()).collect(),
-                Some(kind) => kind.encode(&values),
+            let dtype = match (half, t.dtype()) {
+                (_, DType::I64) => DType::I64,
+                (Some(HalfKind::Bf16), _) => DType::BF16,
+                (Some(HalfKind::F16), _) => DType::F16,
+                (None, own) => own,
             };
-            (n.clone(), dtype, t.shape().to_vec(), bytes)
+            let data = t.to_host_data().convert(dtype, "save")?;
+            Ok((
+                n.clone(),
+                file_dtype(dtype),
+                t.shape().to_vec(),
+                data.to_le_bytes(),
+            ))
         })
-        .collect();
+        .collect::<Result<_>>()?;
     serialize(entries, metadata)
+}
+
+/// The safetensors name of a dtype.
+fn file_dtype(dtype: DType) -> Dtype {
+    match dtype {
+        DType::F32 => Dtype::F32,
+        DType::BF16 => Dtype::BF16,
+        DType::F16 => Dtype::F16,
+        DType::I64 => Dtype::I64,
+    }
 }
 
 /// Raw tensors (name, dtype, shape, little-endian bytes) as safetensors
@@ -169,8 +189,8 @@ pub fn save_safetensors_as(
     )
 }
 
-/// Parses safetensors bytes into named f32 tensors (f16, bf16, f64 and
-/// integer or bool tensors are converted).
+/// Parses safetensors bytes into named tensors: f32, bf16, f16 and i64 as
+/// they are, other integer and bool tensors as i64, f64 as f32.
 pub fn from_safetensors_bytes(bytes: &[u8], source: &str) -> Result<Vec<(String, Tensor)>> {
     let bad = |msg: String| StateDictError::Format {
         path: source.to_string(),
@@ -180,46 +200,55 @@ pub fn from_safetensors_bytes(bytes: &[u8], source: &str) -> Result<Vec<(String,
     let mut out = Vec::new();
     for (name, view) in st.tensors() {
         let data = view.data();
-        let values: Vec<f32> = match view.dtype() {
-            Dtype::F32 => data
-                .chunks_exact(4)
-                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-                .collect(),
-            Dtype::F64 => data
-                .chunks_exact(8)
-                .map(|b| f64::from_le_bytes(b.try_into().unwrap()) as f32)
-                .collect(),
-            Dtype::BF16 => HalfKind::Bf16.decode(data),
-            Dtype::F16 => HalfKind::F16.decode(data),
+        let halves = || {
+            data.chunks_exact(2)
+                .map(|b| u16::from_le_bytes([b[0], b[1]]))
+        };
+        let values = match view.dtype() {
+            Dtype::F32 => HostData::F32(
+                data.chunks_exact(4)
+                    .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                    .collect(),
+            ),
+            Dtype::F64 => HostData::F32(
+                data.chunks_exact(8)
+                    .map(|b| f64::from_le_bytes(b.try_into().unwrap()) as f32)
+                    .collect(),
+            ),
+            Dtype::BF16 => HostData::BF16(halves().map(Bf16).collect()),
+            Dtype::F16 => HostData::F16(halves().map(F16).collect()),
             // integer buffers (BatchNorm's num_batches_tracked), masks
-            Dtype::I64 => data
-                .chunks_exact(8)
-                .map(|b| i64::from_le_bytes(b.try_into().unwrap()) as f32)
-                .collect(),
-            Dtype::I32 => data
-                .chunks_exact(4)
-                .map(|b| i32::from_le_bytes(b.try_into().unwrap()) as f32)
-                .collect(),
-            Dtype::I16 => data
-                .chunks_exact(2)
-                .map(|b| i16::from_le_bytes([b[0], b[1]]) as f32)
-                .collect(),
-            Dtype::I8 => data.iter().map(|&b| b as i8 as f32).collect(),
-            Dtype::U8 | Dtype::BOOL => data.iter().map(|&b| b as f32).collect(),
+            Dtype::I64 => HostData::I64(
+                data.chunks_exact(8)
+                    .map(|b| i64::from_le_bytes(b.try_into().unwrap()))
+                    .collect(),
+            ),
+            Dtype::I32 => HostData::I64(
+                data.chunks_exact(4)
+                    .map(|b| i64::from(i32::from_le_bytes(b.try_into().unwrap())))
+                    .collect(),
+            ),
+            Dtype::I16 => HostData::I64(halves().map(|h| i64::from(h as i16)).collect()),
+            Dtype::I8 => HostData::I64(data.iter().map(|&b| i64::from(b as i8)).collect()),
+            Dtype::U8 | Dtype::BOOL => HostData::I64(data.iter().map(|&b| i64::from(b)).collect()),
             other => {
                 return Err(bad(format!(
                     "tensor {name:?} has unsupported dtype {other:?}"
                 )))
             }
         };
-        out.push((name, Tensor::from_vec(values, view.shape())?));
+        out.push((
+            name,
+            Tensor::from_host_data(values, view.shape(), Device::Cpu)?,
+        ));
     }
     // safetensors stores keys sorted; keep a stable order
     out.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(out)
 }
 
-/// Reads a safetensors file into named f32 tensors.
+/// Reads a safetensors file into named tensors (dtypes as
+/// [`from_safetensors_bytes`] says).
 pub fn load_safetensors(path: impl AsRef<Path>) -> Result<Vec<(String, Tensor)>> {
     let path = path.as_ref();
     from_safetensors_bytes(&read_file(path)?, &path.display().to_string())
@@ -308,9 +337,10 @@ mod tests {
     }
 
     /// PyTorch saves half-precision, double and integer tensors too: each
-    /// is read as the f32 it stands for.
+    /// is read in its dtype (f16, bf16, i64) or the nearest nabla has (f64
+    /// as f32, int8 and bool as i64), with the values it stands for.
     #[test]
-    fn other_dtypes_are_converted_to_f32() {
+    fn other_dtypes_load_in_theirs() {
         use safetensors::tensor::TensorView;
         // f16 bit patterns: 1, −2, 0.5, the largest finite, the smallest
         // subnormal, −0, +∞
@@ -346,7 +376,11 @@ mod tests {
         let bytes =
             safetensors::serialize(views.iter().map(|(n, v)| (*n, v.clone())), None).unwrap();
         let got = from_safetensors_bytes(&bytes, "test").unwrap();
-        let value = |name: &str| got.iter().find(|(n, _)| n == name).unwrap().1.to_vec();
+        let tensor = |name: &str| got.iter().find(|(n, _)| n == name).unwrap().1.clone();
+        let value = |name: &str| tensor(name).to_vec();
+        let dtypes = ["half", "bf16", "double", "long", "int8", "mask"].map(|n| tensor(n).dtype());
+        use nabla_core::DType::{BF16, F16 as Half, F32, I64};
+        assert_eq!(dtypes, [Half, BF16, F32, I64, I64, I64]);
         let half = value("half");
         assert_eq!(half[..4], [1.0, -2.0, 0.5, 65504.0]);
         assert_eq!(half[4], 2f32.powi(-24));
@@ -382,6 +416,46 @@ mod tests {
         assert_eq!(value("long"), [7.0, -1.0]);
         assert_eq!(value("int8"), [-1.0, 5.0]);
         assert_eq!(value("mask"), [1.0, 0.0]);
+    }
+
+    /// `model.to_dtype(BF16)` halves the weights in place: the forward
+    /// reads them as the f32 they stand for, the state dict saves them as
+    /// BF16, an optimizer refuses to step them; back in f32 it trains.
+    #[test]
+    fn a_model_converted_to_bf16() {
+        use crate::optim::{Optimizer, Sgd};
+        use nabla_core::DType;
+        nabla_core::manual_seed(4);
+        let model = Sequential::new()
+            .add(Linear::new(3, 4))
+            .add(Tanh)
+            .add(Linear::new(4, 2));
+        let x = Tensor::randn([5, 3]);
+        let rounded = Sequential::new()
+            .add(Linear::new(3, 4))
+            .add(Tanh)
+            .add(Linear::new(4, 2));
+        for ((_, p), (_, r)) in model
+            .named_parameters()
+            .iter()
+            .zip(rounded.named_parameters())
+        {
+            r.copy_from(&p.to_dtype(DType::BF16).unwrap()).unwrap();
+        }
+        let mut sgd = Sgd::new(model.parameters(), 0.1);
+        model.to_dtype(DType::BF16).unwrap();
+        assert!(model.parameters().iter().all(|p| p.dtype() == DType::BF16));
+        let y = model.forward(&x).unwrap();
+        assert_eq!(y.to_vec(), rounded.forward(&x).unwrap().to_vec());
+        let bytes = to_safetensors_bytes(&state_dict(&model), None).unwrap();
+        let st = SafeTensors::deserialize(&bytes).unwrap();
+        assert!(st.tensors().iter().all(|(_, v)| v.dtype() == Dtype::BF16));
+        y.sum_all().unwrap().backward().unwrap();
+        let e = sgd.step().unwrap_err().to_string();
+        assert!(e.contains("this tensor is bf16"), "{e}");
+        model.to_dtype(DType::F32).unwrap();
+        sgd.step().unwrap();
+        assert!(model.to_dtype(DType::I64).is_err());
     }
 
     /// The header alone gives the metadata and the tensors' places; a

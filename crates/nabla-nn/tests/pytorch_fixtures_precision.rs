@@ -141,3 +141,52 @@ fn half_precision_rounds_as_pytorch() {
         assert_eq!(h.0 as f32, f16[i], "f16 of {v:e} ({:#010x})", v.to_bits());
     }
 }
+
+/// A state dict PyTorch saved in bfloat16, float16 and int64 loads in those
+/// dtypes with PyTorch's bits (nabla's own rounding of the f32 originals
+/// gives the same), integers past 2^24 exact; a Linear holding the halves
+/// gives PyTorch's logits, cross-entropy takes the int64 targets, and the
+/// tensors save back in their dtypes.
+#[test]
+fn pytorch_dtypes_load_as_they_are() {
+    use nabla_core::DType;
+    use nabla_nn::state_dict::{from_safetensors_bytes, to_safetensors_bytes};
+    let (t, _) = load("dtypes");
+    let dtypes = ["weight", "bias", "targets", "big"].map(|k| t[k].dtype());
+    assert_eq!(dtypes, [DType::BF16, DType::F16, DType::I64, DType::I64]);
+    for (k, dtype) in [("weight", DType::BF16), ("bias", DType::F16)] {
+        let ours = t[&format!("{k}_f32")].to_dtype(dtype).unwrap();
+        assert_eq!(ours.to_host_data(), t[k].to_host_data(), "{k}");
+    }
+    let big = t["big"].to_vec_i64().unwrap();
+    assert_eq!(big, [(1 << 24) + 1, (1 << 53) + 1, -(1 << 40) - 3]);
+
+    let linear = Linear {
+        weight: t["weight"].clone(),
+        bias: Some(t["bias"].clone()),
+    };
+    let logits = linear.forward(&t["x"]).unwrap();
+    assert_close(
+        "logits",
+        &logits.to_vec(),
+        &t["logits"].to_vec(),
+        1e-5,
+        1e-6,
+    );
+
+    let logits = t["logits"].clone().requires_grad_(true);
+    let loss = nabla_nn::loss::cross_entropy(&logits, &t["targets"]).unwrap();
+    assert_close("loss", &loss.to_vec(), &t["loss"].to_vec(), 1e-6, 1e-6);
+    loss.backward().unwrap();
+    let grad = logits.grad().unwrap().to_vec();
+    assert_close("grad", &grad, &t["grad_logits"].to_vec(), 1e-5, 1e-7);
+
+    let named: Vec<(String, nabla_core::Tensor)> = ["weight", "bias", "big"]
+        .map(|k| (k.to_string(), t[k].clone()))
+        .into();
+    let back =
+        from_safetensors_bytes(&to_safetensors_bytes(&named, None).unwrap(), "saved").unwrap();
+    for (name, tensor) in &back {
+        assert_eq!(tensor.to_host_data(), t[name].to_host_data(), "{name}");
+    }
+}

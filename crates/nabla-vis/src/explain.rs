@@ -38,7 +38,7 @@ fn input_gradient(model: &Scores, xs: &Tensor, target: usize) -> Result<(Tensor,
     if target >= k {
         return Err(Error::Index {
             op: "explain",
-            index: target as f32,
+            index: target as f64,
             size: k,
         });
     }

@@ -28,7 +28,7 @@ use std::any::Any;
 use crate::layout::Layout;
 use crate::Device;
 
-pub use crate::storage::{DType, HostBuffer, Storage};
+pub use crate::storage::{DType, HostBuffer, HostData, Storage};
 pub use cpu::conv::ConvGeom;
 pub use cpu::reduce::ReduceOp;
 
@@ -74,6 +74,34 @@ pub enum UnaryOp {
     },
     /// `x / v`, divided (not multiplied by 1/v).
     DivScalar(f32),
+}
+
+impl UnaryOp {
+    /// The op's name, as its `Tensor` method is called (for errors).
+    pub fn name(self) -> &'static str {
+        match self {
+            UnaryOp::Abs => "abs",
+            UnaryOp::Exp => "exp",
+            UnaryOp::Expm1 => "expm1",
+            UnaryOp::Log => "log",
+            UnaryOp::Log1p => "log1p",
+            UnaryOp::Sqrt => "sqrt",
+            UnaryOp::Tanh => "tanh",
+            UnaryOp::Sigmoid => "sigmoid",
+            UnaryOp::Relu => "relu",
+            UnaryOp::LeakyRelu(_) => "leaky_relu",
+            UnaryOp::Elu(_) => "elu",
+            UnaryOp::Selu => "selu",
+            UnaryOp::Gelu | UnaryOp::GeluTanh => "gelu",
+            UnaryOp::Silu => "silu",
+            UnaryOp::Mish => "mish",
+            UnaryOp::Softplus { .. } => "softplus",
+            UnaryOp::Clamp { .. } => "clamp",
+            UnaryOp::Powf(_) => "pow",
+            UnaryOp::Affine { .. } => "affine",
+            UnaryOp::DivScalar(_) => "div_scalar",
+        }
+    }
 }
 
 /// Elementwise maps of two tensors with broadcasting, `y = f(a, b)`.

@@ -10,9 +10,10 @@ impl Tensor {
     /// `x·mul + add` (exactly `x·mul` when add is 0: a `+ 0.0` would turn
     /// −0 into +0, and 1/−0 = −∞ downstream into +∞).
     pub fn affine(&self, mul: f32, add: f32) -> Result<Tensor> {
-        let y = unary_map(self, UnaryOp::Affine { mul, add });
+        let y = unary_map(self, "affine", UnaryOp::Affine { mul, add })?;
         Ok(y.attach("AffineBackward", &[self], move |g, _| {
-            Ok(vec![Some(unary_map(g, UnaryOp::Affine { mul, add: 0.0 }))])
+            let dx = unary_map(g, "AffineBackward", UnaryOp::Affine { mul, add: 0.0 })?;
+            Ok(vec![Some(dx)])
         }))
     }
 
@@ -30,9 +31,13 @@ impl Tensor {
 
     /// `x / v`, divided (not multiplied by 1/v) so results match PyTorch bit for bit.
     pub fn div_scalar(&self, v: f32) -> Result<Tensor> {
-        let y = unary_map(self, UnaryOp::DivScalar(v));
+        let y = unary_map(self, "div_scalar", UnaryOp::DivScalar(v))?;
         Ok(y.attach("DivBackward", &[self], move |g, _| {
-            Ok(vec![Some(unary_map(g, UnaryOp::DivScalar(v)))])
+            Ok(vec![Some(unary_map(
+                g,
+                "DivBackward",
+                UnaryOp::DivScalar(v),
+            )?)])
         }))
     }
 

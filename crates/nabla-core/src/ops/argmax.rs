@@ -23,7 +23,7 @@ fn arg_extreme(
                 ),
             });
         }
-        let idx = t.with_view(|v| t.backend().arg_reduce(op, v));
+        let idx = t.with_view(name, |v| t.backend().arg_reduce(op, v))?;
         let mut shape = t.shape().to_vec();
         if let Some(l) = shape.last_mut() {
             *l = 1;

@@ -195,13 +195,14 @@ fn composed(
 /// Runs `f` on the views of `ts` and of the mask (the mask's view last,
 /// with its kind).
 fn with_views<R>(
+    op: &'static str,
     ts: &[&Tensor],
     mask: &Option<(Tensor, MaskKind)>,
     f: impl FnOnce(&[View], Option<(View, MaskKind)>) -> R,
-) -> R {
+) -> Result<R> {
     let mut all = ts.to_vec();
     all.extend(mask.as_ref().map(|(m, _)| m));
-    super::with_views(&all, |v| {
+    super::with_views(op, &all, |v| {
         let mask = mask.as_ref().map(|(_, kind)| (v[ts.len()], *kind));
         f(&v[..ts.len()], mask)
     })
@@ -243,9 +244,9 @@ impl Tensor {
             return composed(qkv, &a, mask, p.dropout_p);
         }
         let be = self.backend();
-        let fused = with_views(&[self, key, value], &mask, |v, m| {
+        let fused = with_views("attention", &[self, key, value], &mask, |v, m| {
             be.attention(&a, [v[0], v[1], v[2]], m)
-        });
+        })?;
         let Some((out, saved)) = fused else {
             return composed(qkv, &a, mask, 0.0);
         };
@@ -257,9 +258,9 @@ impl Tensor {
             &[self, key, value],
             move |dy, inputs| {
                 let at = [dy, &inputs[0], &inputs[1], &inputs[2]];
-                let grads = with_views(&at, &mask, |v, m| {
+                let grads = with_views("attention", &at, &mask, |v, m| {
                     be.attention_backward(&a, &saved, [v[1], v[2], v[3]], m, v[0])
-                });
+                })?;
                 let grads = grads.ok_or_else(|| Error::Arg {
                     op: OP,
                     msg: format!("the {} backend has no backward kernel for it", be.device()),

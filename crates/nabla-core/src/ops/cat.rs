@@ -40,7 +40,9 @@ impl Tensor {
         for x in xs {
             super::same_device("cat", first, x)?;
             let len = x.shape()[d];
-            x.with_view(|v| be.write_view(&mut out, &narrowed(&shape, d, start, len), v));
+            x.with_view("cat", |v| {
+                be.write_view(&mut out, &narrowed(&shape, d, start, len), v)
+            })?;
             starts.push((start, len));
             start += len;
         }

@@ -253,12 +253,11 @@ impl Tensor {
         // weight gradient needs them.
         let keep = crate::is_grad_enabled() && weight.requires_grad();
         let be = self.backend();
-        let (out, saved) = x.with_view(|(xs, _)| {
-            w.with_view(|(ws, _)| {
-                let bs = b.as_ref().map(|b| b.storage());
-                be.conv2d(xs, ws, bs.as_deref(), &g, o, groups, keep)
-            })
-        });
+        let bs = b.as_ref().map(|b| b.f32_storage("conv2d")).transpose()?;
+        let (out, saved) = super::with_views("conv2d", &[&x, &w], |v| {
+            be.conv2d(v[0].0, v[1].0, bs.as_deref(), &g, o, groups, keep)
+        })?;
+        drop(bs);
         let y = Tensor::from_storage(out, &[g.n, o, g.oh, g.ow]);
         let inputs: Vec<&Tensor> = match bias {
             Some(b) => vec![self, weight, b],
@@ -271,9 +270,9 @@ impl Tensor {
                 let dy = dy.contiguous()?;
                 let dx = match inputs[0].requires_grad() {
                     true => {
-                        let dx = dy.with_view(|(d, _)| {
-                            w.with_view(|(ws, _)| be.conv2d_backward_input(d, ws, &g, o, groups))
-                        });
+                        let dx = super::with_views("conv2d", &[&dy, &w], |v| {
+                            be.conv2d_backward_input(v[0].0, v[1].0, &g, o, groups)
+                        })?;
                         Some(Tensor::from_storage(dx, &[g.n, g.c, g.h, g.w]))
                     }
                     false => None,
@@ -282,8 +281,9 @@ impl Tensor {
                 let want_db = inputs.len() == 3 && inputs[2].requires_grad();
                 let (dw, db) = if want_dw || want_db {
                     let saved = if want_dw { saved.as_ref() } else { None };
-                    let (dw, db) =
-                        dy.with_view(|(d, _)| be.conv2d_backward_params(d, saved, &g, o, groups));
+                    let (dw, db) = dy.with_view("conv2d", |(d, _)| {
+                        be.conv2d_backward_params(d, saved, &g, o, groups)
+                    })?;
                     (dw, Some(db))
                 } else {
                     (None, None)

@@ -211,9 +211,9 @@ impl Tensor {
         let groups = p.groups;
         let (x, w) = (self.contiguous()?.detach(), weight.contiguous()?.detach());
         let be = self.backend();
-        let out = x.with_view(|(xs, _)| {
-            w.with_view(|(ws, _)| be.conv2d_backward_input(xs, ws, &g, c_in, groups))
-        });
+        let out = super::with_views("conv_transpose2d", &[&x, &w], |v| {
+            be.conv2d_backward_input(v[0].0, v[1].0, &g, c_in, groups)
+        })?;
         let shape = [g.n, g.c, g.h, g.w];
         let mut y = Tensor::from_storage(out, &shape);
         if let Some(b) = bias {
@@ -231,16 +231,16 @@ impl Tensor {
                     if inputs[0].requires_grad() || want_dw {
                         // the convolution of dy: x's gradient, and dy lowered as
                         // the weight gradient needs it
-                        let (dx, saved) = dy.with_view(|(d, _)| {
-                            w.with_view(|(ws, _)| be.conv2d(d, ws, None, &g, c_in, groups, want_dw))
-                        });
+                        let (dx, saved) = super::with_views("conv_transpose2d", &[&dy, &w], |v| {
+                            be.conv2d(v[0].0, v[1].0, None, &g, c_in, groups, want_dw)
+                        })?;
                         if inputs[0].requires_grad() {
                             grads[0] = Some(Tensor::from_storage(dx, &[g.n, c_in, g.oh, g.ow]));
                         }
                         if want_dw {
-                            let (dw, _) = x.with_view(|(xs, _)| {
+                            let (dw, _) = x.with_view("conv_transpose2d", |(xs, _)| {
                                 be.conv2d_backward_params(xs, saved.as_ref(), &g, c_in, groups)
-                            });
+                            })?;
                             grads[1] = dw.map(|dw| Tensor::from_storage(dw, inputs[1].shape()));
                         }
                     }

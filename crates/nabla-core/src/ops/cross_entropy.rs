@@ -62,7 +62,9 @@ impl Tensor {
         };
         let x = self.contiguous()?;
         let be = self.backend();
-        let Some((losses, probs)) = x.with_view(|(s, _)| be.cross_entropy(s, &t.rows(), total))
+        let Some((losses, probs)) = x.with_view("cross_entropy", |(s, _)| {
+            be.cross_entropy(s, &t.rows(), total)
+        })?
         else {
             return composed(self, &t, total);
         };
@@ -72,7 +74,9 @@ impl Tensor {
             // the upstream gradient of each row
             let scale = g.broadcast_to([n])?.contiguous()?;
             let dx = scale
-                .with_view(|(s, _)| be.cross_entropy_backward(&probs, &t.rows(), s))
+                .with_view("cross_entropy", |(s, _)| {
+                    be.cross_entropy_backward(&probs, &t.rows(), s)
+                })?
                 .expect("a backend with the fused forward has its backward");
             Ok(vec![Some(Tensor::from_storage(dx, &[n, c]))])
         }))

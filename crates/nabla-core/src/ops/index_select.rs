@@ -3,22 +3,34 @@
 //! `y[.., i, ..] = x[.., idx[i], ..]`. Backward: `dx[.., idx[i], ..] += dy[.., i, ..]`
 //! (repeated indices accumulate).
 
+use crate::backend::HostData;
 use crate::layout::existing_dim;
 use crate::{Error, Result, Tensor};
 
-/// Index values as usize, checked against `size`. Index tensors hold
-/// integers in f32 (exact up to 2^24).
+/// Index values as usize, checked against `size`. An index tensor is
+/// i64 (exact at any size) or holds integers in a float dtype (exact up
+/// to 2^24 in f32).
 pub(crate) fn indices(op: &'static str, idx: &Tensor, size: usize) -> Result<Vec<usize>> {
-    idx.to_vec()
-        .into_iter()
-        .map(|v| {
-            if v >= 0.0 && v.fract() == 0.0 && (v as usize) < size {
-                Ok(v as usize)
-            } else {
-                Err(Error::Index { op, index: v, size })
-            }
-        })
-        .collect()
+    let bad = |index: f64| Error::Index { op, index, size };
+    match idx.to_host_data() {
+        HostData::I64(ids) => ids
+            .into_iter()
+            .map(|i| match usize::try_from(i) {
+                Ok(u) if u < size => Ok(u),
+                _ => Err(bad(i as f64)),
+            })
+            .collect(),
+        floats => floats
+            .to_f32()
+            .into_iter()
+            .map(
+                |v| match v >= 0.0 && v.fract() == 0.0 && (v as usize) < size {
+                    true => Ok(v as usize),
+                    false => Err(bad(f64::from(v))),
+                },
+            )
+            .collect(),
+    }
 }
 
 impl Tensor {
@@ -38,13 +50,17 @@ impl Tensor {
         // source first would cost a full data set per batch.
         let src = self.contiguous()?;
         let size = shape[d];
-        let out = src.with_view(|(x, _)| src.backend().index_select(x, outer, size, inner, &ids));
+        let out = src.with_view("index_select", |(x, _)| {
+            src.backend().index_select(x, outer, size, inner, &ids)
+        })?;
         let mut out_shape = shape.to_vec();
         out_shape[d] = ids.len();
         let y = Tensor::from_storage(out, &out_shape);
         Ok(y.attach("IndexSelectBackward", &[self], move |g, inputs| {
             let g = g.contiguous()?;
-            let dx = g.with_view(|(s, _)| g.backend().index_add(s, outer, size, inner, &ids));
+            let dx = g.with_view("index_select", |(s, _)| {
+                g.backend().index_add(s, outer, size, inner, &ids)
+            })?;
             Ok(vec![Some(Tensor::from_storage(dx, inputs[0].shape()))])
         }))
     }

@@ -47,10 +47,11 @@ impl Tensor {
         let d: usize = normalized.iter().product();
         let be = self.backend();
         let fused = {
-            let (wg, bg) = (weight.map(|w| w.storage()), bias.map(|b| b.storage()));
+            let wg = weight.map(|w| w.f32_storage("layer_norm")).transpose()?;
+            let bg = bias.map(|b| b.f32_storage("layer_norm")).transpose()?;
             let wv = weight.zip(wg.as_ref()).map(|(w, g)| (&**g, w.layout()));
             let bv = bias.zip(bg.as_ref()).map(|(b, g)| (&**g, b.layout()));
-            self.with_view(|x| be.layer_norm(x, d, (wv, bv), eps))
+            self.with_view("layer_norm", |x| be.layer_norm(x, d, (wv, bv), eps))?
         };
         let Some((out, saved)) = fused else {
             return self.layer_norm_composed(k, weight, bias, eps);
@@ -62,11 +63,12 @@ impl Tensor {
             y.attach("NativeLayerNormBackward", &inputs, move |dy, inputs| {
                 let w = has.0.then(|| &inputs[1]);
                 let grads = {
-                    let wg = w.map(|w| w.storage());
+                    let wg = w.map(|w| w.f32_storage("layer_norm")).transpose()?;
                     let wv = w.zip(wg.as_ref()).map(|(w, g)| (&**g, w.layout()));
-                    let dg = dy.storage();
-                    inputs[0]
-                        .with_view(|x| be.layer_norm_backward(x, d, wv, &saved, (&dg, dy.layout())))
+                    let dg = dy.f32_storage("layer_norm")?;
+                    inputs[0].with_view("layer_norm", |x| {
+                        be.layer_norm_backward(x, d, wv, &saved, (&dg, dy.layout()))
+                    })?
                 };
                 let [dx, dw, db] = grads.ok_or_else(|| Error::Arg {
                     op: "layer_norm",

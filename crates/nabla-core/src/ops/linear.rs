@@ -46,12 +46,13 @@ impl Tensor {
                 .reshape(shape);
         }
         let m = self.shape()[0];
-        let out = self.with_view(|x| {
-            weight.with_view(|w| match bias {
-                Some(b) => b.with_view(|b| self.backend().linear(x, w, Some(b))),
-                None => self.backend().linear(x, w, None),
-            })
-        });
+        let inputs: Vec<&Tensor> = [Some(self), Some(weight), bias]
+            .into_iter()
+            .flatten()
+            .collect();
+        let out = super::with_views("linear", &inputs, |v| {
+            self.backend().linear(v[0], v[1], v.get(2).copied())
+        })?;
         let y = Tensor::from_storage(out, &[m, out_f]);
         let inputs: Vec<&Tensor> = [self, weight].into_iter().chain(bias).collect();
         // the backward products at the forward's precision (autocast.rs)

@@ -11,7 +11,7 @@ use crate::backend::RowOp;
 use crate::{Result, Tensor};
 
 fn log_softmax_last(x: &Tensor) -> Result<Tensor> {
-    let y = map_rows(x, RowOp::LogSoftmax);
+    let y = map_rows(x, RowOp::LogSoftmax)?;
     let ys = y.detach();
     Ok(y.attach("LogSoftmaxBackward", &[x], move |g, _| {
         let s = g.sum(&[-1], true)?;

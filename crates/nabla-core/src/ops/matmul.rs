@@ -56,7 +56,9 @@ impl Tensor {
                     ),
                 )
             })?;
-        let out = self.with_view(|a| rhs.with_view(|b| self.backend().matmul(a, b, &batch)));
+        let out = super::with_views("matmul", &[self, rhs], |v| {
+            self.backend().matmul(v[0], v[1], &batch)
+        })?;
         let mut shape = batch.clone();
         shape.extend([m, n]);
         let y = Tensor::from_storage(out, &shape);

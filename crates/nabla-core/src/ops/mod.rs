@@ -79,28 +79,32 @@ pub(crate) fn binary_map(
 ) -> Result<Tensor> {
     let (a, b) = on_one_device(name, a, b)?;
     let shape = broadcast_shapes(name, a.shape(), b.shape())?;
-    let out = a.with_view(|va| b.with_view(|vb| a.backend().binary(op, va, vb, &shape)));
+    let out = with_views(name, &[&a, &b], |v| {
+        a.backend().binary(op, v[0], v[1], &shape)
+    })?;
     Ok(Tensor::from_storage(out, &shape))
 }
 
-/// `op(x)` elementwise; no graph recorded.
-pub(crate) fn unary_map(x: &Tensor, op: UnaryOp) -> Tensor {
-    Tensor::from_storage(x.with_view(|v| x.backend().unary(op, v)), x.shape())
+/// `op(x)` elementwise; no graph recorded (`name` is the op's, for a
+/// refused dtype).
+pub(crate) fn unary_map(x: &Tensor, name: &'static str, op: UnaryOp) -> Result<Tensor> {
+    let out = x.with_view(name, |v| x.backend().unary(op, v))?;
+    Ok(Tensor::from_storage(out, x.shape()))
 }
 
 /// An elementwise unary op `y = f(x)` whose backward, `dx = dy · f'(x)`
 /// (or selected: relu, clamp), is the backend's fused `unary_grad`.
 pub(crate) fn unary_op(x: &Tensor, name: &'static str, op: UnaryOp) -> Result<Tensor> {
-    let y = unary_map(x, op);
+    let y = unary_map(x, op.name(), op)?;
     if !(crate::is_grad_enabled() && x.requires_grad()) {
         return Ok(y);
     }
     let (xs, ys) = (x.contiguous()?.detach(), y.detach());
     Ok(y.attach(name, &[x], move |g, _| {
         let g = g.contiguous()?;
-        let dx = g.with_view(|vg| {
-            xs.with_view(|vx| ys.with_view(|vy| g.backend().unary_grad(op, vg, vx, vy)))
-        });
+        let dx = with_views(name, &[&g, &xs, &ys], |v| {
+            g.backend().unary_grad(op, v[0], v[1], v[2])
+        })?;
         Ok(vec![Some(Tensor::from_storage(dx, g.shape()))])
     }))
 }
@@ -121,16 +125,24 @@ pub(crate) fn on_one_device(op: &'static str, a: &Tensor, b: &Tensor) -> Result<
     same_device(op, a, b).map(|_| (a.clone(), b.clone()))
 }
 
-/// Runs `f` on the views (storage and layout) of several tensors at once,
-/// for a backend primitive that takes them together.
-pub(crate) fn with_views<R>(ts: &[&Tensor], f: impl FnOnce(&[crate::backend::View]) -> R) -> R {
-    let guards: Vec<_> = ts.iter().map(|t| t.storage()).collect();
+/// Runs `f` on the views (storage as f32, and layout) of several tensors
+/// at once, for a backend primitive that takes them together; `op` names
+/// the refusal of a dtype f32 cannot hold.
+pub(crate) fn with_views<R>(
+    op: &'static str,
+    ts: &[&Tensor],
+    f: impl FnOnce(&[crate::backend::View]) -> R,
+) -> Result<R> {
+    let guards = ts
+        .iter()
+        .map(|t| t.f32_storage(op))
+        .collect::<Result<Vec<_>>>()?;
     let views: Vec<crate::backend::View> = guards
         .iter()
         .zip(ts)
         .map(|(g, t)| (&**g, t.layout()))
         .collect();
-    f(&views)
+    Ok(f(&views))
 }
 
 pub(crate) fn same_device(op: &'static str, a: &Tensor, b: &Tensor) -> Result<()> {

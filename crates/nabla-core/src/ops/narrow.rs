@@ -39,7 +39,9 @@ impl Tensor {
             let in_shape = inputs[0].shape();
             let be = g.backend();
             let mut dx = be.full(inputs[0].numel(), 0.0);
-            g.with_view(|vg| be.write_view(&mut dx, &narrowed(in_shape, d, start, len), vg));
+            g.with_view("narrow", |vg| {
+                be.write_view(&mut dx, &narrowed(in_shape, d, start, len), vg)
+            })?;
             Ok(vec![Some(Tensor::from_storage(dx, in_shape))])
         }))
     }

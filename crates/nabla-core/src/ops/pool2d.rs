@@ -145,7 +145,8 @@ impl Tensor {
         let x = self.contiguous()?;
         // where each maximum came from, only for a backward pass to come
         let keep = crate::is_grad_enabled() && self.requires_grad();
-        let (out, arg) = x.with_view(|(xs, _)| be.max_pool2d(xs, planes, &g, keep));
+        let (out, arg) =
+            x.with_view("max_pool2d", |(xs, _)| be.max_pool2d(xs, planes, &g, keep))?;
         let y = Tensor::from_storage(out, &[g.n, g.c, g.oh, g.ow]);
         Ok(y.attach("MaxPool2DBackward", &[self], move |dy, _| {
             let Some(arg) = &arg else {
@@ -155,7 +156,9 @@ impl Tensor {
                 ));
             };
             let dy = dy.contiguous()?;
-            let dx = dy.with_view(|(d, _)| be.max_pool2d_backward(d, arg, planes, &g));
+            let dx = dy.with_view("max_pool2d", |(d, _)| {
+                be.max_pool2d_backward(d, arg, planes, &g)
+            })?;
             Ok(vec![Some(Tensor::from_storage(dx, &[g.n, g.c, g.h, g.w]))])
         }))
     }
@@ -166,11 +169,13 @@ impl Tensor {
         let g = geometry("avg_pool2d", self, &p)?;
         let (planes, be, cip) = (g.n * g.c, self.backend(), p.count_include_pad);
         let x = self.contiguous()?;
-        let out = x.with_view(|(xs, _)| be.avg_pool2d(xs, planes, &g, cip));
+        let out = x.with_view("avg_pool2d", |(xs, _)| be.avg_pool2d(xs, planes, &g, cip))?;
         let y = Tensor::from_storage(out, &[g.n, g.c, g.oh, g.ow]);
         Ok(y.attach("AvgPool2DBackward", &[self], move |dy, _| {
             let dy = dy.contiguous()?;
-            let dx = dy.with_view(|(d, _)| be.avg_pool2d_backward(d, planes, &g, cip));
+            let dx = dy.with_view("avg_pool2d", |(d, _)| {
+                be.avg_pool2d_backward(d, planes, &g, cip)
+            })?;
             Ok(vec![Some(Tensor::from_storage(dx, &[g.n, g.c, g.h, g.w]))])
         }))
     }

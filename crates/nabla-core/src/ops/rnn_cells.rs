@@ -57,7 +57,7 @@ impl Tensor {
         check("lstm_cell", self, n, 4 * h, "gates")?;
         super::same_device("lstm_cell", self, c)?;
         let be = self.backend();
-        let fused = self.with_view(|z| c.with_view(|cv| be.lstm_cell(z, cv, h)));
+        let fused = super::with_views("lstm_cell", &[self, c], |v| be.lstm_cell(v[0], v[1], h))?;
         let Some((out, saved)) = fused else {
             // this backend has no fused kernel: composed ops
             let (h_new, c_new) = super::sequence_steps::lstm_cell(self, c)?;
@@ -65,7 +65,7 @@ impl Tensor {
         };
         let y = Tensor::from_storage(out, &[n, 2 * h]);
         Ok(y.attach("LstmCellBackward", &[self, c], move |dy, inputs| {
-            let grads = dy.with_view(|d| be.lstm_cell_backward(&saved, d));
+            let grads = dy.with_view("lstm_cell", |d| be.lstm_cell_backward(&saved, d))?;
             let (dz, dc) = grads.ok_or_else(|| no_backward("lstm_cell", dy))?;
             Ok(shaped(vec![dz, dc], inputs))
         }))
@@ -79,8 +79,9 @@ impl Tensor {
         super::same_device("gru_cell", self, b)?;
         super::same_device("gru_cell", self, h)?;
         let be = self.backend();
-        let fused =
-            self.with_view(|a| b.with_view(|bv| h.with_view(|hv| be.gru_cell(a, bv, hv, hs))));
+        let fused = super::with_views("gru_cell", &[self, b, h], |v| {
+            be.gru_cell(v[0], v[1], v[2], hs)
+        })?;
         let Some((out, saved)) = fused else {
             // this backend has no fused kernel: composed ops
             return super::sequence_steps::gru_cell(self, b, h);
@@ -88,7 +89,7 @@ impl Tensor {
         let y = Tensor::from_storage(out, &[n, hs]);
         Ok(
             y.attach("GruCellBackward", &[self, b, h], move |dy, inputs| {
-                let grads = dy.with_view(|d| be.gru_cell_backward(&saved, d));
+                let grads = dy.with_view("gru_cell", |d| be.gru_cell_backward(&saved, d))?;
                 let grads = grads.ok_or_else(|| no_backward("gru_cell", dy))?;
                 Ok(shaped(Vec::from(grads), inputs))
             }),

@@ -136,9 +136,9 @@ pub(super) fn direction(
         .collect();
     let keep = needs_backward(&inputs);
     let be = x.backend();
-    let fused = super::with_views(&inputs, |v| {
+    let fused = super::with_views("recurrent", &inputs, |v| {
         be.recurrent(&r, v[0], [v[1], v[2], v[3], v[4]], &v[5..], keep)
-    });
+    })?;
     let Some((out, saved)) = fused else {
         let c0 = states.get(1).copied();
         return sequence_steps::direction(cell, x, weights, states[0], c0, mask, reverse);
@@ -152,9 +152,9 @@ pub(super) fn direction(
     Ok(y.attach(name, &inputs, move |dy, inputs| {
         let want: Vec<bool> = inputs.iter().map(Tensor::requires_grad).collect();
         let at = [dy, &inputs[0], &inputs[1], &inputs[2]];
-        let grads = super::with_views(&at, |v| {
+        let grads = super::with_views("recurrent", &at, |v| {
             be.recurrent_backward(&saved, v[0], v[1], v[2], v[3], &want)
-        });
+        })?;
         let grads = grads.ok_or_else(|| Error::Arg {
             op,
             msg: format!("the {} backend has no backward kernel for it", be.device()),

@@ -25,12 +25,13 @@ pub(crate) fn along_dim(
 }
 
 /// Softmax or log-softmax of each row (the last dim) of `x`.
-pub(crate) fn map_rows(x: &Tensor, op: RowOp) -> Tensor {
-    Tensor::from_storage(x.with_view(|v| x.backend().row_op(op, v)), x.shape())
+pub(crate) fn map_rows(x: &Tensor, op: RowOp) -> Result<Tensor> {
+    let out = x.with_view("softmax", |v| x.backend().row_op(op, v))?;
+    Ok(Tensor::from_storage(out, x.shape()))
 }
 
 fn softmax_last(x: &Tensor) -> Result<Tensor> {
-    let y = map_rows(x, RowOp::Softmax);
+    let y = map_rows(x, RowOp::Softmax)?;
     let ys = y.detach();
     Ok(y.attach("SoftmaxBackward", &[x], move |g, _| {
         // dx = y · (g − Σ g·y), row by row, in that form: y·g − y·s rounds

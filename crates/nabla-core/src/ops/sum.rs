@@ -21,7 +21,7 @@ pub(crate) fn reduce_dims(
     let keep_shape: Vec<usize> = (0..shape.len())
         .map(|d| if dims.contains(&d) { 1 } else { shape[d] })
         .collect();
-    let out = x.with_view(|v| x.backend().reduce(op, v, &dims));
+    let out = x.with_view(op_name, |v| x.backend().reduce(op, v, &dims))?;
     Ok((Tensor::from_storage(out, &keep_shape), dims))
 }
 

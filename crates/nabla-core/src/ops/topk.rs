@@ -25,7 +25,7 @@ impl Tensor {
         }
         let x = self.detach();
         let indices = along_dim(&x, "topk", dim, |t| {
-            let idx = t.with_view(|v| t.backend().topk_indices(v, k, largest));
+            let idx = t.with_view("topk", |v| t.backend().topk_indices(v, k, largest))?;
             let mut shape = t.shape().to_vec();
             if let Some(l) = shape.last_mut() {
                 *l = k;

@@ -42,18 +42,24 @@ impl Tensor {
         for t in state.iter().chain([grad]) {
             super::same_device(op, self, t)?;
         }
+        self.expect_f32(op)?;
+        for s in state {
+            s.expect_f32(op)?;
+        }
         let be = self.backend();
         // a gradient that is the parameter's own storage is read before
         // the write: copied first (one lock cannot be held twice)
         let grad = match grad.shares_storage(self) {
-            true => Tensor::from_storage(grad.with_view(|v| be.contiguous(v)), grad.shape()),
+            true => Tensor::from_storage(grad.with_view(op, |v| be.contiguous(v))?, grad.shape()),
             false => grad.clone(),
         };
         let mut guards: Vec<_> = state.iter().map(|s| s.storage_mut()).collect();
         let mut buffers: Vec<&mut crate::storage::Storage> =
             guards.iter_mut().map(|g| &mut **g).collect();
         let at = self.layout().offset()..self.layout().offset() + self.numel();
-        grad.with_view(|g| be.update(rule, &mut self.storage_mut(), at, g, &mut buffers, maximize));
+        grad.with_view(op, |g| {
+            be.update(rule, &mut self.storage_mut(), at, g, &mut buffers, maximize)
+        })?;
         Ok(())
     }
 }

@@ -40,7 +40,8 @@ fn spread(
     // `(x − hi) − lo` centers to within rounding, so the deviations sum to
     // 0 as they should (a bias's gradient through a variance is 0)
     let rows = x.detach().permute(&perm)?;
-    let (out, hi, lo) = rows.with_view(|v| x.backend().row_spread(v, n, correction, sqrt));
+    let (out, hi, lo) =
+        rows.with_view("var", |v| x.backend().row_spread(v, n, correction, sqrt))?;
     let keep_shape: Vec<usize> = (0..shape.len())
         .map(|d| if reduced.contains(&d) { 1 } else { shape[d] })
         .collect();

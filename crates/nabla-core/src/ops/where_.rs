@@ -22,9 +22,9 @@ impl Tensor {
         let (cond, on_true, on_false) = (moved(cond)?, moved(on_true)?, moved(on_false)?);
         super::same_device("where", &cond, &on_true)?;
         super::same_device("where", &cond, &on_false)?;
-        let out = cond.with_view(|c| {
-            on_true.with_view(|a| on_false.with_view(|b| cond.backend().select(c, a, b, &shape)))
-        });
+        let out = super::with_views("where", &[&cond, &on_true, &on_false], |v| {
+            cond.backend().select(v[0], v[1], v[2], &shape)
+        })?;
         let y = Tensor::from_storage(out, &shape);
         let cond = cond.detach();
         Ok(

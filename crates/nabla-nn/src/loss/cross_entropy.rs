@@ -23,7 +23,7 @@
 //! divisor; when every sample is ignored the mean is 0/0 = NaN, as in
 //! PyTorch.
 
-use nabla_core::{Error, Result, Tensor};
+use nabla_core::{Error, HostData, Result, Tensor};
 
 use super::Reduction;
 
@@ -78,11 +78,15 @@ fn check_targets(
             ),
         });
     }
-    let ids = targets
-        .to_vec()
+    // i64 targets are read as they are; float ones must hold integers
+    let values: Vec<f64> = match targets.to_host_data() {
+        HostData::I64(v) => v.into_iter().map(|i| i as f64).collect(),
+        floats => floats.to_f32().into_iter().map(f64::from).collect(),
+    };
+    let ids = values
         .into_iter()
         .map(|v| {
-            if ignore.is_some_and(|i| v == i as f32) {
+            if ignore.is_some_and(|i| v == i as f64) {
                 Ok(None)
             } else if v >= 0.0 && v.fract() == 0.0 && (v as usize) < c {
                 Ok(Some(v as usize))
