@@ -427,3 +427,16 @@ fn the_trainer_snippet_is_the_readmes_and_trains() {
     assert!(dir.join("model.safetensors").is_file());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// "Tensors and autograd": dtypes. Runs.
+#[test]
+fn dtypes() -> R {
+    use nabla::{DType, Tensor};
+    let ids = Tensor::from_vec_i64(vec![3, 0, 16_777_217], [3])?; // exact
+    let w = Tensor::randn([4, 8]).to_dtype(DType::BF16)?; // 2 bytes a value
+    let y = w.matmul(&Tensor::randn([8, 2]))?; // f32: w's exact values
+    let pred = y.argmax(1, false)?; // i64, as torch.argmax
+    assert_eq!(ids.to_vec_i64()?[2], 16_777_217);
+    assert_eq!((y.dtype(), pred.dtype()), (DType::F32, DType::I64));
+    Ok(())
+}

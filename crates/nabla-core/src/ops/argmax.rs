@@ -1,9 +1,9 @@
-//! Index of the largest (smallest) value along a dim, as f32 integers
-//! (the first one on ties, as PyTorch). Not differentiable.
+//! Index of the largest (smallest) value along a dim, as i64 (the first
+//! one on ties, as PyTorch). Not differentiable.
 
 use super::softmax::along_dim;
 use crate::backend::ArgOp;
-use crate::{Error, Result, Tensor};
+use crate::{DType, Error, Result, Tensor};
 
 fn arg_extreme(
     x: &Tensor,
@@ -30,16 +30,13 @@ fn arg_extreme(
         }
         Ok(Tensor::from_storage(idx, &shape))
     })?;
-    if keepdim {
-        Ok(keep)
-    } else {
-        keep.squeeze(dim)
-    }
+    let picked = if keepdim { keep } else { keep.squeeze(dim)? };
+    picked.to_dtype(DType::I64)
 }
 
 impl Tensor {
     /// Index of the largest value along `dim` (the first of equals; a NaN
-    /// counts as the largest), as f32.
+    /// counts as the largest), as i64.
     pub fn argmax(&self, dim: isize, keepdim: bool) -> Result<Tensor> {
         arg_extreme(self, "argmax", dim, keepdim, ArgOp::Max)
     }
@@ -58,6 +55,11 @@ mod tests {
     fn argmax_rows_and_columns() {
         let x = Tensor::from_vec(vec![1., 9., 3., 7., 2., 8.], [2, 3]).unwrap();
         assert_eq!(x.argmax(1, false).unwrap().to_vec(), vec![1., 2.]);
+        let idx = x.argmax(1, false).unwrap();
+        assert_eq!(
+            (idx.dtype(), idx.to_vec_i64().unwrap()),
+            (crate::DType::I64, vec![1, 2])
+        );
         assert_eq!(x.argmax(0, true).unwrap().shape(), &[1, 3]);
         assert_eq!(x.argmax(0, false).unwrap().to_vec(), vec![1., 0., 1.]);
         assert_eq!(x.argmin(-1, false).unwrap().to_vec(), vec![0., 1.]);

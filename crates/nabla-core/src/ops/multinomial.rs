@@ -1,12 +1,12 @@
 //! Sampling classes from rows of non-negative weights (PyTorch's
 //! `torch.multinomial`; a Categorical distribution's `sample`): row `[C]`
 //! or rows `[N, C]` of weights (probabilities, or anything proportional to
-//! them) give `num_samples` class indices per row (as f32), drawn from the
+//! them) give `num_samples` class indices per row (i64), drawn from the
 //! global seeded generator. Without replacement a drawn class leaves the
 //! row. Not differentiable (the result is indices).
 
 use crate::rng::with_global_generator;
-use crate::{Error, Result, Tensor};
+use crate::{Error, HostData, Result, Tensor};
 
 /// One draw from `weights` (total `total` > 0): the class whose
 /// cumulative weight first exceeds `u·total`.
@@ -73,7 +73,7 @@ impl Tensor {
                     if !replacement {
                         weights[k] = 0.0;
                     }
-                    out.push(k as f32);
+                    out.push(k as i64);
                 }
             });
         }
@@ -82,7 +82,7 @@ impl Tensor {
         } else {
             vec![rows, num_samples]
         };
-        Tensor::from_vec_on(out, shape, self.device())
+        Tensor::from_host_data(HostData::I64(out), shape, self.device())
     }
 }
 
@@ -95,7 +95,9 @@ mod tests {
         crate::manual_seed(5);
         let w = Tensor::from_vec(vec![1.0, 0.0, 3.0, 6.0], [4]).unwrap();
         let n = 20_000;
-        let s = w.multinomial(n, true).unwrap().to_vec();
+        let s = w.multinomial(n, true).unwrap();
+        assert_eq!(s.dtype(), crate::DType::I64);
+        let s = s.to_vec();
         let count = |k: f32| s.iter().filter(|&&v| v == k).count() as f64 / n as f64;
         assert_eq!(count(1.0), 0.0, "a class of weight 0 is never drawn");
         // three standard deviations of a binomial share

@@ -1,12 +1,12 @@
 //! The `k` largest (or smallest) values along a dim and their indices
 //! (PyTorch's `topk`, sorted): values `[.., k, ..]` and indices of the same
-//! shape (as f32). Equal values come in index order; NaN counts as larger
+//! shape (i64). Equal values come in index order; NaN counts as larger
 //! than every number. Backward: the values are a gather, so `dx` is `dy`
 //! scattered back to the chosen places (0 elsewhere).
 
 use super::softmax::along_dim;
 use crate::layout::existing_dim;
-use crate::{Error, Result, Tensor};
+use crate::{DType, Error, Result, Tensor};
 
 impl Tensor {
     /// `(values, indices)` of the `k` largest values along `dim` (the
@@ -32,7 +32,7 @@ impl Tensor {
             }
             Ok(Tensor::from_storage(idx, &shape))
         })?
-        .contiguous()?;
+        .to_dtype(DType::I64)?;
         let values = self.gather(d as isize, &indices)?;
         Ok((values, indices))
     }
@@ -49,6 +49,7 @@ mod tests {
             Tensor::from_vec(vec![1., 5., 3., 5., f32::NAN, -2., 0., 7., 7., 1.], [2, 5]).unwrap();
         let (v, i) = x.topk(3, 1, true).unwrap();
         assert_eq!(i.to_vec(), vec![4., 1., 3., 2., 3., 4.]);
+        assert_eq!(i.dtype(), crate::DType::I64);
         let v = v.to_vec();
         assert!(v[0].is_nan() && v[1..] == [5., 5., 7., 7., 1.]);
         let (v, i) = x.topk(2, 1, false).unwrap();
