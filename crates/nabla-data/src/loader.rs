@@ -22,12 +22,14 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
 use std::sync::Arc;
 
-use nabla_core::{Device, Generator, Tensor};
+use nabla_core::{DType, Device, Generator, Tensor};
 
 use crate::dataset::Dataset;
 use crate::error::{DataError, Result};
 
-/// One batch: inputs `[B, input_shape…]` and targets `[B, target_shape…]`.
+/// One batch: inputs `[B, input_shape…]` (f32) and targets
+/// `[B, target_shape…]`: i64 class labels for a data set with classes
+/// (as PyTorch's loaders give them), f32 values otherwise.
 #[derive(Clone, Debug)]
 pub struct Batch {
     pub inputs: Tensor,
@@ -223,9 +225,14 @@ impl<D: Dataset + 'static> DataLoader<D> {
         in_shape.extend(ishape);
         let mut t_shape = vec![b];
         t_shape.extend(tshape);
+        let targets = Tensor::from_vec(targets, t_shape)?;
         Ok(Batch {
             inputs: Tensor::from_vec(inputs, in_shape)?,
-            targets: Tensor::from_vec(targets, t_shape)?,
+            // class labels come as i64, as PyTorch's loaders give them
+            targets: match dataset.classes() {
+                Some(_) => targets.to_dtype(DType::I64)?,
+                None => targets,
+            },
         })
     }
 

@@ -1,5 +1,6 @@
 //! The kernel benchmarks that set f32 against bf16 or int8: the MLP's
-//! products with bf16 operands, int8 Linear layers and products, LeNet's
+//! products with bf16 operands, a Linear layer with its weight stored as
+//! bf16, int8 Linear layers and products, LeNet's
 //! convolutions in int8, the MLP and the LSTM in int8.
 
 use nabla_core::{in_pool, num_threads, Conv2dParams, Tensor};
@@ -47,6 +48,26 @@ pub fn run(wanted: &dyn Fn(&str) -> bool) {
                 times[1] * 1e6,
                 gflops(times[1]),
                 times[0] / times[1]
+            );
+        }
+    }
+    if wanted("bf16_weights") {
+        // a Linear layer whose weight is stored as bf16 (`to_dtype`,
+        // `Module::to_dtype`): the kernels read it widened to f32, a copy
+        // per call, against the same layer in f32
+        use nabla_core::DType;
+        for (m, k, n) in [(1000, 784, 256), (64, 784, 256), (1000, 128, 10)] {
+            let x = Tensor::randn([m, k]);
+            let w = Tensor::randn([n, k]);
+            let b = Tensor::randn([n]);
+            let w16 = w.to_dtype(DType::BF16).unwrap();
+            let f32_t = in_pool(|| best_time(0.3, || drop(x.linear(&w, Some(&b)).unwrap())));
+            let bf_t = in_pool(|| best_time(0.3, || drop(x.linear(&w16, Some(&b)).unwrap())));
+            println!(
+                "bf16_weights_linear_{m}x{k}x{n} f32 weight {:.1} us, bf16 weight {:.1} us ({:.2}× the time)",
+                f32_t * 1e6,
+                bf_t * 1e6,
+                bf_t / f32_t
             );
         }
     }
