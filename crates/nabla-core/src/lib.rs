@@ -15,6 +15,7 @@ mod autograd;
 pub mod backend;
 mod device;
 mod display;
+mod dtype;
 mod error;
 pub mod gradcheck;
 pub mod half;
@@ -30,6 +31,7 @@ pub mod threads;
 
 pub use autograd::{is_grad_enabled, no_grad, Backward, NoGradGuard};
 pub use device::Device;
+pub use dtype::{DType, HostData};
 pub use error::{Error, Result};
 pub use isa::{check_isa, isa, Isa};
 pub use layout::Layout;
@@ -38,6 +40,6 @@ pub use rng::{
     global_generator_state, manual_seed, set_global_generator_state, with_global_generator,
     Generator, GeneratorState,
 };
-pub use storage::{live_buffers, live_bytes, DType, HostData};
+pub use storage::{live_buffers, live_bytes};
 pub use tensor::{ShapeArg, Tensor};
 pub use threads::{in_pool, num_threads, set_num_threads};

@@ -9,9 +9,10 @@ use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 use crate::autograd::{Node, NodeSlot};
 use crate::backend::{self, Backend, View};
+use crate::dtype::{DType, HostData};
 use crate::layout::{contiguous_strides, Layout};
 use crate::rng::{with_global_generator, Generator};
-use crate::storage::{DType, HostData, Storage};
+use crate::storage::Storage;
 use crate::{Device, Error, Result};
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -105,6 +106,19 @@ fn plain_shape(op: &'static str, shape: impl ShapeArg) -> Result<Vec<usize>> {
     Ok(spec.iter().map(|&d| d as usize).collect())
 }
 
+/// `shape` as sizes, if `len` values fill it exactly.
+fn filled_shape(op: &'static str, len: usize, shape: impl ShapeArg) -> Result<Vec<usize>> {
+    let shape = plain_shape(op, shape)?;
+    let n: usize = shape.iter().product();
+    if n != len {
+        return Err(Error::shape(
+            op,
+            format!("{len} values cannot fill shape {shape:?} ({n} elements)"),
+        ));
+    }
+    Ok(shape)
+}
+
 impl Tensor {
     // ---- construction -------------------------------------------------
 
@@ -146,17 +160,7 @@ impl Tensor {
     /// `torch.tensor(v, device=d)`).
     pub fn from_vec_on(data: Vec<f32>, shape: impl ShapeArg, device: Device) -> Result<Tensor> {
         device.ensure_available()?;
-        let shape = plain_shape("from_vec", shape)?;
-        let n: usize = shape.iter().product();
-        if n != data.len() {
-            return Err(Error::shape(
-                "from_vec",
-                format!(
-                    "{} values cannot fill shape {shape:?} ({n} elements)",
-                    data.len()
-                ),
-            ));
-        }
+        let shape = filled_shape("from_vec", data.len(), shape)?;
         Ok(Tensor::from_host(data, &shape, device))
     }
 
@@ -168,17 +172,7 @@ impl Tensor {
 
     /// A tensor on `device` holding `data` in its own dtype.
     pub fn from_host_data(data: HostData, shape: impl ShapeArg, device: Device) -> Result<Tensor> {
-        let shape = plain_shape("from_host_data", shape)?;
-        let n: usize = shape.iter().product();
-        if n != data.len() {
-            return Err(Error::shape(
-                "from_host_data",
-                format!(
-                    "{} values cannot fill shape {shape:?} ({n} elements)",
-                    data.len()
-                ),
-            ));
-        }
+        let shape = filled_shape("from_host_data", data.len(), shape)?;
         Ok(Tensor::from_storage(
             Storage::on_host(device, data)?,
             &shape,
@@ -417,26 +411,6 @@ impl Tensor {
         self.to_host_data().to_i64("to_vec_i64")
     }
 
-    /// The same values as `dtype` (PyTorch's `x.to(torch.bfloat16)`):
-    /// this tensor when it has that dtype already, else a copy, rounded to
-    /// nearest (ties to even) for a narrower float, refused for a float
-    /// that is not an integer when `dtype` is i64. Between float dtypes
-    /// the gradient flows back, converted to this tensor's dtype.
-    pub fn to_dtype(&self, dtype: DType) -> Result<Tensor> {
-        let from = self.dtype();
-        if from == dtype {
-            return Ok(self.clone());
-        }
-        let data = self.to_host_data().convert(dtype, "to_dtype")?;
-        let y = Tensor::from_host_data(data, self.shape(), self.device())?;
-        if !(from.is_float() && dtype.is_float()) {
-            return Ok(y);
-        }
-        Ok(y.attach("ToCopyBackward", &[self], move |g, _| {
-            Ok(vec![Some(g.to_dtype(from)?)])
-        }))
-    }
-
     /// Whether the two tensors are views of the same storage.
     pub fn shares_storage(&self, other: &Tensor) -> bool {
         Arc::ptr_eq(&self.0.storage, &other.0.storage)
@@ -515,26 +489,6 @@ impl Tensor {
         *self.0.storage.write().unwrap_or_else(|e| e.into_inner()) = moved;
         if let Some(g) = self.grad() {
             g.move_to(device)?;
-        }
-        Ok(())
-    }
-
-    /// Converts this tensor's storage to `dtype` in place, its gradient
-    /// too: every view and holder of it sees the new dtype (how
-    /// `Parameters::to_dtype` converts a model, as PyTorch's
-    /// `module.to(torch.bfloat16)` replaces `param.data`).
-    pub fn set_dtype(&self, dtype: DType) -> Result<()> {
-        if self.dtype() == dtype {
-            return Ok(());
-        }
-        let converted = {
-            let storage = self.storage();
-            let data = storage.data().convert(dtype, "set_dtype")?;
-            Storage::on_host(storage.device(), data)?
-        };
-        *self.storage_mut() = converted;
-        if let Some(g) = self.grad() {
-            g.set_dtype(dtype)?;
         }
         Ok(())
     }

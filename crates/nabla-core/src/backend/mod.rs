@@ -28,7 +28,8 @@ use std::any::Any;
 use crate::layout::Layout;
 use crate::Device;
 
-pub use crate::storage::{DType, HostBuffer, HostData, Storage};
+pub use crate::dtype::{DType, HostData};
+pub use crate::storage::{HostBuffer, Storage};
 pub use cpu::conv::ConvGeom;
 pub use cpu::reduce::ReduceOp;
 

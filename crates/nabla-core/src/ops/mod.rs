@@ -56,6 +56,7 @@ mod sqrt;
 mod sub;
 mod sum;
 mod tanh;
+mod to_dtype;
 mod topk;
 mod update;
 mod var;
