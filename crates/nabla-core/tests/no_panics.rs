@@ -125,6 +125,54 @@ fn random_shapes_give_answers_or_errors() {
     );
 }
 
+/// The same ops on bf16, f16 and i64 tensors (i64 values past 2^24 among
+/// them, which the f32 kernels refuse), mixed with f32 ones: an answer or
+/// an error, never a panic, and the answer's backward pass runs.
+#[test]
+fn other_dtypes_give_answers_or_errors() {
+    use nabla_core::DType;
+    let mut draws = Draws(0x0fed_cba9_8765_4321);
+    let mut panicked = Vec::new();
+    let make = |shape: &[usize], dtype: DType, draws: &mut Draws| -> Tensor {
+        if dtype != DType::I64 {
+            let t = Tensor::randn(shape.to_vec()).to_dtype(dtype).unwrap();
+            return t.requires_grad_(true);
+        }
+        let n: usize = shape.iter().product();
+        let big = draws.below(4) == 0;
+        let values = (0..n)
+            .map(|_| draws.below(5) as i64 + if big { 1 << 25 } else { 0 })
+            .collect();
+        Tensor::from_vec_i64(values, shape.to_vec()).unwrap()
+    };
+    let dtypes = [DType::F32, DType::BF16, DType::F16, DType::I64];
+    for _ in 0..400 {
+        let (sa, sb) = (draws.shape(), draws.shape());
+        let (ta, tb) = (dtypes[draws.below(4)], dtypes[draws.below(4)]);
+        let (a, b) = (make(&sa, ta, &mut draws), make(&sb, tb, &mut draws));
+        let (d, k) = (draws.below(7) as isize - 3, draws.below(4));
+        for (name, op) in ops(&a, &b, d, k) {
+            let run = catch_unwind(AssertUnwindSafe(|| {
+                if let Ok(y) = op() {
+                    let _ = y.to_string();
+                    let _ = y.sum_all().and_then(|s| s.backward());
+                }
+            }));
+            if run.is_err() {
+                panicked.push(format!(
+                    "{name} of {ta} {sa:?} and {tb} {sb:?}, dim {d}, k {k}"
+                ));
+            }
+        }
+    }
+    assert!(
+        panicked.is_empty(),
+        "{} panics, e.g. {:?}",
+        panicked.len(),
+        &panicked[..panicked.len().min(5)]
+    );
+}
+
 #[test]
 fn a_scalar_has_dim_0_as_pytorch_says() {
     let s = Tensor::scalar(3.0).requires_grad_(true);

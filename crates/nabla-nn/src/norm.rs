@@ -254,7 +254,8 @@ impl Parameters for Embedding {
 }
 
 impl Module for Embedding {
-    /// `indices`: class indices (integer values in f32) of any shape.
+    /// `indices`: class indices of any shape (i64, as PyTorch's embedding
+    /// takes them, or integer values in f32).
     fn forward(&self, indices: &Tensor) -> Result<Tensor> {
         let dim = self.weight.shape()[1];
         let flat = indices.reshape([-1])?;
