@@ -1,5 +1,6 @@
-//! nabla-core: f32 tensors on a device, define-by-run reverse-mode autograd,
-//! and fast CPU kernels.
+//! nabla-core: tensors on a device (f32, and bf16, f16, i64 held as such
+//! and computed in f32), define-by-run reverse-mode autograd, and fast CPU
+//! kernels.
 //!
 //! ```
 //! use nabla_core::Tensor;

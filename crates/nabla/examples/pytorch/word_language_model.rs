@@ -207,10 +207,10 @@ fn batchify(data: &[usize], bsz: usize, what: &str) -> AnyResult<Tensor> {
         )
         .into());
     }
-    let v: Vec<f32> = (0..rows * bsz)
-        .map(|k| data[(k % bsz) * rows + k / bsz] as f32)
+    let v: Vec<i64> = (0..rows * bsz)
+        .map(|k| data[(k % bsz) * rows + k / bsz] as i64)
         .collect();
-    Ok(Tensor::from_vec(v, [rows, bsz])?)
+    Ok(Tensor::from_vec_i64(v, [rows, bsz])?)
 }
 
 /// `get_batch`: rows `i..i + seq_len` and their next words, flattened.
@@ -401,19 +401,19 @@ fn generate(model: &Net, a: &Args, vocab: &[String]) -> AnyResult<String> {
     model.eval();
     let mut hidden = model.init_hidden(a, 1);
     let start = (Tensor::rand([1]).item()? * vocab.len() as f32) as usize;
-    let mut ids = vec![start.min(vocab.len() - 1) as f32];
+    let mut ids = vec![start.min(vocab.len() - 1) as i64];
     let mut text = String::new();
     nabla::no_grad(|| -> AnyResult<()> {
         for i in 0..a.words {
             let input = match model {
-                Net::Rnn { .. } => Tensor::from_vec(vec![ids[ids.len() - 1]], [1, 1])?,
-                Net::Transformer { .. } => Tensor::from_vec(ids.clone(), [ids.len(), 1])?,
+                Net::Rnn { .. } => Tensor::from_vec_i64(vec![ids[ids.len() - 1]], [1, 1])?,
+                Net::Transformer { .. } => Tensor::from_vec_i64(ids.clone(), [ids.len(), 1])?,
             };
             let (output, h) = model.forward(&input, hidden.take())?;
             hidden = h;
             let last = output.narrow(0, output.shape()[0] - 1, 1)?;
             let weights = last.div_scalar(a.temperature)?.exp()?;
-            let word = weights.multinomial(1, false)?.to_vec()[0];
+            let word = weights.multinomial(1, false)?.to_vec_i64()?[0];
             ids.push(word);
             let w = &vocab[word as usize];
             text += if w == "<eos>" { "\n" } else { w };
