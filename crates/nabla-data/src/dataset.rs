@@ -2,7 +2,7 @@
 //! input and a target written into caller-provided buffers, so a batch is
 //! assembled in one contiguous allocation with no per-example tensors.
 
-use nabla_core::Generator;
+use nabla_core::{DType, Generator};
 
 use crate::error::Result;
 
@@ -46,6 +46,21 @@ pub trait Dataset: Send + Sync {
     /// Number of classes, for classification data.
     fn classes(&self) -> Option<usize> {
         None
+    }
+
+    /// The dtype of a batch's inputs (`get` writes them as f32 values):
+    /// f32, or i64 for token ids.
+    fn input_dtype(&self) -> DType {
+        DType::F32
+    }
+
+    /// The dtype of a batch's targets: i64 class labels for a data set
+    /// with classes (as PyTorch's loaders give them), f32 otherwise.
+    fn target_dtype(&self) -> DType {
+        match self.classes() {
+            Some(_) => DType::I64,
+            None => DType::F32,
+        }
     }
 }
 

@@ -22,14 +22,14 @@ use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::mpsc::{channel, Receiver, Sender, TryRecvError};
 use std::sync::Arc;
 
-use nabla_core::{DType, Device, Generator, Tensor};
+use nabla_core::{Device, Generator, Tensor};
 
 use crate::dataset::Dataset;
 use crate::error::{DataError, Result};
 
-/// One batch: inputs `[B, input_shape…]` (f32) and targets
-/// `[B, target_shape…]`: i64 class labels for a data set with classes
-/// (as PyTorch's loaders give them), f32 values otherwise.
+/// One batch: inputs `[B, input_shape…]` and targets `[B, target_shape…]`,
+/// of the data set's `input_dtype` and `target_dtype` (f32 images; i64
+/// class labels, as PyTorch's loaders give them; i64 token ids).
 #[derive(Clone, Debug)]
 pub struct Batch {
     pub inputs: Tensor,
@@ -225,14 +225,9 @@ impl<D: Dataset + 'static> DataLoader<D> {
         in_shape.extend(ishape);
         let mut t_shape = vec![b];
         t_shape.extend(tshape);
-        let targets = Tensor::from_vec(targets, t_shape)?;
         Ok(Batch {
-            inputs: Tensor::from_vec(inputs, in_shape)?,
-            // class labels come as i64, as PyTorch's loaders give them
-            targets: match dataset.classes() {
-                Some(_) => targets.to_dtype(DType::I64)?,
-                None => targets,
-            },
+            inputs: Tensor::from_vec(inputs, in_shape)?.to_dtype(dataset.input_dtype())?,
+            targets: Tensor::from_vec(targets, t_shape)?.to_dtype(dataset.target_dtype())?,
         })
     }
 

@@ -5,7 +5,7 @@
 
 use std::path::Path;
 
-use nabla_core::Generator;
+use nabla_core::{DType, Generator};
 
 use crate::dataset::Dataset;
 use crate::error::{DataError, Result};
@@ -79,6 +79,15 @@ impl Dataset for CharSequences {
 
     fn target_shape(&self) -> Vec<usize> {
         vec![self.seq_len]
+    }
+
+    /// Character ids, as an embedding takes them.
+    fn input_dtype(&self) -> DType {
+        DType::I64
+    }
+
+    fn target_dtype(&self) -> DType {
+        DType::I64
     }
 
     fn get(

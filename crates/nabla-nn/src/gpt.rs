@@ -4,7 +4,7 @@
 //! product `attn.c_attn`, `attn.c_proj`) and a 4× GELU MLP (`mlp.c_fc`,
 //! `mlp.c_proj`), a final `transformer.ln_f`, and `lm_head` tied to `wte`.
 //!
-//! Shapes: ids `[B, T]` (token ids as f32, T ≤ `block_size`) → logits `[B,
+//! Shapes: ids `[B, T]` (token ids: i64, or integers in f32; T ≤ `block_size`) → logits `[B,
 //! T, V]`. Initialization as nanoGPT's: weights N(0, 0.02), the residual
 //! projections N(0, 0.02/√(2·n_layer)), zero biases.
 //!
@@ -288,7 +288,8 @@ impl Gpt {
         let c = self.config.n_embd;
         match self.config.positions {
             Positions::Learned => {
-                let pos = Tensor::arange(start as f32, (start + t) as f32, 1.0)?.to(ids.device())?;
+                let pos: Vec<i64> = (start as i64..(start + t) as i64).collect();
+                let pos = Tensor::from_vec_i64(pos, [t])?.to(ids.device())?;
                 let wpe = self.wpe.as_ref().expect("learned positions have a table");
                 x = x.add(&wpe.forward(&pos)?)?;
             }
@@ -349,8 +350,8 @@ impl Gpt {
         self.set_training(false);
         let block = self.config.block_size;
         let ids_tensor = |ids: &[u32]| {
-            let v: Vec<f32> = ids.iter().map(|&c| c as f32).collect();
-            Tensor::from_vec(v, [1, ids.len()])
+            let v: Vec<i64> = ids.iter().map(|&c| i64::from(c)).collect();
+            Tensor::from_vec_i64(v, [1, ids.len()])
         };
         let rotary = self.config.positions == Positions::Rotary;
         let result = no_grad(|| -> Result<Vec<u32>> {
@@ -463,7 +464,7 @@ mod tests {
     }
 
     fn ids(v: &[u32]) -> Tensor {
-        Tensor::from_vec(v.iter().map(|&i| i as f32).collect(), [1, v.len()]).unwrap()
+        Tensor::from_vec_i64(v.iter().map(|&i| i64::from(i)).collect(), [1, v.len()]).unwrap()
     }
 
     /// Feeding a sequence a few tokens at a time through the cache gives

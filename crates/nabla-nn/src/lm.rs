@@ -1,7 +1,7 @@
 //! A character-level language model: Embedding → LSTM or GRU → Linear,
 //! predicting each next character, and temperature sampling of new text.
 //!
-//! Shapes: character ids `[N, T]` (integer values in f32) → embeddings
+//! Shapes: character ids `[N, T]` (i64, or integer values in f32) → embeddings
 //! `[N, T, E]` → recurrent outputs `[N, T, H]` → logits `[N, T, V]`.
 //! Parameter names as the PyTorch module
 //! `Embedding(V, E); LSTM(E, H, num_layers, batch_first=True); Linear(H, V)`
@@ -123,16 +123,16 @@ impl CharLm {
         let was_training = self.rnn.is_training();
         self.eval();
         let result = no_grad(|| -> Result<Vec<u32>> {
-            let ids: Vec<f32> = prompt.iter().map(|&c| c as f32).collect();
+            let ids: Vec<i64> = prompt.iter().map(|&c| i64::from(c)).collect();
             let (mut logits, mut state) =
-                self.forward_with_state(&Tensor::from_vec(ids, [1, prompt.len()])?, None)?;
+                self.forward_with_state(&Tensor::from_vec_i64(ids, [1, prompt.len()])?, None)?;
             let mut out = Vec::with_capacity(len);
             for _ in 0..len {
                 let t = logits.shape()[1];
                 let last = logits.narrow(1, t - 1, 1)?.to_vec();
                 let next = draw(&last, temperature, gen);
                 out.push(next as u32);
-                let x = Tensor::from_vec(vec![next as f32], [1, 1])?;
+                let x = Tensor::from_vec_i64(vec![next as i64], [1, 1])?;
                 (logits, state) = self.forward_with_state(&x, Some(&state))?;
             }
             Ok(out)

@@ -1,6 +1,6 @@
 //! Batches of a token stream for a language model: [`RandomWindows`] to
 //! train on (nanoGPT's `get_batch`), [`Windows`] to evaluate on. Inputs
-//! are `[batch, context]` token ids (as f32, what an embedding reads),
+//! are `[batch, context]` token ids (i64, as nanoGPT's `get_batch` gives),
 //! targets the ids one position on, flattened to `[batch · context]`.
 
 use std::sync::Arc;
@@ -18,13 +18,13 @@ fn windows_at(ids: &[u32], starts: &[usize], context: usize) -> Result<Batch> {
         Vec::with_capacity(starts.len() * context),
     );
     for &s in starts {
-        x.extend(ids[s..s + context].iter().map(|&i| i as f32));
-        y.extend(ids[s + 1..s + context + 1].iter().map(|&i| i as f32));
+        x.extend(ids[s..s + context].iter().map(|&i| i64::from(i)));
+        y.extend(ids[s + 1..s + context + 1].iter().map(|&i| i64::from(i)));
     }
     let b = starts.len();
     Ok(Batch {
-        inputs: Tensor::from_vec(x, [b, context])?,
-        targets: Tensor::from_vec(y, [b * context])?,
+        inputs: Tensor::from_vec_i64(x, [b, context])?,
+        targets: Tensor::from_vec_i64(y, [b * context])?,
     })
 }
 
