@@ -197,3 +197,50 @@ fn in_place_f32_writes_refuse_other_dtypes() {
         "{e}"
     );
 }
+
+#[test]
+fn ops_that_move_values_keep_the_dtype() {
+    let big = 1i64 << 40;
+    let a = Tensor::from_vec_i64(vec![big, 1, 2, 3], [2, 2]).unwrap();
+    let b = Tensor::from_vec_i64(vec![big + 7, 9], [2, 1]).unwrap();
+    // joined exactly past 2^24 (the f32 kernels would refuse these)
+    let c = Tensor::cat(&[a.clone(), b.clone()], 1).unwrap();
+    assert_eq!(c.dtype(), DType::I64);
+    assert_eq!(c.to_vec_i64().unwrap(), vec![big, 1, big + 7, 2, 3, 9]);
+    let s = Tensor::stack(&[a.clone(), a.clone()], 0).unwrap();
+    assert_eq!((s.dtype(), s.shape()), (DType::I64, &[2usize, 2, 2][..]));
+    let small = Tensor::from_vec_i64(vec![4, 5, 6], [3]).unwrap();
+    let ids = Tensor::from_vec_i64(vec![2, 0], [2]).unwrap();
+    let picked = small.index_select(0, &ids).unwrap();
+    assert_eq!(
+        (picked.dtype(), picked.to_vec_i64().unwrap()),
+        (DType::I64, vec![6, 4])
+    );
+    let g = small.gather(0, &ids).unwrap();
+    assert_eq!(g.dtype(), DType::I64);
+    let mask = t(&[1.0, 0.0, 1.0], &[3]);
+    let filled = small.masked_fill(&mask, -1.0).unwrap();
+    assert_eq!(
+        (filled.dtype(), filled.to_vec_i64().unwrap()),
+        (DType::I64, vec![-1, 5, -1])
+    );
+    assert!(small.masked_fill(&mask, 0.5).is_err(), "0.5 is no i64");
+    // halves too, with their gradient; mixed dtypes and arithmetic give f32
+    let h = t(&[1.5, -2.0], &[2])
+        .to_dtype(DType::BF16)
+        .unwrap()
+        .requires_grad_(true);
+    let joined = Tensor::cat(&[h.clone(), h.clone()], 0).unwrap();
+    assert_eq!(joined.dtype(), DType::BF16);
+    joined
+        .to_dtype(DType::F32)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    assert_eq!(h.grad().unwrap().to_vec(), vec![2.0, 2.0]);
+    let mixed = Tensor::cat(&[h.clone(), t(&[3.0], &[1])], 0).unwrap();
+    assert_eq!(mixed.dtype(), DType::F32);
+    assert_eq!(small.add(&small).unwrap().dtype(), DType::F32);
+}

@@ -2,11 +2,33 @@
 //!
 //! `cat(xs, dim)`: inputs of equal shape except along `dim`, joined along
 //! it. `stack(xs, dim)`: equal shapes, joined along a new dim.
-//! Backward: each input gets its slice of `dy` (`narrow`).
+//! Backward: each input gets its slice of `dy` (`narrow`). The result
+//! has the inputs' dtype when they share one (i64 joined exactly).
 
 use super::narrow::narrowed;
 use crate::layout::existing_dim;
-use crate::{Error, Result, Tensor};
+use crate::{DType, Error, HostData, Result, Tensor};
+
+/// `cat` of i64 tensors, joined on the host: exact past 2^24, which the
+/// f32 kernels would refuse (an i64 takes no gradient).
+fn cat_i64(xs: &[Tensor], d: usize, shape: &[usize]) -> Result<Tensor> {
+    for x in xs {
+        super::same_device("cat", &xs[0], x)?;
+    }
+    let outer: usize = shape[..d].iter().product();
+    let parts = xs
+        .iter()
+        .map(Tensor::to_vec_i64)
+        .collect::<Result<Vec<_>>>()?;
+    let mut out = Vec::with_capacity(shape.iter().product());
+    for o in 0..outer {
+        for p in &parts {
+            let block = p.len() / outer;
+            out.extend_from_slice(&p[o * block..(o + 1) * block]);
+        }
+    }
+    Tensor::from_host_data(HostData::I64(out), shape, xs[0].device())
+}
 
 impl Tensor {
     pub fn cat(xs: &[Tensor], dim: isize) -> Result<Tensor> {
@@ -33,6 +55,9 @@ impl Tensor {
         }
         let mut shape = first.shape().to_vec();
         shape[d] = total;
+        if xs.iter().all(|x| x.dtype() == DType::I64) {
+            return cat_i64(xs, d, &shape);
+        }
         let be = first.backend();
         let mut out = be.full(shape.iter().product(), 0.0);
         let mut start = 0;
@@ -48,7 +73,7 @@ impl Tensor {
         }
         let y = Tensor::from_storage(out, &shape);
         let refs: Vec<&Tensor> = xs.iter().collect();
-        Ok(y.attach("CatBackward", &refs, move |g, inputs| {
+        let y = y.attach("CatBackward", &refs, move |g, inputs| {
             inputs
                 .iter()
                 .zip(&starts)
@@ -60,7 +85,8 @@ impl Tensor {
                     })
                 })
                 .collect()
-        }))
+        });
+        super::keep_dtype(y, &refs)
     }
 
     pub fn stack(xs: &[Tensor], dim: isize) -> Result<Tensor> {

@@ -40,14 +40,15 @@ impl Tensor {
         let src = self.contiguous()?;
         let picked = src.with_view("gather", |(x, _)| src.backend().gather(x, &offsets))?;
         let y = Tensor::from_storage(picked, is);
-        Ok(y.attach("GatherBackward", &[self], move |g, inputs| {
+        let y = y.attach("GatherBackward", &[self], move |g, inputs| {
             let g = g.contiguous()?;
             let n = inputs[0].numel();
             let dx = g.with_view("GatherBackward", |(s, _)| {
                 g.backend().scatter_add(s, &offsets, n)
             })?;
             Ok(vec![Some(Tensor::from_storage(dx, inputs[0].shape()))])
-        }))
+        });
+        super::keep_dtype(y, &[self])
     }
 }
 

@@ -56,13 +56,14 @@ impl Tensor {
         let mut out_shape = shape.to_vec();
         out_shape[d] = ids.len();
         let y = Tensor::from_storage(out, &out_shape);
-        Ok(y.attach("IndexSelectBackward", &[self], move |g, inputs| {
+        let y = y.attach("IndexSelectBackward", &[self], move |g, inputs| {
             let g = g.contiguous()?;
             let dx = g.with_view("index_select", |(s, _)| {
                 g.backend().index_add(s, outer, size, inner, &ids)
             })?;
             Ok(vec![Some(Tensor::from_storage(dx, inputs[0].shape()))])
-        }))
+        });
+        super::keep_dtype(y, &[self])
     }
 }
 

@@ -69,7 +69,7 @@ pub use pool2d::Pool2d;
 
 use crate::backend::{BinaryOp, UnaryOp};
 use crate::layout::broadcast_shapes;
-use crate::{Device, Error, Result, Tensor};
+use crate::{DType, Device, Error, Result, Tensor};
 
 /// `op(a, b)` elementwise with broadcasting; no graph recorded.
 pub(crate) fn binary_map(
@@ -108,6 +108,22 @@ pub(crate) fn unary_op(x: &Tensor, name: &'static str, op: UnaryOp) -> Result<Te
         })?;
         Ok(vec![Some(Tensor::from_storage(dx, g.shape()))])
     }))
+}
+
+/// The result of an op that moves values without computing new ones
+/// (`cat`, `stack`, `index_select`, `gather`, `where_cond`,
+/// `masked_fill`): in its inputs' dtype when they share one other than
+/// f32, as PyTorch keeps it. The kernels moved each value's exact f32
+/// widening, so the conversion back is exact.
+pub(crate) fn keep_dtype(y: Tensor, inputs: &[&Tensor]) -> Result<Tensor> {
+    let Some(first) = inputs.first() else {
+        return Ok(y);
+    };
+    let dtype = first.dtype();
+    if dtype == DType::F32 || inputs.iter().any(|t| t.dtype() != dtype) {
+        return Ok(y);
+    }
+    y.to_dtype(dtype)
 }
 
 /// Checks that `op`'s two inputs live on one device, or moves a 0-d CPU

@@ -27,21 +27,23 @@ impl Tensor {
         })?;
         let y = Tensor::from_storage(out, &shape);
         let cond = cond.detach();
-        Ok(
-            y.attach("WhereBackward", &[&on_true, &on_false], move |g, inputs| {
-                let zero = Tensor::scalar(0.0);
-                let keep_true = Tensor::where_cond(&cond, g, &zero)?;
-                let keep_false = Tensor::where_cond(&cond, &zero, g)?;
-                Ok(vec![
-                    Some(keep_true.sum_to_shape(inputs[0].shape())?),
-                    Some(keep_false.sum_to_shape(inputs[1].shape())?),
-                ])
-            }),
-        )
+        let y = y.attach("WhereBackward", &[&on_true, &on_false], move |g, inputs| {
+            let zero = Tensor::scalar(0.0);
+            let keep_true = Tensor::where_cond(&cond, g, &zero)?;
+            let keep_false = Tensor::where_cond(&cond, &zero, g)?;
+            Ok(vec![
+                Some(keep_true.sum_to_shape(inputs[0].shape())?),
+                Some(keep_false.sum_to_shape(inputs[1].shape())?),
+            ])
+        });
+        super::keep_dtype(y, &[&on_true, &on_false])
     }
 
+    /// `value` where `mask ≠ 0`, else this tensor's values, in this
+    /// tensor's dtype (a value an i64 cannot hold is refused).
     pub fn masked_fill(&self, mask: &Tensor, value: f32) -> Result<Tensor> {
-        Tensor::where_cond(mask, &Tensor::scalar(value), self)
+        let y = Tensor::where_cond(mask, &Tensor::scalar(value), self)?;
+        super::keep_dtype(y, &[self])
     }
 }
 
