@@ -176,6 +176,28 @@ impl HostData {
         }
     }
 
+    /// The rows `ids` of values laid out `[outer, size, inner]` from
+    /// position `at`, in order (`index_select` along the middle dim).
+    pub fn select_rows(&self, at: usize, dims: (usize, usize, usize), ids: &[usize]) -> HostData {
+        fn pick<T: Copy>(v: &[T], at: usize, dims: (usize, usize, usize), ids: &[usize]) -> Vec<T> {
+            let (outer, size, inner) = dims;
+            let mut out = Vec::with_capacity(outer * ids.len() * inner);
+            for o in 0..outer {
+                for &i in ids {
+                    let s = at + (o * size + i) * inner;
+                    out.extend_from_slice(&v[s..s + inner]);
+                }
+            }
+            out
+        }
+        match self {
+            HostData::F32(v) => HostData::F32(pick(v, at, dims, ids)),
+            HostData::BF16(v) => HostData::BF16(pick(v, at, dims, ids)),
+            HostData::F16(v) => HostData::F16(pick(v, at, dims, ids)),
+            HostData::I64(v) => HostData::I64(pick(v, at, dims, ids)),
+        }
+    }
+
     /// Writes `src[k]` (of this dtype) at position `at`.
     pub(crate) fn set_from(&mut self, at: usize, src: &HostData, k: usize) {
         match (self, src) {

@@ -244,3 +244,42 @@ fn ops_that_move_values_keep_the_dtype() {
     assert_eq!(mixed.dtype(), DType::F32);
     assert_eq!(small.add(&small).unwrap().dtype(), DType::F32);
 }
+
+/// An embedding table held as bf16: the rows are picked in bf16 (not the
+/// whole table widened), the same bits as rounding the f32 rows, and the
+/// gradient reaches the table in its dtype.
+#[test]
+fn bf16_rows_are_picked_as_they_are() {
+    nabla_core::manual_seed(9);
+    let table = Tensor::randn([50, 6]);
+    let ids = Tensor::from_vec_i64(vec![7, 0, 49, 7], [4]).unwrap();
+    let half = table.to_dtype(DType::BF16).unwrap().requires_grad_(true);
+    let rows = half.index_select(0, &ids).unwrap();
+    assert_eq!(rows.dtype(), DType::BF16);
+    let want = table
+        .index_select(0, &ids)
+        .unwrap()
+        .to_dtype(DType::BF16)
+        .unwrap();
+    assert_eq!(rows.to_host_data(), want.to_host_data());
+    // along a middle dim of a 3-d tensor too
+    let cube = Tensor::randn([2, 5, 3]).to_dtype(DType::F16).unwrap();
+    let picked = cube
+        .index_select(1, &Tensor::from_vec_i64(vec![4, 1], [2]).unwrap())
+        .unwrap();
+    let wide = cube.to_dtype(DType::F32).unwrap();
+    let expect = wide
+        .index_select(1, &Tensor::from_vec(vec![4.0, 1.0], [2]).unwrap())
+        .unwrap();
+    assert_eq!(picked.to_vec(), expect.to_vec());
+    rows.to_dtype(DType::F32)
+        .unwrap()
+        .sum_all()
+        .unwrap()
+        .backward()
+        .unwrap();
+    let g = half.grad().unwrap();
+    assert_eq!(g.dtype(), DType::BF16);
+    let g = g.to_vec();
+    assert_eq!((g[7 * 6], g[0], g[49 * 6], g[6]), (2.0, 1.0, 1.0, 0.0));
+}

@@ -70,6 +70,23 @@ pub fn run(wanted: &dyn Fn(&str) -> bool) {
                 bf_t / f32_t
             );
         }
+        // an embedding table of GPT-2's size (50,257 × 768) held as bf16:
+        // a batch's 768 rows picked in bf16, against the f32 table
+        let table = Tensor::randn([50_257, 768]);
+        let table16 = table.to_dtype(DType::BF16).unwrap();
+        let ids: Vec<i64> = (0..768).map(|i| (i * 65_537) % 50_257).collect();
+        let ids = Tensor::from_vec_i64(ids, [768]).unwrap();
+        let f32_t = best_time(0.3, || drop(table.index_select(0, &ids).unwrap()));
+        let bf_t = best_time(0.3, || drop(table16.index_select(0, &ids).unwrap()));
+        // what widening the whole table first would cost each call
+        let widen_t = best_time(0.3, || drop(table16.to_dtype(DType::F32).unwrap()));
+        println!(
+            "bf16_weights_embedding_50257x768_768_rows f32 table {:.1} us, bf16 table {:.1} us ({:.2}× the time; widening the table {:.0} us)",
+            f32_t * 1e6,
+            bf_t * 1e6,
+            bf_t / f32_t,
+            widen_t * 1e6
+        );
     }
     if wanted("int8_linear") {
         // the MLP's layers at an evaluation batch of 1,000: f32 x·Wᵀ + b

@@ -5,6 +5,7 @@
 
 use crate::backend::HostData;
 use crate::layout::existing_dim;
+use crate::DType;
 use crate::{Error, Result, Tensor};
 
 /// Index values as usize, checked against `size`. An index tensor is
@@ -50,20 +51,31 @@ impl Tensor {
         // source first would cost a full data set per batch.
         let src = self.contiguous()?;
         let size = shape[d];
-        let out = src.with_view("index_select", |(x, _)| {
-            src.backend().index_select(x, outer, size, inner, &ids)
-        })?;
         let mut out_shape = shape.to_vec();
         out_shape[d] = ids.len();
-        let y = Tensor::from_storage(out, &out_shape);
-        let y = y.attach("IndexSelectBackward", &[self], move |g, inputs| {
+        let y = if src.dtype() == DType::F32 {
+            let out = src.with_view("index_select", |(x, _)| {
+                src.backend().index_select(x, outer, size, inner, &ids)
+            })?;
+            Tensor::from_storage(out, &out_shape)
+        } else {
+            // rows of another dtype are picked in it: widening a bf16
+            // embedding table to f32 for a batch's rows would cost the
+            // whole table at every call (and i64 stays exact)
+            let at = src.layout().offset();
+            let rows = src
+                .storage()
+                .data()
+                .select_rows(at, (outer, size, inner), &ids);
+            Tensor::from_host_data(rows, &out_shape, src.device())?
+        };
+        Ok(y.attach("IndexSelectBackward", &[self], move |g, inputs| {
             let g = g.contiguous()?;
             let dx = g.with_view("index_select", |(s, _)| {
                 g.backend().index_add(s, outer, size, inner, &ids)
             })?;
             Ok(vec![Some(Tensor::from_storage(dx, inputs[0].shape()))])
-        });
-        super::keep_dtype(y, &[self])
+        }))
     }
 }
 

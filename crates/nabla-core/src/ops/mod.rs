@@ -111,7 +111,7 @@ pub(crate) fn unary_op(x: &Tensor, name: &'static str, op: UnaryOp) -> Result<Te
 }
 
 /// The result of an op that moves values without computing new ones
-/// (`cat`, `stack`, `index_select`, `gather`, `where_cond`,
+/// (`cat`, `stack`, `gather`, `where_cond`,
 /// `masked_fill`): in its inputs' dtype when they share one other than
 /// f32, as PyTorch keeps it. The kernels moved each value's exact f32
 /// widening, so the conversion back is exact.
