@@ -107,11 +107,18 @@ impl HostData {
         }
     }
 
-    /// The values as f32 for a kernel of `op`, refused where that would
-    /// change one (an i64 past 2²⁴).
-    pub fn to_f32_exact(&self, op: &'static str) -> Result<Vec<f32>> {
+    /// The values as f32 for a kernel of `op` that reads the elements of
+    /// `view`, refused where that would change one of them (an i64 past
+    /// 2²⁴; values outside the view do not matter).
+    pub fn to_f32_exact(&self, op: &'static str, view: &Layout) -> Result<Vec<f32>> {
         if let HostData::I64(v) = self {
-            if let Some(&big) = v.iter().find(|i| i.abs() > F32_EXACT_INT) {
+            let mut first_big = None;
+            view.for_each_offset(|o| {
+                if first_big.is_none() && v[o].abs() > F32_EXACT_INT {
+                    first_big = Some(v[o]);
+                }
+            });
+            if let Some(big) = first_big {
                 return Err(Error::DType {
                     op,
                     msg: format!(

@@ -13,6 +13,7 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use crate::dtype::{DType, HostData};
+use crate::layout::Layout;
 use crate::{Device, Result};
 
 static LIVE_BUFFERS: AtomicUsize = AtomicUsize::new(0);
@@ -134,14 +135,15 @@ impl Storage {
         }
     }
 
-    /// This storage as the kernels of `op` read it: itself when it holds
-    /// f32, else an f32 copy on the same device (see the module notes).
-    pub fn as_f32(&self, op: &'static str) -> Result<Option<Storage>> {
+    /// This storage as the kernels of `op` read it through `view`: itself
+    /// when it holds f32, else an f32 copy on the same device (see the
+    /// module notes).
+    pub fn as_f32(&self, op: &'static str, view: &Layout) -> Result<Option<Storage>> {
         let data = self.data();
         if data.dtype() == DType::F32 {
             return Ok(None);
         }
-        let wide = HostData::F32(data.to_f32_exact(op)?);
+        let wide = HostData::F32(data.to_f32_exact(op, view)?);
         Storage::on_host(self.device(), wide).map(Some)
     }
 

@@ -371,7 +371,7 @@ impl Tensor {
     /// cannot hold exactly).
     pub(crate) fn f32_storage(&self, op: &'static str) -> Result<F32Storage<'_>> {
         let held = self.storage();
-        Ok(match held.as_f32(op)? {
+        Ok(match held.as_f32(op, self.layout())? {
             None => F32Storage::Held(held),
             Some(wide) => F32Storage::Widened(wide),
         })
