@@ -103,7 +103,7 @@ impl fmt::Display for Tensor {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let cells = match self.to_host_data() {
             HostData::I64(v) => v.iter().map(i64::to_string).collect(),
-            floats => float_cells(&floats.to_f32()),
+            floats => float_cells(&floats.into_f32()),
         };
         let width = cells.iter().map(String::len).max().unwrap_or(1);
         let p = Printer {

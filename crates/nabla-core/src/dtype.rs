@@ -107,6 +107,14 @@ impl HostData {
         }
     }
 
+    /// [`to_f32`](Self::to_f32), without a copy when they are f32.
+    pub fn into_f32(self) -> Vec<f32> {
+        match self {
+            HostData::F32(v) => v,
+            other => other.to_f32(),
+        }
+    }
+
     /// The values as f32 for a kernel of `op` that reads the elements of
     /// `view`, refused where that would change one of them (an i64 past
     /// 2²⁴; values outside the view do not matter).
@@ -133,11 +141,11 @@ impl HostData {
 
     /// The values as i64: exact for i64; a float must be an integer in
     /// i64's range (a NaN or 0.5 has no i64), and is refused naming `op`.
-    pub fn to_i64(&self, op: &'static str) -> Result<Vec<i64>> {
+    pub fn into_i64(self, op: &'static str) -> Result<Vec<i64>> {
         if let HostData::I64(v) = self {
-            return Ok(v.clone());
+            return Ok(v);
         }
-        self.to_f32()
+        self.into_f32()
             .into_iter()
             .map(|x| {
                 // 2^63 is an f32; every integer f32 below it is an i64
@@ -153,24 +161,30 @@ impl HostData {
             .collect()
     }
 
-    /// The values converted to `dtype`: floats round to nearest, ties to
-    /// even; a float becomes an i64 only when it is an integer (`op` names
-    /// the refusal otherwise).
-    pub fn convert(&self, dtype: DType, op: &'static str) -> Result<HostData> {
+    /// The values converted to `dtype` (themselves when they have it):
+    /// floats round to nearest, ties to even; a float becomes an i64 only
+    /// when it is an integer (`op` names the refusal otherwise).
+    pub fn convert(self, dtype: DType, op: &'static str) -> Result<HostData> {
         if dtype == self.dtype() {
-            return Ok(self.clone());
+            return Ok(self);
         }
+        let wide = self.into_f32();
         Ok(match dtype {
-            DType::F32 => HostData::F32(self.to_f32()),
-            DType::BF16 => HostData::BF16(self.to_f32().into_iter().map(Bf16::from_f32).collect()),
-            DType::F16 => HostData::F16(self.to_f32().into_iter().map(F16::from_f32).collect()),
-            DType::I64 => HostData::I64(self.to_i64(op)?),
+            DType::F32 => HostData::F32(wide),
+            DType::BF16 => HostData::BF16(wide.into_iter().map(Bf16::from_f32).collect()),
+            DType::F16 => HostData::F16(wide.into_iter().map(F16::from_f32).collect()),
+            DType::I64 => HostData::I64(HostData::F32(wide).into_i64(op)?),
         })
     }
 
     /// The elements of the view `layout` in row-major order (a copy).
     pub fn gather(&self, layout: &Layout) -> HostData {
         fn pick<T: Copy>(v: &[T], layout: &Layout) -> Vec<T> {
+            if layout.is_contiguous() && layout.numel() > 0 {
+                // (a state dict's tensors, a batch's labels: one copy)
+                let at = layout.offset();
+                return v[at..at + layout.numel()].to_vec();
+            }
             let mut out = Vec::with_capacity(layout.numel());
             layout.for_each_offset(|o| out.push(v[o]));
             out

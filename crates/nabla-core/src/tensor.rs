@@ -401,14 +401,14 @@ impl Tensor {
         let storage = self.storage();
         match storage.dtype() {
             DType::F32 => self.backend().to_vec((&storage, self.layout())),
-            _ => storage.data().gather(self.layout()).to_f32(),
+            _ => storage.data().gather(self.layout()).into_f32(),
         }
     }
 
     /// The elements as i64: exact for an i64 tensor; a float tensor must
     /// hold integers.
     pub fn to_vec_i64(&self) -> Result<Vec<i64>> {
-        self.to_host_data().to_i64("to_vec_i64")
+        self.to_host_data().into_i64("to_vec_i64")
     }
 
     /// Whether the two tensors are views of the same storage.

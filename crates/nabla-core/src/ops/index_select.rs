@@ -22,7 +22,7 @@ pub(crate) fn indices(op: &'static str, idx: &Tensor, size: usize) -> Result<Vec
             })
             .collect(),
         floats => floats
-            .to_f32()
+            .into_f32()
             .into_iter()
             .map(
                 |v| match v >= 0.0 && v.fract() == 0.0 && (v as usize) < size {

@@ -38,7 +38,7 @@ impl Tensor {
         }
         let converted = {
             let storage = self.storage();
-            let data = storage.data().convert(dtype, "set_dtype")?;
+            let data = storage.data().clone().convert(dtype, "set_dtype")?;
             Storage::on_host(storage.device(), data)?
         };
         *self.storage_mut() = converted;

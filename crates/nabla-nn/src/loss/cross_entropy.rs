@@ -81,7 +81,7 @@ fn check_targets(
     // i64 targets are read as they are; float ones must hold integers
     let values: Vec<f64> = match targets.to_host_data() {
         HostData::I64(v) => v.into_iter().map(|i| i as f64).collect(),
-        floats => floats.to_f32().into_iter().map(f64::from).collect(),
+        floats => floats.into_f32().into_iter().map(f64::from).collect(),
     };
     let ids = values
         .into_iter()
