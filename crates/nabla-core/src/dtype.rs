@@ -33,6 +33,15 @@ impl DType {
         }
     }
 
+    /// A number for the dtype (kept in an atomic beside a storage).
+    pub(crate) fn code(self) -> u8 {
+        self as u8
+    }
+
+    pub(crate) fn from_code(code: u8) -> DType {
+        [DType::F32, DType::BF16, DType::F16, DType::I64][usize::from(code)]
+    }
+
     /// Whether values of this type are floating point (and may need a
     /// gradient).
     pub fn is_float(self) -> bool {

@@ -4,7 +4,7 @@
 //! bookkeeping.
 
 use std::ops::Deref;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicU8, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard};
 
 use crate::autograd::{Node, NodeSlot};
@@ -17,9 +17,19 @@ use crate::{Device, Error, Result};
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
+/// A storage shared by the views of it, and its dtype, which is read
+/// without the lock: a gradient reaching a parameter asks its dtype on a
+/// pool thread while, in Hogwild-style training, another thread may wait
+/// to write that parameter and a third hold it for reading while it waits
+/// for the pool (a read lock there deadlocked the three).
+struct Shared {
+    storage: RwLock<Storage>,
+    dtype: AtomicU8,
+}
+
 struct Inner {
     id: u64,
-    storage: Arc<RwLock<Storage>>,
+    storage: Arc<Shared>,
     layout: Layout,
     requires_grad: AtomicBool,
     node: Mutex<NodeSlot>,
@@ -122,7 +132,7 @@ fn filled_shape(op: &'static str, len: usize, shape: impl ShapeArg) -> Result<Ve
 impl Tensor {
     // ---- construction -------------------------------------------------
 
-    fn from_parts(storage: Arc<RwLock<Storage>>, layout: Layout) -> Tensor {
+    fn from_parts(storage: Arc<Shared>, layout: Layout) -> Tensor {
         Tensor(Arc::new(Inner {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             storage,
@@ -136,7 +146,12 @@ impl Tensor {
     /// A contiguous tensor over a new storage (which holds at least the
     /// product of `shape` values; the backends guarantee it).
     pub(crate) fn from_storage(storage: Storage, shape: &[usize]) -> Tensor {
-        Tensor::from_parts(Arc::new(RwLock::new(storage)), Layout::contiguous(shape))
+        let dtype = AtomicU8::new(storage.dtype().code());
+        let shared = Shared {
+            storage: RwLock::new(storage),
+            dtype,
+        };
+        Tensor::from_parts(Arc::new(shared), Layout::contiguous(shape))
     }
 
     /// A contiguous tensor on `device` holding `data` (`data.len()` must
@@ -352,13 +367,29 @@ impl Tensor {
     // ---- data access ----------------------------------------------------
 
     pub(crate) fn storage(&self) -> RwLockReadGuard<'_, Storage> {
-        self.0.storage.read().unwrap_or_else(|e| e.into_inner())
+        self.0
+            .storage
+            .storage
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
     }
 
     /// The storage, for writing in place (no view of it may be read while
     /// the guard lives).
     pub(crate) fn storage_mut(&self) -> std::sync::RwLockWriteGuard<'_, Storage> {
-        self.0.storage.write().unwrap_or_else(|e| e.into_inner())
+        self.0
+            .storage
+            .storage
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Puts `storage` in place of this tensor's (every view sees it), its
+    /// dtype with it.
+    pub(crate) fn replace_storage(&self, storage: Storage) {
+        let dtype = storage.dtype().code();
+        *self.storage_mut() = storage;
+        self.0.storage.dtype.store(dtype, Ordering::Relaxed);
     }
 
     /// The backend that computes this tensor's device.
@@ -386,7 +417,7 @@ impl Tensor {
 
     /// The element type (`x.dtype` in PyTorch).
     pub fn dtype(&self) -> DType {
-        self.storage().dtype()
+        DType::from_code(self.0.storage.dtype.load(Ordering::Relaxed))
     }
 
     /// The elements in row-major order, in their own dtype (a copy).
@@ -486,7 +517,7 @@ impl Tensor {
                 _ => Storage::on_host(device, storage.data().clone())?,
             }
         };
-        *self.0.storage.write().unwrap_or_else(|e| e.into_inner()) = moved;
+        self.replace_storage(moved);
         if let Some(g) = self.grad() {
             g.move_to(device)?;
         }
@@ -502,7 +533,7 @@ impl Tensor {
         }
         self.expect_f32("update_data")?;
         let (off, n) = (self.layout().offset(), self.numel());
-        let mut storage = self.0.storage.write().unwrap_or_else(|e| e.into_inner());
+        let mut storage = self.storage_mut();
         Ok(f(&mut storage.host_mut()[off..off + n]))
     }
 
@@ -541,7 +572,7 @@ impl Tensor {
         // (a copy first: `src` may be a view of this very storage)
         let values = src.with_view("copy_from", |v| backend.contiguous(v))?;
         let whole = Layout::contiguous(self.shape());
-        let mut storage = self.0.storage.write().unwrap_or_else(|e| e.into_inner());
+        let mut storage = self.storage_mut();
         backend.write_view(&mut storage, self.layout(), (&values, &whole));
         Ok(())
     }

@@ -41,7 +41,7 @@ impl Tensor {
             let data = storage.data().clone().convert(dtype, "set_dtype")?;
             Storage::on_host(storage.device(), data)?
         };
-        *self.storage_mut() = converted;
+        self.replace_storage(converted);
         if let Some(g) = self.grad() {
             g.set_dtype(dtype)?;
         }
